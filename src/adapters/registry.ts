@@ -1,0 +1,102 @@
+import type { Command } from '../commands';
+
+/**
+ * What an adapter reports for one command.
+ * - `success: true`: the device accepted it. `completed` (default true) says whether that
+ *   is also the confirmation (COMPLETED); `completed: false` leaves it ACKNOWLEDGED until
+ *   the adapter confirms it later (a read-back) through `engine.handleResponse`.
+ * - `success: false`: a transient failure (retried while attempts remain), or, with
+ *   `final: true`, an explicit rejection by the device (FAILED at once, no retry).
+ */
+export interface AdapterResult {
+  success: boolean;
+  error?: string;
+  final?: boolean;
+  completed?: boolean;
+}
+
+/**
+ * A protocol adapter: sends commands to the devices of the assets it serves.
+ *
+ * `dispatch` may answer at once (a result, or a promise of one), or return nothing and
+ * report later through `engine.handleResponse` (a command left unanswered times out).
+ * Throwing or rejecting is a transient failure, unless the error has `final: true`.
+ */
+export interface Adapter {
+  /** Protocol or kind, for messages and status (e.g. 'ocpp1.6', 'modbus-tcp', 'custom'). */
+  readonly protocol: string;
+  dispatch(command: Command): Promise<AdapterResult | undefined> | AdapterResult | undefined;
+}
+
+/** An error an adapter can throw; `final: true` means the device rejected the command. */
+export class AdapterError extends Error {
+  readonly final: boolean;
+  constructor(message: string, options: { final?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AdapterError';
+    this.final = options.final ?? false;
+  }
+}
+
+/** Which adapter serves which asset. */
+export class AdapterRegistry {
+  private readonly byAsset = new Map<string, Adapter>();
+
+  /**
+   * Says that `adapter` serves `assetId`. Registering the same pair again is a no-op;
+   * registering an asset that another adapter serves throws, unless `replace` is set.
+   */
+  register(assetId: string, adapter: Adapter, options: { replace?: boolean } = {}): void {
+    if (typeof assetId !== 'string' || assetId === '') {
+      throw new TypeError('register: assetId must be a non-empty string');
+    }
+    if (!adapter || typeof adapter.dispatch !== 'function') {
+      throw new TypeError(`register ${assetId}: adapter must have a dispatch(command) method`);
+    }
+    const existing = this.byAsset.get(assetId);
+    if (existing && existing !== adapter && !options.replace) {
+      throw new Error(
+        `asset ${assetId} is already served by a ${existing.protocol} adapter; unregister it first or pass { replace: true }`,
+      );
+    }
+    this.byAsset.set(assetId, adapter);
+  }
+
+  get(assetId: string): Adapter | undefined {
+    return this.byAsset.get(assetId);
+  }
+
+  has(assetId: string): boolean {
+    return this.byAsset.has(assetId);
+  }
+
+  /**
+   * Removes the asset's adapter. With `adapter` given, only if that adapter still serves it
+   * (so that a closing adapter does not remove the one that replaced it). True if removed.
+   */
+  unregister(assetId: string, adapter?: Adapter): boolean {
+    const existing = this.byAsset.get(assetId);
+    if (!existing || (adapter !== undefined && existing !== adapter)) return false;
+    return this.byAsset.delete(assetId);
+  }
+
+  /** Removes every asset served by `adapter`; returns their ids. */
+  unregisterAdapter(adapter: Adapter): string[] {
+    const removed: string[] = [];
+    for (const [id, a] of this.byAsset) {
+      if (a === adapter) {
+        this.byAsset.delete(id);
+        removed.push(id);
+      }
+    }
+    return removed;
+  }
+
+  assets(): string[] {
+    return [...this.byAsset.keys()];
+  }
+
+  get size(): number {
+    return this.byAsset.size;
+  }
+}

@@ -1,0 +1,424 @@
+/**
+ * Commands and their lifecycle.
+ *
+ *   PENDING -> DISPATCHED -> ACKNOWLEDGED -> COMPLETED
+ *                 |               |
+ *                 +-> FAILED / TIMED_OUT (no attempt left, or rejected by the device)
+ *                 +-> PENDING (a retry after a timeout or a transient error)
+ *   PENDING / DISPATCHED / ACKNOWLEDGED -> CANCELLED (superseded, expired, by hand)
+ */
+
+export enum CommandType {
+  SET_CHARGE_RATE = 'SET_CHARGE_RATE',
+  SET_DISCHARGE_RATE = 'SET_DISCHARGE_RATE',
+  SET_POWER_LIMIT = 'SET_POWER_LIMIT',
+  START_CHARGING = 'START_CHARGING',
+  STOP_CHARGING = 'STOP_CHARGING',
+  CHANGE_AVAILABILITY = 'CHANGE_AVAILABILITY',
+}
+
+export enum CommandStatus {
+  PENDING = 'PENDING',
+  DISPATCHED = 'DISPATCHED',
+  ACKNOWLEDGED = 'ACKNOWLEDGED',
+  COMPLETED = 'COMPLETED',
+  FAILED = 'FAILED',
+  TIMED_OUT = 'TIMED_OUT',
+  CANCELLED = 'CANCELLED',
+}
+
+/** Where a command came from in its schedule. */
+export interface CommandSource {
+  /** Schedule columns that gave the value (two for a netted battery). */
+  columns: string[];
+  /** Zero-based row of the slot in the schedule. */
+  slot: number;
+}
+
+export interface CommandHistoryEntry {
+  status: CommandStatus;
+  at: Date;
+  reason?: string;
+}
+
+export interface Command {
+  /** Stable identifier: the same across the lifecycle and across a persist/restore. */
+  id: string;
+  assetId: string;
+  type: CommandType;
+  /** Setpoint in kW, never negative: the type says the direction. */
+  valueKw: number;
+  /** When the command is due: the start of its slot. */
+  scheduledAt: Date;
+  /** When the setpoint stops applying (the next change for the asset); null: until replaced. */
+  validUntil: Date | null;
+  status: CommandStatus;
+  /** Higher goes first among commands due at the same time. */
+  priority: number;
+  /** Attempts made so far (dispatches). */
+  attempts: number;
+  /** Retries allowed after the first attempt. */
+  maxRetries: number;
+  /** How long one attempt may wait for the device's answer. */
+  timeoutSeconds: number;
+  scheduleId: string | null;
+  source: CommandSource | null;
+  lastError: string | null;
+  /** Why a PENDING command is held back (asset faulted or unavailable), or null. */
+  holdReason: string | null;
+  /** When the next attempt is due after a failed one, or null. */
+  nextAttemptAt: Date | null;
+  /** Deadline of the attempt in flight, or null. */
+  deadline: Date | null;
+  createdAt: Date;
+  /** Status changes, oldest first, at most HISTORY_LIMIT entries. */
+  history: CommandHistoryEntry[];
+}
+
+/** A command in JSON form: times are ISO 8601 strings. */
+export interface CommandJSON {
+  id: string;
+  assetId: string;
+  type: CommandType;
+  valueKw: number;
+  scheduledAt: string;
+  validUntil: string | null;
+  status: CommandStatus;
+  priority: number;
+  attempts: number;
+  maxRetries: number;
+  timeoutSeconds: number;
+  scheduleId: string | null;
+  source: CommandSource | null;
+  lastError: string | null;
+  holdReason: string | null;
+  nextAttemptAt: string | null;
+  deadline: string | null;
+  createdAt: string;
+  history: { status: CommandStatus; at: string; reason?: string }[];
+}
+
+export const HISTORY_LIMIT = 20;
+
+export const FINAL_STATUSES: ReadonlySet<CommandStatus> = new Set([
+  CommandStatus.COMPLETED,
+  CommandStatus.FAILED,
+  CommandStatus.TIMED_OUT,
+  CommandStatus.CANCELLED,
+]);
+
+/** Allowed status changes. Anything else is a bug in the caller, and throws. */
+const TRANSITIONS: Record<CommandStatus, readonly CommandStatus[]> = {
+  [CommandStatus.PENDING]: [
+    CommandStatus.DISPATCHED,
+    CommandStatus.CANCELLED,
+    CommandStatus.FAILED,
+    CommandStatus.TIMED_OUT,
+  ],
+  [CommandStatus.DISPATCHED]: [
+    CommandStatus.ACKNOWLEDGED,
+    CommandStatus.COMPLETED,
+    CommandStatus.FAILED,
+    CommandStatus.TIMED_OUT,
+    CommandStatus.CANCELLED,
+    CommandStatus.PENDING,
+  ],
+  [CommandStatus.ACKNOWLEDGED]: [
+    CommandStatus.COMPLETED,
+    CommandStatus.FAILED,
+    CommandStatus.TIMED_OUT,
+    CommandStatus.CANCELLED,
+    CommandStatus.PENDING,
+  ],
+  [CommandStatus.COMPLETED]: [],
+  [CommandStatus.FAILED]: [],
+  [CommandStatus.TIMED_OUT]: [],
+  [CommandStatus.CANCELLED]: [],
+};
+
+export function isFinal(status: CommandStatus): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+export function canTransition(from: CommandStatus, to: CommandStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export class InvalidCommandTransition extends Error {
+  constructor(
+    readonly commandId: string,
+    readonly from: CommandStatus,
+    readonly to: CommandStatus,
+  ) {
+    super(`command ${commandId}: cannot go from ${from} to ${to}`);
+    this.name = 'InvalidCommandTransition';
+  }
+}
+
+/** Changes a command's status, checking the lifecycle and recording the change. */
+export function transition(cmd: Command, to: CommandStatus, at: number, reason?: string): void {
+  if (!canTransition(cmd.status, to)) throw new InvalidCommandTransition(cmd.id, cmd.status, to);
+  cmd.status = to;
+  const entry: CommandHistoryEntry = { status: to, at: new Date(at) };
+  if (reason !== undefined) entry.reason = reason;
+  cmd.history.push(entry);
+  if (cmd.history.length > HISTORY_LIMIT) cmd.history.splice(0, cmd.history.length - HISTORY_LIMIT);
+}
+
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+export function commandToJSON(cmd: Command): CommandJSON {
+  return {
+    id: cmd.id,
+    assetId: cmd.assetId,
+    type: cmd.type,
+    valueKw: cmd.valueKw,
+    scheduledAt: cmd.scheduledAt.toISOString(),
+    validUntil: iso(cmd.validUntil),
+    status: cmd.status,
+    priority: cmd.priority,
+    attempts: cmd.attempts,
+    maxRetries: cmd.maxRetries,
+    timeoutSeconds: cmd.timeoutSeconds,
+    scheduleId: cmd.scheduleId,
+    source:
+      cmd.source === null ? null : { columns: [...cmd.source.columns], slot: cmd.source.slot },
+    lastError: cmd.lastError,
+    holdReason: cmd.holdReason,
+    nextAttemptAt: iso(cmd.nextAttemptAt),
+    deadline: iso(cmd.deadline),
+    createdAt: cmd.createdAt.toISOString(),
+    history: cmd.history.map((h) => {
+      const e: { status: CommandStatus; at: string; reason?: string } = {
+        status: h.status,
+        at: h.at.toISOString(),
+      };
+      if (h.reason !== undefined) e.reason = h.reason;
+      return e;
+    }),
+  };
+}
+
+/** Thrown for a command given by hand (or restored) that is not well formed. */
+export class CommandValidationError extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+    readonly index?: number,
+  ) {
+    super(message);
+    this.name = 'CommandValidationError';
+  }
+}
+
+const COMMAND_TYPES = new Set<string>(Object.values(CommandType));
+const COMMAND_STATUSES = new Set<string>(Object.values(CommandStatus));
+
+/** Input for a command made by hand: the essentials, the rest defaulted. */
+export interface CommandInput {
+  id?: string;
+  assetId: string;
+  type: CommandType | `${CommandType}`;
+  valueKw?: number;
+  scheduledAt?: Date | string | number;
+  validUntil?: Date | string | number | null;
+  priority?: number;
+  maxRetries?: number;
+  timeoutSeconds?: number;
+  scheduleId?: string | null;
+  source?: CommandSource | null;
+}
+
+export interface CommandDefaults {
+  now: number;
+  maxRetries: number;
+  timeoutSeconds: number;
+  newId: () => string;
+}
+
+function parseTime(value: unknown, field: string, where: string): Date {
+  const ms =
+    value instanceof Date
+      ? value.getTime()
+      : typeof value === 'number'
+        ? value
+        : typeof value === 'string'
+          ? Date.parse(value)
+          : Number.NaN;
+  if (!Number.isFinite(ms)) {
+    throw new CommandValidationError(
+      `${where}: ${field} must be an ISO 8601 time or epoch milliseconds, got ${JSON.stringify(value)}`,
+      field,
+    );
+  }
+  return new Date(ms);
+}
+
+function optionalNumber(
+  value: unknown,
+  field: string,
+  where: string,
+  fallback: number,
+  min: number,
+): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new CommandValidationError(
+      `${where}: ${field} must be a number >= ${min}, got ${JSON.stringify(value)}`,
+      field,
+    );
+  }
+  return value;
+}
+
+/**
+ * Builds a PENDING command from a hand-written object or a command in JSON form
+ * (`{assetId, type, valueKw, scheduledAt?, priority?}`), validating every field.
+ * `index` says which element of an array was wrong, for the error message.
+ */
+export function createCommand(input: unknown, defaults: CommandDefaults, index?: number): Command {
+  const where = index === undefined ? 'command' : `command [${index}]`;
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new CommandValidationError(
+      `${where}: must be an object, got ${describe(input)}`,
+      '',
+      index,
+    );
+  }
+  const o = input as Record<string, unknown>;
+  if (typeof o.assetId !== 'string' || o.assetId.trim() === '') {
+    throw new CommandValidationError(
+      `${where}: assetId must be a non-empty string, got ${JSON.stringify(o.assetId)}`,
+      'assetId',
+      index,
+    );
+  }
+  if (typeof o.type !== 'string' || !COMMAND_TYPES.has(o.type)) {
+    throw new CommandValidationError(
+      `${where}: type must be one of ${[...COMMAND_TYPES].join(', ')}, got ${JSON.stringify(o.type)}`,
+      'type',
+      index,
+    );
+  }
+  const type = o.type as CommandType;
+  const needsValue =
+    type === CommandType.SET_CHARGE_RATE ||
+    type === CommandType.SET_DISCHARGE_RATE ||
+    type === CommandType.SET_POWER_LIMIT;
+  let valueKw = 0;
+  if (needsValue || o.valueKw !== undefined) {
+    if (typeof o.valueKw !== 'number' || !Number.isFinite(o.valueKw) || o.valueKw < 0) {
+      throw new CommandValidationError(
+        `${where}: valueKw must be a finite number >= 0 (kW) for ${type}, got ${JSON.stringify(o.valueKw)}`,
+        'valueKw',
+        index,
+      );
+    }
+    valueKw = o.valueKw;
+  }
+  const scheduledAt =
+    o.scheduledAt === undefined || o.scheduledAt === null
+      ? new Date(defaults.now)
+      : parseTime(o.scheduledAt, 'scheduledAt', where);
+  const validUntil =
+    o.validUntil === undefined || o.validUntil === null
+      ? null
+      : parseTime(o.validUntil, 'validUntil', where);
+  if (validUntil !== null && validUntil.getTime() <= scheduledAt.getTime()) {
+    throw new CommandValidationError(
+      `${where}: validUntil (${validUntil.toISOString()}) must be after scheduledAt (${scheduledAt.toISOString()})`,
+      'validUntil',
+      index,
+    );
+  }
+  if (o.id !== undefined && (typeof o.id !== 'string' || o.id === '')) {
+    throw new CommandValidationError(
+      `${where}: id must be a non-empty string, got ${JSON.stringify(o.id)}`,
+      'id',
+      index,
+    );
+  }
+  const scheduleId =
+    o.scheduleId === undefined || o.scheduleId === null ? null : String(o.scheduleId);
+  const now = new Date(defaults.now);
+  return {
+    id: (o.id as string | undefined) ?? defaults.newId(),
+    assetId: o.assetId,
+    type,
+    valueKw,
+    scheduledAt,
+    validUntil,
+    status: CommandStatus.PENDING,
+    priority: optionalNumber(o.priority, 'priority', where, 1, Number.NEGATIVE_INFINITY),
+    attempts: 0,
+    maxRetries: Math.floor(
+      optionalNumber(o.maxRetries, 'maxRetries', where, defaults.maxRetries, 0),
+    ),
+    timeoutSeconds: optionalNumber(
+      o.timeoutSeconds,
+      'timeoutSeconds',
+      where,
+      defaults.timeoutSeconds,
+      0.001,
+    ),
+    scheduleId,
+    source: isSource(o.source) ? { columns: [...o.source.columns], slot: o.source.slot } : null,
+    lastError: null,
+    holdReason: null,
+    nextAttemptAt: null,
+    deadline: null,
+    createdAt: now,
+    history: [{ status: CommandStatus.PENDING, at: now }],
+  };
+}
+
+function isSource(v: unknown): v is CommandSource {
+  if (v === null || typeof v !== 'object') return false;
+  const s = v as Record<string, unknown>;
+  return Array.isArray(s.columns) && typeof s.slot === 'number';
+}
+
+/** Rebuilds a command from its JSON form exactly as it was (status, attempts, history). */
+export function commandFromJSON(json: CommandJSON, index?: number): Command {
+  const where = index === undefined ? 'command' : `command [${index}]`;
+  if (!COMMAND_STATUSES.has(json.status)) {
+    throw new CommandValidationError(
+      `${where}: status must be one of ${[...COMMAND_STATUSES].join(', ')}, got ${JSON.stringify(json.status)}`,
+      'status',
+      index,
+    );
+  }
+  const base = createCommand(
+    json,
+    { now: Date.parse(json.createdAt), maxRetries: 0, timeoutSeconds: 30, newId: () => '' },
+    index,
+  );
+  const opt = (v: string | null | undefined, f: string) =>
+    v === null || v === undefined ? null : parseTime(v, f, where);
+  base.status = json.status;
+  base.attempts = Number(json.attempts) || 0;
+  base.lastError = json.lastError ?? null;
+  base.holdReason = json.holdReason ?? null;
+  base.nextAttemptAt = opt(json.nextAttemptAt, 'nextAttemptAt');
+  base.deadline = opt(json.deadline, 'deadline');
+  base.createdAt = parseTime(json.createdAt, 'createdAt', where);
+  base.history = Array.isArray(json.history)
+    ? json.history.map((h) => {
+        const e: CommandHistoryEntry = {
+          status: h.status,
+          at: parseTime(h.at, 'history.at', where),
+        };
+        if (h.reason !== undefined) e.reason = h.reason;
+        return e;
+      })
+    : [];
+  return base;
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string')
+    return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+}

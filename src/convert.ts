@@ -1,0 +1,280 @@
+/**
+ * Schedule -> commands, pure: no engine state. Per asset, the first slot with a value always
+ * gives a command; later slots only when the value moves by more than the deadband.
+ */
+
+import { randomUUID } from 'node:crypto';
+import { type Command, CommandStatus, CommandType } from './commands';
+import type { ScheduleSummary } from './event-bus';
+import {
+  type ParseOptions,
+  parseSchedule,
+  type Schedule,
+  ScheduleError,
+  type ScheduleProblem,
+  type SetpointColumn,
+} from './schedule';
+
+/**
+ * What happens after the last slot: 'hold' keeps the last setpoint in force (its command
+ * never expires); `fallbackKw` sends a setpoint per asset id at the end of the schedule
+ * (positive charges, negative discharges a battery; '*' applies to every asset not named).
+ */
+export type HorizonEnd = 'hold' | { fallbackKw: Record<string, number> };
+
+export interface ConvertOptions extends ParseOptions {
+  /** Optimiser ids (the `<vehicle>` of `ev_<vehicle>_kw`, `battery`, ...) -> asset ids. */
+  assetMap: Record<string, string>;
+  /** Report setpoint columns with no asset instead of rejecting the schedule. */
+  ignoreUnmapped?: boolean;
+  /** Rated power per asset id, kW: a setpoint above it rejects the schedule. */
+  ratedKw?: Record<string, number>;
+  /** A change smaller than or equal to this (kW) gives no new command. Default 0.001. */
+  deadbandKw?: number;
+  horizonEnd?: HorizonEnd;
+  maxRetries?: number;
+  timeoutSeconds?: number;
+  priority?: number;
+  /** Creation time of the commands (epoch ms). Default Date.now(). */
+  now?: number;
+}
+
+export interface Conversion {
+  schedule: Schedule;
+  scheduleId: string;
+  commands: Command[];
+  summary: ScheduleSummary;
+}
+
+interface AssetColumns {
+  assetId: string;
+  kind: 'ev' | 'battery';
+  ev?: SetpointColumn;
+  charge?: SetpointColumn;
+  discharge?: SetpointColumn;
+}
+
+export const DEFAULT_DEADBAND_KW = 0.001;
+
+/** Candidate asset-map keys for a setpoint column, in order of preference. */
+export function mapKeysFor(col: SetpointColumn): string[] {
+  if (col.kind === 'ev') {
+    const k = col.key;
+    return k.startsWith('ev_') ? [k, k.slice(3)] : [k, `ev_${k}`];
+  }
+  return col.key === '' ? ['battery'] : [col.key, `battery_${col.key}`];
+}
+
+function roundKw(v: number): number {
+  // Netting and float noise (7.4 - 0.1 = 7.300000000000001): keep 1 mW resolution.
+  const r = Math.round(v * 1e6) / 1e6;
+  return r === 0 ? 0 : r;
+}
+
+export function newScheduleId(): string {
+  return `sch-${randomUUID().slice(0, 8)}`;
+}
+
+export function convertSchedule(input: unknown, options: ConvertOptions): Conversion {
+  const problems: ScheduleProblem[] = [];
+  const assetMap = options.assetMap ?? {};
+  if (assetMap === null || typeof assetMap !== 'object' || Array.isArray(assetMap)) {
+    throw new ScheduleError('assetMap must be an object of {optimiser id: asset id}');
+  }
+  for (const [k, v] of Object.entries(assetMap)) {
+    if (typeof v !== 'string' || v.trim() === '') {
+      throw new ScheduleError(
+        `assetMap[${JSON.stringify(k)}] must be a non-empty asset id, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+  const deadband = options.deadbandKw ?? DEFAULT_DEADBAND_KW;
+  if (!(deadband >= 0))
+    throw new ScheduleError(`deadbandKw must be >= 0, got ${JSON.stringify(options.deadbandKw)}`);
+  const horizon = options.horizonEnd ?? 'hold';
+  if (horizon !== 'hold') {
+    if (
+      !horizon ||
+      typeof horizon !== 'object' ||
+      typeof horizon.fallbackKw !== 'object' ||
+      horizon.fallbackKw === null
+    ) {
+      throw new ScheduleError(
+        `horizonEnd must be 'hold' or {fallbackKw: {assetId: kW}}, got ${JSON.stringify(horizon)}`,
+      );
+    }
+    for (const [k, v] of Object.entries(horizon.fallbackKw)) {
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new ScheduleError(
+          `horizonEnd.fallbackKw[${JSON.stringify(k)}] must be a number (kW), got ${JSON.stringify(v)}`,
+        );
+      }
+    }
+  }
+
+  const schedule = parseSchedule(input, options);
+  const scheduleId = options.scheduleId ?? schedule.scheduleId ?? newScheduleId();
+
+  // Which columns feed which asset.
+  const byAsset = new Map<string, AssetColumns>();
+  const unmapped: string[] = [];
+  for (const col of schedule.setpoints) {
+    const key = mapKeysFor(col).find((k) => Object.hasOwn(assetMap, k));
+    if (key === undefined) {
+      unmapped.push(col.name);
+      continue;
+    }
+    const assetId = assetMap[key] as string;
+    const kind = col.kind === 'ev' ? 'ev' : 'battery';
+    let entry = byAsset.get(assetId);
+    if (!entry) {
+      entry = { assetId, kind };
+      byAsset.set(assetId, entry);
+    }
+    const slot = col.kind === 'ev' ? 'ev' : col.kind === 'battery_charge' ? 'charge' : 'discharge';
+    const other =
+      entry[slot] ??
+      (entry.kind !== kind ? (entry.ev ?? entry.charge ?? entry.discharge) : undefined);
+    if (other) {
+      problems.push({
+        column: col.name,
+        reason: `maps to asset ${assetId}, which column ${other.name} already sets`,
+      });
+      continue;
+    }
+    entry[slot] = col;
+  }
+  if (unmapped.length > 0 && !options.ignoreUnmapped) {
+    problems.push({
+      reason: `no asset in assetMap for column${unmapped.length > 1 ? 's' : ''} ${unmapped.join(', ')} (map keys tried: ${unmapped
+        .map((n) => {
+          const c = schedule.setpoints.find((s) => s.name === n) as SetpointColumn;
+          return mapKeysFor(c).join(' or ');
+        })
+        .join('; ')}); add them to assetMap or set ignoreUnmapped`,
+    });
+  }
+  if (problems.length > 0) throw new ScheduleError(problems);
+
+  const now = options.now ?? Date.now();
+  const createdAt = new Date(now);
+  const maxRetries = options.maxRetries ?? 3;
+  const timeoutSeconds = options.timeoutSeconds ?? 30;
+  const priority = options.priority ?? 1;
+  const rated = options.ratedKw ?? {};
+  const n = schedule.rows;
+  const times = schedule.times;
+  const commands: Command[] = [];
+  const endMs = schedule.slotEnd(n - 1);
+
+  const make = (
+    a: AssetColumns,
+    value: number,
+    at: number,
+    slot: number,
+    columns: string[],
+    suffix: string,
+  ): Command => {
+    const discharge = a.kind === 'battery' && value < 0;
+    return {
+      id: `${scheduleId}:${a.assetId}:${suffix}`,
+      assetId: a.assetId,
+      type: discharge ? CommandType.SET_DISCHARGE_RATE : CommandType.SET_CHARGE_RATE,
+      valueKw: discharge ? -value : value,
+      scheduledAt: new Date(at),
+      validUntil: null,
+      status: CommandStatus.PENDING,
+      priority,
+      attempts: 0,
+      maxRetries,
+      timeoutSeconds,
+      scheduleId,
+      source: { columns, slot },
+      lastError: null,
+      holdReason: null,
+      nextAttemptAt: null,
+      deadline: null,
+      createdAt,
+      history: [{ status: CommandStatus.PENDING, at: createdAt }],
+    };
+  };
+
+  const assets = [...byAsset.values()];
+  for (const a of assets) {
+    const colNames =
+      a.kind === 'ev'
+        ? [(a.ev as SetpointColumn).name]
+        : [a.charge?.name, a.discharge?.name].filter((x): x is string => x !== undefined);
+    const evVals = a.ev ? (schedule.values.get(a.ev.name) as Float64Array) : undefined;
+    const chVals = a.charge ? (schedule.values.get(a.charge.name) as Float64Array) : undefined;
+    const diVals = a.discharge
+      ? (schedule.values.get(a.discharge.name) as Float64Array)
+      : undefined;
+    const limit = rated[a.assetId];
+    let charge = Number.NaN;
+    let discharge = Number.NaN;
+    let last = Number.NaN;
+    let lastCmd: Command | null = null;
+    for (let i = 0; i < n; i++) {
+      let v: number;
+      if (evVals) {
+        v = evVals[i] as number;
+        if (Number.isNaN(v)) continue; // null: hold
+      } else {
+        const c = chVals ? (chVals[i] as number) : Number.NaN;
+        const d = diVals ? (diVals[i] as number) : Number.NaN;
+        if (!Number.isNaN(c)) charge = c;
+        if (!Number.isNaN(d)) discharge = d;
+        if (Number.isNaN(charge) && Number.isNaN(discharge)) continue;
+        v = roundKw(
+          (!Number.isNaN(charge) ? charge : 0) - (!Number.isNaN(discharge) ? discharge : 0),
+        );
+      }
+      if (limit !== undefined && Math.abs(v) > limit + 1e-9) {
+        problems.push({
+          row: i,
+          time: schedule.labels[i],
+          column: colNames.join(' - '),
+          value: v,
+          reason: `${Math.abs(v)} kW is above the rated ${limit} kW of asset ${a.assetId}`,
+        });
+        if (problems.length >= 50) break;
+        continue;
+      }
+      if (!Number.isNaN(last) && Math.abs(v - last) <= deadband) continue;
+      const t = times[i] as number;
+      if (lastCmd) lastCmd.validUntil = new Date(t);
+      lastCmd = make(a, v, t, i, colNames, String(i));
+      commands.push(lastCmd);
+      last = v;
+    }
+    if (horizon !== 'hold' && lastCmd) {
+      const fb = Object.hasOwn(horizon.fallbackKw, a.assetId)
+        ? horizon.fallbackKw[a.assetId]
+        : horizon.fallbackKw['*'];
+      if (fb !== undefined) {
+        const v = a.kind === 'ev' ? Math.max(0, fb) : fb;
+        lastCmd.validUntil = new Date(endMs);
+        if (Math.abs(v - last) > deadband) {
+          commands.push(make(a, v, endMs, n, colNames, 'end'));
+        } else {
+          lastCmd.validUntil = null;
+        }
+      }
+    }
+  }
+  if (problems.length > 0) throw new ScheduleError(problems);
+
+  const summary: ScheduleSummary = {
+    scheduleId,
+    start: schedule.start.toISOString(),
+    end: new Date(endMs).toISOString(),
+    slotSeconds: schedule.slotSeconds,
+    slots: n,
+    assets: assets.map((a) => a.assetId),
+    ignoredColumns: [...schedule.ignoredColumns],
+    unmappedColumns: unmapped,
+    commandCount: commands.length,
+  };
+  return { schedule, scheduleId, commands, summary };
+}

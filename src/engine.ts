@@ -1,0 +1,938 @@
+/**
+ * DispatchEngine: holds the commands of a site and moves them through their lifecycle:
+ * which are due, dispatch through an adapter, the device's answer, retries with backoff,
+ * timeouts, holds for faulted or unavailable assets, supersession by newer schedules,
+ * expiry of setpoints whose slot has ended. Time comes from an injected clock.
+ *
+ * Due commands and attempt deadlines sit in heaps, so selecting what is due costs
+ * O(k log n) for k due commands, not a scan of every pending one.
+ */
+
+import { type Adapter, AdapterRegistry, type AdapterResult } from './adapters/registry';
+import { type Clock, systemClock, toMillis } from './clock';
+import {
+  type Command,
+  type CommandInput,
+  type CommandJSON,
+  CommandStatus,
+  commandFromJSON,
+  commandToJSON,
+  createCommand,
+  isFinal,
+  transition,
+} from './commands';
+import {
+  type ConvertOptions,
+  convertSchedule,
+  DEFAULT_DEADBAND_KW,
+  type HorizonEnd,
+} from './convert';
+import { EventBus, EventType } from './event-bus';
+import { Heap } from './heap';
+import { HOLD_STATES, type StateMachine } from './state-machine';
+
+export interface EngineConfig {
+  /** How often a polling host calls the engine (the Node-RED dispatcher uses timers instead). */
+  dispatchIntervalSeconds: number;
+  /** How long one attempt waits for the device's answer. */
+  commandTimeoutSeconds: number;
+  /** Retries after the first attempt. */
+  maxRetries: number;
+  retryBackoffFactor: number;
+  /** A device state older than this is stale (see `isStateStale`). */
+  staleStateSeconds: number;
+  /** Delay before the first retry; retry n waits retryBaseSeconds * factor^(n-1). */
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  deadbandKw: number;
+  horizonEnd: HorizonEnd;
+  /** Finished commands kept for inspection and persistence (oldest dropped first). */
+  maxFinishedCommands: number;
+}
+
+export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
+  dispatchIntervalSeconds: 5,
+  commandTimeoutSeconds: 30,
+  maxRetries: 3,
+  retryBackoffFactor: 2.0,
+  staleStateSeconds: 60,
+  retryBaseSeconds: 2,
+  retryMaxSeconds: 60,
+  deadbandKw: DEFAULT_DEADBAND_KW,
+  horizonEnd: 'hold' as HorizonEnd,
+  maxFinishedCommands: 10_000,
+});
+
+const NUMERIC_LIMITS: Record<string, { min: number; integer?: boolean; exclusive?: boolean }> = {
+  dispatchIntervalSeconds: { min: 0, exclusive: true },
+  commandTimeoutSeconds: { min: 0, exclusive: true },
+  maxRetries: { min: 0, integer: true },
+  retryBackoffFactor: { min: 1 },
+  staleStateSeconds: { min: 0, exclusive: true },
+  retryBaseSeconds: { min: 0 },
+  retryMaxSeconds: { min: 0 },
+  deadbandKw: { min: 0 },
+  maxFinishedCommands: { min: 0, integer: true },
+};
+
+/** Merges `partial` over the defaults; throws a TypeError naming any field that is wrong. */
+export function resolveConfig(partial: Partial<EngineConfig> = {}): EngineConfig {
+  const config = { ...DEFAULT_CONFIG, ...partial } as EngineConfig;
+  for (const key of Object.keys(partial)) {
+    if (!(key in DEFAULT_CONFIG)) {
+      throw new TypeError(
+        `engine config: unknown setting ${JSON.stringify(key)}; known: ${Object.keys(DEFAULT_CONFIG).join(', ')}`,
+      );
+    }
+  }
+  for (const [key, lim] of Object.entries(NUMERIC_LIMITS)) {
+    const v = (config as unknown as Record<string, unknown>)[key];
+    const ok =
+      typeof v === 'number' &&
+      Number.isFinite(v) &&
+      (lim.exclusive ? v > lim.min : v >= lim.min) &&
+      (!lim.integer || Number.isInteger(v));
+    if (!ok) {
+      throw new TypeError(
+        `engine config: ${key} must be ${lim.integer ? 'an integer' : 'a number'} ${lim.exclusive ? '>' : '>='} ${lim.min}, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+  const h = config.horizonEnd;
+  if (h !== 'hold' && (h === null || typeof h !== 'object' || typeof h.fallbackKw !== 'object')) {
+    throw new TypeError(
+      `engine config: horizonEnd must be 'hold' or {fallbackKw: {...}}, got ${JSON.stringify(h)}`,
+    );
+  }
+  return config;
+}
+
+export interface EngineDeps {
+  eventBus?: EventBus;
+  adapterRegistry?: AdapterRegistry;
+  config?: Partial<EngineConfig>;
+  clock?: Clock;
+}
+
+/** Internal bookkeeping of one command. */
+interface Slot {
+  cmd: Command;
+  /** Token of the command's live entry in the due heap (stale entries are skipped). */
+  dueToken: number;
+  deadlineToken: number;
+}
+
+interface HeapEntry {
+  at: number;
+  priority: number;
+  seq: number;
+  slot: Slot;
+  token: number;
+}
+
+export interface ResponseOptions {
+  /** The device refused the command: FAILED at once, no retry. */
+  final?: boolean;
+  /** With success: confirmed as well as accepted (COMPLETED). Default true. */
+  completed?: boolean;
+}
+
+export interface CommandFilter {
+  assetId?: string;
+  status?: CommandStatus | CommandStatus[];
+  scheduleId?: string;
+}
+
+export interface EngineStats {
+  total: number;
+  pending: number;
+  held: number;
+  inFlight: number;
+  finished: number;
+  byStatus: Record<CommandStatus, number>;
+}
+
+export interface EngineJSON {
+  format: 'qubit-energy/dispatch-engine';
+  version: 1;
+  savedAt: string;
+  commands: CommandJSON[];
+  assetStates: Record<string, string>;
+  scheduleRevisions: Record<string, number>;
+}
+
+export type TimeInput = number | Date | string;
+
+export class DispatchEngine {
+  readonly eventBus: EventBus;
+  readonly adapterRegistry: AdapterRegistry;
+  readonly config: EngineConfig;
+  readonly clock: Clock;
+
+  private readonly slots = new Map<string, Slot>();
+  /** Unfinished commands per asset. */
+  private readonly active = new Map<string, Set<Slot>>();
+  private readonly held = new Map<string, Set<Slot>>();
+  private readonly due = new Heap<HeapEntry>(dueBefore);
+  private readonly deadlines = new Heap<HeapEntry>(
+    (a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq),
+  );
+  private readonly finished: string[] = [];
+  private finishedHead = 0;
+  private readonly machines = new Map<string, { machine: StateMachine; off: () => void }>();
+  private readonly restoredStates = new Map<string, string>();
+  private readonly scheduleRevisions = new Map<string, number>();
+  private readonly counts: Record<CommandStatus, number> = {
+    PENDING: 0,
+    DISPATCHED: 0,
+    ACKNOWLEDGED: 0,
+    COMPLETED: 0,
+    FAILED: 0,
+    TIMED_OUT: 0,
+    CANCELLED: 0,
+  };
+  private heldCount = 0;
+  private seq = 0;
+  private token = 0;
+  private idCounter = 0;
+
+  constructor(deps: EngineDeps = {}) {
+    this.clock = deps.clock ?? systemClock;
+    this.config = resolveConfig(deps.config);
+    this.eventBus = deps.eventBus ?? new EventBus({ clock: this.clock });
+    this.adapterRegistry = deps.adapterRegistry ?? new AdapterRegistry();
+  }
+
+  private now(t?: TimeInput): number {
+    return t === undefined ? this.clock.now() : toMillis(t, 'now');
+  }
+
+  // ---------------------------------------------------------------- schedules and submission
+
+  /**
+   * Converts a schedule (any accepted format) with the engine's deadband, horizon, retry and
+   * timeout settings, publishes SCHEDULE_RECEIVED and submits the commands (superseding older
+   * schedules' commands for the same assets). Returns the registered commands.
+   */
+  scheduleToCommands(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Command[] {
+    const scheduleId = this.uniqueScheduleId(options.scheduleId);
+    const conversion = convertSchedule(schedule, {
+      deadbandKw: this.config.deadbandKw,
+      horizonEnd: this.config.horizonEnd,
+      maxRetries: this.config.maxRetries,
+      timeoutSeconds: this.config.commandTimeoutSeconds,
+      ...options,
+      ...(scheduleId === undefined ? {} : { scheduleId }),
+      now: this.clock.now(),
+    });
+    this.noteScheduleId(conversion.scheduleId);
+    this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
+    return this.submit(conversion.commands);
+  }
+
+  /**
+   * A schedule id not used before in this engine: `base` itself the first time, then
+   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last).
+   * Undefined stays undefined (the conversion makes a fresh id).
+   */
+  uniqueScheduleId(base: string | undefined): string | undefined {
+    if (base === undefined) return undefined;
+    const rev = this.scheduleRevisions.get(base);
+    return rev === undefined ? base : `${base}#${rev + 1}`;
+  }
+
+  private noteScheduleId(id: string): void {
+    const base = id.replace(/#\d+$/, '');
+    const rev = id === base ? 1 : Number(id.slice(base.length + 1));
+    this.scheduleRevisions.set(base, Math.max(rev, this.scheduleRevisions.get(base) ?? 0));
+  }
+
+  /**
+   * Registers commands made elsewhere: by `convertSchedule`, by hand
+   * (`{assetId, type, valueKw, scheduledAt?, priority?}`), or in JSON form. Every element is
+   * validated before any is registered: a bad one throws (naming its index) and changes
+   * nothing. A command whose id is already registered with the same content is a re-delivery
+   * and is skipped; with other content it is an error. Commands of a schedule supersede the
+   * unfinished commands of other schedules for the same assets from that schedule's first
+   * slot on. Returns the registered commands, in input order.
+   */
+  submit(input: Command | CommandInput | readonly (Command | CommandInput)[]): Command[] {
+    const list = Array.isArray(input) ? input : [input];
+    const now = this.clock.now();
+    const prepared: Command[] = [];
+    const seen = new Set<string>();
+    const result: Command[] = [];
+    list.forEach((item, i) => {
+      const cmd = createCommand(
+        normaliseInput(item),
+        {
+          now,
+          maxRetries: this.config.maxRetries,
+          timeoutSeconds: this.config.commandTimeoutSeconds,
+          newId: () => this.newCommandId(now),
+        },
+        Array.isArray(input) ? i : undefined,
+      );
+      if (seen.has(cmd.id)) {
+        throw new TypeError(`command [${i}]: id ${cmd.id} appears twice in the input`);
+      }
+      seen.add(cmd.id);
+      const existing = this.slots.get(cmd.id);
+      if (existing) {
+        if (!sameContent(existing.cmd, cmd)) {
+          throw new TypeError(
+            `command ${Array.isArray(input) ? `[${i}] ` : ''}id ${cmd.id} is already registered with other content (asset, type, value or time); give it a new id`,
+          );
+        }
+        return;
+      }
+      prepared.push(cmd);
+    });
+
+    // Supersession: per schedule, from its first slot on, for its assets.
+    const perSchedule = new Map<string, { start: number; assets: Set<string> }>();
+    for (const c of prepared) {
+      if (c.scheduleId === null) continue;
+      const e = perSchedule.get(c.scheduleId);
+      const t = c.scheduledAt.getTime();
+      if (!e) perSchedule.set(c.scheduleId, { start: t, assets: new Set([c.assetId]) });
+      else {
+        if (t < e.start) e.start = t;
+        e.assets.add(c.assetId);
+      }
+    }
+    for (const [scheduleId, { start, assets }] of perSchedule) {
+      this.noteScheduleId(scheduleId);
+      for (const assetId of assets) this.supersede(assetId, scheduleId, start, now);
+    }
+
+    for (const cmd of prepared) {
+      const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
+      this.slots.set(cmd.id, slot);
+      this.counts.PENDING++;
+      this.addActive(slot);
+      this.enqueue(slot, cmd.scheduledAt.getTime());
+      this.emit(EventType.COMMAND_CREATED, cmd);
+      result.push(cmd);
+    }
+    return result;
+  }
+
+  private newCommandId(now: number): string {
+    this.idCounter = (this.idCounter + 1) % 1_000_000;
+    return `cmd-${now.toString(36)}-${this.idCounter.toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  }
+
+  private supersede(assetId: string, scheduleId: string, start: number, now: number): void {
+    const set = this.active.get(assetId);
+    if (!set) return;
+    for (const slot of [...set]) {
+      const c = slot.cmd;
+      if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
+      if (c.scheduledAt.getTime() >= start) {
+        this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
+      } else if (c.validUntil === null || c.validUntil.getTime() > start) {
+        c.validUntil = new Date(start);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- due commands
+
+  /**
+   * Commands due at `now` (default: the clock), highest priority first, then oldest first.
+   * On the way, commands whose slot has ended are cancelled (expired) and commands of held
+   * assets (FAULTED, UNAVAILABLE) are set aside until the asset's state changes.
+   * The returned commands stay PENDING until dispatched.
+   */
+  getPendingCommands(now?: TimeInput): Command[] {
+    const t = this.now(now);
+    const ready: HeapEntry[] = [];
+    for (;;) {
+      const top = this.due.peek();
+      if (!top || top.at > t) break;
+      this.due.pop();
+      const slot = top.slot;
+      if (top.token !== slot.dueToken || slot.cmd.status !== CommandStatus.PENDING) continue;
+      if (this.expireIfEnded(slot, t)) continue;
+      if (this.holdIfNeeded(slot)) continue;
+      ready.push(top);
+    }
+    for (const e of ready) this.due.push(e);
+    ready.sort(readyOrder);
+    return ready.map((e) => e.slot.cmd);
+  }
+
+  private expireIfEnded(slot: Slot, now: number): boolean {
+    const vu = slot.cmd.validUntil;
+    if (vu !== null && vu.getTime() <= now) {
+      this.finish(
+        slot,
+        CommandStatus.CANCELLED,
+        now,
+        `expired: its slot ended at ${vu.toISOString()} before it was sent`,
+      );
+      return true;
+    }
+    return false;
+  }
+
+  private holdIfNeeded(slot: Slot): boolean {
+    const m = this.machines.get(slot.cmd.assetId)?.machine;
+    if (!m || !HOLD_STATES.has(m.currentState)) return false;
+    const cmd = slot.cmd;
+    cmd.holdReason = `asset ${cmd.assetId} is ${m.currentState}`;
+    slot.dueToken = ++this.token; // out of the due heap until released
+    let set = this.held.get(cmd.assetId);
+    if (!set) {
+      set = new Set();
+      this.held.set(cmd.assetId, set);
+    }
+    if (!set.has(slot)) {
+      set.add(slot);
+      this.heldCount++;
+    }
+    return true;
+  }
+
+  private release(assetId: string): void {
+    const set = this.held.get(assetId);
+    if (!set) return;
+    this.held.delete(assetId);
+    const now = this.clock.now();
+    for (const slot of set) {
+      this.heldCount--;
+      slot.cmd.holdReason = null;
+      if (slot.cmd.status !== CommandStatus.PENDING) continue;
+      if (this.expireIfEnded(slot, now)) continue;
+      this.enqueue(slot, slot.cmd.nextAttemptAt?.getTime() ?? slot.cmd.scheduledAt.getTime());
+    }
+  }
+
+  private enqueue(slot: Slot, at: number): void {
+    slot.dueToken = ++this.token;
+    this.due.push({ at, priority: slot.cmd.priority, seq: ++this.seq, slot, token: slot.dueToken });
+    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + 1)) {
+      this.due.retain(
+        (e) => e.token === e.slot.dueToken && e.slot.cmd.status === CommandStatus.PENDING,
+      );
+    }
+  }
+
+  /** The earliest time at which something is due or times out (epoch ms), or null. */
+  nextWakeAt(): number | null {
+    let top = this.due.peek();
+    while (
+      top &&
+      (top.token !== top.slot.dueToken || top.slot.cmd.status !== CommandStatus.PENDING)
+    ) {
+      this.due.pop();
+      top = this.due.peek();
+    }
+    let dl = this.deadlines.peek();
+    while (dl && (dl.token !== dl.slot.deadlineToken || !inFlight(dl.slot.cmd.status))) {
+      this.deadlines.pop();
+      dl = this.deadlines.peek();
+    }
+    if (!top && !dl) return null;
+    if (!top) return (dl as HeapEntry).at;
+    if (!dl) return top.at;
+    return Math.min(top.at, dl.at);
+  }
+
+  // ---------------------------------------------------------------- dispatch and answers
+
+  /**
+   * Sends one attempt of a PENDING command through `adapter` (default: the registry's
+   * adapter for its asset). Marks it DISPATCHED, then applies the adapter's answer, if it
+   * gives one; an adapter that answers later calls `handleResponse`. A command for an asset
+   * that no adapter serves FAILS with an error saying so. Resolves to the command's status.
+   */
+  async dispatchCommand(
+    command: Command | string,
+    adapter?: Adapter | null,
+  ): Promise<CommandStatus> {
+    const slot = this.slotOf(command);
+    const cmd = slot.cmd;
+    const now = this.clock.now();
+    if (cmd.status !== CommandStatus.PENDING) return cmd.status;
+    if (this.expireIfEnded(slot, now)) return cmd.status;
+    if (this.holdIfNeeded(slot)) return cmd.status;
+    const a = adapter === undefined ? this.adapterRegistry.get(cmd.assetId) : adapter;
+    if (!a) {
+      cmd.lastError = `no adapter serves asset ${cmd.assetId}: add an adapter for it (registered assets: ${
+        this.adapterRegistry.assets().join(', ') || 'none'
+      })`;
+      this.finish(slot, CommandStatus.FAILED, now, cmd.lastError);
+      return cmd.status;
+    }
+    this.dispatchSlot(slot, now);
+    const attempt = cmd.attempts;
+    let result: AdapterResult | undefined;
+    try {
+      result = await a.dispatch(cmd);
+    } catch (err) {
+      if (inFlight(cmd.status) && cmd.attempts === attempt) {
+        const final = (err as { final?: unknown })?.final === true;
+        this.handleResponse(cmd, false, errorText(err), { final });
+      }
+      return cmd.status;
+    }
+    if (result && cmd.attempts === attempt && inFlight(cmd.status)) {
+      const opts: ResponseOptions = {};
+      if (result.final !== undefined) opts.final = result.final;
+      if (result.completed !== undefined) opts.completed = result.completed;
+      this.handleResponse(cmd, result.success, result.error, opts);
+    }
+    return cmd.status;
+  }
+
+  /**
+   * Marks a PENDING command DISPATCHED without calling an adapter: for hosts that deliver
+   * the command themselves (a Node-RED wire) and report the answer with `handleResponse`.
+   */
+  markDispatched(command: Command | string): Command {
+    return this.dispatchSlot(this.slotOf(command), this.clock.now());
+  }
+
+  private dispatchSlot(slot: Slot, now: number): Command {
+    const cmd = slot.cmd;
+    cmd.attempts++;
+    cmd.nextAttemptAt = null;
+    cmd.holdReason = null;
+    const deadline = now + cmd.timeoutSeconds * 1000;
+    cmd.deadline = new Date(deadline);
+    this.move(
+      slot,
+      CommandStatus.DISPATCHED,
+      now,
+      `attempt ${cmd.attempts} of ${cmd.maxRetries + 1}`,
+    );
+    slot.dueToken = ++this.token;
+    slot.deadlineToken = ++this.token;
+    this.deadlines.push({
+      at: deadline,
+      priority: 0,
+      seq: ++this.seq,
+      slot,
+      token: slot.deadlineToken,
+    });
+    this.emit(EventType.COMMAND_DISPATCHED, cmd);
+    return cmd;
+  }
+
+  /**
+   * Applies the device's answer to the attempt in flight. Success: ACKNOWLEDGED, then
+   * COMPLETED unless `completed: false` (a later success confirms it). Failure: retried
+   * after a backoff while attempts remain and the slot lasts, unless `final` (the device
+   * refused: FAILED at once). Returns false when there is no attempt in flight to answer
+   * (unknown id, already finished, or an answer that came after its attempt timed out).
+   */
+  handleResponse(
+    command: Command | string,
+    success: boolean,
+    error?: string | null,
+    options: ResponseOptions = {},
+  ): boolean {
+    const slot = this.slots.get(typeof command === 'string' ? command : command.id);
+    if (!slot) return false;
+    const cmd = slot.cmd;
+    if (!inFlight(cmd.status)) return false;
+    const now = this.clock.now();
+    if (success) {
+      if (cmd.status === CommandStatus.DISPATCHED) {
+        this.move(slot, CommandStatus.ACKNOWLEDGED, now);
+        this.emit(EventType.COMMAND_ACKNOWLEDGED, cmd);
+        if (options.completed === false) return true;
+      } else if (options.completed === false) {
+        return true;
+      }
+      this.finish(slot, CommandStatus.COMPLETED, now);
+      return true;
+    }
+    cmd.lastError = error ? String(error) : 'failed (no reason given)';
+    if (options.final) {
+      this.finish(slot, CommandStatus.FAILED, now, `refused: ${cmd.lastError}`);
+      return true;
+    }
+    this.retryOrGiveUp(slot, now, false);
+    return true;
+  }
+
+  /** Confirms an ACKNOWLEDGED command (a read-back matched): COMPLETED. */
+  complete(command: Command | string): boolean {
+    return this.handleResponse(command, true);
+  }
+
+  /**
+   * Attempts whose deadline has passed at `now`: each is retried after a backoff while
+   * attempts remain and its slot lasts, otherwise TIMED_OUT. Returns those commands.
+   */
+  checkTimeouts(now?: TimeInput): Command[] {
+    const t = this.now(now);
+    const out: Command[] = [];
+    for (;;) {
+      const top = this.deadlines.peek();
+      if (!top || top.at > t) break;
+      this.deadlines.pop();
+      const slot = top.slot;
+      if (top.token !== slot.deadlineToken || !inFlight(slot.cmd.status)) continue;
+      slot.cmd.lastError = `no answer within ${slot.cmd.timeoutSeconds} s (attempt ${slot.cmd.attempts})`;
+      this.retryOrGiveUp(slot, t, true);
+      out.push(slot.cmd);
+    }
+    return out;
+  }
+
+  /** Seconds to wait before retry number `n` (1 = the first retry). */
+  backoffSeconds(n: number): number {
+    const { retryBaseSeconds, retryBackoffFactor, retryMaxSeconds } = this.config;
+    return Math.min(retryBaseSeconds * retryBackoffFactor ** (n - 1), retryMaxSeconds);
+  }
+
+  private retryOrGiveUp(slot: Slot, now: number, timedOut: boolean): void {
+    const cmd = slot.cmd;
+    slot.deadlineToken = ++this.token;
+    cmd.deadline = null;
+    let why = `no attempt left (${cmd.attempts} of ${cmd.maxRetries + 1})`;
+    if (cmd.attempts <= cmd.maxRetries) {
+      const delay = this.backoffSeconds(cmd.attempts);
+      const next = now + delay * 1000;
+      if (cmd.validUntil === null || next < cmd.validUntil.getTime()) {
+        cmd.nextAttemptAt = new Date(next);
+        this.move(slot, CommandStatus.PENDING, now, `retry in ${delay} s: ${cmd.lastError}`);
+        this.enqueue(slot, next);
+        return;
+      }
+      why = `no retry: the slot ends at ${cmd.validUntil.toISOString()}, before the next attempt`;
+    }
+    this.finish(
+      slot,
+      timedOut ? CommandStatus.TIMED_OUT : CommandStatus.FAILED,
+      now,
+      `${cmd.lastError}; ${why}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- cancellation
+
+  /** Cancels one unfinished command. True if it was cancelled. */
+  cancel(command: Command | string, reason = 'cancelled'): boolean {
+    const slot = this.slots.get(typeof command === 'string' ? command : command.id);
+    if (!slot || isFinal(slot.cmd.status)) return false;
+    this.finish(slot, CommandStatus.CANCELLED, this.clock.now(), reason);
+    return true;
+  }
+
+  /**
+   * Cancels PENDING commands (held ones too), of one asset or all; with `includeInFlight`
+   * also those awaiting an answer. Returns the cancelled commands.
+   */
+  cancelPending(
+    filter: { assetId?: string; includeInFlight?: boolean } = {},
+    reason = 'cancelled',
+  ): Command[] {
+    const out: Command[] = [];
+    const now = this.clock.now();
+    const sets =
+      filter.assetId === undefined
+        ? [...this.active.values()]
+        : this.active.has(filter.assetId)
+          ? [this.active.get(filter.assetId) as Set<Slot>]
+          : [];
+    for (const set of sets) {
+      for (const slot of [...set]) {
+        const s = slot.cmd.status;
+        if (s === CommandStatus.PENDING || (filter.includeInFlight && inFlight(s))) {
+          this.finish(slot, CommandStatus.CANCELLED, now, reason);
+          out.push(slot.cmd);
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- state machines and holds
+
+  /**
+   * Lets the engine consult `machine` for holds: commands for its asset are held while it is
+   * FAULTED or UNAVAILABLE and released when it leaves those states. A state restored from
+   * persistence is applied to it. Replaces a machine registered before for the same asset.
+   */
+  registerStateMachine(machine: StateMachine): void {
+    this.unregisterStateMachine(machine.assetId);
+    const off = machine.onChange((change) => {
+      if (!HOLD_STATES.has(change.to_state)) this.release(change.assetId);
+    });
+    this.machines.set(machine.assetId, { machine, off });
+    const restored = this.restoredStates.get(machine.assetId);
+    if (restored !== undefined) {
+      this.restoredStates.delete(machine.assetId);
+      if (machine.states.includes(restored) && restored !== machine.currentState) {
+        machine.forceState(restored, 'restored from persistence');
+      }
+    }
+  }
+
+  /** Stops consulting the asset's machine; its held commands are released. */
+  unregisterStateMachine(assetId: string, machine?: StateMachine): boolean {
+    const e = this.machines.get(assetId);
+    if (!e || (machine !== undefined && e.machine !== machine)) return false;
+    e.off();
+    this.machines.delete(assetId);
+    this.release(assetId);
+    return true;
+  }
+
+  getStateMachine(assetId: string): StateMachine | undefined {
+    return this.machines.get(assetId)?.machine;
+  }
+
+  /** Whether the asset's state was last set or confirmed more than staleStateSeconds ago. */
+  isStateStale(assetId: string, now?: TimeInput): boolean {
+    const m = this.machines.get(assetId)?.machine;
+    if (!m) return false;
+    return this.now(now) - m.updatedAt > this.config.staleStateSeconds * 1000;
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  getCommand(id: string): Command | undefined {
+    return this.slots.get(id)?.cmd;
+  }
+
+  getCommands(filter: CommandFilter = {}): Command[] {
+    const statuses =
+      filter.status === undefined
+        ? null
+        : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
+    const out: Command[] = [];
+    for (const { cmd } of this.slots.values()) {
+      if (filter.assetId !== undefined && cmd.assetId !== filter.assetId) continue;
+      if (filter.scheduleId !== undefined && cmd.scheduleId !== filter.scheduleId) continue;
+      if (statuses && !statuses.has(cmd.status)) continue;
+      out.push(cmd);
+    }
+    return out;
+  }
+
+  /** Commands of an asset that are held back, oldest first. */
+  getHeldCommands(assetId?: string): Command[] {
+    const sets =
+      assetId === undefined ? [...this.held.values()] : [this.held.get(assetId) ?? new Set<Slot>()];
+    return sets
+      .flatMap((s) => [...s].map((x) => x.cmd))
+      .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
+  }
+
+  stats(): EngineStats {
+    const c = this.counts;
+    return {
+      total: this.slots.size,
+      pending: c.PENDING,
+      held: this.heldCount,
+      inFlight: c.DISPATCHED + c.ACKNOWLEDGED,
+      finished: c.COMPLETED + c.FAILED + c.TIMED_OUT + c.CANCELLED,
+      byStatus: { ...c },
+    };
+  }
+
+  /** Convenience for a polling host: time out late attempts, then dispatch what is due. */
+  async tick(now?: TimeInput): Promise<Command[]> {
+    const t = this.now(now);
+    this.checkTimeouts(t);
+    const due = this.getPendingCommands(t);
+    await Promise.all(due.map((c) => this.dispatchCommand(c)));
+    return due;
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  /** Everything needed to carry on after a restart, as JSON-safe data. */
+  toJSON(): EngineJSON {
+    const assetStates: Record<string, string> = {};
+    for (const [id, s] of this.restoredStates) assetStates[id] = s;
+    for (const [id, { machine }] of this.machines) assetStates[id] = machine.currentState;
+    return {
+      format: 'qubit-energy/dispatch-engine',
+      version: 1,
+      savedAt: new Date(this.clock.now()).toISOString(),
+      commands: [...this.slots.values()].map((s) => commandToJSON(s.cmd)),
+      assetStates,
+      scheduleRevisions: Object.fromEntries(this.scheduleRevisions),
+    };
+  }
+
+  /**
+   * Rebuilds an engine from `toJSON()` output. At the restore time: PENDING commands whose
+   * slot has ended are cancelled (expired), never sent late; an attempt that was in flight
+   * counts as timed out (retried if attempts and the slot remain); finished commands are kept
+   * for inspection. Asset states are applied to state machines as they are registered.
+   * Throws a TypeError naming what is wrong in a malformed document.
+   */
+  static restore(json: unknown, deps: EngineDeps = {}): DispatchEngine {
+    const engine = new DispatchEngine(deps);
+    if (json === null || typeof json !== 'object')
+      throw new TypeError('restore: expected an object from engine.toJSON()');
+    const doc = json as Partial<EngineJSON>;
+    if (doc.format !== 'qubit-energy/dispatch-engine' || doc.version !== 1) {
+      throw new TypeError(
+        `restore: not a dispatch engine document of version 1 (format ${JSON.stringify(doc.format)}, version ${JSON.stringify(doc.version)})`,
+      );
+    }
+    if (!Array.isArray(doc.commands)) throw new TypeError('restore: "commands" must be an array');
+    const commands = doc.commands.map((c, i) => commandFromJSON(c, i));
+    for (const [id, s] of Object.entries(doc.assetStates ?? {})) {
+      if (typeof s === 'string') engine.restoredStates.set(id, s);
+    }
+    for (const [id, r] of Object.entries(doc.scheduleRevisions ?? {})) {
+      if (typeof r === 'number') engine.scheduleRevisions.set(id, r);
+    }
+    const now = engine.clock.now();
+    for (const cmd of commands) {
+      const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
+      engine.slots.set(cmd.id, slot);
+      engine.counts[cmd.status]++;
+      if (isFinal(cmd.status)) {
+        engine.finished.push(cmd.id);
+        continue;
+      }
+      engine.addActive(slot);
+      cmd.holdReason = null;
+      if (cmd.status === CommandStatus.PENDING) {
+        if (engine.expireIfEnded(slot, now)) continue;
+        engine.enqueue(slot, cmd.nextAttemptAt?.getTime() ?? cmd.scheduledAt.getTime());
+      } else {
+        cmd.lastError = `no answer before the restart (attempt ${cmd.attempts})`;
+        engine.retryOrGiveUp(slot, now, true);
+      }
+    }
+    engine.trimFinished();
+    return engine;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private slotOf(command: Command | string): Slot {
+    const id = typeof command === 'string' ? command : command.id;
+    const slot = this.slots.get(id);
+    if (!slot) throw new RangeError(`unknown command ${id}: submit it to the engine first`);
+    return slot;
+  }
+
+  private addActive(slot: Slot): void {
+    let set = this.active.get(slot.cmd.assetId);
+    if (!set) {
+      set = new Set();
+      this.active.set(slot.cmd.assetId, set);
+    }
+    set.add(slot);
+  }
+
+  private move(slot: Slot, to: CommandStatus, now: number, reason?: string): void {
+    const from = slot.cmd.status;
+    transition(slot.cmd, to, now, reason);
+    this.counts[from]--;
+    this.counts[to]++;
+  }
+
+  private finish(slot: Slot, to: CommandStatus, now: number, reason?: string): void {
+    const cmd = slot.cmd;
+    this.move(slot, to, now, reason);
+    if (reason !== undefined && to !== CommandStatus.COMPLETED && cmd.lastError === null)
+      cmd.lastError = reason;
+    if (to === CommandStatus.CANCELLED) cmd.lastError = reason ?? 'cancelled';
+    slot.dueToken = ++this.token;
+    slot.deadlineToken = ++this.token;
+    cmd.deadline = null;
+    cmd.nextAttemptAt = null;
+    const set = this.active.get(cmd.assetId);
+    if (set) {
+      set.delete(slot);
+      if (set.size === 0) this.active.delete(cmd.assetId);
+    }
+    const h = this.held.get(cmd.assetId);
+    if (h?.delete(slot)) {
+      this.heldCount--;
+      if (h.size === 0) this.held.delete(cmd.assetId);
+    }
+    cmd.holdReason = null;
+    this.finished.push(cmd.id);
+    this.trimFinished();
+    this.emit(EVENT_FOR[to], cmd);
+  }
+
+  private trimFinished(): void {
+    const max = this.config.maxFinishedCommands;
+    while (this.finished.length - this.finishedHead > max) {
+      const id = this.finished[this.finishedHead++] as string;
+      const slot = this.slots.get(id);
+      if (slot && isFinal(slot.cmd.status)) {
+        this.slots.delete(id);
+        this.counts[slot.cmd.status]--;
+      }
+    }
+    if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finished.length) {
+      this.finished.splice(0, this.finishedHead);
+      this.finishedHead = 0;
+    }
+  }
+
+  private emit(type: CommandEventType, cmd: Command): void {
+    if (this.eventBus.hasSubscribers(type)) this.eventBus.publish(type, commandToJSON(cmd));
+  }
+}
+
+type CommandEventType =
+  | EventType.COMMAND_CREATED
+  | EventType.COMMAND_DISPATCHED
+  | EventType.COMMAND_ACKNOWLEDGED
+  | EventType.COMMAND_COMPLETED
+  | EventType.COMMAND_FAILED
+  | EventType.COMMAND_TIMED_OUT
+  | EventType.COMMAND_CANCELLED;
+
+const EVENT_FOR: Record<CommandStatus, CommandEventType> = {
+  PENDING: EventType.COMMAND_CREATED,
+  DISPATCHED: EventType.COMMAND_DISPATCHED,
+  ACKNOWLEDGED: EventType.COMMAND_ACKNOWLEDGED,
+  COMPLETED: EventType.COMMAND_COMPLETED,
+  FAILED: EventType.COMMAND_FAILED,
+  TIMED_OUT: EventType.COMMAND_TIMED_OUT,
+  CANCELLED: EventType.COMMAND_CANCELLED,
+};
+
+function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
+  return (
+    a.at < b.at ||
+    (a.at === b.at && (a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq)))
+  );
+}
+
+/** Order of due commands handed out: highest priority first, then the oldest. */
+function readyOrder(a: HeapEntry, b: HeapEntry): number {
+  return b.priority - a.priority || a.at - b.at || a.seq - b.seq;
+}
+
+function inFlight(s: CommandStatus): boolean {
+  return s === CommandStatus.DISPATCHED || s === CommandStatus.ACKNOWLEDGED;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+/** A Command object (Dates) or JSON form (strings) -> the input shape createCommand takes. */
+function normaliseInput(item: Command | CommandInput): CommandInput {
+  return item as CommandInput;
+}
+
+function sameContent(a: Command, b: Command): boolean {
+  return (
+    a.assetId === b.assetId &&
+    a.type === b.type &&
+    a.valueKw === b.valueKw &&
+    a.scheduledAt.getTime() === b.scheduledAt.getTime()
+  );
+}

@@ -1,0 +1,169 @@
+import { type Clock, systemClock } from './clock';
+import type { CommandJSON } from './commands';
+
+export enum EventType {
+  COMMAND_CREATED = 'COMMAND_CREATED',
+  COMMAND_DISPATCHED = 'COMMAND_DISPATCHED',
+  COMMAND_ACKNOWLEDGED = 'COMMAND_ACKNOWLEDGED',
+  COMMAND_COMPLETED = 'COMMAND_COMPLETED',
+  COMMAND_FAILED = 'COMMAND_FAILED',
+  COMMAND_TIMED_OUT = 'COMMAND_TIMED_OUT',
+  COMMAND_CANCELLED = 'COMMAND_CANCELLED',
+  STATE_CHANGED = 'STATE_CHANGED',
+  SCHEDULE_RECEIVED = 'SCHEDULE_RECEIVED',
+}
+
+export const EVENT_TYPES: readonly EventType[] = Object.values(EventType);
+
+/** Payload of STATE_CHANGED. Field names follow the seed (snake_case). */
+export interface StateChange {
+  assetId: string;
+  from_state: string;
+  to_state: string;
+  /** The trigger that moved the machine, or 'force' for a state reported by the device. */
+  trigger: string;
+  forced: boolean;
+  reason?: string;
+}
+
+/** Payload of SCHEDULE_RECEIVED. */
+export interface ScheduleSummary {
+  scheduleId: string;
+  start: string;
+  end: string;
+  slotSeconds: number;
+  slots: number;
+  assets: string[];
+  ignoredColumns: string[];
+  unmappedColumns: string[];
+  commandCount: number;
+}
+
+export interface EventPayloads {
+  [EventType.COMMAND_CREATED]: CommandJSON;
+  [EventType.COMMAND_DISPATCHED]: CommandJSON;
+  [EventType.COMMAND_ACKNOWLEDGED]: CommandJSON;
+  [EventType.COMMAND_COMPLETED]: CommandJSON;
+  [EventType.COMMAND_FAILED]: CommandJSON;
+  [EventType.COMMAND_TIMED_OUT]: CommandJSON;
+  [EventType.COMMAND_CANCELLED]: CommandJSON;
+  [EventType.STATE_CHANGED]: StateChange;
+  [EventType.SCHEDULE_RECEIVED]: ScheduleSummary;
+}
+
+export interface BusEvent<T extends EventType = EventType> {
+  type: T;
+  payload: EventPayloads[T];
+  /** ISO 8601 time of publication, from the bus's clock. */
+  timestamp: string;
+  /** Increases by one with every event published on this bus. */
+  sequence: number;
+}
+
+/** An event of any type, narrowed by `type`. */
+export type AnyBusEvent = { [T in EventType]: BusEvent<T> }[EventType];
+
+export type Handler<T extends EventType> = (event: BusEvent<T>) => void;
+export type AnyHandler = (event: AnyBusEvent) => void;
+export type Unsubscribe = () => void;
+
+export interface EventBusOptions {
+  clock?: Clock;
+  /** Called when a subscriber throws. Default: console.error. */
+  onError?: (error: unknown, event: AnyBusEvent) => void;
+}
+
+/**
+ * A typed, synchronous publish/subscribe bus. Handlers run in subscription order inside
+ * `publish`; one that throws is reported through `onError` and does not stop the others.
+ */
+export class EventBus {
+  private readonly handlers = new Map<EventType | '*', Set<(e: AnyBusEvent) => void>>();
+  private readonly clock: Clock;
+  private readonly onError: (error: unknown, event: AnyBusEvent) => void;
+  private seq = 0;
+  /** Subscribers that threw, counted. */
+  errors = 0;
+
+  constructor(options: EventBusOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.onError =
+      options.onError ??
+      ((error, event) => {
+        console.error(`event bus: a subscriber to ${event.type} threw:`, error);
+      });
+  }
+
+  subscribe<T extends EventType>(type: T, handler: Handler<T>): Unsubscribe;
+  subscribe(type: '*', handler: AnyHandler): Unsubscribe;
+  subscribe(type: EventType | '*', handler: (e: never) => void): Unsubscribe {
+    if (type !== '*' && !EVENT_TYPES.includes(type)) {
+      throw new TypeError(
+        `subscribe: unknown event type ${JSON.stringify(type)}; use one of ${EVENT_TYPES.join(', ')} or '*'`,
+      );
+    }
+    if (typeof handler !== 'function') throw new TypeError('subscribe: handler must be a function');
+    let set = this.handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(type, set);
+    }
+    // Wrap so that the same function subscribed twice is two subscriptions.
+    const h = (e: AnyBusEvent) => (handler as (e: AnyBusEvent) => void)(e);
+    set.add(h);
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      set.delete(h);
+    };
+  }
+
+  /** Whether anyone listens to `type` (directly or through '*'): publishers can skip work. */
+  hasSubscribers(type: EventType): boolean {
+    return (this.handlers.get(type)?.size ?? 0) > 0 || (this.handlers.get('*')?.size ?? 0) > 0;
+  }
+
+  /** Number of subscriptions, per type and in all. */
+  subscriberCount(type?: EventType | '*'): number {
+    if (type !== undefined) return this.handlers.get(type)?.size ?? 0;
+    let n = 0;
+    for (const s of this.handlers.values()) n += s.size;
+    return n;
+  }
+
+  publish<T extends EventType>(type: T, payload: EventPayloads[T]): BusEvent<T> {
+    const event = {
+      type,
+      payload,
+      timestamp: new Date(this.clock.now()).toISOString(),
+      sequence: ++this.seq,
+    } as BusEvent<T>;
+    this.deliver(this.handlers.get(type), event as unknown as AnyBusEvent);
+    this.deliver(this.handlers.get('*'), event as unknown as AnyBusEvent);
+    return event;
+  }
+
+  private deliver(set: Set<(e: AnyBusEvent) => void> | undefined, event: AnyBusEvent): void {
+    if (!set || set.size === 0) return;
+    // Copy: a handler may unsubscribe itself or others while we iterate.
+    for (const h of [...set]) {
+      if (!set.has(h)) continue;
+      try {
+        h(event);
+      } catch (err) {
+        this.errors++;
+        try {
+          this.onError(err, event);
+        } catch {
+          // an error reporter that throws must not break publishing either
+        }
+      }
+    }
+  }
+
+  /** Removes every subscription. */
+  clear(): void {
+    this.handlers.clear();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * @qubit-energy/node-red-coordinator: the core library. Nothing here imports Node-RED.
+ */
+export {
+  type Adapter,
+  AdapterError,
+  AdapterRegistry,
+  type AdapterResult,
+} from './adapters/registry';
+export { type Clock, ManualClock, systemClock, toMillis } from './clock';
+export {
+  type Command,
+  type CommandHistoryEntry,
+  type CommandInput,
+  type CommandJSON,
+  type CommandSource,
+  CommandStatus,
+  CommandType,
+  CommandValidationError,
+  canTransition,
+  commandFromJSON,
+  commandToJSON,
+  FINAL_STATUSES,
+  InvalidCommandTransition,
+  isFinal,
+} from './commands';
+export {
+  type Conversion,
+  type ConvertOptions,
+  convertSchedule,
+  DEFAULT_DEADBAND_KW,
+  type HorizonEnd,
+  mapKeysFor,
+} from './convert';
+export {
+  type CommandFilter,
+  DEFAULT_CONFIG,
+  DispatchEngine,
+  type EngineConfig,
+  type EngineDeps,
+  type EngineJSON,
+  type EngineStats,
+  type ResponseOptions,
+  resolveConfig,
+} from './engine';
+export {
+  type AnyBusEvent,
+  type BusEvent,
+  EVENT_TYPES,
+  EventBus,
+  type EventBusOptions,
+  type EventPayloads,
+  EventType,
+  type ScheduleSummary,
+  type StateChange,
+  type Unsubscribe,
+} from './event-bus';
+export {
+  classifyColumn,
+  NEGATIVE_TOLERANCE_KW,
+  type ParseOptions,
+  parseSchedule,
+  Schedule,
+  ScheduleError,
+  type ScheduleProblem,
+  type SetpointColumn,
+  TIME_COLUMN_NAMES,
+} from './schedule';
+export {
+  BATTERY_DEFINITION,
+  BatteryState,
+  createBatteryStateMachine,
+  createEvChargerStateMachine,
+  EV_CHARGER_DEFINITION,
+  EvChargerState,
+  type Guard,
+  HOLD_STATES,
+  InvalidTransition,
+  StateMachine,
+  type StateMachineDefinition,
+  type StateMachineOptions,
+  type Transition,
+} from './state-machine';

@@ -1,0 +1,695 @@
+/**
+ * Schedules in the shapes an optimiser emits, normalised to one columnar `Schedule`.
+ *
+ * Accepted (also as JSON text, as a Buffer, and wrapped as `{schedule, ...otherFields}`):
+ * - pandas `DataFrame.to_json` orients `split`, `index`, `columns`, `records` (with a time
+ *   column) and `table`, index as ISO 8601 strings or epoch numbers;
+ * - an array of row objects with a `timestamp` field;
+ * - CSV text whose first column is the time (pandas `to_csv`).
+ *
+ * Only setpoint columns are validated and kept: `ev_<vehicle>_kw`, `battery_charge_kw`,
+ * `battery_discharge_kw`, `battery_<id>_charge_kw`, `battery_<id>_discharge_kw`. Every other
+ * column is reported in `ignoredColumns`.
+ */
+
+import { describe } from './commands';
+import { EARLIEST_PLAUSIBLE_MS, type EpochUnit, isValidTimeZone, parseTimestamp } from './time';
+
+export interface ScheduleProblem {
+  /** Zero-based data row, when the problem is in a row. */
+  row?: number;
+  /** The row's timestamp as written, when known. */
+  time?: string;
+  column?: string;
+  value?: unknown;
+  reason: string;
+}
+
+const MAX_PROBLEMS = 50;
+
+/** A schedule rejected whole. `problems` lists what was wrong and where (up to 50). */
+export class ScheduleError extends Error {
+  readonly problems: ScheduleProblem[];
+  constructor(problems: ScheduleProblem[] | string, extra = 0) {
+    const list = typeof problems === 'string' ? [{ reason: problems }] : problems;
+    const shown = list.slice(0, 5).map(formatProblem);
+    const more = list.length - shown.length + extra;
+    super(
+      `invalid schedule: ${shown.join('; ')}${more > 0 ? `; and ${more} more problem${more > 1 ? 's' : ''}` : ''}`,
+    );
+    this.name = 'ScheduleError';
+    this.problems = list;
+  }
+}
+
+export function formatProblem(p: ScheduleProblem): string {
+  const where: string[] = [];
+  if (p.row !== undefined)
+    where.push(p.time !== undefined ? `row ${p.row} (${p.time})` : `row ${p.row}`);
+  if (p.column !== undefined) where.push(`column ${p.column}`);
+  return where.length > 0 ? `${where.join(', ')}: ${p.reason}` : p.reason;
+}
+
+/** Collects problems up to a bound, then throws them together. */
+class Problems {
+  readonly list: ScheduleProblem[] = [];
+  overflow = 0;
+  add(p: ScheduleProblem): void {
+    if (this.list.length < MAX_PROBLEMS) this.list.push(p);
+    else this.overflow++;
+  }
+  get size(): number {
+    return this.list.length + this.overflow;
+  }
+  throwIfAny(): void {
+    if (this.size > 0) throw new ScheduleError(this.list, this.overflow);
+  }
+}
+
+export interface ParseOptions {
+  /** IANA time zone for timestamps without an offset. Default 'UTC'. */
+  timeZone?: string;
+  /** Slot length for a one-row schedule (otherwise inferred from the index). */
+  slotSeconds?: number;
+  /** Name of the time column for records, table and CSV input. Default: found by name. */
+  timeColumn?: string;
+  /** Unit of epoch-number timestamps. Default: by magnitude (s, ms, us or ns). */
+  epochUnit?: EpochUnit;
+  /** Identifier of the schedule. Default: the input's `scheduleId`, if any. */
+  scheduleId?: string;
+}
+
+/** Kinds of setpoint columns. */
+export type SetpointKind = 'ev' | 'battery_charge' | 'battery_discharge';
+
+export interface SetpointColumn {
+  name: string;
+  kind: SetpointKind;
+  /** The vehicle or battery id in the column name ('' for the single `battery_*_kw` pair). */
+  key: string;
+}
+
+/** Names tried, in order, for the time column of records, table and CSV input. */
+export const TIME_COLUMN_NAMES = [
+  'timestamp',
+  'time',
+  'datetime',
+  'date_time',
+  'start',
+  'slot_start',
+  'index',
+  'date',
+];
+
+const EV_RE = /^ev_(.+)_kw$/;
+const BATTERY_RE = /^battery(?:_(.+))?_(charge|discharge)_kw$/;
+
+/** Classifies a column name; null for a column that is not a setpoint. */
+export function classifyColumn(name: string): SetpointColumn | null {
+  const b = BATTERY_RE.exec(name);
+  if (b) {
+    return {
+      name,
+      kind: b[2] === 'charge' ? 'battery_charge' : 'battery_discharge',
+      key: b[1] ?? '',
+    };
+  }
+  const e = EV_RE.exec(name);
+  if (e && e[1] !== 'total') return { name, kind: 'ev', key: e[1] as string };
+  return null;
+}
+
+/** A validated schedule: slot start times and, per setpoint column, one value per slot. */
+export class Schedule {
+  /** Slot start times, epoch ms, strictly increasing. */
+  readonly times: Float64Array;
+  /** Timestamps as written in the input, for messages. */
+  readonly labels: string[];
+  /** Slot length in seconds: of the last slot (each other slot ends where the next starts). */
+  readonly slotSeconds: number;
+  readonly setpoints: SetpointColumn[];
+  /** Setpoint values per column, kW; NaN where the input had null ("hold the previous"). */
+  readonly values: Map<string, Float64Array>;
+  readonly ignoredColumns: string[];
+  readonly scheduleId: string | null;
+  /** Fields of an optimisation result beside its schedule (total_cost, status, ...). */
+  readonly meta: Record<string, unknown>;
+
+  constructor(init: {
+    times: Float64Array;
+    labels: string[];
+    slotSeconds: number;
+    setpoints: SetpointColumn[];
+    values: Map<string, Float64Array>;
+    ignoredColumns: string[];
+    scheduleId: string | null;
+    meta: Record<string, unknown>;
+  }) {
+    this.times = init.times;
+    this.labels = init.labels;
+    this.slotSeconds = init.slotSeconds;
+    this.setpoints = init.setpoints;
+    this.values = init.values;
+    this.ignoredColumns = init.ignoredColumns;
+    this.scheduleId = init.scheduleId;
+    this.meta = init.meta;
+  }
+
+  get rows(): number {
+    return this.times.length;
+  }
+
+  get start(): Date {
+    return new Date(this.times[0] as number);
+  }
+
+  /** End of the last slot. */
+  get end(): Date {
+    return new Date(this.slotEnd(this.times.length - 1));
+  }
+
+  /** End of slot `i` (epoch ms): the start of the next, or start + slotSeconds for the last. */
+  slotEnd(i: number): number {
+    return i + 1 < this.times.length
+      ? (this.times[i + 1] as number)
+      : (this.times[i] as number) + this.slotSeconds * 1000;
+  }
+}
+
+/** A table before validation: times as written, columns, and a value getter. */
+interface RawTable {
+  times: unknown[];
+  columns: string[];
+  /** Value of column `c` (index into columns) at row `r`. */
+  cell(r: number, c: number): unknown;
+  /** How the rows are numbered in messages (CSV: line numbers). */
+  rowLabel?: (r: number) => string;
+  /** CSV: empty cells mean null. */
+  emptyIsNull?: boolean;
+}
+
+/**
+ * Parses a schedule in any accepted shape into a validated `Schedule`, or throws a
+ * `ScheduleError` that names each row, column and value that was wrong.
+ */
+export function parseSchedule(input: unknown, options: ParseOptions = {}): Schedule {
+  if (input instanceof Schedule) return input;
+  const timeZone = options.timeZone ?? 'UTC';
+  if (!isValidTimeZone(timeZone)) {
+    throw new ScheduleError(
+      `unknown time zone ${JSON.stringify(timeZone)} (use an IANA name such as Europe/Berlin)`,
+    );
+  }
+  if (options.slotSeconds !== undefined && !(options.slotSeconds > 0)) {
+    throw new ScheduleError(
+      `slotSeconds must be a number > 0, got ${JSON.stringify(options.slotSeconds)}`,
+    );
+  }
+  let value = decode(input);
+  let meta: Record<string, unknown> = {};
+  let scheduleId = options.scheduleId ?? null;
+  if (isPlainObject(value) && 'schedule' in value) {
+    const { schedule, ...rest } = value;
+    meta = rest;
+    if (
+      scheduleId === null &&
+      (typeof rest.scheduleId === 'string' || typeof rest.scheduleId === 'number')
+    ) {
+      scheduleId = String(rest.scheduleId);
+    }
+    value = decode(schedule);
+  }
+  const table = toRawTable(value, options);
+  return buildSchedule(table, { ...options, timeZone }, scheduleId, meta);
+}
+
+function decode(input: unknown): unknown {
+  if (Buffer.isBuffer(input)) return decode(input.toString('utf8'));
+  if (typeof input !== 'string') return input;
+  const text = input.replace(/^\uFEFF/, '');
+  const t = text.trimStart();
+  if (t === '') throw new ScheduleError('the schedule is empty');
+  if (t[0] === '{' || t[0] === '[') {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new ScheduleError(`the schedule is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return parseCsv(text);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v);
+}
+
+/** CSV input as rows of strings, with the line number of each row. */
+export class CsvRows {
+  constructor(
+    readonly header: string[],
+    readonly rows: string[][],
+    readonly lines: number[],
+  ) {}
+}
+
+function toRawTable(value: unknown, options: ParseOptions): RawTable {
+  if (value instanceof CsvRows) return csvTable(value, options);
+  if (Array.isArray(value)) return recordsTable(value, options, 'records');
+  if (!isPlainObject(value)) {
+    throw new ScheduleError(
+      `expected a schedule (an object, an array of rows, or CSV or JSON text), got ${describe(value)}`,
+    );
+  }
+  if ('columns' in value && 'data' in value && Array.isArray(value.data)) return splitTable(value);
+  if ('schema' in value && 'data' in value && Array.isArray(value.data))
+    return tableOrient(value, options);
+  if (
+    'data' in value &&
+    !('columns' in value) &&
+    Array.isArray(value.data) &&
+    !('index' in value)
+  ) {
+    return recordsTable(value.data, options, 'data');
+  }
+  const keys = Object.keys(value);
+  if (keys.length === 0) throw new ScheduleError('the schedule is empty');
+  // 'index' orient: {time: {column: value}}; 'columns' orient: {column: {time: value}}.
+  const first = value[keys[0] as string];
+  if (!isPlainObject(first)) {
+    throw new ScheduleError(
+      `unrecognised schedule object (keys ${keys.slice(0, 5).join(', ')}): expected pandas to_json output (orient split, index, columns, records or table), an array of rows, or {schedule: ...}`,
+    );
+  }
+  const tz = { timeZone: options.timeZone ?? 'UTC', epochUnit: options.epochUnit };
+  const topIsTime = typeof parseTimestamp(keys[0], tz) === 'number';
+  return topIsTime ? indexOrient(value, keys) : columnsOrient(value, keys);
+}
+
+function splitTable(v: Record<string, unknown>): RawTable {
+  const { columns, index, data } = v as { columns: unknown; index: unknown; data: unknown[] };
+  if (!Array.isArray(columns)) throw new ScheduleError('split orient: "columns" must be an array');
+  if (index === undefined) {
+    throw new ScheduleError(
+      'split orient: no "index": the DataFrame needs a DatetimeIndex (or write it with orient="records" and a time column)',
+    );
+  }
+  if (!Array.isArray(index)) throw new ScheduleError('split orient: "index" must be an array');
+  if (index.length !== data.length) {
+    throw new ScheduleError(
+      `split orient: "index" has ${index.length} entries but "data" has ${data.length} rows`,
+    );
+  }
+  const cols = columns.map(String);
+  for (let r = 0; r < data.length; r++) {
+    const row = data[r];
+    if (!Array.isArray(row) || row.length !== cols.length) {
+      throw new ScheduleError([
+        {
+          row: r,
+          reason: `expected an array of ${cols.length} values (one per column), got ${Array.isArray(row) ? `${row.length} values` : describe(row)}`,
+        },
+      ]);
+    }
+  }
+  return { times: index, columns: cols, cell: (r, c) => (data[r] as unknown[])[c] };
+}
+
+function indexOrient(v: Record<string, unknown>, keys: string[]): RawTable {
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  const rows: Record<string, unknown>[] = [];
+  for (let r = 0; r < keys.length; r++) {
+    const row = v[keys[r] as string];
+    if (!isPlainObject(row)) {
+      throw new ScheduleError([
+        {
+          row: r,
+          time: keys[r],
+          reason: `expected an object of column values, got ${describe(row)}`,
+        },
+      ]);
+    }
+    rows.push(row);
+    for (const c of Object.keys(row)) {
+      if (!seen.has(c)) {
+        seen.add(c);
+        columns.push(c);
+      }
+    }
+  }
+  return {
+    times: keys,
+    columns,
+    cell: (r, c) => (rows[r] as Record<string, unknown>)[columns[c] as string],
+  };
+}
+
+function columnsOrient(v: Record<string, unknown>, columns: string[]): RawTable {
+  // Rows are the union of the time keys, in the order first seen.
+  const rowOf = new Map<string, number>();
+  const times: string[] = [];
+  const colObjs: Record<string, unknown>[] = [];
+  for (const c of columns) {
+    const obj = v[c];
+    if (!isPlainObject(obj)) {
+      throw new ScheduleError([
+        { column: c, reason: `expected an object of {time: value}, got ${describe(obj)}` },
+      ]);
+    }
+    colObjs.push(obj);
+    for (const k in obj) {
+      if (!rowOf.has(k)) {
+        rowOf.set(k, times.length);
+        times.push(k);
+      }
+    }
+  }
+  return {
+    times,
+    columns,
+    cell: (r, c) => (colObjs[c] as Record<string, unknown>)[times[r] as string],
+  };
+}
+
+function findTimeColumn(columns: string[], options: ParseOptions, what: string): string {
+  if (options.timeColumn !== undefined) {
+    if (!columns.includes(options.timeColumn)) {
+      throw new ScheduleError(
+        `${what}: no time column ${JSON.stringify(options.timeColumn)} (columns: ${columns.slice(0, 10).join(', ')})`,
+      );
+    }
+    return options.timeColumn;
+  }
+  for (const name of TIME_COLUMN_NAMES) {
+    const found = columns.find((c) => c.toLowerCase() === name);
+    if (found !== undefined) return found;
+  }
+  throw new ScheduleError(
+    `${what}: no time column: name one ${TIME_COLUMN_NAMES.join(', ')}, or set timeColumn (columns: ${columns.slice(0, 10).join(', ')})`,
+  );
+}
+
+function recordsTable(rows: unknown[], options: ParseOptions, what: string): RawTable {
+  if (rows.length === 0) throw new ScheduleError('the schedule has no rows');
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    if (!isPlainObject(row)) {
+      throw new ScheduleError([{ row: r, reason: `expected a row object, got ${describe(row)}` }]);
+    }
+    for (const c of Object.keys(row)) {
+      if (!seen.has(c)) {
+        seen.add(c);
+        columns.push(c);
+      }
+    }
+  }
+  const timeCol = findTimeColumn(columns, options, what);
+  const dataCols = columns.filter((c) => c !== timeCol);
+  const objs = rows as Record<string, unknown>[];
+  return {
+    times: objs.map((o) => o[timeCol]),
+    columns: dataCols,
+    cell: (r, c) => (objs[r] as Record<string, unknown>)[dataCols[c] as string],
+  };
+}
+
+function tableOrient(v: Record<string, unknown>, options: ParseOptions): RawTable {
+  const schema = v.schema as { primaryKey?: unknown; fields?: unknown } | undefined;
+  let timeColumn = options.timeColumn;
+  if (
+    timeColumn === undefined &&
+    schema &&
+    Array.isArray(schema.primaryKey) &&
+    schema.primaryKey.length > 0
+  ) {
+    timeColumn = String(schema.primaryKey[0]);
+  }
+  if (timeColumn === undefined && schema && Array.isArray(schema.fields)) {
+    const f = (schema.fields as { name?: unknown; type?: unknown }[]).find(
+      (x) => x?.type === 'datetime',
+    );
+    if (f && typeof f.name === 'string') timeColumn = f.name;
+  }
+  const opts = timeColumn === undefined ? options : { ...options, timeColumn };
+  return recordsTable(v.data as unknown[], opts, 'table orient');
+}
+
+/** RFC 4180 CSV as pandas writes it: comma separated, quotes where needed, "" inside quotes. */
+export function parseCsv(text: string): CsvRows {
+  const records: string[][] = [];
+  const lines: number[] = [];
+  let field = '';
+  let row: string[] = [];
+  let line = 1;
+  let rowLine = 1;
+  let i = 0;
+  let quoted = false;
+  const n = text.length;
+  while (i < n) {
+    const ch = text.charCodeAt(i);
+    if (quoted) {
+      if (ch === 34 /* " */) {
+        if (text.charCodeAt(i + 1) === 34) {
+          field += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+        i++;
+        continue;
+      }
+      if (ch === 10) line++;
+      field += text[i];
+      i++;
+      continue;
+    }
+    if (ch === 34 && field === '') {
+      quoted = true;
+      i++;
+    } else if (ch === 44 /* , */) {
+      row.push(field);
+      field = '';
+      i++;
+    } else if (ch === 10 || ch === 13) {
+      row.push(field);
+      field = '';
+      if (!(row.length === 1 && row[0] === '')) {
+        records.push(row);
+        lines.push(rowLine);
+      }
+      row = [];
+      if (ch === 13 && text.charCodeAt(i + 1) === 10) i++;
+      i++;
+      line++;
+      rowLine = line;
+    } else {
+      // Take a run of plain characters at once.
+      let j = i + 1;
+      while (j < n) {
+        const c = text.charCodeAt(j);
+        if (c === 44 || c === 10 || c === 13 || c === 34) break;
+        j++;
+      }
+      field += text.slice(i, j);
+      i = j;
+    }
+  }
+  if (quoted)
+    throw new ScheduleError(`CSV: a quoted field opened on line ${rowLine} is never closed`);
+  if (field !== '' || row.length > 0) {
+    row.push(field);
+    records.push(row);
+    lines.push(rowLine);
+  }
+  if (records.length === 0) throw new ScheduleError('the schedule is empty');
+  const header = records[0] as string[];
+  return new CsvRows(header, records.slice(1), lines.slice(1));
+}
+
+function csvTable(csv: CsvRows, options: ParseOptions): RawTable {
+  const { header, rows, lines } = csv;
+  if (rows.length === 0) throw new ScheduleError('CSV: a header but no rows');
+  if (header.length < 2)
+    throw new ScheduleError('CSV: expected a time column and at least one data column');
+  let timeIdx = 0;
+  if (options.timeColumn !== undefined) {
+    timeIdx = header.indexOf(options.timeColumn);
+    if (timeIdx < 0)
+      throw new ScheduleError(
+        `CSV: no time column ${JSON.stringify(options.timeColumn)} in the header`,
+      );
+  }
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as string[];
+    if (row.length !== header.length) {
+      throw new ScheduleError([
+        {
+          row: r,
+          reason: `line ${lines[r]} has ${row.length} fields, the header has ${header.length}`,
+        },
+      ]);
+    }
+  }
+  const colIdx = header.map((_, i) => i).filter((i) => i !== timeIdx);
+  return {
+    times: rows.map((row) => row[timeIdx]),
+    columns: colIdx.map((i) => header[i] as string),
+    cell: (r, c) => (rows[r] as string[])[colIdx[c] as number],
+    rowLabel: (r) => `line ${lines[r]}`,
+    emptyIsNull: true,
+  };
+}
+
+function buildSchedule(
+  table: RawTable,
+  options: ParseOptions & { timeZone: string },
+  scheduleId: string | null,
+  meta: Record<string, unknown>,
+): Schedule {
+  const n = table.times.length;
+  if (n === 0) throw new ScheduleError('the schedule has no rows');
+  const problems = new Problems();
+  const tz = { timeZone: options.timeZone, epochUnit: options.epochUnit };
+  const times = new Float64Array(n);
+  const labels: string[] = new Array(n);
+  for (let r = 0; r < n; r++) {
+    const raw = table.times[r];
+    labels[r] = typeof raw === 'string' ? raw : String(raw);
+    const t = parseTimestamp(raw, tz);
+    if (typeof t === 'string') {
+      problems.add({ row: r, time: labels[r], value: raw, reason: `timestamp ${t}` });
+      times[r] = Number.NaN;
+    } else if (t < EARLIEST_PLAUSIBLE_MS) {
+      problems.add({
+        row: r,
+        time: labels[r],
+        value: raw,
+        reason: `timestamp ${JSON.stringify(raw)} is before 2000: is the index row numbers rather than times? Give the DataFrame a DatetimeIndex`,
+      });
+      times[r] = Number.NaN;
+    } else {
+      times[r] = t;
+    }
+  }
+  problems.throwIfAny();
+  for (let r = 1; r < n; r++) {
+    const a = times[r - 1] as number;
+    const b = times[r] as number;
+    if (b === a) {
+      problems.add({
+        row: r,
+        time: labels[r],
+        reason: `duplicate timestamp: the same time as row ${r - 1} (${labels[r - 1]})`,
+      });
+    } else if (b < a) {
+      problems.add({
+        row: r,
+        time: labels[r],
+        reason: `timestamps are not sorted: earlier than row ${r - 1} (${labels[r - 1]})`,
+      });
+    }
+  }
+  problems.throwIfAny();
+  let slotSeconds: number;
+  if (n === 1) {
+    if (options.slotSeconds === undefined) {
+      throw new ScheduleError('a one-row schedule has no slot length to infer: set slotSeconds');
+    }
+    slotSeconds = options.slotSeconds;
+  } else {
+    slotSeconds =
+      options.slotSeconds ?? ((times[n - 1] as number) - (times[n - 2] as number)) / 1000;
+  }
+
+  const setpoints: SetpointColumn[] = [];
+  const ignoredColumns: string[] = [];
+  const values = new Map<string, Float64Array>();
+  const seenCols = new Set<string>();
+  const rowName = (r: number) =>
+    table.rowLabel ? `${labels[r]}, ${table.rowLabel(r)}` : labels[r];
+  table.columns.forEach((name, c) => {
+    if (seenCols.has(name)) {
+      problems.add({ column: name, reason: 'the column appears twice' });
+      return;
+    }
+    seenCols.add(name);
+    const sp = classifyColumn(name);
+    if (!sp) {
+      ignoredColumns.push(name);
+      return;
+    }
+    setpoints.push(sp);
+    const col = new Float64Array(n);
+    for (let r = 0; r < n; r++) {
+      const raw = table.cell(r, c);
+      let v: number;
+      if (typeof raw === 'number') {
+        v = raw;
+      } else if (raw === null || raw === undefined || (table.emptyIsNull && raw === '')) {
+        col[r] = Number.NaN;
+        continue;
+      } else if (
+        typeof raw === 'string' &&
+        raw.trim() !== '' &&
+        /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw)
+      ) {
+        v = Number(raw);
+      } else if (typeof raw === 'string' && /^\s*(nan|NaN|NULL|null|None)\s*$/.test(raw)) {
+        col[r] = Number.NaN;
+        continue;
+      } else {
+        problems.add({
+          row: r,
+          time: rowName(r),
+          column: name,
+          value: raw,
+          reason: `${describe(raw)} is not a number (kW)`,
+        });
+        continue;
+      }
+      if (!Number.isFinite(v)) {
+        problems.add({
+          row: r,
+          time: rowName(r),
+          column: name,
+          value: raw,
+          reason: `${v} is not a finite power`,
+        });
+      } else if (v < 0) {
+        if (v >= -NEGATIVE_TOLERANCE_KW) {
+          col[r] = 0;
+        } else {
+          problems.add({
+            row: r,
+            time: rowName(r),
+            column: name,
+            value: raw,
+            reason: `${v} kW is negative: setpoint columns carry magnitudes (use battery_discharge_kw for discharging)`,
+          });
+        }
+      } else {
+        col[r] = v;
+      }
+    }
+    values.set(name, col);
+  });
+  problems.throwIfAny();
+  return new Schedule({
+    times,
+    labels,
+    slotSeconds,
+    setpoints,
+    values,
+    ignoredColumns,
+    scheduleId,
+    meta,
+  });
+}
+
+/**
+ * Solvers leave tiny negative values (-1e-9) where they mean zero: values down to this
+ * are read as 0; anything more negative is an error.
+ */
+export const NEGATIVE_TOLERANCE_KW = 1e-6;
