@@ -226,8 +226,11 @@ export class DispatchEngine {
       now: this.clock.now(),
     });
     this.noteScheduleId(conversion.scheduleId);
+    for (const c of conversion.commands) {
+      if (this.slots.has(c.id)) throw new TypeError(`command id ${c.id} is already registered`);
+    }
     this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
-    return this.submit(conversion.commands);
+    return this.register(conversion.commands, this.clock.now());
   }
 
   /**
@@ -261,10 +264,9 @@ export class DispatchEngine {
     const now = this.clock.now();
     const prepared: Command[] = [];
     const seen = new Set<string>();
-    const result: Command[] = [];
     list.forEach((item, i) => {
       const cmd = createCommand(
-        normaliseInput(item),
+        item,
         {
           now,
           maxRetries: this.config.maxRetries,
@@ -288,7 +290,11 @@ export class DispatchEngine {
       }
       prepared.push(cmd);
     });
+    return this.register(prepared, now);
+  }
 
+  /** Registers validated commands with new ids: supersession, indexes, COMMAND_CREATED. */
+  private register(prepared: Command[], now: number): Command[] {
     // Supersession: per schedule, from its first slot on, for its assets.
     const perSchedule = new Map<string, { start: number; assets: Set<string> }>();
     for (const c of prepared) {
@@ -305,17 +311,16 @@ export class DispatchEngine {
       this.noteScheduleId(scheduleId);
       for (const assetId of assets) this.supersede(assetId, scheduleId, start, now);
     }
-
+    const emit = this.eventBus.hasSubscribers(EventType.COMMAND_CREATED);
     for (const cmd of prepared) {
       const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
       this.slots.set(cmd.id, slot);
       this.counts.PENDING++;
       this.addActive(slot);
       this.enqueue(slot, cmd.scheduledAt.getTime());
-      this.emit(EventType.COMMAND_CREATED, cmd);
-      result.push(cmd);
+      if (emit) this.eventBus.publish(EventType.COMMAND_CREATED, commandToJSON(cmd));
     }
-    return result;
+    return prepared;
   }
 
   private newCommandId(now: number): string {
@@ -921,11 +926,6 @@ function inFlight(s: CommandStatus): boolean {
 function errorText(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);
-}
-
-/** A Command object (Dates) or JSON form (strings) -> the input shape createCommand takes. */
-function normaliseInput(item: Command | CommandInput): CommandInput {
-  return item as CommandInput;
 }
 
 function sameContent(a: Command, b: Command): boolean {

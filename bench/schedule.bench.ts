@@ -1,0 +1,97 @@
+/**
+ * Schedule benchmark: parse + conversion of a day of 15-minute slots (96) for 1,000 and
+ * 10,000 assets, from the text the optimiser writes (pandas split orient), beside
+ * JSON.parse of the same text (the floor). Prints figures; passes or fails nothing.
+ *
+ *   npm run bench            (or: node --import tsx bench/schedule.bench.ts [assets...])
+ */
+import { convertSchedule } from '../src/convert';
+import { DispatchEngine } from '../src/engine';
+
+const SLOTS = 96;
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const START = Date.parse('2025-06-02T00:00:00Z');
+
+/** A realistic EV schedule: each vehicle changes its setpoint every few slots. */
+function makeSplit(assets: number): { text: string; assetMap: Record<string, string> } {
+  const columns: string[] = [];
+  const assetMap: Record<string, string> = {};
+  for (let a = 0; a < assets; a++) {
+    columns.push(`ev_ev_${a}_kw`);
+    assetMap[`ev_${a}`] = `ast_ev_${a}`;
+  }
+  columns.push('total_ev_kw', 'price_per_kwh');
+  const index: string[] = [];
+  const data: number[][] = [];
+  for (let s = 0; s < SLOTS; s++) {
+    index.push(new Date(START + s * 900_000).toISOString());
+    const row: number[] = [];
+    let total = 0;
+    for (let a = 0; a < assets; a++) {
+      // Changes every 4 to 9 slots, between 0 and 22 kW in steps of 0.1.
+      const phase = Math.floor(s / (4 + (a % 6)));
+      const v = Math.round((((a * 37 + phase * 53) % 221) / 10) * 10) / 10;
+      row.push(v);
+      total += v;
+    }
+    row.push(Math.round(total * 10) / 10, 0.2 + (s % 8) / 100);
+    data.push(row);
+  }
+  return { text: JSON.stringify({ columns, index, data }), assetMap };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function time(fn: () => unknown): number {
+  const t = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+function fmt(xs: number[]): string {
+  return `${median(xs).toFixed(1).padStart(8)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
+}
+
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
+console.log(
+  `schedule benchmark: ${SLOTS} slots, ${RUNS} runs each, median (min, max); node ${process.version}`,
+);
+for (const assets of sizes.length > 0 ? sizes : [1000, 10000]) {
+  const { text, assetMap } = makeSplit(assets);
+  let commands = 0;
+  // Warm up both paths once.
+  JSON.parse(text);
+  convertSchedule(text, { assetMap, now: START });
+  const floor: number[] = [];
+  const ours: number[] = [];
+  const engine: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    floor.push(time(() => JSON.parse(text)));
+    ours.push(
+      time(() => {
+        commands = convertSchedule(text, { assetMap, now: START }).commands.length;
+      }),
+    );
+    engine.push(
+      time(() => {
+        const e = new DispatchEngine({ clock: { now: () => START } });
+        e.scheduleToCommands(text, { assetMap });
+      }),
+    );
+  }
+  const ratio = median(ours) / median(floor);
+  console.log(
+    `\n${assets} assets x ${SLOTS} slots: ${(text.length / 1e6).toFixed(1)} MB of JSON, ${commands} commands`,
+  );
+  console.log(`  JSON.parse (floor)           ${fmt(floor)}`);
+  console.log(`  parse + convert              ${fmt(ours)}   ratio ${ratio.toFixed(2)}x`);
+  console.log(
+    `  engine.scheduleToCommands    ${fmt(engine)}   ratio ${(median(engine) / median(floor)).toFixed(2)}x (convert + submit to a new engine)`,
+  );
+}

@@ -1,0 +1,72 @@
+import should from 'should';
+import * as api from '../../src/index';
+
+describe('public API (package root)', () => {
+  it('exports everything the foundation issue names', () => {
+    const functions = [
+      'EventBus',
+      'AdapterRegistry',
+      'DispatchEngine',
+      'convertSchedule',
+      'parseSchedule',
+      'ScheduleError',
+      'StateMachine',
+      'InvalidTransition',
+      'createEvChargerStateMachine',
+      'createBatteryStateMachine',
+      'ManualClock',
+      'AdapterError',
+    ];
+    for (const name of functions)
+      should(typeof (api as Record<string, unknown>)[name]).equal('function', name);
+    should(Object.values(api.CommandType)).containDeep(['SET_CHARGE_RATE', 'SET_DISCHARGE_RATE']);
+    should(Object.values(api.CommandStatus)).have.length(7);
+    should(api.EVENT_TYPES).have.length(9);
+    should(typeof api.DispatchEngine.restore).equal('function');
+  });
+
+  it('the README snippet runs as written', async () => {
+    // Keep in step with the "Use the core library" snippet in README.md.
+    const { AdapterRegistry, DispatchEngine, EventBus, EventType, ManualClock } = api;
+    const clock = new ManualClock('2025-06-02T07:59:00Z');
+    const bus = new EventBus({ clock });
+    const registry = new AdapterRegistry();
+    const sent: string[] = [];
+    registry.register('ast_ev_001', {
+      protocol: 'console',
+      dispatch: (cmd) => {
+        sent.push(`${cmd.assetId} ${cmd.type} ${cmd.valueKw} kW`);
+        return { success: true };
+      },
+    });
+    const engine = new DispatchEngine({ eventBus: bus, adapterRegistry: registry, clock });
+    const done: string[] = [];
+    bus.subscribe(EventType.COMMAND_COMPLETED, (e) => done.push(e.payload.id));
+    engine.scheduleToCommands(
+      {
+        columns: ['ev_ev_001_kw', 'price_per_kwh'],
+        index: [
+          '2025-06-02T08:00:00Z',
+          '2025-06-02T09:00:00Z',
+          '2025-06-02T10:00:00Z',
+          '2025-06-02T11:00:00Z',
+        ],
+        data: [
+          [22, 0.3],
+          [22, 0.3],
+          [22, 0.31],
+          [0, 0.2],
+        ],
+      },
+      { assetMap: { ev_001: 'ast_ev_001' } },
+    );
+    for (const t of ['2025-06-02T08:00:00Z', '2025-06-02T11:00:00Z']) {
+      clock.set(t);
+      engine.checkTimeouts();
+      for (const cmd of engine.getPendingCommands())
+        await engine.dispatchCommand(cmd, registry.get(cmd.assetId));
+    }
+    should(sent).eql(['ast_ev_001 SET_CHARGE_RATE 22 kW', 'ast_ev_001 SET_CHARGE_RATE 0 kW']);
+    should(done).have.length(2);
+  });
+});
