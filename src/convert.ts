@@ -19,6 +19,7 @@ import {
  * What happens after the last slot: 'hold' keeps the last setpoint in force (its command
  * never expires); `fallbackKw` sends a setpoint per asset id at the end of the schedule
  * (positive charges, negative discharges a battery; '*' applies to every asset not named).
+ * A negative fallback for an EV asset is refused with a ScheduleError.
  */
 export type HorizonEnd = 'hold' | { fallbackKw: Record<string, number> };
 
@@ -55,6 +56,12 @@ interface AssetColumns {
 }
 
 export const DEFAULT_DEADBAND_KW = 0.001;
+
+/**
+ * Float noise allowed in kW comparisons: 1.1 - 1 is 0.10000000000000009, which is a change
+ * of exactly 0.1 kW (within a deadband of 0.1), not above it.
+ */
+const KW_EPSILON = 1e-9;
 
 /** Candidate asset-map keys for a setpoint column, in order of preference. */
 export function mapKeysFor(col: SetpointColumn): string[] {
@@ -154,6 +161,22 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
         .join('; ')}); add them to assetMap or set ignoreUnmapped`,
     });
   }
+  const fallbackFor = (assetId: string): number | undefined =>
+    horizon === 'hold'
+      ? undefined
+      : Object.hasOwn(horizon.fallbackKw, assetId)
+        ? horizon.fallbackKw[assetId]
+        : horizon.fallbackKw['*'];
+  for (const a of byAsset.values()) {
+    const fb = fallbackFor(a.assetId);
+    if (a.kind === 'ev' && fb !== undefined && fb < 0) {
+      const key =
+        horizon !== 'hold' && Object.hasOwn(horizon.fallbackKw, a.assetId) ? a.assetId : '*';
+      problems.push({
+        reason: `horizonEnd.fallbackKw[${JSON.stringify(key)}] is ${fb} kW for EV asset ${a.assetId}: an EV charger cannot discharge; use 0 or more`,
+      });
+    }
+  }
   if (problems.length > 0) throw new ScheduleError(problems);
 
   const now = options.now ?? Date.now();
@@ -230,7 +253,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
           (!Number.isNaN(charge) ? charge : 0) - (!Number.isNaN(discharge) ? discharge : 0),
         );
       }
-      if (limit !== undefined && Math.abs(v) > limit + 1e-9) {
+      if (limit !== undefined && Math.abs(v) > limit + KW_EPSILON) {
         problems.push({
           row: i,
           time: schedule.labels[i],
@@ -241,25 +264,19 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
         if (problems.length >= 50) break;
         continue;
       }
-      if (!Number.isNaN(last) && Math.abs(v - last) <= deadband) continue;
+      if (!Number.isNaN(last) && Math.abs(v - last) <= deadband + KW_EPSILON) continue;
       const t = times[i] as number;
       if (lastCmd) lastCmd.validUntil = new Date(t);
       lastCmd = make(a, v, t, i, colNames, String(i));
       commands.push(lastCmd);
       last = v;
     }
-    if (horizon !== 'hold' && lastCmd) {
-      const fb = Object.hasOwn(horizon.fallbackKw, a.assetId)
-        ? horizon.fallbackKw[a.assetId]
-        : horizon.fallbackKw['*'];
-      if (fb !== undefined) {
-        const v = a.kind === 'ev' ? Math.max(0, fb) : fb;
+    const fb = fallbackFor(a.assetId);
+    // (A negative fallback for an EV asset was rejected above.)
+    if (fb !== undefined && lastCmd) {
+      if (Math.abs(fb - last) > deadband + KW_EPSILON) {
         lastCmd.validUntil = new Date(endMs);
-        if (Math.abs(v - last) > deadband) {
-          commands.push(make(a, v, endMs, n, colNames, 'end'));
-        } else {
-          lastCmd.validUntil = null;
-        }
+        commands.push(make(a, fb, endMs, n, colNames, 'end'));
       }
     }
   }
