@@ -181,6 +181,18 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
 
   const now = options.now ?? Date.now();
   const createdAt = new Date(now);
+  // Shared by every command of the conversion (the engine never mutates a Date in place,
+  // it replaces them): one Date per slot, not one per command, and one first history entry.
+  const slotDates: (Date | undefined)[] = new Array(schedule.rows + 1);
+  const dateOf = (slot: number, ms: number): Date => {
+    let d = slotDates[slot];
+    if (d === undefined) {
+      d = new Date(ms);
+      slotDates[slot] = d;
+    }
+    return d;
+  };
+  const created = Object.freeze({ status: CommandStatus.PENDING, at: createdAt });
   const maxRetries = options.maxRetries ?? 3;
   const timeoutSeconds = options.timeoutSeconds ?? 30;
   const priority = options.priority ?? 1;
@@ -204,7 +216,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
       assetId: a.assetId,
       type: discharge ? CommandType.SET_DISCHARGE_RATE : CommandType.SET_CHARGE_RATE,
       valueKw: discharge ? -value : value,
-      scheduledAt: new Date(at),
+      scheduledAt: dateOf(slot, at),
       validUntil: null,
       status: CommandStatus.PENDING,
       priority,
@@ -218,7 +230,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
       nextAttemptAt: null,
       deadline: null,
       createdAt,
-      history: [{ status: CommandStatus.PENDING, at: createdAt }],
+      history: [created],
     };
   };
 
@@ -266,7 +278,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
       }
       if (!Number.isNaN(last) && Math.abs(v - last) <= deadband + KW_EPSILON) continue;
       const t = times[i] as number;
-      if (lastCmd) lastCmd.validUntil = new Date(t);
+      if (lastCmd) lastCmd.validUntil = dateOf(i, t);
       lastCmd = make(a, v, t, i, colNames, String(i));
       commands.push(lastCmd);
       last = v;
@@ -275,7 +287,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     // (A negative fallback for an EV asset was rejected above.)
     if (fb !== undefined && lastCmd) {
       if (Math.abs(fb - last) > deadband + KW_EPSILON) {
-        lastCmd.validUntil = new Date(endMs);
+        lastCmd.validUntil = dateOf(n, endMs);
         commands.push(make(a, fb, endMs, n, colNames, 'end'));
       }
     }

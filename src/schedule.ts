@@ -182,6 +182,8 @@ interface RawTable {
   columns: string[];
   /** Value of column `c` (index into columns) at row `r`. */
   cell(r: number, c: number): unknown;
+  /** Row arrays, when the input has them (split orient): read directly, for speed. */
+  rows?: unknown[][];
   /** How the rows are numbered in messages (CSV: line numbers). */
   rowLabel?: (r: number) => string;
   /** CSV: empty cells mean null. */
@@ -311,7 +313,12 @@ function splitTable(v: Record<string, unknown>): RawTable {
       ]);
     }
   }
-  return { times: index, columns: cols, cell: (r, c) => (data[r] as unknown[])[c] };
+  return {
+    times: index,
+    columns: cols,
+    cell: (r, c) => (data[r] as unknown[])[c],
+    rows: data as unknown[][],
+  };
 }
 
 function indexOrient(v: Record<string, unknown>, keys: string[]): RawTable {
@@ -622,55 +629,19 @@ function buildSchedule(
     }
     setpoints.push(sp);
     const col = new Float64Array(n);
+    const rows = table.rows;
     for (let r = 0; r < n; r++) {
-      const raw = table.cell(r, c);
-      let v: number;
-      if (typeof raw === 'number') {
-        v = raw;
-      } else if (raw === null || raw === undefined || (table.emptyIsNull && raw === '')) {
-        col[r] = Number.NaN;
-        continue;
-      } else if (
-        typeof raw === 'string' &&
-        raw.trim() !== '' &&
-        /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw)
-      ) {
-        v = Number(raw);
-      } else if (typeof raw === 'string' && /^\s*(nan|NaN|NULL|null|None)\s*$/.test(raw)) {
-        col[r] = Number.NaN;
-        continue;
-      } else {
-        problems.add({
-          row: r,
-          time: rowName(r),
-          column: name,
-          value: raw,
-          reason: `${describe(raw)} is not a number (kW)`,
-        });
+      const raw = rows ? (rows[r] as unknown[])[c] : table.cell(r, c);
+      // Fast path: a plain non-negative finite number (NaN fails the comparison).
+      if (typeof raw === 'number' && raw >= 0 && raw < Number.POSITIVE_INFINITY) {
+        col[r] = raw;
         continue;
       }
-      if (!Number.isFinite(v)) {
-        problems.add({
-          row: r,
-          time: rowName(r),
-          column: name,
-          value: raw,
-          reason: `${v} is not a finite power`,
-        });
-      } else if (v < 0) {
-        if (v >= -NEGATIVE_TOLERANCE_KW) {
-          col[r] = 0;
-        } else {
-          problems.add({
-            row: r,
-            time: rowName(r),
-            column: name,
-            value: raw,
-            reason: `${v} kW is negative: setpoint columns carry magnitudes (use battery_discharge_kw for discharging)`,
-          });
-        }
-      } else {
+      const v = readValue(raw, table.emptyIsNull === true);
+      if (typeof v === 'number') {
         col[r] = v;
+      } else {
+        problems.add({ row: r, time: rowName(r), column: name, value: raw, reason: v.reason });
       }
     }
     values.set(name, col);
@@ -686,6 +657,41 @@ function buildSchedule(
     scheduleId,
     meta,
   });
+}
+
+const NUMBER_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
+const NULL_RE = /^\s*(nan|NaN|NULL|null|None)\s*$/;
+const INF_RE = /^\s*[+-]?(inf|Inf|INF|infinity|Infinity)\s*$/;
+
+/**
+ * A setpoint cell as kW: a number (NaN for "hold the previous value"), or the reason it is
+ * not acceptable. Numbers may come as numeric strings (CSV, hand-made rows); null,
+ * undefined, NaN and the strings nan/null/None mean hold; so does '' in CSV.
+ */
+function readValue(raw: unknown, emptyIsNull: boolean): number | { reason: string } {
+  let v: number;
+  if (typeof raw === 'number') {
+    if (Number.isNaN(raw)) return Number.NaN;
+    v = raw;
+  } else if (raw === null || raw === undefined || (emptyIsNull && raw === '')) {
+    return Number.NaN;
+  } else if (typeof raw === 'string' && NUMBER_RE.test(raw)) {
+    v = Number(raw);
+  } else if (typeof raw === 'string' && NULL_RE.test(raw)) {
+    return Number.NaN;
+  } else if (typeof raw === 'string' && INF_RE.test(raw)) {
+    return { reason: `${raw.trim()} is not a finite power` };
+  } else {
+    return { reason: `${describe(raw)} is not a number (kW)` };
+  }
+  if (!Number.isFinite(v)) return { reason: `${v} is not a finite power` };
+  if (v < 0) {
+    if (v >= -NEGATIVE_TOLERANCE_KW) return 0;
+    return {
+      reason: `${v} kW is negative: setpoint columns carry magnitudes (use battery_discharge_kw for discharging)`,
+    };
+  }
+  return v;
 }
 
 /**

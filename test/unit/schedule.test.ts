@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import should from 'should';
+import { convertSchedule } from '../../src/convert';
 import {
   CsvRows,
   classifyColumn,
@@ -639,6 +640,15 @@ describe('parseSchedule', () => {
       for (const v of col(s, 'ev_b_kw')) should(v).be.NaN();
     });
 
+    it('reads a JavaScript NaN (pandas NaN built in JS) as hold, like null', () => {
+      const s = parseSchedule([
+        { timestamp: ISO_INDEX[0], ev_a_kw: 4 },
+        { timestamp: ISO_INDEX[1], ev_a_kw: Number.NaN },
+      ]);
+      should(col(s, 'ev_a_kw')[1]).be.NaN();
+      should(convertSchedule(s, { assetMap: { a: 'A' } }).commands).have.length(1);
+    });
+
     it('reads a missing key in a row object as hold', () => {
       const s = parseSchedule([
         { timestamp: ISO_INDEX[0], ev_a_kw: 1 },
@@ -916,9 +926,9 @@ describe('parseSchedule', () => {
         ),
       );
       should(csv.problems.map((p) => [p.row, p.column, p.value, p.reason])).eql([
-        [0, 'ev_a_kw', 'inf', 'the string "inf" is not a number (kW)'],
+        [0, 'ev_a_kw', 'inf', 'inf is not a finite power'],
         [1, 'ev_a_kw', '1e999', 'Infinity is not a finite power'],
-        [2, 'ev_a_kw', '-inf', 'the string "-inf" is not a number (kW)'],
+        [2, 'ev_a_kw', '-inf', '-inf is not a finite power'],
       ]);
       const js = scheduleError(() =>
         parseSchedule([
