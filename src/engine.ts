@@ -192,6 +192,8 @@ export class DispatchEngine {
     CANCELLED: 0,
   };
   private heldCount = 0;
+  private readonly wakeListeners = new Set<() => void>();
+  private wakeQueued = false;
   private seq = 0;
   private token = 0;
   private idCounter = 0;
@@ -242,6 +244,14 @@ export class DispatchEngine {
     if (base === undefined) return undefined;
     const rev = this.scheduleRevisions.get(base);
     return rev === undefined ? base : `${base}#${rev + 1}`;
+  }
+
+  /**
+   * Records that schedule id `id` (e.g. from `uniqueScheduleId`) is in use, so that the next
+   * `uniqueScheduleId` of the same base gives the next revision.
+   */
+  reserveScheduleId(id: string): void {
+    this.noteScheduleId(id);
   }
 
   private noteScheduleId(id: string): void {
@@ -414,7 +424,28 @@ export class DispatchEngine {
     }
   }
 
+  /**
+   * Calls `listener` (once per burst, in a microtask) whenever what is due or what times out
+   * changes: a host's timer should then look at `nextWakeAt()` again. Returns unsubscribe.
+   */
+  onWake(listener: () => void): () => void {
+    this.wakeListeners.add(listener);
+    return () => {
+      this.wakeListeners.delete(listener);
+    };
+  }
+
+  private wake(): void {
+    if (this.wakeQueued || this.wakeListeners.size === 0) return;
+    this.wakeQueued = true;
+    queueMicrotask(() => {
+      this.wakeQueued = false;
+      for (const l of [...this.wakeListeners]) l();
+    });
+  }
+
   private enqueue(slot: Slot, at: number): void {
+    this.wake();
     slot.dueToken = ++this.token;
     this.due.push({ at, priority: slot.cmd.priority, seq: ++this.seq, slot, token: slot.dueToken });
     if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + 1)) {

@@ -67,6 +67,14 @@ export {
   TIME_COLUMN_NAMES,
 } from './schedule';
 export {
+  type AssetKind,
+  type DueCommandSink,
+  Site,
+  type SiteJSON,
+  type SiteOptions,
+  type Timers,
+} from './site';
+export {
   BATTERY_DEFINITION,
   BatteryState,
   createBatteryStateMachine,
@@ -81,3 +89,4 @@ export {
   type StateMachineOptions,
   type Transition,
 } from './state-machine';
+export { FileStore, MemoryStore, type StateStore, StoreCorruptError } from './store';

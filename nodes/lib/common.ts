@@ -1,0 +1,94 @@
+/**
+ * What the node files share: the coordinator node's shape, finding it from a user node,
+ * and parsing of editor fields. Node files stay thin: the logic is in the core library.
+ */
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { Site } from '../..';
+
+export interface CoordinatorNode extends Node {
+  site: Site | null;
+  /** Why the site could not be made, if it could not. */
+  failure: string | null;
+  /** User nodes, by id: the runtime forwards this node's status and errors to their flows. */
+  users: Record<string, Node>;
+  register(user: Node): void;
+  deregister(user: Node): void;
+}
+
+export interface UserDef extends NodeDef {
+  coordinator?: string;
+}
+
+/**
+ * The site of the coordinator a node points at, registering the node as a user of it.
+ * Returns an error text (an i18n key's text) when there is none.
+ */
+export function useCoordinator(
+  RED: NodeAPI,
+  node: Node,
+  def: UserDef,
+): { coordinator: CoordinatorNode; site: Site } | { error: string } {
+  const coordinator = def.coordinator
+    ? (RED.nodes.getNode(def.coordinator) as CoordinatorNode | null)
+    : null;
+  // Plain text: RED._ only reaches the calling node's own catalog, not the coordinator's.
+  if (!coordinator) {
+    return {
+      error: `${node.type}: no coordinator: pick a qe-coordinator (the site) in this node's properties`,
+    };
+  }
+  coordinator.register(node);
+  node.on('close', () => coordinator.deregister(node));
+  if (!coordinator.site) {
+    return { error: coordinator.failure ?? `${node.type}: the coordinator could not start` };
+  }
+  return { coordinator, site: coordinator.site };
+}
+
+/** A JSON-object field of the edit dialog (a string), or an Error naming the field. */
+export function parseJsonObject(
+  text: unknown,
+  field: string,
+  node: string,
+): Record<string, unknown> | Error {
+  if (text === undefined || text === null || text === '') return {};
+  if (typeof text === 'object' && !Array.isArray(text)) return text as Record<string, unknown>;
+  try {
+    const v = JSON.parse(String(text));
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      return new Error(`${node}: ${field} must be a JSON object, got ${String(text).slice(0, 60)}`);
+    }
+    return v as Record<string, unknown>;
+  } catch (err) {
+    return new Error(`${node}: ${field} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** A number field of the edit dialog (strings in flows), or undefined when empty. */
+export function numberField(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  const n = typeof value === 'number' ? value : Number(value);
+  return Number.isFinite(n) ? n : Number.NaN;
+}
+
+/** A list field: an array, or a comma/space separated string. */
+export function listField(value: unknown): string[] {
+  if (Array.isArray(value))
+    return value
+      .map(String)
+      .map((s) => s.trim())
+      .filter(Boolean);
+  if (typeof value !== 'string') return [];
+  return value
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** HH:MM:SS of an epoch-ms time, local time of the server, for short status texts. */
+export function clockTime(ms: number): string {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, '0'))
+    .join(':');
+}

@@ -1,0 +1,177 @@
+import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
+import { type Adapter, CommandStatus, EventType } from '../..';
+import { listField, type UserDef, useCoordinator } from '../lib/common';
+
+interface AdapterDef extends UserDef {
+  assets?: string | string[];
+  protocol?: string;
+}
+
+interface AdapterMsg extends NodeMessageInFlow {
+  commandId?: unknown;
+}
+
+interface Result {
+  commandId: string;
+  success: boolean;
+  error?: unknown;
+  final?: unknown;
+  completed?: unknown;
+}
+
+/** A result `{commandId, success, ...}` in msg.payload (or with msg.commandId), or null. */
+function asResult(msg: AdapterMsg): Result | null | Error {
+  const p = msg.payload as Record<string, unknown> | null;
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return null;
+  const commandId = p.commandId ?? (typeof p.success === 'boolean' ? msg.commandId : undefined);
+  if (commandId === undefined) return null;
+  if (typeof commandId !== 'string' || commandId === '') {
+    return new Error(
+      `qe-adapter: result commandId must be a non-empty string, got ${JSON.stringify(commandId)}`,
+    );
+  }
+  if (typeof p.success !== 'boolean') {
+    return new Error(
+      `qe-adapter: result for command ${commandId}: success must be true or false, got ${JSON.stringify(p.success)}`,
+    );
+  }
+  return { ...p, commandId, success: p.success } as Result;
+}
+
+/** An error as text: a string, an Error's message, or an object as JSON. */
+function errorText(e: unknown): string | null {
+  if (e === undefined || e === null || e === '') return null;
+  if (typeof e === 'string') return e;
+  if (e instanceof Error) return e.message;
+  if (typeof e === 'object') {
+    const m = (e as { message?: unknown }).message;
+    if (typeof m === 'string') return m;
+    try {
+      return JSON.stringify(e);
+    } catch {
+      return String(e);
+    }
+  }
+  return String(e);
+}
+
+export default function (RED: NodeAPI) {
+  function QeAdapter(this: Node, def: AdapterDef) {
+    RED.nodes.createNode(this, def);
+    const found = useCoordinator(RED, this, def);
+    const assets = listField(def.assets);
+    const adapter: Adapter = {
+      protocol: (def.protocol ?? '').trim() || 'custom',
+      // The command travels by wire: its answer comes back on this node's input.
+      dispatch: () => undefined,
+    };
+    const registered: string[] = [];
+    let setupError: string | null = 'error' in found ? found.error : null;
+    if (!setupError && assets.length === 0) {
+      setupError = 'qe-adapter: list the asset ids this adapter serves';
+    }
+    if (!setupError && !('error' in found)) {
+      for (const a of assets) {
+        try {
+          found.site.adapterRegistry.register(a, adapter);
+          registered.push(a);
+        } catch (err) {
+          setupError = `qe-adapter: ${(err as Error).message}`;
+          break;
+        }
+      }
+      // All or nothing: a half-registered adapter would serve some of its assets silently.
+      if (setupError) {
+        for (const a of registered) found.site.adapterRegistry.unregister(a, adapter);
+        registered.length = 0;
+      }
+    }
+    if (setupError || 'error' in found) {
+      const text = setupError ?? 'qe-adapter: no coordinator';
+      this.error(text);
+      this.status({ fill: 'red', shape: 'ring', text: 'qe-adapter.status.misconfigured' });
+      this.on('input', (_msg, _send, done) => done(new Error(text)));
+      return;
+    }
+    const { site } = found;
+    const engine = site.engine;
+
+    // Status: assets served and commands awaiting an answer, refreshed at most every 250 ms.
+    let statusTimer: NodeJS.Timeout | null = null;
+    const showStatus = () => {
+      statusTimer = null;
+      let inFlight = 0;
+      for (const assetId of registered) {
+        inFlight += engine.getCommands({
+          assetId,
+          status: [CommandStatus.DISPATCHED, CommandStatus.ACKNOWLEDGED],
+        }).length;
+      }
+      this.status({
+        fill: inFlight > 0 ? 'blue' : 'green',
+        shape: 'dot',
+        text: RED._('qe-adapter.status.serving', { count: registered.length, inflight: inFlight }),
+      });
+    };
+    const mine = new Set(registered);
+    const off = site.eventBus.subscribe('*', (e) => {
+      const p = e.payload as { assetId?: unknown };
+      if (e.type === EventType.STATE_CHANGED || typeof p.assetId !== 'string') return;
+      if (mine.has(p.assetId) && statusTimer === null) statusTimer = setTimeout(showStatus, 250);
+    });
+    showStatus();
+
+    this.on('input', (msg: AdapterMsg, send, done) => {
+      const result = asResult(msg);
+      if (result instanceof Error) {
+        done(result);
+        return;
+      }
+      if (result) {
+        const cmd = engine.getCommand(result.commandId);
+        const applied = engine.handleResponse(
+          result.commandId,
+          result.success,
+          errorText(result.error),
+          {
+            final: result.final === true,
+            ...(result.completed === false ? { completed: false } : {}),
+          },
+        );
+        if (!applied) {
+          this.warn(
+            `qe-adapter: result for command ${result.commandId} ignored: ${cmd ? `it is ${cmd.status}, not awaiting an answer` : 'unknown command'}`,
+          );
+        }
+        done();
+        return;
+      }
+      const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
+      if (p && typeof p === 'object' && typeof p.id === 'string' && typeof p.assetId === 'string') {
+        // One dispatcher can feed several adapters: pass over what another one serves.
+        if (site.adapterRegistry.get(p.assetId) !== adapter) {
+          done();
+          return;
+        }
+        msg.commandId = p.id;
+        send(msg);
+        done();
+        return;
+      }
+      done(
+        new Error(
+          'qe-adapter: msg.payload must be a command from a dispatcher ({id, assetId, type, valueKw, ...}) or a result ({commandId, success, error?, final?})',
+        ),
+      );
+    });
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      for (const a of registered) site.adapterRegistry.unregister(a, adapter);
+      off();
+      if (statusTimer) clearTimeout(statusTimer);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('qe-adapter', QeAdapter as never);
+}

@@ -1,0 +1,103 @@
+import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
+import type { StateChange, StateMachine, StateMachineDefinition } from '../..';
+import { parseJsonObject, type UserDef, useCoordinator } from '../lib/common';
+
+interface AssetStateDef extends UserDef {
+  assetId: string;
+  preset?: 'ev-charger' | 'battery' | 'custom';
+  definition?: string;
+}
+
+const COLOURS: Record<string, 'green' | 'yellow' | 'red' | 'grey' | 'blue'> = {
+  AVAILABLE: 'green',
+  CHARGING: 'green',
+  IDLE: 'green',
+  DISCHARGING: 'green',
+  PREPARING: 'yellow',
+  SUSPENDED: 'yellow',
+  FINISHING: 'yellow',
+  FAULTED: 'red',
+  UNAVAILABLE: 'grey',
+};
+
+export default function (RED: NodeAPI) {
+  function QeAssetState(this: Node, def: AssetStateDef) {
+    RED.nodes.createNode(this, def);
+    const found = useCoordinator(RED, this, def);
+    const assetId = (def.assetId ?? '').trim();
+    let machine: StateMachine | null = null;
+    let setupError: string | null = 'error' in found ? found.error : null;
+    if (!setupError && assetId === '') setupError = 'qe-asset-state: set the asset id';
+    if (!setupError && !('error' in found)) {
+      try {
+        let kind: 'ev-charger' | 'battery' | StateMachineDefinition =
+          def.preset === 'battery' ? 'battery' : 'ev-charger';
+        if (def.preset === 'custom') {
+          const d = parseJsonObject(def.definition, 'definition', 'qe-asset-state');
+          if (d instanceof Error) throw d;
+          kind = d as unknown as StateMachineDefinition;
+        }
+        machine = found.site.ensureStateMachine(assetId, kind, this.id);
+      } catch (err) {
+        setupError = `qe-asset-state ${assetId}: ${(err as Error).message}`;
+      }
+    }
+    const show = (state: string) =>
+      this.status({ fill: COLOURS[state] ?? 'blue', shape: 'dot', text: state });
+    if (setupError) {
+      this.error(setupError);
+      this.status({ fill: 'red', shape: 'ring', text: 'qe-asset-state.status.misconfigured' });
+      this.on('input', (_msg, _send, done) => done(new Error(setupError as string)));
+      return;
+    }
+    const m = machine as StateMachine;
+    show(m.currentState);
+
+    // Every change of the asset's state goes out, whoever caused it (this node, a device).
+    let current: { msg: NodeMessageInFlow; send: (msg: NodeMessage) => void } | null = null;
+    const off = m.onChange((change: StateChange) => {
+      show(change.to_state);
+      if (current) {
+        current.msg.payload = change;
+        current.send(current.msg);
+        current = null;
+      } else {
+        this.send({ topic: assetId, payload: change });
+      }
+    });
+
+    this.on('input', (msg: NodeMessageInFlow, send, done) => {
+      const p = msg.payload as unknown;
+      try {
+        current = { msg, send };
+        if (typeof p === 'string') {
+          m.trigger(p.trim());
+        } else if (
+          p &&
+          typeof p === 'object' &&
+          typeof (p as { state?: unknown }).state === 'string'
+        ) {
+          const { state, reason } = p as { state: string; reason?: unknown };
+          m.forceState(state, typeof reason === 'string' ? reason : 'set by flow');
+        } else {
+          throw new Error(
+            `qe-asset-state ${assetId}: msg.payload must be a trigger name (one of ${m.availableTriggers().join(', ')}) or {state: "<state>"}, got ${p === null ? 'null' : typeof p}`,
+          );
+        }
+        current = null;
+        done();
+      } catch (err) {
+        current = null;
+        done(err as Error);
+      }
+    });
+
+    this.on('close', (removed: boolean, done: () => void) => {
+      off();
+      if (removed && !('error' in found)) found.site.releaseStateMachine(assetId, this.id);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('qe-asset-state', QeAssetState as never);
+}

@@ -1,0 +1,101 @@
+import path from 'node:path';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { type EngineConfig, FileStore, type HorizonEnd, resolveConfig, Site } from '../..';
+import { type CoordinatorNode, numberField, parseJsonObject } from '../lib/common';
+
+interface CoordinatorDef extends NodeDef {
+  siteId: string;
+  commandTimeoutSeconds?: string | number;
+  maxRetries?: string | number;
+  retryBackoffFactor?: string | number;
+  retryBaseSeconds?: string | number;
+  retryMaxSeconds?: string | number;
+  dispatchIntervalSeconds?: string | number;
+  deadbandKw?: string | number;
+  horizonEnd?: string;
+  fallbackKw?: string;
+  persist?: boolean;
+}
+
+const NUMERIC: (keyof EngineConfig & keyof CoordinatorDef)[] = [
+  'commandTimeoutSeconds',
+  'maxRetries',
+  'retryBackoffFactor',
+  'retryBaseSeconds',
+  'retryMaxSeconds',
+  'dispatchIntervalSeconds',
+  'deadbandKw',
+];
+
+/** The engine settings of a coordinator's properties, or an Error naming the one that is wrong. */
+export function configFromDef(def: CoordinatorDef): Partial<EngineConfig> | Error {
+  const config: Partial<EngineConfig> = {};
+  for (const key of NUMERIC) {
+    const v = numberField(def[key]);
+    if (v !== undefined) (config as Record<string, number>)[key] = v;
+  }
+  if (def.horizonEnd === 'fallback') {
+    const fb = parseJsonObject(def.fallbackKw, 'fallbackKw', 'qe-coordinator');
+    if (fb instanceof Error) return fb;
+    config.horizonEnd = { fallbackKw: fb as Record<string, number> } as HorizonEnd;
+  }
+  try {
+    resolveConfig(config);
+  } catch (err) {
+    return err as Error;
+  }
+  return config;
+}
+
+export default function (RED: NodeAPI) {
+  function QeCoordinator(this: CoordinatorNode, def: CoordinatorDef) {
+    RED.nodes.createNode(this, def);
+    this.users = {};
+    this.site = null;
+    this.failure = null;
+    this.register = (user: Node) => {
+      this.users[user.id] = user;
+    };
+    this.deregister = (user: Node) => {
+      delete this.users[user.id];
+    };
+
+    const siteId = (def.siteId ?? '').trim() || this.id;
+    const config = configFromDef(def);
+    if (config instanceof Error) {
+      this.failure = `qe-coordinator ${siteId}: ${config.message}`;
+      this.error(this.failure);
+      return;
+    }
+    const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
+    const persist = def.persist !== false;
+    const store = persist
+      ? new FileStore(
+          path.join(userDir, 'qe-coordinator', `${this.id.replace(/[^\w.-]/g, '_')}.json`),
+        )
+      : null;
+    const site = new Site({
+      siteId,
+      config,
+      store,
+      onError: (err) => this.error(err.message),
+    });
+    this.site = site;
+    if (site.loadError) {
+      // Reported once the flows have started, so that it reaches the users' Catch nodes.
+      const report = () => this.error(site.loadError?.message);
+      RED.events.once('flows:started', report);
+      this.on('close', () => RED.events.removeListener('flows:started', report));
+    }
+    site.start();
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      site.stop().then(
+        () => done(),
+        () => done(),
+      );
+    });
+  }
+
+  RED.nodes.registerType('qe-coordinator', QeCoordinator as never);
+}

@@ -1,0 +1,425 @@
+/**
+ * Site: everything one site coordinates, in one object. It owns the EventBus, the
+ * DispatchEngine, the AdapterRegistry and the asset state machines; it runs the dispatch
+ * loop on timers (a timer set to the next due time or deadline, not a poll) and persists its
+ * state. The Node-RED `qe-coordinator` node is a thin wrapper around one Site, and
+ * TypeScript users can run one directly.
+ */
+
+import { AdapterRegistry } from './adapters/registry';
+import { type Clock, systemClock } from './clock';
+import type { Command, CommandInput } from './commands';
+import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
+import { EventBus } from './event-bus';
+import {
+  BATTERY_DEFINITION,
+  EV_CHARGER_DEFINITION,
+  StateMachine,
+  type StateMachineDefinition,
+} from './state-machine';
+import { type StateStore, StoreCorruptError } from './store';
+
+/** Timer functions, injectable (fake timers in tests). Defaults to the globals. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const globalTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** Receives due commands: the Node-RED dispatcher sends them on its output. */
+export interface DueCommandSink {
+  /** The command is DISPATCHED: deliver it to its adapter. */
+  deliver(command: Command): void;
+  /** The command FAILED before delivery (no adapter serves its asset). */
+  undeliverable(command: Command, error: string): void;
+}
+
+export type AssetKind = 'ev-charger' | 'battery';
+
+export interface SiteOptions {
+  siteId: string;
+  config?: Partial<EngineConfig>;
+  clock?: Clock;
+  timers?: Timers;
+  /** Where to persist commands and asset states; none: nothing is persisted. */
+  store?: StateStore | null;
+  /** Delay between a change and its persistence (coalesces bursts). Default 200 ms. */
+  saveDelayMs?: number;
+  /**
+   * With no dispatcher sink attached, dispatch due commands straight through the adapters in
+   * the registry (`engine.dispatchCommand`). Default false: wait for a sink.
+   */
+  autoDispatch?: boolean;
+  /** Problems that have no caller to throw to: persistence, subscribers. Default console.error. */
+  onError?: (error: Error) => void;
+}
+
+export interface SiteJSON {
+  format: 'qubit-energy/site';
+  version: 1;
+  siteId: string;
+  engine: EngineJSON;
+  /** Which dispatcher submitted each unfinished command. */
+  owners: Record<string, string>;
+}
+
+export class Site {
+  readonly siteId: string;
+  readonly eventBus: EventBus;
+  readonly adapterRegistry: AdapterRegistry;
+  readonly engine: DispatchEngine;
+  readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly store: StateStore | null;
+  private readonly saveDelayMs: number;
+  private readonly autoDispatch: boolean;
+  private readonly onError: (error: Error) => void;
+  private readonly machines = new Map<
+    string,
+    { machine: StateMachine; kind: string; users: Set<string> }
+  >();
+  /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
+  private persistBlocked = false;
+  private readonly sinks = new Map<string, DueCommandSink>();
+  private readonly owners = new Map<string, string>();
+  private timer: unknown = null;
+  private timerAt: number | null = null;
+  private saveTimer: unknown = null;
+  private running = false;
+  private stopped = false;
+  private readonly offBus: () => void;
+  /** The error met while loading the saved state, if any (the site started empty). */
+  readonly loadError: Error | null = null;
+
+  constructor(options: SiteOptions) {
+    if (typeof options.siteId !== 'string' || options.siteId.trim() === '') {
+      throw new TypeError('site: siteId must be a non-empty string');
+    }
+    this.siteId = options.siteId;
+    this.clock = options.clock ?? systemClock;
+    this.timers = options.timers ?? globalTimers;
+    this.store = options.store ?? null;
+    this.saveDelayMs = options.saveDelayMs ?? 200;
+    this.autoDispatch = options.autoDispatch ?? false;
+    this.onError = options.onError ?? ((e) => console.error(`site ${this.siteId}:`, e.message));
+    this.eventBus = new EventBus({
+      clock: this.clock,
+      onError: (err, event) =>
+        this.onError(
+          new Error(
+            `a subscriber to ${event.type} failed: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        ),
+    });
+    this.adapterRegistry = new AdapterRegistry();
+    const deps = {
+      eventBus: this.eventBus,
+      adapterRegistry: this.adapterRegistry,
+      clock: this.clock,
+      config: options.config ?? {},
+    };
+    let engine: DispatchEngine | null = null;
+    if (this.store) {
+      try {
+        const doc = this.store.load();
+        if (doc !== undefined) {
+          const site = doc as Partial<SiteJSON>;
+          if (
+            site.format !== 'qubit-energy/site' ||
+            site.version !== 1 ||
+            typeof site.engine !== 'object'
+          ) {
+            throw new TypeError(
+              `not a site state document (format ${JSON.stringify(site.format)})`,
+            );
+          }
+          engine = DispatchEngine.restore(site.engine, deps);
+          for (const [id, owner] of Object.entries(site.owners ?? {})) {
+            if (typeof owner === 'string' && engine.getCommand(id)) this.owners.set(id, owner);
+          }
+        }
+      } catch (err) {
+        const e =
+          err instanceof StoreCorruptError
+            ? err
+            : 'setAside' in this.store && typeof this.store.setAside === 'function'
+              ? (this.store.setAside as (r: string) => Error)(
+                  `saved state in ${this.store.location} cannot be restored: ${(err as Error).message}`,
+                )
+              : new Error(
+                  `saved state in ${this.store.location} cannot be restored: ${(err as Error).message}`,
+                );
+        if (!(e instanceof StoreCorruptError && e.movedTo !== null)) {
+          this.persistBlocked = true;
+          e.message += '; nothing will be saved until it is fixed (the file is left as it is)';
+        }
+        this.loadError = e;
+        engine = null;
+      }
+    }
+    this.engine = engine ?? new DispatchEngine(deps);
+    const offEvents = this.eventBus.subscribe('*', () => this.scheduleSave());
+    const offWake = this.engine.onWake(() => {
+      this.scheduleSave();
+      this.arm();
+    });
+    this.offBus = () => {
+      offEvents();
+      offWake();
+    };
+  }
+
+  // ------------------------------------------------------------ dispatchers and the loop
+
+  /** Starts the dispatch loop. */
+  start(): void {
+    this.stopped = false;
+    this.running = true;
+    this.arm(true);
+  }
+
+  /**
+   * Attaches a sink for due commands (a dispatcher). Commands go to the sink that submitted
+   * them, or, when that one is gone (a redeploy, a restart), to the first attached sink.
+   * Returns a function that detaches it.
+   */
+  attachDispatcher(id: string, sink: DueCommandSink): () => void {
+    this.sinks.set(id, sink);
+    this.arm(true);
+    return () => {
+      if (this.sinks.get(id) === sink) this.sinks.delete(id);
+    };
+  }
+
+  /** Submits commands (see `engine.submit`) on behalf of dispatcher `owner`, and re-arms. */
+  submit(
+    commands: Command | CommandInput | readonly (Command | CommandInput)[],
+    owner?: string,
+  ): Command[] {
+    const added = this.engine.submit(commands);
+    if (owner !== undefined) for (const c of added) this.owners.set(c.id, owner);
+    this.arm(true);
+    return added;
+  }
+
+  /** Runs one round now: time out late attempts, hand out what is due. */
+  async runOnce(): Promise<void> {
+    const now = this.clock.now();
+    this.engine.checkTimeouts(now);
+    const due = this.engine.getPendingCommands(now);
+    let waiting = false;
+    const first = this.sinks.values().next().value as DueCommandSink | undefined;
+    for (const cmd of due) {
+      const owner = this.owners.get(cmd.id);
+      const sink = (owner !== undefined ? this.sinks.get(owner) : undefined) ?? first;
+      if (!sink) {
+        if (this.autoDispatch) {
+          await this.engine.dispatchCommand(cmd);
+        } else {
+          waiting = true;
+        }
+        continue;
+      }
+      if (!this.adapterRegistry.has(cmd.assetId)) {
+        await this.engine.dispatchCommand(cmd, null); // FAILS, saying no adapter serves it
+        sink.undeliverable(cmd, cmd.lastError ?? `no adapter serves asset ${cmd.assetId}`);
+        continue;
+      }
+      this.engine.markDispatched(cmd);
+      sink.deliver(cmd);
+    }
+    this.pruneOwners();
+    // Due commands with nobody to take them: look again after the interval, not at once.
+    this.arm(false, waiting ? now + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
+  }
+
+  /** Sets the timer to the next due time or deadline (at most dispatchIntervalSeconds away). */
+  private arm(force = false, notBefore?: number): void {
+    if (!this.running || this.stopped) return;
+    const now = this.clock.now();
+    const interval = this.engine.config.dispatchIntervalSeconds * 1000;
+    let at = this.engine.nextWakeAt();
+    if (at === null || at > now + interval) at = now + interval;
+    if (notBefore !== undefined && at < notBefore) at = notBefore;
+    if (!force && this.timer !== null && this.timerAt !== null && this.timerAt <= at) return;
+    if (this.timer !== null && this.timerAt === at) return;
+    this.cancelTimer();
+    this.timerAt = at;
+    const run = () => {
+      this.timer = null;
+      this.timerAt = null;
+      this.runOnce().catch((err) =>
+        this.onError(err instanceof Error ? err : new Error(String(err))),
+      );
+    };
+    if (at <= now) {
+      // Due now: run as soon as the current event (a submit, an answer) is done.
+      const handle = setImmediate(run);
+      this.timer = { immediate: handle };
+    } else {
+      this.timer = this.timers.setTimeout(run, at - now);
+    }
+  }
+
+  private cancelTimer(): void {
+    if (this.timer === null) return;
+    const t = this.timer as { immediate?: NodeJS.Immediate };
+    if (typeof t === 'object' && t.immediate !== undefined) clearImmediate(t.immediate);
+    else this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** When the loop will next run (epoch ms), or null when it is stopped. */
+  get nextRunAt(): number | null {
+    return this.timerAt;
+  }
+
+  private pruneOwners(): void {
+    if (this.owners.size < 1024) return;
+    for (const id of this.owners.keys()) {
+      const c = this.engine.getCommand(id);
+      if (
+        !c ||
+        c.status === 'COMPLETED' ||
+        c.status === 'FAILED' ||
+        c.status === 'TIMED_OUT' ||
+        c.status === 'CANCELLED'
+      ) {
+        this.owners.delete(id);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ state machines
+
+  /**
+   * The asset's state machine, made on first use from a preset or a definition and
+   * registered with the engine (so that its FAULTED / UNAVAILABLE states hold commands).
+   * Asking again with the same kind returns the same machine; another kind throws.
+   */
+  ensureStateMachine(
+    assetId: string,
+    kind: AssetKind | StateMachineDefinition,
+    user = '',
+  ): StateMachine {
+    const kindKey = typeof kind === 'string' ? kind : `custom:${JSON.stringify(kind.states)}`;
+    const existing = this.machines.get(assetId);
+    if (existing) {
+      if (existing.kind !== kindKey) {
+        throw new Error(
+          `asset ${assetId} already has a ${existing.kind.startsWith('custom') ? 'custom' : existing.kind} state machine; one asset, one kind`,
+        );
+      }
+      existing.users.add(user);
+      return existing.machine;
+    }
+    const def =
+      kind === 'ev-charger'
+        ? EV_CHARGER_DEFINITION
+        : kind === 'battery'
+          ? BATTERY_DEFINITION
+          : typeof kind === 'object'
+            ? kind
+            : null;
+    if (!def)
+      throw new TypeError(
+        `unknown asset kind ${JSON.stringify(kind)}: use ev-charger, battery or a definition`,
+      );
+    const machine = new StateMachine({
+      ...def,
+      assetId,
+      eventBus: this.eventBus,
+      clock: this.clock,
+    });
+    this.machines.set(assetId, { machine, kind: kindKey, users: new Set([user]) });
+    this.engine.registerStateMachine(machine);
+    return machine;
+  }
+
+  getStateMachine(assetId: string): StateMachine | undefined {
+    return this.machines.get(assetId)?.machine;
+  }
+
+  /**
+   * `user` no longer uses the asset's machine (its node was removed). When nobody does, the
+   * machine is forgotten and its held commands are released. True if it was forgotten.
+   */
+  releaseStateMachine(assetId: string, user = ''): boolean {
+    const e = this.machines.get(assetId);
+    if (!e) return false;
+    e.users.delete(user);
+    if (e.users.size > 0) return false;
+    return this.removeStateMachine(assetId);
+  }
+
+  /** Forgets an asset's machine, whoever uses it; its held commands are released. */
+  removeStateMachine(assetId: string): boolean {
+    const e = this.machines.get(assetId);
+    if (!e) return false;
+    this.machines.delete(assetId);
+    this.engine.unregisterStateMachine(assetId, e.machine);
+    return true;
+  }
+
+  // ------------------------------------------------------------ persistence
+
+  toJSON(): SiteJSON {
+    const owners: Record<string, string> = {};
+    for (const [id, o] of this.owners) {
+      const c = this.engine.getCommand(id);
+      if (c && (c.status === 'PENDING' || c.status === 'DISPATCHED' || c.status === 'ACKNOWLEDGED'))
+        owners[id] = o;
+    }
+    return {
+      format: 'qubit-energy/site',
+      version: 1,
+      siteId: this.siteId,
+      engine: this.engine.toJSON(),
+      owners,
+    };
+  }
+
+  private scheduleSave(): void {
+    if (!this.store || this.persistBlocked || this.saveTimer !== null || this.stopped) return;
+    this.saveTimer = this.timers.setTimeout(() => {
+      this.saveTimer = null;
+      this.save().catch(() => {});
+    }, this.saveDelayMs);
+  }
+
+  /** Writes the state now (when a store is configured). Errors are reported and rethrown. */
+  async save(): Promise<void> {
+    if (!this.store || this.persistBlocked) return;
+    try {
+      await this.store.save(this.toJSON());
+    } catch (err) {
+      const e = new Error(`cannot save state to ${this.store.location}: ${(err as Error).message}`);
+      this.onError(e);
+      throw e;
+    }
+  }
+
+  /** Stops the loop and every timer, saves the state one last time. Idempotent. */
+  async stop(): Promise<void> {
+    this.cancelTimer();
+    if (this.saveTimer !== null) this.timers.clearTimeout(this.saveTimer);
+    this.timer = null;
+    this.timerAt = null;
+    this.saveTimer = null;
+    const wasStopped = this.stopped;
+    this.stopped = true;
+    this.running = false;
+    if (!wasStopped) {
+      this.offBus();
+      await this.save().catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,284 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import should from 'should';
+import type { Adapter } from '../../src/adapters/registry';
+import { ManualClock } from '../../src/clock';
+import { type Command, CommandStatus } from '../../src/commands';
+import { type DueCommandSink, Site, type Timers } from '../../src/site';
+import { FileStore, MemoryStore, StoreCorruptError } from '../../src/store';
+
+const T0 = Date.parse('2025-06-02T08:00:00Z');
+const S = 1000;
+
+/** Timers driven by the manual clock: `run()` fires what is due. */
+class FakeTimers implements Timers {
+  private seq = 0;
+  readonly pending = new Map<number, { at: number; fn: () => void }>();
+  constructor(private readonly clock: ManualClock) {}
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.pending.set(id, { at: this.clock.now() + ms, fn });
+    return id;
+  }
+  clearTimeout(h: unknown): void {
+    this.pending.delete(h as number);
+  }
+  /** Advances the clock to `to`, firing timers in time order. */
+  async advanceTo(to: number): Promise<void> {
+    for (;;) {
+      const next = [...this.pending.entries()]
+        .filter(([, t]) => t.at <= to)
+        .sort((a, b) => a[1].at - b[1].at)[0];
+      if (!next) break;
+      this.pending.delete(next[0]);
+      if (next[1].at > this.clock.now()) this.clock.set(next[1].at);
+      next[1].fn();
+      await flush();
+    }
+    this.clock.set(to);
+    await flush();
+  }
+}
+
+async function flush(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
+
+class Sink implements DueCommandSink {
+  readonly delivered: Command[] = [];
+  readonly failed: { cmd: Command; error: string }[] = [];
+  deliver(cmd: Command) {
+    this.delivered.push(cmd);
+  }
+  undeliverable(cmd: Command, error: string) {
+    this.failed.push({ cmd, error });
+  }
+}
+
+const adapter: Adapter = { protocol: 'test', dispatch: () => undefined };
+
+function make(
+  opts: { store?: MemoryStore | FileStore; autoDispatch?: boolean; errors?: Error[] } = {},
+) {
+  const clock = new ManualClock(T0);
+  const timers = new FakeTimers(clock);
+  const site = new Site({
+    siteId: 'depot',
+    clock,
+    timers,
+    store: opts.store ?? null,
+    autoDispatch: opts.autoDispatch ?? false,
+    onError: (e) => opts.errors?.push(e),
+  });
+  return { clock, timers, site };
+}
+
+describe('Site', () => {
+  it('needs a site id', () => {
+    should(() => new Site({ siteId: ' ' })).throw(/siteId must be a non-empty string/);
+  });
+
+  it('delivers due commands to the dispatcher that submitted them, at their time', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('a', adapter);
+    const s1 = new Sink();
+    const s2 = new Sink();
+    site.attachDispatcher('d1', s1);
+    site.attachDispatcher('d2', s2);
+    site.start();
+    site.submit(
+      { assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 1, scheduledAt: T0 + 60 * S },
+      'd2',
+    );
+    await timers.advanceTo(T0 + 59 * S);
+    should(s2.delivered).have.length(0);
+    await timers.advanceTo(T0 + 60 * S);
+    should(s2.delivered.map((c) => c.valueKw)).eql([1]);
+    should(s2.delivered[0]?.status).equal(CommandStatus.DISPATCHED);
+    should(s1.delivered).have.length(0);
+    await site.stop();
+  });
+
+  it('an orphan command (its dispatcher gone) goes to the first dispatcher', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('a', adapter);
+    const s1 = new Sink();
+    site.attachDispatcher('d1', s1);
+    const detach = site.attachDispatcher('gone', new Sink());
+    site.start();
+    site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 2 }, 'gone');
+    detach();
+    await timers.advanceTo(T0);
+    should(s1.delivered.map((c) => c.valueKw)).eql([2]);
+    await site.stop();
+  });
+
+  it('fails a due command for an asset no adapter serves and tells the dispatcher', async () => {
+    const { site, timers } = make();
+    const s = new Sink();
+    site.attachDispatcher('d', s);
+    site.start();
+    site.submit({ assetId: 'ghost', type: 'SET_CHARGE_RATE', valueKw: 2 }, 'd');
+    await timers.advanceTo(T0);
+    should(s.failed).have.length(1);
+    should(s.failed[0]?.error).match(/no adapter serves asset ghost/);
+    should(s.failed[0]?.cmd.status).equal(CommandStatus.FAILED);
+  });
+
+  it('without a dispatcher, waits (checking every interval) or, with autoDispatch, uses the adapters', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('a', adapter);
+    site.start();
+    site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 2 });
+    await timers.advanceTo(T0 + 1);
+    should(site.engine.stats().pending).equal(1);
+    should(site.nextRunAt).equal(T0 + 1 + 5 * S); // the round ran at T0 + 1 ms
+    const auto = make({ autoDispatch: true });
+    const sent: string[] = [];
+    auto.site.adapterRegistry.register('a', {
+      protocol: 't',
+      dispatch: (c) => {
+        sent.push(c.id);
+        return { success: true };
+      },
+    });
+    auto.site.start();
+    const [c] = auto.site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 2 });
+    await auto.timers.advanceTo(T0);
+    should(sent).eql([c?.id]);
+    should(c?.status).equal(CommandStatus.COMPLETED);
+  });
+
+  it('times out unanswered attempts by timer and re-sends them after the backoff', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('a', adapter);
+    const s = new Sink();
+    site.attachDispatcher('d', s);
+    site.start();
+    site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 2 }, 'd');
+    await timers.advanceTo(T0);
+    should(s.delivered).have.length(1);
+    await timers.advanceTo(T0 + 30 * S);
+    should(s.delivered).have.length(1);
+    await timers.advanceTo(T0 + 32 * S);
+    should(s.delivered).have.length(2);
+    should(s.delivered[1]?.attempts).equal(2);
+  });
+
+  it('shares one state machine per asset and refuses another kind', () => {
+    const { site } = make();
+    const m = site.ensureStateMachine('ev', 'ev-charger', 'n1');
+    should(site.ensureStateMachine('ev', 'ev-charger', 'n2')).equal(m);
+    should(() => site.ensureStateMachine('ev', 'battery')).throw(
+      /already has a ev-charger state machine/,
+    );
+    should(() => site.ensureStateMachine('x', 'boat' as never)).throw(/unknown asset kind "boat"/);
+    should(site.releaseStateMachine('ev', 'n1')).be.false();
+    should(site.getStateMachine('ev')).equal(m);
+    should(site.releaseStateMachine('ev', 'n2')).be.true();
+    should(site.getStateMachine('ev')).be.undefined();
+    const custom = site.ensureStateMachine('c', {
+      states: ['ON', 'OFF'],
+      initial: 'OFF',
+      transitions: [{ from: 'OFF', trigger: 'on', to: 'ON' }],
+    });
+    should(custom.trigger('on')).equal('ON');
+  });
+
+  it('holds commands of a FAULTED asset through its machine', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('ev', adapter);
+    const s = new Sink();
+    site.attachDispatcher('d', s);
+    site.start();
+    const m = site.ensureStateMachine('ev', 'ev-charger');
+    m.trigger('fault');
+    site.submit({ assetId: 'ev', type: 'SET_CHARGE_RATE', valueKw: 2 }, 'd');
+    await timers.advanceTo(T0 + 10 * S);
+    should(s.delivered).have.length(0);
+    m.trigger('reset');
+    await timers.advanceTo(T0 + 10 * S);
+    should(s.delivered).have.length(1);
+  });
+
+  it('persists and restores commands, owners and asset states', async () => {
+    const store = new MemoryStore();
+    const a = make({ store });
+    a.site.adapterRegistry.register('ev', adapter);
+    a.site.ensureStateMachine('ev', 'ev-charger').trigger('disable');
+    a.site.start();
+    a.site.submit(
+      [{ assetId: 'ev', type: 'SET_CHARGE_RATE', valueKw: 3, scheduledAt: T0 + 60 * S }],
+      'd1',
+    );
+    await a.timers.advanceTo(T0 + 1 * S); // the save is debounced
+    should(store.saves).be.above(0);
+    await a.site.stop();
+    const doc = store.doc as {
+      owners: Record<string, string>;
+      engine: { assetStates: Record<string, string> };
+    };
+    should(Object.values(doc.owners)).eql(['d1']);
+    should(doc.engine.assetStates).eql({ ev: 'UNAVAILABLE' });
+    const b = make({ store });
+    should(b.site.loadError).be.null();
+    should(b.site.engine.stats().pending).equal(1);
+    should(b.site.ensureStateMachine('ev', 'ev-charger').currentState).equal('UNAVAILABLE');
+    should(b.site.toJSON().owners).eql(doc.owners);
+  });
+
+  it('sets a corrupt file aside, reports it and starts empty', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-site-'));
+    const file = path.join(dir, 'state.json');
+    fs.writeFileSync(file, '{"format": "qubit-energy/site", "version": 1, "engine": {"form');
+    const errors: Error[] = [];
+    const { site } = make({ store: new FileStore(file), errors });
+    should(site.loadError).be.instanceOf(StoreCorruptError);
+    should(site.loadError?.message).match(/is not valid JSON.*moved it to .*state\.json\.corrupt-/);
+    should(fs.existsSync(file)).be.false();
+    should(fs.readdirSync(dir).filter((f) => f.includes('.corrupt-'))).have.length(1);
+    should(site.engine.stats().total).equal(0);
+    // A document that parses but is not a site's is set aside too.
+    fs.writeFileSync(file, '{"hello": 1}');
+    const other = make({ store: new FileStore(file) });
+    should(other.site.loadError?.message).match(/cannot be restored: not a site state document/);
+    should(fs.readdirSync(dir).filter((f) => f.includes('.corrupt-')).length).be.above(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never overwrites a state file that it could not read', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-site-'));
+    const file = path.join(dir, 'state.json');
+    fs.mkdirSync(file); // a directory where the file should be: unreadable as a file
+    const { site } = make({ store: new FileStore(file) });
+    should(site.loadError?.message).match(
+      /cannot read state file .*nothing will be saved until it is fixed/,
+    );
+    site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 1 });
+    await site.save();
+    should(fs.statSync(file).isDirectory()).be.true();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('FileStore', () => {
+  it('writes atomically and reads back; a missing file is no state', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-store-'));
+    const file = path.join(dir, 'sub', 'state.json');
+    const store = new FileStore(file);
+    should(store.load()).be.undefined();
+    await Promise.all([store.save({ n: 1 }), store.save({ n: 2 }), store.save({ n: 3 })]);
+    should(store.load()).eql({ n: 3 });
+    should(fs.readdirSync(path.dirname(file))).eql(['state.json']); // no temp file left
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports a write that fails', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-store-'));
+    fs.writeFileSync(path.join(dir, 'blocker'), 'x');
+    const store = new FileStore(path.join(dir, 'blocker', 'state.json'));
+    await should(store.save({})).be.rejected();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
