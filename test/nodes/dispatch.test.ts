@@ -165,6 +165,36 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
     should(site.engine.stats()).have.properties({ pending: 6, inFlight: 1 });
   });
 
+  it('the dispatcher’s status shows pending work, then idle with the last command', async () => {
+    await helper.load(allNodes(), onTab(dispatchFlow()));
+    const disp = helper.getNode('disp') as unknown as NodeJS.EventEmitter;
+    const statuses: { fill: string; text: string }[] = [];
+    disp.on('call:status', (call: { args: [{ fill: string; text: string }] }) =>
+      statuses.push(call.args[0]),
+    );
+    const out = inbox('out');
+    helper
+      .getNode('disp')
+      .receive({
+        payload: { assetId: 'ast_ev_001', type: 'SET_CHARGE_RATE', valueKw: 3, scheduledAt: T0 },
+      } as never);
+    await clock.tickAsync(300);
+    await settle();
+    should(statuses.at(-1)).have.properties({ fill: 'blue', text: 'qe-dispatcher.status.pending' });
+    await clock.tickAsync(60 * S);
+    await out.count(1);
+    helper
+      .getNode('adapter')
+      .receive({ payload: { commandId: out.msgs[0]?.commandId, success: true } } as never);
+    await settle();
+    await clock.tickAsync(300);
+    await settle();
+    should(statuses.at(-1)).have.properties({
+      fill: 'grey',
+      text: 'qe-dispatcher.status.idle-last',
+    });
+  });
+
   it('an unanswered command is retried after its timeout and ends TIMED_OUT', async () => {
     await helper.load(
       allNodes(),
