@@ -173,11 +173,9 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
       statuses.push(call.args[0]),
     );
     const out = inbox('out');
-    helper
-      .getNode('disp')
-      .receive({
-        payload: { assetId: 'ast_ev_001', type: 'SET_CHARGE_RATE', valueKw: 3, scheduledAt: T0 },
-      } as never);
+    helper.getNode('disp').receive({
+      payload: { assetId: 'ast_ev_001', type: 'SET_CHARGE_RATE', valueKw: 3, scheduledAt: T0 },
+    } as never);
     await clock.tickAsync(300);
     await settle();
     should(statuses.at(-1)).have.properties({ fill: 'blue', text: 'qe-dispatcher.status.pending' });

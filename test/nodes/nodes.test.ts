@@ -341,7 +341,10 @@ describe('nodes: asset state, events, coordinator', () => {
       userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-userdir-'));
       helper.settings({ userDir });
     });
-    afterEach(() => {
+    // Inner hooks run before the outer afterEach: stop the flows (the coordinator saves on
+    // close) before the user directory goes, or a last save races the removal.
+    afterEach(async () => {
+      await helper.unload();
       clock?.restore();
       fs.rmSync(userDir, { recursive: true, force: true });
     });
