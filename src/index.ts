@@ -1,6 +1,27 @@
 /**
  * @qubit-energy/node-red-coordinator: the core library. Nothing here imports Node-RED.
  */
+
+export {
+  CentralSystem,
+  type CentralSystemOptions,
+  type ChargerEvent,
+  type KnownCharger,
+  type SecurityProfile,
+} from './adapters/ocpp/central-system';
+export { OcppChargers, type OcppChargersOptions } from './adapters/ocpp/chargers';
+export {
+  type ChargerConfig,
+  commandToCall,
+  interpretResponse,
+  kwToLimit,
+  type MeterReading,
+  OCPP_VERSIONS,
+  type OcppCall,
+  type OcppVersion,
+  readMeterValues,
+  TranslationError,
+} from './adapters/ocpp/translate';
 export {
   type Adapter,
   AdapterError,

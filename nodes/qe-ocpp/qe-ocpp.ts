@@ -1,0 +1,193 @@
+import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
+import { type ChargerConfig, commandToJSON, OcppChargers } from '../..';
+import { type UserDef, useCoordinator } from '../lib/common';
+import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
+
+interface OcppDef extends UserDef {
+  server?: string;
+  chargers?: ChargerConfig[] | string;
+}
+
+/** The charger table of the dialog, checked, with numbers as numbers. */
+function parseChargers(value: unknown): ChargerConfig[] | Error {
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = value.trim() === '' ? [] : JSON.parse(value);
+    } catch (err) {
+      return new Error(`qe-ocpp: chargers is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (!Array.isArray(list)) return new Error('qe-ocpp: chargers must be a list');
+  const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
+  const out: ChargerConfig[] = [];
+  for (const [i, raw] of list.entries()) {
+    const c = (raw ?? {}) as Record<string, unknown>;
+    const entry: ChargerConfig = {
+      identity: String(c.identity ?? '').trim(),
+      assetId: String(c.assetId ?? '').trim(),
+    };
+    for (const k of [
+      'connectorId',
+      'evseId',
+      'ratedKw',
+      'phases',
+      'voltage',
+      'stackLevel',
+      'profileId',
+    ] as const) {
+      const n = num(c[k]);
+      if (n !== undefined) {
+        if (!Number.isFinite(n))
+          return new Error(`qe-ocpp: charger [${i}] (${entry.identity}): ${k} must be a number`);
+        (entry as unknown as Record<string, number>)[k] = n;
+      }
+    }
+    if (c.unit === 'A' || c.unit === 'W') entry.unit = c.unit;
+    if (c.purpose === 'TxProfile' || c.purpose === 'TxDefaultProfile') entry.purpose = c.purpose;
+    if (typeof c.idTag === 'string' && c.idTag !== '') entry.idTag = c.idTag;
+    out.push(entry);
+  }
+  return out;
+}
+
+export default function (RED: NodeAPI) {
+  function QeOcpp(this: Node, def: OcppDef) {
+    RED.nodes.createNode(this, def);
+    const found = useCoordinator(RED, this, def);
+    const server = def.server ? (RED.nodes.getNode(def.server) as OcppServerNode | null) : null;
+    if (server) {
+      server.register(this);
+      this.on('close', () => server.deregister(this));
+    }
+    const chargers = parseChargers(def.chargers);
+    let setupError: string | null = 'error' in found ? found.error : null;
+    if (!setupError && !server) setupError = 'qe-ocpp: pick a qe-ocpp-server (the central system)';
+    if (!setupError && server && !server.central)
+      setupError = server.failure ?? 'qe-ocpp: the central system could not start';
+    if (!setupError && chargers instanceof Error) setupError = chargers.message;
+    if (!setupError && Array.isArray(chargers) && chargers.length === 0)
+      setupError = 'qe-ocpp: add at least one charger';
+    let fleet: OcppChargers | null = null;
+    if (!setupError && !('error' in found) && server?.central && Array.isArray(chargers)) {
+      try {
+        fleet = new OcppChargers(found.site, server.central, chargers, {
+          owner: this.id,
+          onEvent: (e) => {
+            this.send([null, { topic: e.type, payload: e }]);
+            refresh();
+          },
+          onResend: (cmd, result) => {
+            this.send([
+              { topic: cmd.assetId, payload: { commandId: cmd.id, resent: true, ...result } },
+              null,
+            ]);
+          },
+        });
+        fleet.start();
+        server.setIdentities(
+          this.id,
+          chargers.map((c) => c.identity),
+        );
+      } catch (err) {
+        setupError = `qe-ocpp: ${(err as Error).message}`;
+        fleet = null;
+      }
+    }
+    if (setupError || !fleet || 'error' in found || !server?.central) {
+      const text = setupError ?? 'qe-ocpp: not configured';
+      this.error(text);
+      this.status({ fill: 'red', shape: 'ring', text: 'qe-ocpp.status.misconfigured' });
+      this.on('input', (_msg, _send, done) => done(new Error(text)));
+      return;
+    }
+    const { site } = found;
+    const central = server.central;
+    const f = fleet;
+    const identities = [...new Set(f.chargers.map((c) => c.identity))];
+    let statusTimer: NodeJS.Timeout | null = null;
+    const showStatus = () => {
+      statusTimer = null;
+      const up = identities.filter((id) => central.isConnected(id)).length;
+      this.status({
+        fill: up === identities.length ? 'green' : up > 0 ? 'yellow' : 'red',
+        shape: up > 0 ? 'dot' : 'ring',
+        text: RED._('qe-ocpp.status.connected', { count: up, total: identities.length }),
+      });
+    };
+    const refresh = () => {
+      if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
+    };
+    showStatus();
+
+    this.on('input', (msg: NodeMessageInFlow, send, done) => {
+      const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
+      if (
+        !p ||
+        typeof p !== 'object' ||
+        typeof p.id !== 'string' ||
+        typeof p.assetId !== 'string'
+      ) {
+        done(
+          new Error(
+            'qe-ocpp: msg.payload must be a command from a qe-dispatcher ({id, assetId, type, valueKw, ...})',
+          ),
+        );
+        return;
+      }
+      // One dispatcher can feed several adapters: pass over what this node does not serve.
+      if (!f.serves(p.assetId)) {
+        done();
+        return;
+      }
+      const cmd = site.engine.getCommand(p.id);
+      if (!cmd) {
+        done(
+          new Error(
+            `qe-ocpp: command ${p.id} is not known to the coordinator: send commands through a qe-dispatcher`,
+          ),
+        );
+        return;
+      }
+      const attempt = cmd.attempts;
+      f.dispatch(cmd).then(
+        (result) => {
+          if (cmd.attempts === attempt) {
+            site.engine.handleResponse(
+              cmd.id,
+              result.success,
+              result.error ?? null,
+              result.final ? { final: true } : {},
+            );
+          }
+          msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
+          msg.topic = cmd.assetId;
+          send([msg, null]);
+          done();
+        },
+        (err: Error) => {
+          // Not connected, a timeout, a dropped connection: the engine retries.
+          if (cmd.attempts === attempt) site.engine.handleResponse(cmd.id, false, err.message);
+          msg.payload = {
+            commandId: cmd.id,
+            success: false,
+            error: err.message,
+            command: commandToJSON(cmd),
+          };
+          msg.topic = cmd.assetId;
+          send([msg, null]);
+          done();
+        },
+      );
+    });
+
+    this.on('close', (removed: boolean, done: () => void) => {
+      f.stop(removed);
+      server.setIdentities(this.id, []);
+      if (statusTimer) clearTimeout(statusTimer);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('qe-ocpp', QeOcpp as never);
+}

@@ -1,0 +1,449 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RPCClient } from 'ocpp-rpc';
+import should from 'should';
+import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
+import { OcppChargers } from '../../src/adapters/ocpp/chargers';
+import type { OcppVersion } from '../../src/adapters/ocpp/translate';
+import { CommandStatus } from '../../src/commands';
+import { Site } from '../../src/site';
+
+// End to end on loopback: a real central system (ocpp-rpc server) and real ocpp-rpc clients
+// playing chargers, through a Site with its dispatch loop (autoDispatch: the adapter is
+// called directly, no Node-RED here).
+
+type Client = InstanceType<typeof RPCClient>;
+const clients: Client[] = [];
+const centrals: CentralSystem[] = [];
+const sites: Site[] = [];
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close({ force: true }).catch(() => {})));
+  await Promise.all(sites.splice(0).map((s) => s.stop()));
+  await Promise.all(centrals.splice(0).map((c) => c.close()));
+});
+
+async function startCentral(opts: ConstructorParameters<typeof CentralSystem>[0] = {}) {
+  const central = new CentralSystem({
+    port: 0,
+    chargers: [{ identity: 'CP1' }, { identity: 'CP2' }],
+    callTimeoutMs: 500,
+    ...opts,
+  });
+  centrals.push(central);
+  const port = await central.listen();
+  return { central, port };
+}
+
+function charger(
+  port: number,
+  identity: string,
+  protocol: OcppVersion,
+  extra: Record<string, unknown> = {},
+): Client {
+  const c = new RPCClient({
+    endpoint: `ws://127.0.0.1:${port}/ocpp`,
+    identity,
+    protocols: [protocol],
+    strictMode: true,
+    reconnect: false,
+    ...extra,
+  } as never);
+  clients.push(c);
+  return c;
+}
+
+function nextEvent(
+  central: CentralSystem,
+  pred: (e: ChargerEvent) => boolean,
+): Promise<ChargerEvent> {
+  return new Promise((resolve) => {
+    const on = (e: ChargerEvent) => {
+      if (pred(e)) {
+        central.off('charger', on);
+        resolve(e);
+      }
+    };
+    central.on('charger', on);
+  });
+}
+
+async function until(cond: () => boolean, what: string, rounds = 400): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+function siteWith(
+  central: CentralSystem,
+  chargers: ConstructorParameters<typeof OcppChargers>[2],
+  config = {},
+) {
+  const site = new Site({
+    siteId: 't',
+    autoDispatch: true,
+    config: { commandTimeoutSeconds: 5, retryBaseSeconds: 0.05, ...config },
+    onError: () => {},
+  });
+  sites.push(site);
+  const fleet = new OcppChargers(site, central, chargers, { resendDelayMs: 20 });
+  fleet.start();
+  site.start();
+  return { site, fleet };
+}
+
+async function boot(c: Client, protocol: OcppVersion, status = 'Available') {
+  await c.connect();
+  if (protocol === 'ocpp1.6') {
+    await c.call('BootNotification', { chargePointVendor: 'test', chargePointModel: 'test' });
+    await c.call('StatusNotification', { connectorId: 1, errorCode: 'NoError', status });
+  } else {
+    await c.call('BootNotification', {
+      reason: 'PowerUp',
+      chargingStation: { model: 'test', vendorName: 'test' },
+    });
+    await c.call('StatusNotification', {
+      timestamp: new Date().toISOString(),
+      connectorStatus: status,
+      evseId: 1,
+      connectorId: 1,
+    });
+  }
+}
+
+describe('OCPP central system (loopback, real sockets)', () => {
+  for (const protocol of ['ocpp1.6', 'ocpp2.0.1'] as OcppVersion[]) {
+    describe(protocol, () => {
+      it('boot and status drive the state machine; a setpoint becomes an accepted SetChargingProfile', async () => {
+        const { central, port } = await startCentral();
+        const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22 }]);
+        should(site.getStateMachine('ev1')?.currentState).equal('UNAVAILABLE');
+        const cp = charger(port, 'CP1', protocol);
+        const received: { method: string; params: unknown }[] = [];
+        cp.handle('SetChargingProfile', ({ params }: { params: unknown }) => {
+          received.push({ method: 'SetChargingProfile', params });
+          return { status: 'Accepted' };
+        });
+        const booted = nextEvent(central, (e) => e.type === 'boot');
+        await boot(cp, protocol);
+        should(await booted).have.properties({ identity: 'CP1', protocol, accepted: true });
+        await until(() => site.getStateMachine('ev1')?.currentState === 'AVAILABLE', 'AVAILABLE');
+        const [cmd] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 7.4 });
+        await until(() => cmd?.status === CommandStatus.COMPLETED, 'COMPLETED');
+        should(received).have.length(1);
+        const limit = JSON.stringify(received[0]?.params);
+        should(limit).match(/"limit":7400/);
+        should(limit).match(/TxDefaultProfile/);
+      });
+
+      it('Rejected and NotImplemented are final failures; silence is retried, then TIMED_OUT', async () => {
+        const { central, port } = await startCentral();
+        const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }], {
+          maxRetries: 1,
+          commandTimeoutSeconds: 2,
+        });
+        const cp = charger(port, 'CP1', protocol);
+        let mode: 'reject' | 'notimpl' | 'silent' = 'reject';
+        let calls = 0;
+        cp.handle('SetChargingProfile', () => {
+          calls++;
+          if (mode === 'reject') return { status: 'Rejected' };
+          if (mode === 'notimpl')
+            throw Object.assign(new Error('no smart charging'), { rpcErrorCode: 'NotImplemented' });
+          return new Promise(() => {}); // never answers
+        });
+        await boot(cp, protocol);
+        await until(() => site.getStateMachine('ev1')?.currentState === 'AVAILABLE', 'AVAILABLE');
+        const [a] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 3 });
+        await until(() => a?.status === CommandStatus.FAILED, 'FAILED (Rejected)');
+        should(a?.lastError).match(/SetChargingProfile answered Rejected/);
+        should(a?.attempts).equal(1);
+        mode = 'notimpl';
+        const [b] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 4 });
+        await until(() => b?.status === CommandStatus.FAILED, 'FAILED (NotImplemented)');
+        should(b?.lastError).match(/NotImplemented/);
+        should(b?.attempts).equal(1);
+        mode = 'silent';
+        calls = 0;
+        const [c] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 5 });
+        await until(
+          () => c?.status === CommandStatus.TIMED_OUT || c?.status === CommandStatus.FAILED,
+          'gave up',
+          1000,
+        );
+        should(c?.attempts).equal(2);
+        should(calls).equal(2);
+      });
+
+      it('a disconnect holds commands; the reconnect releases the current one and re-sends the setpoint in force', async () => {
+        const { central, port } = await startCentral();
+        const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }]);
+        let cp = charger(port, 'CP1', protocol);
+        const limits: string[] = [];
+        const handler = ({ params }: { params: unknown }) => {
+          limits.push(JSON.stringify(params).match(/"limit":([\d.]+)/)?.[1] ?? '?');
+          return { status: 'Accepted' };
+        };
+        cp.handle('SetChargingProfile', handler);
+        await boot(cp, protocol);
+        await until(() => site.getStateMachine('ev1')?.currentState === 'AVAILABLE', 'AVAILABLE');
+        const [first] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 6 });
+        await until(() => first?.status === CommandStatus.COMPLETED, 'first COMPLETED');
+        await cp.close({ force: true });
+        await until(
+          () => site.getStateMachine('ev1')?.currentState === 'UNAVAILABLE',
+          'UNAVAILABLE',
+        );
+        // The charger comes back (a new connection, as after a reboot): the setpoint is sent again.
+        cp = charger(port, 'CP1', protocol);
+        cp.handle('SetChargingProfile', handler);
+        await boot(cp, protocol);
+        await until(() => limits.length === 2, 're-sent after the reboot');
+        should(limits).eql(['6000', '6000']);
+        // While offline, a new command waits (held), then goes out on reconnect.
+        await cp.close({ force: true });
+        await until(
+          () => site.getStateMachine('ev1')?.currentState === 'UNAVAILABLE',
+          'UNAVAILABLE again',
+        );
+        const [held] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 9 });
+        await new Promise((r) => setTimeout(r, 50));
+        should(held?.status).equal(CommandStatus.PENDING);
+        should(held?.holdReason).equal('asset ev1 is UNAVAILABLE');
+        cp = charger(port, 'CP1', protocol);
+        cp.handle('SetChargingProfile', handler);
+        await boot(cp, protocol);
+        await until(() => held?.status === CommandStatus.COMPLETED, 'held command COMPLETED');
+        should(limits.at(-1)).equal('9000');
+      });
+    });
+  }
+
+  it('1.6: transactions are tracked (duplicate StopTransaction answered idempotently) and STOP_CHARGING stops the running one', async () => {
+    const { central, port } = await startCentral();
+    const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }]);
+    const cp = charger(port, 'CP1', 'ocpp1.6');
+    const stopped: unknown[] = [];
+    cp.handle('RemoteStopTransaction', ({ params }: { params: unknown }) => {
+      stopped.push(params);
+      return { status: 'Accepted' };
+    });
+    await boot(cp, 'ocpp1.6', 'Preparing');
+    const started = (await cp.call('StartTransaction', {
+      connectorId: 1,
+      idTag: 'TAG',
+      meterStart: 0,
+      timestamp: new Date().toISOString(),
+    })) as { transactionId: number };
+    await cp.call('StatusNotification', {
+      connectorId: 1,
+      errorCode: 'NoError',
+      status: 'Charging',
+    });
+    await until(() => site.getStateMachine('ev1')?.currentState === 'CHARGING', 'CHARGING');
+    should(central.transactionOf('CP1', 1)).eql({ transactionId: started.transactionId });
+    const [stop] = site.submit({ assetId: 'ev1', type: 'STOP_CHARGING' });
+    await until(() => stop?.status === CommandStatus.COMPLETED, 'stop COMPLETED');
+    should(stopped).eql([{ transactionId: started.transactionId }]);
+    const ended: ChargerEvent[] = [];
+    central.on('charger', (e: ChargerEvent) => e.type === 'transaction-ended' && ended.push(e));
+    const stopMsg = {
+      transactionId: started.transactionId,
+      meterStop: 100,
+      timestamp: new Date().toISOString(),
+    };
+    await cp.call('StopTransaction', stopMsg);
+    await cp.call('StopTransaction', stopMsg);
+    should(ended).have.length(1);
+    should(central.transactionOf('CP1', 1)).be.null();
+  });
+
+  it('2.0.1: TransactionEvent Started before the RequestStart answer, and duplicate Ended, are handled once', async () => {
+    const { central, port } = await startCentral();
+    const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }]);
+    const cp = charger(port, 'CP1', 'ocpp2.0.1');
+    const events: ChargerEvent[] = [];
+    central.on('charger', (e: ChargerEvent) => events.push(e));
+    const tx = (eventType: string, seqNo: number, chargingState?: string) => ({
+      eventType,
+      timestamp: new Date().toISOString(),
+      triggerReason: 'RemoteStart',
+      seqNo,
+      transactionInfo: { transactionId: 'T-1', ...(chargingState ? { chargingState } : {}) },
+      evse: { id: 1, connectorId: 1 },
+    });
+    cp.handle('RequestStartTransaction', async () => {
+      await cp.call('TransactionEvent', tx('Started', 0, 'Charging'));
+      return { status: 'Accepted', transactionId: 'T-1' };
+    });
+    await boot(cp, 'ocpp2.0.1', 'Occupied');
+    const [start] = site.submit({ assetId: 'ev1', type: 'START_CHARGING' });
+    await until(() => start?.status === CommandStatus.COMPLETED, 'start COMPLETED');
+    await until(
+      () => site.getStateMachine('ev1')?.currentState === 'CHARGING',
+      'CHARGING from chargingState',
+    );
+    should(central.transactionOf('CP1', 1)).eql({ transactionId: 'T-1' });
+    await cp.call('TransactionEvent', tx('Ended', 1));
+    await cp.call('TransactionEvent', tx('Ended', 2));
+    should(events.filter((e) => e.type === 'transaction-started')).have.length(1);
+    should(events.filter((e) => e.type === 'transaction-ended')).have.length(1);
+  });
+
+  it('refuses unknown identities, wrong paths and wrong passwords at the handshake', async () => {
+    const { port, central } = await startCentral({
+      security: 'basic',
+      chargers: [{ identity: 'CP1', password: 'correct-horse-battery' }],
+    });
+    const refused: ChargerEvent[] = [];
+    central.on('charger', (e: ChargerEvent) => e.type === 'refused' && refused.push(e));
+    await should(charger(port, 'STRANGER', 'ocpp1.6', { password: 'x' }).connect()).be.rejected();
+    await should(
+      charger(port, 'CP1', 'ocpp1.6', { password: 'wrong-password' }).connect(),
+    ).be.rejected();
+    await should(charger(port, 'CP1', 'ocpp1.6').connect()).be.rejected();
+    const wrongPath = new RPCClient({
+      endpoint: `ws://127.0.0.1:${port}/elsewhere`,
+      identity: 'CP1',
+      protocols: ['ocpp1.6'],
+      reconnect: false,
+      password: 'correct-horse-battery',
+    } as never);
+    clients.push(wrongPath);
+    await should(wrongPath.connect()).be.rejected();
+    should(refused.map((r) => (r as { reason: string }).reason)).eql([
+      'unknown charger identity "STRANGER"',
+      'charger CP1: wrong or missing password',
+      'charger CP1: wrong or missing password',
+      'unknown path /elsewhere: chargers connect to /ocpp/<identity>',
+    ]);
+    const ok = charger(port, 'CP1', 'ocpp1.6', { password: 'correct-horse-battery' });
+    await ok.connect();
+    should(central.isConnected('CP1')).be.true();
+  });
+
+  it('tls-basic (security profile 2): wss with a certificate made here, plus a password', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-tls-'));
+    try {
+      const key = path.join(dir, 'key.pem');
+      const cert = path.join(dir, 'cert.pem');
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      const pem = { key: fs.readFileSync(key), cert: fs.readFileSync(cert) };
+      const central = new CentralSystem({
+        port: 0,
+        security: 'tls-basic',
+        tls: pem,
+        chargers: [{ identity: 'CP1', password: 'secret-secret-16' }],
+      });
+      centrals.push(central);
+      const port = await central.listen();
+      const cp = new RPCClient({
+        endpoint: `wss://127.0.0.1:${port}/ocpp`,
+        identity: 'CP1',
+        protocols: ['ocpp2.0.1'],
+        password: 'secret-secret-16',
+        reconnect: false,
+        wsOpts: { ca: pem.cert },
+      } as never);
+      clients.push(cp);
+      await cp.connect();
+      should(central.protocolOf('CP1')).equal('ocpp2.0.1');
+      const plain = new RPCClient({
+        endpoint: `ws://127.0.0.1:${port}/ocpp`,
+        identity: 'CP1',
+        protocols: ['ocpp2.0.1'],
+        password: 'secret-secret-16',
+        reconnect: false,
+      } as never);
+      clients.push(plain);
+      await should(plain.connect()).be.rejected();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a burst of malformed frames closes that charger only; the other carries on', async () => {
+    const { central, port } = await startCentral({ maxBadMessages: 3 });
+    const bad = charger(port, 'CP1', 'ocpp1.6');
+    const good = charger(port, 'CP2', 'ocpp1.6');
+    await bad.connect();
+    await good.connect();
+    const closed = new Promise((r) => bad.once('close', r));
+    // Frames that are not OCPP-J at all (a valid message in between would reset the count).
+    for (let i = 0; i < 20; i++) bad.sendRaw(i % 2 ? '{not json' : '[7, "no such message type"]');
+    await closed;
+    await until(() => !central.isConnected('CP1'), 'CP1 dropped');
+    should(central.isConnected('CP2')).be.true();
+    const hb = (await good.call('Heartbeat', {})) as { currentTime: string };
+    should(hb.currentTime).be.a.String();
+  });
+
+  it('a charger that reconnects while its old socket is open replaces it, and the old close does not remove it', async () => {
+    const { central, port } = await startCentral();
+    const first = charger(port, 'CP1', 'ocpp1.6');
+    await first.connect();
+    const second = charger(port, 'CP1', 'ocpp1.6');
+    await second.connect();
+    await until(() => first.state === 3 /* CLOSED */, 'the old connection closed');
+    should(central.isConnected('CP1')).be.true();
+    const r = (await second.call('Heartbeat', {})) as { currentTime: string };
+    should(r.currentTime).be.a.String();
+  });
+
+  it('close frees the port: a new central system listens on it at once', async () => {
+    const first = new CentralSystem({ port: 0 });
+    const port = await first.listen();
+    const cp = charger(port, 'CP1', 'ocpp1.6');
+    first.setChargers([{ identity: 'CP1' }]);
+    await cp.connect();
+    await first.close();
+    const again = new CentralSystem({ port });
+    centrals.push(again);
+    should(await again.listen()).equal(port);
+    const taken = new CentralSystem({ port });
+    await should(taken.listen()).be.rejectedWith(new RegExp(`port ${port} on 127.0.0.1 is in use`));
+  });
+
+  it('refuses a setpoint above the rating before anything is sent', async () => {
+    const { central, port } = await startCentral();
+    const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1', ratedKw: 11 }]);
+    const cp = charger(port, 'CP1', 'ocpp1.6');
+    let calls = 0;
+    cp.handle('SetChargingProfile', () => {
+      calls++;
+      return { status: 'Accepted' };
+    });
+    await boot(cp, 'ocpp1.6');
+    await until(() => site.getStateMachine('ev1')?.currentState === 'AVAILABLE', 'AVAILABLE');
+    const [c] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 12 });
+    await until(() => c?.status === CommandStatus.FAILED, 'FAILED');
+    should(c?.lastError).match(/12 kW is above the rated 11 kW/);
+    should(calls).equal(0);
+  });
+});
