@@ -124,7 +124,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
         should(site.getStateMachine('ev1')?.currentState).equal('UNAVAILABLE');
         const cp = charger(port, 'CP1', protocol);
         const received: { method: string; params: unknown }[] = [];
-        cp.handle('SetChargingProfile', ({ params }: { params: unknown }) => {
+        cp.handle('SetChargingProfile', ({ params }: { params?: unknown }) => {
           received.push({ method: 'SetChargingProfile', params });
           return { status: 'Accepted' };
         });
@@ -184,7 +184,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
         const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }]);
         let cp = charger(port, 'CP1', protocol);
         const limits: string[] = [];
-        const handler = ({ params }: { params: unknown }) => {
+        const handler = ({ params }: { params?: unknown }) => {
           limits.push(JSON.stringify(params).match(/"limit":([\d.]+)/)?.[1] ?? '?');
           return { status: 'Accepted' };
         };
@@ -228,7 +228,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
     const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }]);
     const cp = charger(port, 'CP1', 'ocpp1.6');
     const stopped: unknown[] = [];
-    cp.handle('RemoteStopTransaction', ({ params }: { params: unknown }) => {
+    cp.handle('RemoteStopTransaction', ({ params }: { params?: unknown }) => {
       stopped.push(params);
       return { status: 'Accepted' };
     });
