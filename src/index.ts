@@ -88,6 +88,12 @@ export {
   TIME_COLUMN_NAMES,
 } from './schedule';
 export {
+  ChargePointSimulator,
+  type ChargePointSimulatorOptions,
+  type RespondHook,
+  type SimStatus,
+} from './sim/charge-point';
+export {
   type AssetKind,
   type DueCommandSink,
   Site,

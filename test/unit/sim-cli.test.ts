@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import should from 'should';
+import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
+import { identities } from '../../src/sim/charge-point-cli';
+
+const root = path.join(__dirname, '../..');
+
+describe('qe-sim-charger (the command line)', () => {
+  it('numbers the identities of several chargers', () => {
+    should(identities('CP001', 3)).eql(['CP001', 'CP002', 'CP003']);
+    should(identities('CP9', 2)).eql(['CP9', 'CP10']);
+  });
+
+  it('runs chargers of both versions against a central system and stops cleanly on SIGTERM', async () => {
+    const central = new CentralSystem({
+      port: 0,
+      chargers: ['CP001', 'CP002', 'EV7'].map((identity) => ({ identity })),
+    });
+    const port = await central.listen();
+    const booted = new Set<string>();
+    const charging = new Set<string>();
+    central.on('charger', (e: ChargerEvent) => {
+      if (e.type === 'boot') booted.add(e.identity);
+      if (e.type === 'transaction-started') charging.add(e.identity);
+    });
+    const run = (args: string[]) =>
+      spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/sim/charge-point-cli.ts',
+          '--url',
+          `ws://127.0.0.1:${port}/ocpp`,
+          '--meter-interval',
+          '0',
+          ...args,
+        ],
+        { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+    const a = run(['--id', 'CP001', '--count', '2', '--protocol', 'ocpp1.6', '--start']);
+    const b = run(['--id', 'EV7', '--protocol', 'ocpp2.0.1', '--plug-in']);
+    let out = '';
+    a.stdout.on('data', (d) => {
+      out += d;
+    });
+    try {
+      const ready = () =>
+        booted.size === 3 && charging.has('CP001') && charging.has('CP002') && charging.has('EV7');
+      for (let i = 0; i < 600 && !ready(); i++) await new Promise((r) => setTimeout(r, 10));
+      should([...booted].sort()).eql(['CP001', 'CP002', 'EV7']);
+      // 1.6 chargers start charging; in 2.0.1 plugging in already opens a transaction.
+      should([...charging].sort()).eql(['CP001', 'CP002', 'EV7']);
+      const codes = await Promise.all(
+        [a, b].map(
+          (p) =>
+            new Promise<number | null>((resolve) => {
+              p.once('exit', (code) => resolve(code));
+              p.kill('SIGTERM');
+            }),
+        ),
+      );
+      should(codes).eql([0, 0]);
+      should(out).match(/CP001 booted/);
+    } finally {
+      a.kill('SIGKILL');
+      b.kill('SIGKILL');
+      await central.close();
+    }
+  });
+
+  it('says what is missing', async () => {
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/sim/charge-point-cli.ts', '--id', 'X'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let err = '';
+    p.stderr.on('data', (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => p.once('exit', resolve));
+    should(code).not.equal(0);
+    should(err).match(/--url/);
+  });
+});
