@@ -15,6 +15,7 @@ import {
   type CommandInput,
   type CommandJSON,
   CommandStatus,
+  CommandType,
   commandFromJSON,
   commandToJSON,
   createCommand,
@@ -395,6 +396,8 @@ export class DispatchEngine {
   private holdIfNeeded(slot: Slot): boolean {
     const m = this.machines.get(slot.cmd.assetId)?.machine;
     if (!m || !HOLD_STATES.has(m.currentState)) return false;
+    // The command that makes an asset available again must reach it.
+    if (slot.cmd.type === CommandType.CHANGE_AVAILABILITY) return false;
     const cmd = slot.cmd;
     cmd.holdReason = `asset ${cmd.assetId} is ${m.currentState}`;
     slot.dueToken = ++this.token; // out of the due heap until released

@@ -103,6 +103,11 @@ export default function (RED: NodeAPI) {
     }
     const { site } = found;
     const central = server.central;
+    if (central.options.callTimeoutMs >= site.engine.config.commandTimeoutSeconds * 1000) {
+      this.warn(
+        `qe-ocpp: the central system's call timeout (${central.options.callTimeoutMs / 1000} s) should be below the coordinator's command timeout (${site.engine.config.commandTimeoutSeconds} s), or late answers no longer count`,
+      );
+    }
     const f = fleet;
     const identities = [...new Set(f.chargers.map((c) => c.identity))];
     let statusTimer: NodeJS.Timeout | null = null;

@@ -435,7 +435,12 @@ describe('nodes: asset state, events, coordinator', () => {
     const root = path.join(__dirname, '../..');
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-    for (const type of NODE_TYPES) {
+    const all = [...NODE_TYPES, 'qe-ocpp-server', 'qe-ocpp'];
+    it('package.json registers exactly the node folders', () => {
+      should(Object.keys(pkg['node-red'].nodes).sort()).eql([...all].sort());
+    });
+
+    for (const type of all) {
       it(`${type}: registered in package.json, with help, locale and icon`, () => {
         should(pkg['node-red'].nodes[type]).equal(`nodes/${type}/${type}.js`);
         const html = fs.readFileSync(path.join(root, 'nodes', type, `${type}.html`), 'utf8');
@@ -448,7 +453,7 @@ describe('nodes: asset state, events, coordinator', () => {
           html.match(
             new RegExp(`<script type="text/html" data-help-name="${type}">([\\s\\S]*?)</script>`),
           )?.[1] ?? '';
-        if (type !== 'qe-coordinator') {
+        if (type !== 'qe-coordinator' && type !== 'qe-ocpp-server') {
           should(help).match(/<h3>Inputs<\/h3>|<h3>Outputs<\/h3>/);
           should(help).match(/category: 'energy'|<h3>Details<\/h3>/);
           should(html).match(/category: 'energy'/);

@@ -601,6 +601,19 @@ describe('DispatchEngine', () => {
       should(engine.getPendingCommands().map((c) => c.id)).eql([cmd?.id]);
     });
 
+    it('never holds the command that makes an asset available again', () => {
+      const { engine } = setup();
+      const m = createEvChargerStateMachine({ assetId: 'a' });
+      engine.registerStateMachine(m);
+      m.trigger('disable');
+      engine.submit([
+        { id: 'rate', assetId: 'a', type: CommandType.SET_CHARGE_RATE, valueKw: 3 },
+        { id: 'enable', assetId: 'a', type: CommandType.CHANGE_AVAILABILITY, valueKw: 1 },
+      ]);
+      should(engine.getPendingCommands().map((c) => c.id)).eql(['enable']);
+      should(engine.getHeldCommands('a').map((c) => c.id)).eql(['rate']);
+    });
+
     it('reports a stale state', () => {
       const { engine, clock } = setup();
       const m = createBatteryStateMachine({ assetId: 'b', clock });

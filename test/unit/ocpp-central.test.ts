@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { RPCClient } from 'ocpp-rpc';
@@ -329,6 +330,44 @@ describe('OCPP central system (loopback, real sockets)', () => {
     const ok = charger(port, 'CP1', 'ocpp1.6', { password: 'correct-horse-battery' });
     await ok.connect();
     should(central.isConnected('CP1')).be.true();
+  });
+
+  it('refuses a charger that offers no OCPP version the server serves', async () => {
+    const { port, central } = await startCentral({ protocols: ['ocpp2.0.1'] });
+    const refused: string[] = [];
+    central.on('charger', (e: ChargerEvent) => e.type === 'refused' && refused.push(e.reason));
+    await should(charger(port, 'CP1', 'ocpp1.6').connect()).be.rejected();
+    should(refused).eql([
+      'charger CP1 offers no supported OCPP version (offered: ocpp1.6; served: ocpp2.0.1)',
+    ]);
+  });
+
+  it('serves a path of an existing HTTP server (one port for everything), also at the root', async () => {
+    for (const p of ['/ocpp', '/']) {
+      const server = http.createServer((_req, res) => res.end('other'));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as { port: number }).port;
+      const central = new CentralSystem({ path: p, chargers: [{ identity: 'CP1' }] });
+      centrals.push(central);
+      const detach = central.attach(server);
+      try {
+        const cp = new RPCClient({
+          endpoint: `ws://127.0.0.1:${port}${p === '/' ? '' : p}`,
+          identity: 'CP1',
+          protocols: ['ocpp1.6'],
+          reconnect: false,
+        } as never);
+        clients.push(cp);
+        await cp.connect();
+        should(central.isConnected('CP1')).be.true();
+        await cp.close({ force: true });
+      } finally {
+        detach();
+        await central.close();
+        server.closeAllConnections();
+        await new Promise((r) => server.close(r));
+      }
+    }
   });
 
   it('tls-basic (security profile 2): wss with a certificate made here, plus a password', async () => {

@@ -262,7 +262,7 @@ export class CentralSystem extends EventEmitter {
    * Returns a function that detaches it.
    */
   attach(server: http.Server | https.Server): () => void {
-    const prefix = `${this.options.path}/`;
+    const prefix = this.options.path === '/' ? '/' : `${this.options.path}/`;
     const onUpgrade = (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
       const url = req.url ?? '';
       if (url.startsWith(prefix)) this.rpc.handleUpgrade(req, socket, head);
@@ -283,6 +283,7 @@ export class CentralSystem extends EventEmitter {
       endpoint: string;
       password: Buffer | undefined;
       remoteAddress: string | undefined;
+      protocols: Set<string>;
     },
   ): void {
     const { identity } = handshake;
@@ -299,6 +300,17 @@ export class CentralSystem extends EventEmitter {
       refuse(
         404,
         `unknown path ${handshake.endpoint}: chargers connect to ${this.options.path}/<identity>`,
+      );
+      return;
+    }
+    if (
+      ![...(handshake.protocols ?? [])].some((p) =>
+        (this.options.protocols as string[]).includes(p),
+      )
+    ) {
+      refuse(
+        400,
+        `charger ${identity} offers no supported OCPP version (offered: ${[...(handshake.protocols ?? [])].join(', ') || 'none'}; served: ${this.options.protocols.join(', ')})`,
       );
       return;
     }

@@ -231,6 +231,25 @@ export class OcppChargers implements Adapter {
         if (target) for (const c of targets) this.applyState(c.assetId, target, `OCPP ${e.status}`);
         break;
       }
+      case 'transaction-ended': {
+        // 2.0.1 has no Finishing status: a transaction that ended on an occupied connector is.
+        if (this.central.protocolOf(e.identity) === 'ocpp2.0.1') {
+          for (const c of affected) {
+            const m = this.machine(c.assetId);
+            if (
+              m &&
+              [
+                EvChargerState.CHARGING,
+                EvChargerState.SUSPENDED,
+                EvChargerState.PREPARING,
+              ].includes(m.currentState as EvChargerState)
+            ) {
+              this.applyState(c.assetId, EvChargerState.FINISHING, 'OCPP TransactionEvent Ended');
+            }
+          }
+        }
+        break;
+      }
       case 'transaction-updated': {
         const target = e.chargingState ? CHARGING_STATE_201[e.chargingState] : undefined;
         if (target)
