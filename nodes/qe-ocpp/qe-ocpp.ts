@@ -79,7 +79,15 @@ export default function (RED: NodeAPI) {
           },
           onResend: (cmd, result) => {
             this.send([
-              { topic: cmd.assetId, payload: { commandId: cmd.id, resent: true, ...result } },
+              {
+                topic: cmd.assetId,
+                payload: {
+                  commandId: cmd.id,
+                  resent: true,
+                  ...result,
+                  command: commandToJSON(cmd),
+                },
+              },
               null,
             ]);
           },

@@ -448,6 +448,18 @@ describe('OCPP central system (loopback, real sockets)', () => {
     should(hb.currentTime).be.a.String();
   });
 
+  it('a frame above maxPayloadBytes closes that connection (1009)', async () => {
+    const { central, port } = await startCentral({ maxPayloadBytes: 1024 });
+    const cp = charger(port, 'CP1', 'ocpp1.6');
+    await cp.connect();
+    const closed = new Promise<{ code: number }>((r) => cp.once('close', r));
+    cp.sendRaw(
+      JSON.stringify([2, 'big', 'DataTransfer', { vendorId: 'x', data: 'y'.repeat(4096) }]),
+    );
+    should((await closed).code).equal(1009);
+    await until(() => !central.isConnected('CP1'), 'dropped');
+  });
+
   it('a charger that reconnects while its old socket is open replaces it, and the old close does not remove it', async () => {
     const { central, port } = await startCentral();
     const first = charger(port, 'CP1', 'ocpp1.6');
