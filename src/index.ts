@@ -3,6 +3,29 @@
  */
 
 export {
+  type BatteryConfig,
+  ModbusBatteries,
+  type ModbusBatteriesOptions,
+  type Telemetry,
+} from './adapters/modbus/batteries';
+export { decodeValue, EncodeError, encodeValue, fromWords, toWords } from './adapters/modbus/codec';
+export {
+  type ConnectionState,
+  ModbusConnection,
+  type ModbusConnectionOptions,
+  ModbusDeviceError,
+  ModbusTransportError,
+} from './adapters/modbus/connection';
+export {
+  type DataType,
+  GENERIC_MAP,
+  type RegisterMap,
+  RegisterMapError,
+  type RegisterSpec,
+  validateRegisterMap,
+  type WordOrder,
+} from './adapters/modbus/register-map';
+export {
   CentralSystem,
   type CentralSystemOptions,
   type ChargerEvent,

@@ -1,0 +1,408 @@
+/**
+ * ModbusBatteries: the adapter between a site and batteries on one Modbus bus. It serves
+ * their assets in the site's registry, writes setpoints as each battery's register map says
+ * (and reads them back), re-writes the setpoint in force before the device's revert timeout
+ * (watchdog) and after a reconnect, and polls telemetry that drives each asset's battery
+ * state machine. A battery that stops answering for staleStateSeconds becomes UNAVAILABLE,
+ * so its commands are held instead of being sent into the void.
+ */
+
+import { type Command, CommandStatus, CommandType } from '../../commands';
+import type { Site } from '../../site';
+import { BatteryState } from '../../state-machine';
+import { type Adapter, AdapterError, type AdapterResult } from '../registry';
+import {
+  decodeValue,
+  EncodeError,
+  encodeValue,
+  multiplier,
+  orient,
+  registerValueToSetpoint,
+  setpointToRegisterValue,
+} from './codec';
+import { type ModbusConnection, ModbusDeviceError } from './connection';
+import {
+  type RegisterMap,
+  type RegisterSpec,
+  registerCount,
+  validateRegisterMap,
+} from './register-map';
+
+export interface BatteryConfig {
+  assetId: string;
+  /** Modbus unit id (slave id), 1 to 247 (0 and 255 are accepted for gateways). */
+  unitId: number;
+  map: RegisterMap;
+  ratedChargeKw: number;
+  ratedDischargeKw: number;
+  /** Telemetry poll period, ms. Default 5000. */
+  pollIntervalMs?: number;
+  /** Re-write the setpoint in force this often (below the device's revert timeout); 0 = never. */
+  watchdogSeconds?: number;
+}
+
+export interface Telemetry {
+  assetId: string;
+  unitId: number;
+  /** ISO time of the reading. */
+  at: string;
+  socPercent?: number;
+  /** Measured power, kW, positive = charging. */
+  powerKw?: number;
+  statusCode?: number;
+  state?: string;
+}
+
+export interface ModbusBatteriesOptions {
+  owner?: string;
+  onTelemetry?: (t: Telemetry) => void;
+  /** Something worth telling (a poll failure, a watchdog write that failed, a re-write). */
+  onEvent?: (e: { type: string; assetId: string; detail?: unknown }) => void;
+}
+
+interface Active {
+  /** Signed kW, positive = charge, as last accepted. */
+  kw: number;
+  validUntil: number | null;
+}
+
+interface Battery {
+  config: BatteryConfig;
+  active: Active | null;
+  /** Scale factors read from the device (SunSpec), by register address. */
+  scaleFactors: Map<number, number>;
+  limitKw: number | null;
+  lastOk: number;
+  pollTimer: NodeJS.Timeout | null;
+  watchdogTimer: NodeJS.Timeout | null;
+  counter: number;
+  polling: boolean;
+}
+
+export class ModbusBatteries implements Adapter {
+  readonly protocol = 'modbus';
+  private readonly batteries = new Map<string, Battery>();
+  private readonly owner: string;
+  private started = false;
+  private readonly onConnected: () => void;
+
+  constructor(
+    private readonly site: Site,
+    private readonly connection: ModbusConnection,
+    configs: BatteryConfig[],
+    private readonly options: ModbusBatteriesOptions = {},
+  ) {
+    this.owner = options.owner ?? 'modbus';
+    configs.forEach((c, i) => {
+      const where = `battery [${i}]${c?.assetId ? ` (${c.assetId})` : ''}`;
+      if (typeof c.assetId !== 'string' || c.assetId.trim() === '')
+        throw new TypeError(`${where}: assetId is required`);
+      if (!(Number.isInteger(c.unitId) && c.unitId >= 0 && c.unitId <= 255))
+        throw new TypeError(
+          `${where}: unitId must be an integer from 0 to 255, got ${JSON.stringify(c.unitId)}`,
+        );
+      if (!(c.ratedChargeKw > 0) || !(c.ratedDischargeKw > 0))
+        throw new TypeError(`${where}: ratedChargeKw and ratedDischargeKw must be > 0`);
+      if (this.batteries.has(c.assetId))
+        throw new TypeError(`${where}: asset ${c.assetId} is listed twice`);
+      validateRegisterMap(c.map);
+      this.batteries.set(c.assetId, {
+        config: c,
+        active: null,
+        scaleFactors: new Map(),
+        limitKw: null,
+        lastOk: 0,
+        pollTimer: null,
+        watchdogTimer: null,
+        counter: 0,
+        polling: false,
+      });
+    });
+    this.onConnected = () => {
+      for (const b of this.batteries.values()) void this.rewrite(b, 'reconnected');
+    };
+  }
+
+  get assets(): string[] {
+    return [...this.batteries.keys()];
+  }
+
+  serves(assetId: string): boolean {
+    return this.batteries.has(assetId);
+  }
+
+  /** Registers the assets (all or none) and their machines, starts polling and watchdogs. */
+  start(): void {
+    if (this.started) return;
+    const registry = this.site.adapterRegistry;
+    const done: string[] = [];
+    try {
+      for (const assetId of this.batteries.keys()) {
+        registry.register(assetId, this);
+        done.push(assetId);
+      }
+    } catch (err) {
+      for (const a of done) registry.unregister(a, this);
+      throw err;
+    }
+    const now = this.site.clock.now();
+    for (const b of this.batteries.values()) {
+      this.site.ensureStateMachine(b.config.assetId, 'battery', this.owner);
+      b.lastOk = now;
+      const every = b.config.pollIntervalMs ?? 5000;
+      if (every > 0) {
+        b.pollTimer = setInterval(() => void this.poll(b), every);
+        b.pollTimer.unref?.();
+      }
+      const wd = b.config.watchdogSeconds ?? 0;
+      if (wd > 0) {
+        b.watchdogTimer = setInterval(() => void this.rewrite(b, 'watchdog'), wd * 1000);
+        b.watchdogTimer.unref?.();
+      }
+    }
+    this.connection.on('connected', this.onConnected);
+    this.started = true;
+    for (const b of this.batteries.values()) void this.poll(b);
+  }
+
+  stop(removed = false): void {
+    if (!this.started) return;
+    this.started = false;
+    this.connection.off('connected', this.onConnected);
+    for (const b of this.batteries.values()) {
+      if (b.pollTimer) clearInterval(b.pollTimer);
+      if (b.watchdogTimer) clearInterval(b.watchdogTimer);
+      b.pollTimer = null;
+      b.watchdogTimer = null;
+      this.site.adapterRegistry.unregister(b.config.assetId, this);
+      if (removed) this.site.releaseStateMachine(b.config.assetId, this.owner);
+    }
+  }
+
+  // ------------------------------------------------------------ commands -> registers
+
+  async dispatch(cmd: Command): Promise<AdapterResult> {
+    const b = this.batteries.get(cmd.assetId);
+    if (!b)
+      return {
+        success: false,
+        final: true,
+        error: `asset ${cmd.assetId} is not a battery of this node`,
+      };
+    let kw: number;
+    switch (cmd.type) {
+      case CommandType.SET_CHARGE_RATE:
+        kw = cmd.valueKw;
+        break;
+      case CommandType.SET_DISCHARGE_RATE:
+        kw = -cmd.valueKw;
+        break;
+      case CommandType.SET_POWER_LIMIT:
+        // A cap on the magnitude of later setpoints, applied to the one in force now.
+        b.limitKw = cmd.valueKw;
+        kw = b.active ? b.active.kw : 0;
+        break;
+      default:
+        return { success: false, final: true, error: `${cmd.type} is not a battery command` };
+    }
+    if (b.limitKw !== null) kw = Math.max(-b.limitKw, Math.min(b.limitKw, kw));
+    const { ratedChargeKw, ratedDischargeKw } = b.config;
+    if (kw > ratedChargeKw + 1e-9) {
+      return {
+        success: false,
+        final: true,
+        error: `${kw} kW charge is above the rated ${ratedChargeKw} kW of battery ${cmd.assetId}; nothing was written`,
+      };
+    }
+    if (-kw > ratedDischargeKw + 1e-9) {
+      return {
+        success: false,
+        final: true,
+        error: `${-kw} kW discharge is above the rated ${ratedDischargeKw} kW of battery ${cmd.assetId}; nothing was written`,
+      };
+    }
+    const result = await this.write(b, kw, () => {
+      // The device took the write: ACKNOWLEDGED before the read-back confirms it.
+      if (cmd.status === CommandStatus.DISPATCHED)
+        this.site.engine.handleResponse(cmd.id, true, null, { completed: false });
+    });
+    if (result.success) b.active = { kw, validUntil: cmd.validUntil?.getTime() ?? null };
+    return result;
+  }
+
+  /** Writes mode and setpoint, then reads the setpoint back. Throws AdapterError when retryable. */
+  private async write(b: Battery, kw: number, onWritten?: () => void): Promise<AdapterResult> {
+    const { map, unitId, assetId } = b.config;
+    const spec = map.setpoint;
+    try {
+      const sf =
+        spec.scaleFactorAddress === undefined
+          ? 0
+          : await this.scaleFactor(b, spec.scaleFactorAddress);
+      const rated = { charge: b.config.ratedChargeKw, discharge: b.config.ratedDischargeKw };
+      const value = setpointToRegisterValue(kw, spec, rated);
+      const words = encodeValue(value, spec, sf);
+      if (map.mode) {
+        const m = map.mode.values;
+        const mode = kw > 0 ? m.charge : kw < 0 ? m.discharge : m.idle;
+        await this.connection.write(unitId, map.mode.address, [mode], map.mode.function ?? 'FC16');
+      }
+      await this.connection.write(unitId, spec.address, words, spec.function ?? 'FC16');
+      onWritten?.();
+      if (spec.readBack === false) return { success: true };
+      const back = await this.connection.readHolding(
+        unitId,
+        spec.address,
+        registerCount(spec.type),
+      );
+      const readKw = registerValueToSetpoint(decodeValue(back, spec, sf), spec, rated);
+      // One raw step of the register is the resolution of the comparison.
+      const stepKw = Math.abs(registerValueToSetpoint(multiplier(spec, sf), spec, rated));
+      if (Math.abs(readKw - kw) > stepKw / 2 + 1e-9) {
+        return {
+          success: false,
+          final: true,
+          error: `battery ${assetId}: wrote ${kw} kW but read back ${readKw} kW at register ${spec.address}`,
+        };
+      }
+      return { success: true };
+    } catch (err) {
+      if (err instanceof ModbusDeviceError)
+        return { success: false, final: true, error: `battery ${assetId}: ${err.message}` };
+      if (err instanceof EncodeError)
+        return { success: false, final: true, error: `battery ${assetId}: ${err.message}` };
+      throw new AdapterError(`battery ${assetId}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async scaleFactor(b: Battery, address: number): Promise<number> {
+    const known = b.scaleFactors.get(address);
+    if (known !== undefined) return known;
+    const [w] = await this.connection.readHolding(b.config.unitId, address, 1);
+    const sf = w === undefined ? 0 : w > 0x7fff ? w - 0x10000 : w;
+    if (sf === -32768)
+      throw new EncodeError(
+        `scale factor at register ${address} is not implemented by the device (0x8000)`,
+      );
+    b.scaleFactors.set(address, sf);
+    return sf;
+  }
+
+  /**
+   * Writes the setpoint in force again: on the watchdog period, and after a reconnect (the
+   * device may have reverted while the bus was down). Also bumps the watchdog register.
+   */
+  private async rewrite(b: Battery, why: 'watchdog' | 'reconnected'): Promise<void> {
+    if (!this.started || this.connection.state !== 'connected') return;
+    const a = b.active;
+    const now = this.site.clock.now();
+    const { map, unitId, assetId } = b.config;
+    try {
+      if (map.watchdog) {
+        b.counter = (b.counter + 1) & 0xffff;
+        const v = map.watchdog.value === 'counter' ? b.counter : map.watchdog.value;
+        await this.connection.write(
+          unitId,
+          map.watchdog.address,
+          [v],
+          map.watchdog.function ?? 'FC16',
+        );
+      }
+      if (!a || (a.validUntil !== null && a.validUntil <= now)) return;
+      const busy = this.site.engine
+        .getCommands({ assetId })
+        .some(
+          (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
+        );
+      if (busy) return;
+      const r = await this.write(b, a.kw);
+      this.options.onEvent?.({
+        type: why === 'watchdog' ? 'watchdog-rewrite' : 'reconnect-rewrite',
+        assetId,
+        detail: { kw: a.kw, ...r },
+      });
+    } catch (err) {
+      this.options.onEvent?.({ type: `${why}-failed`, assetId, detail: (err as Error).message });
+    }
+  }
+
+  // ------------------------------------------------------------ telemetry -> states
+
+  private async readSpec(b: Battery, spec: RegisterSpec): Promise<number> {
+    const n = registerCount(spec.type);
+    const words =
+      spec.table === 'input'
+        ? await this.connection.readInput(b.config.unitId, spec.address, n)
+        : await this.connection.readHolding(b.config.unitId, spec.address, n);
+    const sf =
+      spec.scaleFactorAddress === undefined
+        ? 0
+        : await this.scaleFactor(b, spec.scaleFactorAddress);
+    return decodeValue(words, spec, sf);
+  }
+
+  /** Reads SoC, power and status once; updates the state machine. Exposed for tests. */
+  async poll(b: Battery | string): Promise<Telemetry | null> {
+    const battery = typeof b === 'string' ? this.batteries.get(b) : b;
+    if (!battery || !this.started || battery.polling) return null;
+    battery.polling = true;
+    const { map, assetId, unitId } = battery.config;
+    const machine = this.site.getStateMachine(assetId);
+    const now = this.site.clock.now();
+    try {
+      const t: Telemetry = { assetId, unitId, at: new Date(now).toISOString() };
+      if (map.telemetry.soc) t.socPercent = await this.readSpec(battery, map.telemetry.soc);
+      if (map.telemetry.power) {
+        const p = map.telemetry.power;
+        const v = await this.readSpec(battery, p);
+        t.powerKw = orient(p.unit === 'W' ? v / 1000 : v, p.sign);
+      }
+      let state: string | undefined;
+      if (map.telemetry.status) {
+        const code = await this.readSpec(battery, map.telemetry.status);
+        t.statusCode = code;
+        state = map.telemetry.status.states[String(code)];
+      }
+      if (state === undefined && t.powerKw !== undefined) {
+        state =
+          t.powerKw > 1e-3
+            ? BatteryState.CHARGING
+            : t.powerKw < -1e-3
+              ? BatteryState.DISCHARGING
+              : BatteryState.IDLE;
+      }
+      battery.lastOk = this.site.clock.now();
+      if (machine) {
+        if (state !== undefined) {
+          t.state = state;
+          machine.forceState(
+            state,
+            `Modbus telemetry${t.statusCode !== undefined ? ` (status ${t.statusCode})` : ''}`,
+          );
+        } else if (machine.currentState === BatteryState.UNAVAILABLE) {
+          machine.forceState(BatteryState.IDLE, 'answering again');
+        } else {
+          machine.forceState(machine.currentState); // refresh: the device answered
+        }
+      }
+      this.options.onTelemetry?.(t);
+      return t;
+    } catch (err) {
+      const stale = this.site.engine.config.staleStateSeconds * 1000;
+      this.options.onEvent?.({ type: 'poll-failed', assetId, detail: (err as Error).message });
+      if (
+        machine &&
+        this.site.clock.now() - battery.lastOk > stale &&
+        machine.currentState !== BatteryState.UNAVAILABLE
+      ) {
+        machine.forceState(
+          BatteryState.UNAVAILABLE,
+          `no answer for more than ${stale / 1000} s: ${(err as Error).message}`,
+        );
+      }
+      return null;
+    } finally {
+      battery.polling = false;
+    }
+  }
+}

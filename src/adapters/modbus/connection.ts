@@ -1,0 +1,385 @@
+/**
+ * One Modbus bus (a TCP connection or a serial line) on modbus-serial, with what the library
+ * leaves out: a timeout on every request (its default is none), one request at a time
+ * through a bounded queue (a serial line carries one request at a time; one slow unit does not
+ * clear the queue of the others), and reconnection with exponential backoff by a new client
+ * (a modbus-serial client stays on "Port Not Open" after the device restarts).
+ */
+
+import { EventEmitter } from 'node:events';
+import ModbusRTU from 'modbus-serial';
+
+export interface ModbusConnectionOptions {
+  transport: 'tcp' | 'rtu';
+  host?: string;
+  /** Default 502. */
+  port?: number;
+  /** Per request; always set. Default 1000 ms. */
+  timeoutMs?: number;
+  serialPath?: string;
+  baudRate?: number;
+  parity?: 'none' | 'even' | 'odd';
+  dataBits?: 7 | 8;
+  stopBits?: 1 | 2;
+  /** Requests waiting at most; more are refused at once. Default 200. */
+  queueLimit?: number;
+  /** Reconnect backoff: first delay, cap and factor. Defaults 500 ms, 30 s, 2. */
+  reconnect?: { initialMs?: number; maxMs?: number; factor?: number };
+  /** Makes the client (tests). Default: a new ModbusRTU. */
+  createClient?: () => ModbusClient;
+}
+
+/** What we use of modbus-serial's client. */
+export interface ModbusClient {
+  connectTCP(host: string, options: { port: number }): Promise<void>;
+  connectRTUBuffered(path: string, options: Record<string, unknown>): Promise<void>;
+  setID(id: number): void;
+  setTimeout(ms: number): void;
+  readHoldingRegisters(address: number, length: number): Promise<{ data: number[] }>;
+  readInputRegisters(address: number, length: number): Promise<{ data: number[] }>;
+  writeRegisters(address: number, values: number[]): Promise<unknown>;
+  writeRegister(address: number, value: number): Promise<unknown>;
+  close(cb?: () => void): void;
+  on(event: 'close', listener: () => void): unknown;
+  removeAllListeners(event?: string): unknown;
+  isOpen: boolean;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+/** A failure of the bus (not connected, a timeout, a dropped connection): worth retrying. */
+export class ModbusTransportError extends Error {
+  constructor(
+    message: string,
+    readonly timeout = false,
+  ) {
+    super(message);
+    this.name = 'ModbusTransportError';
+  }
+}
+
+/** The device answered with a Modbus exception: final. */
+export class ModbusDeviceError extends Error {
+  constructor(
+    message: string,
+    readonly modbusCode: number,
+  ) {
+    super(message);
+    this.name = 'ModbusDeviceError';
+  }
+}
+
+export const EXCEPTION_NAMES: Record<number, string> = {
+  1: 'Illegal function',
+  2: 'Illegal data address',
+  3: 'Illegal data value',
+  4: 'Server device failure',
+  5: 'Acknowledge',
+  6: 'Server device busy',
+  8: 'Memory parity error',
+  10: 'Gateway path unavailable',
+  11: 'Gateway target device failed to respond',
+};
+
+interface Task {
+  unitId: number;
+  what: string;
+  run: (client: ModbusClient) => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+export class ModbusConnection extends EventEmitter {
+  readonly options: ModbusConnectionOptions;
+  private client: ModbusClient | null = null;
+  private _state: ConnectionState = 'disconnected';
+  private readonly queue: Task[] = [];
+  private busy = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private attempt = 0;
+  private lastError: string | null = null;
+
+  constructor(options: ModbusConnectionOptions) {
+    super();
+    if (options.transport !== 'tcp' && options.transport !== 'rtu') {
+      throw new TypeError(
+        `modbus connection: transport must be tcp or rtu, got ${JSON.stringify(options.transport)}`,
+      );
+    }
+    if (options.transport === 'tcp' && !options.host)
+      throw new TypeError('modbus connection: tcp needs a host');
+    if (options.transport === 'rtu' && !options.serialPath)
+      throw new TypeError('modbus connection: rtu needs a serial port path');
+    const timeout = options.timeoutMs ?? 1000;
+    if (!(timeout > 0))
+      throw new TypeError(`modbus connection: timeoutMs must be > 0, got ${timeout}`);
+    this.options = { ...options, timeoutMs: timeout };
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  get queueDepth(): number {
+    return this.queue.length + (this.busy ? 1 : 0);
+  }
+
+  get error(): string | null {
+    return this.lastError;
+  }
+
+  /** Human-readable target, for messages. */
+  get target(): string {
+    const o = this.options;
+    return o.transport === 'tcp'
+      ? `${o.host}:${o.port ?? 502}`
+      : `${o.serialPath}@${o.baudRate ?? 9600}`;
+  }
+
+  /** Connects in the background and keeps reconnecting until `close()`. */
+  start(): void {
+    if (this._state === 'closed' || this._state === 'connecting' || this._state === 'connected')
+      return;
+    void this.connect();
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.emit('state', s);
+    if (s === 'connected') this.emit('connected');
+    if (s === 'disconnected') this.emit('disconnected', this.lastError);
+  }
+
+  private async connect(): Promise<void> {
+    this.setState('connecting');
+    const o = this.options;
+    let client: ModbusClient;
+    try {
+      client = o.createClient ? o.createClient() : (new ModbusRTU() as unknown as ModbusClient);
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.scheduleReconnect();
+      return;
+    }
+    try {
+      if (o.transport === 'tcp') {
+        await client.connectTCP(o.host as string, { port: o.port ?? 502 });
+      } else {
+        await client.connectRTUBuffered(o.serialPath as string, {
+          baudRate: o.baudRate ?? 9600,
+          parity: o.parity ?? 'none',
+          dataBits: o.dataBits ?? 8,
+          stopBits: o.stopBits ?? 1,
+        });
+      }
+    } catch (err) {
+      const msg = (err as Error).message ?? String(err);
+      this.lastError =
+        /Cannot find module 'serialport'|serialport/i.test(msg) && o.transport === 'rtu'
+          ? `RTU needs the optional package serialport: run "npm install serialport" in the Node-RED user directory (${msg})`
+          : `cannot connect to ${this.target}: ${msg}`;
+      try {
+        client.close(() => {});
+      } catch {
+        // already closed
+      }
+      if (this._state === 'closed') return;
+      this.setState('disconnected');
+      this.scheduleReconnect();
+      return;
+    }
+    if (this._state === 'closed') {
+      client.close(() => {});
+      return;
+    }
+    client.setTimeout(o.timeoutMs as number);
+    client.on('close', () => this.onClientClosed(client));
+    this.client = client;
+    this.attempt = 0;
+    this.lastError = null;
+    this.setState('connected');
+    this.pump();
+  }
+
+  private onClientClosed(client: ModbusClient): void {
+    if (this.client !== client) return;
+    this.client = null;
+    if (this._state === 'closed') return;
+    this.lastError = `connection to ${this.target} closed`;
+    this.setState('disconnected');
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this._state === 'closed' || this.retryTimer) return;
+    const r = this.options.reconnect ?? {};
+    const delay = Math.min(
+      (r.initialMs ?? 500) * (r.factor ?? 2) ** this.attempt,
+      r.maxMs ?? 30_000,
+    );
+    this.attempt++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this._state !== 'closed') void this.connect();
+    }, delay);
+    this.retryTimer.unref?.();
+  }
+
+  /** Drops the current client and connects again (after a request found the port closed). */
+  private reconnectNow(reason: string): void {
+    const c = this.client;
+    this.client = null;
+    if (c) {
+      c.removeAllListeners('close');
+      try {
+        c.close(() => {});
+      } catch {
+        // already closed
+      }
+    }
+    if (this._state === 'closed') return;
+    this.lastError = reason;
+    this.setState('disconnected');
+    this.scheduleReconnect();
+  }
+
+  // ------------------------------------------------------------ requests
+
+  /** Runs `run` with the client for unit `unitId`, after the requests queued before it. */
+  request<T>(unitId: number, what: string, run: (client: ModbusClient) => Promise<T>): Promise<T> {
+    if (this._state === 'closed')
+      return Promise.reject(
+        new ModbusTransportError(`${what}: the connection to ${this.target} is closed`),
+      );
+    if (this._state !== 'connected') {
+      return Promise.reject(
+        new ModbusTransportError(
+          `${what}: not connected to ${this.target}${this.lastError ? ` (${this.lastError})` : ''}`,
+        ),
+      );
+    }
+    const limit = this.options.queueLimit ?? 200;
+    if (this.queue.length >= limit) {
+      return Promise.reject(
+        new ModbusTransportError(
+          `${what}: the queue to ${this.target} is full (${limit} requests waiting)`,
+        ),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ unitId, what, run, resolve: resolve as (v: unknown) => void, reject });
+      this.emit('queue', this.queueDepth);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.busy) return;
+    const task = this.queue.shift();
+    if (!task) return;
+    const client = this.client;
+    if (!client || this._state !== 'connected') {
+      task.reject(new ModbusTransportError(`${task.what}: not connected to ${this.target}`));
+      this.pump();
+      return;
+    }
+    this.busy = true;
+    client.setID(task.unitId);
+    task
+      .run(client)
+      .then(
+        (v) => task.resolve(v),
+        (err: unknown) => task.reject(this.classify(err, task)),
+      )
+      .finally(() => {
+        this.busy = false;
+        this.emit('queue', this.queueDepth);
+        this.pump();
+      });
+  }
+
+  private classify(err: unknown, task: Task): Error {
+    const e = err as { message?: string; modbusCode?: number; errno?: string; name?: string };
+    const msg = e?.message ?? String(err);
+    if (typeof e?.modbusCode === 'number') {
+      const name = EXCEPTION_NAMES[e.modbusCode] ?? 'exception';
+      return new ModbusDeviceError(
+        `${task.what}: unit ${task.unitId} answered Modbus exception ${e.modbusCode} (${name})`,
+        e.modbusCode,
+      );
+    }
+    if (
+      /timed out/i.test(msg) ||
+      e?.errno === 'ETIMEDOUT' ||
+      e?.name === 'TransactionTimedOutError'
+    ) {
+      return new ModbusTransportError(
+        `${task.what}: unit ${task.unitId} did not answer within ${this.options.timeoutMs} ms`,
+        true,
+      );
+    }
+    if (/port not open/i.test(msg)) {
+      this.reconnectNow(`${task.what}: port not open`);
+      return new ModbusTransportError(`${task.what}: the connection to ${this.target} is down`);
+    }
+    return new ModbusTransportError(`${task.what}: ${msg}`);
+  }
+
+  readHolding(unitId: number, address: number, count: number): Promise<number[]> {
+    return this.request(
+      unitId,
+      `read ${count} holding register(s) at ${address}`,
+      async (c) => (await c.readHoldingRegisters(address, count)).data,
+    );
+  }
+
+  readInput(unitId: number, address: number, count: number): Promise<number[]> {
+    return this.request(
+      unitId,
+      `read ${count} input register(s) at ${address}`,
+      async (c) => (await c.readInputRegisters(address, count)).data,
+    );
+  }
+
+  /** FC16, or FC6 for a single register when asked. */
+  write(
+    unitId: number,
+    address: number,
+    words: number[],
+    fc: 'FC16' | 'FC6' = 'FC16',
+  ): Promise<void> {
+    return this.request(unitId, `write ${words.length} register(s) at ${address}`, async (c) => {
+      if (fc === 'FC6') {
+        if (words.length !== 1) throw new Error('FC6 writes exactly one register');
+        await c.writeRegister(address, words[0] as number);
+      } else {
+        await c.writeRegisters(address, words);
+      }
+    });
+  }
+
+  /** Stops reconnecting, rejects what is queued and closes the client. */
+  async close(): Promise<void> {
+    if (this._state === 'closed') return;
+    this._state = 'closed';
+    this.emit('state', 'closed');
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    for (const t of this.queue.splice(0))
+      t.reject(new ModbusTransportError(`${t.what}: the connection to ${this.target} was closed`));
+    const c = this.client;
+    this.client = null;
+    if (c) {
+      c.removeAllListeners('close');
+      await new Promise<void>((resolve) => {
+        try {
+          c.close(() => resolve());
+        } catch {
+          resolve();
+        }
+        setTimeout(resolve, 1000).unref?.();
+      });
+    }
+  }
+}
