@@ -16,6 +16,7 @@ export {
   ModbusDeviceError,
   ModbusTransportError,
 } from './adapters/modbus/connection';
+export { MAPS, resolveMap, SUNSPEC_124, SUNSPEC_704 } from './adapters/modbus/maps';
 export {
   type DataType,
   GENERIC_MAP,
