@@ -112,6 +112,12 @@ export {
   TIME_COLUMN_NAMES,
 } from './schedule';
 export {
+  BatterySimulator,
+  type BatterySimulatorOptions,
+  ModbusException,
+  type SimBatteryState,
+} from './sim/battery';
+export {
   ChargePointSimulator,
   type ChargePointSimulatorOptions,
   type RespondHook,

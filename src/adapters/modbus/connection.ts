@@ -40,6 +40,7 @@ export interface ModbusClient {
   writeRegisters(address: number, values: number[]): Promise<unknown>;
   writeRegister(address: number, value: number): Promise<unknown>;
   close(cb?: () => void): void;
+  destroy?(cb?: () => void): void;
   on(event: 'close', listener: () => void): unknown;
   removeAllListeners(event?: string): unknown;
   isOpen: boolean;
@@ -95,6 +96,8 @@ export class ModbusConnection extends EventEmitter {
   private _state: ConnectionState = 'disconnected';
   private readonly queue: Task[] = [];
   private busy = false;
+  /** The request on the wire, settled by close() if the client never answers it. */
+  private current: Task | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private lastError: string | null = null;
@@ -162,6 +165,9 @@ export class ModbusConnection extends EventEmitter {
       this.scheduleReconnect();
       return;
     }
+    // Before connecting: modbus-serial applies it to the connect too (else an unreachable host
+    // takes the operating system's TCP timeout, minutes).
+    client.setTimeout(o.timeoutMs as number);
     try {
       if (o.transport === 'tcp') {
         await client.connectTCP(o.host as string, { port: o.port ?? 502 });
@@ -179,21 +185,16 @@ export class ModbusConnection extends EventEmitter {
         /Cannot find module 'serialport'|serialport/i.test(msg) && o.transport === 'rtu'
           ? `RTU needs the optional package serialport: run "npm install serialport" in the Node-RED user directory (${msg})`
           : `cannot connect to ${this.target}: ${msg}`;
-      try {
-        client.close(() => {});
-      } catch {
-        // already closed
-      }
+      dispose(client);
       if (this._state === 'closed') return;
       this.setState('disconnected');
       this.scheduleReconnect();
       return;
     }
     if (this._state === 'closed') {
-      client.close(() => {});
+      dispose(client);
       return;
     }
-    client.setTimeout(o.timeoutMs as number);
     client.on('close', () => this.onClientClosed(client));
     this.client = client;
     this.attempt = 0;
@@ -232,11 +233,7 @@ export class ModbusConnection extends EventEmitter {
     this.client = null;
     if (c) {
       c.removeAllListeners('close');
-      try {
-        c.close(() => {});
-      } catch {
-        // already closed
-      }
+      dispose(c);
     }
     if (this._state === 'closed') return;
     this.lastError = reason;
@@ -285,6 +282,7 @@ export class ModbusConnection extends EventEmitter {
       return;
     }
     this.busy = true;
+    this.current = task;
     client.setID(task.unitId);
     task
       .run(client)
@@ -293,6 +291,7 @@ export class ModbusConnection extends EventEmitter {
         (err: unknown) => task.reject(this.classify(err, task)),
       )
       .finally(() => {
+        this.current = null;
         this.busy = false;
         this.emit('queue', this.queueDepth);
         this.pump();
@@ -366,20 +365,29 @@ export class ModbusConnection extends EventEmitter {
     this.emit('state', 'closed');
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    for (const t of this.queue.splice(0))
-      t.reject(new ModbusTransportError(`${t.what}: the connection to ${this.target} was closed`));
+    const closed = (t: Task) =>
+      new ModbusTransportError(`${t.what}: the connection to ${this.target} was closed`);
+    for (const t of this.queue.splice(0)) t.reject(closed(t));
+    // Destroying the client cancels its timers: the request on the wire would never settle.
+    if (this.current) this.current.reject(closed(this.current));
     const c = this.client;
     this.client = null;
     if (c) {
       c.removeAllListeners('close');
-      await new Promise<void>((resolve) => {
-        try {
-          c.close(() => resolve());
-        } catch {
-          resolve();
-        }
-        setTimeout(resolve, 1000).unref?.();
-      });
+      dispose(c);
     }
+  }
+}
+
+/**
+ * Ends a client for good: `destroy` calls back at once and cancels its request timers
+ * (`close` never calls back on a socket that is already closed).
+ */
+function dispose(c: ModbusClient): void {
+  try {
+    if (c.destroy) c.destroy(() => {});
+    else c.close(() => {});
+  } catch {
+    // already closed
   }
 }
