@@ -69,6 +69,8 @@ export interface BatterySimulatorOptions {
   watchdogTimeoutMs?: number;
   /** Answer a setpoint beyond the limits with exception 3 instead of clamping it. */
   rejectOutOfRange?: boolean;
+  /** Store a setpoint beyond the limits as the clamped value, as some devices do (a read-back then differs). */
+  clampRegister?: boolean;
   /** Plain read/write holding registers that mean nothing to the battery (default none). */
   extraRegisters?: { address: number; count: number };
   clock?: Clock;
@@ -230,6 +232,7 @@ export class BatterySimulator extends EventEmitter {
       socMaxPercent: options.socMaxPercent ?? 95,
       watchdogTimeoutMs: options.watchdogTimeoutMs ?? 0,
       rejectOutOfRange: options.rejectOutOfRange ?? false,
+      clampRegister: options.clampRegister ?? false,
       clock: options.clock ?? systemClock,
       tickMs: options.tickMs ?? 1000,
     };
@@ -660,6 +663,10 @@ export class BatterySimulator extends EventEmitter {
     values.forEach((v, i) => {
       u.holding.set(address + i, v & 0xffff);
     });
+    if (this.opts.clampRegister && newKw !== undefined) {
+      const clamped = Math.max(-this.opts.maxDischargeKw, Math.min(this.opts.maxChargeKw, newKw));
+      if (clamped !== newKw) this.setWords(u, sp, this.encodeSetpoint(u, clamped));
+    }
     const record: SimWrite = { unitId: u.id, address, values: [...values], fc, at: now };
     u.writes.push(record);
     if (u.writes.length > 1000) u.writes.splice(0, u.writes.length - 1000);

@@ -1,0 +1,259 @@
+import should from 'should';
+import {
+  type BatteryConfig,
+  ModbusBatteries,
+  type Telemetry,
+} from '../../src/adapters/modbus/batteries';
+import { ModbusConnection } from '../../src/adapters/modbus/connection';
+import { GENERIC_MAP, type RegisterMap } from '../../src/adapters/modbus/register-map';
+import { type Command, CommandStatus } from '../../src/commands';
+import { BatterySimulator } from '../../src/sim/battery';
+import { Site } from '../../src/site';
+
+// The battery adapter through a real Modbus TCP connection to the simulated battery, inside a
+// Site whose loop dispatches straight through the adapter (autoDispatch). Real time with short
+// periods; every wait bounded; nothing asserts on durations.
+
+const open: { close(): Promise<unknown> | unknown }[] = [];
+afterEach(async () => {
+  for (const x of open.splice(0).reverse()) await x.close();
+});
+
+async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+async function setup(
+  opts: {
+    units?: number[];
+    sim?: Partial<ConstructorParameters<typeof BatterySimulator>[0]>;
+    batteries?: Partial<BatteryConfig>[];
+    config?: Record<string, number>;
+    timeoutMs?: number;
+  } = {},
+) {
+  const units = opts.units ?? [1];
+  const sim = new BatterySimulator({
+    unitIds: units,
+    tickMs: 0,
+    maxChargeKw: 50,
+    maxDischargeKw: 50,
+    ...opts.sim,
+  });
+  await sim.start();
+  open.push({ close: () => sim.close() });
+  const connection = new ModbusConnection({
+    transport: 'tcp',
+    host: '127.0.0.1',
+    port: sim.port,
+    timeoutMs: opts.timeoutMs ?? 200,
+    reconnect: { initialMs: 30, maxMs: 100 },
+  });
+  const site = new Site({
+    siteId: 't',
+    autoDispatch: true,
+    config: {
+      commandTimeoutSeconds: 2,
+      retryBaseSeconds: 0.1,
+      maxRetries: 1,
+      staleStateSeconds: 1,
+      ...opts.config,
+    },
+    onError: () => {},
+  });
+  const telemetry: Telemetry[] = [];
+  const configs: BatteryConfig[] = units.map((unitId, i) => ({
+    assetId: `b${unitId}`,
+    unitId,
+    map: GENERIC_MAP,
+    ratedChargeKw: 60,
+    ratedDischargeKw: 60,
+    pollIntervalMs: 100,
+    ...(opts.batteries?.[i] ?? {}),
+  }));
+  const fleet = new ModbusBatteries(site, connection, configs, {
+    onTelemetry: (t) => telemetry.push(t),
+  });
+  connection.start();
+  fleet.start();
+  site.start();
+  open.push(
+    { close: () => connection.close() },
+    { close: () => site.stop() },
+    { close: () => fleet.stop(true) },
+  );
+  await until(() => connection.state === 'connected', 'connected');
+  return { sim, connection, site, fleet, telemetry };
+}
+
+const settled = (c: Command | undefined) =>
+  c !== undefined && ['COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCELLED'].includes(c.status);
+
+describe('ModbusBatteries (loopback, simulated battery)', () => {
+  it('writes a charge setpoint, ACKNOWLEDGED then COMPLETED by the read-back; the registers hold it', async () => {
+    const { sim, site } = await setup();
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 12.5 });
+    await until(() => settled(c), 'settled');
+    should(c?.status).equal(CommandStatus.COMPLETED);
+    should(c?.history.map((h) => h.status)).eql([
+      'PENDING',
+      'DISPATCHED',
+      'ACKNOWLEDGED',
+      'COMPLETED',
+    ]);
+    should(sim.readRegisters(1, 100, 2)).eql([0, 12500]); // int32 high word first, W
+    should(sim.readRegisters(1, 102, 1)).eql([1]); // mode charge
+    should(sim.state(1).requestedKw).equal(12.5);
+  });
+
+  it('a discharge is negative in a charge-positive register, with the discharge mode', async () => {
+    const { sim, site } = await setup();
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_DISCHARGE_RATE', valueKw: 20 });
+    await until(() => settled(c), 'settled');
+    should(c?.status).equal(CommandStatus.COMPLETED);
+    should(sim.readRegisters(1, 100, 2)).eql([0xffff, 0x10000 - 20000]);
+    should(sim.readRegisters(1, 102, 1)).eql([2]);
+  });
+
+  it('a read-back that differs fails with both values', async () => {
+    // The device stores its 50 kW limit: the battery is rated 60 kW in our configuration.
+    const { site } = await setup({ sim: { clampRegister: true } });
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 55 });
+    await until(() => settled(c), 'settled');
+    should(c?.status).equal(CommandStatus.FAILED);
+    should(c?.lastError).match(/wrote 55 kW but read back 50 kW at register 100/);
+    should(c?.attempts).equal(1);
+  });
+
+  it('a Modbus exception fails at once; nothing beyond the rating is ever written', async () => {
+    const broken: RegisterMap = {
+      ...GENERIC_MAP,
+      name: 'broken',
+      setpoint: { ...GENERIC_MAP.setpoint, address: 5000 },
+      mode: undefined,
+    };
+    const { sim, site } = await setup({ units: [1, 2], batteries: [{}, { map: broken }] });
+    const [bad] = site.submit({ assetId: 'b2', type: 'SET_CHARGE_RATE', valueKw: 5 });
+    await until(() => settled(bad), 'settled');
+    should(bad?.status).equal(CommandStatus.FAILED);
+    should(bad?.lastError).match(/Modbus exception 2 \(Illegal data address\)/);
+    const before = sim.writes(1).length;
+    const [big] = site.submit({ assetId: 'b1', type: 'SET_DISCHARGE_RATE', valueKw: 61 });
+    await until(() => settled(big), 'settled');
+    should(big?.status).equal(CommandStatus.FAILED);
+    should(big?.lastError).match(
+      /61 kW discharge is above the rated 60 kW of battery b1; nothing was written/,
+    );
+    should(sim.writes(1).length).equal(before);
+  });
+
+  it('two unit ids on one bus are independent', async () => {
+    const { sim, site } = await setup({ units: [1, 2] });
+    const cmds = site.submit([
+      { assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 3 },
+      { assetId: 'b2', type: 'SET_DISCHARGE_RATE', valueKw: 4 },
+    ]);
+    await until(() => cmds.every(settled), 'both settled');
+    should(cmds.map((c) => c.status)).eql(['COMPLETED', 'COMPLETED']);
+    should(sim.state(1).requestedKw).equal(3);
+    should(sim.state(2).requestedKw).equal(-4);
+  });
+
+  it('telemetry drives the state machine; silence makes it UNAVAILABLE and holds commands; answers release them', async () => {
+    const { sim, site, telemetry } = await setup();
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 10 });
+    await until(() => settled(c), 'settled');
+    sim.tick(1000);
+    await until(
+      () => site.getStateMachine('b1')?.currentState === 'CHARGING',
+      'CHARGING from the status register',
+    );
+    const t = telemetry.at(-1);
+    should(t?.powerKw).equal(10);
+    should(t?.socPercent).be.a.Number();
+    sim.setSilent(true);
+    await until(
+      () => site.getStateMachine('b1')?.currentState === 'UNAVAILABLE',
+      'UNAVAILABLE after staleStateSeconds',
+      800,
+    );
+    const [held] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 7 });
+    await new Promise((r) => setTimeout(r, 100));
+    should(held?.status).equal(CommandStatus.PENDING);
+    should(held?.holdReason).equal('asset b1 is UNAVAILABLE');
+    sim.setSilent(false);
+    await until(() => held?.status === CommandStatus.COMPLETED, 'released and COMPLETED', 800);
+    should(sim.state(1).requestedKw).equal(7);
+  });
+
+  it('silence during a write: retried, then TIMED_OUT', async () => {
+    const { sim, site } = await setup({ config: { staleStateSeconds: 60 } });
+    sim.setSilent(true);
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 5 });
+    await until(() => settled(c), 'settled', 1000);
+    should(c?.status).be.oneOf(CommandStatus.FAILED, CommandStatus.TIMED_OUT);
+    should(c?.attempts).equal(2);
+    should(c?.lastError).match(/did not answer within 200 ms/);
+  });
+
+  it('after the device restarts, the bus reconnects and the setpoint in force is written again', async () => {
+    const { sim, site, connection } = await setup();
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 9 });
+    await until(() => settled(c), 'settled');
+    const states: string[] = [];
+    connection.on('state', (s: string) => states.push(s));
+    await sim.restart(); // a reboot: setpoint back to 0
+    should(sim.state(1).requestedKw).equal(0);
+    await until(
+      () => states.includes('disconnected') && connection.state === 'connected',
+      'reconnected',
+      800,
+    );
+    await until(() => sim.state(1).requestedKw === 9, 'the setpoint written again', 800);
+  });
+
+  it('re-writes the setpoint and the watchdog register before the device reverts', async () => {
+    const { sim, site } = await setup({
+      sim: { watchdogTimeoutMs: 400 },
+      batteries: [{ watchdogSeconds: 0.1 }],
+    });
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 6 });
+    await until(() => settled(c), 'settled');
+    const writes = () => sim.writes(1).filter((w) => w.address === 110).length;
+    await until(() => writes() >= 3, 'watchdog written repeatedly');
+    should(sim.state(1).requestedKw).equal(6);
+    should(sim.writes(1).filter((w) => w.address === 100).length).be.above(1);
+  });
+
+  it('checks its configuration', () => {
+    const site = new Site({ siteId: 'x' });
+    const conn = new ModbusConnection({ transport: 'tcp', host: '127.0.0.1' });
+    const base = {
+      assetId: 'b',
+      unitId: 1,
+      map: GENERIC_MAP,
+      ratedChargeKw: 10,
+      ratedDischargeKw: 10,
+    };
+    should(() => new ModbusBatteries(site, conn, [{ ...base, unitId: 300 }])).throw(
+      /unitId must be an integer from 0 to 255/,
+    );
+    should(() => new ModbusBatteries(site, conn, [{ ...base, ratedChargeKw: 0 }])).throw(
+      /ratedChargeKw and ratedDischargeKw must be > 0/,
+    );
+    should(() => new ModbusBatteries(site, conn, [base, base])).throw(/asset b is listed twice/);
+    should(
+      () =>
+        new ModbusBatteries(site, conn, [
+          {
+            ...base,
+            map: { ...GENERIC_MAP, setpoint: { ...GENERIC_MAP.setpoint, type: 'int64' as never } },
+          },
+        ]),
+    ).throw(/setpoint.type must be one of/);
+  });
+});
