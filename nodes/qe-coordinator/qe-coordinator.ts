@@ -10,6 +10,7 @@ interface CoordinatorDef extends NodeDef {
   retryBackoffFactor?: string | number;
   retryBaseSeconds?: string | number;
   retryMaxSeconds?: string | number;
+  staleStateSeconds?: string | number;
   dispatchIntervalSeconds?: string | number;
   deadbandKw?: string | number;
   horizonEnd?: string;
@@ -23,6 +24,7 @@ const NUMERIC: (keyof EngineConfig & keyof CoordinatorDef)[] = [
   'retryBackoffFactor',
   'retryBaseSeconds',
   'retryMaxSeconds',
+  'staleStateSeconds',
   'dispatchIntervalSeconds',
   'deadbandKw',
 ];

@@ -55,9 +55,9 @@ const CORE_TYPES: Record<string, string | null> = {
   'file in': 'storage/10-file.js',
 };
 /** Node types of the package beyond NODE_TYPES (the OCPP nodes, loaded on their own). */
-const OCPP_TYPES = ['qe-ocpp-server', 'qe-ocpp'];
+const OCPP_TYPES = ['qe-ocpp-server', 'qe-ocpp', 'qe-modbus-connection', 'qe-modbus'];
 const OURS = new Set<string>([...NODE_TYPES, ...OCPP_TYPES]);
-const CONFIG_TYPES = new Set(['qe-coordinator', 'qe-ocpp-server']);
+const CONFIG_TYPES = new Set(['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection']);
 
 /** Express app that the runtime's http in nodes register their routes on. */
 const captured: { httpNode: http.RequestListener | null } = { httpNode: null };
@@ -200,7 +200,10 @@ describe('examples', () => {
               should.exist(helper.getNode(n.id), `${n.type} ${n.id} not started`);
           }
           should(siteOf(coordinatorOf(flow))).be.ok();
-          should(warnings()).eql([]);
+          // A Modbus bus of an example points at a simulator that nothing serves here: it
+          // keeps reconnecting in the background, and says so.
+          const reconnecting = /^qe-modbus-connection .*: cannot connect to .*; reconnecting$/;
+          should(warnings().filter((w) => !reconnecting.test(w))).eql([]);
         } finally {
           await helper.unload();
           clock.restore();

@@ -435,7 +435,7 @@ describe('nodes: asset state, events, coordinator', () => {
     const root = path.join(__dirname, '../..');
     const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-    const all = [...NODE_TYPES, 'qe-ocpp-server', 'qe-ocpp'];
+    const all = [...NODE_TYPES, 'qe-ocpp-server', 'qe-ocpp', 'qe-modbus-connection', 'qe-modbus'];
     it('package.json registers exactly the node folders', () => {
       should(Object.keys(pkg['node-red'].nodes).sort()).eql([...all].sort());
     });
@@ -453,7 +453,7 @@ describe('nodes: asset state, events, coordinator', () => {
           html.match(
             new RegExp(`<script type="text/html" data-help-name="${type}">([\\s\\S]*?)</script>`),
           )?.[1] ?? '';
-        if (type !== 'qe-coordinator' && type !== 'qe-ocpp-server') {
+        if (!['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection'].includes(type)) {
           should(help).match(/<h3>Inputs<\/h3>|<h3>Outputs<\/h3>/);
           should(help).match(/category: 'energy'|<h3>Details<\/h3>/);
           should(html).match(/category: 'energy'/);

@@ -229,6 +229,21 @@ describe('ModbusBatteries (loopback, simulated battery)', () => {
     should(sim.writes(1).filter((w) => w.address === 100).length).be.above(1);
   });
 
+  it('holds a charge at 0 kW once the SoC reaches socMaxPercent (discharge likewise at socMinPercent)', async () => {
+    const { sim, site, telemetry } = await setup({
+      sim: { initialSocPercent: 96 },
+      batteries: [{ socMaxPercent: 95, socMinPercent: 10 }],
+    });
+    await until(() => telemetry.length > 0, 'a SoC reading');
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 10 });
+    await until(() => settled(c), 'settled');
+    should(c?.status).equal(CommandStatus.COMPLETED);
+    should(sim.state(1).requestedKw).equal(0);
+    const [d] = site.submit({ assetId: 'b1', type: 'SET_DISCHARGE_RATE', valueKw: 10 });
+    await until(() => settled(d), 'settled');
+    should(sim.state(1).requestedKw).equal(-10);
+  });
+
   it('checks its configuration', () => {
     const site = new Site({ siteId: 'x' });
     const conn = new ModbusConnection({ transport: 'tcp', host: '127.0.0.1' });

@@ -39,6 +39,10 @@ export interface BatteryConfig {
   pollIntervalMs?: number;
   /** Re-write the setpoint in force this often (below the device's revert timeout); 0 = never. */
   watchdogSeconds?: number;
+  /** At or below this SoC (last reading) a discharge setpoint is written as 0. */
+  socMinPercent?: number;
+  /** At or above this SoC (last reading) a charge setpoint is written as 0. */
+  socMaxPercent?: number;
 }
 
 export interface Telemetry {
@@ -77,6 +81,8 @@ interface Battery {
   watchdogTimer: NodeJS.Timeout | null;
   counter: number;
   polling: boolean;
+  /** Last SoC read, percent. */
+  soc: number | null;
 }
 
 export class ModbusBatteries implements Adapter {
@@ -116,6 +122,7 @@ export class ModbusBatteries implements Adapter {
         watchdogTimer: null,
         counter: 0,
         polling: false,
+        soc: null,
       });
     });
     this.onConnected = () => {
@@ -206,7 +213,10 @@ export class ModbusBatteries implements Adapter {
         return { success: false, final: true, error: `${cmd.type} is not a battery command` };
     }
     if (b.limitKw !== null) kw = Math.max(-b.limitKw, Math.min(b.limitKw, kw));
-    const { ratedChargeKw, ratedDischargeKw } = b.config;
+    const { ratedChargeKw, ratedDischargeKw, socMinPercent, socMaxPercent } = b.config;
+    // SoC limits of the asset (the device may have its own): hold at 0 kW at a limit.
+    if (b.soc !== null && kw > 0 && socMaxPercent !== undefined && b.soc >= socMaxPercent) kw = 0;
+    if (b.soc !== null && kw < 0 && socMinPercent !== undefined && b.soc <= socMinPercent) kw = 0;
     if (kw > ratedChargeKw + 1e-9) {
       return {
         success: false,
@@ -351,7 +361,10 @@ export class ModbusBatteries implements Adapter {
     const now = this.site.clock.now();
     try {
       const t: Telemetry = { assetId, unitId, at: new Date(now).toISOString() };
-      if (map.telemetry.soc) t.socPercent = await this.readSpec(battery, map.telemetry.soc);
+      if (map.telemetry.soc) {
+        t.socPercent = await this.readSpec(battery, map.telemetry.soc);
+        battery.soc = t.socPercent;
+      }
       if (map.telemetry.power) {
         const p = map.telemetry.power;
         const v = await this.readSpec(battery, p);

@@ -1,0 +1,84 @@
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { ModbusConnection } from '../..';
+import { numberField } from '../lib/common';
+
+interface ConnectionDef extends NodeDef {
+  transport?: 'tcp' | 'rtu';
+  host?: string;
+  port?: string | number;
+  timeoutMs?: string | number;
+  serialPath?: string;
+  baudRate?: string | number;
+  parity?: 'none' | 'even' | 'odd';
+  dataBits?: string | number;
+  stopBits?: string | number;
+  queueLimit?: string | number;
+}
+
+export interface ModbusConnectionNode extends Node {
+  connection: ModbusConnection | null;
+  failure: string | null;
+  users: Record<string, Node>;
+  register(user: Node): void;
+  deregister(user: Node): void;
+}
+
+export default function (RED: NodeAPI) {
+  function QeModbusConnection(this: ModbusConnectionNode, def: ConnectionDef) {
+    RED.nodes.createNode(this, def);
+    this.users = {};
+    this.connection = null;
+    this.failure = null;
+    this.register = (user) => {
+      this.users[user.id] = user;
+    };
+    this.deregister = (user) => {
+      delete this.users[user.id];
+    };
+    const transport = def.transport === 'rtu' ? 'rtu' : 'tcp';
+    let connection: ModbusConnection;
+    try {
+      connection = new ModbusConnection({
+        transport,
+        host: (def.host ?? '').trim(),
+        port: numberField(def.port) ?? 502,
+        timeoutMs: numberField(def.timeoutMs) ?? 1000,
+        serialPath: (def.serialPath ?? '').trim(),
+        baudRate: numberField(def.baudRate) ?? 9600,
+        parity: def.parity ?? 'none',
+        dataBits: (numberField(def.dataBits) ?? 8) as 7 | 8,
+        stopBits: (numberField(def.stopBits) ?? 1) as 1 | 2,
+        queueLimit: numberField(def.queueLimit) ?? 200,
+      });
+    } catch (err) {
+      this.failure = `qe-modbus-connection: ${(err as Error).message}`;
+      const report = () => this.error(this.failure);
+      RED.events.once('flows:started', report);
+      this.on('close', () => RED.events.removeListener('flows:started', report));
+      return;
+    }
+    this.connection = connection;
+    // Config nodes have no status of their own: users show the state; log the changes.
+    // One warning per outage, not one per reconnect attempt.
+    let warned = false;
+    connection.on('state', (s: string) => {
+      if (s === 'connected') {
+        warned = false;
+        this.log(`connected to ${connection.target}`);
+      }
+      if (s === 'disconnected' && connection.error && !warned) {
+        warned = true;
+        this.warn(`qe-modbus-connection: ${connection.error}; reconnecting`);
+      }
+    });
+    connection.start();
+    this.on('close', (_removed: boolean, done: () => void) => {
+      connection.close().then(
+        () => done(),
+        () => done(),
+      );
+    });
+  }
+
+  RED.nodes.registerType('qe-modbus-connection', QeModbusConnection as never);
+}

@@ -1,0 +1,190 @@
+import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
+import { type BatteryConfig, commandToJSON, ModbusBatteries, resolveMap } from '../..';
+import { type UserDef, useCoordinator } from '../lib/common';
+import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
+
+interface ModbusDef extends UserDef {
+  connection?: string;
+  batteries?: unknown[] | string;
+}
+
+/** The battery table of the dialog: numbers as numbers, the map resolved and checked. */
+function parseBatteries(value: unknown): BatteryConfig[] | Error {
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = value.trim() === '' ? [] : JSON.parse(value);
+    } catch (err) {
+      return new Error(`qe-modbus: batteries is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  if (!Array.isArray(list)) return new Error('qe-modbus: batteries must be a list');
+  const out: BatteryConfig[] = [];
+  for (const [i, raw] of list.entries()) {
+    const b = (raw ?? {}) as Record<string, unknown>;
+    const where = `qe-modbus: battery [${i}]${b.assetId ? ` (${String(b.assetId)})` : ''}`;
+    let map: unknown = b.profile ?? 'generic';
+    if (typeof map === 'string' && map.trim().startsWith('{')) {
+      try {
+        map = JSON.parse(map);
+      } catch (err) {
+        return new Error(`${where}: the register map is not valid JSON: ${(err as Error).message}`);
+      }
+    }
+    if (typeof map === 'string' && b.baseAddress !== undefined && b.baseAddress !== '') {
+      map = { profile: map, baseAddress: Number(b.baseAddress) };
+    }
+    let resolved: BatteryConfig['map'];
+    try {
+      resolved = resolveMap(map as never);
+    } catch (err) {
+      return new Error(`${where}: ${(err as Error).message}`);
+    }
+    const num = (k: string, d?: number) => (b[k] === undefined || b[k] === '' ? d : Number(b[k]));
+    const entry: BatteryConfig = {
+      assetId: String(b.assetId ?? '').trim(),
+      unitId: num('unitId', 1) as number,
+      map: resolved,
+      ratedChargeKw: num('ratedChargeKw') as number,
+      ratedDischargeKw: num('ratedDischargeKw') as number,
+      pollIntervalMs: (num('pollSeconds', 5) as number) * 1000,
+      watchdogSeconds: num('watchdogSeconds', 0) as number,
+    };
+    const socMin = num('socMinPercent');
+    const socMax = num('socMaxPercent');
+    if (socMin !== undefined) entry.socMinPercent = socMin;
+    if (socMax !== undefined) entry.socMaxPercent = socMax;
+    out.push(entry);
+  }
+  return out;
+}
+
+export default function (RED: NodeAPI) {
+  function QeModbus(this: Node, def: ModbusDef) {
+    RED.nodes.createNode(this, def);
+    const found = useCoordinator(RED, this, def);
+    const conn = def.connection
+      ? (RED.nodes.getNode(def.connection) as ModbusConnectionNode | null)
+      : null;
+    if (conn) {
+      conn.register(this);
+      this.on('close', () => conn.deregister(this));
+    }
+    const configs = parseBatteries(def.batteries);
+    let setupError: string | null = 'error' in found ? found.error : null;
+    if (!setupError && !conn) setupError = 'qe-modbus: pick a qe-modbus-connection (the bus)';
+    if (!setupError && conn && !conn.connection)
+      setupError = conn.failure ?? 'qe-modbus: the connection could not start';
+    if (!setupError && configs instanceof Error) setupError = configs.message;
+    if (!setupError && Array.isArray(configs) && configs.length === 0)
+      setupError = 'qe-modbus: add at least one battery';
+    let fleet: ModbusBatteries | null = null;
+    if (!setupError && !('error' in found) && conn?.connection && Array.isArray(configs)) {
+      try {
+        fleet = new ModbusBatteries(found.site, conn.connection, configs, {
+          owner: this.id,
+          onTelemetry: (t) => this.send([null, { topic: t.assetId, payload: t }]),
+          onEvent: (e) => {
+            if (e.type.endsWith('failed'))
+              this.debug?.(`qe-modbus: ${e.assetId}: ${e.type}: ${String(e.detail)}`);
+            if (e.type.endsWith('rewrite'))
+              this.send([
+                { topic: e.assetId, payload: { rewrite: e.type, ...(e.detail as object) } },
+                null,
+              ]);
+          },
+        });
+        fleet.start();
+      } catch (err) {
+        setupError = `qe-modbus: ${(err as Error).message}`;
+        fleet = null;
+      }
+    }
+    if (setupError || !fleet || 'error' in found || !conn?.connection) {
+      const text = setupError ?? 'qe-modbus: not configured';
+      this.error(text);
+      this.status({ fill: 'red', shape: 'ring', text: 'qe-modbus.status.misconfigured' });
+      this.on('input', (_msg, _send, done) => done(new Error(text)));
+      return;
+    }
+    const { site } = found;
+    const connection = conn.connection;
+    const f = fleet;
+    const showStatus = () => {
+      const s = connection.state;
+      this.status({
+        fill: s === 'connected' ? 'green' : s === 'connecting' ? 'yellow' : 'red',
+        shape: s === 'connected' ? 'dot' : 'ring',
+        text: RED._(`qe-modbus.status.${s}`, { depth: connection.queueDepth }),
+      });
+    };
+    let queueTimer: NodeJS.Timeout | null = null;
+    const onQueue = () => {
+      if (queueTimer === null) {
+        queueTimer = setTimeout(() => {
+          queueTimer = null;
+          showStatus();
+        }, 250);
+      }
+    };
+    connection.on('state', showStatus);
+    connection.on('queue', onQueue);
+    showStatus();
+
+    this.on('input', (msg: NodeMessageInFlow, send, done) => {
+      const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
+      if (
+        !p ||
+        typeof p !== 'object' ||
+        typeof p.id !== 'string' ||
+        typeof p.assetId !== 'string'
+      ) {
+        done(
+          new Error(
+            'qe-modbus: msg.payload must be a command from a qe-dispatcher ({id, assetId, type, valueKw, ...})',
+          ),
+        );
+        return;
+      }
+      if (!f.serves(p.assetId)) {
+        done();
+        return;
+      }
+      const cmd = site.engine.getCommand(p.id);
+      if (!cmd) {
+        done(
+          new Error(
+            `qe-modbus: command ${p.id} is not known to the coordinator: send commands through a qe-dispatcher`,
+          ),
+        );
+        return;
+      }
+      const attempt = cmd.attempts;
+      const finish = (result: { success: boolean; error?: string; final?: boolean }) => {
+        if (cmd.attempts === attempt) {
+          site.engine.handleResponse(
+            cmd.id,
+            result.success,
+            result.error ?? null,
+            result.final ? { final: true } : {},
+          );
+        }
+        msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
+        msg.topic = cmd.assetId;
+        send([msg, null]);
+        done();
+      };
+      f.dispatch(cmd).then(finish, (err: Error) => finish({ success: false, error: err.message }));
+    });
+
+    this.on('close', (removed: boolean, done: () => void) => {
+      f.stop(removed);
+      connection.off('state', showStatus);
+      connection.off('queue', onQueue);
+      if (queueTimer) clearTimeout(queueTimer);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('qe-modbus', QeModbus as never);
+}
