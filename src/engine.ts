@@ -194,6 +194,7 @@ export class DispatchEngine {
   };
   private heldCount = 0;
   private readonly wakeListeners = new Set<() => void>();
+  private readonly changeListeners = new Set<(cmd: Command) => void>();
   private wakeQueued = false;
   private seq = 0;
   private token = 0;
@@ -330,6 +331,7 @@ export class DispatchEngine {
       this.addActive(slot);
       this.enqueue(slot, cmd.scheduledAt.getTime());
       if (emit) this.eventBus.publish(EventType.COMMAND_CREATED, commandToJSON(cmd));
+      this.changed(cmd);
     }
     return prepared;
   }
@@ -436,6 +438,23 @@ export class DispatchEngine {
     return () => {
       this.wakeListeners.delete(listener);
     };
+  }
+
+  /**
+   * Calls `listener` with each command whose status changes (and each new one), synchronously
+   * and without building an event: cheap, for hosts that only need to know that something
+   * changed (persistence, status displays). Returns unsubscribe.
+   */
+  onCommandChange(listener: (cmd: Command) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => {
+      this.changeListeners.delete(listener);
+    };
+  }
+
+  private changed(cmd: Command): void {
+    if (this.changeListeners.size === 0) return;
+    for (const l of [...this.changeListeners]) l(cmd);
   }
 
   private wake(): void {
@@ -873,6 +892,7 @@ export class DispatchEngine {
     transition(slot.cmd, to, now, reason);
     this.counts[from]--;
     this.counts[to]++;
+    this.changed(slot.cmd);
   }
 
   private finish(slot: Slot, to: CommandStatus, now: number, reason?: string): void {

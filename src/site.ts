@@ -10,7 +10,7 @@ import { AdapterRegistry } from './adapters/registry';
 import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
-import { EventBus } from './event-bus';
+import { EventBus, EventType } from './event-bus';
 import {
   BATTERY_DEFINITION,
   EV_CHARGER_DEFINITION,
@@ -90,6 +90,7 @@ export class Site {
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
   private readonly owners = new Map<string, string>();
+  private ownersAfterPrune = 0;
   private timer: unknown = null;
   private timerAt: number | null = null;
   private saveTimer: unknown = null;
@@ -166,13 +167,16 @@ export class Site {
       }
     }
     this.engine = engine ?? new DispatchEngine(deps);
-    const offEvents = this.eventBus.subscribe('*', () => this.scheduleSave());
+    // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
+    const offChanges = this.engine.onCommandChange(() => this.scheduleSave());
+    const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => this.scheduleSave());
     const offWake = this.engine.onWake(() => {
       this.scheduleSave();
       this.arm();
     });
     this.offBus = () => {
-      offEvents();
+      offChanges();
+      offStates();
       offWake();
     };
   }
@@ -282,8 +286,9 @@ export class Site {
     return this.timerAt;
   }
 
+  /** Forgets owners of finished commands, when the map has doubled since the last time. */
   private pruneOwners(): void {
-    if (this.owners.size < 1024) return;
+    if (this.owners.size < Math.max(1024, 2 * this.ownersAfterPrune)) return;
     for (const id of this.owners.keys()) {
       const c = this.engine.getCommand(id);
       if (
@@ -296,6 +301,7 @@ export class Site {
         this.owners.delete(id);
       }
     }
+    this.ownersAfterPrune = this.owners.size;
   }
 
   // ------------------------------------------------------------ state machines

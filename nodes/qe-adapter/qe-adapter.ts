@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Adapter, CommandStatus, EventType } from '../..';
+import { type Adapter, CommandStatus } from '../..';
 import { listField, type UserDef, useCoordinator } from '../lib/common';
 
 interface AdapterDef extends UserDef {
@@ -114,10 +114,8 @@ export default function (RED: NodeAPI) {
       });
     };
     const mine = new Set(registered);
-    const off = site.eventBus.subscribe('*', (e) => {
-      const p = e.payload as { assetId?: unknown };
-      if (e.type === EventType.STATE_CHANGED || typeof p.assetId !== 'string') return;
-      if (mine.has(p.assetId) && statusTimer === null) statusTimer = setTimeout(showStatus, 250);
+    const off = engine.onCommandChange((c) => {
+      if (mine.has(c.assetId) && statusTimer === null) statusTimer = setTimeout(showStatus, 250);
     });
     showStatus();
 

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Command, commandToJSON, type DueCommandSink, EventType } from '../..';
+import { type Command, commandToJSON, type DueCommandSink } from '../..';
 import { clockTime, type UserDef, useCoordinator } from '../lib/common';
 
 interface DispatcherMsg extends NodeMessageInFlow {
@@ -64,9 +64,7 @@ export default function (RED: NodeAPI) {
     const refresh = () => {
       if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
     };
-    const off = site.eventBus.subscribe('*', (e) => {
-      if (e.type !== EventType.SCHEDULE_RECEIVED) refresh();
-    });
+    const off = engine.onCommandChange(refresh);
     showStatus();
 
     node.on('input', (msg: DispatcherMsg, _send, done) => {
