@@ -1,0 +1,117 @@
+/**
+ * Event fan-out: events per second from the coordinator's bus through qe-events into a flow
+ * (Node-RED via node-red-node-test-helper: qe-coordinator + qe-events (all event types)
+ * wired to a node that counts arrivals), beside the bare bus publish rate with one
+ * subscriber (the floor). Each run publishes EVENTS STATE_CHANGED events back to back and
+ * times until the last one has reached the flow node.
+ *
+ *   node --import tsx bench/events.bench.ts        (BENCH_RUNS, BENCH_EVENTS)
+ *
+ * Prints figures; passes or fails nothing.
+ */
+import { EVENT_TYPES, EventType, type Site } from '../src';
+import { EventBus } from '../src/event-bus';
+import {
+  COORDINATOR,
+  deadline,
+  fmt,
+  helper,
+  loadFlow,
+  loadNodes,
+  machine,
+  median,
+  ratio,
+  runs,
+  startServer,
+  stopServer,
+} from './lib';
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 50_000);
+const RUNS = runs(7);
+
+deadline(180);
+
+const payload = (i: number) => ({
+  assetId: `a${i % 1000}`,
+  from_state: 'AVAILABLE',
+  to_state: 'CHARGING',
+  trigger: 'start_charge',
+  forced: false,
+});
+
+function bareRun(): number {
+  const bus = new EventBus();
+  let n = 0;
+  bus.subscribe('*', () => {
+    n++;
+  });
+  const t = performance.now();
+  for (let i = 0; i < EVENTS; i++) bus.publish(EventType.STATE_CHANGED, payload(i));
+  const ms = performance.now() - t;
+  if (n !== EVENTS) throw new Error('lost events');
+  return (EVENTS / ms) * 1000;
+}
+
+async function flowRun(): Promise<number> {
+  const flow = [
+    { id: 'f1', type: 'tab', label: 'bench' },
+    COORDINATOR,
+    // One output per event type (all of them): every output to the counting node.
+    {
+      id: 'ev',
+      type: 'qe-events',
+      z: 'f1',
+      coordinator: 'coord',
+      wires: EVENT_TYPES.map(() => ['sink']),
+    },
+    { id: 'sink', type: 'helper', z: 'f1' },
+  ];
+  await loadFlow(loadNodes('qe-coordinator', 'qe-events'), flow);
+  const site = (helper.getNode('coord') as unknown as { site: Site }).site;
+  let n = 0;
+  let done: () => void = () => {};
+  const all = new Promise<void>((r) => {
+    done = r;
+  });
+  helper.getNode('sink').on('input', () => {
+    if (++n === EVENTS) done();
+  });
+  const t = performance.now();
+  for (let i = 0; i < EVENTS; i++) site.eventBus.publish(EventType.STATE_CHANGED, payload(i));
+  await all;
+  const ms = performance.now() - t;
+  await helper.unload();
+  return (EVENTS / ms) * 1000;
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `events: ${EVENTS} STATE_CHANGED events per run, ${RUNS} runs, median (min, max); ${machine()}`,
+  );
+  await startServer();
+  try {
+    bareRun();
+    await flowRun(); // warm-up
+    const bare: number[] = [];
+    const flow: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      bare.push(bareRun());
+      flow.push(await flowRun());
+    }
+    console.log(`  bare bus publish, one subscriber (floor)  ${fmt(bare, 'events/s', 0)}`);
+    console.log(`  bus -> qe-events -> flow node             ${fmt(flow, 'events/s', 0)}`);
+    console.log(
+      `  ratio (floor / ours)                      ${ratio(bare, flow)}  (per event: ours ${(1e6 / median(flow)).toFixed(2)} us, floor ${(1e6 / median(bare)).toFixed(2)} us)`,
+    );
+  } finally {
+    await stopServer();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

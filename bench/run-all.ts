@@ -1,0 +1,32 @@
+/**
+ * Runs every benchmark of issue 7, one after the other, each in its own process (as
+ * `node --import tsx bench/<name>.bench.ts` would). Needs the build (`npm run build`) for
+ * the Node-RED ones. Prints figures; passes or fails nothing (a benchmark that crashes is
+ * reported and the others still run).
+ *
+ *   node --import tsx bench/run-all.ts [name...]
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const ALL: { name: string; flags: string[] }[] = [
+  { name: 'schedule', flags: [] },
+  { name: 'engine', flags: ['--expose-gc'] },
+  { name: 'dispatch-lateness', flags: [] },
+  { name: 'ocpp-fleet', flags: ['--expose-gc'] },
+  { name: 'modbus', flags: [] },
+  { name: 'events', flags: [] },
+];
+
+const only = process.argv.slice(2);
+const crashed: string[] = [];
+for (const b of ALL.filter((x) => only.length === 0 || only.includes(x.name))) {
+  console.log(`\n=== ${b.name} ===`);
+  const r = spawnSync(
+    process.execPath,
+    [...b.flags, '--import', 'tsx', path.join(__dirname, `${b.name}.bench.ts`)],
+    { stdio: 'inherit' },
+  );
+  if (r.status !== 0) crashed.push(`${b.name} (exit ${r.status ?? r.signal})`);
+}
+if (crashed.length > 0) console.log(`\ndid not finish: ${crashed.join(', ')}`);
