@@ -165,7 +165,22 @@ export function transition(cmd: Command, to: CommandStatus, at: number, reason?:
   if (cmd.history.length > HISTORY_LIMIT) cmd.history.splice(0, cmd.history.length - HISTORY_LIMIT);
 }
 
-const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+/**
+ * ISO strings of Dates, cached: commands of one schedule share their slot Dates, and a
+ * command's JSON form is built for every event, so the same Date is formatted again and again.
+ * The cache checks the time too, in case a Date was changed in place.
+ */
+const isoCache = new WeakMap<Date, { t: number; s: string }>();
+export function isoString(d: Date): string {
+  const t = d.getTime();
+  const hit = isoCache.get(d);
+  if (hit !== undefined && hit.t === t) return hit.s;
+  const s = d.toISOString();
+  isoCache.set(d, { t, s });
+  return s;
+}
+
+const iso = (d: Date | null): string | null => (d === null ? null : isoString(d));
 
 export function commandToJSON(cmd: Command): CommandJSON {
   return {
@@ -173,7 +188,7 @@ export function commandToJSON(cmd: Command): CommandJSON {
     assetId: cmd.assetId,
     type: cmd.type,
     valueKw: cmd.valueKw,
-    scheduledAt: cmd.scheduledAt.toISOString(),
+    scheduledAt: isoString(cmd.scheduledAt),
     validUntil: iso(cmd.validUntil),
     status: cmd.status,
     priority: cmd.priority,
@@ -187,11 +202,11 @@ export function commandToJSON(cmd: Command): CommandJSON {
     holdReason: cmd.holdReason,
     nextAttemptAt: iso(cmd.nextAttemptAt),
     deadline: iso(cmd.deadline),
-    createdAt: cmd.createdAt.toISOString(),
+    createdAt: isoString(cmd.createdAt),
     history: cmd.history.map((h) => {
       const e: { status: CommandStatus; at: string; reason?: string } = {
         status: h.status,
-        at: h.at.toISOString(),
+        at: isoString(h.at),
       };
       if (h.reason !== undefined) e.reason = h.reason;
       return e;
