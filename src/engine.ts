@@ -525,24 +525,41 @@ export class DispatchEngine {
       return cmd.status;
     }
     this.dispatchSlot(slot, now);
+    await this.runAttempt(cmd, a);
+    return cmd.status;
+  }
+
+  /**
+   * Runs the attempt in flight of a DISPATCHED command through `adapter` and applies its
+   * answer (when the command is still on that attempt). A thrown error is a failure: final
+   * when it says so (`AdapterError` with `final`), else retried. Resolves to the adapter's
+   * answer, or undefined when it answers later through `handleResponse`. Hosts that marked a
+   * command dispatched themselves (a Node-RED wire) call this where the command arrives.
+   */
+  async runAttempt(
+    command: Command | string,
+    adapter: Adapter,
+  ): Promise<AdapterResult | undefined> {
+    const cmd = this.slotOf(command).cmd;
     const attempt = cmd.attempts;
+    const current = () => inFlight(cmd.status) && cmd.attempts === attempt;
     let result: AdapterResult | undefined;
     try {
-      result = await a.dispatch(cmd);
+      result = await adapter.dispatch(cmd);
     } catch (err) {
-      if (inFlight(cmd.status) && cmd.attempts === attempt) {
-        const final = (err as { final?: unknown })?.final === true;
-        this.handleResponse(cmd, false, errorText(err), { final });
-      }
-      return cmd.status;
+      const failure: AdapterResult = { success: false, error: errorText(err) };
+      if ((err as { final?: unknown })?.final === true) failure.final = true;
+      if (current())
+        this.handleResponse(cmd, false, failure.error, { final: failure.final === true });
+      return failure;
     }
-    if (result && cmd.attempts === attempt && inFlight(cmd.status)) {
+    if (result && current()) {
       const opts: ResponseOptions = {};
       if (result.final !== undefined) opts.final = result.final;
       if (result.completed !== undefined) opts.completed = result.completed;
       this.handleResponse(cmd, result.success, result.error, opts);
     }
-    return cmd.status;
+    return result;
   }
 
   /**
@@ -774,6 +791,33 @@ export class DispatchEngine {
     return out;
   }
 
+  /** The unfinished commands of an asset (from the engine's index: no scan). */
+  getActiveCommands(assetId: string): Command[] {
+    return [...(this.active.get(assetId) ?? [])].map((s) => s.cmd);
+  }
+
+  /**
+   * The setpoint in force for an asset at `now`: its latest COMPLETED SET_CHARGE_RATE,
+   * SET_DISCHARGE_RATE or SET_POWER_LIMIT whose slot has begun and not ended, or undefined.
+   */
+  getCommandInForce(assetId: string, now?: TimeInput): Command | undefined {
+    const t = this.now(now);
+    let best: Command | undefined;
+    for (const { cmd } of this.slots.values()) {
+      if (
+        cmd.assetId !== assetId ||
+        cmd.status !== CommandStatus.COMPLETED ||
+        !SETPOINT_TYPES.has(cmd.type) ||
+        cmd.scheduledAt.getTime() > t ||
+        (cmd.validUntil !== null && cmd.validUntil.getTime() <= t)
+      ) {
+        continue;
+      }
+      if (!best || cmd.scheduledAt.getTime() > best.scheduledAt.getTime()) best = cmd;
+    }
+    return best;
+  }
+
   /** Commands of an asset that are held back, oldest first. */
   getHeldCommands(assetId?: string): Command[] {
     const sets =
@@ -972,6 +1016,12 @@ function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
 function readyOrder(a: HeapEntry, b: HeapEntry): number {
   return b.priority - a.priority || a.at - b.at || a.seq - b.seq;
 }
+
+const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
+  CommandType.SET_CHARGE_RATE,
+  CommandType.SET_DISCHARGE_RATE,
+  CommandType.SET_POWER_LIMIT,
+]);
 
 function inFlight(s: CommandStatus): boolean {
   return s === CommandStatus.DISPATCHED || s === CommandStatus.ACKNOWLEDGED;

@@ -2,8 +2,8 @@
  * What the node files share: the coordinator node's shape, finding it from a user node,
  * and parsing of editor fields. Node files stay thin: the logic is in the core library.
  */
-import type { Node, NodeAPI, NodeDef } from 'node-red';
-import type { Site } from '../..';
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { type Adapter, commandToJSON, type Site } from '../..';
 
 export interface CoordinatorNode extends Node {
   site: Site | null;
@@ -91,4 +91,61 @@ export function clockTime(ms: number): string {
   return [d.getHours(), d.getMinutes(), d.getSeconds()]
     .map((n) => String(n).padStart(2, '0'))
     .join(':');
+}
+
+/**
+ * A node that could not be set up: says why (log, status) and refuses every message with the
+ * same error, so that Catch nodes see it.
+ */
+export function refuseInput(node: Node, text: string, statusKey: string): void {
+  node.error(text);
+  node.status({ fill: 'red', shape: 'ring', text: statusKey });
+  node.on('input', (_msg, _send, done) => done(new Error(text)));
+}
+
+/**
+ * The input of a device node (OCPP chargers, Modbus battery) behind a dispatcher: a command
+ * for an asset the adapter serves is run through it by the engine (`runAttempt`), and its
+ * answer goes out on output 1 as `{commandId, success, error?, final?, command}`; commands for
+ * other assets are passed over.
+ */
+export function runDeliveredCommands(
+  node: Node,
+  site: Site,
+  adapter: Adapter & { serves(assetId: string): boolean },
+): void {
+  node.on('input', (msg: NodeMessageInFlow, send, done) => {
+    const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
+    if (!p || typeof p !== 'object' || typeof p.id !== 'string' || typeof p.assetId !== 'string') {
+      done(
+        new Error(
+          `${node.type}: msg.payload must be a command from a qe-dispatcher ({id, assetId, type, valueKw, ...})`,
+        ),
+      );
+      return;
+    }
+    // One dispatcher can feed several adapters: pass over what this node does not serve.
+    if (!adapter.serves(p.assetId)) {
+      done();
+      return;
+    }
+    const cmd = site.engine.getCommand(p.id);
+    if (!cmd) {
+      done(
+        new Error(
+          `${node.type}: command ${p.id} is not known to the coordinator: send commands through a qe-dispatcher`,
+        ),
+      );
+      return;
+    }
+    site.engine.runAttempt(cmd, adapter).then(
+      (result) => {
+        msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
+        msg.topic = cmd.assetId;
+        send([msg, null]);
+        done();
+      },
+      (err: Error) => done(err),
+    );
+  });
 }

@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Adapter, CommandStatus } from '../..';
-import { listField, type UserDef, useCoordinator } from '../lib/common';
+import { listField, refuseInput, type UserDef, useCoordinator } from '../lib/common';
 
 interface AdapterDef extends UserDef {
   assets?: string | string[];
@@ -88,9 +88,7 @@ export default function (RED: NodeAPI) {
     }
     if (setupError || 'error' in found) {
       const text = setupError ?? 'qe-adapter: no coordinator';
-      this.error(text);
-      this.status({ fill: 'red', shape: 'ring', text: 'qe-adapter.status.misconfigured' });
-      this.on('input', (_msg, _send, done) => done(new Error(text)));
+      refuseInput(this, text, 'qe-adapter.status.misconfigured');
       return;
     }
     const { site } = found;
@@ -102,10 +100,11 @@ export default function (RED: NodeAPI) {
       statusTimer = null;
       let inFlight = 0;
       for (const assetId of registered) {
-        inFlight += engine.getCommands({
-          assetId,
-          status: [CommandStatus.DISPATCHED, CommandStatus.ACKNOWLEDGED],
-        }).length;
+        inFlight += engine
+          .getActiveCommands(assetId)
+          .filter(
+            (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
+          ).length;
       }
       this.status({
         fill: inFlight > 0 ? 'blue' : 'green',

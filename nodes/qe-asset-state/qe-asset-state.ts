@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
 import type { StateChange, StateMachine, StateMachineDefinition } from '../..';
-import { parseJsonObject, type UserDef, useCoordinator } from '../lib/common';
+import { parseJsonObject, refuseInput, type UserDef, useCoordinator } from '../lib/common';
 
 interface AssetStateDef extends UserDef {
   assetId: string;
@@ -45,9 +45,7 @@ export default function (RED: NodeAPI) {
     const show = (state: string) =>
       this.status({ fill: COLOURS[state] ?? 'blue', shape: 'dot', text: state });
     if (setupError) {
-      this.error(setupError);
-      this.status({ fill: 'red', shape: 'ring', text: 'qe-asset-state.status.misconfigured' });
-      this.on('input', (_msg, _send, done) => done(new Error(setupError as string)));
+      refuseInput(this, setupError, 'qe-asset-state.status.misconfigured');
       return;
     }
     const m = machine as StateMachine;

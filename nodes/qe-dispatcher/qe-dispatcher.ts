@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Command, commandToJSON, type DueCommandSink } from '../..';
-import { clockTime, type UserDef, useCoordinator } from '../lib/common';
+import { clockTime, refuseInput, type UserDef, useCoordinator } from '../lib/common';
 
 interface DispatcherMsg extends NodeMessageInFlow {
   reset?: unknown;
@@ -12,8 +12,7 @@ export default function (RED: NodeAPI) {
     const node = this;
     const found = useCoordinator(RED, node, def);
     if ('error' in found) {
-      node.status({ fill: 'red', shape: 'ring', text: 'qe-dispatcher.status.misconfigured' });
-      node.on('input', (_msg, _send, done) => done(new Error(found.error)));
+      refuseInput(node, found.error, 'qe-dispatcher.status.misconfigured');
       return;
     }
     const { site } = found;

@@ -1,6 +1,6 @@
-import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type BatteryConfig, commandToJSON, ModbusBatteries, resolveMap } from '../..';
-import { type UserDef, useCoordinator } from '../lib/common';
+import type { Node, NodeAPI } from 'node-red';
+import { type BatteryConfig, ModbusBatteries, resolveMap } from '../..';
+import { refuseInput, runDeliveredCommands, type UserDef, useCoordinator } from '../lib/common';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
 
 interface ModbusDef extends UserDef {
@@ -102,9 +102,7 @@ export default function (RED: NodeAPI) {
     }
     if (setupError || !fleet || 'error' in found || !conn?.connection) {
       const text = setupError ?? 'qe-modbus: not configured';
-      this.error(text);
-      this.status({ fill: 'red', shape: 'ring', text: 'qe-modbus.status.misconfigured' });
-      this.on('input', (_msg, _send, done) => done(new Error(text)));
+      refuseInput(this, text, 'qe-modbus.status.misconfigured');
       return;
     }
     const { site } = found;
@@ -131,51 +129,7 @@ export default function (RED: NodeAPI) {
     connection.on('queue', onQueue);
     showStatus();
 
-    this.on('input', (msg: NodeMessageInFlow, send, done) => {
-      const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
-      if (
-        !p ||
-        typeof p !== 'object' ||
-        typeof p.id !== 'string' ||
-        typeof p.assetId !== 'string'
-      ) {
-        done(
-          new Error(
-            'qe-modbus: msg.payload must be a command from a qe-dispatcher ({id, assetId, type, valueKw, ...})',
-          ),
-        );
-        return;
-      }
-      if (!f.serves(p.assetId)) {
-        done();
-        return;
-      }
-      const cmd = site.engine.getCommand(p.id);
-      if (!cmd) {
-        done(
-          new Error(
-            `qe-modbus: command ${p.id} is not known to the coordinator: send commands through a qe-dispatcher`,
-          ),
-        );
-        return;
-      }
-      const attempt = cmd.attempts;
-      const finish = (result: { success: boolean; error?: string; final?: boolean }) => {
-        if (cmd.attempts === attempt) {
-          site.engine.handleResponse(
-            cmd.id,
-            result.success,
-            result.error ?? null,
-            result.final ? { final: true } : {},
-          );
-        }
-        msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
-        msg.topic = cmd.assetId;
-        send([msg, null]);
-        done();
-      };
-      f.dispatch(cmd).then(finish, (err: Error) => finish({ success: false, error: err.message }));
-    });
+    runDeliveredCommands(this, site, f);
 
     this.on('close', (removed: boolean, done: () => void) => {
       f.stop(removed);

@@ -1,6 +1,6 @@
-import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI } from 'node-red';
 import { type ChargerConfig, commandToJSON, OcppChargers } from '../..';
-import { type UserDef, useCoordinator } from '../lib/common';
+import { refuseInput, runDeliveredCommands, type UserDef, useCoordinator } from '../lib/common';
 import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
 
 interface OcppDef extends UserDef {
@@ -104,9 +104,7 @@ export default function (RED: NodeAPI) {
     }
     if (setupError || !fleet || 'error' in found || !server?.central) {
       const text = setupError ?? 'qe-ocpp: not configured';
-      this.error(text);
-      this.status({ fill: 'red', shape: 'ring', text: 'qe-ocpp.status.misconfigured' });
-      this.on('input', (_msg, _send, done) => done(new Error(text)));
+      refuseInput(this, text, 'qe-ocpp.status.misconfigured');
       return;
     }
     const { site } = found;
@@ -133,66 +131,7 @@ export default function (RED: NodeAPI) {
     };
     showStatus();
 
-    this.on('input', (msg: NodeMessageInFlow, send, done) => {
-      const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
-      if (
-        !p ||
-        typeof p !== 'object' ||
-        typeof p.id !== 'string' ||
-        typeof p.assetId !== 'string'
-      ) {
-        done(
-          new Error(
-            'qe-ocpp: msg.payload must be a command from a qe-dispatcher ({id, assetId, type, valueKw, ...})',
-          ),
-        );
-        return;
-      }
-      // One dispatcher can feed several adapters: pass over what this node does not serve.
-      if (!f.serves(p.assetId)) {
-        done();
-        return;
-      }
-      const cmd = site.engine.getCommand(p.id);
-      if (!cmd) {
-        done(
-          new Error(
-            `qe-ocpp: command ${p.id} is not known to the coordinator: send commands through a qe-dispatcher`,
-          ),
-        );
-        return;
-      }
-      const attempt = cmd.attempts;
-      f.dispatch(cmd).then(
-        (result) => {
-          if (cmd.attempts === attempt) {
-            site.engine.handleResponse(
-              cmd.id,
-              result.success,
-              result.error ?? null,
-              result.final ? { final: true } : {},
-            );
-          }
-          msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
-          msg.topic = cmd.assetId;
-          send([msg, null]);
-          done();
-        },
-        (err: Error) => {
-          // Not connected, a timeout, a dropped connection: the engine retries.
-          if (cmd.attempts === attempt) site.engine.handleResponse(cmd.id, false, err.message);
-          msg.payload = {
-            commandId: cmd.id,
-            success: false,
-            error: err.message,
-            command: commandToJSON(cmd),
-          };
-          msg.topic = cmd.assetId;
-          send([msg, null]);
-          done();
-        },
-      );
-    });
+    runDeliveredCommands(this, site, f);
 
     this.on('close', (removed: boolean, done: () => void) => {
       f.stop(removed);

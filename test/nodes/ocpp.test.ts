@@ -1,12 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import should from 'should';
 import WebSocket from 'ws';
 import type { ChargePointSimulatorOptions } from '../../src/sim/charge-point';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
+import { selfSignedCertificate } from '../helpers/tls';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab, siteOf } from './flows';
 import { helper } from './runtime';
 
@@ -305,56 +302,26 @@ describe('nodes: OCPP chargers end to end', () => {
   });
 
   it('tls-basic works with a certificate generated in the test', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-tls-'));
-    try {
-      const key = path.join(dir, 'key.pem');
-      const cert = path.join(dir, 'cert.pem');
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
-      const pem = { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(cert, 'utf8') };
-      await helper.load(ocppNodes(), flow({ server: { security: 'tls-basic' } }), {
-        srv: { passwords: '{"CP002": "tls-secret-pass"}', cert: pem.cert, key: pem.key },
-      });
-      const port = await serverPort();
-      const b = new ChargePointSimulator({
-        endpoint: `wss://127.0.0.1:${port}/ocpp`,
-        identity: 'CP002',
-        protocol: 'ocpp2.0.1',
-        password: 'tls-secret-pass',
-        wsOptions: { ca: pem.cert },
-        meterIntervalMs: 0,
-        reconnect: false,
-      });
-      sims.push(b);
-      await b.start();
-      await until(
-        () => siteOf().getStateMachine('ast_ev_002')?.currentState === 'AVAILABLE',
-        'AVAILABLE over wss',
-      );
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const pem = selfSignedCertificate();
+    await helper.load(ocppNodes(), flow({ server: { security: 'tls-basic' } }), {
+      srv: { passwords: '{"CP002": "tls-secret-pass"}', cert: pem.cert, key: pem.key },
+    });
+    const port = await serverPort();
+    const b = new ChargePointSimulator({
+      endpoint: `wss://127.0.0.1:${port}/ocpp`,
+      identity: 'CP002',
+      protocol: 'ocpp2.0.1',
+      password: 'tls-secret-pass',
+      wsOptions: { ca: pem.cert },
+      meterIntervalMs: 0,
+      reconnect: false,
+    });
+    sims.push(b);
+    await b.start();
+    await until(
+      () => siteOf().getStateMachine('ast_ev_002')?.currentState === 'AVAILABLE',
+      'AVAILABLE over wss',
+    );
   });
 
   it('a burst of malformed frames from one charger neither crashes Node-RED nor disturbs another', async () => {

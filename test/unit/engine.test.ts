@@ -700,6 +700,44 @@ describe('DispatchEngine', () => {
     });
   });
 
+  describe('in force, active, and attempts run by a host', () => {
+    it('finds the setpoint in force and the unfinished commands of an asset', async () => {
+      const { engine, registry, adapter, clock } = setup();
+      registry.register('a', adapter);
+      const cmds = engine.scheduleToCommands(evSchedule([5, 6, 7]), { assetMap: { ev_001: 'a' } });
+      should(engine.getCommandInForce('a')).be.undefined();
+      await engine.tick(T0);
+      should(engine.getCommandInForce('a')?.valueKw).equal(5);
+      should(engine.getActiveCommands('a').map((c) => c.valueKw)).eql([6, 7]);
+      clock.set(T0 + H);
+      should(engine.getCommandInForce('a')).be.undefined(); // its slot ended, 6 not sent yet
+      await engine.tick();
+      should(engine.getCommandInForce('a')?.id).equal(cmds[1]?.id);
+      should(engine.getActiveCommands('nobody')).eql([]);
+    });
+
+    it('runAttempt applies the answer to a command the host marked dispatched', async () => {
+      const { engine, adapter } = setup();
+      const [a, b] = engine.submit([
+        { assetId: 'x', type: 'SET_CHARGE_RATE', valueKw: 1 },
+        { assetId: 'x', type: 'SET_CHARGE_RATE', valueKw: 2 },
+      ]);
+      engine.markDispatched(a as Command);
+      should(await engine.runAttempt(a as Command, adapter)).eql({ success: true });
+      should(a?.status).equal(CommandStatus.COMPLETED);
+      engine.markDispatched(b as Command);
+      adapter.answer = () => {
+        throw new AdapterError('NotSupported', { final: true });
+      };
+      should(await engine.runAttempt((b as Command).id, adapter)).eql({
+        success: false,
+        error: 'NotSupported',
+        final: true,
+      });
+      should(b?.status).equal(CommandStatus.FAILED);
+    });
+  });
+
   describe('cancellation', () => {
     it('cancels the pending commands of one asset, or of all', async () => {
       const { engine, registry, adapter } = setup();

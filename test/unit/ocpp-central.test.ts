@@ -1,8 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { RPCClient } from 'ocpp-rpc';
 import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
@@ -10,6 +6,7 @@ import { OcppChargers } from '../../src/adapters/ocpp/chargers';
 import type { OcppVersion } from '../../src/adapters/ocpp/translate';
 import { CommandStatus } from '../../src/commands';
 import { Site } from '../../src/site';
+import { selfSignedCertificate } from '../helpers/tls';
 
 // End to end on loopback: a real central system (ocpp-rpc server) and real ocpp-rpc clients
 // playing chargers, through a Site with its dispatch loop (autoDispatch: the adapter is
@@ -371,65 +368,35 @@ describe('OCPP central system (loopback, real sockets)', () => {
   });
 
   it('tls-basic (security profile 2): wss with a certificate made here, plus a password', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-tls-'));
-    try {
-      const key = path.join(dir, 'key.pem');
-      const cert = path.join(dir, 'cert.pem');
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
-      const pem = { key: fs.readFileSync(key), cert: fs.readFileSync(cert) };
-      const central = new CentralSystem({
-        port: 0,
-        security: 'tls-basic',
-        tls: pem,
-        chargers: [{ identity: 'CP1', password: 'secret-secret-16' }],
-      });
-      centrals.push(central);
-      const port = await central.listen();
-      const cp = new RPCClient({
-        endpoint: `wss://127.0.0.1:${port}/ocpp`,
-        identity: 'CP1',
-        protocols: ['ocpp2.0.1'],
-        password: 'secret-secret-16',
-        reconnect: false,
-        wsOpts: { ca: pem.cert },
-      } as never);
-      clients.push(cp);
-      await cp.connect();
-      should(central.protocolOf('CP1')).equal('ocpp2.0.1');
-      const plain = new RPCClient({
-        endpoint: `ws://127.0.0.1:${port}/ocpp`,
-        identity: 'CP1',
-        protocols: ['ocpp2.0.1'],
-        password: 'secret-secret-16',
-        reconnect: false,
-      } as never);
-      clients.push(plain);
-      await should(plain.connect()).be.rejected();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const pem = selfSignedCertificate();
+    const central = new CentralSystem({
+      port: 0,
+      security: 'tls-basic',
+      tls: pem,
+      chargers: [{ identity: 'CP1', password: 'secret-secret-16' }],
+    });
+    centrals.push(central);
+    const port = await central.listen();
+    const cp = new RPCClient({
+      endpoint: `wss://127.0.0.1:${port}/ocpp`,
+      identity: 'CP1',
+      protocols: ['ocpp2.0.1'],
+      password: 'secret-secret-16',
+      reconnect: false,
+      wsOpts: { ca: pem.cert },
+    } as never);
+    clients.push(cp);
+    await cp.connect();
+    should(central.protocolOf('CP1')).equal('ocpp2.0.1');
+    const plain = new RPCClient({
+      endpoint: `ws://127.0.0.1:${port}/ocpp`,
+      identity: 'CP1',
+      protocols: ['ocpp2.0.1'],
+      password: 'secret-secret-16',
+      reconnect: false,
+    } as never);
+    clients.push(plain);
+    await should(plain.connect()).be.rejected();
   });
 
   it('a burst of malformed frames closes that charger only; the other carries on', async () => {

@@ -320,7 +320,7 @@ export class ModbusBatteries implements Adapter {
       }
       if (!a || (a.validUntil !== null && a.validUntil <= now)) return;
       const busy = this.site.engine
-        .getCommands({ assetId })
+        .getActiveCommands(assetId)
         .some(
           (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
         );

@@ -5,7 +5,7 @@
  * truth), and re-sends the setpoint in force when a charger boots or reconnects.
  */
 
-import { type Command, CommandStatus, CommandType } from '../../commands';
+import type { Command } from '../../commands';
 import type { Site } from '../../site';
 import { EvChargerState, type StateMachine } from '../../state-machine';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
@@ -317,23 +317,10 @@ export class OcppChargers implements Adapter {
     if (!this.started || !this.central.isConnected(identity)) return;
     const now = this.site.clock.now();
     for (const charger of this.byIdentity.get(identity) ?? []) {
-      const commands = this.site.engine.getCommands({ assetId: charger.assetId });
-      const busy = commands.some(
-        (c) =>
-          c.status === CommandStatus.PENDING ||
-          c.status === CommandStatus.DISPATCHED ||
-          c.status === CommandStatus.ACKNOWLEDGED,
-      );
-      if (busy) continue;
-      const inForce = commands
-        .filter(
-          (c) =>
-            c.status === CommandStatus.COMPLETED &&
-            (c.type === CommandType.SET_CHARGE_RATE || c.type === CommandType.SET_POWER_LIMIT) &&
-            c.scheduledAt.getTime() <= now &&
-            (c.validUntil === null || c.validUntil.getTime() > now),
-        )
-        .sort((a, b) => b.scheduledAt.getTime() - a.scheduledAt.getTime())[0];
+      const engine = this.site.engine;
+      // A newer command is on its way anyway.
+      if (engine.getActiveCommands(charger.assetId).length > 0) continue;
+      const inForce = engine.getCommandInForce(charger.assetId, now);
       if (!inForce) continue;
       // Already sent on this connection (it completed after the charger connected).
       const completedAt = inForce.history.at(-1)?.at.getTime() ?? 0;
