@@ -166,17 +166,26 @@ export function transition(cmd: Command, to: CommandStatus, at: number, reason?:
 }
 
 /**
- * ISO strings of Dates, cached: commands of one schedule share their slot Dates, and a
- * command's JSON form is built for every event, so the same Date is formatted again and again.
- * The cache checks the time too, in case a Date was changed in place.
+ * ISO strings of times, cached by epoch millisecond: a command's JSON form is built for every
+ * event and every message, and the same instants come back again and again (the slot times a
+ * schedule's commands share; the dispatch time and deadline of the commands due in one
+ * round). Keyed by the number, not the Date, so that Dates made apart but equal share one
+ * string; emptied when it holds ISO_CACHE_LIMIT entries.
  */
-const isoCache = new WeakMap<Date, { t: number; s: string }>();
+const ISO_CACHE_LIMIT = 4096;
+const isoByTime = new Map<number, string>();
 export function isoString(d: Date): string {
-  const t = d.getTime();
-  const hit = isoCache.get(d);
-  if (hit !== undefined && hit.t === t) return hit.s;
-  const s = d.toISOString();
-  isoCache.set(d, { t, s });
+  return isoTime(d.getTime());
+}
+
+/** The ISO 8601 string of an epoch-ms time, from the same cache. Throws for NaN. */
+export function isoTime(t: number): string {
+  let s = isoByTime.get(t);
+  if (s === undefined) {
+    s = new Date(t).toISOString(); // a RangeError for NaN, before caching anything
+    if (isoByTime.size >= ISO_CACHE_LIMIT) isoByTime.clear();
+    isoByTime.set(t, s);
+  }
   return s;
 }
 

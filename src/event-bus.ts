@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from './clock';
-import type { CommandJSON } from './commands';
+import { type CommandJSON, isoTime } from './commands';
 
 export enum EventType {
   COMMAND_CREATED = 'COMMAND_CREATED',
@@ -136,7 +136,7 @@ export class EventBus {
     const event = {
       type,
       payload,
-      timestamp: new Date(this.clock.now()).toISOString(),
+      timestamp: isoTime(this.clock.now()),
       sequence: ++this.seq,
     } as BusEvent<T>;
     this.deliver(this.handlers.get(type), event as unknown as AnyBusEvent);

@@ -10,6 +10,8 @@ import {
   HISTORY_LIMIT,
   InvalidCommandTransition,
   isFinal,
+  isoString,
+  isoTime,
   transition,
 } from '../../src/commands';
 import { Heap } from '../../src/heap';
@@ -124,6 +126,22 @@ describe('commands', () => {
     should(json.validUntil).equal('2025-06-02T10:00:00.000Z');
     const back = commandFromJSON(JSON.parse(JSON.stringify(json)));
     should(commandToJSON(back)).eql(json);
+  });
+
+  it('formats times through a bounded cache that stays right when a Date changes in place', () => {
+    const t = Date.parse('2025-06-02T08:00:00.123Z');
+    // More distinct times than the cache holds, each asked for twice.
+    for (let i = 0; i < 10_000; i += 7) {
+      const d = new Date(t + i * 1000);
+      should(isoString(d)).equal(d.toISOString());
+      should(isoTime(t + i * 1000)).equal(d.toISOString());
+    }
+    const d = new Date(t);
+    should(isoString(d)).equal('2025-06-02T08:00:00.123Z');
+    d.setTime(t + 1);
+    should(isoString(d)).equal('2025-06-02T08:00:00.124Z');
+    should(() => isoString(new Date(Number.NaN))).throw(RangeError);
+    should(() => isoTime(Number.NaN)).throw(RangeError);
   });
 });
 
