@@ -8,7 +8,7 @@
 
 import { AdapterRegistry } from './adapters/registry';
 import { type Clock, systemClock } from './clock';
-import type { Command, CommandInput } from './commands';
+import { type Command, type CommandInput, isFinal } from './commands';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
 import { EventBus, EventType } from './event-bus';
 import {
@@ -90,7 +90,6 @@ export class Site {
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
   private readonly owners = new Map<string, string>();
-  private ownersAfterPrune = 0;
   private timer: unknown = null;
   private timerAt: number | null = null;
   private saveTimer: unknown = null;
@@ -168,7 +167,11 @@ export class Site {
     }
     this.engine = engine ?? new DispatchEngine(deps);
     // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
-    const offChanges = this.engine.onCommandChange(() => this.scheduleSave());
+    // A finished command is never handed out again: forget its owner at once (no scans).
+    const offChanges = this.engine.onCommandChange((cmd) => {
+      if (isFinal(cmd.status)) this.owners.delete(cmd.id);
+      this.scheduleSave();
+    });
     const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => this.scheduleSave());
     const offWake = this.engine.onWake(() => {
       this.scheduleSave();
@@ -240,7 +243,6 @@ export class Site {
       this.engine.markDispatched(cmd);
       sink.deliver(cmd);
     }
-    this.pruneOwners();
     // Due commands with nobody to take them: look again after the interval, not at once.
     this.arm(false, waiting ? now + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
   }
@@ -284,24 +286,6 @@ export class Site {
   /** When the loop will next run (epoch ms), or null when it is stopped. */
   get nextRunAt(): number | null {
     return this.timerAt;
-  }
-
-  /** Forgets owners of finished commands, when the map has doubled since the last time. */
-  private pruneOwners(): void {
-    if (this.owners.size < Math.max(1024, 2 * this.ownersAfterPrune)) return;
-    for (const id of this.owners.keys()) {
-      const c = this.engine.getCommand(id);
-      if (
-        !c ||
-        c.status === 'COMPLETED' ||
-        c.status === 'FAILED' ||
-        c.status === 'TIMED_OUT' ||
-        c.status === 'CANCELLED'
-      ) {
-        this.owners.delete(id);
-      }
-    }
-    this.ownersAfterPrune = this.owners.size;
   }
 
   // ------------------------------------------------------------ state machines
@@ -379,11 +363,7 @@ export class Site {
 
   toJSON(): SiteJSON {
     const owners: Record<string, string> = {};
-    for (const [id, o] of this.owners) {
-      const c = this.engine.getCommand(id);
-      if (c && (c.status === 'PENDING' || c.status === 'DISPATCHED' || c.status === 'ACKNOWLEDGED'))
-        owners[id] = o;
-    }
+    for (const [id, o] of this.owners) if (this.engine.getCommand(id)) owners[id] = o;
     return {
       format: 'qubit-energy/site',
       version: 1,

@@ -100,6 +100,34 @@ describe('Site', () => {
     await site.stop();
   });
 
+  it('forgets the dispatcher of a command as soon as the command is finished', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('a', adapter);
+    const s = new Sink();
+    site.attachDispatcher('d1', s);
+    site.start();
+    site.submit(
+      [1, 2, 3].map((k) => ({
+        assetId: 'a',
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: k,
+        scheduledAt: T0 + k * 60 * S,
+      })),
+      'd1',
+    );
+    const owners = (site as unknown as { owners: Map<string, string> }).owners;
+    should(owners.size).equal(3);
+    await timers.advanceTo(T0 + 60 * S);
+    should(site.engine.handleResponse(s.delivered[0] as Command, true)).be.true();
+    // Completed: gone from the map; the other two stay until they finish too.
+    should(owners.size).equal(2);
+    const rest = site.engine.getCommands({ status: CommandStatus.PENDING });
+    site.engine.cancel(rest[0] as Command);
+    should(owners.size).equal(1);
+    should(Object.keys(site.toJSON().owners)).eql([(rest[1] as Command).id]);
+    await site.stop();
+  });
+
   it('an orphan command (its dispatcher gone) goes to the first dispatcher', async () => {
     const { site, timers } = make();
     site.adapterRegistry.register('a', adapter);
