@@ -616,6 +616,7 @@ function buildSchedule(
   const seenCols = new Set<string>();
   const rowName = (r: number) =>
     table.rowLabel ? `${labels[r]}, ${table.rowLabel(r)}` : labels[r];
+  const spIndex: number[] = [];
   table.columns.forEach((name, c) => {
     if (seenCols.has(name)) {
       problems.add({ column: name, reason: 'the column appears twice' });
@@ -628,24 +629,51 @@ function buildSchedule(
       return;
     }
     setpoints.push(sp);
-    const col = new Float64Array(n);
-    const rows = table.rows;
+    spIndex.push(c);
+  });
+  // All setpoint columns in one buffer (column after column), each column a view of it: one
+  // allocation instead of one ArrayBuffer per column (10,000 of them for a large depot).
+  const m = spIndex.length;
+  const all = new Float64Array(m * n);
+  const read = (raw: unknown, r: number, j: number): number => {
+    const v = readValue(raw, table.emptyIsNull === true);
+    if (typeof v === 'number') return v;
+    const name = setpoints[j]?.name as string;
+    problems.add({ row: r, time: rowName(r), column: name, value: raw, reason: v.reason });
+    return Number.NaN;
+  };
+  const rows = table.rows;
+  if (rows) {
+    // Row after row: each row array is read from start to end. Setpoint columns usually
+    // come first and together (the optimiser writes them so): then no index lookup.
+    const first = m > 0 ? (spIndex[0] as number) : 0;
+    const together = m > 0 && spIndex[m - 1] === first + m - 1;
     for (let r = 0; r < n; r++) {
-      const raw = rows ? (rows[r] as unknown[])[c] : table.cell(r, c);
-      // Fast path: a plain non-negative finite number (NaN fails the comparison).
-      if (typeof raw === 'number' && raw >= 0 && raw < Number.POSITIVE_INFINITY) {
-        col[r] = raw;
-        continue;
-      }
-      const v = readValue(raw, table.emptyIsNull === true);
-      if (typeof v === 'number') {
-        col[r] = v;
-      } else {
-        problems.add({ row: r, time: rowName(r), column: name, value: raw, reason: v.reason });
+      const row = rows[r] as unknown[];
+      for (let j = 0; j < m; j++) {
+        const raw = row[together ? first + j : (spIndex[j] as number)];
+        // Fast path: a plain non-negative finite number (NaN fails the comparison).
+        all[j * n + r] =
+          typeof raw === 'number' && raw >= 0 && raw < Number.POSITIVE_INFINITY
+            ? raw
+            : read(raw, r, j);
       }
     }
-    values.set(name, col);
-  });
+  } else {
+    for (let j = 0; j < m; j++) {
+      const c = spIndex[j] as number;
+      for (let r = 0; r < n; r++) {
+        const raw = table.cell(r, c);
+        all[j * n + r] =
+          typeof raw === 'number' && raw >= 0 && raw < Number.POSITIVE_INFINITY
+            ? raw
+            : read(raw, r, j);
+      }
+    }
+  }
+  for (let j = 0; j < m; j++) {
+    values.set((setpoints[j] as SetpointColumn).name, all.subarray(j * n, (j + 1) * n));
+  }
   problems.throwIfAny();
   return new Schedule({
     times,
