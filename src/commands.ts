@@ -161,6 +161,8 @@ export function transition(cmd: Command, to: CommandStatus, at: number, reason?:
   cmd.status = to;
   const entry: CommandHistoryEntry = { status: to, at: new Date(at) };
   if (reason !== undefined) entry.reason = reason;
+  // A converted schedule's commands share one frozen first-entry array: copy it on write.
+  if (Object.isFrozen(cmd.history)) cmd.history = [...cmd.history];
   cmd.history.push(entry);
   if (cmd.history.length > HISTORY_LIMIT) cmd.history.splice(0, cmd.history.length - HISTORY_LIMIT);
 }

@@ -43,8 +43,42 @@ export interface ConvertOptions extends ParseOptions {
 export interface Conversion {
   schedule: Schedule;
   scheduleId: string;
-  commands: Command[];
   summary: ScheduleSummary;
+  /** What changes when, columnar: the conversion's result before any object is made. */
+  changes: ChangePlan;
+  /**
+   * The commands, one per change, PENDING: made from `changes` the first time they are
+   * read, then the same array every time.
+   */
+  readonly commands: Command[];
+}
+
+/** An asset of a change plan, with the schedule columns that set it. */
+export interface PlannedAsset {
+  assetId: string;
+  kind: 'ev' | 'battery';
+  /** One column for an EV; charge and/or discharge for a battery (netted). */
+  columns: string[];
+}
+
+/**
+ * The setpoint changes of a conversion, one entry per future command, in parallel arrays
+ * (per asset, in time order): a schedule of 10,000 assets x 96 slots gives ~160,000 of them,
+ * and these are numbers in four arrays, not 160,000 objects.
+ */
+export interface ChangePlan {
+  count: number;
+  assets: readonly PlannedAsset[];
+  /** Index into `assets`. */
+  asset: readonly number[];
+  /** The row whose start the change is due at; `times.length - 1` is the horizon-end fallback. */
+  slot: readonly number[];
+  /** Signed kW: a negative value discharges a battery. */
+  valueKw: readonly number[];
+  /** The slot at which it stops applying (the asset's next change), or -1: until replaced. */
+  until: readonly number[];
+  /** Epoch ms of each slot start, and last the end of the schedule. */
+  times: readonly number[];
 }
 
 interface AssetColumns {
@@ -88,7 +122,8 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
   if (assetMap === null || typeof assetMap !== 'object' || Array.isArray(assetMap)) {
     throw new ScheduleError('assetMap must be an object of {optimiser id: asset id}');
   }
-  for (const [k, v] of Object.entries(assetMap)) {
+  for (const k of Object.keys(assetMap)) {
+    const v = assetMap[k];
     if (typeof v !== 'string' || v.trim() === '') {
       throw new ScheduleError(
         `assetMap[${JSON.stringify(k)}] must be a non-empty asset id, got ${JSON.stringify(v)}`,
@@ -179,77 +214,38 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
   }
   if (problems.length > 0) throw new ScheduleError(problems);
 
-  const now = options.now ?? Date.now();
-  const createdAt = new Date(now);
-  // Shared by every command of the conversion (the engine never mutates a Date in place,
-  // it replaces them): one Date per slot, not one per command, and one first history entry.
-  const slotDates: (Date | undefined)[] = new Array(schedule.rows + 1);
-  const dateOf = (slot: number, ms: number): Date => {
-    let d = slotDates[slot];
-    if (d === undefined) {
-      d = new Date(ms);
-      slotDates[slot] = d;
-    }
-    return d;
-  };
-  const created = Object.freeze({ status: CommandStatus.PENDING, at: createdAt });
-  const maxRetries = options.maxRetries ?? 3;
-  const timeoutSeconds = options.timeoutSeconds ?? 30;
-  const priority = options.priority ?? 1;
-  const rated = options.ratedKw ?? {};
   const n = schedule.rows;
   const times = schedule.times;
-  const commands: Command[] = [];
   const endMs = schedule.slotEnd(n - 1);
-
-  const make = (
-    a: AssetColumns,
-    value: number,
-    at: number,
-    slot: number,
-    columns: string[],
-    suffix: string,
-  ): Command => {
-    const discharge = a.kind === 'battery' && value < 0;
-    return {
-      id: `${scheduleId}:${a.assetId}:${suffix}`,
-      assetId: a.assetId,
-      type: discharge ? CommandType.SET_DISCHARGE_RATE : CommandType.SET_CHARGE_RATE,
-      valueKw: discharge ? -value : value,
-      scheduledAt: dateOf(slot, at),
-      validUntil: null,
-      status: CommandStatus.PENDING,
-      priority,
-      attempts: 0,
-      maxRetries,
-      timeoutSeconds,
-      scheduleId,
-      source: { columns, slot },
-      lastError: null,
-      holdReason: null,
-      nextAttemptAt: null,
-      deadline: null,
-      createdAt,
-      history: [created],
-    };
-  };
-
+  const rated = options.ratedKw ?? {};
+  const hasRatings = Object.keys(rated).length > 0;
   const assets = [...byAsset.values()];
-  for (const a of assets) {
+
+  // The changes, columnar: no object per command until someone asks for the commands.
+  const plan = {
+    asset: [] as number[],
+    slot: [] as number[],
+    valueKw: [] as number[],
+    until: [] as number[],
+  };
+  const planAssets: PlannedAsset[] = [];
+  for (let ai = 0; ai < assets.length; ai++) {
+    const a = assets[ai] as AssetColumns;
     const colNames =
       a.kind === 'ev'
         ? [(a.ev as SetpointColumn).name]
         : [a.charge?.name, a.discharge?.name].filter((x): x is string => x !== undefined);
+    planAssets.push({ assetId: a.assetId, kind: a.kind, columns: colNames });
     const evVals = a.ev ? (schedule.values.get(a.ev.name) as Float64Array) : undefined;
     const chVals = a.charge ? (schedule.values.get(a.charge.name) as Float64Array) : undefined;
     const diVals = a.discharge
       ? (schedule.values.get(a.discharge.name) as Float64Array)
       : undefined;
-    const limit = rated[a.assetId];
+    const limit = hasRatings && Object.hasOwn(rated, a.assetId) ? rated[a.assetId] : undefined;
     let charge = Number.NaN;
     let discharge = Number.NaN;
     let last = Number.NaN;
-    let lastCmd: Command | null = null;
+    let lastChange = -1;
     for (let i = 0; i < n; i++) {
       let v: number;
       if (evVals) {
@@ -277,23 +273,35 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
         continue;
       }
       if (!Number.isNaN(last) && Math.abs(v - last) <= deadband + KW_EPSILON) continue;
-      const t = times[i] as number;
-      if (lastCmd) lastCmd.validUntil = dateOf(i, t);
-      lastCmd = make(a, v, t, i, colNames, String(i));
-      commands.push(lastCmd);
+      if (lastChange >= 0) plan.until[lastChange] = i;
+      lastChange = plan.slot.length;
+      plan.asset.push(ai);
+      plan.slot.push(i);
+      plan.valueKw.push(v);
+      plan.until.push(-1);
       last = v;
     }
     const fb = fallbackFor(a.assetId);
     // (A negative fallback for an EV asset was rejected above.)
-    if (fb !== undefined && lastCmd) {
-      if (Math.abs(fb - last) > deadband + KW_EPSILON) {
-        lastCmd.validUntil = dateOf(n, endMs);
-        commands.push(make(a, fb, endMs, n, colNames, 'end'));
-      }
+    if (fb !== undefined && lastChange >= 0 && Math.abs(fb - last) > deadband + KW_EPSILON) {
+      plan.until[lastChange] = n;
+      plan.asset.push(ai);
+      plan.slot.push(n);
+      plan.valueKw.push(fb);
+      plan.until.push(-1);
     }
   }
   if (problems.length > 0) throw new ScheduleError(problems);
 
+  const changes: ChangePlan = {
+    count: plan.slot.length,
+    assets: planAssets,
+    asset: plan.asset,
+    slot: plan.slot,
+    valueKw: plan.valueKw,
+    until: plan.until,
+    times: [...times, endMs],
+  };
   const summary: ScheduleSummary = {
     scheduleId,
     start: schedule.start.toISOString(),
@@ -303,7 +311,89 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     assets: assets.map((a) => a.assetId),
     ignoredColumns: [...schedule.ignoredColumns],
     unmappedColumns: unmapped,
-    commandCount: commands.length,
+    commandCount: changes.count,
   };
-  return { schedule, scheduleId, commands, summary };
+  const made = {
+    scheduleId,
+    now: options.now ?? Date.now(),
+    maxRetries: options.maxRetries ?? 3,
+    timeoutSeconds: options.timeoutSeconds ?? 30,
+    priority: options.priority ?? 1,
+  };
+  let commands: Command[] | undefined;
+  return {
+    schedule,
+    scheduleId,
+    summary,
+    changes,
+    get commands(): Command[] {
+      commands ??= commandsOf(changes, made);
+      return commands;
+    },
+  };
+}
+
+/**
+ * The commands of a change plan: one PENDING command per change, with the ids, times and
+ * settings of the conversion. Commands of one plan share their Dates (one per slot) and
+ * their first history entry (a frozen array that `transition` copies on the first change).
+ */
+function commandsOf(
+  changes: ChangePlan,
+  made: {
+    scheduleId: string;
+    now: number;
+    maxRetries: number;
+    timeoutSeconds: number;
+    priority: number;
+  },
+): Command[] {
+  const { scheduleId, maxRetries, timeoutSeconds, priority } = made;
+  const createdAt = new Date(made.now);
+  const history = Object.freeze([
+    Object.freeze({ status: CommandStatus.PENDING, at: createdAt }),
+  ]) as unknown as Command['history'];
+  const times = changes.times;
+  const endSlot = times.length - 1;
+  const dates: (Date | undefined)[] = new Array(times.length);
+  const dateOf = (slot: number): Date => {
+    let d = dates[slot];
+    if (d === undefined) {
+      d = new Date(times[slot] as number);
+      dates[slot] = d;
+    }
+    return d;
+  };
+  const prefixes = changes.assets.map((a) => `${scheduleId}:${a.assetId}:`);
+  const out: Command[] = new Array(changes.count);
+  for (let k = 0; k < changes.count; k++) {
+    const ai = changes.asset[k] as number;
+    const a = changes.assets[ai] as PlannedAsset;
+    const slot = changes.slot[k] as number;
+    const value = changes.valueKw[k] as number;
+    const until = changes.until[k] as number;
+    const discharge = a.kind === 'battery' && value < 0;
+    out[k] = {
+      id: (prefixes[ai] as string) + (slot === endSlot ? 'end' : String(slot)),
+      assetId: a.assetId,
+      type: discharge ? CommandType.SET_DISCHARGE_RATE : CommandType.SET_CHARGE_RATE,
+      valueKw: discharge ? -value : value,
+      scheduledAt: dateOf(slot),
+      validUntil: until < 0 ? null : dateOf(until),
+      status: CommandStatus.PENDING,
+      priority,
+      attempts: 0,
+      maxRetries,
+      timeoutSeconds,
+      scheduleId,
+      source: { columns: a.columns, slot },
+      lastError: null,
+      holdReason: null,
+      nextAttemptAt: null,
+      deadline: null,
+      createdAt,
+      history,
+    };
+  }
+  return out;
 }

@@ -70,12 +70,14 @@ export {
   isFinal,
 } from './commands';
 export {
+  type ChangePlan,
   type Conversion,
   type ConvertOptions,
   convertSchedule,
   DEFAULT_DEADBAND_KW,
   type HorizonEnd,
   mapKeysFor,
+  type PlannedAsset,
 } from './convert';
 export {
   type CommandFilter,

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import should from 'should';
-import { type Command, CommandStatus, CommandType } from '../../src/commands';
+import { type Command, CommandStatus, CommandType, transition } from '../../src/commands';
 import {
   type ConvertOptions,
   convertSchedule,
@@ -107,6 +107,19 @@ describe('convertSchedule', () => {
       should(second.source).eql({ columns: ['ev_ev_001_kw'], slot: 3 });
       should(first.createdAt.getTime()).equal(NOW);
       should(first.history).eql([{ status: CommandStatus.PENDING, at: new Date(NOW) }]);
+    });
+
+    it('a status change of one command leaves the history of the others as it was', () => {
+      const { commands } = convert(ev([22, 11, 0]));
+      const [first, second, third] = commands as [Command, Command, Command];
+      transition(first, CommandStatus.DISPATCHED, NOW + 1000, 'attempt 1 of 4');
+      transition(second, CommandStatus.CANCELLED, NOW + 2000, 'superseded');
+      should(first.history.map((h) => h.status)).eql([
+        CommandStatus.PENDING,
+        CommandStatus.DISPATCHED,
+      ]);
+      should(second.history.map((h) => h.reason)).eql([undefined, 'superseded']);
+      should(third.history).eql([{ status: CommandStatus.PENDING, at: new Date(NOW) }]);
     });
 
     it('passes maxRetries, timeoutSeconds and priority through', () => {
@@ -500,6 +513,53 @@ describe('convertSchedule', () => {
       should(commands[1]!.source).eql({ columns: ['ev_ev_001_kw'], slot: 2 });
       should(summary.end).equal(at(10));
       should(summary.commandCount).equal(2);
+    });
+
+    it('the change plan holds the same changes as the commands, which are made once, when read', () => {
+      const conversion = convert(
+        frame(
+          ['ev_ev_001_kw', 'battery_charge_kw', 'battery_discharge_kw'],
+          [
+            [7, 5, 0],
+            [7, 0, 3],
+            [0, 0, 3],
+          ],
+        ),
+        { horizonEnd: { fallbackKw: { '*': 0 } }, scheduleId: 'sch-p' },
+      );
+      const { changes } = conversion;
+      should(changes.assets).eql([
+        { assetId: 'ast_ev_001', kind: 'ev', columns: ['ev_ev_001_kw'] },
+        {
+          assetId: 'ast_batt_001',
+          kind: 'battery',
+          columns: ['battery_charge_kw', 'battery_discharge_kw'],
+        },
+      ]);
+      // ev: 7 at 0, 0 at 2 (equals the fallback: no end change); battery: +5, -3, 0 at the end.
+      should(changes.count).equal(5);
+      should(changes.asset).eql([0, 0, 1, 1, 1]);
+      should(changes.slot).eql([0, 2, 0, 1, 3]);
+      should(changes.valueKw).eql([7, 0, 5, -3, 0]);
+      should(changes.until).eql([2, -1, 1, 3, -1]);
+      should(changes.times).eql([at(8), at(9), at(10), at(11)].map(Date.parse));
+      const commands = conversion.commands;
+      should(conversion.commands).equal(commands);
+      should(commands.map((c) => c.id)).eql([
+        'sch-p:ast_ev_001:0',
+        'sch-p:ast_ev_001:2',
+        'sch-p:ast_batt_001:0',
+        'sch-p:ast_batt_001:1',
+        'sch-p:ast_batt_001:end',
+      ]);
+      should(brief(commands)).eql([
+        ['ast_ev_001', C, 7, at(8), at(10)],
+        ['ast_ev_001', C, 0, at(10), null],
+        ['ast_batt_001', C, 5, at(8), at(9)],
+        ['ast_batt_001', D, 3, at(9), at(11)],
+        ['ast_batt_001', C, 0, at(11), null],
+      ]);
+      should(conversion.summary.commandCount).equal(5);
     });
 
     it('no end command when the last setpoint already equals the fallback', () => {
