@@ -453,8 +453,9 @@ export class DispatchEngine {
   }
 
   private changed(cmd: Command): void {
-    if (this.changeListeners.size === 0) return;
-    for (const l of [...this.changeListeners]) l(cmd);
+    // Called for every change of every command: no copy of the set (a listener removed
+    // while others run is simply not called again).
+    for (const l of this.changeListeners) l(cmd);
   }
 
   private wake(): void {
