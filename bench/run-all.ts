@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 const ALL: { name: string; flags: string[] }[] = [
-  { name: 'schedule', flags: [] },
+  { name: 'schedule', flags: ['--expose-gc'] },
   { name: 'engine', flags: ['--expose-gc'] },
   { name: 'dispatch-lateness', flags: [] },
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },
