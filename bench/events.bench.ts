@@ -1,14 +1,16 @@
 /**
  * Event fan-out: events per second from the coordinator's bus through qe-events into a flow
  * (Node-RED via node-red-node-test-helper: qe-coordinator + qe-events (all event types)
- * wired to a node that counts arrivals), beside the bare bus publish rate with one
- * subscriber (the floor). Each run publishes EVENTS STATE_CHANGED events back to back and
- * times until the last one has reached the flow node.
+ * wired to a node that counts arrivals). Two floors: a bare Node-RED node sending as many
+ * messages (a new message with an event-shaped payload each) to the same counting node, and
+ * the bare bus publish rate with one subscriber. Each run publishes EVENTS STATE_CHANGED
+ * events back to back and times until the last one has reached the flow node.
  *
  *   node --import tsx bench/events.bench.ts        (BENCH_RUNS, BENCH_EVENTS)
  *
  * Prints figures; passes or fails nothing.
  */
+import type { Node, NodeAPI, NodeInitializer } from 'node-red';
 import { EVENT_TYPES, EventType, type Site } from '../src';
 import { EventBus } from '../src/event-bus';
 import {
@@ -84,6 +86,45 @@ async function flowRun(): Promise<number> {
   return (EVENTS / ms) * 1000;
 }
 
+/** A bare node: the benchmark sends through it. */
+const floorNode: NodeInitializer = (RED: NodeAPI) => {
+  function BenchFloor(this: Node, def: object) {
+    RED.nodes.createNode(this, def as never);
+  }
+  RED.nodes.registerType('bench-floor', BenchFloor as never);
+};
+
+/** The Node-RED floor: EVENTS messages from a bare node to a counting node. */
+async function nodeRedFloorRun(): Promise<number> {
+  const flow = [
+    { id: 'f1', type: 'tab', label: 'bench' },
+    { id: 'src', type: 'bench-floor', z: 'f1', wires: [['sink']] },
+    { id: 'sink', type: 'helper', z: 'f1' },
+  ];
+  await loadFlow([floorNode], flow);
+  const node = helper.getNode('src') as unknown as Node;
+  let n = 0;
+  let done: () => void = () => {};
+  const all = new Promise<void>((r) => {
+    done = r;
+  });
+  helper.getNode('sink').on('input', () => {
+    if (++n === EVENTS) done();
+  });
+  const t = performance.now();
+  for (let i = 0; i < EVENTS; i++) {
+    node.send({
+      topic: EventType.STATE_CHANGED,
+      payload: payload(i),
+      timestamp: new Date().toISOString(),
+    } as never);
+  }
+  await all;
+  const ms = performance.now() - t;
+  await helper.unload();
+  return (EVENTS / ms) * 1000;
+}
+
 async function main(): Promise<void> {
   console.log(
     `events: ${EVENTS} STATE_CHANGED events per run, ${RUNS} runs, median (min, max); ${machine()}`,
@@ -92,16 +133,24 @@ async function main(): Promise<void> {
   try {
     bareRun();
     await flowRun(); // warm-up
+    await nodeRedFloorRun();
     const bare: number[] = [];
+    const nodeRed: number[] = [];
     const flow: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       bare.push(bareRun());
+      nodeRed.push(await nodeRedFloorRun());
       flow.push(await flowRun());
     }
-    console.log(`  bare bus publish, one subscriber (floor)  ${fmt(bare, 'events/s', 0)}`);
-    console.log(`  bus -> qe-events -> flow node             ${fmt(flow, 'events/s', 0)}`);
+    const us = (xs: number[]) => `${(1e6 / median(xs)).toFixed(2)} us/event`;
     console.log(
-      `  ratio (floor / ours)                      ${ratio(bare, flow)}  (per event: ours ${(1e6 / median(flow)).toFixed(2)} us, floor ${(1e6 / median(bare)).toFixed(2)} us)`,
+      `  bus -> qe-events -> flow node (ours)       ${fmt(flow, 'events/s', 0)}, ${us(flow)}`,
+    );
+    console.log(
+      `  bare node -> flow node (Node-RED floor)    ${fmt(nodeRed, 'events/s', 0)}, ${us(nodeRed)}   ratio ${ratio(nodeRed, flow)}`,
+    );
+    console.log(
+      `  bare bus publish, one subscriber           ${fmt(bare, 'events/s', 0)}, ${us(bare)}   ratio ${ratio(bare, flow)}`,
     );
   } finally {
     await stopServer();
