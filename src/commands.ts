@@ -260,9 +260,51 @@ export interface CommandDefaults {
   maxRetries: number;
   timeoutSeconds: number;
   newId: () => string;
+  /** Shares equal Dates, column lists and the first history entry between commands. */
+  shared?: SharedValues;
 }
 
-function parseTime(value: unknown, field: string, where: string): Date {
+/**
+ * Equal values shared between the commands of one submission (a schedule's commands carry
+ * ~100 distinct times between them, not three Dates each). Safe because nothing changes a
+ * command's Date or column list in place: the engine replaces them. The first history entry
+ * is one frozen array, copied by `transition` on the first change.
+ */
+export class SharedValues {
+  private readonly dates = new Map<number, Date>();
+  private readonly columnLists = new Map<string, string[]>();
+  private first: { at: number; history: CommandHistoryEntry[] } | null = null;
+
+  date(ms: number): Date {
+    let d = this.dates.get(ms);
+    if (d === undefined) {
+      d = new Date(ms);
+      this.dates.set(ms, d);
+    }
+    return d;
+  }
+
+  columns(list: readonly string[]): string[] {
+    const key = list.join('\u0000');
+    let c = this.columnLists.get(key);
+    if (c === undefined) {
+      c = Object.freeze([...list]) as string[];
+      this.columnLists.set(key, c);
+    }
+    return c;
+  }
+
+  /** `[{status: PENDING, at: now}]`, frozen, the same array for the same `now`. */
+  created(now: number): CommandHistoryEntry[] {
+    if (this.first === null || this.first.at !== now) {
+      const entry = Object.freeze({ status: CommandStatus.PENDING, at: this.date(now) });
+      this.first = { at: now, history: Object.freeze([entry]) as unknown as CommandHistoryEntry[] };
+    }
+    return this.first.history;
+  }
+}
+
+function parseTime(value: unknown, field: string, where: string, shared?: SharedValues): Date {
   const ms =
     value instanceof Date
       ? value.getTime()
@@ -277,7 +319,7 @@ function parseTime(value: unknown, field: string, where: string): Date {
       field,
     );
   }
-  return new Date(ms);
+  return shared ? shared.date(ms) : new Date(ms);
 }
 
 function optionalNumber(
@@ -342,14 +384,17 @@ export function createCommand(input: unknown, defaults: CommandDefaults, index?:
     }
     valueKw = o.valueKw;
   }
+  const shared = defaults.shared;
   const scheduledAt =
     o.scheduledAt === undefined || o.scheduledAt === null
-      ? new Date(defaults.now)
-      : parseTime(o.scheduledAt, 'scheduledAt', where);
+      ? shared
+        ? shared.date(defaults.now)
+        : new Date(defaults.now)
+      : parseTime(o.scheduledAt, 'scheduledAt', where, shared);
   const validUntil =
     o.validUntil === undefined || o.validUntil === null
       ? null
-      : parseTime(o.validUntil, 'validUntil', where);
+      : parseTime(o.validUntil, 'validUntil', where, shared);
   if (validUntil !== null && validUntil.getTime() <= scheduledAt.getTime()) {
     throw new CommandValidationError(
       `${where}: validUntil (${validUntil.toISOString()}) must be after scheduledAt (${scheduledAt.toISOString()})`,
@@ -366,7 +411,7 @@ export function createCommand(input: unknown, defaults: CommandDefaults, index?:
   }
   const scheduleId =
     o.scheduleId === undefined || o.scheduleId === null ? null : String(o.scheduleId);
-  const now = new Date(defaults.now);
+  const now = shared ? shared.date(defaults.now) : new Date(defaults.now);
   return {
     id: (o.id as string | undefined) ?? defaults.newId(),
     assetId: o.assetId,
@@ -388,13 +433,18 @@ export function createCommand(input: unknown, defaults: CommandDefaults, index?:
       0.001,
     ),
     scheduleId,
-    source: isSource(o.source) ? { columns: [...o.source.columns], slot: o.source.slot } : null,
+    source: isSource(o.source)
+      ? {
+          columns: shared ? shared.columns(o.source.columns) : [...o.source.columns],
+          slot: o.source.slot,
+        }
+      : null,
     lastError: null,
     holdReason: null,
     nextAttemptAt: null,
     deadline: null,
     createdAt: now,
-    history: [{ status: CommandStatus.PENDING, at: now }],
+    history: shared ? shared.created(defaults.now) : [{ status: CommandStatus.PENDING, at: now }],
   };
 }
 
@@ -404,8 +454,11 @@ function isSource(v: unknown): v is CommandSource {
   return Array.isArray(s.columns) && typeof s.slot === 'number';
 }
 
-/** Rebuilds a command from its JSON form exactly as it was (status, attempts, history). */
-export function commandFromJSON(json: CommandJSON, index?: number): Command {
+/**
+ * Rebuilds a command from its JSON form exactly as it was (status, attempts, history).
+ * `shared` (one per restored document) lets equal times and column lists share one object.
+ */
+export function commandFromJSON(json: CommandJSON, index?: number, shared?: SharedValues): Command {
   const where = index === undefined ? 'command' : `command [${index}]`;
   if (!COMMAND_STATUSES.has(json.status)) {
     throw new CommandValidationError(
@@ -419,21 +472,24 @@ export function commandFromJSON(json: CommandJSON, index?: number): Command {
     { now: Date.parse(json.createdAt), maxRetries: 0, timeoutSeconds: 30, newId: () => '' },
     index,
   );
+  const time = (v: unknown, f: string) => parseTime(v, f, where, shared);
   const opt = (v: string | null | undefined, f: string) =>
-    v === null || v === undefined ? null : parseTime(v, f, where);
+    v === null || v === undefined ? null : time(v, f);
+  if (shared) {
+    base.scheduledAt = shared.date(base.scheduledAt.getTime());
+    if (base.validUntil !== null) base.validUntil = shared.date(base.validUntil.getTime());
+    if (base.source !== null) base.source.columns = shared.columns(base.source.columns);
+  }
   base.status = json.status;
   base.attempts = Number(json.attempts) || 0;
   base.lastError = json.lastError ?? null;
   base.holdReason = json.holdReason ?? null;
   base.nextAttemptAt = opt(json.nextAttemptAt, 'nextAttemptAt');
   base.deadline = opt(json.deadline, 'deadline');
-  base.createdAt = parseTime(json.createdAt, 'createdAt', where);
+  base.createdAt = time(json.createdAt, 'createdAt');
   base.history = Array.isArray(json.history)
     ? json.history.map((h) => {
-        const e: CommandHistoryEntry = {
-          status: h.status,
-          at: parseTime(h.at, 'history.at', where),
-        };
+        const e: CommandHistoryEntry = { status: h.status, at: time(h.at, 'history.at') };
         if (h.reason !== undefined) e.reason = h.reason;
         return e;
       })

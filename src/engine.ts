@@ -20,6 +20,7 @@ import {
   commandToJSON,
   createCommand,
   isFinal,
+  SharedValues,
   transition,
 } from './commands';
 import {
@@ -276,17 +277,15 @@ export class DispatchEngine {
     const now = this.clock.now();
     const prepared: Command[] = [];
     const seen = new Set<string>();
+    const defaults = {
+      now,
+      maxRetries: this.config.maxRetries,
+      timeoutSeconds: this.config.commandTimeoutSeconds,
+      newId: () => this.newCommandId(now),
+      shared: new SharedValues(),
+    };
     list.forEach((item, i) => {
-      const cmd = createCommand(
-        item,
-        {
-          now,
-          maxRetries: this.config.maxRetries,
-          timeoutSeconds: this.config.commandTimeoutSeconds,
-          newId: () => this.newCommandId(now),
-        },
-        Array.isArray(input) ? i : undefined,
-      );
+      const cmd = createCommand(item, defaults, Array.isArray(input) ? i : undefined);
       if (seen.has(cmd.id)) {
         throw new TypeError(`command [${i}]: id ${cmd.id} appears twice in the input`);
       }
@@ -884,7 +883,8 @@ export class DispatchEngine {
       );
     }
     if (!Array.isArray(doc.commands)) throw new TypeError('restore: "commands" must be an array');
-    const commands = doc.commands.map((c, i) => commandFromJSON(c, i));
+    const shared = new SharedValues();
+    const commands = doc.commands.map((c, i) => commandFromJSON(c, i, shared));
     for (const [id, s] of Object.entries(doc.assetStates ?? {})) {
       if (typeof s === 'string') engine.restoredStates.set(id, s);
     }

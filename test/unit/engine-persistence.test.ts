@@ -61,6 +61,11 @@ describe('DispatchEngine persistence', () => {
       'ACKNOWLEDGED',
       'COMPLETED',
     ]);
+    // Equal times come back as one Date, and the document as it was saved.
+    should(restored.getCommand('day:a:0')?.validUntil).equal(
+      restored.getCommand('day:a:1')?.scheduledAt,
+    );
+    should(JSON.stringify(restored.toJSON())).equal(text);
     clock.set(T0 + H);
     await restored.tick();
     should(again.sent).eql(['day:a:1']);

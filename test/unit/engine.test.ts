@@ -6,7 +6,7 @@ import {
   type AdapterResult,
 } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
-import { type Command, CommandStatus, CommandType } from '../../src/commands';
+import { type Command, CommandStatus, CommandType, commandToJSON } from '../../src/commands';
 import { DispatchEngine, type EngineConfig, resolveConfig } from '../../src/engine';
 import { type AnyBusEvent, EventBus, EventType } from '../../src/event-bus';
 import { createBatteryStateMachine, createEvChargerStateMachine } from '../../src/state-machine';
@@ -647,6 +647,35 @@ describe('DispatchEngine', () => {
       });
       should(c?.scheduledAt.getTime()).equal(T0);
       should(c?.id).match(/^cmd-/);
+    });
+
+    it('commands submitted together share equal times and columns, and keep their own histories', () => {
+      const { engine, registry, adapter } = setup();
+      registry.register('a', adapter);
+      registry.register('b', adapter);
+      const json = (assetId: string) => ({
+        assetId,
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: 3,
+        scheduledAt: new Date(T0).toISOString(),
+        validUntil: new Date(T0 + H).toISOString(),
+        scheduleId: 'sch-x',
+        source: { columns: ['ev_x_kw'], slot: 0 },
+      });
+      const [a, b] = engine.submit([json('a'), json('b')]) as [Command, Command];
+      should(a.scheduledAt).equal(b.scheduledAt); // the same Date object
+      should(a.validUntil).equal(b.validUntil);
+      should(a.createdAt).equal(b.createdAt);
+      should(a.source?.columns).equal(b.source?.columns);
+      should(Object.isFrozen(a.source?.columns)).be.true();
+      engine.markDispatched(a);
+      should(a.history.map((h) => h.status)).eql([CommandStatus.PENDING, CommandStatus.DISPATCHED]);
+      should(b.history.map((h) => h.status)).eql([CommandStatus.PENDING]);
+      should(b.scheduledAt.getTime()).equal(T0);
+      // What goes out is a copy: a flow changing it changes no command.
+      const out = commandToJSON(b);
+      out.source?.columns.push('changed');
+      should(b.source?.columns).eql(['ev_x_kw']);
     });
 
     it('validates every element before registering any, naming the index and field', () => {
