@@ -1,6 +1,6 @@
 /**
- * Runs every benchmark of issue 7, one after the other, each in its own process (as
- * `node --import tsx bench/<name>.bench.ts` would). Needs the build (`npm run build`) for
+ * Runs every benchmark of issue 7, and the schedule through a flow, one after the other,
+ * each in its own process (as `node --import tsx bench/<name>.bench.ts` would). Needs the build (`npm run build`) for
  * the Node-RED ones. Prints figures; passes or fails nothing (a benchmark that crashes is
  * reported and the others still run).
  *
@@ -11,6 +11,7 @@ import path from 'node:path';
 
 const ALL: { name: string; flags: string[] }[] = [
   { name: 'schedule', flags: ['--expose-gc'] },
+  { name: 'schedule-flow', flags: ['--expose-gc'] },
   { name: 'engine', flags: ['--expose-gc'] },
   { name: 'dispatch-lateness', flags: [] },
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },

@@ -1,0 +1,132 @@
+/**
+ * A schedule through a Node-RED flow: qe-coordinator + qe-schedule -> qe-dispatcher, the
+ * optimiser's text (pandas split orient, a day of 15-minute slots) sent to qe-schedule;
+ * the time until every command is PENDING in the engine (convert, the message of command
+ * JSON, the dispatcher validating and registering each), and the heap it then holds. No
+ * floor of its own: the conversion's floor is in bench/schedule.bench.ts.
+ *
+ *   node --expose-gc --import tsx bench/schedule-flow.bench.ts [assets...]   (BENCH_RUNS)
+ *
+ * Prints figures; passes or fails nothing.
+ */
+import type { Site } from '../src';
+import {
+  COORDINATOR,
+  deadline,
+  fmt,
+  helper,
+  loadFlow,
+  loadNodes,
+  machine,
+  median,
+  nowMs,
+  runs,
+  startServer,
+  stopServer,
+  until,
+} from './lib';
+
+const SLOTS = 96;
+const RUNS = runs(3);
+deadline(600);
+
+function makeSplit(
+  assets: number,
+  start: number,
+): { text: string; assetMap: Record<string, string> } {
+  const columns: string[] = [];
+  const assetMap: Record<string, string> = {};
+  for (let a = 0; a < assets; a++) {
+    columns.push(`ev_ev_${a}_kw`);
+    assetMap[`ev_${a}`] = `ast_ev_${a}`;
+  }
+  const index: string[] = [];
+  const data: number[][] = [];
+  for (let s = 0; s < SLOTS; s++) {
+    index.push(new Date(start + s * 900_000).toISOString());
+    const row: number[] = [];
+    for (let a = 0; a < assets; a++) {
+      // Changes every 4 to 9 slots, between 0 and 22 kW (as bench/schedule.bench.ts).
+      const phase = Math.floor(s / (4 + (a % 6)));
+      row.push(Math.round((((a * 37 + phase * 53) % 221) / 10) * 10) / 10);
+    }
+    data.push(row);
+  }
+  return { text: JSON.stringify({ columns, index, data }), assetMap };
+}
+
+const collect = () => (globalThis as { gc?: () => void }).gc?.();
+
+async function oneRun(assets: number): Promise<{ ms: number; commands: number; heapMb: number }> {
+  // An hour ahead: nothing falls due while the figure is taken.
+  const { text, assetMap } = makeSplit(
+    assets,
+    Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000,
+  );
+  const flow = [
+    { id: 'f1', type: 'tab', label: 'bench' },
+    COORDINATOR,
+    {
+      id: 'sch',
+      type: 'qe-schedule',
+      z: 'f1',
+      coordinator: 'coord',
+      assetMap: JSON.stringify(assetMap),
+      ratedKw: '{}',
+      timeZone: 'UTC',
+      wires: [['disp']],
+    },
+    { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: 'coord', wires: [[]] },
+  ];
+  await loadFlow(loadNodes('qe-coordinator', 'qe-schedule', 'qe-dispatcher'), flow);
+  const site = (helper.getNode('coord') as unknown as { site: Site }).site;
+  collect();
+  const before = process.memoryUsage().heapUsed;
+  const t = nowMs();
+  helper.getNode('sch').receive({ payload: text } as never);
+  await until(() => site.engine.stats().pending > 0, 'commands pending', 120_000, 1);
+  const ms = nowMs() - t;
+  const commands = site.engine.stats().pending;
+  collect();
+  const heapMb = (process.memoryUsage().heapUsed - before) / 1e6;
+  await helper.unload();
+  return { ms, commands, heapMb };
+}
+
+async function main(): Promise<void> {
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
+  console.log(`schedule through a flow: ${SLOTS} slots, ${RUNS} runs each; ${machine()}`);
+  await startServer();
+  try {
+    for (const assets of sizes.length > 0 ? sizes : [1000, 10000]) {
+      await oneRun(assets); // warm-up
+      const ms: number[] = [];
+      const heap: number[] = [];
+      let commands = 0;
+      for (let r = 0; r < RUNS; r++) {
+        const res = await oneRun(assets);
+        ms.push(res.ms);
+        heap.push(res.heapMb);
+        commands = res.commands;
+      }
+      console.log(`\n${assets} assets x ${SLOTS} slots (${commands} commands)`);
+      console.log(`  schedule message -> every command PENDING   ${fmt(ms)}`);
+      console.log(
+        `  heap held by the pending commands           ${fmt(heap, 'MB')}, ${((median(heap) * 1e6) / commands).toFixed(0)} bytes per command`,
+      );
+    }
+  } finally {
+    await stopServer();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
