@@ -1,8 +1,8 @@
 /**
  * Runs every benchmark of issue 7, and the schedule through a flow, one after the other,
- * each in its own process (as `node --import tsx bench/<name>.bench.ts` would). Needs the build (`npm run build`) for
- * the Node-RED ones. Prints figures; passes or fails nothing (a benchmark that crashes is
- * reported and the others still run).
+ * each in its own process (as `node --import tsx bench/<name>.bench.ts` would). Needs the
+ * build (`npm run build`) for the Node-RED ones. Prints figures; passes or fails nothing
+ * (a benchmark that crashes is reported and the others still run).
  *
  *   node --import tsx bench/run-all.ts [name...]
  */
