@@ -44,7 +44,7 @@ const SIZES = process.argv
   .map(Number)
   .filter((n) => n > 0);
 const sizes = SIZES.length > 0 ? SIZES : [100, 500, 1000, 2000];
-const RUNS = runs(5);
+const RUNS = runs(9);
 const RATED_KW = 22;
 const LEAD_MS = 1000; // the boundary is this far after the submit
 
