@@ -1,10 +1,12 @@
 /**
  * Schedule benchmark: parse + conversion of a day of 15-minute slots (96) for 1,000 and
  * 10,000 assets, from the text the optimiser writes (pandas split orient), beside
- * JSON.parse of the same text (the floor). Prints figures; passes or fails nothing.
+ * JSON.parse of the same text (the floor): in steady state (after untimed runs), and the first
+ * conversion in a fresh process (cold code). Prints figures; passes or fails nothing.
  *
  *   npm run bench   (or: node --expose-gc --import tsx bench/schedule.bench.ts [assets...])
  */
+import { spawnSync } from 'node:child_process';
 import { convertSchedule } from '../src/convert';
 import { DispatchEngine } from '../src/engine';
 
@@ -60,48 +62,86 @@ function fmt(xs: number[]): string {
   return `${median(xs).toFixed(1).padStart(8)} ms (min ${Math.min(...xs).toFixed(1)}, max ${Math.max(...xs).toFixed(1)})`;
 }
 
-const sizes = process.argv
-  .slice(2)
-  .map(Number)
-  .filter((n) => n > 0);
-console.log(
-  `schedule benchmark: ${SLOTS} slots, ${RUNS} runs each, median (min, max); node ${process.version}`,
-);
-for (const assets of sizes.length > 0 ? sizes : [1000, 10000]) {
+const WARMUP = 20;
+const COLD_PROCESSES = 3;
+
+/** The first conversion in a fresh process (nothing compiled yet), printed as JSON. */
+function coldChild(assets: number): void {
   const { text, assetMap } = makeSplit(assets);
-  let commands = 0;
+  const floor = time(() => JSON.parse(text));
+  const ours = time(() => convertSchedule(text, { assetMap, now: START }).changes.count);
+  console.log(JSON.stringify({ floor, ours }));
+}
+
+function cold(assets: number): { floor: number[]; ours: number[] } {
   const floor: number[] = [];
   const ours: number[] = [];
-  const objects: number[] = [];
-  const engine: number[] = [];
-  // One series at a time, each from a collected heap and after one untimed run: the
-  // garbage of an engine holding 161,676 commands would otherwise be collected during
-  // whatever runs next. (Not a collection before every run: V8 then drops compiled code,
-  // and the figure would be of cold code.)
-  const series = (into: number[], fn: () => unknown) => {
-    collect();
-    fn();
-    for (let r = 0; r < RUNS; r++) into.push(time(fn));
-  };
-  series(floor, () => JSON.parse(text));
-  series(ours, () => {
-    commands = convertSchedule(text, { assetMap, now: START }).changes.count;
-  });
-  series(objects, () => convertSchedule(text, { assetMap, now: START }).commands.length);
-  series(engine, () => {
-    const e = new DispatchEngine({ clock: { now: () => START } });
-    e.scheduleToCommands(text, { assetMap });
-  });
-  const x = (xs: number[]) => `ratio ${(median(xs) / median(floor)).toFixed(2)}x`;
-  console.log(
-    `\n${assets} assets x ${SLOTS} slots: ${(text.length / 1e6).toFixed(1)} MB of JSON, ${commands} commands`,
-  );
-  console.log(`  JSON.parse (floor)                 ${fmt(floor)}`);
-  console.log(`  parse + convert (the change plan)  ${fmt(ours)}   ${x(ours)}`);
-  console.log(
-    `  ... and the Command objects        ${fmt(objects)}   ${x(objects)} (conversion.commands read)`,
-  );
-  console.log(
-    `  engine.scheduleToCommands          ${fmt(engine)}   ${x(engine)} (convert + submit to a new engine)`,
-  );
+  for (let i = 0; i < COLD_PROCESSES; i++) {
+    const r = spawnSync(
+      process.execPath,
+      [...process.execArgv, __filename, '--cold', String(assets)],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    const line = r.stdout.trim().split('\n').at(-1) ?? '';
+    const res = JSON.parse(line) as { floor: number; ours: number };
+    floor.push(res.floor);
+    ours.push(res.ours);
+  }
+  return { floor, ours };
 }
+
+function main(): void {
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
+  console.log(
+    `schedule benchmark: ${SLOTS} slots, ${RUNS} runs each after ${WARMUP} untimed, median (min, max); node ${process.version}`,
+  );
+  for (const assets of sizes.length > 0 ? sizes : [1000, 10000]) {
+    const { text, assetMap } = makeSplit(assets);
+    let commands = 0;
+    const floor: number[] = [];
+    const ours: number[] = [];
+    const objects: number[] = [];
+    const engine: number[] = [];
+    // One series at a time, each from a collected heap and after untimed runs (the code is
+    // compiled and optimised by then: at 1,000 assets the first ~15 runs are slower): the
+    // garbage of an engine holding 161,676 commands would otherwise be collected during
+    // whatever runs next. (Not a collection before every run: V8 then drops compiled code,
+    // and the figure would be of cold code; the cold figure is measured on its own below.)
+    const series = (into: number[], fn: () => unknown) => {
+      collect();
+      for (let r = 0; r < WARMUP; r++) fn();
+      for (let r = 0; r < RUNS; r++) into.push(time(fn));
+    };
+    series(floor, () => JSON.parse(text));
+    series(ours, () => {
+      commands = convertSchedule(text, { assetMap, now: START }).changes.count;
+    });
+    series(objects, () => convertSchedule(text, { assetMap, now: START }).commands.length);
+    series(engine, () => {
+      const e = new DispatchEngine({ clock: { now: () => START } });
+      e.scheduleToCommands(text, { assetMap });
+    });
+    const first = cold(assets);
+    const x = (xs: number[], f = floor) => `ratio ${(median(xs) / median(f)).toFixed(2)}x`;
+    console.log(
+      `\n${assets} assets x ${SLOTS} slots: ${(text.length / 1e6).toFixed(1)} MB of JSON, ${commands} commands`,
+    );
+    console.log(`  JSON.parse (floor)                 ${fmt(floor)}`);
+    console.log(`  parse + convert (the change plan)  ${fmt(ours)}   ${x(ours)}`);
+    console.log(
+      `  ... and the Command objects        ${fmt(objects)}   ${x(objects)} (conversion.commands read)`,
+    );
+    console.log(
+      `  engine.scheduleToCommands          ${fmt(engine)}   ${x(engine)} (convert + submit to a new engine)`,
+    );
+    console.log(
+      `  first conversion in a new process  ${fmt(first.ours)}   ${x(first.ours, first.floor)} (JSON.parse there ${fmt(first.floor)}; ${COLD_PROCESSES} processes)`,
+    );
+  }
+}
+
+if (process.argv[2] === '--cold') coldChild(Number(process.argv[3]));
+else main();
