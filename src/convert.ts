@@ -231,10 +231,12 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
   const planAssets: PlannedAsset[] = [];
   for (let ai = 0; ai < assets.length; ai++) {
     const a = assets[ai] as AssetColumns;
-    const colNames =
+    // Frozen: the plan and every command of the asset share this list.
+    const colNames = Object.freeze(
       a.kind === 'ev'
         ? [(a.ev as SetpointColumn).name]
-        : [a.charge?.name, a.discharge?.name].filter((x): x is string => x !== undefined);
+        : [a.charge?.name, a.discharge?.name].filter((x): x is string => x !== undefined),
+    ) as string[];
     planAssets.push({ assetId: a.assetId, kind: a.kind, columns: colNames });
     const evVals = a.ev ? (schedule.values.get(a.ev.name) as Float64Array) : undefined;
     const chVals = a.charge ? (schedule.values.get(a.charge.name) as Float64Array) : undefined;
