@@ -29,7 +29,7 @@ export enum CommandStatus {
 
 /** Where a command came from in its schedule. */
 export interface CommandSource {
-  /** Schedule columns that gave the value (two for a netted battery). */
+  /** Schedule columns that gave the value (two for a netted battery); frozen, shared. */
   columns: string[];
   /** Zero-based row of the slot in the schedule. */
   slot: number;
@@ -41,6 +41,10 @@ export interface CommandHistoryEntry {
   reason?: string;
 }
 
+/**
+ * A command as the engine holds it. Its Dates and lists may be shared with other commands of
+ * the same schedule: read them, do not change them in place (the engine replaces them).
+ */
 export interface Command {
   /** Stable identifier: the same across the lifecycle and across a persist/restore. */
   id: string;
@@ -71,7 +75,10 @@ export interface Command {
   /** Deadline of the attempt in flight, or null. */
   deadline: Date | null;
   createdAt: Date;
-  /** Status changes, oldest first, at most HISTORY_LIMIT entries. */
+  /**
+   * Status changes, oldest first, at most HISTORY_LIMIT entries. Read-only for users: the
+   * commands of one submission share one frozen first entry until their first change.
+   */
   history: CommandHistoryEntry[];
 }
 
