@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     sim.on('warning', () => {});
     sims.push(sim);
   }
+  process.send?.({ type: 'connecting' });
   // Connect in batches: thousands of simultaneous handshakes overflow the listen backlog.
   const BATCH = 100;
   for (let i = 0; i < sims.length; i += BATCH) {
