@@ -20,9 +20,10 @@
  *
  * Prints figures; passes or fails nothing.
  */
-import type { Node, NodeAPI, NodeInitializer } from 'node-red';
+import type { Node } from 'node-red';
 import { type CommandJSON, EventType, type Site } from '../src';
 import {
+  bareNode,
   COORDINATOR,
   deadline,
   fmt,
@@ -33,6 +34,7 @@ import {
   median,
   nowMs,
   quantile,
+  runBenchmark,
   runs,
   sleep,
   startServer,
@@ -136,14 +138,6 @@ async function oursRun(shape: Shape): Promise<RunResult> {
   return { dispatched: dispatched.sort((a, b) => a - b), arrived: arrived.sort((a, b) => a - b) };
 }
 
-/** A bare node: no behaviour of its own; the benchmark drives its timers and sends. */
-const floorNode: NodeInitializer = (RED: NodeAPI) => {
-  function BenchFloor(this: Node, def: object) {
-    RED.nodes.createNode(this, def as never);
-  }
-  RED.nodes.registerType('bench-floor', BenchFloor as never);
-};
-
 /** The floor: a timer per boundary, and prepared messages sent one by one. */
 async function floorRun(shape: Shape): Promise<RunResult> {
   const flow = [
@@ -151,7 +145,7 @@ async function floorRun(shape: Shape): Promise<RunResult> {
     { id: 'src', type: 'bench-floor', z: 'f1', wires: [['rec']] },
     { id: 'rec', type: 'helper', z: 'f1' },
   ];
-  await loadFlow([floorNode], flow);
+  await loadFlow([bareNode], flow);
   const node = helper.getNode('src') as unknown as Node;
   const { t0, commands } = plan(shape);
   // The messages are ready before the boundary, payloads included: only sending is left.
@@ -259,10 +253,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBenchmark(main);

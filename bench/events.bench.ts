@@ -10,10 +10,12 @@
  *
  * Prints figures; passes or fails nothing.
  */
-import type { Node, NodeAPI, NodeInitializer } from 'node-red';
+import type { Node } from 'node-red';
 import { EVENT_TYPES, EventType, type Site } from '../src';
 import { EventBus } from '../src/event-bus';
 import {
+  arrivals,
+  bareNode,
   COORDINATOR,
   deadline,
   fmt,
@@ -23,6 +25,7 @@ import {
   machine,
   median,
   ratio,
+  runBenchmark,
   runs,
   startServer,
   stopServer,
@@ -70,14 +73,7 @@ async function flowRun(): Promise<number> {
   ];
   await loadFlow(loadNodes('qe-coordinator', 'qe-events'), flow);
   const site = (helper.getNode('coord') as unknown as { site: Site }).site;
-  let n = 0;
-  let done: () => void = () => {};
-  const all = new Promise<void>((r) => {
-    done = r;
-  });
-  helper.getNode('sink').on('input', () => {
-    if (++n === EVENTS) done();
-  });
+  const all = arrivals('sink', EVENTS);
   const t = performance.now();
   for (let i = 0; i < EVENTS; i++) site.eventBus.publish(EventType.STATE_CHANGED, payload(i));
   await all;
@@ -86,14 +82,6 @@ async function flowRun(): Promise<number> {
   return (EVENTS / ms) * 1000;
 }
 
-/** A bare node: the benchmark sends through it. */
-const floorNode: NodeInitializer = (RED: NodeAPI) => {
-  function BenchFloor(this: Node, def: object) {
-    RED.nodes.createNode(this, def as never);
-  }
-  RED.nodes.registerType('bench-floor', BenchFloor as never);
-};
-
 /** The Node-RED floor: EVENTS messages from a bare node to a counting node. */
 async function nodeRedFloorRun(): Promise<number> {
   const flow = [
@@ -101,16 +89,9 @@ async function nodeRedFloorRun(): Promise<number> {
     { id: 'src', type: 'bench-floor', z: 'f1', wires: [['sink']] },
     { id: 'sink', type: 'helper', z: 'f1' },
   ];
-  await loadFlow([floorNode], flow);
+  await loadFlow([bareNode], flow);
   const node = helper.getNode('src') as unknown as Node;
-  let n = 0;
-  let done: () => void = () => {};
-  const all = new Promise<void>((r) => {
-    done = r;
-  });
-  helper.getNode('sink').on('input', () => {
-    if (++n === EVENTS) done();
-  });
+  const all = arrivals('sink', EVENTS);
   const t = performance.now();
   for (let i = 0; i < EVENTS; i++) {
     node.send({
@@ -157,10 +138,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBenchmark(main);

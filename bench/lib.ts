@@ -4,7 +4,7 @@
  * node-red-node-test-helper. Benchmarks print figures; nothing here passes or fails on a time.
  */
 import os from 'node:os';
-import type { NodeInitializer } from 'node-red';
+import type { Node, NodeAPI, NodeInitializer } from 'node-red';
 import helper from 'node-red-node-test-helper';
 
 helper.init(require.resolve('node-red'));
@@ -82,6 +82,27 @@ export async function until(
   }
 }
 
+/**
+ * A node type with no behaviour of its own, `bench-floor`: a benchmark sends through it to
+ * measure what Node-RED itself costs (the floor of a node's messages).
+ */
+export const bareNode: NodeInitializer = (RED: NodeAPI) => {
+  function BenchFloor(this: Node, def: object) {
+    RED.nodes.createNode(this, def as never);
+  }
+  RED.nodes.registerType('bench-floor', BenchFloor as never);
+};
+
+/** Resolves when the helper node `id` has received `count` messages. */
+export function arrivals(id: string, count: number): Promise<void> {
+  let n = 0;
+  return new Promise<void>((resolve) => {
+    helper.getNode(id).on('input', () => {
+      if (++n === count) resolve();
+    });
+  });
+}
+
 /** Our nodes, from the build (run `npm run build` first). */
 export function loadNodes(...types: string[]): NodeInitializer[] {
   return types.map((t) => require(`../nodes/${t}/${t}.js`).default as NodeInitializer);
@@ -152,4 +173,16 @@ export function deadline(seconds: number, cleanup?: () => void): NodeJS.Timeout 
   }, seconds * 1000);
   t.unref();
   return t;
+}
+
+/** Runs a benchmark's main: exit 0 when it is done, 1 (after `cleanup`) when it throws. */
+export function runBenchmark(main: () => Promise<void>, cleanup?: () => void): void {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      cleanup?.();
+      process.exit(1);
+    },
+  );
 }

@@ -19,7 +19,7 @@ import { GENERIC_MAP } from '../src/adapters/modbus/register-map';
 import { CommandType } from '../src/commands';
 import { BatterySimulator } from '../src/sim/battery';
 import { Site } from '../src/site';
-import { deadline, fmt, machine, median, ratio, runs, until } from './lib';
+import { deadline, fmt, machine, median, ratio, runBenchmark, runs, until } from './lib';
 
 const UNITS = 50;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20); // commands per unit per run
@@ -151,10 +151,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBenchmark(main);

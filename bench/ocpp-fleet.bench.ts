@@ -32,6 +32,7 @@ import {
   median,
   nowMs,
   ratio,
+  runBenchmark,
   runs,
   sleep,
   startServer,
@@ -409,11 +410,4 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(r);
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    killChildren();
-    process.exit(1);
-  },
-);
+runBenchmark(main, killChildren);

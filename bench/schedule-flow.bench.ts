@@ -20,6 +20,7 @@ import {
   machine,
   median,
   nowMs,
+  runBenchmark,
   runs,
   startServer,
   stopServer,
@@ -99,6 +100,9 @@ async function main(): Promise<void> {
     .map(Number)
     .filter((n) => n > 0);
   console.log(`schedule through a flow: ${SLOTS} slots, ${RUNS} runs each; ${machine()}`);
+  if (!(globalThis as { gc?: unknown }).gc) {
+    console.log('  (no --expose-gc: the heap figures include garbage not yet collected)');
+  }
   await startServer();
   try {
     for (const assets of sizes.length > 0 ? sizes : [1000, 10000]) {
@@ -123,10 +127,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBenchmark(main);
