@@ -5,11 +5,12 @@ import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus } from '../../src/commands';
-import { type DueCommandSink, Site, type Timers } from '../../src/site';
-import { FileStore, MemoryStore, StoreCorruptError } from '../../src/store';
+import { type DueCommandSink, SAVE_PACING, Site, type Timers } from '../../src/site';
+import { FileStore, MemoryStore, StoreCorruptError, writeJson } from '../../src/store';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
+const H = 3600 * S;
 
 /** Timers driven by the manual clock: `run()` fires what is due. */
 class FakeTimers implements Timers {
@@ -256,6 +257,31 @@ describe('Site', () => {
     should(b.site.toJSON().owners).eql(doc.owners);
   });
 
+  it('waits longer between saves when saving takes long (SAVE_PACING times the last save)', async () => {
+    const clock = new ManualClock(T0);
+    const timers = new FakeTimers(clock);
+    let saves = 0;
+    // A store whose save takes 2 s of the site's clock, as a large state file would.
+    const slow = {
+      location: 'slow',
+      load: () => undefined,
+      save: async () => {
+        saves++;
+        clock.advance(2 * S);
+      },
+    };
+    const site = new Site({ siteId: 'depot', clock, timers, store: slow });
+    site.adapterRegistry.register('a', adapter);
+    const delays = () => [...timers.pending.values()].map((t) => t.at - clock.now());
+    site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 1, scheduledAt: T0 + H });
+    should(delays()).eql([200]); // the first save: the configured delay
+    await timers.advanceTo(T0 + 200 + 2 * S); // the save ran from 200 ms to 2.2 s
+    should(saves).equal(1);
+    site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 2, scheduledAt: T0 + 2 * H });
+    should(delays()).eql([SAVE_PACING * 2 * S]);
+    await site.stop();
+  });
+
   it('sets a corrupt file aside, reports it and starts empty', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-site-'));
     const file = path.join(dir, 'state.json');
@@ -299,6 +325,40 @@ describe('FileStore', () => {
     await Promise.all([store.save({ n: 1 }), store.save({ n: 2 }), store.save({ n: 3 })]);
     should(store.load()).eql({ n: 3 });
     should(fs.readdirSync(path.dirname(file))).eql(['state.json']); // no temp file left
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes exactly the text JSON.stringify gives, a large array a piece at a time', async () => {
+    const commands = Array.from({ length: 5_432 }, (_, i) => ({
+      id: `c${i}`,
+      at: new Date(Date.UTC(2025, 5, 2, 0, i)),
+      skipped: undefined,
+      list: [i, null, 'x"y'],
+    }));
+    const doc = {
+      format: 'qubit-energy/site',
+      nothing: undefined,
+      fn: () => 1,
+      engine: { commands, sparse: [1, undefined, () => 2], nested: { deep: { deeper: [1, 2] } } },
+      owners: Object.fromEntries(commands.map((c) => [c.id, 'd1'])),
+      empty: {},
+      emptyList: [],
+      when: new Date(0),
+    };
+    const pieces: string[] = [];
+    await writeJson(doc, async (p) => {
+      pieces.push(p);
+    });
+    should(pieces.join('')).equal(JSON.stringify(doc));
+    should(pieces.length).be.above(10); // not one string
+    should(pieces.filter((p) => p.length > 200_000)).have.length(0);
+
+    // Through a file: pieces gathered and written in several writes, the same text.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-store-'));
+    const file = path.join(dir, 'state.json');
+    const big = { engine: { commands: Array.from({ length: 20 }, () => commands).flat() } };
+    await new FileStore(file).save(big);
+    should(fs.readFileSync(file, 'utf8')).equal(JSON.stringify(big));
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
