@@ -2,14 +2,18 @@
  * A schedule through a Node-RED flow: qe-coordinator + qe-schedule -> qe-dispatcher, the
  * optimiser's text (pandas split orient, a day of 15-minute slots) sent to qe-schedule;
  * the time until every command is PENDING in the engine (convert, the message of command
- * JSON, the dispatcher validating and registering each), and the heap it then holds. No
- * floor of its own: the conversion's floor is in bench/schedule.bench.ts.
+ * JSON, the dispatcher validating and registering each), and the heap it then holds; then
+ * saving a site holding those commands to a state file (its time, the longest event-loop
+ * stall, the size). No floor of its own: the conversion's floor is in bench/schedule.bench.ts.
  *
  *   node --expose-gc --import tsx bench/schedule-flow.bench.ts [assets...]   (BENCH_RUNS)
  *
  * Prints figures; passes or fails nothing.
  */
-import type { Site } from '../src';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { FileStore, Site } from '../src';
 import {
   COORDINATOR,
   deadline,
@@ -22,6 +26,7 @@ import {
   nowMs,
   runBenchmark,
   runs,
+  sleep,
   startServer,
   stopServer,
   until,
@@ -94,6 +99,40 @@ async function oneRun(assets: number): Promise<{ ms: number; commands: number; h
   return { ms, commands, heapMb };
 }
 
+/**
+ * Saving a site holding that schedule's commands to a state file (what qe-coordinator's
+ * "persist" does after changes): how long a save takes, the longest the event loop then
+ * waits (a 1-ms interval timer's longest gap), and the file's size.
+ */
+async function saveRun(assets: number): Promise<{ ms: number; stallMs: number; mb: number }> {
+  const { text, assetMap } = makeSplit(
+    assets,
+    Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000,
+  );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-bench-save-'));
+  const file = path.join(dir, 'site.json');
+  try {
+    const site = new Site({ siteId: 'bench', store: new FileStore(file) });
+    site.engine.scheduleToCommands(text, { assetMap });
+    collect();
+    let stallMs = 0;
+    let last = performance.now();
+    const probe = setInterval(() => {
+      const now = performance.now();
+      stallMs = Math.max(stallMs, now - last);
+      last = now;
+    }, 1);
+    await sleep(20);
+    const t = nowMs();
+    await site.save();
+    const ms = nowMs() - t;
+    clearInterval(probe);
+    return { ms, stallMs, mb: fs.statSync(file).size / 1e6 };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const sizes = process.argv
     .slice(2)
@@ -121,6 +160,19 @@ async function main(): Promise<void> {
       console.log(
         `  heap held by the pending commands           ${fmt(heap, 'MB')}, ${((median(heap) * 1e6) / commands).toFixed(0)} bytes per command`,
       );
+      const save: number[] = [];
+      const stall: number[] = [];
+      let mb = 0;
+      for (let r = 0; r < RUNS; r++) {
+        const res = await saveRun(assets);
+        save.push(res.ms);
+        stall.push(res.stallMs);
+        mb = res.mb;
+      }
+      console.log(
+        `  ${`saving that state to a file (${mb.toFixed(0)} MB)`.padEnd(44)}${fmt(save)}`,
+      );
+      console.log(`  ... the longest the event loop waits        ${fmt(stall)}`);
     }
   } finally {
     await stopServer();
