@@ -145,7 +145,9 @@ export async function writeJson(
   if (depth < 4 && Array.isArray(value) && value.length > JSON_SLICE) {
     for (let i = 0; i < value.length; i += JSON_SLICE) {
       const slice = value.slice(i, i + JSON_SLICE);
-      const text = slice.map((v) => (skipped(v) ? 'null' : JSON.stringify(v))).join(',');
+      const text = slice
+        .map((v) => (skipped(v) ? 'null' : (JSON.stringify(v) ?? 'null')))
+        .join(',');
       await write((i === 0 ? '[' : ',') + text);
     }
     await write(']');
