@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GENERIC_MAP, validateRegisterMap } from '../adapters/modbus/register-map';
 import { BatterySimulator, type SimMode } from './battery';
+import { closeOnSignals, numberOption as number, runCli } from './cli';
 
 const USAGE = `Usage: qe-sim-battery [options]
 
@@ -46,15 +47,6 @@ export function parseUnits(text: string): number[] {
   });
   if (new Set(out).size !== out.length) throw new Error(`--units has a duplicate: ${text}`);
   return out;
-}
-
-function number(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
-    throw new Error(`--${name} must be a number >= 0, got ${value}`);
-  }
-  return n;
 }
 
 function line(text: string): void {
@@ -138,29 +130,11 @@ async function main(argv: string[]): Promise<void> {
         }, reportS * 1000)
       : null;
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
+  closeOnSignals((signal) => {
     if (timer) clearInterval(timer);
     line(`${signal}: closing`);
-    sim.close().then(
-      () => {
-        process.exitCode ??= 0;
-      },
-      (err: Error) => {
-        process.stderr.write(`close failed: ${err.message}\n`);
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-}
-
-if (require.main === module) {
-  main(process.argv.slice(2)).catch((err: Error) => {
-    process.stderr.write(`qe-sim-battery: ${err.message}\n\n${USAGE}`);
-    process.exitCode = 1;
+    return sim.close();
   });
 }
+
+if (require.main === module) runCli('qe-sim-battery', USAGE, main);

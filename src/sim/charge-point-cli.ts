@@ -10,6 +10,7 @@
 
 import { parseArgs } from 'node:util';
 import { ChargePointSimulator, type OcppProtocol } from './charge-point';
+import { closeOnSignals, numberOption as number, runCli } from './cli';
 
 const USAGE = `Usage: qe-sim-charger --url <ws://host:port/path> --id <identity> [options]
 
@@ -36,14 +37,6 @@ export function identities(first: string, count: number): string[] {
     const [, prefix = '', digits = ''] = m;
     return prefix + String(Number(digits) + i).padStart(digits.length, '0');
   });
-}
-
-function number(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0)
-    throw new Error(`--${name} must be a number >= 0, got ${value}`);
-  return n;
 }
 
 function line(identity: string, event: string, detail?: unknown): void {
@@ -107,28 +100,15 @@ async function main(argv: string[]): Promise<void> {
     return sim;
   });
 
-  let closing = false;
-  const shutdown = (signal: string) => {
-    if (closing) return;
-    closing = true;
+  const shutdown = closeOnSignals((signal) => {
     process.stdout.write(`${signal}: closing ${sims.length} charger(s)\n`);
-    Promise.all(sims.map((s) => s.stop())).then(
-      () => {
-        process.exitCode ??= 0;
-      },
-      (err: Error) => {
-        process.stderr.write(`close failed: ${err.message}\n`);
-        process.exitCode = 1;
-      },
-    );
-  };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+    return Promise.all(sims.map((s) => s.stop()));
+  });
 
   const run = Promise.all(
     sims.map(async (sim) => {
       const res = await sim.start();
-      if (res.status !== 'Accepted' || closing) return;
+      if (res.status !== 'Accepted' || shutdown.closing) return;
       if (values['plug-in'] || values.start) {
         await sim.plugIn();
         line(sim.identity, 'status', sim.status);
@@ -143,15 +123,10 @@ async function main(argv: string[]): Promise<void> {
     await run;
   } catch (err) {
     // A start that the shutdown interrupted is not an error.
-    if (closing) return;
-    shutdown('error');
+    if (shutdown.closing) return;
+    shutdown.begin('error');
     throw err;
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).catch((err: Error) => {
-    process.stderr.write(`qe-sim-charger: ${err.message}\n\n${USAGE}`);
-    process.exitCode = 1;
-  });
-}
+if (require.main === module) runCli('qe-sim-charger', USAGE, main);

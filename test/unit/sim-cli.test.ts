@@ -3,6 +3,7 @@ import path from 'node:path';
 import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
 import { identities } from '../../src/sim/charge-point-cli';
+import { numberOption } from '../../src/sim/cli';
 
 const root = path.join(__dirname, '../..');
 
@@ -10,6 +11,17 @@ describe('qe-sim-charger (the command line)', () => {
   it('numbers the identities of several chargers', () => {
     should(identities('CP001', 3)).eql(['CP001', 'CP002', 'CP003']);
     should(identities('CP9', 2)).eql(['CP9', 'CP10']);
+  });
+
+  it('reads number options, refusing empty, negative and non-numbers with the option name', () => {
+    should(numberOption('count', undefined, 1)).equal(1);
+    should(numberOption('count', '3', 1)).equal(3);
+    should(numberOption('soc', '0', 50)).equal(0);
+    for (const bad of ['', ' ', '-1', 'ten', 'Infinity']) {
+      should(() => numberOption('ev-max-kw', bad, 11)).throw(
+        `--ev-max-kw must be a number >= 0, got ${JSON.stringify(bad)}`,
+      );
+    }
   });
 
   it('runs chargers of both versions against a central system and stops cleanly on SIGTERM', async () => {
