@@ -384,6 +384,23 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
     await category.screenshot({ path: path.join(IMAGES, 'palette.png') });
   });
 
+  it("qe-schedule's editor refuses an asset map or rating that is not a JSON object", async () => {
+    const results = await page.evaluate(() => {
+      const RED = (globalThis as unknown as EditorGlobal).RED;
+      const defs = (
+        RED.nodes.getType('qe-schedule') as unknown as {
+          defaults: Record<string, { validate: (v: unknown) => boolean }>;
+        }
+      ).defaults;
+      const inputs = ['', '{}', '{"ev_001": "ast_ev_001"}', '[1]', 'null', '{bad', '7'];
+      return ['assetMap', 'ratedKw'].map((k) =>
+        inputs.map((v) => (defs[k] as { validate: (v: unknown) => boolean }).validate(v)),
+      );
+    });
+    const expected = [true, true, true, false, false, false, false];
+    should(results).eql([expected, expected]);
+  });
+
   describe('edit dialogs of new nodes open and close with no console error', () => {
     PALETTE_TYPES.forEach((type, i) => {
       it(type, async () => {
