@@ -67,6 +67,8 @@ export interface Command {
   timeoutSeconds: number;
   scheduleId: string | null;
   source: CommandSource | null;
+  /** Set on a command that re-applies the setpoint of command `reapplyOf` (engine.reapply). */
+  reapplyOf?: string;
   lastError: string | null;
   /** Why a PENDING command is held back (asset faulted or unavailable), or null. */
   holdReason: string | null;
@@ -97,6 +99,7 @@ export interface CommandJSON {
   timeoutSeconds: number;
   scheduleId: string | null;
   source: CommandSource | null;
+  reapplyOf?: string;
   lastError: string | null;
   holdReason: string | null;
   nextAttemptAt: string | null;
@@ -201,6 +204,12 @@ export function isoTime(t: number): string {
 const iso = (d: Date | null): string | null => (d === null ? null : isoString(d));
 
 export function commandToJSON(cmd: Command): CommandJSON {
+  const json = commandJSON(cmd);
+  if (cmd.reapplyOf !== undefined) json.reapplyOf = cmd.reapplyOf;
+  return json;
+}
+
+function commandJSON(cmd: Command): CommandJSON {
   return {
     id: cmd.id,
     assetId: cmd.assetId,
@@ -488,6 +497,7 @@ export function commandFromJSON(json: CommandJSON, index?: number, shared?: Shar
     if (base.source !== null) base.source.columns = shared.columns(base.source.columns);
   }
   base.status = json.status;
+  if (typeof json.reapplyOf === 'string') base.reapplyOf = json.reapplyOf;
   base.attempts = Number(json.attempts) || 0;
   base.lastError = json.lastError ?? null;
   base.holdReason = json.holdReason ?? null;

@@ -137,6 +137,10 @@ export interface ResponseOptions {
   final?: boolean;
   /** With success: confirmed as well as accepted (COMPLETED). Default true. */
   completed?: boolean;
+  /** The failure is no answer at all (a call timeout): TIMED_OUT when no attempt is left. */
+  timedOut?: boolean;
+  /** Not sent: its slot ended while it waited (CANCELLED, expired). */
+  expired?: boolean;
 }
 
 export interface CommandFilter {
@@ -184,6 +188,8 @@ export class DispatchEngine {
   private readonly machines = new Map<string, { machine: StateMachine; off: () => void }>();
   private readonly restoredStates = new Map<string, string>();
   private readonly scheduleRevisions = new Map<string, number>();
+  /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
+  private readonly lastSetpoint = new Map<string, Command>();
   private readonly counts: Record<CommandStatus, number> = {
     PENDING: 0,
     DISPATCHED: 0,
@@ -305,11 +311,11 @@ export class DispatchEngine {
   }
 
   /** Registers validated commands with new ids: supersession, indexes, COMMAND_CREATED. */
-  private register(prepared: Command[], now: number): Command[] {
+  private register(prepared: Command[], now: number, supersede = true): Command[] {
     // Supersession: per schedule, from its first slot on, for its assets.
     const perSchedule = new Map<string, { start: number; assets: Set<string> }>();
     for (const c of prepared) {
-      if (c.scheduleId === null) continue;
+      if (c.scheduleId === null || !supersede) continue;
       const e = perSchedule.get(c.scheduleId);
       const t = c.scheduledAt.getTime();
       if (!e) perSchedule.set(c.scheduleId, { start: t, assets: new Set([c.assetId]) });
@@ -352,6 +358,91 @@ export class DispatchEngine {
         c.validUntil = new Date(start);
       }
     }
+  }
+
+  // ---------------------------------------------------------------- re-applying
+
+  /**
+   * Re-applies the setpoint in force to an asset whose device may have lost it: it connected,
+   * booted or restarted, or the host was redeployed or restarted. For each kind of setpoint (a
+   * rate: SET_CHARGE_RATE / SET_DISCHARGE_RATE; a cap: SET_POWER_LIMIT) the one in force is the
+   * latest whose slot has begun and not ended, whatever became of it except cancellation:
+   * - PENDING (due, held, or waiting for a retry): it goes out now, without waiting for the
+   *   retry's backoff (a held one stays held until its asset is released);
+   * - in flight: nothing new (its answer or its deadline decides, as for any attempt);
+   * - finished (COMPLETED, FAILED, TIMED_OUT): a new command with its setpoint, due now, valid
+   *   as long as it is, with `reapplyOf` its id: tracked like any command (events, holds,
+   *   retries, timeouts, persistence) and superseding nothing.
+   * So a re-apply already on its way is not doubled; nor is a setpoint COMPLETED at or after
+   * `appliedSince` (epoch ms: e.g. when the device's current connection opened), which the
+   * device already holds. Returns the commands that carry the setpoints in force (empty when
+   * nothing is in force).
+   */
+  reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
+    const now = this.clock.now();
+    const inForce = new Map<string, Slot | Command>();
+    const startOf = (x: Slot | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
+    const consider = (x: Slot | Command) => {
+      const c = 'cmd' in x ? x.cmd : x;
+      if (!SETPOINT_TYPES.has(c.type) || c.scheduledAt.getTime() > now) return;
+      if (c.validUntil !== null && c.validUntil.getTime() <= now) return;
+      const kind = setpointKind(c.type);
+      const best = inForce.get(kind);
+      if (!best || startOf(x) >= startOf(best)) inForce.set(kind, x);
+    };
+    for (const kind of ['rate', 'cap']) {
+      const last = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
+      if (last) consider(last);
+    }
+    for (const slot of this.active.get(assetId) ?? []) consider(slot);
+    const out: Command[] = [];
+    const fresh: Command[] = [];
+    for (const x of inForce.values()) {
+      if ('cmd' in x) {
+        const cmd = x.cmd;
+        if (cmd.status === CommandStatus.PENDING && cmd.holdReason === null) {
+          cmd.nextAttemptAt = null;
+          this.enqueue(x, now);
+        }
+        out.push(cmd);
+        continue;
+      }
+      const completedAt = x.history.at(-1)?.at.getTime() ?? Number.NEGATIVE_INFINITY;
+      if (
+        x.status === CommandStatus.COMPLETED &&
+        options.appliedSince !== undefined &&
+        completedAt >= options.appliedSince
+      ) {
+        out.push(x);
+        continue;
+      }
+      const c = this.reapplyCommand(x, reason, now);
+      fresh.push(c);
+      out.push(c);
+    }
+    if (fresh.length > 0) this.register(fresh, now, false);
+    return out;
+  }
+
+  private reapplyCommand(orig: Command, reason: string, now: number): Command {
+    const root = orig.reapplyOf ?? orig.id;
+    let n = 1;
+    while (this.slots.has(`${root}~${n}`)) n++;
+    const at = new Date(now);
+    return {
+      ...orig,
+      id: `${root}~${n}`,
+      reapplyOf: root,
+      scheduledAt: at,
+      status: CommandStatus.PENDING,
+      attempts: 0,
+      lastError: null,
+      holdReason: null,
+      nextAttemptAt: null,
+      deadline: null,
+      createdAt: at,
+      history: [{ status: CommandStatus.PENDING, at, reason: `re-apply ${root}: ${reason}` }],
+    };
   }
 
   // ---------------------------------------------------------------- due commands
@@ -540,24 +631,31 @@ export class DispatchEngine {
     command: Command | string,
     adapter: Adapter,
   ): Promise<AdapterResult | undefined> {
-    const cmd = this.slotOf(command).cmd;
+    const slot = this.slotOf(command);
+    const cmd = slot.cmd;
     const attempt = cmd.attempts;
     const current = () => inFlight(cmd.status) && cmd.attempts === attempt;
+    // Wherever it waited (a queue, a wire, a delay node), nothing leaves for a slot that ended.
+    const now = this.clock.now();
+    if (current() && cmd.validUntil !== null && cmd.validUntil.getTime() <= now) {
+      const error = `its slot ended at ${cmd.validUntil.toISOString()} before it reached the adapter`;
+      this.finish(slot, CommandStatus.CANCELLED, now, `expired: ${error}`);
+      return { success: false, expired: true, error };
+    }
     let result: AdapterResult | undefined;
     try {
       result = await adapter.dispatch(cmd);
     } catch (err) {
       const failure: AdapterResult = { success: false, error: errorText(err) };
-      if ((err as { final?: unknown })?.final === true) failure.final = true;
-      if (current())
-        this.handleResponse(cmd, false, failure.error, { final: failure.final === true });
+      const e = err as { final?: unknown; timedOut?: unknown; expired?: unknown } | null;
+      if (e?.final === true) failure.final = true;
+      if (e?.timedOut === true) failure.timedOut = true;
+      if (e?.expired === true) failure.expired = true;
+      if (current()) this.handleResponse(cmd, false, failure.error, responseOptions(failure));
       return failure;
     }
     if (result && current()) {
-      const opts: ResponseOptions = {};
-      if (result.final !== undefined) opts.final = result.final;
-      if (result.completed !== undefined) opts.completed = result.completed;
-      this.handleResponse(cmd, result.success, result.error, opts);
+      this.handleResponse(cmd, result.success, result.error, responseOptions(result));
     }
     return result;
   }
@@ -626,11 +724,15 @@ export class DispatchEngine {
       return true;
     }
     cmd.lastError = error ? String(error) : 'failed (no reason given)';
-    if (options.final) {
-      this.finish(slot, CommandStatus.FAILED, now, `refused: ${cmd.lastError}`);
+    if (options.expired) {
+      this.finish(slot, CommandStatus.CANCELLED, now, `expired: ${cmd.lastError}`);
       return true;
     }
-    this.retryOrGiveUp(slot, now, false);
+    if (options.final) {
+      this.finish(slot, CommandStatus.FAILED, now, `${REFUSED}${cmd.lastError}`);
+      return true;
+    }
+    this.retryOrGiveUp(slot, now, options.timedOut === true);
     return true;
   }
 
@@ -898,6 +1000,7 @@ export class DispatchEngine {
       engine.counts[cmd.status]++;
       if (isFinal(cmd.status)) {
         engine.finished.push(cmd.id);
+        engine.noteFinishedSetpoint(cmd);
         continue;
       }
       engine.addActive(slot);
@@ -961,9 +1064,21 @@ export class DispatchEngine {
       if (h.size === 0) this.held.delete(cmd.assetId);
     }
     cmd.holdReason = null;
+    this.noteFinishedSetpoint(cmd);
     this.finished.push(cmd.id);
     this.trimFinished();
     this.emit(EVENT_FOR[to], cmd);
+  }
+
+  /** A finished setpoint that a device should hold: not cancelled, not refused by it. */
+  private noteFinishedSetpoint(cmd: Command): void {
+    if (!SETPOINT_TYPES.has(cmd.type) || cmd.status === CommandStatus.CANCELLED) return;
+    if (cmd.status === CommandStatus.FAILED && cmd.history.at(-1)?.reason?.startsWith(REFUSED))
+      return;
+    const key = `${cmd.assetId}\u0000${setpointKind(cmd.type)}`;
+    const last = this.lastSetpoint.get(key);
+    if (!last || cmd.scheduledAt.getTime() >= last.scheduledAt.getTime())
+      this.lastSetpoint.set(key, cmd);
   }
 
   private trimFinished(): void {
@@ -1024,8 +1139,24 @@ const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
   CommandType.SET_POWER_LIMIT,
 ]);
 
+/** How the reason of a command that its device refused begins. */
+const REFUSED = 'refused: ';
+
+function setpointKind(type: CommandType): 'rate' | 'cap' {
+  return type === CommandType.SET_POWER_LIMIT ? 'cap' : 'rate';
+}
+
 function inFlight(s: CommandStatus): boolean {
   return s === CommandStatus.DISPATCHED || s === CommandStatus.ACKNOWLEDGED;
+}
+
+function responseOptions(r: AdapterResult): ResponseOptions {
+  const opts: ResponseOptions = {};
+  if (r.final !== undefined) opts.final = r.final;
+  if (r.completed !== undefined) opts.completed = r.completed;
+  if (r.timedOut !== undefined) opts.timedOut = r.timedOut;
+  if (r.expired !== undefined) opts.expired = r.expired;
+  return opts;
 }
 
 function errorText(err: unknown): string {

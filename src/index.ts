@@ -2,6 +2,7 @@
  * @qubit-energy/node-red-coordinator: the core library. Nothing here imports Node-RED.
  */
 
+export type { AdapterHost } from './adapters/host';
 export {
   type BatteryConfig,
   ModbusBatteries,

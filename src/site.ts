@@ -6,7 +6,8 @@
  * TypeScript users can run one directly.
  */
 
-import { AdapterRegistry } from './adapters/registry';
+import type { AdapterHost, AssetKind } from './adapters/host';
+import { type Adapter, AdapterRegistry } from './adapters/registry';
 import { type Clock, systemClock } from './clock';
 import { type Command, type CommandInput, isFinal } from './commands';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
@@ -45,7 +46,7 @@ export interface DueCommandSink {
   undeliverable(command: Command, error: string): void;
 }
 
-export type AssetKind = 'ev-charger' | 'battery';
+export type { AssetKind } from './adapters/host';
 
 export interface SiteOptions {
   siteId: string;
@@ -78,7 +79,7 @@ export interface SiteJSON {
   owners: Record<string, string>;
 }
 
-export class Site {
+export class Site implements AdapterHost {
   readonly siteId: string;
   readonly eventBus: EventBus;
   readonly adapterRegistry: AdapterRegistry;
@@ -298,6 +299,59 @@ export class Site {
   /** When the loop will next run (epoch ms), or null when it is stopped. */
   get nextRunAt(): number | null {
     return this.timerAt;
+  }
+
+  // ------------------------------------------------------------ the adapters' host port
+
+  get staleStateSeconds(): number {
+    return this.engine.config.staleStateSeconds;
+  }
+
+  serve(
+    adapter: Adapter,
+    assetIds: readonly string[],
+    kind: AssetKind | StateMachineDefinition,
+    owner: string,
+  ): void {
+    const done: string[] = [];
+    try {
+      for (const assetId of assetIds) {
+        this.adapterRegistry.register(assetId, adapter);
+        done.push(assetId);
+      }
+      for (const assetId of assetIds) this.ensureStateMachine(assetId, kind, owner);
+    } catch (err) {
+      for (const a of done) this.adapterRegistry.unregister(a, adapter);
+      throw err;
+    }
+  }
+
+  unserve(adapter: Adapter, assetIds: readonly string[], owner: string, removed: boolean): void {
+    for (const assetId of assetIds) {
+      this.adapterRegistry.unregister(assetId, adapter);
+      if (removed) this.releaseStateMachine(assetId, owner);
+    }
+  }
+
+  stateMachine(assetId: string): StateMachine | undefined {
+    return this.getStateMachine(assetId);
+  }
+
+  respond(
+    commandId: string,
+    success: boolean,
+    error?: string | null,
+    options?: { final?: boolean; completed?: boolean; timedOut?: boolean },
+  ): boolean {
+    return this.engine.handleResponse(commandId, success, error, options);
+  }
+
+  reapply(assetId: string, reason: string, options?: { appliedSince?: number }): Command[] {
+    return this.engine.reapply(assetId, reason, options);
+  }
+
+  activeCommands(assetId: string): Command[] {
+    return this.engine.getActiveCommands(assetId);
   }
 
   // ------------------------------------------------------------ state machines

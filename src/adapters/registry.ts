@@ -6,13 +6,19 @@ import type { Command } from '../commands';
  *   is also the confirmation (COMPLETED); `completed: false` leaves it ACKNOWLEDGED until
  *   the adapter confirms it later (a read-back) through `engine.handleResponse`.
  * - `success: false`: a transient failure (retried while attempts remain), or, with
- *   `final: true`, an explicit rejection by the device (FAILED at once, no retry).
+ *   `final: true`, an explicit rejection by the device (FAILED at once, no retry). With
+ *   `timedOut: true` the device did not answer at all (a call timeout): retried the same way,
+ *   and TIMED_OUT, not FAILED, when no attempt is left. With `expired: true` nothing was
+ *   sent because the command's slot ended while it waited (a queue behind a slow call):
+ *   CANCELLED as expired.
  */
 export interface AdapterResult {
   success: boolean;
   error?: string;
   final?: boolean;
   completed?: boolean;
+  timedOut?: boolean;
+  expired?: boolean;
 }
 
 /**
@@ -28,13 +34,24 @@ export interface Adapter {
   dispatch(command: Command): Promise<AdapterResult | undefined> | AdapterResult | undefined;
 }
 
-/** An error an adapter can throw; `final: true` means the device rejected the command. */
+/**
+ * An error an adapter can throw: `final: true` means the device rejected the command,
+ * `timedOut: true` that it never answered, `expired: true` that it was not sent because its
+ * slot ended (see AdapterResult).
+ */
 export class AdapterError extends Error {
   readonly final: boolean;
-  constructor(message: string, options: { final?: boolean; cause?: unknown } = {}) {
+  readonly timedOut: boolean;
+  readonly expired: boolean;
+  constructor(
+    message: string,
+    options: { final?: boolean; timedOut?: boolean; expired?: boolean; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AdapterError';
     this.final = options.final ?? false;
+    this.timedOut = options.timedOut ?? false;
+    this.expired = options.expired ?? false;
   }
 }
 
