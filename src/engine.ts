@@ -9,6 +9,7 @@
  */
 
 import { type Adapter, AdapterRegistry, type AdapterResult } from './adapters/registry';
+import type { AssetTable } from './assets';
 import { type Clock, systemClock, toMillis } from './clock';
 import {
   type Command,
@@ -185,7 +186,8 @@ export class DispatchEngine {
   );
   private readonly finished: string[] = [];
   private finishedHead = 0;
-  private readonly machines = new Map<string, { machine: StateMachine; off: () => void }>();
+  /** The site's per-asset facts (the registry's table): state machines live there. */
+  private readonly assets: AssetTable;
   private readonly restoredStates = new Map<string, string>();
   private readonly scheduleRevisions = new Map<string, number>();
   /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
@@ -212,6 +214,7 @@ export class DispatchEngine {
     this.config = resolveConfig(deps.config);
     this.eventBus = deps.eventBus ?? new EventBus({ clock: this.clock });
     this.adapterRegistry = deps.adapterRegistry ?? new AdapterRegistry();
+    this.assets = this.adapterRegistry.table;
   }
 
   private now(t?: TimeInput): number {
@@ -486,7 +489,7 @@ export class DispatchEngine {
   }
 
   private holdIfNeeded(slot: Slot): boolean {
-    const m = this.machines.get(slot.cmd.assetId)?.machine;
+    const m = this.assets.get(slot.cmd.assetId)?.machine;
     if (!m || !HOLD_STATES.has(m.currentState)) return false;
     // The command that makes an asset available again must reach it.
     if (slot.cmd.type === CommandType.CHANGE_AVAILABILITY) return false;
@@ -841,7 +844,9 @@ export class DispatchEngine {
     const off = machine.onChange((change) => {
       if (!HOLD_STATES.has(change.to_state)) this.release(change.assetId);
     });
-    this.machines.set(machine.assetId, { machine, off });
+    const entry = this.assets.ensure(machine.assetId);
+    entry.machine = machine;
+    entry.offMachine = off;
     const restored = this.restoredStates.get(machine.assetId);
     if (restored !== undefined) {
       this.restoredStates.delete(machine.assetId);
@@ -853,21 +858,25 @@ export class DispatchEngine {
 
   /** Stops consulting the asset's machine; its held commands are released. */
   unregisterStateMachine(assetId: string, machine?: StateMachine): boolean {
-    const e = this.machines.get(assetId);
-    if (!e || (machine !== undefined && e.machine !== machine)) return false;
-    e.off();
-    this.machines.delete(assetId);
+    const e = this.assets.get(assetId);
+    if (!e?.machine || (machine !== undefined && e.machine !== machine)) return false;
+    e.offMachine?.();
+    e.machine = null;
+    e.offMachine = null;
+    e.machineKind = null;
+    e.machineUsers.clear();
+    this.assets.prune(assetId);
     this.release(assetId);
     return true;
   }
 
   getStateMachine(assetId: string): StateMachine | undefined {
-    return this.machines.get(assetId)?.machine;
+    return this.assets.get(assetId)?.machine ?? undefined;
   }
 
   /** Whether the asset's state was last set or confirmed more than staleStateSeconds ago. */
   isStateStale(assetId: string, now?: TimeInput): boolean {
-    const m = this.machines.get(assetId)?.machine;
+    const m = this.assets.get(assetId)?.machine;
     if (!m) return false;
     return this.now(now) - m.updatedAt > this.config.staleStateSeconds * 1000;
   }
@@ -956,7 +965,8 @@ export class DispatchEngine {
   toJSON(): EngineJSON {
     const assetStates: Record<string, string> = {};
     for (const [id, s] of this.restoredStates) assetStates[id] = s;
-    for (const [id, { machine }] of this.machines) assetStates[id] = machine.currentState;
+    for (const e of this.assets.values())
+      if (e.machine) assetStates[e.assetId] = e.machine.currentState;
     return {
       format: 'qubit-energy/dispatch-engine',
       version: 1,

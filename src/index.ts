@@ -53,6 +53,7 @@ export {
   AdapterRegistry,
   type AdapterResult,
 } from './adapters/registry';
+export { type AssetEntry, AssetTable } from './assets';
 export { type Clock, ManualClock, systemClock, toMillis } from './clock';
 export {
   type Command,

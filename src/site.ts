@@ -8,6 +8,7 @@
 
 import type { AdapterHost, AssetKind } from './adapters/host';
 import { type Adapter, AdapterRegistry } from './adapters/registry';
+import { AssetTable } from './assets';
 import { type Clock, systemClock } from './clock';
 import { type Command, type CommandInput, isFinal } from './commands';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
@@ -90,10 +91,8 @@ export class Site implements AdapterHost {
   private readonly saveDelayMs: number;
   private readonly autoDispatch: boolean;
   private readonly onError: (error: Error) => void;
-  private readonly machines = new Map<
-    string,
-    { machine: StateMachine; kind: string; users: Set<string> }
-  >();
+  /** The one table of per-asset facts: adapters, state machines, capabilities. */
+  readonly assets: AssetTable;
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
@@ -132,7 +131,8 @@ export class Site implements AdapterHost {
           ),
         ),
     });
-    this.adapterRegistry = new AdapterRegistry();
+    this.assets = new AssetTable();
+    this.adapterRegistry = new AdapterRegistry(this.assets);
     const deps = {
       eventBus: this.eventBus,
       adapterRegistry: this.adapterRegistry,
@@ -367,14 +367,15 @@ export class Site implements AdapterHost {
     user = '',
   ): StateMachine {
     const kindKey = typeof kind === 'string' ? kind : `custom:${JSON.stringify(kind.states)}`;
-    const existing = this.machines.get(assetId);
-    if (existing) {
-      if (existing.kind !== kindKey) {
+    const existing = this.assets.get(assetId);
+    if (existing?.machine && existing.machineKind !== null) {
+      const k = existing.machineKind;
+      if (k !== kindKey) {
         throw new Error(
-          `asset ${assetId} already has a ${existing.kind.startsWith('custom') ? 'custom' : existing.kind} state machine; one asset, one kind`,
+          `asset ${assetId} already has a ${k.startsWith('custom') ? 'custom' : k} state machine; one asset, one kind`,
         );
       }
-      existing.users.add(user);
+      existing.machineUsers.add(user);
       return existing.machine;
     }
     const def =
@@ -395,13 +396,15 @@ export class Site implements AdapterHost {
       eventBus: this.eventBus,
       clock: this.clock,
     });
-    this.machines.set(assetId, { machine, kind: kindKey, users: new Set([user]) });
     this.engine.registerStateMachine(machine);
+    const entry = this.assets.ensure(assetId);
+    entry.machineKind = kindKey;
+    entry.machineUsers.add(user);
     return machine;
   }
 
   getStateMachine(assetId: string): StateMachine | undefined {
-    return this.machines.get(assetId)?.machine;
+    return this.assets.get(assetId)?.machine ?? undefined;
   }
 
   /**
@@ -409,20 +412,18 @@ export class Site implements AdapterHost {
    * machine is forgotten and its held commands are released. True if it was forgotten.
    */
   releaseStateMachine(assetId: string, user = ''): boolean {
-    const e = this.machines.get(assetId);
-    if (!e) return false;
-    e.users.delete(user);
-    if (e.users.size > 0) return false;
+    const e = this.assets.get(assetId);
+    if (!e?.machine || e.machineKind === null) return false;
+    e.machineUsers.delete(user);
+    if (e.machineUsers.size > 0) return false;
     return this.removeStateMachine(assetId);
   }
 
   /** Forgets an asset's machine, whoever uses it; its held commands are released. */
   removeStateMachine(assetId: string): boolean {
-    const e = this.machines.get(assetId);
-    if (!e) return false;
-    this.machines.delete(assetId);
-    this.engine.unregisterStateMachine(assetId, e.machine);
-    return true;
+    const e = this.assets.get(assetId);
+    if (!e?.machine || e.machineKind === null) return false;
+    return this.engine.unregisterStateMachine(assetId, e.machine);
   }
 
   // ------------------------------------------------------------ persistence

@@ -1,3 +1,4 @@
+import { AssetTable } from '../assets';
 import type { Command } from '../commands';
 
 /**
@@ -55,9 +56,12 @@ export class AdapterError extends Error {
   }
 }
 
-/** Which adapter serves which asset. */
+/** Which adapter serves which asset: the `adapter` column of the site's AssetTable. */
 export class AdapterRegistry {
-  private readonly byAsset = new Map<string, Adapter>();
+  private served = 0;
+
+  /** `table`: the site's table of per-asset facts (a new one by default). */
+  constructor(readonly table: AssetTable = new AssetTable()) {}
 
   /**
    * Says that `adapter` serves `assetId`. Registering the same pair again is a no-op;
@@ -70,21 +74,23 @@ export class AdapterRegistry {
     if (!adapter || typeof adapter.dispatch !== 'function') {
       throw new TypeError(`register ${assetId}: adapter must have a dispatch(command) method`);
     }
-    const existing = this.byAsset.get(assetId);
+    const entry = this.table.ensure(assetId);
+    const existing = entry.adapter;
     if (existing && existing !== adapter && !options.replace) {
       throw new Error(
         `asset ${assetId} is already served by a ${existing.protocol} adapter; unregister it first or pass { replace: true }`,
       );
     }
-    this.byAsset.set(assetId, adapter);
+    if (!existing) this.served++;
+    entry.adapter = adapter;
   }
 
   get(assetId: string): Adapter | undefined {
-    return this.byAsset.get(assetId);
+    return this.table.get(assetId)?.adapter ?? undefined;
   }
 
   has(assetId: string): boolean {
-    return this.byAsset.has(assetId);
+    return (this.table.get(assetId)?.adapter ?? null) !== null;
   }
 
   /**
@@ -92,28 +98,31 @@ export class AdapterRegistry {
    * (so that a closing adapter does not remove the one that replaced it). True if removed.
    */
   unregister(assetId: string, adapter?: Adapter): boolean {
-    const existing = this.byAsset.get(assetId);
-    if (!existing || (adapter !== undefined && existing !== adapter)) return false;
-    return this.byAsset.delete(assetId);
+    const entry = this.table.get(assetId);
+    const existing = entry?.adapter ?? null;
+    if (!entry || !existing || (adapter !== undefined && existing !== adapter)) return false;
+    entry.adapter = null;
+    this.served--;
+    this.table.prune(assetId);
+    return true;
   }
 
   /** Removes every asset served by `adapter`; returns their ids. */
   unregisterAdapter(adapter: Adapter): string[] {
     const removed: string[] = [];
-    for (const [id, a] of this.byAsset) {
-      if (a === adapter) {
-        this.byAsset.delete(id);
-        removed.push(id);
-      }
+    for (const e of [...this.table.values()]) {
+      if (e.adapter === adapter && this.unregister(e.assetId, adapter)) removed.push(e.assetId);
     }
     return removed;
   }
 
   assets(): string[] {
-    return [...this.byAsset.keys()];
+    const out: string[] = [];
+    for (const e of this.table.values()) if (e.adapter) out.push(e.assetId);
+    return out;
   }
 
   get size(): number {
-    return this.byAsset.size;
+    return this.served;
   }
 }
