@@ -9,6 +9,11 @@
  * remove the new one), answers what chargers send (boot, heartbeat, status, transactions,
  * meter values, authorisation), and lets callers send calls to a charger: ocpp-rpc sends one
  * call at a time per charger and queues the rest in order.
+ *
+ * Nothing a socket sends may end the process: every listener a socket reaches contains its
+ * errors (a malformed upgrade URL gets a 400, a half-sent handshake is cut after
+ * `handshakeTimeoutMs`, an over-long message id is a bad message). Closing sends chargers
+ * 1001 (going away) and lets the closing handshake finish, for at most `closeTimeoutMs`.
  */
 
 import { timingSafeEqual } from 'node:crypto';
@@ -16,8 +21,16 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createRPCError, RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
+import {
+  identityFromUrl,
+  MAX_MESSAGE_ID_LENGTH,
+  refuseUpgrade,
+  SocketSet,
+  within,
+} from './sockets';
 import { type MeterReading, OCPP_VERSIONS, type OcppVersion, readMeterValues } from './translate';
 
 export type SecurityProfile = 'none' | 'basic' | 'tls-basic';
@@ -50,6 +63,16 @@ export interface CentralSystemOptions {
   maxBadMessages?: number;
   /** Largest WebSocket frame accepted, bytes. Default 65,536. */
   maxPayloadBytes?: number;
+  /**
+   * On its own port: how long a new connection may take to send its complete upgrade request
+   * (and TLS handshake), ms; then it is cut. Default 10,000.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * How long `close()` waits for chargers to answer the close frame (1001) before it cuts
+   * their sockets, ms. Default 2,000.
+   */
+  closeTimeoutMs?: number;
   /** Authorize / id tags: accept all (default), or reject all. */
   authorize?: 'accept' | 'reject';
   clock?: Clock;
@@ -119,16 +142,18 @@ interface RpcClient extends EventEmitter {
   identity: string;
   protocol: string;
   handshake: { remoteAddress?: string };
-  handle(
-    method: string | ((x: { method: string; params: unknown }) => unknown),
-    handler?: (x: { params: unknown }) => unknown,
-  ): void;
+  handle(method: string | CallHandler, handler?: CallHandler): void;
   call(method: string, params?: unknown, options?: Record<string, unknown>): Promise<unknown>;
   close(options?: Record<string, unknown>): Promise<unknown>;
 }
 
+/** What ocpp-rpc gives a handler of a call from a charger. */
+type CallHandler = (x: { messageId: string; method: string; params: unknown }) => unknown;
+
 interface Session {
   client: RpcClient;
+  /** Bad messages in a row (ocpp-rpc's, plus CALLs with an over-long message id). */
+  badInARow: number;
   protocol: OcppVersion;
   /** Open transactions by connector (1.6 connectorId / 2.0.1 evseId). */
   transactions: Map<number, Transaction>;
@@ -159,6 +184,9 @@ export class CentralSystem extends EventEmitter {
   private readonly rpc: RPCServer;
   private known = new Map<string, KnownCharger>();
   private readonly sessions = new Map<string, Session>();
+  private readonly sockets = new SocketSet();
+  /** Every charger connection, replaced ones too, until it has closed. */
+  private readonly clients = new Set<RpcClient>();
   private server: http.Server | https.Server | null = null;
   private detachers: (() => void)[] = [];
   private txCounter = 0;
@@ -195,6 +223,8 @@ export class CentralSystem extends EventEmitter {
       callTimeoutMs: options.callTimeoutMs ?? 20_000,
       maxBadMessages: options.maxBadMessages ?? 5,
       maxPayloadBytes: options.maxPayloadBytes ?? 65_536,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      closeTimeoutMs: options.closeTimeoutMs ?? 2_000,
       authorize: options.authorize ?? 'accept',
       ...(options.tls ? { tls: options.tls } : {}),
     };
@@ -204,13 +234,81 @@ export class CentralSystem extends EventEmitter {
       protocols: [...protocols],
       strictMode: true,
       callTimeoutMs: this.options.callTimeoutMs,
-      maxBadMessages: this.options.maxBadMessages,
+      // Counted here (ocpp-rpc's count misses over-long message ids, and its own close
+      // after too many could reject unhandled).
+      maxBadMessages: Number.POSITIVE_INFINITY,
       respondWithDetailedErrors: false,
       wssOptions: { maxPayload: this.options.maxPayloadBytes },
     });
     this.rpc.auth((accept, reject, handshake) => this.authenticate(accept, reject, handshake));
-    this.rpc.on('client', (client: RpcClient) => this.onClient(client));
-    this.rpc.on('error', (err: Error) => this.emit('error', err));
+    this.rpc.on('client', (client: RpcClient) => {
+      try {
+        // ocpp-rpc calls close() itself in places and drops the promise; a close rejects
+        // when the socket errors while closing (a bad frame from the charger), which would
+        // be an unhandled rejection. This instance's close never rejects.
+        const close = client.close.bind(client);
+        client.close = (options) => close(options).catch(() => ({ code: 1006 }));
+        this.clients.add(client);
+        client.once('close', () => this.clients.delete(client));
+        this.onClient(client);
+      } catch (err) {
+        this.fault(err);
+        client.close({ code: 1011, reason: 'internal error' }).catch(() => {});
+      }
+    });
+    this.rpc.on('error', (err: Error) => this.fault(err));
+  }
+
+  /** Reports a charger event; a listener that throws is reported, never thrown at a socket. */
+  private tell(e: ChargerEvent): void {
+    try {
+      this.emit('charger', e);
+    } catch (err) {
+      this.fault(err);
+    }
+  }
+
+  /** An error that no caller can catch: to the 'error' listeners, or a process warning. */
+  private fault(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+      else process.emitWarning(`central system: ${error.message}`);
+    } catch {
+      // An 'error' listener that throws: nothing left to tell.
+    }
+  }
+
+  /**
+   * Hands an upgrade request for our path to ocpp-rpc, once its URL decodes; refuses it
+   * with a plain HTTP status otherwise. Never throws, never rejects.
+   */
+  private upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      this.sockets.add(socket);
+      if (this.closed) {
+        refuseUpgrade(socket, 503, 'OCPP-J central system closing');
+        return;
+      }
+      const id = identityFromUrl(req.url);
+      if ('error' in id) {
+        this.tell({
+          type: 'refused',
+          identity: id.raw,
+          reason: id.error,
+          remoteAddress: req.socket?.remoteAddress,
+        });
+        refuseUpgrade(socket, 400, id.error);
+        return;
+      }
+      Promise.resolve(this.rpc.handleUpgrade(req, socket as Socket, head)).catch((err) => {
+        this.fault(err);
+        refuseUpgrade(socket, 500, 'OCPP-J central system: internal error');
+      });
+    } catch (err) {
+      this.fault(err);
+      refuseUpgrade(socket, 500, 'OCPP-J central system: internal error');
+    }
   }
 
   /** Replaces the list of known chargers (identities and passwords). */
@@ -231,18 +329,32 @@ export class CentralSystem extends EventEmitter {
     const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
       res.statusCode = 426;
       res.setHeader('Upgrade', 'websocket');
+      res.setHeader('Connection', 'close');
       res.end('OCPP-J central system: connect with a WebSocket to <path>/<identity>\n');
     };
     const tls = this.options.tls;
-    const server =
-      this.options.security === 'tls-basic' && tls
-        ? https.createServer(
-            { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) },
-            onRequest,
-          )
-        : http.createServer(onRequest);
-    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-      this.rpc.handleUpgrade(req, socket, head);
+    const handshakeMs = this.options.handshakeTimeoutMs;
+    const secure = this.options.security === 'tls-basic' && tls;
+    const server = secure
+      ? https.createServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            handshakeTimeout: handshakeMs,
+          },
+          onRequest,
+        )
+      : http.createServer(onRequest);
+    // This server is ours: every connection counts (close() ends them), and one that has not
+    // sent a complete upgrade request within handshakeTimeoutMs is cut.
+    server.on('connection', (socket: Duplex) => this.sockets.add(socket));
+    server.on(secure ? 'secureConnection' : 'connection', (socket: Duplex) =>
+      this.sockets.deadline(socket, handshakeMs),
+    );
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.sockets.clearDeadline(socket);
+      this.upgrade(req, socket, head);
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
@@ -263,21 +375,21 @@ export class CentralSystem extends EventEmitter {
       server.once('listening', onListening);
       server.listen(this.options.port, this.options.host);
     });
-    server.on('error', (err) => this.emit('error', err));
+    server.on('error', (err) => this.fault(err));
     this.server = server;
     return (server.address() as { port: number }).port;
   }
 
   /**
    * Serves chargers on `path` of an existing HTTP(S) server (Node-RED's own, one port for
-   * everything). Other upgrade requests are left to the server's other listeners.
-   * Returns a function that detaches it.
+   * everything). Other upgrade requests are left to the server's other listeners. The server
+   * is not ours: its timeouts (how long a request may take to arrive) stay as its owner set
+   * them. Returns a function that detaches it.
    */
   attach(server: http.Server | https.Server): () => void {
     const prefix = this.options.path === '/' ? '/' : `${this.options.path}/`;
-    const onUpgrade = (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-      const url = req.url ?? '';
-      if (url.startsWith(prefix)) this.rpc.handleUpgrade(req, socket, head);
+    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      if ((req.url ?? '').startsWith(prefix)) this.upgrade(req, socket, head);
     };
     server.on('upgrade', onUpgrade);
     const detach = () => {
@@ -300,12 +412,12 @@ export class CentralSystem extends EventEmitter {
   ): void {
     const { identity } = handshake;
     const refuse = (code: number, message: string) => {
-      this.emit('charger', {
+      this.tell({
         type: 'refused',
         identity,
         reason: message,
         remoteAddress: handshake.remoteAddress,
-      } satisfies ChargerEvent);
+      });
       reject(code, message);
     };
     if (normalisePath(handshake.endpoint) !== this.options.path) {
@@ -349,6 +461,7 @@ export class CentralSystem extends EventEmitter {
     const previous = this.sessions.get(identity);
     const session: Session = {
       client,
+      badInARow: 0,
       protocol,
       transactions: previous?.protocol === protocol ? previous.transactions : new Map(),
       ended: new Set(),
@@ -366,38 +479,45 @@ export class CentralSystem extends EventEmitter {
       // Only if the map still points at this connection (an old socket can close late).
       if (this.sessions.get(identity)?.client === client) {
         this.sessions.delete(identity);
-        this.emit('charger', {
-          type: 'disconnected',
-          identity,
-          code: e.code,
-          reason: e.reason,
-        } satisfies ChargerEvent);
+        this.tell({ type: 'disconnected', identity, code: e.code, reason: e.reason });
       }
     });
-    client.on('badMessage', (e: { error?: Error }) => {
-      this.emit('charger', {
-        type: 'bad-message',
-        identity,
-        error: e?.error?.message ?? 'bad message',
-      } satisfies ChargerEvent);
+    const bad = (error: string) => {
+      session.badInARow++;
+      this.tell({ type: 'bad-message', identity, error });
+      if (session.badInARow > this.options.maxBadMessages) {
+        client.close({ code: 1002, reason: 'Protocol error' }).catch(() => {});
+      }
+    };
+    client.on('badMessage', (e: { error?: Error }) => bad(e?.error?.message ?? 'bad message'));
+    // Every CALL that ocpp-rpc could read: an over-long id is a bad message (the handler
+    // answers it with a FormatViolation), a good one ends a run of bad ones.
+    client.on('call', (e: { outbound?: boolean; payload?: unknown[] }) => {
+      if (e?.outbound) return;
+      const id = String(e?.payload?.[1] ?? '');
+      if (id.length > MAX_MESSAGE_ID_LENGTH) bad(tooLong(id));
+      else session.badInARow = 0;
+    });
+    client.on('callResult', (e: { outbound?: boolean }) => {
+      if (e?.outbound) session.badInARow = 0;
     });
     client.on(
       'strictValidationFailure',
       (e: { error?: Error; method?: string; outbound?: boolean }) => {
-        this.emit('charger', {
+        this.tell({
           type: 'bad-message',
           identity,
           error: `${e?.outbound ? 'sent' : 'received'} ${e?.method ?? 'message'} failed schema validation: ${e?.error?.message ?? ''}`,
-        } satisfies ChargerEvent);
+        });
       },
     );
     this.installHandlers(session);
-    this.emit('charger', {
+    this.tell({
       type: 'connected',
       identity,
       protocol,
       remoteAddress: client.handshake?.remoteAddress,
-    } satisfies ChargerEvent);
+    });
   }
 
   private now(): string {
@@ -405,10 +525,25 @@ export class CentralSystem extends EventEmitter {
   }
 
   private installHandlers(session: Session): void {
-    const { client, protocol } = session;
-    const identity = client.identity;
+    const { protocol } = session;
+    const identity = session.client.identity;
     const v16 = protocol === 'ocpp1.6';
-    const emit = (e: ChargerEvent) => this.emit('charger', e);
+    const emit = (e: ChargerEvent) => this.tell(e);
+    // Every handler refuses a call whose message id is longer than OCPP-J allows.
+    const guard =
+      (fn: CallHandler): CallHandler =>
+      (x) => {
+        if (String(x.messageId).length > MAX_MESSAGE_ID_LENGTH) {
+          throw createRPCError('FormatViolation', tooLong(String(x.messageId)));
+        }
+        return fn(x);
+      };
+    const client = {
+      handle(method: string | CallHandler, fn?: CallHandler) {
+        if (typeof method === 'function') session.client.handle(guard(method));
+        else if (fn) session.client.handle(method, guard(fn));
+      },
+    };
 
     client.handle('BootNotification', ({ params }) => {
       const accepted = this.known.has(identity) || this.options.allowUnknown;
@@ -573,13 +708,13 @@ export class CentralSystem extends EventEmitter {
         session.transactions.delete(c);
       }
     }
-    this.emit('charger', {
+    this.tell({
       type: 'transaction-ended',
       identity: session.client.identity,
       connector,
       transactionId: id,
       ...(reason ? { reason } : {}),
-    } satisfies ChargerEvent);
+    });
   }
 
   private idStatus(): 'Accepted' | 'Invalid' {
@@ -642,25 +777,42 @@ export class CentralSystem extends EventEmitter {
     return result;
   }
 
-  /** Closes every charger connection and the listener; the port is free when it resolves. */
+  /**
+   * Closes every charger connection with 1001 (going away) and a reason, waits for the
+   * closing handshakes for at most `closeTimeoutMs`, then cuts what is left and closes the
+   * listener; the port is free when it resolves.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const d of this.detachers) d();
     this.detachers = [];
-    await this.rpc
-      .close({ code: 1001, reason: 'central system closing', force: true })
-      .catch(() => {});
     const server = this.server;
     this.server = null;
-    if (server) {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
+    // Stop accepting connections now; the callback comes once every socket has ended.
+    const serverClosed = server
+      ? new Promise<void>((resolve) => server.close(() => resolve()))
+      : Promise.resolve();
+    const ms = this.options.closeTimeoutMs;
+    const goingAway = Promise.all(
+      [...this.clients].map((c) => c.close({ code: 1001, reason: 'central system closing' })),
+    );
+    if (!(await within(goingAway, ms))) {
+      this.sockets.destroyAll();
+      await within(goingAway, ms);
     }
+    // No charger left, so ocpp-rpc's own close (which drops its clients' close promises)
+    // only stops its WebSocket server.
+    await within(this.rpc.close({ force: true }), ms);
+    this.sockets.destroyAll();
+    server?.closeAllConnections?.();
+    await serverClosed;
     this.sessions.clear();
   }
+}
+
+function tooLong(id: string): string {
+  return `message id of ${id.length} characters (OCPP-J allows at most ${MAX_MESSAGE_ID_LENGTH})`;
 }
 
 function normalisePath(p: string): string {
