@@ -1,9 +1,12 @@
+import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { RPCClient } from 'ocpp-rpc';
 import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
 import type { OcppVersion } from '../../src/adapters/ocpp/translate';
+import { selfSignedCertificate } from '../helpers/tls';
 
 // What a hostile or broken peer can do to the central system, over real sockets on loopback:
 // malformed upgrade URLs (raw HTTP written by hand, since WebSocket clients refuse to send
@@ -165,6 +168,33 @@ describe('OCPP central system: faults from the network', () => {
     const cp = charger(port);
     await cp.connect();
     await heartbeat(cp);
+  });
+
+  it('tls-basic: a socket that never starts TLS, or never sends its request over TLS, is closed too', async () => {
+    const pem = selfSignedCertificate();
+    const { port } = await startCentral({
+      security: 'tls-basic',
+      tls: pem,
+      chargers: [{ identity: 'CP1', password: 'secret-secret-16' }],
+      handshakeTimeoutMs: 200,
+    });
+    const silentTcp = rawExchange(port, '');
+    const tlsOnly = tls.connect({ port, host: '127.0.0.1', ca: pem.cert });
+    sockets.push(tlsOnly);
+    tlsOnly.on('error', () => {});
+    await Promise.race([once(tlsOnly, 'secureConnect'), trap.failed]);
+    await Promise.all([silentTcp, Promise.race([once(tlsOnly, 'close'), trap.failed])]);
+  });
+
+  it('refuses handshakeTimeoutMs and closeTimeoutMs that are not positive milliseconds', () => {
+    for (const bad of [0, -1, Number.NaN, 2 ** 31]) {
+      should(() => new CentralSystem({ handshakeTimeoutMs: bad })).throw(
+        /handshakeTimeoutMs must be a number of milliseconds above 0/,
+      );
+      should(() => new CentralSystem({ closeTimeoutMs: bad })).throw(
+        /closeTimeoutMs must be a number of milliseconds above 0/,
+      );
+    }
   });
 
   it('a charger that reconnects without a BootNotification keeps working', async () => {

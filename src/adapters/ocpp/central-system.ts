@@ -7,8 +7,9 @@
  * It keeps one session per charger identity, keyed on the live connection (a charger that
  * reconnects while its old socket is still closing replaces it; the old one's close does not
  * remove the new one), answers what chargers send (boot, heartbeat, status, transactions,
- * meter values, authorisation), and lets callers send calls to a charger: ocpp-rpc sends one
- * call at a time per charger and queues the rest in order.
+ * meter values, authorisation: the handlers are in csms-handlers.ts), and lets callers send
+ * calls to a charger: ocpp-rpc sends one call at a time per charger and queues the rest in
+ * order.
  *
  * Nothing a socket sends may end the process: every listener a socket reaches contains its
  * errors (a malformed upgrade URL gets a 400, a half-sent handshake is cut after
@@ -22,8 +23,16 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createRPCError, RPCServer } from 'ocpp-rpc';
+import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
+import {
+  type ChargerEvent,
+  type HandlerHost,
+  installHandlers,
+  type RpcClient,
+  type Session,
+  tooLong,
+} from './csms-handlers';
 import {
   identityFromUrl,
   MAX_MESSAGE_ID_LENGTH,
@@ -31,7 +40,9 @@ import {
   SocketSet,
   within,
 } from './sockets';
-import { type MeterReading, OCPP_VERSIONS, type OcppVersion, readMeterValues } from './translate';
+import { OCPP_VERSIONS, type OcppVersion } from './translate';
+
+export type { ChargerEvent } from './csms-handlers';
 
 export type SecurityProfile = 'none' | 'basic' | 'tls-basic';
 
@@ -78,92 +89,6 @@ export interface CentralSystemOptions {
   clock?: Clock;
 }
 
-/** Something a charger did, as the central system reports it. */
-export type ChargerEvent =
-  | { type: 'connected'; identity: string; protocol: OcppVersion; remoteAddress?: string }
-  | { type: 'disconnected'; identity: string; code?: number; reason?: string }
-  | {
-      type: 'boot';
-      identity: string;
-      protocol: OcppVersion;
-      params: Record<string, unknown>;
-      accepted: boolean;
-    }
-  | {
-      type: 'status';
-      identity: string;
-      protocol: OcppVersion;
-      /** 1.6 connectorId or 2.0.1 evseId. */
-      connector: number;
-      status: string;
-      errorCode?: string;
-      /** 2.0.1: the charging state of the running transaction, when known. */
-      chargingState?: string;
-    }
-  | {
-      type: 'transaction-started';
-      identity: string;
-      connector: number;
-      transactionId: string | number;
-      idTag?: string;
-    }
-  | {
-      type: 'transaction-updated';
-      identity: string;
-      connector: number;
-      transactionId: string | number;
-      chargingState?: string;
-    }
-  | {
-      type: 'transaction-ended';
-      identity: string;
-      connector: number;
-      transactionId: string | number;
-      reason?: string;
-    }
-  | {
-      type: 'meter';
-      identity: string;
-      connector: number;
-      transactionId?: string | number;
-      readings: MeterReading[];
-    }
-  | { type: 'refused'; identity: string; reason: string; remoteAddress?: string }
-  | { type: 'bad-message'; identity: string; error: string };
-
-interface Transaction {
-  id: string | number;
-  connector: number;
-  chargingState?: string;
-}
-
-/** ocpp-rpc's server-side client, as much of it as we use. */
-interface RpcClient extends EventEmitter {
-  identity: string;
-  protocol: string;
-  handshake: { remoteAddress?: string };
-  handle(method: string | CallHandler, handler?: CallHandler): void;
-  call(method: string, params?: unknown, options?: Record<string, unknown>): Promise<unknown>;
-  close(options?: Record<string, unknown>): Promise<unknown>;
-}
-
-/** What ocpp-rpc gives a handler of a call from a charger. */
-type CallHandler = (x: { messageId: string; method: string; params: unknown }) => unknown;
-
-interface Session {
-  client: RpcClient;
-  /** Bad messages in a row (ocpp-rpc's, plus CALLs with an over-long message id). */
-  badInARow: number;
-  protocol: OcppVersion;
-  /** Open transactions by connector (1.6 connectorId / 2.0.1 evseId). */
-  transactions: Map<number, Transaction>;
-  /** Ended transaction ids, to answer duplicates idempotently (bounded). */
-  ended: Set<string>;
-  connectorStatus: Map<number, string>;
-  /** The last call queued on this connection: calls go one at a time, in order. */
-  tail: Promise<void>;
-}
-
 /** A call that was not sent: its `notAfter` had passed when its turn came. */
 export class CallExpiredError extends Error {
   constructor(identity: string, method: string, notAfter: number) {
@@ -173,8 +98,6 @@ export class CallExpiredError extends Error {
     this.name = 'CallExpiredError';
   }
 }
-
-const ENDED_MEMORY = 64;
 
 export class CentralSystem extends EventEmitter {
   readonly options: Required<Omit<CentralSystemOptions, 'tls' | 'chargers' | 'clock'>> & {
@@ -191,6 +114,15 @@ export class CentralSystem extends EventEmitter {
   private detachers: (() => void)[] = [];
   private txCounter = 0;
   private closed = false;
+  /** What the call handlers of every session use. */
+  private readonly host: HandlerHost = {
+    accepts: (identity) => this.known.has(identity) || this.options.allowUnknown,
+    heartbeatIntervalSeconds: () => this.options.heartbeatIntervalSeconds,
+    idStatus: () => (this.options.authorize === 'accept' ? 'Accepted' : 'Invalid'),
+    now: () => new Date(this.clock.now()).toISOString(),
+    newTransactionId: () => this.newTransactionId(),
+    tell: (e) => this.tell(e),
+  };
 
   constructor(options: CentralSystemOptions = {}) {
     super();
@@ -211,6 +143,14 @@ export class CentralSystem extends EventEmitter {
     }
     if (security === 'tls-basic' && (!options.tls?.cert || !options.tls?.key)) {
       throw new TypeError('central system: tls-basic needs a certificate and a key (PEM)');
+    }
+    for (const key of ['handshakeTimeoutMs', 'closeTimeoutMs'] as const) {
+      const v = options[key];
+      if (v !== undefined && !(Number.isFinite(v) && v > 0 && v < 2 ** 31)) {
+        throw new TypeError(
+          `central system: ${key} must be a number of milliseconds above 0, got ${JSON.stringify(v)}`,
+        );
+      }
     }
     this.options = {
       host: options.host ?? '127.0.0.1',
@@ -511,214 +451,13 @@ export class CentralSystem extends EventEmitter {
         });
       },
     );
-    this.installHandlers(session);
+    installHandlers(session, this.host);
     this.tell({
       type: 'connected',
       identity,
       protocol,
       remoteAddress: client.handshake?.remoteAddress,
     });
-  }
-
-  private now(): string {
-    return new Date(this.clock.now()).toISOString();
-  }
-
-  private installHandlers(session: Session): void {
-    const { protocol } = session;
-    const identity = session.client.identity;
-    const v16 = protocol === 'ocpp1.6';
-    const emit = (e: ChargerEvent) => this.tell(e);
-    // Every handler refuses a call whose message id is longer than OCPP-J allows.
-    const guard =
-      (fn: CallHandler): CallHandler =>
-      (x) => {
-        if (String(x.messageId).length > MAX_MESSAGE_ID_LENGTH) {
-          throw createRPCError('FormatViolation', tooLong(String(x.messageId)));
-        }
-        return fn(x);
-      };
-    const client = {
-      handle(method: string | CallHandler, fn?: CallHandler) {
-        if (typeof method === 'function') session.client.handle(guard(method));
-        else if (fn) session.client.handle(method, guard(fn));
-      },
-    };
-
-    client.handle('BootNotification', ({ params }) => {
-      const accepted = this.known.has(identity) || this.options.allowUnknown;
-      emit({
-        type: 'boot',
-        identity,
-        protocol,
-        params: params as Record<string, unknown>,
-        accepted,
-      });
-      return {
-        status: accepted ? 'Accepted' : 'Rejected',
-        currentTime: this.now(),
-        interval: this.options.heartbeatIntervalSeconds,
-      };
-    });
-    client.handle('Heartbeat', () => ({ currentTime: this.now() }));
-    client.handle('StatusNotification', ({ params }) => {
-      const p = params as Record<string, unknown>;
-      const connector = Number(v16 ? p.connectorId : p.evseId);
-      const status = String(v16 ? p.status : p.connectorStatus);
-      session.connectorStatus.set(connector, status);
-      const tx = session.transactions.get(connector);
-      emit({
-        type: 'status',
-        identity,
-        protocol,
-        connector,
-        status,
-        ...(typeof p.errorCode === 'string' ? { errorCode: p.errorCode } : {}),
-        ...(!v16 && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
-      });
-      return {};
-    });
-    client.handle('Authorize', () =>
-      v16
-        ? { idTagInfo: { status: this.idStatus() } }
-        : { idTokenInfo: { status: this.idStatus() } },
-    );
-    client.handle('MeterValues', ({ params }) => {
-      const p = params as Record<string, unknown>;
-      const connector = Number(v16 ? p.connectorId : p.evseId);
-      emit({
-        type: 'meter',
-        identity,
-        connector,
-        ...(p.transactionId !== undefined ? { transactionId: p.transactionId as number } : {}),
-        readings: readMeterValues(p.meterValue),
-      });
-      return {};
-    });
-    client.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
-    for (const m of v16
-      ? ['DiagnosticsStatusNotification', 'FirmwareStatusNotification']
-      : [
-          'FirmwareStatusNotification',
-          'LogStatusNotification',
-          'SecurityEventNotification',
-          'NotifyEvent',
-          'NotifyReport',
-          'NotifyChargingLimit',
-          'ClearedChargingLimit',
-          'ReportChargingProfiles',
-          'NotifyMonitoringReport',
-          'PublishFirmwareStatusNotification',
-        ]) {
-      client.handle(m, () => ({}));
-    }
-
-    if (v16) {
-      client.handle('StartTransaction', ({ params }) => {
-        const p = params as { connectorId: number; idTag?: string };
-        const id = this.newTransactionId();
-        session.transactions.set(p.connectorId, { id, connector: p.connectorId });
-        emit({
-          type: 'transaction-started',
-          identity,
-          connector: p.connectorId,
-          transactionId: id,
-          ...(p.idTag ? { idTag: p.idTag } : {}),
-        });
-        return { transactionId: id, idTagInfo: { status: this.idStatus() } };
-      });
-      client.handle('StopTransaction', ({ params }) => {
-        const p = params as { transactionId: number; reason?: string };
-        // Chargers resend StopTransaction: only the first one ends the transaction.
-        this.endTransaction(session, p.transactionId, p.reason);
-        return {};
-      });
-    } else {
-      client.handle('TransactionEvent', ({ params }) => {
-        const p = params as {
-          eventType: string;
-          transactionInfo: {
-            transactionId: string;
-            chargingState?: string;
-            stoppedReason?: string;
-          };
-          evse?: { id: number };
-          triggerReason?: string;
-        };
-        const txId = p.transactionInfo.transactionId;
-        const existing = [...session.transactions.values()].find((t) => String(t.id) === txId);
-        const connector = p.evse?.id ?? existing?.connector ?? 1;
-        const chargingState = p.transactionInfo.chargingState;
-        if (p.eventType === 'Ended') {
-          this.endTransaction(session, txId, p.transactionInfo.stoppedReason);
-        } else if (!existing && !session.ended.has(txId)) {
-          // Started (or an Updated for a transaction we missed): track it once.
-          session.transactions.set(connector, {
-            id: txId,
-            connector,
-            ...(chargingState ? { chargingState } : {}),
-          });
-          emit({ type: 'transaction-started', identity, connector, transactionId: txId });
-          if (chargingState)
-            emit({
-              type: 'transaction-updated',
-              identity,
-              connector,
-              transactionId: txId,
-              chargingState,
-            });
-        } else if (existing && chargingState && chargingState !== existing.chargingState) {
-          existing.chargingState = chargingState;
-          emit({
-            type: 'transaction-updated',
-            identity,
-            connector,
-            transactionId: txId,
-            chargingState,
-          });
-        }
-        const meterValue = (params as { meterValue?: unknown }).meterValue;
-        if (meterValue) {
-          emit({
-            type: 'meter',
-            identity,
-            connector,
-            transactionId: txId,
-            readings: readMeterValues(meterValue),
-          });
-        }
-        return {};
-      });
-    }
-    client.handle(({ method }) => {
-      throw createRPCError('NotImplemented', `${method} is not implemented by this central system`);
-    });
-  }
-
-  private endTransaction(session: Session, id: string | number, reason?: string): void {
-    const key = String(id);
-    if (session.ended.has(key)) return;
-    session.ended.add(key);
-    if (session.ended.size > ENDED_MEMORY)
-      session.ended.delete(session.ended.values().next().value as string);
-    let connector = 0;
-    for (const [c, t] of session.transactions) {
-      if (String(t.id) === key) {
-        connector = c;
-        session.transactions.delete(c);
-      }
-    }
-    this.tell({
-      type: 'transaction-ended',
-      identity: session.client.identity,
-      connector,
-      transactionId: id,
-      ...(reason ? { reason } : {}),
-    });
-  }
-
-  private idStatus(): 'Accepted' | 'Invalid' {
-    return this.options.authorize === 'accept' ? 'Accepted' : 'Invalid';
   }
 
   private newTransactionId(): number {
@@ -809,10 +548,6 @@ export class CentralSystem extends EventEmitter {
     await serverClosed;
     this.sessions.clear();
   }
-}
-
-function tooLong(id: string): string {
-  return `message id of ${id.length} characters (OCPP-J allows at most ${MAX_MESSAGE_ID_LENGTH})`;
 }
 
 function normalisePath(p: string): string {
