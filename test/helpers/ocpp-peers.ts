@@ -14,6 +14,8 @@ export type Client = InstanceType<typeof RPCClient>;
 const clients: Client[] = [];
 const centrals: CentralSystem[] = [];
 const sites: Site[] = [];
+/** What `closePeers` closes: a test that makes its own peers adds them here. */
+export const peers = { clients, centrals, sites };
 
 export async function closePeers(): Promise<void> {
   await Promise.all(clients.splice(0).map((c) => c.close({ force: true }).catch(() => {})));

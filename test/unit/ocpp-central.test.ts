@@ -2,121 +2,26 @@ import http from 'node:http';
 import { RPCClient } from 'ocpp-rpc';
 import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
-import { OcppChargers } from '../../src/adapters/ocpp/chargers';
 import type { OcppVersion } from '../../src/adapters/ocpp/translate';
 import { CommandStatus } from '../../src/commands';
-import { Site } from '../../src/site';
+import {
+  boot,
+  charger,
+  closePeers,
+  nextEvent,
+  on,
+  peers,
+  siteWith,
+  startCentral,
+  until,
+} from '../helpers/ocpp-peers';
 import { selfSignedCertificate } from '../helpers/tls';
 
 // End to end on loopback: a real central system (ocpp-rpc server) and real ocpp-rpc clients
 // playing chargers, through a Site with its dispatch loop (autoDispatch: the adapter is
 // called directly, no Node-RED here).
 
-type Client = InstanceType<typeof RPCClient>;
-const clients: Client[] = [];
-const centrals: CentralSystem[] = [];
-const sites: Site[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close({ force: true }).catch(() => {})));
-  await Promise.all(sites.splice(0).map((s) => s.stop()));
-  await Promise.all(centrals.splice(0).map((c) => c.close()));
-});
-
-async function startCentral(opts: ConstructorParameters<typeof CentralSystem>[0] = {}) {
-  const central = new CentralSystem({
-    port: 0,
-    chargers: [{ identity: 'CP1' }, { identity: 'CP2' }],
-    callTimeoutMs: 500,
-    ...opts,
-  });
-  centrals.push(central);
-  const port = await central.listen();
-  return { central, port };
-}
-
-function charger(
-  port: number,
-  identity: string,
-  protocol: OcppVersion,
-  extra: Record<string, unknown> = {},
-): Client {
-  const c = new RPCClient({
-    endpoint: `ws://127.0.0.1:${port}/ocpp`,
-    identity,
-    protocols: [protocol],
-    strictMode: true,
-    reconnect: false,
-    ...extra,
-  } as never);
-  clients.push(c);
-  return c;
-}
-
-/** A charger's handler for a call (ocpp-rpc's types want a promise back). */
-function on(c: Client, method: string, fn: (x: { params?: unknown }) => unknown): void {
-  c.handle(method, (async (x: { params?: unknown }) => fn(x)) as never);
-}
-
-function nextEvent(
-  central: CentralSystem,
-  pred: (e: ChargerEvent) => boolean,
-): Promise<ChargerEvent> {
-  return new Promise((resolve) => {
-    const on = (e: ChargerEvent) => {
-      if (pred(e)) {
-        central.off('charger', on);
-        resolve(e);
-      }
-    };
-    central.on('charger', on);
-  });
-}
-
-async function until(cond: () => boolean, what: string, rounds = 400): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
-function siteWith(
-  central: CentralSystem,
-  chargers: ConstructorParameters<typeof OcppChargers>[2],
-  config = {},
-) {
-  const site = new Site({
-    siteId: 't',
-    autoDispatch: true,
-    config: { commandTimeoutSeconds: 5, retryBaseSeconds: 0.05, ...config },
-    onError: () => {},
-  });
-  sites.push(site);
-  const fleet = new OcppChargers(site, central, chargers, { reapplyDelayMs: 20 });
-  fleet.start();
-  site.start();
-  return { site, fleet };
-}
-
-async function boot(c: Client, protocol: OcppVersion, status = 'Available') {
-  await c.connect();
-  if (protocol === 'ocpp1.6') {
-    await c.call('BootNotification', { chargePointVendor: 'test', chargePointModel: 'test' });
-    await c.call('StatusNotification', { connectorId: 1, errorCode: 'NoError', status });
-  } else {
-    await c.call('BootNotification', {
-      reason: 'PowerUp',
-      chargingStation: { model: 'test', vendorName: 'test' },
-    });
-    await c.call('StatusNotification', {
-      timestamp: new Date().toISOString(),
-      connectorStatus: status,
-      evseId: 1,
-      connectorId: 1,
-    });
-  }
-}
+afterEach(closePeers);
 
 describe('OCPP central system (loopback, real sockets)', () => {
   for (const protocol of ['ocpp1.6', 'ocpp2.0.1'] as OcppVersion[]) {
@@ -316,7 +221,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
       reconnect: false,
       password: 'correct-horse-battery',
     } as never);
-    clients.push(wrongPath);
+    peers.clients.push(wrongPath);
     await should(wrongPath.connect()).be.rejected();
     should(refused.map((r) => (r as { reason: string }).reason)).eql([
       'unknown charger identity "STRANGER"',
@@ -345,7 +250,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const port = (server.address() as { port: number }).port;
       const central = new CentralSystem({ path: p, chargers: [{ identity: 'CP1' }] });
-      centrals.push(central);
+      peers.centrals.push(central);
       const detach = central.attach(server);
       try {
         const cp = new RPCClient({
@@ -354,7 +259,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
           protocols: ['ocpp1.6'],
           reconnect: false,
         } as never);
-        clients.push(cp);
+        peers.clients.push(cp);
         await cp.connect();
         should(central.isConnected('CP1')).be.true();
         await cp.close({ force: true });
@@ -375,7 +280,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
       tls: pem,
       chargers: [{ identity: 'CP1', password: 'secret-secret-16' }],
     });
-    centrals.push(central);
+    peers.centrals.push(central);
     const port = await central.listen();
     const cp = new RPCClient({
       endpoint: `wss://127.0.0.1:${port}/ocpp`,
@@ -385,7 +290,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
       reconnect: false,
       wsOpts: { ca: pem.cert },
     } as never);
-    clients.push(cp);
+    peers.clients.push(cp);
     await cp.connect();
     should(central.protocolOf('CP1')).equal('ocpp2.0.1');
     const plain = new RPCClient({
@@ -395,7 +300,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
       password: 'secret-secret-16',
       reconnect: false,
     } as never);
-    clients.push(plain);
+    peers.clients.push(plain);
     await should(plain.connect()).be.rejected();
   });
 
@@ -447,7 +352,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
     await cp.connect();
     await first.close();
     const again = new CentralSystem({ port });
-    centrals.push(again);
+    peers.centrals.push(again);
     should(await again.listen()).equal(port);
     const taken = new CentralSystem({ port });
     await should(taken.listen()).be.rejectedWith(new RegExp(`port ${port} on 127.0.0.1 is in use`));
