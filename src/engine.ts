@@ -24,6 +24,7 @@ import {
   transition,
 } from './commands';
 import {
+  type Conversion,
   type ConvertOptions,
   convertSchedule,
   DEFAULT_DEADBAND_KW,
@@ -31,6 +32,7 @@ import {
 } from './convert';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
+import { parseSchedule } from './schedule';
 import { HOLD_STATES, type StateMachine } from './state-machine';
 
 export interface EngineConfig {
@@ -217,11 +219,28 @@ export class DispatchEngine {
   /**
    * Converts a schedule (any accepted format) with the engine's deadband, horizon, retry and
    * timeout settings, publishes SCHEDULE_RECEIVED and submits the commands (superseding older
-   * schedules' commands for the same assets). Returns the registered commands.
+   * schedules' commands for the same assets). Returns the registered commands. The schedule
+   * id is chosen as `receiveSchedule` says: one already used becomes the next revision.
    */
   scheduleToCommands(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Command[] {
-    const scheduleId = this.uniqueScheduleId(options.scheduleId);
-    const conversion = convertSchedule(schedule, {
+    const conversion = this.receiveSchedule(schedule, options);
+    return this.register(conversion.commands, this.clock.now());
+  }
+
+  /**
+   * Everything `scheduleToCommands` does before it registers the commands, for hosts that
+   * submit them later (the qe-schedule node sends them over a wire to a dispatcher): converts
+   * the schedule with the engine's settings under a schedule id not used before in this
+   * engine (`options.scheduleId`, else the id the schedule carries, else a new one; an id
+   * already used becomes the next revision, `id#2`, as `uniqueScheduleId` says), records the
+   * id and publishes SCHEDULE_RECEIVED. A bad schedule throws a ScheduleError and changes
+   * nothing.
+   */
+  receiveSchedule(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Conversion {
+    // Parsed first, for the id it carries; the conversion takes the parsed schedule as it is.
+    const parsed = parseSchedule(schedule, options);
+    const scheduleId = this.uniqueScheduleId(options.scheduleId ?? parsed.scheduleId ?? undefined);
+    const conversion = convertSchedule(parsed, {
       deadbandKw: this.config.deadbandKw,
       horizonEnd: this.config.horizonEnd,
       maxRetries: this.config.maxRetries,
@@ -230,23 +249,27 @@ export class DispatchEngine {
       ...(scheduleId === undefined ? {} : { scheduleId }),
       now: this.clock.now(),
     });
-    this.noteScheduleId(conversion.scheduleId);
     for (const c of conversion.commands) {
       if (this.slots.has(c.id)) throw new TypeError(`command id ${c.id} is already registered`);
     }
+    this.noteScheduleId(conversion.scheduleId);
     this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
-    return this.register(conversion.commands, this.clock.now());
+    return conversion;
   }
 
   /**
    * A schedule id not used before in this engine: `base` itself the first time, then
-   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last).
-   * Undefined stays undefined (the conversion makes a fresh id).
+   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last). A
+   * `base` that names a revision (`day#2`) is itself when that revision is newer than any
+   * used, else the next one. Undefined stays undefined (the conversion makes a fresh id).
    */
   uniqueScheduleId(base: string | undefined): string | undefined {
     if (base === undefined) return undefined;
-    const rev = this.scheduleRevisions.get(base);
-    return rev === undefined ? base : `${base}#${rev + 1}`;
+    const root = base.replace(/#\d+$/, '');
+    const rev = this.scheduleRevisions.get(root);
+    if (rev === undefined) return base;
+    const asked = base === root ? 1 : Number(base.slice(root.length + 1));
+    return asked > rev ? base : `${root}#${rev + 1}`;
   }
 
   /**
