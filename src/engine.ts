@@ -16,7 +16,6 @@ import {
   type CommandJSON,
   CommandStatus,
   CommandType,
-  commandFromJSON,
   commandToJSON,
   createCommand,
   isFinal,
@@ -32,6 +31,14 @@ import {
 } from './convert';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
+import {
+  problemAt,
+  type RestoreProblem,
+  reportToConsole,
+  restoreCommands,
+  restoreEntries,
+  shown,
+} from './restore';
 import { parseSchedule } from './schedule';
 import { HOLD_STATES, type StateMachine } from './state-machine';
 
@@ -893,9 +900,18 @@ export class DispatchEngine {
    * slot has ended are cancelled (expired), never sent late; an attempt that was in flight
    * counts as timed out (retried if attempts and the slot remain); finished commands are kept
    * for inspection. Asset states are applied to state machines as they are registered.
-   * Throws a TypeError naming what is wrong in a malformed document.
+   *
+   * One bad entry never costs the others: an entry that cannot be restored (a command with a
+   * value out of bounds, a missing field, a duplicate id; an asset state that is not a name)
+   * is left out and reported to `onProblem` (which entry, why; default console.error), and
+   * everything else is restored. Only a document that is not an engine's state at all (not
+   * an object, another format or version) throws a TypeError.
    */
-  static restore(json: unknown, deps: EngineDeps = {}): DispatchEngine {
+  static restore(
+    json: unknown,
+    deps: EngineDeps = {},
+    onProblem: (problem: RestoreProblem) => void = reportToConsole,
+  ): DispatchEngine {
     const engine = new DispatchEngine(deps);
     if (json === null || typeof json !== 'object')
       throw new TypeError('restore: expected an object from engine.toJSON()');
@@ -905,17 +921,20 @@ export class DispatchEngine {
         `restore: not a dispatch engine document of version 1 (format ${JSON.stringify(doc.format)}, version ${JSON.stringify(doc.version)})`,
       );
     }
-    if (!Array.isArray(doc.commands)) throw new TypeError('restore: "commands" must be an array');
-    const shared = new SharedValues();
-    const commands = doc.commands.map((c, i) => commandFromJSON(c, i, shared));
-    for (const [id, s] of Object.entries(doc.assetStates ?? {})) {
-      if (typeof s === 'string') engine.restoredStates.set(id, s);
+    const commands = restoreCommands(doc.commands, onProblem);
+    for (const [id, s] of restoreEntries(doc.assetStates, 'assetStates', onProblem)) {
+      if (typeof s === 'string' && s !== '') engine.restoredStates.set(id, s);
+      else onProblem(problemAt('assetStates', id, `must be a state name, got ${shown(s)}`));
     }
-    for (const [id, r] of Object.entries(doc.scheduleRevisions ?? {})) {
-      if (typeof r === 'number') engine.scheduleRevisions.set(id, r);
+    for (const [id, r] of restoreEntries(doc.scheduleRevisions, 'scheduleRevisions', onProblem)) {
+      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleRevisions.set(id, r as number);
+      else
+        onProblem(problemAt('scheduleRevisions', id, `must be an integer >= 1, got ${shown(r)}`));
     }
     const now = engine.clock.now();
     for (const cmd of commands) {
+      // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
+      if (cmd.scheduleId !== null) engine.noteScheduleId(cmd.scheduleId);
       const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
       engine.slots.set(cmd.id, slot);
       engine.counts[cmd.status]++;
