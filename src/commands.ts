@@ -13,11 +13,12 @@ import { LATEST_TIME_MS } from './time';
 /**
  * The most power accepted for one asset, kW: 1,000,000 kW = 1 GW. Far above any asset at the
  * edge (a car's fast charger is a few hundred kW, a truck's megawatt charger or a depot's
- * battery a few MW, the largest grid batteries some hundreds of MW), yet small enough that every value derived from a setpoint stays a
- * finite number that JSON carries exactly: a netted battery setpoint (charge - discharge,
- * within +-1 GW), rounding to 1 mW (x 1e6), watts for OCPP (x 1000). A larger value is a unit
- * mistake (W for kW) or garbage, refused with the bound; 1e308 kW would overflow to Infinity,
- * be saved as null, and cost the whole saved state at the next start.
+ * battery a few MW, the largest grid batteries some hundreds of MW), yet small enough that
+ * every value derived from a setpoint stays a finite number that JSON carries exactly: a
+ * netted battery setpoint (charge - discharge, within +-1 GW), rounding to 1 mW (x 1e6),
+ * watts for OCPP (x 1000). A larger value is a unit mistake (W for kW) or garbage, refused
+ * with the bound; 1e308 kW would overflow to Infinity, be saved as null, and cost the whole
+ * saved state at the next start.
  */
 export const MAX_POWER_KW = 1_000_000;
 
@@ -83,6 +84,8 @@ export interface Command {
   timeoutSeconds: number;
   scheduleId: string | null;
   source: CommandSource | null;
+  /** Set on a command that re-applies the setpoint of command `reapplyOf` (engine.reapply). */
+  reapplyOf?: string;
   lastError: string | null;
   /** Why a PENDING command is held back (asset faulted or unavailable), or null. */
   holdReason: string | null;
@@ -113,6 +116,7 @@ export interface CommandJSON {
   timeoutSeconds: number;
   scheduleId: string | null;
   source: CommandSource | null;
+  reapplyOf?: string;
   lastError: string | null;
   holdReason: string | null;
   nextAttemptAt: string | null;
@@ -217,6 +221,12 @@ export function isoTime(t: number): string {
 const iso = (d: Date | null): string | null => (d === null ? null : isoString(d));
 
 export function commandToJSON(cmd: Command): CommandJSON {
+  const json = commandJSON(cmd);
+  if (cmd.reapplyOf !== undefined) json.reapplyOf = cmd.reapplyOf;
+  return json;
+}
+
+function commandJSON(cmd: Command): CommandJSON {
   return {
     id: cmd.id,
     assetId: cmd.assetId,
@@ -550,6 +560,8 @@ export function commandFromJSON(json: CommandJSON, index?: number, shared?: Shar
     fail('history', 'an array', json.history);
   }
   base.status = json.status;
+  const reapplyOf = text(json.reapplyOf, 'reapplyOf');
+  if (reapplyOf !== null) base.reapplyOf = reapplyOf;
   base.attempts = attempts;
   base.lastError = text(json.lastError, 'lastError');
   base.holdReason = text(json.holdReason, 'holdReason');

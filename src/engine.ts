@@ -9,6 +9,7 @@
  */
 
 import { type Adapter, AdapterRegistry, type AdapterResult } from './adapters/registry';
+import type { AssetTable } from './assets';
 import { type Clock, systemClock, toMillis } from './clock';
 import {
   type Command,
@@ -146,6 +147,10 @@ export interface ResponseOptions {
   final?: boolean;
   /** With success: confirmed as well as accepted (COMPLETED). Default true. */
   completed?: boolean;
+  /** The failure is no answer at all (a call timeout): TIMED_OUT when no attempt is left. */
+  timedOut?: boolean;
+  /** Not sent: its slot ended while it waited (CANCELLED, expired). */
+  expired?: boolean;
 }
 
 export interface CommandFilter {
@@ -190,9 +195,12 @@ export class DispatchEngine {
   );
   private readonly finished: string[] = [];
   private finishedHead = 0;
-  private readonly machines = new Map<string, { machine: StateMachine; off: () => void }>();
+  /** The site's per-asset facts (the registry's table): state machines live there. */
+  private readonly assets: AssetTable;
   private readonly restoredStates = new Map<string, string>();
   private readonly scheduleRevisions = new Map<string, number>();
+  /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
+  private readonly lastSetpoint = new Map<string, Command>();
   private readonly counts: Record<CommandStatus, number> = {
     PENDING: 0,
     DISPATCHED: 0,
@@ -215,6 +223,7 @@ export class DispatchEngine {
     this.config = resolveConfig(deps.config);
     this.eventBus = deps.eventBus ?? new EventBus({ clock: this.clock });
     this.adapterRegistry = deps.adapterRegistry ?? new AdapterRegistry();
+    this.assets = this.adapterRegistry.table;
   }
 
   private now(t?: TimeInput): number {
@@ -335,11 +344,11 @@ export class DispatchEngine {
   }
 
   /** Registers validated commands with new ids: supersession, indexes, COMMAND_CREATED. */
-  private register(prepared: Command[], now: number): Command[] {
+  private register(prepared: Command[], now: number, supersede = true): Command[] {
     // Supersession: per schedule, from its first slot on, for its assets.
     const perSchedule = new Map<string, { start: number; assets: Set<string> }>();
     for (const c of prepared) {
-      if (c.scheduleId === null) continue;
+      if (c.scheduleId === null || !supersede) continue;
       const e = perSchedule.get(c.scheduleId);
       const t = c.scheduledAt.getTime();
       if (!e) perSchedule.set(c.scheduleId, { start: t, assets: new Set([c.assetId]) });
@@ -384,6 +393,91 @@ export class DispatchEngine {
     }
   }
 
+  // ---------------------------------------------------------------- re-applying
+
+  /**
+   * Re-applies the setpoint in force to an asset whose device may have lost it: it connected,
+   * booted or restarted, or the host was redeployed or restarted. For each kind of setpoint (a
+   * rate: SET_CHARGE_RATE / SET_DISCHARGE_RATE; a cap: SET_POWER_LIMIT) the one in force is the
+   * latest whose slot has begun and not ended, whatever became of it except cancellation:
+   * - PENDING (due, held, or waiting for a retry): it goes out now, without waiting for the
+   *   retry's backoff (a held one stays held until its asset is released);
+   * - in flight: nothing new (its answer or its deadline decides, as for any attempt);
+   * - finished (COMPLETED, FAILED, TIMED_OUT): a new command with its setpoint, due now, valid
+   *   as long as it is, with `reapplyOf` its id: tracked like any command (events, holds,
+   *   retries, timeouts, persistence) and superseding nothing.
+   * So a re-apply already on its way is not doubled; nor is a setpoint COMPLETED at or after
+   * `appliedSince` (epoch ms: e.g. when the device's current connection opened), which the
+   * device already holds. Returns the commands that carry the setpoints in force (empty when
+   * nothing is in force).
+   */
+  reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
+    const now = this.clock.now();
+    const inForce = new Map<string, Slot | Command>();
+    const startOf = (x: Slot | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
+    const consider = (x: Slot | Command) => {
+      const c = 'cmd' in x ? x.cmd : x;
+      if (!SETPOINT_TYPES.has(c.type) || c.scheduledAt.getTime() > now) return;
+      if (c.validUntil !== null && c.validUntil.getTime() <= now) return;
+      const kind = setpointKind(c.type);
+      const best = inForce.get(kind);
+      if (!best || startOf(x) >= startOf(best)) inForce.set(kind, x);
+    };
+    for (const kind of ['rate', 'cap']) {
+      const last = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
+      if (last) consider(last);
+    }
+    for (const slot of this.active.get(assetId) ?? []) consider(slot);
+    const out: Command[] = [];
+    const fresh: Command[] = [];
+    for (const x of inForce.values()) {
+      if ('cmd' in x) {
+        const cmd = x.cmd;
+        if (cmd.status === CommandStatus.PENDING && cmd.holdReason === null) {
+          cmd.nextAttemptAt = null;
+          this.enqueue(x, now);
+        }
+        out.push(cmd);
+        continue;
+      }
+      const completedAt = x.history.at(-1)?.at.getTime() ?? Number.NEGATIVE_INFINITY;
+      if (
+        x.status === CommandStatus.COMPLETED &&
+        options.appliedSince !== undefined &&
+        completedAt >= options.appliedSince
+      ) {
+        out.push(x);
+        continue;
+      }
+      const c = this.reapplyCommand(x, reason, now);
+      fresh.push(c);
+      out.push(c);
+    }
+    if (fresh.length > 0) this.register(fresh, now, false);
+    return out;
+  }
+
+  private reapplyCommand(orig: Command, reason: string, now: number): Command {
+    const root = orig.reapplyOf ?? orig.id;
+    let n = 1;
+    while (this.slots.has(`${root}~${n}`)) n++;
+    const at = new Date(now);
+    return {
+      ...orig,
+      id: `${root}~${n}`,
+      reapplyOf: root,
+      scheduledAt: at,
+      status: CommandStatus.PENDING,
+      attempts: 0,
+      lastError: null,
+      holdReason: null,
+      nextAttemptAt: null,
+      deadline: null,
+      createdAt: at,
+      history: [{ status: CommandStatus.PENDING, at, reason: `re-apply ${root}: ${reason}` }],
+    };
+  }
+
   // ---------------------------------------------------------------- due commands
 
   /**
@@ -425,7 +519,7 @@ export class DispatchEngine {
   }
 
   private holdIfNeeded(slot: Slot): boolean {
-    const m = this.machines.get(slot.cmd.assetId)?.machine;
+    const m = this.assets.get(slot.cmd.assetId)?.machine;
     if (!m || !HOLD_STATES.has(m.currentState)) return false;
     // The command that makes an asset available again must reach it.
     if (slot.cmd.type === CommandType.CHANGE_AVAILABILITY) return false;
@@ -570,24 +664,31 @@ export class DispatchEngine {
     command: Command | string,
     adapter: Adapter,
   ): Promise<AdapterResult | undefined> {
-    const cmd = this.slotOf(command).cmd;
+    const slot = this.slotOf(command);
+    const cmd = slot.cmd;
     const attempt = cmd.attempts;
     const current = () => inFlight(cmd.status) && cmd.attempts === attempt;
+    // Wherever it waited (a queue, a wire, a delay node), nothing leaves for a slot that ended.
+    const now = this.clock.now();
+    if (current() && cmd.validUntil !== null && cmd.validUntil.getTime() <= now) {
+      const error = `its slot ended at ${cmd.validUntil.toISOString()} before it reached the adapter`;
+      this.finish(slot, CommandStatus.CANCELLED, now, `expired: ${error}`);
+      return { success: false, expired: true, error };
+    }
     let result: AdapterResult | undefined;
     try {
       result = await adapter.dispatch(cmd);
     } catch (err) {
       const failure: AdapterResult = { success: false, error: errorText(err) };
-      if ((err as { final?: unknown })?.final === true) failure.final = true;
-      if (current())
-        this.handleResponse(cmd, false, failure.error, { final: failure.final === true });
+      const e = err as { final?: unknown; timedOut?: unknown; expired?: unknown } | null;
+      if (e?.final === true) failure.final = true;
+      if (e?.timedOut === true) failure.timedOut = true;
+      if (e?.expired === true) failure.expired = true;
+      if (current()) this.handleResponse(cmd, false, failure.error, responseOptions(failure));
       return failure;
     }
     if (result && current()) {
-      const opts: ResponseOptions = {};
-      if (result.final !== undefined) opts.final = result.final;
-      if (result.completed !== undefined) opts.completed = result.completed;
-      this.handleResponse(cmd, result.success, result.error, opts);
+      this.handleResponse(cmd, result.success, result.error, responseOptions(result));
     }
     return result;
   }
@@ -656,11 +757,15 @@ export class DispatchEngine {
       return true;
     }
     cmd.lastError = error ? String(error) : 'failed (no reason given)';
-    if (options.final) {
-      this.finish(slot, CommandStatus.FAILED, now, `refused: ${cmd.lastError}`);
+    if (options.expired) {
+      this.finish(slot, CommandStatus.CANCELLED, now, `expired: ${cmd.lastError}`);
       return true;
     }
-    this.retryOrGiveUp(slot, now, false);
+    if (options.final) {
+      this.finish(slot, CommandStatus.FAILED, now, `${REFUSED}${cmd.lastError}`);
+      return true;
+    }
+    this.retryOrGiveUp(slot, now, options.timedOut === true);
     return true;
   }
 
@@ -769,7 +874,9 @@ export class DispatchEngine {
     const off = machine.onChange((change) => {
       if (!HOLD_STATES.has(change.to_state)) this.release(change.assetId);
     });
-    this.machines.set(machine.assetId, { machine, off });
+    const entry = this.assets.ensure(machine.assetId);
+    entry.machine = machine;
+    entry.offMachine = off;
     const restored = this.restoredStates.get(machine.assetId);
     if (restored !== undefined) {
       this.restoredStates.delete(machine.assetId);
@@ -781,21 +888,25 @@ export class DispatchEngine {
 
   /** Stops consulting the asset's machine; its held commands are released. */
   unregisterStateMachine(assetId: string, machine?: StateMachine): boolean {
-    const e = this.machines.get(assetId);
-    if (!e || (machine !== undefined && e.machine !== machine)) return false;
-    e.off();
-    this.machines.delete(assetId);
+    const e = this.assets.get(assetId);
+    if (!e?.machine || (machine !== undefined && e.machine !== machine)) return false;
+    e.offMachine?.();
+    e.machine = null;
+    e.offMachine = null;
+    e.machineKind = null;
+    e.machineUsers.clear();
+    this.assets.prune(assetId);
     this.release(assetId);
     return true;
   }
 
   getStateMachine(assetId: string): StateMachine | undefined {
-    return this.machines.get(assetId)?.machine;
+    return this.assets.get(assetId)?.machine ?? undefined;
   }
 
   /** Whether the asset's state was last set or confirmed more than staleStateSeconds ago. */
   isStateStale(assetId: string, now?: TimeInput): boolean {
-    const m = this.machines.get(assetId)?.machine;
+    const m = this.assets.get(assetId)?.machine;
     if (!m) return false;
     return this.now(now) - m.updatedAt > this.config.staleStateSeconds * 1000;
   }
@@ -884,7 +995,8 @@ export class DispatchEngine {
   toJSON(): EngineJSON {
     const assetStates: Record<string, string> = {};
     for (const [id, s] of this.restoredStates) assetStates[id] = s;
-    for (const [id, { machine }] of this.machines) assetStates[id] = machine.currentState;
+    for (const e of this.assets.values())
+      if (e.machine) assetStates[e.assetId] = e.machine.currentState;
     return {
       format: 'qubit-energy/dispatch-engine',
       version: 1,
@@ -940,6 +1052,7 @@ export class DispatchEngine {
       engine.counts[cmd.status]++;
       if (isFinal(cmd.status)) {
         engine.finished.push(cmd.id);
+        engine.noteFinishedSetpoint(cmd);
         continue;
       }
       engine.addActive(slot);
@@ -1003,9 +1116,21 @@ export class DispatchEngine {
       if (h.size === 0) this.held.delete(cmd.assetId);
     }
     cmd.holdReason = null;
+    this.noteFinishedSetpoint(cmd);
     this.finished.push(cmd.id);
     this.trimFinished();
     this.emit(EVENT_FOR[to], cmd);
+  }
+
+  /** A finished setpoint that a device should hold: not cancelled, not refused by it. */
+  private noteFinishedSetpoint(cmd: Command): void {
+    if (!SETPOINT_TYPES.has(cmd.type) || cmd.status === CommandStatus.CANCELLED) return;
+    if (cmd.status === CommandStatus.FAILED && cmd.history.at(-1)?.reason?.startsWith(REFUSED))
+      return;
+    const key = `${cmd.assetId}\u0000${setpointKind(cmd.type)}`;
+    const last = this.lastSetpoint.get(key);
+    if (!last || cmd.scheduledAt.getTime() >= last.scheduledAt.getTime())
+      this.lastSetpoint.set(key, cmd);
   }
 
   private trimFinished(): void {
@@ -1066,8 +1191,24 @@ const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
   CommandType.SET_POWER_LIMIT,
 ]);
 
+/** How the reason of a command that its device refused begins. */
+const REFUSED = 'refused: ';
+
+function setpointKind(type: CommandType): 'rate' | 'cap' {
+  return type === CommandType.SET_POWER_LIMIT ? 'cap' : 'rate';
+}
+
 function inFlight(s: CommandStatus): boolean {
   return s === CommandStatus.DISPATCHED || s === CommandStatus.ACKNOWLEDGED;
+}
+
+function responseOptions(r: AdapterResult): ResponseOptions {
+  const opts: ResponseOptions = {};
+  if (r.final !== undefined) opts.final = r.final;
+  if (r.completed !== undefined) opts.completed = r.completed;
+  if (r.timedOut !== undefined) opts.timedOut = r.timedOut;
+  if (r.expired !== undefined) opts.expired = r.expired;
+  return opts;
 }
 
 function errorText(err: unknown): string {

@@ -2,6 +2,7 @@
  * @qubit-energy/node-red-coordinator: the core library. Nothing here imports Node-RED.
  */
 
+export type { AdapterHost } from './adapters/host';
 export {
   type BatteryConfig,
   ModbusBatteries,
@@ -52,6 +53,7 @@ export {
   AdapterRegistry,
   type AdapterResult,
 } from './adapters/registry';
+export { type AssetEntry, AssetTable } from './assets';
 export { type Clock, ManualClock, systemClock, toMillis } from './clock';
 export {
   type Command,

@@ -6,7 +6,9 @@
  * TypeScript users can run one directly.
  */
 
-import { AdapterRegistry } from './adapters/registry';
+import type { AdapterHost, AssetKind } from './adapters/host';
+import { type Adapter, AdapterRegistry } from './adapters/registry';
+import { AssetTable } from './assets';
 import { type Clock, systemClock } from './clock';
 import { type Command, type CommandInput, isFinal } from './commands';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
@@ -46,7 +48,7 @@ export interface DueCommandSink {
   undeliverable(command: Command, error: string): void;
 }
 
-export type AssetKind = 'ev-charger' | 'battery';
+export type { AssetKind } from './adapters/host';
 
 export interface SiteOptions {
   siteId: string;
@@ -79,7 +81,7 @@ export interface SiteJSON {
   owners: Record<string, string>;
 }
 
-export class Site {
+export class Site implements AdapterHost {
   readonly siteId: string;
   readonly eventBus: EventBus;
   readonly adapterRegistry: AdapterRegistry;
@@ -90,10 +92,8 @@ export class Site {
   private readonly saveDelayMs: number;
   private readonly autoDispatch: boolean;
   private readonly onError: (error: Error) => void;
-  private readonly machines = new Map<
-    string,
-    { machine: StateMachine; kind: string; users: Set<string> }
-  >();
+  /** The one table of per-asset facts: adapters, state machines, capabilities. */
+  readonly assets: AssetTable;
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
@@ -135,7 +135,8 @@ export class Site {
           ),
         ),
     });
-    this.adapterRegistry = new AdapterRegistry();
+    this.assets = new AssetTable();
+    this.adapterRegistry = new AdapterRegistry(this.assets);
     const deps = {
       eventBus: this.eventBus,
       adapterRegistry: this.adapterRegistry,
@@ -318,6 +319,59 @@ export class Site {
     return this.timerAt;
   }
 
+  // ------------------------------------------------------------ the adapters' host port
+
+  get staleStateSeconds(): number {
+    return this.engine.config.staleStateSeconds;
+  }
+
+  serve(
+    adapter: Adapter,
+    assetIds: readonly string[],
+    kind: AssetKind | StateMachineDefinition,
+    owner: string,
+  ): void {
+    const done: string[] = [];
+    try {
+      for (const assetId of assetIds) {
+        this.adapterRegistry.register(assetId, adapter);
+        done.push(assetId);
+      }
+      for (const assetId of assetIds) this.ensureStateMachine(assetId, kind, owner);
+    } catch (err) {
+      for (const a of done) this.adapterRegistry.unregister(a, adapter);
+      throw err;
+    }
+  }
+
+  unserve(adapter: Adapter, assetIds: readonly string[], owner: string, removed: boolean): void {
+    for (const assetId of assetIds) {
+      this.adapterRegistry.unregister(assetId, adapter);
+      if (removed) this.releaseStateMachine(assetId, owner);
+    }
+  }
+
+  stateMachine(assetId: string): StateMachine | undefined {
+    return this.getStateMachine(assetId);
+  }
+
+  respond(
+    commandId: string,
+    success: boolean,
+    error?: string | null,
+    options?: { final?: boolean; completed?: boolean; timedOut?: boolean },
+  ): boolean {
+    return this.engine.handleResponse(commandId, success, error, options);
+  }
+
+  reapply(assetId: string, reason: string, options?: { appliedSince?: number }): Command[] {
+    return this.engine.reapply(assetId, reason, options);
+  }
+
+  activeCommands(assetId: string): Command[] {
+    return this.engine.getActiveCommands(assetId);
+  }
+
   // ------------------------------------------------------------ state machines
 
   /**
@@ -331,14 +385,15 @@ export class Site {
     user = '',
   ): StateMachine {
     const kindKey = typeof kind === 'string' ? kind : `custom:${JSON.stringify(kind.states)}`;
-    const existing = this.machines.get(assetId);
-    if (existing) {
-      if (existing.kind !== kindKey) {
+    const existing = this.assets.get(assetId);
+    if (existing?.machine && existing.machineKind !== null) {
+      const k = existing.machineKind;
+      if (k !== kindKey) {
         throw new Error(
-          `asset ${assetId} already has a ${existing.kind.startsWith('custom') ? 'custom' : existing.kind} state machine; one asset, one kind`,
+          `asset ${assetId} already has a ${k.startsWith('custom') ? 'custom' : k} state machine; one asset, one kind`,
         );
       }
-      existing.users.add(user);
+      existing.machineUsers.add(user);
       return existing.machine;
     }
     const def =
@@ -359,13 +414,15 @@ export class Site {
       eventBus: this.eventBus,
       clock: this.clock,
     });
-    this.machines.set(assetId, { machine, kind: kindKey, users: new Set([user]) });
     this.engine.registerStateMachine(machine);
+    const entry = this.assets.ensure(assetId);
+    entry.machineKind = kindKey;
+    entry.machineUsers.add(user);
     return machine;
   }
 
   getStateMachine(assetId: string): StateMachine | undefined {
-    return this.machines.get(assetId)?.machine;
+    return this.assets.get(assetId)?.machine ?? undefined;
   }
 
   /**
@@ -373,20 +430,18 @@ export class Site {
    * machine is forgotten and its held commands are released. True if it was forgotten.
    */
   releaseStateMachine(assetId: string, user = ''): boolean {
-    const e = this.machines.get(assetId);
-    if (!e) return false;
-    e.users.delete(user);
-    if (e.users.size > 0) return false;
+    const e = this.assets.get(assetId);
+    if (!e?.machine || e.machineKind === null) return false;
+    e.machineUsers.delete(user);
+    if (e.machineUsers.size > 0) return false;
     return this.removeStateMachine(assetId);
   }
 
   /** Forgets an asset's machine, whoever uses it; its held commands are released. */
   removeStateMachine(assetId: string): boolean {
-    const e = this.machines.get(assetId);
-    if (!e) return false;
-    this.machines.delete(assetId);
-    this.engine.unregisterStateMachine(assetId, e.machine);
-    return true;
+    const e = this.assets.get(assetId);
+    if (!e?.machine || e.machineKind === null) return false;
+    return this.engine.unregisterStateMachine(assetId, e.machine);
   }
 
   // ------------------------------------------------------------ persistence

@@ -3,7 +3,7 @@
  * and parsing of editor fields. Node files stay thin: the logic is in the core library.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { type Adapter, commandToJSON, type Site } from '../..';
+import { type Adapter, CommandStatus, commandToJSON, type Site } from '../..';
 
 export interface CoordinatorNode extends Node {
   site: Site | null;
@@ -143,6 +143,15 @@ export function runDeliveredCommands(
         msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
         msg.topic = cmd.assetId;
         send([msg, null]);
+        // A command that ended on this attempt without reaching its device: Catch nodes too.
+        if (cmd.status === CommandStatus.FAILED || cmd.status === CommandStatus.TIMED_OUT) {
+          done(
+            new Error(
+              `${node.type}: ${cmd.type} ${cmd.valueKw} kW for ${cmd.assetId} ${cmd.status}: ${cmd.lastError ?? result?.error ?? 'no reason given'}`,
+            ),
+          );
+          return;
+        }
         done();
       },
       (err: Error) => done(err),

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI } from 'node-red';
-import { type ChargerConfig, commandToJSON, OcppChargers } from '../..';
+import { type ChargerConfig, OcppChargers } from '../..';
 import { refuseInput, runDeliveredCommands, type UserDef, useCoordinator } from '../lib/common';
 import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
 
@@ -76,20 +76,6 @@ export default function (RED: NodeAPI) {
           onEvent: (e) => {
             this.send([null, { topic: e.type, payload: e }]);
             refresh();
-          },
-          onResend: (cmd, result) => {
-            this.send([
-              {
-                topic: cmd.assetId,
-                payload: {
-                  commandId: cmd.id,
-                  resent: true,
-                  ...result,
-                  command: commandToJSON(cmd),
-                },
-              },
-              null,
-            ]);
           },
         });
         fleet.start();

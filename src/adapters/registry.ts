@@ -1,3 +1,4 @@
+import { AssetTable } from '../assets';
 import type { Command } from '../commands';
 
 /**
@@ -6,13 +7,19 @@ import type { Command } from '../commands';
  *   is also the confirmation (COMPLETED); `completed: false` leaves it ACKNOWLEDGED until
  *   the adapter confirms it later (a read-back) through `engine.handleResponse`.
  * - `success: false`: a transient failure (retried while attempts remain), or, with
- *   `final: true`, an explicit rejection by the device (FAILED at once, no retry).
+ *   `final: true`, an explicit rejection by the device (FAILED at once, no retry). With
+ *   `timedOut: true` the device did not answer at all (a call timeout): retried the same way,
+ *   and TIMED_OUT, not FAILED, when no attempt is left. With `expired: true` nothing was
+ *   sent because the command's slot ended while it waited (a queue behind a slow call):
+ *   CANCELLED as expired.
  */
 export interface AdapterResult {
   success: boolean;
   error?: string;
   final?: boolean;
   completed?: boolean;
+  timedOut?: boolean;
+  expired?: boolean;
 }
 
 /**
@@ -28,19 +35,33 @@ export interface Adapter {
   dispatch(command: Command): Promise<AdapterResult | undefined> | AdapterResult | undefined;
 }
 
-/** An error an adapter can throw; `final: true` means the device rejected the command. */
+/**
+ * An error an adapter can throw: `final: true` means the device rejected the command,
+ * `timedOut: true` that it never answered, `expired: true` that it was not sent because its
+ * slot ended (see AdapterResult).
+ */
 export class AdapterError extends Error {
   readonly final: boolean;
-  constructor(message: string, options: { final?: boolean; cause?: unknown } = {}) {
+  readonly timedOut: boolean;
+  readonly expired: boolean;
+  constructor(
+    message: string,
+    options: { final?: boolean; timedOut?: boolean; expired?: boolean; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AdapterError';
     this.final = options.final ?? false;
+    this.timedOut = options.timedOut ?? false;
+    this.expired = options.expired ?? false;
   }
 }
 
-/** Which adapter serves which asset. */
+/** Which adapter serves which asset: the `adapter` column of the site's AssetTable. */
 export class AdapterRegistry {
-  private readonly byAsset = new Map<string, Adapter>();
+  private served = 0;
+
+  /** `table`: the site's table of per-asset facts (a new one by default). */
+  constructor(readonly table: AssetTable = new AssetTable()) {}
 
   /**
    * Says that `adapter` serves `assetId`. Registering the same pair again is a no-op;
@@ -53,21 +74,23 @@ export class AdapterRegistry {
     if (!adapter || typeof adapter.dispatch !== 'function') {
       throw new TypeError(`register ${assetId}: adapter must have a dispatch(command) method`);
     }
-    const existing = this.byAsset.get(assetId);
+    const entry = this.table.ensure(assetId);
+    const existing = entry.adapter;
     if (existing && existing !== adapter && !options.replace) {
       throw new Error(
         `asset ${assetId} is already served by a ${existing.protocol} adapter; unregister it first or pass { replace: true }`,
       );
     }
-    this.byAsset.set(assetId, adapter);
+    if (!existing) this.served++;
+    entry.adapter = adapter;
   }
 
   get(assetId: string): Adapter | undefined {
-    return this.byAsset.get(assetId);
+    return this.table.get(assetId)?.adapter ?? undefined;
   }
 
   has(assetId: string): boolean {
-    return this.byAsset.has(assetId);
+    return (this.table.get(assetId)?.adapter ?? null) !== null;
   }
 
   /**
@@ -75,28 +98,31 @@ export class AdapterRegistry {
    * (so that a closing adapter does not remove the one that replaced it). True if removed.
    */
   unregister(assetId: string, adapter?: Adapter): boolean {
-    const existing = this.byAsset.get(assetId);
-    if (!existing || (adapter !== undefined && existing !== adapter)) return false;
-    return this.byAsset.delete(assetId);
+    const entry = this.table.get(assetId);
+    const existing = entry?.adapter ?? null;
+    if (!entry || !existing || (adapter !== undefined && existing !== adapter)) return false;
+    entry.adapter = null;
+    this.served--;
+    this.table.prune(assetId);
+    return true;
   }
 
   /** Removes every asset served by `adapter`; returns their ids. */
   unregisterAdapter(adapter: Adapter): string[] {
     const removed: string[] = [];
-    for (const [id, a] of this.byAsset) {
-      if (a === adapter) {
-        this.byAsset.delete(id);
-        removed.push(id);
-      }
+    for (const e of [...this.table.values()]) {
+      if (e.adapter === adapter && this.unregister(e.assetId, adapter)) removed.push(e.assetId);
     }
     return removed;
   }
 
   assets(): string[] {
-    return [...this.byAsset.keys()];
+    const out: string[] = [];
+    for (const e of this.table.values()) if (e.adapter) out.push(e.assetId);
+    return out;
   }
 
   get size(): number {
-    return this.byAsset.size;
+    return this.served;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The editor in a real browser: Node-RED (the devDependency, in a child process) with this
- * package installed in a temporary user directory, driven in headless Chromium (Debian's
- * `chromium`, through playwright-core):
+ * package installed in a temporary user directory, driven in headless Chromium through
+ * playwright-core (which Chromium: test/helpers/chromium.ts):
  *
  * - Node-RED loads the package from <userDir>/node_modules (a symlink to the repository);
  * - every node type appears in the palette under `energy`; config nodes are registered;
@@ -11,8 +11,9 @@
  * - screenshots (palette.png, edit-dialog.png, dispatch-flow.png) go to a temporary directory,
  *   or to docs/images/ (the README's pictures) when QE_SCREENSHOTS=docs.
  *
- * Needs the build (nodes/<type>/<type>.js, dist/; `npm test` builds first) and Chromium at
- * /usr/bin/chromium (`apt-get install -y chromium`) or at QE_CHROMIUM_PATH.
+ * Needs the build (nodes/<type>/<type>.js, dist/; `npm test` builds first). Chromium is
+ * QE_CHROMIUM_PATH, else Debian's /usr/bin/chromium, else the one the devDependency
+ * @sparticuz/chromium ships (unpacked into the temporary directory on first use).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
 import should from 'should';
+import { CHROMIUM_FLAGS, findChromium } from '../helpers/chromium';
 
 const root = path.join(__dirname, '../..');
 const pkg = require(path.join(root, 'package.json')) as {
@@ -38,16 +40,6 @@ const IMAGES =
   process.env.QE_SCREENSHOTS === 'docs'
     ? path.join(root, 'docs/images')
     : fs.mkdtempSync(path.join(os.tmpdir(), 'qe-screens-'));
-const CHROMIUM = process.env.QE_CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** The longest that any one wait of this file lasts. */
 const WAIT_MS = 20000;
 
@@ -138,6 +130,8 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
   let nodeRed: ChildProcess | null = null;
   let nodeRedExit: Promise<void> = Promise.resolve();
   let log = '';
+  /** Which Chromium ran, for QE_BROWSER_LOG. */
+  let browserInfo = '';
   let base = '';
   let context: BrowserContext | null = null;
   let page: Page;
@@ -194,13 +188,7 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
     this.timeout(120000);
 
     // What this test needs, each with how to get it.
-    if (!fs.existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}: the browser test needs it. Install Debian's ` +
-          'package: `apt-get install -y chromium` (as root; .ci/run does), or set ' +
-          'QE_CHROMIUM_PATH to a Chromium binary.',
-      );
-    }
+    const browser = await findChromium();
     let chromium: typeof import('playwright-core').chromium;
     try {
       ({ chromium } = require('playwright-core') as typeof import('playwright-core'));
@@ -284,14 +272,20 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
 
     const profile = path.join(tmp, 'chromium-profile');
     fs.mkdirSync(profile);
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1920, height: 1080 },
-      timeout: WAIT_MS,
-    });
+    context = await chromium
+      .launchPersistentContext(profile, {
+        executablePath: browser.executablePath,
+        env: browser.env,
+        headless: true,
+        args: CHROMIUM_FLAGS,
+        viewport: { width: 1920, height: 1080 },
+        timeout: WAIT_MS,
+      })
+      .catch((err: Error) => {
+        throw new Error(`${browser.source} did not start: ${err.message}`);
+      });
     context.setDefaultTimeout(WAIT_MS);
+    browserInfo = `Chromium ${context.browser()?.version() ?? '(version unknown)'}, ${browser.source}`;
     page = context.pages()[0] ?? (await context.newPage());
     page.on('console', (m: ConsoleMessage) => {
       if (m.type() === 'error') consoleErrors.push(`console.error: ${m.text()}`);
@@ -320,7 +314,7 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
 
   after(async function () {
     this.timeout(30000);
-    if (process.env.QE_BROWSER_LOG) console.log(log);
+    if (process.env.QE_BROWSER_LOG) console.log(`${browserInfo}\n${log}`);
     await context?.close().catch(() => undefined);
     if (nodeRed && nodeRed.exitCode === null && nodeRed.signalCode === null) {
       nodeRed.kill('SIGTERM');

@@ -156,7 +156,7 @@ describe('nodes: Modbus battery end to end', () => {
     );
   });
 
-  it('an exception and a setpoint beyond the rating both fail, and reach the results output', async () => {
+  it('an exception and a setpoint beyond the rating both fail, and reach the results output and Catch nodes', async () => {
     const sim = await battery();
     await helper.load(
       modbusNodes(),
@@ -187,6 +187,7 @@ describe('nodes: Modbus battery end to end', () => {
     );
     const site = siteOf();
     const results = inbox('results');
+    const caught = inbox('caught');
     helper.getNode('disp').receive({
       payload: [
         { id: 'big', assetId: 'ast_batt_001', type: 'SET_DISCHARGE_RATE', valueKw: 45 },
@@ -194,6 +195,10 @@ describe('nodes: Modbus battery end to end', () => {
       ],
     } as never);
     await until(() => results.msgs.length === 2, 'two results');
+    await until(() => caught.msgs.length === 2, 'two errors caught');
+    const errors = caught.msgs.map((m) => (m as { error?: { message?: string } }).error?.message);
+    should(errors.join('\n')).match(/ast_batt_001 FAILED: .*45 kW discharge is above/);
+    should(errors.join('\n')).match(/ast_batt_002 FAILED: .*Modbus exception 2/);
     should(site.engine.getCommand('big')?.lastError).match(
       /45 kW discharge is above the rated 40 kW/,
     );

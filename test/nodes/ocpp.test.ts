@@ -256,10 +256,20 @@ describe('nodes: OCPP chargers end to end', () => {
     await again.start();
     should(again.activeLimitW).be.null();
     await until(() => again.activeLimitW === 8000, 'the setpoint is sent again', 1000);
+    // A tracked command through the dispatcher, reported on output 1 like any other.
     await until(
-      () => results.msgs.some((m) => (m.payload as { resent?: boolean }).resent === true),
+      () =>
+        results.msgs.some(
+          (m) =>
+            (m.payload as { success?: boolean; command?: { reapplyOf?: string } }).command
+              ?.reapplyOf !== undefined && (m.payload as { success?: boolean }).success === true,
+        ),
       'reported on output 1',
     );
+    const reapplied = site.engine.getCommands().filter((c) => c.reapplyOf !== undefined);
+    should(reapplied).have.length(1);
+    should(reapplied[0]?.status).equal('COMPLETED');
+    should(reapplied[0]?.valueKw).equal(8);
   });
 
   it('STOP_CHARGING stops the running transaction', async () => {

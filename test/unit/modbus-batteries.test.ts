@@ -195,14 +195,51 @@ describe('ModbusBatteries (loopback, simulated battery)', () => {
     sim.setSilent(true);
     const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 5 });
     await until(() => settled(c), 'settled', 1000);
-    should(c?.status).be.oneOf(CommandStatus.FAILED, CommandStatus.TIMED_OUT);
+    should(c?.status).equal(CommandStatus.TIMED_OUT);
     should(c?.attempts).equal(2);
     should(c?.lastError).match(/did not answer within 200 ms/);
   });
 
+  it('a write that waits in the queue until its slot has ended is never sent', async () => {
+    const { sim, site } = await setup({ config: { staleStateSeconds: 60 } });
+    sim.setSilent(true);
+    const [slow] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 5 });
+    await until(() => slow?.status === CommandStatus.DISPATCHED, 'the slow one on the wire');
+    const now = Date.now();
+    const [short] = site.submit({
+      assetId: 'b1',
+      type: 'SET_CHARGE_RATE',
+      valueKw: 8,
+      scheduledAt: now,
+      validUntil: now + 50,
+    });
+    await until(() => settled(short), 'short settled');
+    should(short?.status).equal(CommandStatus.CANCELLED);
+    should(short?.lastError).match(/^expired: .*not sent to unit 1/);
+  });
+
   it('after the device restarts, the bus reconnects and the setpoint in force is written again', async () => {
     const { sim, site, connection } = await setup();
-    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 9 });
+    const now = Date.now();
+    const [c, later] = site.submit([
+      {
+        id: 's:b1:0',
+        scheduleId: 's',
+        assetId: 'b1',
+        type: 'SET_CHARGE_RATE',
+        valueKw: 9,
+        scheduledAt: now,
+        validUntil: now + 60_000,
+      },
+      {
+        id: 's:b1:1',
+        scheduleId: 's',
+        assetId: 'b1',
+        type: 'SET_CHARGE_RATE',
+        valueKw: 3,
+        scheduledAt: now + 60_000,
+      },
+    ]);
     await until(() => settled(c), 'settled');
     const states: string[] = [];
     connection.on('state', (s: string) => states.push(s));
@@ -214,6 +251,30 @@ describe('ModbusBatteries (loopback, simulated battery)', () => {
       800,
     );
     await until(() => sim.state(1).requestedKw === 9, 'the setpoint written again', 800);
+    // As a tracked command, with the later slot still pending.
+    const again = site.engine.getCommands().find((x) => x.reapplyOf === c?.id);
+    should(again).be.ok();
+    await until(() => again?.status === CommandStatus.COMPLETED, 're-apply COMPLETED');
+    should(later?.status).equal(CommandStatus.PENDING);
+  });
+
+  it('a redeploy (a new adapter on an open bus) re-applies the setpoint in force', async () => {
+    const { sim, site, connection, fleet } = await setup();
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 4 });
+    await until(() => settled(c), 'settled');
+    fleet.stop();
+    const writes = () => sim.writes(1).filter((w) => w.address === 100).length;
+    const before = writes();
+    const next = new ModbusBatteries(site, connection, [
+      { assetId: 'b1', unitId: 1, map: GENERIC_MAP, ratedChargeKw: 60, ratedDischargeKw: 60 },
+    ]);
+    next.start();
+    open.push({ close: () => next.stop(true) });
+    await until(() => writes() === before + 1, 'written again', 800);
+    should(sim.state(1).requestedKw).equal(4);
+    const again = site.engine.getCommands().filter((x) => x.reapplyOf === c?.id);
+    should(again).have.length(1);
+    await until(() => again[0]?.status === CommandStatus.COMPLETED, 're-apply COMPLETED');
   });
 
   it('re-writes the setpoint and the watchdog register before the device reverts', async () => {

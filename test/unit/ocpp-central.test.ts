@@ -93,7 +93,7 @@ function siteWith(
     onError: () => {},
   });
   sites.push(site);
-  const fleet = new OcppChargers(site, central, chargers, { resendDelayMs: 20 });
+  const fleet = new OcppChargers(site, central, chargers, { reapplyDelayMs: 20 });
   fleet.start();
   site.start();
   return { site, fleet };

@@ -221,6 +221,28 @@ describe('Site', () => {
     should(custom.trigger('on')).equal('ON');
   });
 
+  it("keeps an asset's adapter and machine in one table entry, shared by registry, engine and site (serve / unserve)", () => {
+    const { site } = make();
+    const adapter: Adapter = { protocol: 'test', dispatch: () => ({ success: true }) };
+    site.serve(adapter, ['a1', 'a2'], 'battery', 'n1');
+    const e = site.assets.get('a1');
+    should(e?.adapter).equal(adapter);
+    should(e?.machine).equal(site.engine.getStateMachine('a1'));
+    should(e?.machineKind).equal('battery');
+    should([...(e?.machineUsers ?? [])]).eql(['n1']);
+    should(site.adapterRegistry.size).equal(2);
+    // All or none: a2 is served by another adapter, so a3 is not served either.
+    const other: Adapter = { protocol: 'other', dispatch: () => ({ success: true }) };
+    should(() => site.serve(other, ['a3', 'a2'], 'battery', 'n2')).throw(/already served/);
+    should(site.adapterRegistry.has('a3')).be.false();
+    site.unserve(adapter, ['a1', 'a2'], 'n1', false);
+    should(site.assets.get('a1')?.adapter).be.null();
+    should(site.getStateMachine('a1')).be.ok(); // kept: not removed
+    site.unserve(adapter, ['a1'], 'n1', true);
+    should(site.assets.get('a1')).be.undefined(); // nothing left: the entry is gone
+    should(site.engine.getStateMachine('a1')).be.undefined();
+  });
+
   it('holds commands of a FAULTED asset through its machine', async () => {
     const { site, timers } = make();
     site.adapterRegistry.register('ev', adapter);

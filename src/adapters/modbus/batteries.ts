@@ -1,15 +1,16 @@
 /**
- * ModbusBatteries: the adapter between a site and batteries on one Modbus bus. It serves
- * their assets in the site's registry, writes setpoints as each battery's register map says
+ * ModbusBatteries: the adapter between a site (its AdapterHost port) and batteries on one
+ * Modbus bus. It serves their assets, writes setpoints as each battery's register map says
  * (and reads them back), re-writes the setpoint in force before the device's revert timeout
- * (watchdog) and after a reconnect, and polls telemetry that drives each asset's battery
- * state machine. A battery that stops answering for staleStateSeconds becomes UNAVAILABLE,
- * so its commands are held instead of being sent into the void.
+ * (watchdog), has the site re-apply it as a tracked command when the bus (re)connects (a
+ * device restart, a redeploy, a restart of Node-RED), and polls telemetry that drives each
+ * asset's battery state machine. A battery that stops answering for staleStateSeconds
+ * becomes UNAVAILABLE, so its commands are held instead of being sent into the void.
  */
 
 import { type Command, CommandStatus, CommandType } from '../../commands';
-import type { Site } from '../../site';
 import { BatteryState } from '../../state-machine';
+import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
 import {
   decodeValue,
@@ -20,7 +21,12 @@ import {
   registerValueToSetpoint,
   setpointToRegisterValue,
 } from './codec';
-import { type ModbusConnection, ModbusDeviceError } from './connection';
+import {
+  type ModbusConnection,
+  ModbusDeviceError,
+  ModbusExpiredError,
+  ModbusTransportError,
+} from './connection';
 import {
   type RegisterMap,
   type RegisterSpec,
@@ -60,7 +66,7 @@ export interface Telemetry {
 export interface ModbusBatteriesOptions {
   owner?: string;
   onTelemetry?: (t: Telemetry) => void;
-  /** Something worth telling (a poll failure, a watchdog write that failed, a re-write). */
+  /** Something worth telling (a poll failure, a watchdog re-write and its outcome). */
   onEvent?: (e: { type: string; assetId: string; detail?: unknown }) => void;
 }
 
@@ -93,7 +99,7 @@ export class ModbusBatteries implements Adapter {
   private readonly onConnected: () => void;
 
   constructor(
-    private readonly site: Site,
+    private readonly host: AdapterHost,
     private readonly connection: ModbusConnection,
     configs: BatteryConfig[],
     private readonly options: ModbusBatteriesOptions = {},
@@ -125,9 +131,7 @@ export class ModbusBatteries implements Adapter {
         soc: null,
       });
     });
-    this.onConnected = () => {
-      for (const b of this.batteries.values()) void this.rewrite(b, 'reconnected');
-    };
+    this.onConnected = () => this.reapplyAll('Modbus connection opened');
   }
 
   get assets(): string[] {
@@ -138,23 +142,15 @@ export class ModbusBatteries implements Adapter {
     return this.batteries.has(assetId);
   }
 
-  /** Registers the assets (all or none) and their machines, starts polling and watchdogs. */
+  /**
+   * Serves the assets (all or none) with their machines, starts polling and watchdogs; when
+   * the bus is already open (a redeploy of this adapter alone), re-applies the setpoints.
+   */
   start(): void {
     if (this.started) return;
-    const registry = this.site.adapterRegistry;
-    const done: string[] = [];
-    try {
-      for (const assetId of this.batteries.keys()) {
-        registry.register(assetId, this);
-        done.push(assetId);
-      }
-    } catch (err) {
-      for (const a of done) registry.unregister(a, this);
-      throw err;
-    }
-    const now = this.site.clock.now();
+    this.host.serve(this, [...this.batteries.keys()], 'battery', this.owner);
+    const now = this.host.clock.now();
     for (const b of this.batteries.values()) {
-      this.site.ensureStateMachine(b.config.assetId, 'battery', this.owner);
       b.lastOk = now;
       const every = b.config.pollIntervalMs ?? 5000;
       if (every > 0) {
@@ -163,12 +159,13 @@ export class ModbusBatteries implements Adapter {
       }
       const wd = b.config.watchdogSeconds ?? 0;
       if (wd > 0) {
-        b.watchdogTimer = setInterval(() => void this.rewrite(b, 'watchdog'), wd * 1000);
+        b.watchdogTimer = setInterval(() => void this.rewrite(b), wd * 1000);
         b.watchdogTimer.unref?.();
       }
     }
     this.connection.on('connected', this.onConnected);
     this.started = true;
+    if (this.connection.state === 'connected') this.reapplyAll('adapter started');
     for (const b of this.batteries.values()) void this.poll(b);
   }
 
@@ -181,8 +178,20 @@ export class ModbusBatteries implements Adapter {
       if (b.watchdogTimer) clearInterval(b.watchdogTimer);
       b.pollTimer = null;
       b.watchdogTimer = null;
-      this.site.adapterRegistry.unregister(b.config.assetId, this);
-      if (removed) this.site.releaseStateMachine(b.config.assetId, this.owner);
+    }
+    this.host.unserve(this, [...this.batteries.keys()], this.owner, removed);
+  }
+
+  /**
+   * The bus (re)opened: the device may have restarted (setpoint reverted, scale factors
+   * changed), or Node-RED did. Forget what was read from the devices and have the site
+   * re-apply each setpoint in force as a tracked command.
+   */
+  private reapplyAll(reason: string): void {
+    if (!this.started) return;
+    for (const b of this.batteries.values()) {
+      b.scaleFactors.clear();
+      this.host.reapply(b.config.assetId, reason);
     }
   }
 
@@ -231,17 +240,23 @@ export class ModbusBatteries implements Adapter {
         error: `${-kw} kW discharge is above the rated ${ratedDischargeKw} kW of battery ${cmd.assetId}; nothing was written`,
       };
     }
-    const result = await this.write(b, kw, () => {
+    const notAfter = cmd.validUntil?.getTime();
+    const result = await this.write(b, kw, notAfter, () => {
       // The device took the write: ACKNOWLEDGED before the read-back confirms it.
       if (cmd.status === CommandStatus.DISPATCHED)
-        this.site.engine.handleResponse(cmd.id, true, null, { completed: false });
+        this.host.respond(cmd.id, true, null, { completed: false });
     });
     if (result.success) b.active = { kw, validUntil: cmd.validUntil?.getTime() ?? null };
     return result;
   }
 
   /** Writes mode and setpoint, then reads the setpoint back. Throws AdapterError when retryable. */
-  private async write(b: Battery, kw: number, onWritten?: () => void): Promise<AdapterResult> {
+  private async write(
+    b: Battery,
+    kw: number,
+    notAfter?: number,
+    onWritten?: () => void,
+  ): Promise<AdapterResult> {
     const { map, unitId, assetId } = b.config;
     const spec = map.setpoint;
     try {
@@ -255,9 +270,21 @@ export class ModbusBatteries implements Adapter {
       if (map.mode) {
         const m = map.mode.values;
         const mode = kw > 0 ? m.charge : kw < 0 ? m.discharge : m.idle;
-        await this.connection.write(unitId, map.mode.address, [mode], map.mode.function ?? 'FC16');
+        await this.connection.write(
+          unitId,
+          map.mode.address,
+          [mode],
+          map.mode.function ?? 'FC16',
+          notAfter === undefined ? {} : { notAfter },
+        );
       }
-      await this.connection.write(unitId, spec.address, words, spec.function ?? 'FC16');
+      await this.connection.write(
+        unitId,
+        spec.address,
+        words,
+        spec.function ?? 'FC16',
+        notAfter === undefined ? {} : { notAfter },
+      );
       onWritten?.();
       if (spec.readBack === false) return { success: true };
       const back = await this.connection.readHolding(
@@ -281,7 +308,12 @@ export class ModbusBatteries implements Adapter {
         return { success: false, final: true, error: `battery ${assetId}: ${err.message}` };
       if (err instanceof EncodeError)
         return { success: false, final: true, error: `battery ${assetId}: ${err.message}` };
-      throw new AdapterError(`battery ${assetId}: ${(err as Error).message}`, { cause: err });
+      if (err instanceof ModbusExpiredError)
+        return { success: false, expired: true, error: `battery ${assetId}: ${err.message}` };
+      throw new AdapterError(`battery ${assetId}: ${(err as Error).message}`, {
+        cause: err,
+        timedOut: err instanceof ModbusTransportError && err.timeout,
+      });
     }
   }
 
@@ -299,13 +331,13 @@ export class ModbusBatteries implements Adapter {
   }
 
   /**
-   * Writes the setpoint in force again: on the watchdog period, and after a reconnect (the
-   * device may have reverted while the bus was down). Also bumps the watchdog register.
+   * The watchdog: on its period, bumps the watchdog register and writes the setpoint in force
+   * again before the device's revert timeout (unless a command is on the wire for it).
    */
-  private async rewrite(b: Battery, why: 'watchdog' | 'reconnected'): Promise<void> {
+  private async rewrite(b: Battery): Promise<void> {
     if (!this.started || this.connection.state !== 'connected') return;
     const a = b.active;
-    const now = this.site.clock.now();
+    const now = this.host.clock.now();
     const { map, unitId, assetId } = b.config;
     try {
       if (map.watchdog) {
@@ -319,20 +351,16 @@ export class ModbusBatteries implements Adapter {
         );
       }
       if (!a || (a.validUntil !== null && a.validUntil <= now)) return;
-      const busy = this.site.engine
-        .getActiveCommands(assetId)
+      const busy = this.host
+        .activeCommands(assetId)
         .some(
           (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
         );
       if (busy) return;
-      const r = await this.write(b, a.kw);
-      this.options.onEvent?.({
-        type: why === 'watchdog' ? 'watchdog-rewrite' : 'reconnect-rewrite',
-        assetId,
-        detail: { kw: a.kw, ...r },
-      });
+      const r = await this.write(b, a.kw, a.validUntil ?? undefined);
+      this.options.onEvent?.({ type: 'watchdog-rewrite', assetId, detail: { kw: a.kw, ...r } });
     } catch (err) {
-      this.options.onEvent?.({ type: `${why}-failed`, assetId, detail: (err as Error).message });
+      this.options.onEvent?.({ type: 'watchdog-failed', assetId, detail: (err as Error).message });
     }
   }
 
@@ -357,8 +385,8 @@ export class ModbusBatteries implements Adapter {
     if (!battery || !this.started || battery.polling) return null;
     battery.polling = true;
     const { map, assetId, unitId } = battery.config;
-    const machine = this.site.getStateMachine(assetId);
-    const now = this.site.clock.now();
+    const machine = this.host.stateMachine(assetId);
+    const now = this.host.clock.now();
     try {
       const t: Telemetry = { assetId, unitId, at: new Date(now).toISOString() };
       if (map.telemetry.soc) {
@@ -384,7 +412,7 @@ export class ModbusBatteries implements Adapter {
               ? BatteryState.DISCHARGING
               : BatteryState.IDLE;
       }
-      battery.lastOk = this.site.clock.now();
+      battery.lastOk = this.host.clock.now();
       if (machine) {
         if (state !== undefined) {
           t.state = state;
@@ -401,11 +429,11 @@ export class ModbusBatteries implements Adapter {
       this.options.onTelemetry?.(t);
       return t;
     } catch (err) {
-      const stale = this.site.engine.config.staleStateSeconds * 1000;
+      const stale = this.host.staleStateSeconds * 1000;
       this.options.onEvent?.({ type: 'poll-failed', assetId, detail: (err as Error).message });
       if (
         machine &&
-        this.site.clock.now() - battery.lastOk > stale &&
+        this.host.clock.now() - battery.lastOk > stale &&
         machine.currentState !== BatteryState.UNAVAILABLE
       ) {
         machine.forceState(

@@ -3,11 +3,14 @@
  * leaves out: a timeout on every request (its default is none), one request at a time
  * through a bounded queue (a serial line carries one request at a time; one slow unit does not
  * clear the queue of the others), and reconnection with exponential backoff by a new client
- * (a modbus-serial client stays on "Port Not Open" after the device restarts).
+ * (a modbus-serial client stays on "Port Not Open" after the device restarts). A request
+ * that may not leave after a time (a setpoint whose slot ends) is dropped when its turn comes
+ * too late.
  */
 
 import { EventEmitter } from 'node:events';
 import ModbusRTU from 'modbus-serial';
+import { type Clock, systemClock } from '../../clock';
 
 export interface ModbusConnectionOptions {
   transport: 'tcp' | 'rtu';
@@ -27,6 +30,14 @@ export interface ModbusConnectionOptions {
   reconnect?: { initialMs?: number; maxMs?: number; factor?: number };
   /** Makes the client (tests). Default: a new ModbusRTU. */
   createClient?: () => ModbusClient;
+  /** Time for requests' `notAfter`. Default the system clock. */
+  clock?: Clock;
+}
+
+/** Options of one request. */
+export interface RequestOptions {
+  /** Epoch ms: when its turn comes at or after this, it is not sent (ModbusExpiredError). */
+  notAfter?: number;
 }
 
 /** What we use of modbus-serial's client. */
@@ -59,6 +70,14 @@ export class ModbusTransportError extends Error {
   }
 }
 
+/** A request that was not sent: its turn came after its `notAfter`. */
+export class ModbusExpiredError extends ModbusTransportError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModbusExpiredError';
+  }
+}
+
 /** The device answered with a Modbus exception: final. */
 export class ModbusDeviceError extends Error {
   constructor(
@@ -86,6 +105,7 @@ interface Task {
   unitId: number;
   what: string;
   run: (client: ModbusClient) => Promise<unknown>;
+  notAfter: number | undefined;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
 }
@@ -244,7 +264,12 @@ export class ModbusConnection extends EventEmitter {
   // ------------------------------------------------------------ requests
 
   /** Runs `run` with the client for unit `unitId`, after the requests queued before it. */
-  request<T>(unitId: number, what: string, run: (client: ModbusClient) => Promise<T>): Promise<T> {
+  request<T>(
+    unitId: number,
+    what: string,
+    run: (client: ModbusClient) => Promise<T>,
+    options: RequestOptions = {},
+  ): Promise<T> {
     if (this._state === 'closed')
       return Promise.reject(
         new ModbusTransportError(`${what}: the connection to ${this.target} is closed`),
@@ -265,7 +290,14 @@ export class ModbusConnection extends EventEmitter {
       );
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ unitId, what, run, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({
+        unitId,
+        what,
+        run,
+        notAfter: options.notAfter,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
       this.emit('queue', this.queueDepth);
       this.pump();
     });
@@ -278,6 +310,15 @@ export class ModbusConnection extends EventEmitter {
     const client = this.client;
     if (!client || this._state !== 'connected') {
       task.reject(new ModbusTransportError(`${task.what}: not connected to ${this.target}`));
+      this.pump();
+      return;
+    }
+    if (task.notAfter !== undefined && (this.options.clock ?? systemClock).now() >= task.notAfter) {
+      task.reject(
+        new ModbusExpiredError(
+          `${task.what}: not sent to unit ${task.unitId}: it was valid until ${new Date(task.notAfter).toISOString()} and waited in the queue until then`,
+        ),
+      );
       this.pump();
       return;
     }
@@ -347,15 +388,21 @@ export class ModbusConnection extends EventEmitter {
     address: number,
     words: number[],
     fc: 'FC16' | 'FC6' = 'FC16',
+    options: RequestOptions = {},
   ): Promise<void> {
-    return this.request(unitId, `write ${words.length} register(s) at ${address}`, async (c) => {
-      if (fc === 'FC6') {
-        if (words.length !== 1) throw new Error('FC6 writes exactly one register');
-        await c.writeRegister(address, words[0] as number);
-      } else {
-        await c.writeRegisters(address, words);
-      }
-    });
+    return this.request(
+      unitId,
+      `write ${words.length} register(s) at ${address}`,
+      async (c) => {
+        if (fc === 'FC6') {
+          if (words.length !== 1) throw new Error('FC6 writes exactly one register');
+          await c.writeRegister(address, words[0] as number);
+        } else {
+          await c.writeRegisters(address, words);
+        }
+      },
+      options,
+    );
   }
 
   /** Stops reconnecting, rejects what is queued and closes the client. */

@@ -135,6 +135,18 @@ interface Session {
   /** Ended transaction ids, to answer duplicates idempotently (bounded). */
   ended: Set<string>;
   connectorStatus: Map<number, string>;
+  /** The last call queued on this connection: calls go one at a time, in order. */
+  tail: Promise<void>;
+}
+
+/** A call that was not sent: its `notAfter` had passed when its turn came. */
+export class CallExpiredError extends Error {
+  constructor(identity: string, method: string, notAfter: number) {
+    super(
+      `${method} to charger ${identity} not sent: it was valid until ${new Date(notAfter).toISOString()} and waited behind another call until then`,
+    );
+    this.name = 'CallExpiredError';
+  }
 }
 
 const ENDED_MEMORY = 64;
@@ -341,6 +353,7 @@ export class CentralSystem extends EventEmitter {
       transactions: previous?.protocol === protocol ? previous.transactions : new Map(),
       ended: new Set(),
       connectorStatus: new Map(),
+      tail: Promise.resolve(),
     };
     this.sessions.set(identity, session);
     if (previous && previous.client !== client) {
@@ -600,21 +613,33 @@ export class CentralSystem extends EventEmitter {
   }
 
   /**
-   * Sends a call to a charger and resolves to its answer. Rejects when the charger is not
-   * connected, times out (ocpp-rpc TimeoutError), answers a CALLERROR (RPCError with
-   * `rpcErrorCode`), or when what we send fails schema validation.
+   * Sends a call to a charger and resolves to its answer. Calls to one charger go one at a
+   * time, in order; a call whose `notAfter` (epoch ms) has passed when its turn comes is not
+   * sent and rejects with CallExpiredError. Rejects when the charger is not connected, times
+   * out (ocpp-rpc TimeoutError), answers a CALLERROR (RPCError with `rpcErrorCode`), or when
+   * what we send fails schema validation.
    */
   async call(
     identity: string,
     method: string,
     params: unknown,
-    options: { timeoutMs?: number } = {},
+    options: { timeoutMs?: number; notAfter?: number } = {},
   ): Promise<unknown> {
     const session = this.sessions.get(identity);
     if (!session) throw new Error(`charger ${identity} is not connected`);
-    return session.client.call(method, params, {
-      ...(options.timeoutMs !== undefined ? { callTimeoutMs: options.timeoutMs } : {}),
-    });
+    const run = () => {
+      if (options.notAfter !== undefined && this.clock.now() >= options.notAfter)
+        throw new CallExpiredError(identity, method, options.notAfter);
+      return session.client.call(method, params, {
+        ...(options.timeoutMs !== undefined ? { callTimeoutMs: options.timeoutMs } : {}),
+      });
+    };
+    const result = session.tail.then(run, run);
+    session.tail = result.then(
+      () => {},
+      () => {},
+    );
+    return result;
   }
 
   /** Closes every charger connection and the listener; the port is free when it resolves. */

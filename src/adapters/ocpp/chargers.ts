@@ -1,15 +1,17 @@
 /**
- * OcppChargers: the adapter between a site and the chargers of a central system. It serves
- * their assets in the site's registry, turns commands into OCPP calls, keeps each asset's EV
- * charger state machine in step with what the charger reports (the charger is the source of
- * truth), and re-sends the setpoint in force when a charger boots or reconnects.
+ * OcppChargers: the adapter between a site (its AdapterHost port) and the chargers of a
+ * central system. It serves their assets, turns commands into OCPP calls, keeps each asset's
+ * EV charger state machine in step with what the charger reports (the charger is the source
+ * of truth; it is asked with TriggerMessage when it connects), and has the site re-apply the
+ * setpoint in force when a charger connects or boots.
  */
 
+import { TimeoutError } from 'ocpp-rpc';
 import type { Command } from '../../commands';
-import type { Site } from '../../site';
 import { EvChargerState, type StateMachine } from '../../state-machine';
+import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
-import type { CentralSystem, ChargerEvent } from './central-system';
+import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
 import {
   CHARGING_STATE_201,
   type ChargerConfig,
@@ -23,12 +25,13 @@ import {
 export interface OcppChargersOptions {
   /** Who holds the state machines (a node id), for sharing them with other users. */
   owner?: string;
-  /** Delay after a boot or reconnect before the setpoint in force is sent again. Default 2 s. */
-  resendDelayMs?: number;
+  /**
+   * Delay after a connect or boot before the setpoint in force is re-applied and the status
+   * asked for (a connect followed by a boot gives one re-apply, after both). Default 2 s.
+   */
+  reapplyDelayMs?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
   onEvent?: (event: ChargerEvent & { assetIds: string[] }) => void;
-  /** Commands re-sent after a reconnect, and their outcome. */
-  onResend?: (command: Command, result: AdapterResult) => void;
 }
 
 /** CALLERROR codes that are a charger's final answer, not a reason to retry. */
@@ -49,21 +52,23 @@ export class OcppChargers implements Adapter {
   private readonly byAsset = new Map<string, ChargerConfig>();
   private readonly byIdentity = new Map<string, ChargerConfig[]>();
   private readonly owner: string;
-  private readonly resendDelayMs: number;
+  private readonly reapplyDelayMs: number;
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** When each charger's current connection opened (epoch ms). */
+  /** When each charger's current connection opened or it last booted (epoch ms). */
   private readonly connectedAt = new Map<string, number>();
+  /** The state each asset's charger last reported (to restore when it reconnects). */
+  private readonly reported = new Map<string, string>();
   private readonly onCharger: (e: ChargerEvent) => void;
   private started = false;
 
   constructor(
-    private readonly site: Site,
+    private readonly host: AdapterHost,
     private readonly central: CentralSystem,
     chargers: ChargerConfig[],
     private readonly options: OcppChargersOptions = {},
   ) {
     this.owner = options.owner ?? 'ocpp';
-    this.resendDelayMs = options.resendDelayMs ?? 2000;
+    this.reapplyDelayMs = options.reapplyDelayMs ?? 2000;
     chargers.forEach((c, i) => {
       const where = `charger [${i}]`;
       if (typeof c.identity !== 'string' || c.identity.trim() === '')
@@ -88,28 +93,27 @@ export class OcppChargers implements Adapter {
     return [...this.byAsset.values()];
   }
 
-  /** Registers the assets (all or none) and their state machines, and follows the chargers. */
+  /**
+   * Serves the assets (all or none) with their state machines and follows the chargers; a
+   * charger that is already connected (a redeploy of this adapter alone) gets the setpoint in
+   * force re-applied.
+   */
   start(): void {
     if (this.started) return;
-    const registry = this.site.adapterRegistry;
-    const done: string[] = [];
-    try {
-      for (const assetId of this.byAsset.keys()) {
-        registry.register(assetId, this);
-        done.push(assetId);
-      }
-    } catch (err) {
-      for (const a of done) registry.unregister(a, this);
-      throw err;
-    }
+    this.host.serve(this, [...this.byAsset.keys()], 'ev-charger', this.owner);
     for (const c of this.byAsset.values()) {
-      const m = this.site.ensureStateMachine(c.assetId, 'ev-charger', this.owner);
       // Until the charger says otherwise it is offline: its commands wait.
       if (!this.central.isConnected(c.identity))
-        m.forceState(EvChargerState.UNAVAILABLE, 'charger not connected');
+        this.machine(c.assetId)?.forceState(EvChargerState.UNAVAILABLE, 'charger not connected');
     }
     this.central.on('charger', this.onCharger);
     this.started = true;
+    for (const identity of this.byIdentity.keys()) {
+      if (this.central.isConnected(identity)) {
+        this.connectedAt.set(identity, this.host.clock.now());
+        this.scheduleReapply(identity, 'adapter started');
+      }
+    }
   }
 
   /** Stops following the chargers and unregisters the assets; `removed` also drops the machines. */
@@ -119,10 +123,7 @@ export class OcppChargers implements Adapter {
     this.central.off('charger', this.onCharger);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    for (const assetId of this.byAsset.keys()) {
-      this.site.adapterRegistry.unregister(assetId, this);
-      if (removed) this.site.releaseStateMachine(assetId, this.owner);
-    }
+    this.host.unserve(this, [...this.byAsset.keys()], this.owner, removed);
   }
 
   serves(assetId: string): boolean {
@@ -130,7 +131,7 @@ export class OcppChargers implements Adapter {
   }
 
   private machine(assetId: string): StateMachine | undefined {
-    return this.site.getStateMachine(assetId);
+    return this.host.stateMachine(assetId);
   }
 
   // ------------------------------------------------------------ commands -> chargers
@@ -165,10 +166,23 @@ export class OcppChargers implements Adapter {
     }
     let response: unknown;
     try {
-      response = await this.central.call(charger.identity, call.method, call.params);
+      response = await this.central.call(charger.identity, call.method, call.params, {
+        ...(cmd.validUntil !== null ? { notAfter: cmd.validUntil.getTime() } : {}),
+      });
     } catch (err) {
       const code = (err as { rpcErrorCode?: unknown }).rpcErrorCode;
       const message = err instanceof Error ? err.message : String(err);
+      // Its slot ended while it waited behind another call to this charger: never sent.
+      if (err instanceof CallExpiredError) return { success: false, expired: true, error: message };
+      if (err instanceof TimeoutError) {
+        throw new AdapterError(
+          `${call.method} to charger ${charger.identity}: no answer (${message})`,
+          {
+            timedOut: true,
+            cause: err,
+          },
+        );
+      }
       if (typeof code === 'string' && FINAL_RPC_ERRORS.has(code)) {
         return {
           success: false,
@@ -209,11 +223,27 @@ export class OcppChargers implements Adapter {
           this.machine(c.assetId)?.forceState(EvChargerState.UNAVAILABLE, 'charger disconnected');
         break;
       case 'connected':
-        this.connectedAt.set(e.identity, this.site.clock.now());
-        this.scheduleResend(e.identity);
+        // A charger that reconnects need not say anything (no boot, no status): hold nothing
+        // on a guess. Back to what it last reported, and ask it (TriggerMessage) at the re-apply.
+        this.connectedAt.set(e.identity, this.host.clock.now());
+        for (const c of list) {
+          const m = this.machine(c.assetId);
+          if (m?.currentState === EvChargerState.UNAVAILABLE && !this.reported.has(c.assetId))
+            this.applyState(c.assetId, EvChargerState.AVAILABLE, 'charger connected');
+          else if (m?.currentState === EvChargerState.UNAVAILABLE)
+            this.applyState(
+              c.assetId,
+              this.reported.get(c.assetId) as string,
+              'charger connected: its last reported state',
+            );
+        }
+        this.scheduleReapply(e.identity, 'charger connected');
         break;
       case 'boot':
-        this.scheduleResend(e.identity);
+        // It rebooted: what it reported before means nothing now; it holds no profile.
+        this.connectedAt.set(e.identity, this.host.clock.now());
+        for (const c of list) this.reported.delete(c.assetId);
+        this.scheduleReapply(e.identity, 'charger booted', true);
         break;
       case 'status': {
         const table = e.protocol === 'ocpp1.6' ? STATUS_16 : STATUS_201;
@@ -228,7 +258,11 @@ export class OcppChargers implements Adapter {
               ? list
               : []
             : affected;
-        if (target) for (const c of targets) this.applyState(c.assetId, target, `OCPP ${e.status}`);
+        if (target)
+          for (const c of targets) {
+            this.reported.set(c.assetId, target);
+            this.applyState(c.assetId, target, `OCPP ${e.status}`);
+          }
         break;
       }
       case 'transaction-ended': {
@@ -295,43 +329,42 @@ export class OcppChargers implements Adapter {
     m.forceState(target, reason);
   }
 
-  // ------------------------------------------------------------ re-sending after a reboot
+  // ------------------------------------------------------------ re-applying after a connect
 
-  /** Once per identity: a connect followed by a boot gives one re-send, after both. */
-  private scheduleResend(identity: string): void {
-    if (this.timers.has(identity)) return;
+  /**
+   * Once per identity: a connect followed by a boot gives one re-apply, after both (a boot
+   * restarts the delay).
+   */
+  private scheduleReapply(identity: string, reason: string, restart = false): void {
+    const pending = this.timers.get(identity);
+    if (pending && !restart) return;
+    if (pending) clearTimeout(pending);
     const t = setTimeout(() => {
       this.timers.delete(identity);
-      this.resend(identity).catch(() => {});
-    }, this.resendDelayMs);
+      this.reapply(identity, reason);
+    }, this.reapplyDelayMs);
     t.unref?.();
     this.timers.set(identity, t);
   }
 
   /**
-   * Sends the setpoint in force again to a charger that booted or reconnected: the latest
-   * COMPLETED setpoint command of each of its assets whose slot has begun and not ended,
-   * unless a newer command is on its way (PENDING or in flight) anyway.
+   * Has the site re-apply the setpoint in force of each of the charger's assets (a tracked
+   * command, unless it completed on this connection already), and asks the charger for its
+   * status: a charger that reconnects without rebooting need not send one.
    */
-  private async resend(identity: string): Promise<void> {
+  private reapply(identity: string, reason: string): void {
     if (!this.started || !this.central.isConnected(identity)) return;
-    const now = this.site.clock.now();
-    for (const charger of this.byIdentity.get(identity) ?? []) {
-      const engine = this.site.engine;
-      // A newer command is on its way anyway.
-      if (engine.getActiveCommands(charger.assetId).length > 0) continue;
-      const inForce = engine.getCommandInForce(charger.assetId, now);
-      if (!inForce) continue;
-      // Already sent on this connection (it completed after the charger connected).
-      const completedAt = inForce.history.at(-1)?.at.getTime() ?? 0;
-      if (completedAt >= (this.connectedAt.get(identity) ?? Number.POSITIVE_INFINITY)) continue;
-      let result: AdapterResult;
-      try {
-        result = await this.send(inForce, charger);
-      } catch (err) {
-        result = { success: false, error: err instanceof Error ? err.message : String(err) };
-      }
-      this.options.onResend?.(inForce, result);
+    const since = this.connectedAt.get(identity);
+    const version = this.central.protocolOf(identity);
+    for (const c of this.byIdentity.get(identity) ?? []) {
+      this.host.reapply(c.assetId, reason, since === undefined ? {} : { appliedSince: since });
+      const connector = version === 'ocpp1.6' ? (c.connectorId ?? 1) : (c.evseId ?? 1);
+      const params =
+        version === 'ocpp1.6'
+          ? { requestedMessage: 'StatusNotification', connectorId: connector }
+          : { requestedMessage: 'StatusNotification', evse: { id: connector, connectorId: 1 } };
+      // Best effort: a charger that does not implement it reports its status some other time.
+      this.central.call(identity, 'TriggerMessage', params).catch(() => {});
     }
   }
 }

@@ -1,0 +1,48 @@
+/**
+ * AdapterHost: the narrow port through which a protocol adapter (OCPP chargers, Modbus
+ * batteries) talks to the site that hosts it, instead of the whole `Site`: serve assets with
+ * their state machines, confirm a command later, and re-apply the setpoint in force after a
+ * device connected, booted or restarted. `Site` implements it; a TypeScript user can host an
+ * adapter on anything that does. Adapters depend on this file, never on `Site`.
+ */
+
+import type { Clock } from '../clock';
+import type { Command } from '../commands';
+import type { StateMachine, StateMachineDefinition } from '../state-machine';
+import type { Adapter } from './registry';
+
+/** The kind of state machine an asset gets: a preset, or a definition of its own. */
+export type AssetKind = 'ev-charger' | 'battery';
+
+export interface AdapterHost {
+  readonly clock: Clock;
+  /** Seconds after which a device that stopped answering counts as unavailable. */
+  readonly staleStateSeconds: number;
+  /**
+   * Serves `assetIds` with `adapter` (all or none: throws, serving none, when another adapter
+   * serves one of them) and gives each a state machine of `kind`, shared under `owner`.
+   */
+  serve(
+    adapter: Adapter,
+    assetIds: readonly string[],
+    kind: AssetKind | StateMachineDefinition,
+    owner: string,
+  ): void;
+  /** Stops serving them (where `adapter` still serves them); `removed` lets go of the machines. */
+  unserve(adapter: Adapter, assetIds: readonly string[], owner: string, removed: boolean): void;
+  stateMachine(assetId: string): StateMachine | undefined;
+  /**
+   * The answer to an attempt in flight that comes after `dispatch` returned (see
+   * `DispatchEngine.handleResponse`): e.g. ACKNOWLEDGED on a write, COMPLETED on its read-back.
+   */
+  respond(
+    commandId: string,
+    success: boolean,
+    error?: string | null,
+    options?: { final?: boolean; completed?: boolean; timedOut?: boolean },
+  ): boolean;
+  /** Re-applies the setpoint in force to the asset as a tracked command (`engine.reapply`). */
+  reapply(assetId: string, reason: string, options?: { appliedSince?: number }): Command[];
+  /** The asset's unfinished commands. */
+  activeCommands(assetId: string): Command[];
+}
