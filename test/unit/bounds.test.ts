@@ -239,11 +239,16 @@ describe('bounds: values that are not physical', () => {
         { columns: ['ev_y_kw'], index: idx(2, lastDay), data: [[0], [MAX_POWER_KW]] },
         { assetMap: { y: 'ev2' }, scheduleId: 'last-day' },
       );
+      clock.set(T0 + H);
       for (const e of [engine, fallback]) {
         // Finished commands carry their full history and errors through the file as well.
-        const [due] = e.getPendingCommands(T0 + H);
+        const [due] = e.getPendingCommands();
         await e.dispatchCommand(due as Command, { protocol: 't', dispatch: () => undefined });
         e.handleResponse(due as Command, true);
+        if (e === engine) {
+          // A re-apply of the setpoint in force: a command of its own, with reapplyOf.
+          should(e.reapply('a', 'reconnected').map((c) => c.reapplyOf)).eql(['max']);
+        }
         const text = JSON.stringify(e.toJSON());
         should(text).not.match(/"valueKw":null/);
         const problems: RestoreProblem[] = [];
