@@ -8,6 +8,23 @@
  *   PENDING / DISPATCHED / ACKNOWLEDGED -> CANCELLED (superseded, expired, by hand)
  */
 
+import { LATEST_TIME_MS } from './time';
+
+/**
+ * The most power accepted for one asset, kW: 1,000,000 kW = 1 GW. Far above any asset at the
+ * edge (a car's fast charger is a few hundred kW, a truck's megawatt charger or a depot's
+ * battery a few MW, the largest grid batteries some hundreds of MW), yet small enough that
+ * every value derived from a setpoint stays a finite number that JSON carries exactly: a
+ * netted battery setpoint (charge - discharge, within +-1 GW), rounding to 1 mW (x 1e6),
+ * watts for OCPP (x 1000). A larger value is a unit mistake (W for kW) or garbage, refused
+ * with the bound; 1e308 kW would overflow to Infinity, be saved as null, and cost the whole
+ * saved state at the next start.
+ */
+export const MAX_POWER_KW = 1_000_000;
+
+/** The longest an attempt may wait for the device's answer, seconds: a year. */
+export const MAX_TIMEOUT_SECONDS = 365 * 86_400;
+
 export enum CommandType {
   SET_CHARGE_RATE = 'SET_CHARGE_RATE',
   SET_DISCHARGE_RATE = 'SET_DISCHARGE_RATE',
@@ -335,6 +352,12 @@ function parseTime(value: unknown, field: string, where: string, shared?: Shared
       field,
     );
   }
+  if (ms < 0 || ms > LATEST_TIME_MS) {
+    throw new CommandValidationError(
+      `${where}: ${field} must be a time from 1970-01-01 to 9999-12-31, got ${JSON.stringify(value)}`,
+      field,
+    );
+  }
   return shared ? shared.date(ms) : new Date(ms);
 }
 
@@ -344,15 +367,16 @@ function optionalNumber(
   where: string,
   fallback: number,
   min: number,
+  max = Number.POSITIVE_INFINITY,
 ): number {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw new CommandValidationError(
-      `${where}: ${field} must be a number >= ${min}, got ${JSON.stringify(value)}`,
+      `${where}: ${field} must be a number >= ${min}${max < Number.POSITIVE_INFINITY ? ` and <= ${max}` : ''}, got ${JSON.stringify(value)}`,
       field,
     );
   }
-  return value;
+  return value === 0 ? 0 : value; // -0 is 0: JSON writes it so
 }
 
 /**
@@ -398,7 +422,14 @@ export function createCommand(input: unknown, defaults: CommandDefaults, index?:
         index,
       );
     }
-    valueKw = o.valueKw;
+    if (o.valueKw > MAX_POWER_KW) {
+      throw new CommandValidationError(
+        `${where}: valueKw must be at most ${MAX_POWER_KW} kW (1 GW, the most accepted for one asset; is it in W?) for ${type}, got ${JSON.stringify(o.valueKw)}`,
+        'valueKw',
+        index,
+      );
+    }
+    valueKw = o.valueKw === 0 ? 0 : o.valueKw; // -0 is 0: JSON writes it so
   }
   const shared = defaults.shared;
   const scheduledAt =
@@ -447,6 +478,7 @@ export function createCommand(input: unknown, defaults: CommandDefaults, index?:
       where,
       defaults.timeoutSeconds,
       0.001,
+      MAX_TIMEOUT_SECONDS,
     ),
     scheduleId,
     source: isSource(o.source)
@@ -467,7 +499,12 @@ export function createCommand(input: unknown, defaults: CommandDefaults, index?:
 function isSource(v: unknown): v is CommandSource {
   if (v === null || typeof v !== 'object') return false;
   const s = v as Record<string, unknown>;
-  return Array.isArray(s.columns) && typeof s.slot === 'number';
+  return (
+    Array.isArray(s.columns) &&
+    s.columns.every((c) => typeof c === 'string') &&
+    Number.isInteger(s.slot) &&
+    (s.slot as number) >= 0
+  );
 }
 
 /**
@@ -476,41 +513,70 @@ function isSource(v: unknown): v is CommandSource {
  */
 export function commandFromJSON(json: CommandJSON, index?: number, shared?: SharedValues): Command {
   const where = index === undefined ? 'command' : `command [${index}]`;
-  if (!COMMAND_STATUSES.has(json.status)) {
+  const fail = (field: string, what: string, got: unknown): never => {
     throw new CommandValidationError(
-      `${where}: status must be one of ${[...COMMAND_STATUSES].join(', ')}, got ${JSON.stringify(json.status)}`,
-      'status',
+      `${where}: ${field} must be ${what}, got ${JSON.stringify(got) ?? String(got)}`,
+      field,
+      index,
+    );
+  };
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new CommandValidationError(
+      `${where}: must be an object, got ${describe(json)}`,
+      '',
       index,
     );
   }
+  if (!COMMAND_STATUSES.has(json.status)) {
+    fail('status', `one of ${[...COMMAND_STATUSES].join(', ')}`, json.status);
+  }
+  const time = (v: unknown, f: string) => parseTime(v, f, where, shared);
+  // Saved commands carry every field: nothing is defaulted from the time of the restore.
+  for (const f of ['id', 'scheduledAt', 'createdAt'] as const) {
+    if (json[f] === undefined || json[f] === null) fail(f, 'present', json[f]);
+  }
+  const createdAt = time(json.createdAt, 'createdAt');
   const base = createCommand(
     json,
-    { now: Date.parse(json.createdAt), maxRetries: 0, timeoutSeconds: 30, newId: () => '' },
+    { now: createdAt.getTime(), maxRetries: 0, timeoutSeconds: 30, newId: () => '' },
     index,
   );
-  const time = (v: unknown, f: string) => parseTime(v, f, where, shared);
   const opt = (v: string | null | undefined, f: string) =>
     v === null || v === undefined ? null : time(v, f);
+  const text = (v: unknown, f: string): string | null =>
+    v === null || v === undefined
+      ? null
+      : typeof v === 'string'
+        ? v
+        : fail(f, 'a string or null', v);
   if (shared) {
     base.scheduledAt = shared.date(base.scheduledAt.getTime());
     if (base.validUntil !== null) base.validUntil = shared.date(base.validUntil.getTime());
     if (base.source !== null) base.source.columns = shared.columns(base.source.columns);
   }
+  const attempts = json.attempts ?? 0;
+  if (!Number.isInteger(attempts) || attempts < 0) fail('attempts', 'an integer >= 0', attempts);
+  if (json.history !== undefined && !Array.isArray(json.history)) {
+    fail('history', 'an array', json.history);
+  }
   base.status = json.status;
-  if (typeof json.reapplyOf === 'string') base.reapplyOf = json.reapplyOf;
-  base.attempts = Number(json.attempts) || 0;
-  base.lastError = json.lastError ?? null;
-  base.holdReason = json.holdReason ?? null;
+  const reapplyOf = text(json.reapplyOf, 'reapplyOf');
+  if (reapplyOf !== null) base.reapplyOf = reapplyOf;
+  base.attempts = attempts;
+  base.lastError = text(json.lastError, 'lastError');
+  base.holdReason = text(json.holdReason, 'holdReason');
   base.nextAttemptAt = opt(json.nextAttemptAt, 'nextAttemptAt');
   base.deadline = opt(json.deadline, 'deadline');
-  base.createdAt = time(json.createdAt, 'createdAt');
-  base.history = Array.isArray(json.history)
-    ? json.history.map((h) => {
-        const e: CommandHistoryEntry = { status: h.status, at: time(h.at, 'history.at') };
-        if (h.reason !== undefined) e.reason = h.reason;
-        return e;
-      })
-    : [];
+  base.createdAt = createdAt;
+  base.history = (json.history ?? []).map((h, i) => {
+    const f = `history[${i}]`;
+    if (h === null || typeof h !== 'object') fail(f, 'an object {status, at, reason?}', h);
+    if (!COMMAND_STATUSES.has(h.status)) fail(`${f}.status`, 'a command status', h.status);
+    const e: CommandHistoryEntry = { status: h.status, at: time(h.at, `${f}.at`) };
+    const reason = text(h.reason, `${f}.reason`);
+    if (reason !== null) e.reason = reason;
+    return e;
+  });
   return base;
 }
 

@@ -4,7 +4,13 @@
  */
 
 import { randomUUID } from 'node:crypto';
-import { type Command, CommandStatus, CommandType } from './commands';
+import {
+  type Command,
+  CommandStatus,
+  CommandType,
+  MAX_POWER_KW,
+  MAX_TIMEOUT_SECONDS,
+} from './commands';
 import type { ScheduleSummary } from './event-bus';
 import {
   type ParseOptions,
@@ -107,7 +113,10 @@ export function mapKeysFor(col: SetpointColumn): string[] {
 }
 
 function roundKw(v: number): number {
-  // Netting and float noise (7.4 - 0.1 = 7.300000000000001): keep 1 mW resolution.
+  // Netting and float noise (7.4 - 0.1 = 7.300000000000001): keep 1 mW resolution. The
+  // values are within +-MAX_POWER_KW, so v * 1e6 stays finite (1e308 would overflow it to
+  // Infinity); past 2^53 / 1e6 kW there is nothing below 1 mW to round anyway.
+  if (!(Math.abs(v) < 1e9)) return v;
   const r = Math.round(v * 1e6) / 1e6;
   return r === 0 ? 0 : r;
 }
@@ -146,11 +155,32 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
       );
     }
     for (const [k, v] of Object.entries(horizon.fallbackKw)) {
-      if (typeof v !== 'number' || !Number.isFinite(v)) {
+      if (typeof v !== 'number' || !(Math.abs(v) <= MAX_POWER_KW)) {
         throw new ScheduleError(
-          `horizonEnd.fallbackKw[${JSON.stringify(k)}] must be a number (kW), got ${JSON.stringify(v)}`,
+          `horizonEnd.fallbackKw[${JSON.stringify(k)}] must be a number (kW) from -${MAX_POWER_KW} to ${MAX_POWER_KW} (1 GW, the most accepted for one asset), got ${typeof v === 'number' ? v : JSON.stringify(v)}`,
         );
       }
+    }
+  }
+  // The commands' settings, as createCommand (and so a restart) accepts them.
+  const settings: [keyof ConvertOptions, number, number, boolean][] = [
+    ['maxRetries', 0, Number.POSITIVE_INFINITY, true],
+    ['timeoutSeconds', 0.001, MAX_TIMEOUT_SECONDS, false],
+    ['priority', Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, false],
+  ];
+  for (const [key, min, max, integer] of settings) {
+    const v = options[key];
+    if (v === undefined) continue;
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      v < min ||
+      v > max ||
+      (integer && !Number.isInteger(v))
+    ) {
+      throw new ScheduleError(
+        `${key} must be ${integer ? 'an integer' : 'a number'}${min > Number.NEGATIVE_INFINITY ? ` >= ${min}` : ''}${max < Number.POSITIVE_INFINITY ? ` and <= ${max}` : ''}, got ${JSON.stringify(v)}`,
+      );
     }
   }
 
@@ -262,6 +292,22 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
         v = roundKw(
           (!Number.isNaN(charge) ? charge : 0) - (!Number.isNaN(discharge) ? discharge : 0),
         );
+      }
+      // parseSchedule bounds every cell; a Schedule built by hand is checked here, and so is
+      // what netting derives from the cells.
+      if (!(Math.abs(v) <= MAX_POWER_KW) || (evVals !== undefined && v < 0)) {
+        problems.push({
+          row: i,
+          time: schedule.labels[i],
+          column: colNames.join(' - '),
+          value: v,
+          reason:
+            v < 0 && evVals !== undefined
+              ? `${v} kW is negative: an EV setpoint is a magnitude`
+              : `${v} kW is beyond ${MAX_POWER_KW} kW (1 GW), the most accepted for one asset`,
+        });
+        if (problems.length >= 50) break;
+        continue;
       }
       if (limit !== undefined && Math.abs(v) > limit + KW_EPSILON) {
         problems.push({

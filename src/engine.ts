@@ -17,7 +17,6 @@ import {
   type CommandJSON,
   CommandStatus,
   CommandType,
-  commandFromJSON,
   commandToJSON,
   createCommand,
   isFinal,
@@ -25,6 +24,7 @@ import {
   transition,
 } from './commands';
 import {
+  type Conversion,
   type ConvertOptions,
   convertSchedule,
   DEFAULT_DEADBAND_KW,
@@ -32,6 +32,15 @@ import {
 } from './convert';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
+import {
+  problemAt,
+  type RestoreProblem,
+  reportToConsole,
+  restoreCommands,
+  restoreEntries,
+  shown,
+} from './restore';
+import { parseSchedule } from './schedule';
 import { HOLD_STATES, type StateMachine } from './state-machine';
 
 export interface EngineConfig {
@@ -226,11 +235,28 @@ export class DispatchEngine {
   /**
    * Converts a schedule (any accepted format) with the engine's deadband, horizon, retry and
    * timeout settings, publishes SCHEDULE_RECEIVED and submits the commands (superseding older
-   * schedules' commands for the same assets). Returns the registered commands.
+   * schedules' commands for the same assets). Returns the registered commands. The schedule
+   * id is chosen as `receiveSchedule` says: one already used becomes the next revision.
    */
   scheduleToCommands(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Command[] {
-    const scheduleId = this.uniqueScheduleId(options.scheduleId);
-    const conversion = convertSchedule(schedule, {
+    const conversion = this.receiveSchedule(schedule, options);
+    return this.register(conversion.commands, this.clock.now());
+  }
+
+  /**
+   * Everything `scheduleToCommands` does before it registers the commands, for hosts that
+   * submit them later (the qe-schedule node sends them over a wire to a dispatcher): converts
+   * the schedule with the engine's settings under a schedule id not used before in this
+   * engine (`options.scheduleId`, else the id the schedule carries, else a new one; an id
+   * already used becomes the next revision, `id#2`, as `uniqueScheduleId` says), records the
+   * id and publishes SCHEDULE_RECEIVED. A bad schedule throws a ScheduleError and changes
+   * nothing.
+   */
+  receiveSchedule(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Conversion {
+    // Parsed first, for the id it carries; the conversion takes the parsed schedule as it is.
+    const parsed = parseSchedule(schedule, options);
+    const scheduleId = this.uniqueScheduleId(options.scheduleId ?? parsed.scheduleId ?? undefined);
+    const conversion = convertSchedule(parsed, {
       deadbandKw: this.config.deadbandKw,
       horizonEnd: this.config.horizonEnd,
       maxRetries: this.config.maxRetries,
@@ -239,23 +265,27 @@ export class DispatchEngine {
       ...(scheduleId === undefined ? {} : { scheduleId }),
       now: this.clock.now(),
     });
-    this.noteScheduleId(conversion.scheduleId);
     for (const c of conversion.commands) {
       if (this.slots.has(c.id)) throw new TypeError(`command id ${c.id} is already registered`);
     }
+    this.noteScheduleId(conversion.scheduleId);
     this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
-    return this.register(conversion.commands, this.clock.now());
+    return conversion;
   }
 
   /**
    * A schedule id not used before in this engine: `base` itself the first time, then
-   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last).
-   * Undefined stays undefined (the conversion makes a fresh id).
+   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last). A
+   * `base` that names a revision (`day#2`) is itself when that revision is newer than any
+   * used, else the next one. Undefined stays undefined (the conversion makes a fresh id).
    */
   uniqueScheduleId(base: string | undefined): string | undefined {
     if (base === undefined) return undefined;
-    const rev = this.scheduleRevisions.get(base);
-    return rev === undefined ? base : `${base}#${rev + 1}`;
+    const root = base.replace(/#\d+$/, '');
+    const rev = this.scheduleRevisions.get(root);
+    if (rev === undefined) return base;
+    const asked = base === root ? 1 : Number(base.slice(root.length + 1));
+    return asked > rev ? base : `${root}#${rev + 1}`;
   }
 
   /**
@@ -982,9 +1012,18 @@ export class DispatchEngine {
    * slot has ended are cancelled (expired), never sent late; an attempt that was in flight
    * counts as timed out (retried if attempts and the slot remain); finished commands are kept
    * for inspection. Asset states are applied to state machines as they are registered.
-   * Throws a TypeError naming what is wrong in a malformed document.
+   *
+   * One bad entry never costs the others: an entry that cannot be restored (a command with a
+   * value out of bounds, a missing field, a duplicate id; an asset state that is not a name)
+   * is left out and reported to `onProblem` (which entry, why; default console.error), and
+   * everything else is restored. Only a document that is not an engine's state at all (not
+   * an object, another format or version) throws a TypeError.
    */
-  static restore(json: unknown, deps: EngineDeps = {}): DispatchEngine {
+  static restore(
+    json: unknown,
+    deps: EngineDeps = {},
+    onProblem: (problem: RestoreProblem) => void = reportToConsole,
+  ): DispatchEngine {
     const engine = new DispatchEngine(deps);
     if (json === null || typeof json !== 'object')
       throw new TypeError('restore: expected an object from engine.toJSON()');
@@ -994,17 +1033,20 @@ export class DispatchEngine {
         `restore: not a dispatch engine document of version 1 (format ${JSON.stringify(doc.format)}, version ${JSON.stringify(doc.version)})`,
       );
     }
-    if (!Array.isArray(doc.commands)) throw new TypeError('restore: "commands" must be an array');
-    const shared = new SharedValues();
-    const commands = doc.commands.map((c, i) => commandFromJSON(c, i, shared));
-    for (const [id, s] of Object.entries(doc.assetStates ?? {})) {
-      if (typeof s === 'string') engine.restoredStates.set(id, s);
+    const commands = restoreCommands(doc.commands, onProblem);
+    for (const [id, s] of restoreEntries(doc.assetStates, 'assetStates', onProblem)) {
+      if (typeof s === 'string' && s !== '') engine.restoredStates.set(id, s);
+      else onProblem(problemAt('assetStates', id, `must be a state name, got ${shown(s)}`));
     }
-    for (const [id, r] of Object.entries(doc.scheduleRevisions ?? {})) {
-      if (typeof r === 'number') engine.scheduleRevisions.set(id, r);
+    for (const [id, r] of restoreEntries(doc.scheduleRevisions, 'scheduleRevisions', onProblem)) {
+      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleRevisions.set(id, r as number);
+      else
+        onProblem(problemAt('scheduleRevisions', id, `must be an integer >= 1, got ${shown(r)}`));
     }
     const now = engine.clock.now();
     for (const cmd of commands) {
+      // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
+      if (cmd.scheduleId !== null) engine.noteScheduleId(cmd.scheduleId);
       const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
       engine.slots.set(cmd.id, slot);
       engine.counts[cmd.status]++;

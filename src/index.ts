@@ -70,6 +70,8 @@ export {
   FINAL_STATUSES,
   InvalidCommandTransition,
   isFinal,
+  MAX_POWER_KW,
+  MAX_TIMEOUT_SECONDS,
 } from './commands';
 export {
   type ChangePlan,
@@ -104,6 +106,7 @@ export {
   type StateChange,
   type Unsubscribe,
 } from './event-bus';
+export { formatRestoreProblem, type RestoreProblem } from './restore';
 export {
   classifyColumn,
   NEGATIVE_TOLERANCE_KW,
@@ -150,4 +153,10 @@ export {
   type StateMachineOptions,
   type Transition,
 } from './state-machine';
-export { FileStore, MemoryStore, type StateStore, StoreCorruptError } from './store';
+export {
+  FileStore,
+  MemoryStore,
+  PartialRestoreError,
+  type StateStore,
+  StoreCorruptError,
+} from './store';

@@ -12,8 +12,14 @@
  * column is reported in `ignoredColumns`.
  */
 
-import { describe } from './commands';
-import { EARLIEST_PLAUSIBLE_MS, type EpochUnit, isValidTimeZone, parseTimestamp } from './time';
+import { describe, MAX_POWER_KW } from './commands';
+import {
+  EARLIEST_PLAUSIBLE_MS,
+  type EpochUnit,
+  isValidTimeZone,
+  LATEST_TIME_MS,
+  parseTimestamp,
+} from './time';
 
 export interface ScheduleProblem {
   /** Zero-based data row, when the problem is in a row. */
@@ -576,6 +582,14 @@ function buildSchedule(
         reason: `timestamp ${JSON.stringify(raw)} is before 2000: is the index row numbers rather than times? Give the DataFrame a DatetimeIndex`,
       });
       times[r] = Number.NaN;
+    } else if (t > LATEST_TIME_MS) {
+      problems.add({
+        row: r,
+        time: labels[r],
+        value: raw,
+        reason: `timestamp ${JSON.stringify(raw)} is after 9999-12-31: check the epoch unit (set epochUnit)`,
+      });
+      times[r] = Number.NaN;
     } else {
       times[r] = t;
     }
@@ -608,6 +622,12 @@ function buildSchedule(
   } else {
     slotSeconds =
       options.slotSeconds ?? ((times[n - 1] as number) - (times[n - 2] as number)) / 1000;
+  }
+  const end = (times[n - 1] as number) + slotSeconds * 1000;
+  if (!(end <= LATEST_TIME_MS)) {
+    throw new ScheduleError(
+      `the last slot (${labels[n - 1]}) lasts ${slotSeconds} s and so ends after 9999-12-31: check slotSeconds`,
+    );
   }
 
   const setpoints: SetpointColumn[] = [];
@@ -652,11 +672,9 @@ function buildSchedule(
       const row = rows[r] as unknown[];
       for (let j = 0; j < m; j++) {
         const raw = row[together ? first + j : (spIndex[j] as number)];
-        // Fast path: a plain non-negative finite number (NaN fails the comparison).
+        // Fast path: a plain number from 0 to MAX_POWER_KW (NaN fails the comparison).
         all[j * n + r] =
-          typeof raw === 'number' && raw >= 0 && raw < Number.POSITIVE_INFINITY
-            ? raw
-            : read(raw, r, j);
+          typeof raw === 'number' && raw >= 0 && raw <= MAX_POWER_KW ? raw : read(raw, r, j);
       }
     }
   } else {
@@ -665,9 +683,7 @@ function buildSchedule(
       for (let r = 0; r < n; r++) {
         const raw = table.cell(r, c);
         all[j * n + r] =
-          typeof raw === 'number' && raw >= 0 && raw < Number.POSITIVE_INFINITY
-            ? raw
-            : read(raw, r, j);
+          typeof raw === 'number' && raw >= 0 && raw <= MAX_POWER_KW ? raw : read(raw, r, j);
       }
     }
   }
@@ -713,6 +729,11 @@ function readValue(raw: unknown, emptyIsNull: boolean): number | { reason: strin
     return { reason: `${describe(raw)} is not a number (kW)` };
   }
   if (!Number.isFinite(v)) return { reason: `${v} is not a finite power` };
+  if (v > MAX_POWER_KW) {
+    return {
+      reason: `${v} kW is above ${MAX_POWER_KW} kW (1 GW), the most accepted for one asset: is the column in W?`,
+    };
+  }
   if (v < 0) {
     if (v >= -NEGATIVE_TOLERANCE_KW) return 0;
     return {

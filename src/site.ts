@@ -13,13 +13,14 @@ import { type Clock, systemClock } from './clock';
 import { type Command, type CommandInput, isFinal } from './commands';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
 import { EventBus, EventType } from './event-bus';
+import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
 import {
   BATTERY_DEFINITION,
   EV_CHARGER_DEFINITION,
   StateMachine,
   type StateMachineDefinition,
 } from './state-machine';
-import { type StateStore, StoreCorruptError } from './store';
+import { PartialRestoreError, type StateStore, StoreCorruptError } from './store';
 
 /** A save waits at least this many times as long as the last one took: at most ~1/5 of the time saving. */
 export const SAVE_PACING = 4;
@@ -108,7 +109,10 @@ export class Site implements AdapterHost {
   private running = false;
   private stopped = false;
   private readonly offBus: () => void;
-  /** The error met while loading the saved state, if any (the site started empty). */
+  /**
+   * The error met while loading the saved state, if any: the site started empty, or, for a
+   * PartialRestoreError, without the entries it lists (and restored all the others).
+   */
   readonly loadError: Error | null = null;
 
   constructor(options: SiteOptions) {
@@ -154,9 +158,23 @@ export class Site implements AdapterHost {
               `not a site state document (format ${JSON.stringify(site.format)})`,
             );
           }
-          engine = DispatchEngine.restore(site.engine, deps);
-          for (const [id, owner] of Object.entries(site.owners ?? {})) {
-            if (typeof owner === 'string' && engine.getCommand(id)) this.owners.set(id, owner);
+          // Entry by entry: a bad one is left out and reported, the others are restored.
+          const problems: RestoreProblem[] = [];
+          const report = (p: RestoreProblem) => problems.push(p);
+          engine = DispatchEngine.restore(site.engine, deps, report);
+          for (const [id, owner] of restoreEntries(site.owners, 'owners', report)) {
+            if (typeof owner !== 'string') {
+              report(problemAt('owners', id, `must be a dispatcher id, got ${shown(owner)}`));
+            } else if (engine.getCommand(id)) {
+              this.owners.set(id, owner);
+            }
+          }
+          if (problems.length > 0) {
+            this.loadError = new PartialRestoreError(
+              this.store.location,
+              problems,
+              this.store.keepCopy?.() ?? null,
+            );
           }
         }
       } catch (err) {

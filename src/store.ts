@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { formatRestoreProblem, type RestoreProblem } from './restore';
 
 /** Where a site keeps its state between restarts. */
 export interface StateStore {
@@ -9,6 +10,11 @@ export interface StateStore {
   save(doc: unknown): Promise<void>;
   /** Human-readable location, for messages. */
   readonly location: string;
+  /**
+   * Keeps a copy of the saved document as it is (some of its entries could not be restored,
+   * and the next save leaves them out); returns where, or null. Optional.
+   */
+  keepCopy?(): string | null;
 }
 
 /** A state file that could not be read; it has been moved aside to `movedTo`. */
@@ -20,6 +26,29 @@ export class StoreCorruptError extends Error {
   ) {
     super(message);
     this.name = 'StoreCorruptError';
+  }
+}
+
+/**
+ * A saved state restored but for some entries, which were left out: `problems` says which and
+ * why; `copy` is where the file as it was is kept (null: none could be made).
+ */
+export class PartialRestoreError extends Error {
+  constructor(
+    readonly location: string,
+    readonly problems: readonly RestoreProblem[],
+    readonly copy: string | null,
+  ) {
+    const n = problems.length;
+    const shown = problems.slice(0, 5).map(formatRestoreProblem);
+    super(
+      `saved state in ${location}: ${n} entr${n === 1 ? 'y' : 'ies'} could not be restored and ${n === 1 ? 'was' : 'were'} left out, everything else was restored (${
+        copy === null
+          ? 'no copy of the file could be kept'
+          : `the file as it was is kept as ${copy}`
+      }): ${shown.join('; ')}${n > shown.length ? `; and ${n - shown.length} more` : ''}`,
+    );
+    this.name = 'PartialRestoreError';
   }
 }
 
@@ -73,6 +102,17 @@ export class FileStore implements StateStore {
         this.file,
         null,
       );
+    }
+  }
+
+  /** Copies the file beside itself as `<file>.bad-entries-<time>`; returns the copy, or null. */
+  keepCopy(): string | null {
+    const copy = `${this.file}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      copyFileSync(this.file, copy);
+      return copy;
+    } catch {
+      return null;
     }
   }
 

@@ -11,6 +11,14 @@ const NUMERIC_RE = /^[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 /** Times before this are taken for row numbers rather than times (a RangeIndex). */
 export const EARLIEST_PLAUSIBLE_MS = Date.UTC(2000, 0, 1);
 
+/**
+ * The last instant a schedule or a command may name: 9999-12-31T23:59:59.999Z, the end of
+ * ISO 8601's four-digit years. Epoch numbers can say far more (1e30 ns), and a Date cannot
+ * hold that: a time past this is refused, so that every time accepted is one that JSON
+ * carries as an ISO string and a restart reads back.
+ */
+export const LATEST_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 const dtfCache = new Map<string, Intl.DateTimeFormat>();
 
 /** Whether `timeZone` is an IANA zone that this Node.js knows. */

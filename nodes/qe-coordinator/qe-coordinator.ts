@@ -1,6 +1,13 @@
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { type EngineConfig, FileStore, type HorizonEnd, resolveConfig, Site } from '../..';
+import {
+  type EngineConfig,
+  FileStore,
+  type HorizonEnd,
+  PartialRestoreError,
+  resolveConfig,
+  Site,
+} from '../..';
 import { type CoordinatorNode, numberField, parseJsonObject } from '../lib/common';
 
 interface CoordinatorDef extends NodeDef {
@@ -76,18 +83,22 @@ export default function (RED: NodeAPI) {
           path.join(userDir, 'qe-coordinator', `${this.id.replace(/[^\w.-]/g, '_')}.json`),
         )
       : null;
-    const site = new Site({
-      siteId,
-      config,
-      store,
-      onError: (err) => this.error(err.message),
-    });
+    // The runtime passes a config node's error on to the Catch nodes of its users' flows
+    // only when the error comes with a message: msg.payload = {siteId, problems} (the
+    // entries of the saved state that were left out, if any).
+    const report = (err: Error) =>
+      this.error(err.message, {
+        topic: 'qe-coordinator',
+        payload: { siteId, problems: err instanceof PartialRestoreError ? err.problems : [] },
+      });
+    const site = new Site({ siteId, config, store, onError: report });
     this.site = site;
-    if (site.loadError) {
+    const { loadError } = site;
+    if (loadError) {
       // Reported once the flows have started, so that it reaches the users' Catch nodes.
-      const report = () => this.error(site.loadError?.message);
-      RED.events.once('flows:started', report);
-      this.on('close', () => RED.events.removeListener('flows:started', report));
+      const reportLoad = () => report(loadError);
+      RED.events.once('flows:started', reportLoad);
+      this.on('close', () => RED.events.removeListener('flows:started', reportLoad));
     }
     site.start();
 

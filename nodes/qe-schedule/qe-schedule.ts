@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { commandToJSON, convertSchedule, EventType } from '../..';
+import { type Conversion, commandToJSON } from '../..';
 import { parseJsonObject, type UserDef, useCoordinator } from '../lib/common';
 
 interface ScheduleDef extends UserDef {
@@ -54,37 +54,22 @@ export default function (RED: NodeAPI) {
         typeof msg.scheduleId === 'string' || typeof msg.scheduleId === 'number'
           ? String(msg.scheduleId)
           : undefined;
-      const engine = site.engine;
-      const convert = (scheduleId: string | undefined) =>
-        convertSchedule(msg.payload, {
+      let conversion: Conversion;
+      try {
+        // The core picks the id (a re-sent one is the next revision) and publishes
+        // SCHEDULE_RECEIVED; the dispatcher registers the commands when they reach it.
+        conversion = site.engine.receiveSchedule(msg.payload, {
           assetMap: map,
           ratedKw: ratedKw as Record<string, number>,
           ignoreUnmapped: def.ignoreUnmapped === true,
           timeZone: def.timeZone?.trim() || 'UTC',
-          deadbandKw: engine.config.deadbandKw,
-          horizonEnd: engine.config.horizonEnd,
-          maxRetries: engine.config.maxRetries,
-          timeoutSeconds: engine.config.commandTimeoutSeconds,
-          ...(scheduleId === undefined ? {} : { scheduleId }),
-          now: site.clock.now(),
+          ...(requested === undefined ? {} : { scheduleId: requested }),
         });
-      let conversion: ReturnType<typeof convertSchedule>;
-      try {
-        conversion = convert(
-          requested === undefined ? undefined : engine.uniqueScheduleId(requested),
-        );
-        // An id carried inside the payload ({schedule, scheduleId}) that is already in use:
-        // the schedule was sent again, so it becomes the next revision, as msg.scheduleId does.
-        const unique = engine.uniqueScheduleId(conversion.scheduleId);
-        if (requested === undefined && unique !== conversion.scheduleId)
-          conversion = convert(unique);
       } catch (err) {
         this.status({ fill: 'red', shape: 'dot', text: 'qe-schedule.status.rejected' });
         done(err as Error);
         return;
       }
-      engine.reserveScheduleId(conversion.scheduleId);
-      site.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
       msg.payload = conversion.commands.map(commandToJSON);
       msg.schedule = conversion.summary;
       this.status({

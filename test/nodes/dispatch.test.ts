@@ -119,6 +119,34 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
     should(received.msgs[0]).have.properties({ topic: 'SCHEDULE_RECEIVED' });
   });
 
+  it('qe-schedule: a schedule carrying its own id sent twice is id, then id#2, which supersedes it', async () => {
+    await helper.load(allNodes(), onTab(dispatchFlow()));
+    const out = inbox('schedOut');
+    const caught = inbox('caught');
+    const site = siteOf();
+    const wrapped = `{"scheduleId": "opt-7", "status": "optimal", "schedule": ${fixture('ev-schedule.split.json')}}`;
+    helper.getNode('sched').receive({ payload: wrapped } as never);
+    await out.count(1);
+    await settle(10);
+    helper.getNode('sched').receive({ payload: wrapped } as never);
+    await out.count(2);
+    await settle(10);
+    const ids = out.msgs.map(
+      (m) => (m as { schedule: { scheduleId: string } }).schedule.scheduleId,
+    );
+    should(ids).eql(['opt-7', 'opt-7#2']);
+    should((out.msgs[1] as { payload: { id: string }[] }).payload[0]?.id).equal(
+      'opt-7#2:ast_ev_001:0',
+    );
+    should(
+      site.engine.getCommands({ scheduleId: 'opt-7', status: 'CANCELLED' as never }),
+    ).have.length(10);
+    should(
+      site.engine.getCommands({ scheduleId: 'opt-7#2', status: 'PENDING' as never }),
+    ).have.length(10);
+    should(caught.msgs).have.length(0);
+  });
+
   it('sends each command at its slot start, by timer, and the custom adapter completes it', async () => {
     await helper.load(allNodes(), onTab(dispatchFlow()));
     const out = inbox('out');

@@ -415,18 +415,57 @@ describe('nodes: asset state, events, coordinator', () => {
       should(out.msgs.map((m) => m.commandId)).eql(['later-1']);
     });
 
+    it('a state file with one bad entry: the rest is restored, the bad one reaches a Catch node', async () => {
+      clock = sinon.useFakeTimers({ now: T0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      await helper.load(allNodes(), flow());
+      helper.getNode('disp').receive({
+        payload: [5, 6, 7].map((kw, i) => ({
+          id: `c${i}`,
+          assetId: 'a1',
+          type: 'SET_CHARGE_RATE',
+          valueKw: kw,
+          scheduledAt: T0 + (i + 1) * 3600_000,
+        })),
+      } as never);
+      await settle(10);
+      await helper.unload(); // the coordinator saves on close
+      const dir = path.join(userDir, 'qe-coordinator');
+      const file = path.join(dir, 'coord.json');
+      const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+      should(doc.engine.commands).have.length(3);
+      doc.engine.commands[1].valueKw = null; // what an overflowed setpoint was saved as
+      fs.writeFileSync(file, JSON.stringify(doc));
+
+      await helper.load(allNodes(), onTab([...flow().slice(1), ...catcher()]));
+      const caught = inbox('caught');
+      await caught.count(1);
+      const err = (caught.msgs[0] as { error: { message: string; source: { id: string } } }).error;
+      should(err.source.id).equal('coord');
+      should(err.message).match(
+        /1 entry could not be restored and was left out, everything else was restored .*: commands\[1\] \(id c1\): valueKw must be a finite number >= 0 \(kW\) for SET_CHARGE_RATE, got null$/,
+      );
+      const site = siteOf();
+      should(site.engine.getCommands().map((c) => `${c.id} ${c.status}`)).eql([
+        'c0 PENDING',
+        'c2 PENDING',
+      ]);
+      should(
+        fs.readdirSync(dir).filter((n) => n.startsWith('coord.json.bad-entries-')),
+      ).have.length(1);
+      should(fs.readdirSync(dir).some((n) => n.includes('.corrupt-'))).be.false();
+    });
+
     it('a corrupt state file is moved aside and reported once the flows have started', async () => {
       const dir = path.join(userDir, 'qe-coordinator');
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'coord.json'), 'not json at all');
-      await helper.load(allNodes(), flow());
-      await settle();
+      await helper.load(allNodes(), onTab([...flow().slice(1), ...catcher()]));
       // Reported through the config node, whose errors Node-RED forwards to its users' flows.
-      should(
-        spy(helper.getNode('coord').error).calledWithMatch(
-          /is not valid JSON.*moved it to .*coord\.json\.corrupt-/,
-        ),
-      ).be.true();
+      const caught = inbox('caught');
+      await caught.count(1);
+      should((caught.msgs[0] as { error: { message: string } }).error.message).match(
+        /is not valid JSON.*moved it to .*coord\.json\.corrupt-/,
+      );
       should(fs.readdirSync(dir).some((n) => n.startsWith('coord.json.corrupt-'))).be.true();
       should(siteOf().engine.stats().total).equal(0);
     });

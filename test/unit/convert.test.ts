@@ -654,7 +654,7 @@ describe('convertSchedule', () => {
           }),
         ).message,
       ).equal(
-        'invalid schedule: horizonEnd.fallbackKw["ast_ev_001"] must be a number (kW), got "0"',
+        'invalid schedule: horizonEnd.fallbackKw["ast_ev_001"] must be a number (kW) from -1000000 to 1000000 (1 GW, the most accepted for one asset), got "0"',
       );
       should(
         scheduleError(() =>
@@ -662,7 +662,7 @@ describe('convertSchedule', () => {
             horizonEnd: { fallbackKw: { ast_ev_001: Number.POSITIVE_INFINITY } },
           }),
         ).message,
-      ).match(/must be a number \(kW\), got null/);
+      ).match(/must be a number \(kW\) from -1000000 to 1000000 .*, got Infinity/);
     });
   });
 

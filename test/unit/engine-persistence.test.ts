@@ -4,6 +4,7 @@ import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus } from '../../src/commands';
 import { DispatchEngine } from '../../src/engine';
 import { EventBus } from '../../src/event-bus';
+import type { RestoreProblem } from '../../src/restore';
 import { createEvChargerStateMachine } from '../../src/state-machine';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
@@ -137,19 +138,106 @@ describe('DispatchEngine persistence', () => {
     should(restored.getPendingCommands()).have.length(1);
   });
 
-  it('refuses a document that is not an engine’s, saying what is wrong', () => {
+  it('refuses only a document that is not an engine’s at all, saying what is wrong', () => {
     const clock = new ManualClock(T0);
     should(() => DispatchEngine.restore(null)).throw(/expected an object/);
     should(() => DispatchEngine.restore({ format: 'x', version: 1 })).throw(
       /not a dispatch engine document/,
     );
-    should(() =>
-      DispatchEngine.restore({ format: 'qubit-energy/dispatch-engine', version: 1, commands: {} }),
-    ).throw(/"commands" must be an array/);
-    const bad = new DispatchEngine({ clock });
-    bad.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 1 });
-    const doc = bad.toJSON();
-    (doc.commands[0] as { status: string }).status = 'LOST';
-    should(() => DispatchEngine.restore(doc)).throw(/command \[0\]: status must be one of/);
+    // An engine's document with a broken part: that part is reported, the rest restored.
+    const problems: RestoreProblem[] = [];
+    const engine = DispatchEngine.restore(
+      {
+        format: 'qubit-energy/dispatch-engine',
+        version: 1,
+        commands: {},
+        assetStates: { a: 'FAULTED' },
+        scheduleRevisions: [],
+      },
+      { clock },
+      (p) => problems.push(p),
+    );
+    should(problems).eql([
+      { entry: 'commands', reason: 'must be an array, got {}' },
+      { entry: 'scheduleRevisions', reason: 'must be an object, got []' },
+    ]);
+    should(engine.toJSON().assetStates).eql({ a: 'FAULTED' });
+  });
+
+  it('one corrupted command among valid ones: the others are restored, it is reported', async () => {
+    const clock = new ManualClock(T0);
+    const { deps } = make(clock);
+    const engine = new DispatchEngine(deps);
+    const m = createEvChargerStateMachine({ assetId: 'b', clock });
+    engine.registerStateMachine(m);
+    engine.scheduleToCommands(schedule([5, 7, 9]), { assetMap: { v1: 'a' }, scheduleId: 'day' });
+    const [first] = engine.getPendingCommands();
+    await engine.dispatchCommand(first as Command);
+    engine.handleResponse(first as Command, true);
+    engine.submit({ id: 'by-hand', assetId: 'b', type: 'SET_CHARGE_RATE', valueKw: 3 });
+    const doc = JSON.parse(JSON.stringify(engine.toJSON()));
+    // What JSON made of a setpoint that had overflowed to Infinity, before values were bounded.
+    doc.commands[1].valueKw = null;
+    // And more that a hand-edited or damaged file can hold.
+    doc.commands.push({ ...doc.commands[3], valueKw: 7 }); // the same id again
+    doc.commands.push(42);
+    doc.commands.push({ ...doc.commands[2], id: 'day:a:9', scheduledAt: '2025-13-45' });
+    doc.assetStates.c = 5;
+    doc.scheduleRevisions.other = 'two';
+
+    const problems: RestoreProblem[] = [];
+    const restored = DispatchEngine.restore(doc, make(clock).deps, (p) => problems.push(p));
+    should(problems).eql([
+      {
+        entry: 'commands[1]',
+        id: 'day:a:1',
+        reason: 'valueKw must be a finite number >= 0 (kW) for SET_CHARGE_RATE, got null',
+      },
+      {
+        entry: 'commands[4]',
+        id: 'by-hand',
+        reason: 'id by-hand appears twice: the first one is kept',
+      },
+      { entry: 'commands[5]', reason: 'must be an object, got number 42' },
+      {
+        entry: 'commands[6]',
+        id: 'day:a:9',
+        reason: 'scheduledAt must be an ISO 8601 time or epoch milliseconds, got "2025-13-45"',
+      },
+      { entry: 'assetStates["c"]', reason: 'must be a state name, got 5' },
+      { entry: 'scheduleRevisions["other"]', reason: 'must be an integer >= 1, got "two"' },
+    ]);
+    should(restored.getCommands().map((c) => `${c.id} ${c.status} ${c.valueKw}`)).eql([
+      'day:a:0 COMPLETED 5',
+      'day:a:2 PENDING 9',
+      'by-hand PENDING 3',
+    ]);
+    should(restored.getCommand('by-hand')?.valueKw).equal(3); // the first of the two
+    should(restored.toJSON().assetStates).eql({ b: 'AVAILABLE' });
+    should(restored.uniqueScheduleId('day')).equal('day#2');
+    // What was restored works: the next slot goes out at its time.
+    clock.set(T0 + 2 * H);
+    should(restored.getPendingCommands().map((c) => c.id)).eql(['by-hand', 'day:a:2']);
+  });
+
+  it('reports to console.error when no onProblem is given', () => {
+    const clock = new ManualClock(T0);
+    const engine = new DispatchEngine({ clock });
+    engine.submit({ id: 'x', assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 1 });
+    const doc = JSON.parse(JSON.stringify(engine.toJSON()));
+    doc.commands[0].valueKw = -1;
+    const lines: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => lines.push(args);
+    try {
+      should(DispatchEngine.restore(doc, { clock }).stats().total).equal(0);
+    } finally {
+      console.error = original;
+    }
+    should(lines).eql([
+      [
+        'restore: left out commands[0] (id x): valueKw must be a finite number >= 0 (kW) for SET_CHARGE_RATE, got -1',
+      ],
+    ]);
   });
 });

@@ -533,6 +533,74 @@ describe('DispatchEngine', () => {
       should(engine.uniqueScheduleId('day')).equal('day#3');
     });
 
+    it('a schedule that carries its own id, sent twice, is revision id then id#2', () => {
+      const { engine, types } = setup();
+      const carried = { scheduleId: 'day', total_cost: 1.5, schedule: seedSchedule };
+      const first = engine.scheduleToCommands(carried, { assetMap: { ev_001: 'a' } });
+      const second = engine.scheduleToCommands(JSON.stringify(carried), {
+        assetMap: { ev_001: 'a' },
+      });
+      should(first.map((c) => c.id)).eql(['day:a:0', 'day:a:3']);
+      should(second.map((c) => c.id)).eql(['day#2:a:0', 'day#2:a:3']);
+      should(first.map((c) => c.status)).eql(['CANCELLED', 'CANCELLED']);
+      should(first[0]?.lastError).equal('superseded by schedule day#2');
+      should(types().filter((t) => t === 'SCHEDULE_RECEIVED')).have.length(2);
+      // An explicit id wins over the carried one, with the same revision rule.
+      const third = engine.scheduleToCommands(carried, {
+        assetMap: { ev_001: 'a' },
+        scheduleId: 'day',
+      });
+      should(third[0]?.scheduleId).equal('day#3');
+      // A carried id that names a revision already used becomes the next one.
+      const fourth = engine.scheduleToCommands(
+        { ...carried, scheduleId: 'day#2' },
+        { assetMap: { ev_001: 'a' } },
+      );
+      should(fourth[0]?.scheduleId).equal('day#4');
+      should(engine.uniqueScheduleId('day#9')).equal('day#9');
+    });
+
+    it('receiveSchedule picks the id and publishes the summary, but registers nothing', () => {
+      const { engine, events } = setup();
+      const conversion = engine.receiveSchedule(
+        { scheduleId: 'day', schedule: seedSchedule },
+        { assetMap: { ev_001: 'a' } },
+      );
+      should(conversion.scheduleId).equal('day');
+      should(conversion.commands.map((c) => c.id)).eql(['day:a:0', 'day:a:3']);
+      should(engine.stats().total).equal(0);
+      should(events.map((e) => e.type)).eql(['SCHEDULE_RECEIVED']);
+      should(events[0]?.payload).have.properties({ scheduleId: 'day', commandCount: 2 });
+      // The id is taken: the commands can be submitted, and the same schedule again is day#2.
+      engine.submit(conversion.commands);
+      should(engine.stats().pending).equal(2);
+      const again = engine.receiveSchedule(
+        { scheduleId: 'day', schedule: seedSchedule },
+        { assetMap: { ev_001: 'a' } },
+      );
+      should(again.scheduleId).equal('day#2');
+      // A bad schedule changes nothing: no id taken, nothing published.
+      should(() =>
+        engine.receiveSchedule(
+          {
+            scheduleId: 'other',
+            schedule: {
+              ...seedSchedule,
+              data: [
+                [-5, 0],
+                [1, 0],
+                [1, 0],
+                [1, 0],
+              ],
+            },
+          },
+          { assetMap: { ev_001: 'a' } },
+        ),
+      ).throw(/row 0 \(2025-06-02T08:00:00Z\), column ev_ev_001_kw: -5 kW is negative/);
+      should(engine.uniqueScheduleId('other')).equal('other');
+      should(events.filter((e) => e.type === 'SCHEDULE_RECEIVED')).have.length(2);
+    });
+
     it('a setpoint is never sent for a slot that has ended: only the current slot goes out', () => {
       const { engine, types } = setup({}, T0);
       engine.scheduleToCommands(evSchedule([1, 2, 3, 4]), { assetMap: { ev_001: 'a' } });

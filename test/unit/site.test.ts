@@ -6,7 +6,13 @@ import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus } from '../../src/commands';
 import { type DueCommandSink, SAVE_PACING, Site, type Timers } from '../../src/site';
-import { FileStore, MemoryStore, StoreCorruptError, writeJson } from '../../src/store';
+import {
+  FileStore,
+  MemoryStore,
+  PartialRestoreError,
+  StoreCorruptError,
+  writeJson,
+} from '../../src/store';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
@@ -320,6 +326,55 @@ describe('Site', () => {
     const other = make({ store: new FileStore(file) });
     should(other.site.loadError?.message).match(/cannot be restored: not a site state document/);
     should(fs.readdirSync(dir).filter((f) => f.includes('.corrupt-')).length).be.above(0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('one bad entry costs nothing else: the rest is restored, it is reported, the file kept', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-site-'));
+    const file = path.join(dir, 'state.json');
+    const a = make({ store: new FileStore(file) });
+    a.site.ensureStateMachine('ev', 'ev-charger').trigger('disable');
+    a.site.submit(
+      [1, 2, 3].map((n) => ({
+        id: `c${n}`,
+        assetId: 'ev',
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: n,
+        scheduledAt: T0 + n * H,
+      })),
+      'd1',
+    );
+    await a.site.stop();
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    doc.engine.commands[1].valueKw = null; // what an overflowed setpoint became in JSON
+    doc.owners.c3 = 7;
+    const damaged = JSON.stringify(doc);
+    fs.writeFileSync(file, damaged);
+
+    const b = make({ store: new FileStore(file) });
+    const err = b.site.loadError as PartialRestoreError;
+    should(err).be.instanceOf(PartialRestoreError);
+    should(err.problems).eql([
+      {
+        entry: 'commands[1]',
+        id: 'c2',
+        reason: 'valueKw must be a finite number >= 0 (kW) for SET_CHARGE_RATE, got null',
+      },
+      { entry: 'owners["c3"]', reason: 'must be a dispatcher id, got 7' },
+    ]);
+    should(err.message).match(
+      /^saved state in .*state\.json: 2 entries could not be restored and were left out, everything else was restored \(the file as it was is kept as .*state\.json\.bad-entries-.*\): commands\[1\] \(id c2\): valueKw must be/,
+    );
+    should(fs.readFileSync(err.copy as string, 'utf8')).equal(damaged);
+    should(b.site.engine.getCommands().map((c) => c.id)).eql(['c1', 'c3']);
+    should(b.site.toJSON().owners).eql({ c1: 'd1' });
+    should(b.site.ensureStateMachine('ev', 'ev-charger').currentState).equal('UNAVAILABLE');
+    // Saving goes on (without the bad entry); the next start is clean.
+    await b.site.stop();
+    const c = make({ store: new FileStore(file) });
+    should(c.site.loadError).be.null();
+    should(c.site.engine.getCommands().map((x) => x.id)).eql(['c1', 'c3']);
+    await c.site.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
