@@ -101,6 +101,22 @@ describe('examples with devices: debug summaries', function () {
       'ast_ev_001 SET_CHARGE_RATE 7.4 kW: ok',
       'ast_ev_002 SET_CHARGE_RATE 0 kW: ok',
     ]);
+
+    // CP001 reboots: the setpoint in force is re-applied, and the result line says so.
+    await chargers[0]?.stop();
+    const again = new ChargePointSimulator({
+      endpoint: `ws://127.0.0.1:${server.port}/ocpp`,
+      identity: 'CP001',
+      protocol: 'ocpp1.6',
+      meterIntervalMs: 0,
+      reconnect: false,
+    });
+    chargers.push(again);
+    await again.start();
+    await until(
+      () => results().includes('ast_ev_001 SET_CHARGE_RATE 7.4 kW (re-applied): ok'),
+      "the re-applied setpoint's result",
+    );
     const events = readableDebug(flow, sidebar.messages, 'charger events');
     should(events).containEql('CP001 connected: ocpp1.6');
     should(events).containEql('CP002 connected: ocpp2.0.1');
