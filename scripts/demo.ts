@@ -17,8 +17,9 @@
  * - The simulators from src/sim (built into dist/) run in this process: a charger on OCPP
  *   1.6 (CP001), one on OCPP 2.0.1 (CP002), each with an EV charging, and a battery behind a
  *   Modbus TCP server. Being in-process, they cannot outlive the demo.
- * - The terminal shows the editor's URL and one line per event of the coordinator's
- *   EventBus (command lifecycle, state changes, schedules), plus what the devices were told.
+ * - The terminal shows the editor's URL and one line per event of each coordinator's
+ *   EventBus (command lifecycle, state changes, schedules), tagged with the coordinator's
+ *   siteId (`-` on lines of no site), plus what the devices were told.
  * - SIGINT (Ctrl-C) or SIGTERM: the chargers disconnect, Node-RED stops its flows (closing
  *   the central system and the Modbus connection), the battery and the HTTP server close,
  *   and the process exits with 0; a shutdown that takes longer than 10 s exits with 1.
@@ -121,17 +122,27 @@ const time = (d = new Date()) => {
 /** Set when stdout is closed (`npm start | head`): the demo then stops. */
 let stdoutClosed = false;
 
-/** One line of the demo's output: time, kind, subject, then the rest. */
-function say(kind: string, subject: string, text: string): void {
+/** Width of the site column: the longest siteId followed so far, at least 10. */
+let siteWidth = 10;
+/** The site column of a line that belongs to no site (the demo, its devices, Node-RED). */
+const NO_SITE = '-';
+
+/** One line of the demo's output: time, site, kind, subject, then the rest. */
+function sayFor(site: string, kind: string, subject: string, text: string): void {
   if (stdoutClosed) return;
-  process.stdout.write(`${time()}  ${pad(kind, 8)} ${pad(subject, 12)} ${text}\n`);
+  process.stdout.write(
+    `${time()}  ${pad(site, siteWidth)}  ${pad(kind, 8)} ${pad(subject, 12)} ${text}\n`,
+  );
 }
+
+/** A line that belongs to no site. */
+const say = (kind: string, subject: string, text: string) => sayFor(NO_SITE, kind, subject, text);
 
 const kw = (x: number) => `${Math.round(x * 1000) / 1000} kW`;
 
 /**
- * The line of one bus event. Command events read
- * `<time>  command  <asset>  <COMMAND_TYPE>  <value> kW  <STATUS>[  <detail>]`.
+ * The line of one bus event, without time and site. Command events read
+ * `<time>  <siteId>  command  <asset>  <COMMAND_TYPE>  <value> kW  <STATUS>[  <detail>]`.
  */
 export function eventLine(e: Core.AnyBusEvent): [string, string, string] {
   switch (e.type) {
@@ -194,7 +205,11 @@ interface RuntimeNodes {
   eachNode(cb: (n: { id: string; type: string }) => void): void;
 }
 
-/** Follows the EventBus of every coordinator in the deployed flows, again after a deploy. */
+/**
+ * Follows the EventBus of every coordinator in the deployed flows, again after a deploy;
+ * each event's line carries the siteId of its coordinator, so that the sites of a flow with
+ * several coordinators can be told apart.
+ */
 class EventPrinter {
   private readonly subs = new Map<string, { site: Core.Site; off: Core.Unsubscribe }>();
 
@@ -210,7 +225,8 @@ class EventPrinter {
       const current = this.subs.get(n.id);
       if (current?.site === site) return;
       current?.off();
-      const off = site.eventBus.subscribe('*', (e) => say(...eventLine(e)));
+      siteWidth = Math.max(siteWidth, site.siteId.length);
+      const off = site.eventBus.subscribe('*', (e) => sayFor(site.siteId, ...eventLine(e)));
       this.subs.set(n.id, { site, off });
     });
     for (const [id, s] of this.subs) {

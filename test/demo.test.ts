@@ -4,7 +4,7 @@
  * it shares nothing with the other tests. Needs the build (`npm test` builds first).
  *
  * It checks what a newcomer would see: commands of the three simulated devices reaching
- * COMPLETED in the terminal, the editor answering, and SIGTERM stopping everything (exit
+ * COMPLETED in the terminal, each event line tagged with its site, the editor answering, and SIGTERM stopping everything (exit
  * code 0, no process of the demo's tree left behind). About 5 s on an idle machine; the
  * bounds below are generous for a busy one.
  */
@@ -19,16 +19,30 @@ import { freePort } from '../src/sim/battery';
 
 const ROOT = path.join(__dirname, '..');
 const ASSETS = ['ast_ev_001', 'ast_ev_002', 'ast_batt_001'];
+/** The siteId of the demo flow's coordinator, which tags every event line. */
+const SITE_ID = (
+  JSON.parse(fs.readFileSync(path.join(ROOT, 'scripts', 'demo-flow.json'), 'utf8')) as {
+    type: string;
+    siteId?: string;
+  }[]
+).find((n) => n.type === 'qe-coordinator')?.siteId;
 /** From spawning the demo to a COMPLETED command of every asset (takes ~5 s when idle). */
 const COMPLETED_WITHIN_MS = 90_000;
 /** From SIGTERM to the exit (the demo bounds its own shutdown at 10 s). */
 const EXIT_WITHIN_MS = 20_000;
 
-/** `<time>  command  <asset>  <TYPE>  <value> kW  <STATUS>`, as scripts/demo.ts prints it. */
-const COMMAND_LINE = /^\S+\s+command\s+(\S+)\s+([A-Z_]+)\s+(-?\d+(?:\.\d+)?) kW\s+([A-Z_]+)/;
+/**
+ * `<time>  <site>  command  <asset>  <TYPE>  <value> kW  <STATUS>`, as scripts/demo.ts
+ * prints it.
+ */
+const COMMAND_LINE =
+  /^\S+\s+(\S+)\s+command\s+(\S+)\s+([A-Z_]+)\s+(-?\d+(?:\.\d+)?) kW\s+([A-Z_]+)/;
+/** `<time>  <site>  <kind>  ...`: the site column of any line. */
+const SITE_AND_KIND = /^\S+\s+(\S+)\s+(\S+)/;
 const EDITOR_LINE = /editor at (http:\/\/\S+)/;
 
 interface CommandLine {
+  site: string;
   assetId: string;
   type: string;
   valueKw: number;
@@ -38,7 +52,7 @@ interface CommandLine {
 function parseCommand(line: string): CommandLine | null {
   const m = COMMAND_LINE.exec(line);
   if (!m) return null;
-  return { assetId: m[1]!, type: m[2]!, valueKw: Number(m[3]), status: m[4]! };
+  return { site: m[1]!, assetId: m[2]!, type: m[3]!, valueKw: Number(m[4]), status: m[5]! };
 }
 
 /** Distinct free ports on 127.0.0.1. */
@@ -218,6 +232,23 @@ describe('the demo (npm start)', function () {
     }
     should(commands.filter((c) => c.status === 'FAILED' || c.status === 'TIMED_OUT')).eql([]);
     should(completedAfterMs).be.below(COMPLETED_WITHIN_MS);
+  });
+
+  it("tags each event line with its coordinator's siteId, and other lines with -", () => {
+    should(SITE_ID).be.a.String().and.not.be.empty();
+    const tagged = lines.map((l) => SITE_AND_KIND.exec(l)).filter((m) => m !== null);
+    const ofKind = (kind: string) => tagged.filter((m) => m[2] === kind).map((m) => m[1]);
+    // Event lines (command, state, schedule): the site; the devices and the demo: none.
+    for (const kind of ['command', 'state', 'schedule']) {
+      const sites = ofKind(kind);
+      should(sites.length).be.above(0, `no ${kind} line${tail()}`);
+      should(new Set(sites)).eql(new Set([SITE_ID]), `${kind} lines${tail()}`);
+    }
+    for (const kind of ['device', 'demo']) {
+      const sites = ofKind(kind);
+      should(sites.length).be.above(0, `no ${kind} line${tail()}`);
+      should(new Set(sites)).eql(new Set(['-']), `${kind} lines${tail()}`);
+    }
   });
 
   it('prints the URL of the editor, which answers 200', async () => {

@@ -7,124 +7,28 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { NodeAPI, NodeInitializer } from 'node-red';
 import should from 'should';
 import sinon from 'sinon';
 import type { AnyBusEvent, Command } from '../..';
-import { allNodes, type FlowNode, NODE_TYPES, settle, siteOf } from './flows';
-import { coreNode, helper } from './runtime';
-
-const EXAMPLES = path.join(__dirname, '../../examples');
-const files = fs
-  .readdirSync(EXAMPLES)
-  .filter((f) => f.endsWith('.json'))
-  .sort();
-
-type ExampleNode = FlowNode & {
-  z?: string;
-  name?: string;
-  x?: number;
-  y?: number;
-  wires?: string[][];
-  coordinator?: string;
-};
-
-const readExample = (file: string): ExampleNode[] =>
-  JSON.parse(fs.readFileSync(path.join(EXAMPLES, file), 'utf8')) as ExampleNode[];
-
-/**
- * Node-RED core node types that examples may use, and the file of @node-red/nodes/core
- * that defines each. null: the helper loads it itself (catch, status, complete).
- */
-const CORE_TYPES: Record<string, string | null> = {
-  inject: 'common/20-inject.js',
-  debug: 'common/21-debug.js',
-  comment: 'common/90-comment.js',
-  'link in': 'common/60-link.js',
-  'link out': 'common/60-link.js',
-  'link call': 'common/60-link.js',
-  junction: 'common/05-junction.js',
-  catch: null,
-  status: null,
-  complete: null,
-  function: 'function/10-function.js',
-  change: 'function/15-change.js',
-  switch: 'function/10-switch.js',
-  'http in': 'network/21-httpin.js',
-  'http response': 'network/21-httpin.js',
-  'file in': 'storage/10-file.js',
-};
-/** Node types of the package beyond NODE_TYPES (the OCPP nodes, loaded on their own). */
-const OCPP_TYPES = ['qe-ocpp-server', 'qe-ocpp', 'qe-modbus-connection', 'qe-modbus'];
-const OURS = new Set<string>([...NODE_TYPES, ...OCPP_TYPES]);
-const CONFIG_TYPES = new Set(['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection']);
-
-/** Express app that the runtime's http in nodes register their routes on. */
-const captured: { httpNode: http.RequestListener | null } = { httpNode: null };
-
-/** Our nodes and the core nodes that a flow needs, for helper.load. */
-function initialisersFor(flow: ExampleNode[]): NodeInitializer[] {
-  const coreFiles = new Set<string>();
-  for (const n of flow) {
-    const file = CORE_TYPES[n.type];
-    if (file) coreFiles.add(file);
-  }
-  return [
-    ...allNodes(),
-    ...OCPP_TYPES.map((t) => require(`../../nodes/${t}/${t}.js`).default as NodeInitializer),
-    ...[...coreFiles].map((file) => {
-      const init = coreNode(file);
-      if (file !== 'network/21-httpin.js') return init;
-      // Keep the app that http in registers its routes on, to send it real requests.
-      return ((RED: NodeAPI) => {
-        captured.httpNode = RED.httpNode as unknown as http.RequestListener;
-        return init(RED);
-      }) as NodeInitializer;
-    }),
-  ];
-}
-
-function findNode(flow: ExampleNode[], name: string, wiredTo?: string): ExampleNode {
-  const target = wiredTo === undefined ? undefined : findNode(flow, wiredTo).id;
-  const found = flow.filter(
-    (n) => n.name === name && (target === undefined || (n.wires ?? []).flat().includes(target)),
-  );
-  if (found.length !== 1) {
-    throw new Error(
-      `expected one node named "${name}"${wiredTo ? ` wired to "${wiredTo}"` : ''}, found ${found.length}`,
-    );
-  }
-  return found[0] as ExampleNode;
-}
-
-/** Presses an inject node's button (what the editor does: an input message). */
-function press(flow: ExampleNode[], name: string, wiredTo?: string): void {
-  helper.getNode(findNode(flow, name, wiredTo).id).receive({} as never);
-}
-
-/** Messages that reach a node of the flow (a debug node, a function node...). */
-function arrivals(flow: ExampleNode[], name: string): Record<string, unknown>[] {
-  const msgs: Record<string, unknown>[] = [];
-  helper
-    .getNode(findNode(flow, name).id)
-    .on('input', (msg: Record<string, unknown>) => msgs.push(msg));
-  return msgs;
-}
-
-/** What nodes logged at warn level or worse (error 20, warn 30), as `type name: message`. */
-function warnings(): string[] {
-  const spy = helper.log() as sinon.SinonSpy;
-  return spy.args
-    .map((a) => a[0] as { level: number; msg: unknown; id?: string; type?: string; name?: string })
-    .filter((e) => e.id !== undefined && e.level <= 30)
-    .map((e) => `${e.type} ${e.name ?? e.id}: ${String(e.msg)}`);
-}
-
-function coordinatorOf(flow: ExampleNode[]): string {
-  const coords = flow.filter((n) => n.type === 'qe-coordinator');
-  should(coords).have.length(1);
-  return (coords[0] as ExampleNode).id;
-}
+import {
+  arrivals,
+  CONFIG_TYPES,
+  CORE_TYPES,
+  captured,
+  coordinatorOf,
+  type ExampleNode,
+  files,
+  findNode,
+  initialisersFor,
+  OURS,
+  press,
+  readableDebug,
+  readExample,
+  warnings,
+  watchSidebar,
+} from './examples-lib';
+import { settle, siteOf } from './flows';
+import { helper, runtimeRequire } from './runtime';
 
 describe('examples', () => {
   before((done) => {
@@ -144,6 +48,26 @@ describe('examples', () => {
     for (const type of OURS) {
       if (!CONFIG_TYPES.has(type)) should(used.has(type)).be.true(`${type} is in no example`);
     }
+  });
+
+  it('every debug node of the examples and of the demo flow shows a one-line summary (an expression), not a whole message', () => {
+    const demoFlow = path.join(__dirname, '../../scripts/demo-flow.json');
+    const flows: [string, ExampleNode[]][] = [
+      ...files.map((f): [string, ExampleNode[]] => [f, readExample(f)]),
+      ['scripts/demo-flow.json', JSON.parse(fs.readFileSync(demoFlow, 'utf8')) as ExampleNode[]],
+    ];
+    const { util } = runtimeRequire('@node-red/util') as {
+      util: { prepareJSONataExpression(expr: string, node: null): unknown };
+    };
+    let debugNodes = 0;
+    for (const [file, flow] of flows) {
+      for (const n of flow.filter((d) => d.type === 'debug')) {
+        debugNodes++;
+        should(n.targetType).equal('jsonata', `${file}: debug ${n.name} shows msg.${n.complete}`);
+        should(() => util.prepareJSONataExpression(String(n.complete), null)).not.throw();
+      }
+    }
+    should(debugNodes).be.above(20);
   });
 
   for (const file of files) {
@@ -238,6 +162,8 @@ describe('examples', () => {
     });
 
     it('on deploy, sends the sample schedule from now on; every command ends COMPLETED, retries included', async () => {
+      const sidebar = watchSidebar();
+      after(() => sidebar.stop());
       await helper.load(initialisersFor(flow), flow as never);
       const site = siteOf(coordinatorOf(flow));
       const events: AnyBusEvent[] = [];
@@ -303,6 +229,29 @@ describe('examples', () => {
       const attempts = commands.reduce((sum, c) => sum + c.attempts, 0);
       should(toDevice).have.length(attempts);
       should(warnings()).eql([]);
+
+      // The debug sidebar shows one readable line a message, not objects to unfold.
+      const shown = (name: string) => readableDebug(flow, sidebar.messages, name);
+      const completedLine = /^ast_\w+ SET_(CHARGE|DISCHARGE)_RATE \d+(\.\d+)? kW COMPLETED$/;
+      should(shown('COMMAND_COMPLETED')).have.length(12);
+      for (const line of shown('COMMAND_COMPLETED')) should(line).match(completedLine);
+      should(shown('SCHEDULE_RECEIVED')).eql([
+        `schedule demo: 12 commands for ast_ev_001, ast_ev_002, ast_batt_001, 6 slots of 20 s from ${summary.start}`,
+      ]);
+      should(shown('commands sent')).have.length(attempts);
+      should(shown('commands sent')).containEql(
+        'ast_batt_001 SET_DISCHARGE_RATE 10 kW DISPATCHED (attempt 2 of 4)',
+      );
+      should(shown('to the device')).eql(shown('commands sent'));
+      should(shown('device answers')).containEql(
+        'ast_batt_001: failure, busy: inverter is ramping',
+      );
+      should(shown('device answers')).containEql('ast_ev_001: success');
+      // Switched off in the example (click their buttons to see them): nothing shown.
+      for (const name of ['commands created', 'COMMAND_CREATED', 'COMMAND_ACKNOWLEDGED']) {
+        const id = findNode(flow, name).id;
+        should(sidebar.messages.filter((m) => m.id === id)).eql([]);
+      }
     });
   });
 
@@ -337,6 +286,8 @@ describe('examples', () => {
     };
 
     it('holds the commands of a FAULTED or UNAVAILABLE charger; reset releases them, cancel and reset drop them', async () => {
+      const sidebar = watchSidebar();
+      after(() => sidebar.stop());
       await helper.load(initialisersFor(flow), flow as never);
       const site = siteOf(coordinatorOf(flow));
       const sent = arrivals(flow, 'commands sent');
@@ -415,6 +366,20 @@ describe('examples', () => {
         'STATE_CHANGED',
       ]);
       should(warnings()).eql([]);
+
+      // The debug sidebar shows one readable line a message, not objects to unfold.
+      const shown = (name: string) => readableDebug(flow, sidebar.messages, name);
+      should(shown('state changes')[0]).equal('ast_ev_001 AVAILABLE -> FAULTED');
+      should(shown('commands sent')).eql([
+        'ast_ev_001 SET_CHARGE_RATE 11 kW DISPATCHED (attempt 1 of 4)',
+        'ast_batt_001 SET_CHARGE_RATE 5 kW DISPATCHED (attempt 1 of 4)',
+      ]);
+      should(shown('events')).containEql(
+        'ast_ev_001 SET_CHARGE_RATE 0 kW CANCELLED (cancelled by hand)',
+      );
+      should(shown('events')).containEql('ast_ev_001 AVAILABLE -> FAULTED');
+      should(shown('errors')).have.length(1);
+      should(shown('errors')[0]).match(/^EV charger ast_ev_001: .*ast_ev_001.*plug_in/);
     });
   });
 
