@@ -57,19 +57,21 @@ export type StopReason =
   | 'Other';
 
 /** OCPP 1.6 StatusNotification errorCode (2.0.1 StatusNotification has none). */
-export type Ocpp16ErrorCode =
-  | 'ConnectorLockFailure'
-  | 'EVCommunicationError'
-  | 'GroundFailure'
-  | 'HighTemperature'
-  | 'InternalError'
-  | 'OtherError'
-  | 'OverCurrentFailure'
-  | 'PowerMeterFailure'
-  | 'PowerSwitchFailure'
-  | 'ReaderFailure'
-  | 'UnderVoltage'
-  | 'OverVoltage';
+export const OCPP16_ERROR_CODES = [
+  'ConnectorLockFailure',
+  'EVCommunicationError',
+  'GroundFailure',
+  'HighTemperature',
+  'InternalError',
+  'OtherError',
+  'OverCurrentFailure',
+  'PowerMeterFailure',
+  'PowerSwitchFailure',
+  'ReaderFailure',
+  'UnderVoltage',
+  'OverVoltage',
+] as const;
+export type Ocpp16ErrorCode = (typeof OCPP16_ERROR_CODES)[number];
 
 /**
  * Test hook: overrides the answer to an incoming call. `Accepted`, `Rejected`,
@@ -1296,6 +1298,11 @@ export class ChargePointSimulator extends EventEmitter {
 
   /** The connector faults: the EV stops drawing, status Faulted (1.6 with `errorCode`). */
   async fault(errorCode: Ocpp16ErrorCode = 'InternalError'): Promise<void> {
+    if (!OCPP16_ERROR_CODES.includes(errorCode)) {
+      throw new RangeError(
+        `errorCode must be one of ${OCPP16_ERROR_CODES.join(', ')}, got ${JSON.stringify(errorCode)}`,
+      );
+    }
     this.requireBooted();
     this.station.faulted = true;
     this.station.errorCode = errorCode;

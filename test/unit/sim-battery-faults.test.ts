@@ -8,6 +8,7 @@ import {
   type BatterySimulatorOptions,
   type SetpointChange,
 } from '../../src/sim/battery';
+import { CliProcess } from '../helpers/cli-process';
 
 // The faults that the battery simulator plays for fault tests, over real Modbus TCP sockets on
 // 127.0.0.1: a unit or a device that never answers, a device restart, the watchdog revert, and
@@ -156,5 +157,56 @@ describe('BatterySimulator faults', () => {
     should(applied).eql(history);
     await sim.restart({ resetControl: false });
     should(sim.setpointHistory(1)).have.length(4); // nothing reset: nothing recorded
+  });
+
+  it('plays the faults on commands from stdin of the command line (qe-sim-battery --json)', async function () {
+    this.timeout(30_000);
+    const cli = new CliProcess('src/sim/battery-cli.ts', [
+      '--port',
+      '0',
+      '--units',
+      '1,2',
+      '--report-s',
+      '0',
+    ]);
+    try {
+      const port = (await cli.waitFor((l) => l.event === 'listening')).port as number;
+      const client = await connect(port, 2, 150);
+      await client.writeRegisters(100, [...words(15), 1]);
+      should(await cli.waitFor((l) => l.event === 'setpoint')).containEql({
+        unit: 2,
+        requestedKw: 15,
+      });
+
+      should(await cli.command('mute 2')).containEql({ event: 'ok' });
+      should((await failure(client.readHoldingRegisters(200, 1))).errno).equal('ETIMEDOUT');
+      client.setID(1);
+      should((await client.readHoldingRegisters(200, 1)).data).eql([500]);
+      await cli.command('unmute 2');
+      client.setID(2);
+      should((await client.readHoldingRegisters(100, 2)).data).eql(words(15));
+
+      const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+      should(await cli.command('restart 100')).containEql({ event: 'ok' });
+      await closed;
+      should(await cli.waitFor((l) => l.event === 'restarted')).containEql({ port });
+      const fresh = await connect(port, 2);
+      should((await fresh.readHoldingRegisters(100, 3)).data).eql([0, 0, 0]);
+      await cli.command('setpoints 2');
+      const history = cli.lines.find((l) => l.event === 'setpoints')?.history as SetpointChange[];
+      should(history.map((h) => [h.cause, h.requestedKw])).eql([
+        ['write', 15],
+        ['restart', 0],
+      ]);
+
+      should(await cli.command('soc 1 150')).containEql({ event: 'error' });
+      should(await cli.command('fault 7')).containEql({ event: 'error' });
+      should(await cli.command('jump')).containEql({ event: 'error' });
+      should(await cli.command('quit')).containEql({ event: 'ok' });
+      should(await cli.exit()).equal(0);
+      should(cli.notJson).eql([]);
+    } finally {
+      await cli.kill();
+    }
   });
 });

@@ -267,6 +267,9 @@ describe('ChargePointSimulator faults', () => {
     await should(s.dropConnection()).be.rejectedWith(/not connected, nothing to drop/);
     await should(s.dropConnection({ reconnectAfterMs: -1 })).be.rejectedWith(/reconnectAfterMs/);
     await should(s.reboot({ downMs: Number.NaN })).be.rejectedWith(/downMs/);
+    await should(s.fault('Broken' as never)).be.rejectedWith(
+      /errorCode must be one of ConnectorLockFailure, .*, got "Broken"/,
+    );
   });
 
   it('stays down when stopped while it waits to reconnect', async () => {
