@@ -26,7 +26,8 @@ describe('qe-sim-charger (the command line)', () => {
     }
   });
 
-  it('runs chargers of both versions against a central system and stops cleanly on SIGTERM', async () => {
+  it('runs chargers of both versions against a central system and stops cleanly on SIGTERM', async function () {
+    this.timeout(30_000); // a child process under tsx: seconds to start on a busy machine
     const central = new CentralSystem({
       port: 0,
       chargers: ['CP001', 'CP002', 'EV7'].map((identity) => ({ identity })),
@@ -84,7 +85,8 @@ describe('qe-sim-charger (the command line)', () => {
     }
   });
 
-  it('says what is missing', async () => {
+  it('says what is missing', async function () {
+    this.timeout(30_000); // a child process under tsx: seconds to start on a busy machine
     const p = spawn(
       process.execPath,
       ['--import', 'tsx', 'src/sim/charge-point-cli.ts', '--id', 'X'],
