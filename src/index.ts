@@ -122,11 +122,14 @@ export {
   BatterySimulator,
   type BatterySimulatorOptions,
   ModbusException,
+  type PowerOnRegister,
+  type SetpointChange,
   type SimBatteryState,
 } from './sim/battery';
 export {
   ChargePointSimulator,
   type ChargePointSimulatorOptions,
+  type LimitChange,
   type RespondHook,
   type SimStatus,
 } from './sim/charge-point';

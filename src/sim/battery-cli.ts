@@ -3,17 +3,29 @@
  * qe-sim-battery: simulated batteries behind a Modbus TCP server, on the command line.
  *
  *   qe-sim-battery --port 5020 [--host 127.0.0.1] [--units 1,2] [--capacity-kwh 100] \
- *     [--soc 50] [--max-kw 50] [--watchdog-ms 0] [--map map.json] [--report-s 10]
+ *     [--soc 50] [--max-kw 50] [--watchdog-ms 0] [--map map.json] [--report-s 10] [--json]
  *
- * Prints one line per change (setpoint, mode, watchdog revert) and the state of charge of
- * every unit every --report-s seconds; SIGINT / SIGTERM close the server cleanly.
+ * Prints one line per change (setpoint, mode, watchdog revert, restart) and the state of
+ * charge of every unit every --report-s seconds (with --json, one JSON object a line: time,
+ * event, unit, ...). Reads commands on stdin, one a line, to play faults from a test in
+ * another process: `mute 2` (unit 2 stops answering), `restart 3000` (the device reboots and
+ * is back after 3 s with setpoint 0), and the others in USAGE; each is answered `ok ...` or
+ * `error ...`. SIGINT / SIGTERM (or the `quit` command) close the server cleanly.
  */
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GENERIC_MAP, validateRegisterMap } from '../adapters/modbus/register-map';
-import { BatterySimulator, type SimMode } from './battery';
-import { closeOnSignals, numberOption as number, runCli } from './cli';
+import { BatterySimulator, type PowerOnRegister, type SimMode } from './battery';
+import {
+  closeOnSignals,
+  controlChannel,
+  nonNegative,
+  numberOption as number,
+  type Print,
+  printer,
+  runCli,
+} from './cli';
 
 const USAGE = `Usage: qe-sim-battery [options]
 
@@ -28,7 +40,24 @@ Options:
   --map <file.json>        register map (default: the generic map)
   --reject-out-of-range    answer a setpoint beyond --max-kw with exception 3 (default: clamp)
   --report-s <s>           print the state of charge every s seconds (default 10; 0: never)
+  --json                   print one JSON object a line: {time, event, unit, ...}
   -h, --help               this text
+
+Commands on stdin, one a line (<unit>: a unit id, or all), each answered "ok <command>" or
+"error <command>: <why>":
+  mute [unit] | unmute [unit]      stop / start answering (all units, or one); the
+                                   connection stays open, requests time out
+  restart [ms] [keep] [<address>=<value> ...]
+                                   the device reboots: connections close, nothing listens
+                                   for ms (default 1000), then setpoint 0 and mode idle
+                                   (keep: as they were) and the given holding registers
+                                   (e.g. a scale factor)
+  fault <unit> | clear-fault <unit> | unavailable <unit> | available <unit>
+  soc <unit> <percent>             set the state of charge
+  set <unit> <address> <value>     set a raw holding register
+  state [unit]                     print the state ("state" lines)
+  setpoints <unit>                 print the setpoints it ran at ("setpoints" line)
+  quit                             close the server and exit
 
 Generic map (holding registers, 0-based): 100-101 setpoint W int32 (+ = charge),
 102 mode (0 idle, 1 charge, 2 discharge), 110 watchdog, 200 SoC 0.1 %,
@@ -49,11 +78,92 @@ export function parseUnits(text: string): number[] {
   return out;
 }
 
-function line(text: string): void {
-  process.stdout.write(`${new Date().toISOString()} ${text}\n`);
+const kw = (x: number): string => `${Math.round(x * 1000) / 1000} kW`;
+
+/** A unit id, or every unit for `all` (or nothing, when `optional`). */
+function units(sim: BatterySimulator, word: string | undefined, optional = false): number[] {
+  if (word === undefined && optional) return [...sim.unitIds];
+  if (word === 'all') return [...sim.unitIds];
+  const id = Number(word);
+  if (word === undefined || !sim.unitIds.includes(id)) {
+    throw new Error(`name a unit (${sim.unitIds.join(', ')} or all), got ${word ?? 'nothing'}`);
+  }
+  return [id];
 }
 
-const kw = (x: number): string => `${Math.round(x * 1000) / 1000} kW`;
+/** Runs one command of the control channel. */
+export async function command(
+  sim: BatterySimulator,
+  words: string[],
+  report: (unitId: number, event: string, what: string) => void,
+  print: Print,
+  quit: () => void,
+): Promise<void> {
+  const [verb, a, b, c] = words;
+  const value = (label: string, word: string | undefined) => {
+    if (word === undefined) throw new Error(`${verb}: ${label} is missing`);
+    return nonNegative(`${verb}: ${label}`, word, 0);
+  };
+  switch (verb) {
+    case 'mute':
+    case 'unmute':
+      if (a === undefined || a === 'all') sim.setSilent(verb === 'mute');
+      else for (const id of units(sim, a)) sim.setSilent(verb === 'mute', id);
+      return;
+    case 'restart': {
+      const rest = words.slice(1);
+      const registers: PowerOnRegister[] = [];
+      let downMs = 1000;
+      let keep = false;
+      for (const w of rest) {
+        const m = /^(\d+)=(-?\d+)$/.exec(w);
+        if (m) registers.push({ address: Number(m[1]), value: Number(m[2]) });
+        else if (w === 'keep') keep = true;
+        else downMs = nonNegative('restart: ms', w, 1000);
+      }
+      print('restarting', { downMs, keep, registers }, `restarting: down for ${downMs} ms`);
+      // Answered once it is going down; a 'restarted' line says when it listens again.
+      sim.restart({ downMs, resetControl: !keep, registers }).catch((err: Error) => {
+        print('warning', { error: err.message }, `warning: restart: ${err.message}`);
+      });
+      return;
+    }
+    case 'fault':
+    case 'clear-fault':
+      for (const id of units(sim, a)) sim.setFault(verb === 'fault', id);
+      return;
+    case 'unavailable':
+    case 'available':
+      for (const id of units(sim, a)) sim.setUnavailable(verb === 'unavailable', id);
+      return;
+    case 'soc':
+      for (const id of units(sim, a)) sim.setSoc(id, value('percent', b));
+      return;
+    case 'set':
+      if (!/^-?\d+$/.test(c ?? '')) throw new Error(`set: value must be an integer, got ${c}`);
+      for (const id of units(sim, a)) sim.setRegister(id, value('address', b), Number(c));
+      return;
+    case 'state':
+      for (const id of units(sim, a, true)) report(id, 'state', 'state');
+      return;
+    case 'setpoints':
+      for (const id of units(sim, a)) {
+        const history = sim
+          .setpointHistory(id)
+          .map((h) => ({ ...h, at: new Date(h.at).toISOString() }));
+        print(
+          'setpoints',
+          { unit: id, history },
+          `unit ${id} setpoints ${JSON.stringify(history)}`,
+        );
+      }
+      return;
+    case 'quit':
+      return quit();
+    default:
+      throw new Error(`unknown command ${verb} (see --help)`);
+  }
+}
 
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -69,6 +179,7 @@ async function main(argv: string[]): Promise<void> {
       map: { type: 'string' },
       'reject-out-of-range': { type: 'boolean', default: false },
       'report-s': { type: 'string' },
+      json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -102,39 +213,59 @@ async function main(argv: string[]): Promise<void> {
     watchdogTimeoutMs: number('watchdog-ms', values['watchdog-ms'], 0),
     rejectOutOfRange: values['reject-out-of-range'],
   });
-  const report = (unitId: number, what: string) => {
+  const print = printer(values.json ?? false);
+  /** A unit's line: what happened, then its state. */
+  const report = (unitId: number, event: string, what: string, fields = {}) => {
     const s = sim.state(unitId);
-    line(
+    print(
+      event,
+      { unit: unitId, ...fields, state: s },
       `unit ${unitId} ${what}: soc ${s.socPercent.toFixed(2)} %, power ${kw(s.powerKw)} ` +
         `(asked ${kw(s.requestedKw)}), mode ${s.mode}, status ${s.status}`,
     );
   };
   sim.on('setpoint', (unitId: number, requestedKw: number, words: number[]) =>
-    report(unitId, `setpoint ${kw(requestedKw)} [${words.join(', ')}]`),
+    report(unitId, 'setpoint', `setpoint ${kw(requestedKw)} [${words.join(', ')}]`, {
+      requestedKw,
+      words,
+    }),
   );
   sim.on('mode', (unitId: number, mode: SimMode, raw: number) =>
-    report(unitId, `mode ${mode} (${raw})`),
+    report(unitId, 'mode', `mode ${mode} (${raw})`, { mode, raw }),
   );
-  sim.on('revert', (unitId: number) => report(unitId, 'watchdog expired, back to idle'));
-  sim.on('warning', (err: Error) => line(`warning: ${err.message}`));
+  sim.on('revert', (unitId: number) => report(unitId, 'revert', 'watchdog expired, back to idle'));
+  sim.on('restarted', (port: number) =>
+    print('restarted', { port }, `restarted: listening again on port ${port}`),
+  );
+  sim.on('warning', (err: Error) =>
+    print('warning', { error: err.message }, `warning: ${err.message}`),
+  );
 
   const bound = await sim.start();
-  line(
+  print(
+    'listening',
+    { host: values.host, port: bound, units: sim.unitIds, map: map.name },
     `listening on ${values.host}:${bound}, units ${sim.unitIds.join(', ')}, map ${map.name}, ` +
       `${capacityKwh} kWh, ±${maxKw} kW`,
   );
   const timer =
     reportS > 0
       ? setInterval(() => {
-          for (const id of sim.unitIds) report(id, 'state');
+          for (const id of sim.unitIds) report(id, 'state', 'state');
         }, reportS * 1000)
       : null;
 
-  closeOnSignals((signal) => {
+  let control: { close(): void } | undefined;
+  const shutdown = closeOnSignals((signal) => {
     if (timer) clearInterval(timer);
-    line(`${signal}: closing`);
+    control?.close();
+    print('closing', { reason: signal }, `${signal}: closing`);
     return sim.close();
   });
+  control = controlChannel(
+    (words) => command(sim, words, report, print, () => shutdown.begin('quit')),
+    print,
+  );
 }
 
 if (require.main === module) runCli('qe-sim-battery', USAGE, main);

@@ -7,7 +7,14 @@
  * time, and the telemetry registers (SoC, measured power, status) follow. It answers like a
  * device: an address that the map does not know is exception 2 (illegal data address), a
  * unit id that it does not serve gets no answer at all (the client times out), and switches
- * make it stop answering or report a fault.
+ * make it stop answering (all units or one; the connection stays open) or report a fault.
+ *
+ * Faults that the field produces, for fault tests: `setSilent` (a unit, or the whole device,
+ * that never answers), `restart` (the device reboots: every connection closes, nothing listens
+ * for `downMs`, then it listens on the same port with its control registers at their power-on
+ * values, setpoint 0, and optionally other power-on registers such as a new scale factor),
+ * the watchdog revert below, and `setpointHistory` (every setpoint the battery took, with its
+ * time and cause: a write, a revert, a restart) to count what was lost.
  *
  * Time: `tick(ms?)` integrates deterministically (tests move time with it and never sleep);
  * a timer calls `tick()` every `tickMs` to follow the clock. Every write first integrates up
@@ -109,6 +116,27 @@ export interface SimWrite {
   at: number;
 }
 
+/** A change of the setpoint that a unit runs at, and why. */
+export interface SetpointChange {
+  unitId: number;
+  /** Simulated epoch ms. */
+  at: number;
+  /** The power the setpoint asks for, kW positive = charge. */
+  requestedKw: number;
+  /** The power the battery runs at right after (within its limits and mode). */
+  powerKw: number;
+  /** A client's write, the watchdog revert, a device restart, or `setRegister` by a test. */
+  cause: 'write' | 'revert' | 'restart' | 'register';
+}
+
+/** A register value that a restarted device comes back with (all units, or `unitId`'s). */
+export interface PowerOnRegister {
+  unitId?: number;
+  address: number;
+  value: number;
+  table?: RegisterTable;
+}
+
 /** An error that the server sends back as a Modbus exception response. */
 export class ModbusException extends Error {
   constructor(
@@ -152,6 +180,9 @@ interface Unit {
   unavailable: boolean;
   lastWatchdogAt: number;
   writes: SimWrite[];
+  history: SetpointChange[];
+  /** Gets no answer (the whole device may be silent too). */
+  silent: boolean;
 }
 
 const EPS = 1e-9;
@@ -176,7 +207,8 @@ function exception(code: number, message: string): ModbusException {
 /**
  * Events: `listening` (port), `closed`, `write` (SimWrite), `setpoint` (unitId, requestedKw,
  * words), `mode` (unitId, SimMode, raw), `watchdog` (unitId, value), `revert` (unitId),
- * `unanswered` ({unitId, reason: 'unit' | 'silent'}), `warning` (Error).
+ * `applied` (SetpointChange), `restarted` (port), `unanswered` ({unitId, reason: 'unit' |
+ * 'silent'}), `warning` (Error).
  */
 export class BatterySimulator extends EventEmitter {
   readonly map: RegisterMap;
@@ -195,6 +227,8 @@ export class BatterySimulator extends EventEmitter {
     input: new Map(),
   };
   private silent = false;
+  /** Aborts the down time of a restart under way (`close` stops a restart). */
+  private restartAbort: AbortController | null = null;
   /** Simulated time = clock + offset; `tick(ms)` moves the offset. */
   private offset = 0;
   private lastAt: number;
@@ -295,8 +329,15 @@ export class BatterySimulator extends EventEmitter {
     return this.boundPort;
   }
 
-  /** Stops listening and drops every connection. The batteries keep their state. */
+  /** Stops listening and drops every connection (and a restart under way stays down). */
   async close(): Promise<void> {
+    this.restartAbort?.abort();
+    this.restartAbort = null;
+    await this.shutdown();
+  }
+
+  /** Stops listening and drops every connection. The batteries keep their state. */
+  private async shutdown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     const server = this.server;
@@ -310,17 +351,35 @@ export class BatterySimulator extends EventEmitter {
 
   /**
    * Closes and listens again on the same port, as a device that reboots: clients see their
-   * connection close and must connect again. By default the control registers go back to
-   * their power-on values (setpoint 0, mode idle), as after a reboot; SoC is kept.
+   * connection close and must connect again, and are refused for `downMs`. By default the
+   * control registers go back to their power-on values (setpoint 0, mode idle), as after a
+   * reboot; SoC is kept. `registers`: other values it comes back with (e.g. a scale factor).
+   * Resolves with the port once it listens again; a `close()` meanwhile keeps it down (then
+   * `listening` is false).
    */
-  async restart(options: { downMs?: number; resetControl?: boolean } = {}): Promise<number> {
-    await this.close();
+  async restart(
+    options: { downMs?: number; resetControl?: boolean; registers?: PowerOnRegister[] } = {},
+  ): Promise<number> {
+    this.restartAbort?.abort();
+    const abort = new AbortController();
+    this.restartAbort = abort;
+    await this.shutdown();
+    this.tick(0);
     if (options.resetControl ?? true) {
-      this.tick(0);
-      for (const u of this.units.values()) this.resetControl(u);
+      for (const u of this.units.values()) this.resetControl(u, 'restart');
     }
-    if (options.downMs) await sleep(options.downMs);
-    return this.start();
+    for (const r of options.registers ?? []) {
+      const units = r.unitId === undefined ? [...this.units.values()] : [this.unit(r.unitId)];
+      for (const u of units) this.applyRegister(u, r.address, r.value, r.table ?? 'holding');
+    }
+    if (options.downMs)
+      await sleep(options.downMs, undefined, { signal: abort.signal }).catch(() => {});
+    if (abort.signal.aborted) return this.boundPort;
+    const port = await this.start();
+    if (abort.signal.aborted) await this.shutdown();
+    else this.emit('restarted', port);
+    if (this.restartAbort === abort) this.restartAbort = null;
+    return port;
   }
 
   private listen(port: number): Promise<ServerTCP> {
@@ -385,7 +444,7 @@ export class BatterySimulator extends EventEmitter {
   private answering(unitId: number): Unit | undefined {
     const u = this.units.get(unitId);
     if (!u) this.emit('unanswered', { unitId, reason: 'unit' });
-    else if (this.silent) this.emit('unanswered', { unitId, reason: 'silent' });
+    else if (this.silent || u.silent) this.emit('unanswered', { unitId, reason: 'silent' });
     else return u;
     return undefined;
   }
@@ -485,6 +544,8 @@ export class BatterySimulator extends EventEmitter {
       unavailable: false,
       lastWatchdogAt: this.now(),
       writes: [],
+      history: [],
+      silent: false,
     };
     for (const table of ['holding', 'input'] as const) {
       for (const a of this.layout[table].keys()) u[table].set(a, 0);
@@ -493,12 +554,35 @@ export class BatterySimulator extends EventEmitter {
     return u;
   }
 
-  /** Setpoint 0, mode idle, and the telemetry that follows. */
-  private resetControl(u: Unit): void {
+  /** Setpoint 0, mode idle, and the telemetry that follows; recorded when there is a cause. */
+  private resetControl(u: Unit, cause?: 'revert' | 'restart', at = this.now()): void {
     this.setWords(u, this.map.setpoint, this.encodeSetpoint(u, 0));
     if (this.map.mode) u.holding.set(this.map.mode.address, this.map.mode.values.idle);
     u.requestedKw = 0;
     this.refresh(u);
+    if (cause) this.record(u, cause, at);
+  }
+
+  private record(u: Unit, cause: SetpointChange['cause'], at = this.now()): void {
+    const change: SetpointChange = {
+      unitId: u.id,
+      at,
+      requestedKw: u.requestedKw,
+      powerKw: u.powerKw,
+      cause,
+    };
+    u.history.push(change);
+    if (u.history.length > 1000) u.history.splice(0, u.history.length - 1000);
+    this.emit('applied', change);
+  }
+
+  /** A raw register set from outside the protocol; the battery follows its setpoint. */
+  private applyRegister(u: Unit, address: number, value: number, table: RegisterTable): void {
+    const before = u.requestedKw;
+    u[table].set(address, value & 0xffff);
+    u.requestedKw = this.decodeSetpoint(u, this.words(u, this.map.setpoint));
+    this.refresh(u);
+    if (u.requestedKw !== before) this.record(u, 'register');
   }
 
   private rated(): { charge: number; discharge: number } {
@@ -677,6 +761,7 @@ export class BatterySimulator extends EventEmitter {
     }
     if (mode && touched.has(mode.address))
       this.emit('mode', u.id, this.modeOf(u), at(mode.address));
+
     const wd = this.map.watchdog;
     if (wd && touched.has(wd.address)) {
       u.lastWatchdogAt = now;
@@ -686,6 +771,7 @@ export class BatterySimulator extends EventEmitter {
     }
     if (!wasActive && this.active(u)) u.lastWatchdogAt = Math.max(u.lastWatchdogAt, now);
     this.refresh(u);
+    if (newKw !== undefined || (mode && touched.has(mode.address))) this.record(u, 'write');
   }
 
   // -------------------------------------------------------------------------------------
@@ -723,7 +809,7 @@ export class BatterySimulator extends EventEmitter {
           this.integrate(u, deadline - t);
           t = deadline;
         }
-        this.resetControl(u);
+        this.resetControl(u, 'revert', deadline);
         this.emit('revert', u.id);
       }
     }
@@ -745,9 +831,13 @@ export class BatterySimulator extends EventEmitter {
   // -------------------------------------------------------------------------------------
   // Switches and inspection for tests
 
-  /** true: stop answering every request (clients time out); false: answer again. */
-  setSilent(silent: boolean): void {
-    this.silent = silent;
+  /**
+   * true: stop answering every request (clients time out, the connection stays open); false:
+   * answer again. With `unitId`, only that unit (the others answer, unless all are silent).
+   */
+  setSilent(silent: boolean, unitId?: number): void {
+    if (unitId === undefined) this.silent = silent;
+    else this.unit(unitId).silent = silent;
   }
 
   /** Fault: status fault, power 0, until cleared. All units when `unitId` is omitted. */
@@ -789,10 +879,7 @@ export class BatterySimulator extends EventEmitter {
     table: RegisterTable = 'holding',
   ): void {
     this.tick(0);
-    const u = this.unit(unitId);
-    u[table].set(address, value & 0xffff);
-    u.requestedKw = this.decodeSetpoint(u, this.words(u, this.map.setpoint));
-    this.refresh(u);
+    this.applyRegister(this.unit(unitId), address, value, table);
   }
 
   /** A copy of a unit's registers: address -> raw 16-bit value. */
@@ -823,6 +910,14 @@ export class BatterySimulator extends EventEmitter {
     table: RegisterTable = 'holding',
   ): (number | undefined)[] {
     return Array.from({ length: count }, (_, i) => this.readRegister(unitId, address + i, table));
+  }
+
+  /**
+   * Every change of what a unit was asked to run at, oldest first (the last 1000): writes of
+   * the setpoint or mode, watchdog reverts, restarts, raw register sets.
+   */
+  setpointHistory(unitId: number): SetpointChange[] {
+    return this.unit(unitId).history.map((c) => ({ ...c }));
   }
 
   /** The writes a unit accepted, oldest first (the last 1000). */

@@ -4,7 +4,17 @@
  *
  * It boots, reports its status, plugs in an EV, runs transactions, follows the charging
  * profiles that it is given (power = min(active limit, EV maximum)), integrates energy and
- * sends meter values, and reconnects with backoff (booting again, as real chargers do).
+ * sends meter values, and reconnects with backoff (booting again, or with
+ * `bootOnReconnect: false` resuming silently as many real chargers do).
+ *
+ * Faults that the field produces, for fault tests: `dropConnection` (the network drops: the
+ * TCP socket is destroyed, or closed cleanly, and the charger comes back after a delay without
+ * BootNotification or StatusNotification, keeping its transaction and profiles), `reboot`
+ * (the connection goes, the transaction ends, the profiles are forgotten unless kept, and it
+ * boots again with BootNotification and StatusNotification). It answers TriggerMessage
+ * StatusNotification (1.6 with or without connectorId, 2.0.1 with or without evse) and
+ * GetCompositeSchedule. `activeLimitW` is the limit it applies now and `limitHistory` every
+ * change of it with its time, so that a test can count lost or stale setpoints.
  *
  * The shape: `Station` holds the device state (no I/O); one `Dialect` per OCPP version turns
  * that state into calls and incoming calls into state; `ChargePointSimulator` owns the
@@ -47,19 +57,21 @@ export type StopReason =
   | 'Other';
 
 /** OCPP 1.6 StatusNotification errorCode (2.0.1 StatusNotification has none). */
-export type Ocpp16ErrorCode =
-  | 'ConnectorLockFailure'
-  | 'EVCommunicationError'
-  | 'GroundFailure'
-  | 'HighTemperature'
-  | 'InternalError'
-  | 'OtherError'
-  | 'OverCurrentFailure'
-  | 'PowerMeterFailure'
-  | 'PowerSwitchFailure'
-  | 'ReaderFailure'
-  | 'UnderVoltage'
-  | 'OverVoltage';
+export const OCPP16_ERROR_CODES = [
+  'ConnectorLockFailure',
+  'EVCommunicationError',
+  'GroundFailure',
+  'HighTemperature',
+  'InternalError',
+  'OtherError',
+  'OverCurrentFailure',
+  'PowerMeterFailure',
+  'PowerSwitchFailure',
+  'ReaderFailure',
+  'UnderVoltage',
+  'OverVoltage',
+] as const;
+export type Ocpp16ErrorCode = (typeof OCPP16_ERROR_CODES)[number];
 
 /**
  * Test hook: overrides the answer to an incoming call. `Accepted`, `Rejected`,
@@ -98,6 +110,11 @@ export interface ChargePointSimulatorOptions {
   batteryKwh?: number;
   /** Reconnect after losing the connection, with exponential backoff (default true). */
   reconnect?: boolean;
+  /**
+   * Send BootNotification again after such a reconnect (default true). false: resume as
+   * after a network blip, without BootNotification or StatusNotification (many real chargers).
+   */
+  bootOnReconnect?: boolean;
   backoff?: Partial<BackoffOptions>;
   /** Timeout of the calls that the simulator sends (default 30,000 ms). */
   callTimeoutMs?: number;
@@ -108,6 +125,15 @@ export interface ChargePointSimulatorOptions {
   vendor?: string;
   model?: string;
   respond?: RespondHook;
+}
+
+/** A change of the limit that the charger applies, and what it draws then. */
+export interface LimitChange {
+  /** Epoch ms (the simulator's clock). */
+  at: number;
+  /** The limit in force from then, W (null: no profile limits). */
+  limitW: number | null;
+  powerW: number;
 }
 
 export interface BackoffOptions {
@@ -435,6 +461,7 @@ type Resolved = Required<
     | 'meterIntervalMs'
     | 'batteryKwh'
     | 'reconnect'
+    | 'bootOnReconnect'
     | 'callTimeoutMs'
     | 'authorize'
     | 'vendor'
@@ -709,7 +736,27 @@ const dialect16: Dialect = {
     Reset: () => ({ status: 'Accepted' }),
 
     TriggerMessage(link, p) {
-      return trigger(link, dialect16, p.requestedMessage as string);
+      const c = p.connectorId as number | undefined;
+      if (c !== undefined && c !== 0 && c !== link.opts.connectorId) return { status: 'Rejected' };
+      if (p.requestedMessage !== 'StatusNotification' || c === undefined) {
+        return trigger(link, dialect16, p.requestedMessage as string);
+      }
+      // The status of that connector alone (0: the whole station).
+      link.after(async () => {
+        const st = link.station;
+        const station = c === 0;
+        const status = station ? (st.stationUnavailable ? 'Unavailable' : 'Available') : st.status;
+        if (station) link.reported.station = status;
+        else link.reported.status = status;
+        const errorCode = status === 'Faulted' ? st.errorCode : 'NoError';
+        await link.send('StatusNotification', {
+          connectorId: c,
+          status,
+          errorCode,
+          timestamp: link.iso(),
+        });
+      });
+      return { status: 'Accepted' };
     },
   },
 };
@@ -978,6 +1025,10 @@ const dialect201: Dialect = {
 
     TriggerMessage(link, p) {
       const message = p.requestedMessage as string;
+      const evse = p.evse as { id: number; connectorId?: number } | undefined;
+      if (evse && (evse.id !== link.opts.evseId || (evse.connectorId ?? 1) !== 1)) {
+        return { status: 'Rejected' };
+      }
       if (message === 'TransactionEvent') {
         if (!link.station.tx) return { status: 'Rejected' };
         link.after(() => txEvent201(link, 'Updated', 'Trigger', { meter: 'Trigger' }));
@@ -1029,6 +1080,14 @@ export class ChargePointSimulator extends EventEmitter {
   private booted = false;
   private stopping = false;
   private bootPromise: Promise<Result> | undefined;
+  /** BootNotification was accepted since the last power-up (start or reboot). */
+  private accepted = false;
+  /** The next connection resumes the session (after a network drop): no boot. */
+  private resumeOnOpen = false;
+  private heartbeatS = 0;
+  private readonly limitLog: LimitChange[] = [];
+  /** The delayed reconnection of a drop or a reboot, while it waits. */
+  private reconnecting: AbortController | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private meterTimer: NodeJS.Timeout | undefined;
@@ -1047,6 +1106,7 @@ export class ChargePointSimulator extends EventEmitter {
       meterIntervalMs: 10_000,
       batteryKwh: 60,
       reconnect: true,
+      bootOnReconnect: true,
       callTimeoutMs: 30_000,
       authorize: true,
       vendor: 'QubitEnergy',
@@ -1105,6 +1165,12 @@ export class ChargePointSimulator extends EventEmitter {
     this.client.on('open', () => {
       this.isConnected = true;
       this.emit('connected');
+      const resume = this.resumeOnOpen || !this.opts.bootOnReconnect;
+      this.resumeOnOpen = false;
+      if (resume && this.accepted) {
+        this.resume();
+        return;
+      }
       this.bootPromise = this.boot();
       this.bootPromise.catch((err) => this.warn(err));
     });
@@ -1119,9 +1185,16 @@ export class ChargePointSimulator extends EventEmitter {
 
   // --- state
 
-  /** The limit in force, W (null: no profile limits). */
+  /** The limit in force now, W (null: no profile limits), whether connected or not. */
   get activeLimitW(): number | null {
+    this.sync();
     return this.station.limitW;
+  }
+
+  /** Every change of the limit in force, oldest first (the last 1000). */
+  get limitHistory(): LimitChange[] {
+    this.sync();
+    return this.limitLog.map((c) => ({ ...c }));
   }
 
   get powerW(): number {
@@ -1162,22 +1235,29 @@ export class ChargePointSimulator extends EventEmitter {
    */
   async start(): Promise<Result> {
     this.stopping = false;
+    this.accepted = false;
+    this.resumeOnOpen = false;
     this.abort = new AbortController();
+    await this.connect(this.opts.reconnect);
+    if (!this.bootPromise) throw new Error('connected without booting');
+    return this.bootPromise;
+  }
+
+  /** Connects; with `retry`, again with backoff until it works (an HTTP refusal is final). */
+  private async connect(retry: boolean, signal = this.abort.signal): Promise<void> {
     const b = { initialDelay: 1000, maxDelay: 30_000, factor: 2, ...this.opts.backoff };
     for (let attempt = 0; ; attempt++) {
       try {
         await this.client.connect();
-        break;
+        return;
       } catch (err) {
-        if (!this.opts.reconnect || this.stopping || err instanceof UnexpectedHttpResponse)
+        if (!retry || this.stopping || signal.aborted || err instanceof UnexpectedHttpResponse)
           throw err;
         this.warn(err as Error);
         const delay = Math.min(b.maxDelay, b.initialDelay * b.factor ** attempt);
-        await sleep(delay, undefined, { signal: this.abort.signal });
+        await sleep(delay, undefined, { signal });
       }
     }
-    if (!this.bootPromise) throw new Error('connected without booting');
-    return this.bootPromise;
   }
 
   /** Closes the connection cleanly; no timers are left. */
@@ -1218,6 +1298,11 @@ export class ChargePointSimulator extends EventEmitter {
 
   /** The connector faults: the EV stops drawing, status Faulted (1.6 with `errorCode`). */
   async fault(errorCode: Ocpp16ErrorCode = 'InternalError'): Promise<void> {
+    if (!OCPP16_ERROR_CODES.includes(errorCode)) {
+      throw new RangeError(
+        `errorCode must be one of ${OCPP16_ERROR_CODES.join(', ')}, got ${JSON.stringify(errorCode)}`,
+      );
+    }
     this.requireBooted();
     this.station.faulted = true;
     this.station.errorCode = errorCode;
@@ -1240,6 +1325,92 @@ export class ChargePointSimulator extends EventEmitter {
     await this.dialect.meterValues(this.link, 'Sample.Periodic');
   }
 
+  // --- faults
+
+  /**
+   * The network drops: by default the TCP socket is destroyed (the central system sees no
+   * close frame, code 1006); `clean` closes with code 1001 instead. After `reconnectAfterMs`
+   * (default 5000) the charger connects again (with backoff while nothing listens) and, as
+   * real chargers do after a blip, sends neither BootNotification nor StatusNotification: its
+   * transaction, profiles and limit carry on as they were. Resolves once the connection is
+   * down; 'resumed' is emitted once it is back.
+   */
+  async dropConnection(
+    options: { reconnectAfterMs?: number; clean?: boolean } = {},
+  ): Promise<void> {
+    const after = options.reconnectAfterMs ?? 5000;
+    if (!(Number.isFinite(after) && after >= 0))
+      throw new RangeError(`reconnectAfterMs must be >= 0, got ${after}`);
+    if (!this.isConnected) throw new Error(`${this.identity}: not connected, nothing to drop`);
+    // Closing (not losing) the client: ocpp-rpc does not reconnect by itself then.
+    await this.client.close(
+      options.clean ? { code: 1001, reason: 'network drop (simulated)' } : { force: true },
+    );
+    this.resumeOnOpen = true;
+    this.emit('dropped', { clean: !!options.clean, reconnectAfterMs: after });
+    this.reconnectAfter(after);
+  }
+
+  /**
+   * The charger reboots: a running transaction ends (reason Reboot, sent while still
+   * connected), the connection closes (`clean`, default true; false destroys the socket), the
+   * charging profiles are forgotten unless `keepProfiles` (TxDefaultProfile is lost on reboot
+   * by many chargers), and after `downMs` (default 1000) it connects and boots again:
+   * BootNotification, then StatusNotification. The EV stays plugged in; energy is kept.
+   */
+  async reboot(
+    options: { downMs?: number; keepProfiles?: boolean; clean?: boolean } = {},
+  ): Promise<void> {
+    const down = options.downMs ?? 1000;
+    if (!(Number.isFinite(down) && down >= 0))
+      throw new RangeError(`downMs must be >= 0, got ${down}`);
+    const st = this.station;
+    if (st.tx && this.booted) {
+      await this.dialect.stopCharging(this.link, 'Reboot').catch((err) => this.warn(err));
+    }
+    if (st.tx) st.endTx(); // offline: the transaction ends unreported (nothing is queued)
+    this.reconnecting?.abort();
+    // Whatever the state (open, reconnecting, already down), it ends closed.
+    await this.client.close(
+      (options.clean ?? true) ? { code: 1001, reason: 'rebooting' } : { force: true },
+    );
+    this.isConnected = false;
+    this.booted = false;
+    this.accepted = false;
+    this.resumeOnOpen = false;
+    this.clearTimers();
+    if (!options.keepProfiles) st.profiles = [];
+    st.finishing = false;
+    for (const k of Object.keys(this.reported)) delete this.reported[k as keyof Link['reported']];
+    this.sync();
+    this.emit('rebooting', { keepProfiles: !!options.keepProfiles, downMs: down });
+    this.reconnectAfter(down);
+  }
+
+  /** Connects again after `ms` (with backoff), unless stopped or rebooted meanwhile. */
+  private reconnectAfter(ms: number): void {
+    this.reconnecting?.abort();
+    const own = new AbortController();
+    this.reconnecting = own;
+    const signal = AbortSignal.any([this.abort.signal, own.signal]);
+    sleep(ms, undefined, { signal })
+      .then(() => this.connect(true, signal))
+      .catch((err) => {
+        if (!this.stopping && !signal.aborted) this.warn(err);
+      })
+      .finally(() => {
+        if (this.reconnecting === own) this.reconnecting = null;
+      });
+  }
+
+  /** Back after a network drop: the session carries on, nothing is sent. */
+  private resume(): void {
+    this.booted = true;
+    this.startTimers();
+    this.sync();
+    this.emit('resumed');
+  }
+
   // --- internals
 
   private async boot(): Promise<Result> {
@@ -1258,19 +1429,28 @@ export class ChargePointSimulator extends EventEmitter {
       return res;
     }
     this.booted = true;
-    if (interval) {
-      this.heartbeatTimer = setInterval(() => {
-        this.send('Heartbeat', {}).catch((err) => this.warn(err));
-      }, interval * 1000).unref();
-    }
+    this.accepted = true;
+    this.heartbeatS = interval;
     this.sync();
     await this.dialect.report(this.link, true);
+    this.startTimers();
+    return res;
+  }
+
+  /** Heartbeat at the interval of the last accepted boot, and the meter values. */
+  private startTimers(): void {
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.meterTimer);
+    if (this.heartbeatS) {
+      this.heartbeatTimer = setInterval(() => {
+        this.send('Heartbeat', {}).catch((err) => this.warn(err));
+      }, this.heartbeatS * 1000).unref();
+    }
     if (this.opts.meterIntervalMs > 0) {
       this.meterTimer = setInterval(() => {
         if (this.booted) this.sendMeterValues().catch((err) => this.warn(err));
       }, this.opts.meterIntervalMs).unref();
     }
-    return res;
   }
 
   private async onCall(method: string, params: Params): Promise<Result> {
@@ -1307,7 +1487,10 @@ export class ChargePointSimulator extends EventEmitter {
     const { limitW, powerW } = this.station;
     if (limitW !== this.lastLimit) {
       this.lastLimit = limitW;
-      this.emit('profile', limitW);
+      const change: LimitChange = { at: this.clock.now(), limitW, powerW };
+      this.limitLog.push(change);
+      if (this.limitLog.length > 1000) this.limitLog.splice(0, this.limitLog.length - 1000);
+      this.emit('profile', limitW, change);
     }
     if (powerW !== this.lastPower) {
       this.lastPower = powerW;

@@ -1,14 +1,23 @@
 /**
  * What the simulator command lines (qe-sim-charger, qe-sim-battery) share: reading a number
- * option, closing cleanly on SIGINT / SIGTERM, and running `main` with the usage on error.
+ * option, closing cleanly on SIGINT / SIGTERM, running `main` with the usage on error,
+ * printing lines (text, or one JSON object a line with --json), and the control channel: one
+ * command a line on stdin, so that a test can play faults on a simulator in another process.
  */
+
+import readline from 'node:readline';
 
 /** The number option `--name`, or `fallback` when absent; anything but a number >= 0 throws. */
 export function numberOption(name: string, value: string | undefined, fallback: number): number {
+  return nonNegative(`--${name}`, value, fallback);
+}
+
+/** `value` as a number >= 0 (`fallback` when absent); anything else throws, naming `label`. */
+export function nonNegative(label: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
-    throw new Error(`--${name} must be a number >= 0, got ${JSON.stringify(value)}`);
+    throw new Error(`${label} must be a number >= 0, got ${JSON.stringify(value)}`);
   }
   return n;
 }
@@ -60,4 +69,48 @@ export function runCli(
     process.stderr.write(`${command}: ${err.message}\n\n${usage}`);
     process.exitCode = 1;
   });
+}
+
+/** Prints one line: `<ISO time> <text>`, or with `json` the object `{time, event, ...fields}`. */
+export type Print = (event: string, fields: Record<string, unknown>, text: string) => void;
+
+export function printer(json: boolean, out: NodeJS.WritableStream = process.stdout): Print {
+  return (event, fields, text) => {
+    const time = new Date().toISOString();
+    out.write(json ? `${JSON.stringify({ time, event, ...fields })}\n` : `${time} ${text}\n`);
+  };
+}
+
+/**
+ * The control channel: reads commands from `input` (stdin), one a line, words separated by
+ * blanks (empty lines and lines from # on are ignored), and runs them one after the other.
+ * `run` resolves when the command is done; then `ok <line>` is printed, or `error <line>:
+ * <why>` (event `ok` / `error` with `command` and `error` in JSON). The end of the input
+ * does nothing: a simulator started with stdin from /dev/null runs on. `close` stops reading.
+ */
+export function controlChannel(
+  run: (words: string[]) => Promise<void>,
+  print: Print,
+  input: NodeJS.ReadableStream = process.stdin,
+): { close(): void } {
+  const rl = readline.createInterface({ input, terminal: false });
+  let queue: Promise<void> = Promise.resolve();
+  rl.on('line', (raw: string) => {
+    const command = raw.replace(/#.*/, '').trim();
+    if (!command) return;
+    queue = queue.then(() =>
+      run(command.split(/\s+/)).then(
+        () => print('ok', { command }, `ok ${command}`),
+        (err: Error) =>
+          print('error', { command, error: err.message }, `error ${command}: ${err.message}`),
+      ),
+    );
+  });
+  return {
+    close() {
+      rl.close();
+      // A pipe left open would keep the process alive after the simulators closed.
+      if (input === process.stdin) process.stdin.destroy();
+    },
+  };
 }

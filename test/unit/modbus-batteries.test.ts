@@ -277,6 +277,61 @@ describe('ModbusBatteries (loopback, simulated battery)', () => {
     await until(() => again[0]?.status === CommandStatus.COMPLETED, 're-apply COMPLETED');
   });
 
+  it('reads the scale factors again after the device restarts (it may come back with others)', async () => {
+    const map: RegisterMap = {
+      name: 'sf-setpoint',
+      setpoint: {
+        address: 100,
+        type: 'int16',
+        scaleFactorAddress: 120,
+        unit: 'W',
+        sign: 'charge-positive',
+      },
+      telemetry: {},
+    };
+    const { sim, site, connection } = await setup({ sim: { map }, batteries: [{ map }] });
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 9 });
+    await until(() => settled(c), 'settled');
+    should(c?.status).equal(CommandStatus.COMPLETED);
+    should(sim.readRegister(1, 100)).equal(9000); // W x 10^0
+    const states: string[] = [];
+    connection.on('state', (s: string) => states.push(s));
+    // It reboots with a scale factor of 1: the same 9 kW is now 900 x 10^1.
+    await sim.restart({ registers: [{ address: 120, value: 1 }] });
+    await until(
+      () => states.includes('disconnected') && connection.state === 'connected',
+      'reconnected',
+      800,
+    );
+    await until(() => sim.state(1).requestedKw === 9, 'the setpoint written again', 800);
+    should(sim.readRegister(1, 100)).equal(900);
+    should(sim.setpointHistory(1).map((h) => [h.cause, h.requestedKw])).eql([
+      ['write', 9],
+      ['restart', 0],
+      ['write', 9],
+    ]);
+  });
+
+  it('a float32 read-back must hold the value written, not one within half a unit', async () => {
+    const map: RegisterMap = {
+      name: 'float-kw',
+      setpoint: { address: 40, type: 'float32', unit: 'kW', sign: 'charge-positive' },
+      telemetry: {},
+    };
+    // The device stores its 55 kW limit: 55 is within half a (1 kW) unit of 55.3, yet not it.
+    const { site } = await setup({
+      sim: { map, clampRegister: true, maxChargeKw: 55 },
+      batteries: [{ map }],
+    });
+    const [ok] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 12.34 });
+    await until(() => settled(ok), 'settled');
+    should(ok?.status).equal(CommandStatus.COMPLETED);
+    const [c] = site.submit({ assetId: 'b1', type: 'SET_CHARGE_RATE', valueKw: 55.3 });
+    await until(() => settled(c), 'settled');
+    should(c?.status).equal(CommandStatus.FAILED);
+    should(c?.lastError).match(/wrote 55.3 kW but read back 55 kW at register 40/);
+  });
+
   it('re-writes the setpoint and the watchdog register before the device reverts', async () => {
     const { sim, site } = await setup({
       sim: { watchdogTimeoutMs: 400 },

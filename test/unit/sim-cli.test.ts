@@ -4,6 +4,8 @@ import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
 import { identities } from '../../src/sim/charge-point-cli';
 import { numberOption } from '../../src/sim/cli';
+import { CliProcess } from '../helpers/cli-process';
+import { setProfile, TestCentral, until } from '../helpers/ocpp-test-central';
 
 const root = path.join(__dirname, '../..');
 
@@ -24,7 +26,8 @@ describe('qe-sim-charger (the command line)', () => {
     }
   });
 
-  it('runs chargers of both versions against a central system and stops cleanly on SIGTERM', async () => {
+  it('runs chargers of both versions against a central system and stops cleanly on SIGTERM', async function () {
+    this.timeout(30_000); // a child process under tsx: seconds to start on a busy machine
     const central = new CentralSystem({
       port: 0,
       chargers: ['CP001', 'CP002', 'EV7'].map((identity) => ({ identity })),
@@ -82,7 +85,8 @@ describe('qe-sim-charger (the command line)', () => {
     }
   });
 
-  it('says what is missing', async () => {
+  it('says what is missing', async function () {
+    this.timeout(30_000); // a child process under tsx: seconds to start on a busy machine
     const p = spawn(
       process.execPath,
       ['--import', 'tsx', 'src/sim/charge-point-cli.ts', '--id', 'X'],
@@ -95,5 +99,74 @@ describe('qe-sim-charger (the command line)', () => {
     const code = await new Promise<number | null>((resolve) => p.once('exit', resolve));
     should(code).not.equal(0);
     should(err).match(/--url/);
+  });
+
+  it('plays faults on commands from stdin and prints the limits it applies as JSON lines', async function () {
+    this.timeout(30_000);
+    const central = new TestCentral();
+    await central.listen();
+    const cli = new CliProcess('src/sim/charge-point-cli.ts', [
+      '--url',
+      central.url,
+      '--id',
+      'CP001',
+      '--meter-interval',
+      '0',
+      '--start',
+    ]);
+    try {
+      await central.waitFor('StartTransaction');
+      await until(() => central.of('StatusNotification').some((p) => p.status === 'Charging'));
+      await central.call(
+        'CP001',
+        'SetChargingProfile',
+        setProfile('ocpp1.6', { purpose: 'TxDefaultProfile', limit: 5000 }),
+      );
+      const limit = await cli.waitFor((l) => l.event === 'limit');
+      should(limit).containEql({ id: 'CP001', limitW: 5000, powerW: 5000 });
+      should(Date.parse(limit.at as string))
+        .be.a.Number()
+        .and.not.be.NaN();
+
+      // The network drops (socket destroyed) and comes back without booting.
+      let mark = central.received.length;
+      should(await cli.command('drop CP001 100')).containEql({ event: 'ok' });
+      await cli.waitFor((l) => l.event === 'resumed');
+      should(central.closes).eql([{ identity: 'CP001', code: 1006 }]);
+      should(await cli.command('state CP001')).containEql({ event: 'ok' });
+      should(cli.lines.filter((l) => l.event === 'state').at(-1)).containEql({
+        id: 'CP001',
+        connected: true,
+        status: 'Charging',
+        limitW: 5000,
+      });
+      should(central.received.slice(mark).map((r) => r.method)).eql([]);
+
+      // A reboot forgets the profile and boots again.
+      mark = central.received.length;
+      should(await cli.command('reboot CP001 50')).containEql({ event: 'ok' });
+      await central.waitFor('BootNotification', mark);
+      await cli.waitFor((l) => l.event === 'limit' && l.limitW === null);
+      await cli.command('limits CP001');
+      const history = cli.lines.filter((l) => l.event === 'limits').at(-1)?.history as {
+        limitW: number | null;
+      }[];
+      should(history.map((h) => h.limitW)).eql([5000, null]);
+
+      // Bad commands are answered with why; they do not stop the simulator.
+      should(await cli.command('drop CP999')).containEql({
+        event: 'error',
+        error: 'no charger CP999',
+      });
+      should(await cli.command('reboot CP001 soon')).containEql({ event: 'error' });
+      should(await cli.command('jump CP001')).containEql({ event: 'error' });
+      // quit closes and exits, though stdin stays open.
+      should(await cli.command('quit')).containEql({ event: 'ok' });
+      should(await cli.exit()).equal(0);
+      should(cli.notJson).eql([]);
+    } finally {
+      await cli.kill();
+      await central.close();
+    }
   });
 });

@@ -16,8 +16,8 @@ import {
   decodeValue,
   EncodeError,
   encodeValue,
-  multiplier,
   orient,
+  readBackMatches,
   registerValueToSetpoint,
   setpointToRegisterValue,
 } from './codec';
@@ -292,10 +292,9 @@ export class ModbusBatteries implements Adapter {
         spec.address,
         registerCount(spec.type),
       );
-      const readKw = registerValueToSetpoint(decodeValue(back, spec, sf), spec, rated);
-      // One raw step of the register is the resolution of the comparison.
-      const stepKw = Math.abs(registerValueToSetpoint(multiplier(spec, sf), spec, rated));
-      if (Math.abs(readKw - kw) > stepKw / 2 + 1e-9) {
+      // The register must hold what was written, as its type can hold it (float32: exactly).
+      if (!readBackMatches(value, back, spec, sf)) {
+        const readKw = registerValueToSetpoint(decodeValue(back, spec, sf), spec, rated);
         return {
           success: false,
           final: true,

@@ -145,3 +145,27 @@ export function orient(v: number, sign: Sign): number {
   const r = sign === 'charge-positive' ? v : -v;
   return r === 0 ? 0 : r;
 }
+
+/**
+ * Whether the words read back from a register hold `value` (engineering units) as that
+ * register can hold it: for an integer type, the raw number `value / multiplier` rounded to
+ * an integer, exactly; for float32, that raw number rounded to float32 (`Math.fround`),
+ * within one float32 step of it (a device may round once more on its way back). The
+ * tolerance of an integer register (half a step) is not one for a float: a float32 of 1 kW
+ * steps holds 5.3 kW, so a read-back of 5 kW is a different value.
+ */
+export function readBackMatches(
+  value: number,
+  words: readonly number[],
+  spec: RegisterSpec,
+  scaleFactor = 0,
+): boolean {
+  const read = fromWords(words, spec.type, spec.wordOrder);
+  const raw = value / multiplier(spec, scaleFactor);
+  if (spec.type !== 'float32') return Math.round(raw) === read;
+  const held = Math.fround(raw);
+  if (!Number.isFinite(held)) return false;
+  // One float32 step at this magnitude: 2^(exponent - 23); the smallest normal step below.
+  const exponent = held === 0 ? -126 : Math.max(-126, Math.floor(Math.log2(Math.abs(held))));
+  return Math.abs(read - held) <= 2 ** (exponent - 23);
+}
