@@ -106,6 +106,13 @@ export {
   type StateChange,
   type Unsubscribe,
 } from './event-bus';
+export {
+  NET_PROBLEM_TEXTS,
+  type NetProblem,
+  type NetProblemCode,
+  type NetTarget,
+  netProblem,
+} from './net-errors';
 export { formatRestoreProblem, type RestoreProblem } from './restore';
 export {
   classifyColumn,

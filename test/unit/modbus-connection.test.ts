@@ -189,6 +189,41 @@ describe('ModbusConnection (loopback, real modbus-serial)', () => {
     should(states.filter((s) => s === 'connected').length).be.aboveOrEqual(2);
   });
 
+  it('a bus that cannot open says why in short (problem), through the retries, until it connects', async () => {
+    const port = await freePort();
+    conn = new ModbusConnection({
+      transport: 'tcp',
+      host: '127.0.0.1',
+      port,
+      timeoutMs: 200,
+      reconnect: { initialMs: 20, maxMs: 50 },
+    });
+    const seen: (string | null)[] = [];
+    conn.on('state', () => seen.push(conn?.problem?.text ?? null));
+    conn.start();
+    await until(() => seen.filter((t) => t !== null).length >= 4, 'refused a few times');
+    should(conn.problem).have.properties({ code: 'refused', errno: 'ECONNREFUSED' });
+    // from the first failure on, every state change (connecting again too) keeps the cause
+    const refused = `127.0.0.1:${port} refused`;
+    should(seen.slice(seen.indexOf(refused)).filter((t) => t !== refused)).eql([]);
+    should(conn.error).match(/ECONNREFUSED/);
+    server = await startServer(port);
+    await until(() => conn?.state === 'connected', 'connected', 600);
+    should(conn.problem).be.null();
+  });
+
+  it('a serial port that does not exist: "<path> not found" (real serialport)', async () => {
+    conn = new ModbusConnection({
+      transport: 'rtu',
+      serialPath: '/dev/qe-no-such-tty',
+      reconnect: { initialMs: 5_000 },
+    });
+    conn.start();
+    await until(() => conn?.problem !== null, 'the open failed');
+    should(conn.problem).have.properties({ op: 'open', code: 'not-found' });
+    should(conn.problem?.text).equal('/dev/qe-no-such-tty not found');
+  });
+
   it('close rejects what is queued and stops reconnecting', async () => {
     const port = await freePort();
     server = await startServer(port, new Map(), new Set([3]));

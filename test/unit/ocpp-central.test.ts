@@ -358,6 +358,26 @@ describe('OCPP central system (loopback, real sockets)', () => {
     await should(taken.listen()).be.rejectedWith(new RegExp(`port ${port} on 127.0.0.1 is in use`));
   });
 
+  it('a listen that fails says why in short (problem) and keeps the errno on the error', async () => {
+    const holder = new CentralSystem({ port: 0 });
+    peers.centrals.push(holder);
+    should(holder.problem).be.null();
+    const port = await holder.listen();
+    should(holder.problem).be.null();
+    const taken = new CentralSystem({ port });
+    peers.centrals.push(taken);
+    const err = await taken.listen().then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e,
+    );
+    should(err?.code).equal('EADDRINUSE');
+    should(taken.problem).have.properties({
+      op: 'listen',
+      code: 'in-use',
+      text: `port ${port} in use`,
+    });
+  });
+
   it('refuses a setpoint above the rating before anything is sent', async () => {
     const { central, port } = await startCentral();
     const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1', ratedKw: 11 }]);

@@ -11,6 +11,7 @@
 import { EventEmitter } from 'node:events';
 import ModbusRTU from 'modbus-serial';
 import { type Clock, systemClock } from '../../clock';
+import { type NetProblem, type NetTarget, netProblem } from '../../net-errors';
 
 export interface ModbusConnectionOptions {
   transport: 'tcp' | 'rtu';
@@ -121,6 +122,7 @@ export class ModbusConnection extends EventEmitter {
   private retryTimer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private lastError: string | null = null;
+  private lastProblem: NetProblem | null = null;
 
   constructor(options: ModbusConnectionOptions) {
     super();
@@ -149,6 +151,15 @@ export class ModbusConnection extends EventEmitter {
 
   get error(): string | null {
     return this.lastError;
+  }
+
+  /**
+   * Why the last attempt to open the bus failed, short ("127.0.0.1:502 refused",
+   * "/dev/ttyUSB0 not found"). It stays through the reconnect attempts until one
+   * succeeds or fails for another reason; null while connected or after a drop.
+   */
+  get problem(): NetProblem | null {
+    return this.lastProblem;
   }
 
   /** Human-readable target, for messages. */
@@ -182,6 +193,8 @@ export class ModbusConnection extends EventEmitter {
       client = o.createClient ? o.createClient() : (new ModbusRTU() as unknown as ModbusClient);
     } catch (err) {
       this.lastError = (err as Error).message;
+      this.lastProblem = netProblem(err, this.netTarget());
+      this.setState('disconnected');
       this.scheduleReconnect();
       return;
     }
@@ -205,6 +218,7 @@ export class ModbusConnection extends EventEmitter {
         /Cannot find module 'serialport'|serialport/i.test(msg) && o.transport === 'rtu'
           ? `RTU needs the optional package serialport: run "npm install serialport" in the Node-RED user directory (${msg})`
           : `cannot connect to ${this.target}: ${msg}`;
+      this.lastProblem = netProblem(err, this.netTarget());
       dispose(client);
       if (this._state === 'closed') return;
       this.setState('disconnected');
@@ -219,8 +233,17 @@ export class ModbusConnection extends EventEmitter {
     this.client = client;
     this.attempt = 0;
     this.lastError = null;
+    this.lastProblem = null;
     this.setState('connected');
     this.pump();
+  }
+
+  /** What `netProblem` needs to name the bus. */
+  private netTarget(): NetTarget {
+    const o = this.options;
+    return o.transport === 'tcp'
+      ? { op: 'connect', host: o.host as string, port: o.port ?? 502 }
+      : { op: 'open', path: o.serialPath as string };
   }
 
   private onClientClosed(client: ModbusClient): void {

@@ -25,6 +25,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
+import { type NetProblem, netProblem } from '../../net-errors';
 import {
   type ChargerEvent,
   type HandlerHost,
@@ -123,6 +124,7 @@ export class CentralSystem extends EventEmitter {
     newTransactionId: () => this.newTransactionId(),
     tell: (e) => this.tell(e),
   };
+  private listenProblem: NetProblem | null = null;
 
   constructor(options: CentralSystemOptions = {}) {
     super();
@@ -263,7 +265,15 @@ export class CentralSystem extends EventEmitter {
     this.known = known;
   }
 
-  /** Listens on host:port (ws, or wss for tls-basic). Resolves to the port. */
+  /** Why the last `listen()` failed, short ("port 9220 in use"); null once it listens. */
+  get problem(): NetProblem | null {
+    return this.listenProblem;
+  }
+
+  /**
+   * Listens on host:port (ws, or wss for tls-basic). Resolves to the port; rejects with the
+   * full reason (its `code` is the errno), and `problem` says it short.
+   */
   async listen(): Promise<number> {
     if (this.server) throw new Error('central system: already listening');
     const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -297,18 +307,21 @@ export class CentralSystem extends EventEmitter {
       this.upgrade(req, socket, head);
     });
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => {
+      const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
-        reject(
-          (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-            ? new Error(
-                `central system: port ${this.options.port} on ${this.options.host} is in use`,
-              )
-            : err,
-        );
+        const { host, port } = this.options;
+        this.listenProblem = netProblem(err, { op: 'listen', host, port });
+        const failure = new Error(
+          err.code === 'EADDRINUSE'
+            ? `central system: port ${port} on ${host} is in use`
+            : `central system: cannot listen on ${host}:${port}: ${err.message}`,
+        ) as NodeJS.ErrnoException;
+        if (err.code) failure.code = err.code;
+        reject(failure);
       };
       const onListening = () => {
         server.off('error', onError);
+        this.listenProblem = null;
         resolve();
       };
       server.once('error', onError);
