@@ -2,8 +2,8 @@
  * What the node files share: the coordinator node's shape, finding it from a user node,
  * and parsing of editor fields. Node files stay thin: the logic is in the core library.
  */
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { type Adapter, CommandStatus, commandToJSON, type Site } from '../..';
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
+import { type Adapter, CommandStatus, commandToJSON, type NetProblem, type Site } from '../..';
 
 export interface CoordinatorNode extends Node {
   site: Site | null;
@@ -91,6 +91,21 @@ export function clockTime(ms: number): string {
   return [d.getHours(), d.getMinutes(), d.getSeconds()]
     .map((n) => String(n).padStart(2, '0'))
     .join(':');
+}
+
+/**
+ * The status of a node whose bus or listener cannot open: red ring, the cause in short from
+ * the node's catalog (`<type>.status.net.<op>.<code>`, which repeats the core's English
+ * texts), or the core's text when the catalog has none.
+ */
+export function problemStatus(RED: NodeAPI, type: string, problem: NetProblem): NodeStatus {
+  const key = `${type}.status.net.${problem.op}.${problem.code}`;
+  const text = RED._(key, problem.params);
+  return {
+    fill: 'red',
+    shape: 'ring',
+    text: typeof text === 'string' && text !== '' && !text.endsWith(key) ? text : problem.text,
+  };
 }
 
 /**

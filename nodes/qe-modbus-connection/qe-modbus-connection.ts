@@ -58,16 +58,18 @@ export default function (RED: NodeAPI) {
       return;
     }
     this.connection = connection;
-    // Config nodes have no status of their own: users show the state; log the changes.
-    // One warning per outage, not one per reconnect attempt.
-    let warned = false;
+    // Config nodes have no status of their own: users show the state and the cause (the
+    // connection's `problem`); log the changes. One warning per outage and cause, not one
+    // per reconnect attempt.
+    let warned: string | null = null;
     connection.on('state', (s: string) => {
       if (s === 'connected') {
-        warned = false;
+        warned = null;
         this.log(`connected to ${connection.target}`);
       }
-      if (s === 'disconnected' && connection.error && !warned) {
-        warned = true;
+      const cause = connection.problem?.text ?? connection.error;
+      if (s === 'disconnected' && connection.error && cause !== warned) {
+        warned = cause;
         this.warn(`qe-modbus-connection: ${connection.error}; reconnecting`);
       }
     });

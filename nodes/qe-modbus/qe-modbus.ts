@@ -1,6 +1,12 @@
 import type { Node, NodeAPI } from 'node-red';
 import { type BatteryConfig, ModbusBatteries, resolveMap } from '../..';
-import { refuseInput, runDeliveredCommands, type UserDef, useCoordinator } from '../lib/common';
+import {
+  problemStatus,
+  refuseInput,
+  runDeliveredCommands,
+  type UserDef,
+  useCoordinator,
+} from '../lib/common';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
 
 interface ModbusDef extends UserDef {
@@ -110,6 +116,11 @@ export default function (RED: NodeAPI) {
     const f = fleet;
     const showStatus = () => {
       const s = connection.state;
+      // The bus cannot open: say why, through the reconnect attempts, until one succeeds.
+      if (connection.problem && (s === 'connecting' || s === 'disconnected')) {
+        this.status(problemStatus(RED, 'qe-modbus', connection.problem));
+        return;
+      }
       this.status({
         fill: s === 'connected' ? 'green' : s === 'connecting' ? 'yellow' : 'red',
         shape: s === 'connected' ? 'dot' : 'ring',

@@ -68,11 +68,22 @@ export default function (RED: NodeAPI) {
       updateKnown();
     };
 
+    // Why the central system cannot run reaches Catch nodes once (an error with a message
+    // object; a config node's goes to its users' flows). Before the flows have started the
+    // Catch nodes may not exist yet: then it waits for them.
+    let flowsStarted = false;
+    const report = () => {
+      if (this.failure) this.error(this.failure, {});
+    };
+    const onStarted = () => {
+      flowsStarted = true;
+      report();
+    };
+    RED.events.once('flows:started', onStarted);
+    this.on('close', () => RED.events.removeListener('flows:started', onStarted));
     const fail = (text: string) => {
       this.failure = `qe-ocpp-server: ${text}`;
-      const report = () => this.error(this.failure);
-      RED.events.once('flows:started', report);
-      this.on('close', () => RED.events.removeListener('flows:started', report));
+      if (flowsStarted) report();
     };
     const creds = this.credentials ?? {};
     const pw = parseJsonObject(creds.passwords, 'passwords', 'qe-ocpp-server');
@@ -141,10 +152,7 @@ export default function (RED: NodeAPI) {
             `OCPP central system on ${def.host || '0.0.0.0'}:${p}${central.options.path}/<identity>`,
           );
         },
-        (err: Error) => {
-          this.failure = `qe-ocpp-server: ${err.message}`;
-          this.error(this.failure);
-        },
+        (err: Error) => fail(err.message),
       );
     }
 

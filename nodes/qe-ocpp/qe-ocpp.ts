@@ -1,6 +1,12 @@
 import type { Node, NodeAPI } from 'node-red';
 import { type ChargerConfig, OcppChargers } from '../..';
-import { refuseInput, runDeliveredCommands, type UserDef, useCoordinator } from '../lib/common';
+import {
+  problemStatus,
+  refuseInput,
+  runDeliveredCommands,
+  type UserDef,
+  useCoordinator,
+} from '../lib/common';
 import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
 
 interface OcppDef extends UserDef {
@@ -105,6 +111,11 @@ export default function (RED: NodeAPI) {
     let statusTimer: NodeJS.Timeout | null = null;
     const showStatus = () => {
       statusTimer = null;
+      // The central system cannot listen: say why, until a redeploy makes it listen.
+      if (central.problem) {
+        this.status(problemStatus(RED, 'qe-ocpp', central.problem));
+        return;
+      }
       const up = identities.filter((id) => central.isConnected(id)).length;
       this.status({
         fill: up === identities.length ? 'green' : up > 0 ? 'yellow' : 'red',
@@ -116,10 +127,17 @@ export default function (RED: NodeAPI) {
       if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
     };
     showStatus();
+    // The listener opens after this node starts: show how that went.
+    let closed = false;
+    const afterListen = () => {
+      if (!closed) showStatus();
+    };
+    server.ready.then(afterListen, afterListen);
 
     runDeliveredCommands(this, site, f);
 
     this.on('close', (removed: boolean, done: () => void) => {
+      closed = true;
       f.stop(removed);
       server.setIdentities(this.id, []);
       if (statusTimer) clearTimeout(statusTimer);
