@@ -406,10 +406,12 @@ export class DispatchEngine {
    * - finished (COMPLETED, FAILED, TIMED_OUT): a new command with its setpoint, due now, valid
    *   as long as it is, with `reapplyOf` its id: tracked like any command (events, holds,
    *   retries, timeouts, persistence) and superseding nothing.
-   * So a re-apply already on its way is not doubled; nor is a setpoint COMPLETED at or after
-   * `appliedSince` (epoch ms: e.g. when the device's current connection opened), which the
-   * device already holds. Returns the commands that carry the setpoints in force (empty when
-   * nothing is in force).
+   * So a re-apply already on its way is not doubled. Nor is a setpoint re-applied that
+   * COMPLETED at or after `appliedSince` (epoch ms: e.g. when the device's current connection
+   * opened), which the device already holds, or whose slot ends within
+   * REAPPLY_MIN_REMAINING_MS (1 s): the next slot's command is about to go, and this one would
+   * reach the device as its slot ends. Returns the commands that carry the setpoints in force
+   * (empty when nothing is in force).
    */
   reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
     const now = this.clock.now();
@@ -449,6 +451,10 @@ export class DispatchEngine {
         out.push(x);
         continue;
       }
+      // About to end: the next slot's command goes out in a moment; this one would only
+      // reach the device as the slot ends (or after, on a busy network).
+      if (x.validUntil !== null && x.validUntil.getTime() - now < REAPPLY_MIN_REMAINING_MS)
+        continue;
       const c = this.reapplyCommand(x, reason, now);
       fresh.push(c);
       out.push(c);
@@ -1190,6 +1196,9 @@ const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
   CommandType.SET_DISCHARGE_RATE,
   CommandType.SET_POWER_LIMIT,
 ]);
+
+/** A setpoint that ends sooner than this is not re-applied: its successor is about to go. */
+export const REAPPLY_MIN_REMAINING_MS = 1000;
 
 /** How the reason of a command that its device refused begins. */
 const REFUSED = 'refused: ';

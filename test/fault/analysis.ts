@@ -3,7 +3,9 @@
  * - lost: slots whose value the device never held while the slot lasted, although Node-RED
  *   and the device were both up for the last `graceMs` of it;
  * - stale: setpoints the device received for a slot after that slot had ended (more than
- *   `toleranceMs`: loopback time between a send and its receipt);
+ *   `toleranceMs`: the time between a send and its receipt, which on a busy machine includes
+ *   waiting to be scheduled); the last slot holds (the schedule's horizon) and is never stale;
+ *   `latestMs` is the latest such receipt within the tolerance, for the report;
  * - recovery: for each fault, the time from the moment everything was back up until the
  *   device held the setpoint of the slot then in force (0 if it never lost it).
  */
@@ -40,6 +42,8 @@ export interface DeviceFigures {
   slots: number;
   lost: number[];
   stale: { slot: number; at: number; lateMs: number }[];
+  /** The latest receipt of an ended slot's value that the tolerance let pass, ms after. */
+  latestMs: number;
   recoveries: { kind: string; at: number; backAt: number; ms: number | null }[];
 }
 
@@ -82,11 +86,13 @@ export function analyse(input: {
     if (!heldInSlot) lost.push(i);
   });
   const stale: DeviceFigures['stale'] = [];
+  let latestMs = 0;
   for (const r of received) {
     const i = slots.findIndex((s) => same(r.value, s.value));
     const s = slots[i];
-    if (!s || r.at < s.end + toleranceMs) continue;
-    stale.push({ slot: i, at: r.at, lateMs: r.at - s.end });
+    if (!s || i === slots.length - 1 || r.at < s.end) continue;
+    if (r.at < s.end + toleranceMs) latestMs = Math.max(latestMs, r.at - s.end);
+    else stale.push({ slot: i, at: r.at, lateMs: r.at - s.end });
   }
   const recoveries = faults.map((f) => {
     const start = f.backAt;
@@ -102,7 +108,7 @@ export function analyse(input: {
     }
     return { kind: f.kind, at: f.at, backAt: f.backAt, ms: null };
   });
-  return { slots: slots.length, lost, stale, recoveries };
+  return { slots: slots.length, lost, stale, latestMs, recoveries };
 }
 
 /** Median and maximum of the known values, for the report. */

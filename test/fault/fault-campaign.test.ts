@@ -18,8 +18,11 @@ import { analyse, type Fault, type Held, type Interval, type Received, spread } 
 const SLOT_MS = 8000;
 /** Nothing counts as lost unless Node-RED and the device were up this long before its end. */
 const GRACE_MS = 5000;
-/** Loopback time between a send and its receipt: a receipt later than this after the slot is stale. */
-const TOLERANCE_MS = 50;
+/**
+ * Between a send and its receipt: loopback, and on a busy machine the wait of either process
+ * to be scheduled. A receipt later than this after its slot ended counts as stale.
+ */
+const TOLERANCE_MS = 250;
 const KILLS = Number(process.env.QE_FAULT_KILLS ?? 10);
 const SEED = Number(process.env.QE_FAULT_SEED ?? Date.now() % 1_000_000);
 
@@ -153,7 +156,8 @@ function limitOf(params: unknown): number | null {
 }
 
 describe('fault campaign: Node-RED killed, chargers rebooted and dropped, battery restarted', function () {
-  const slotsCount = KILLS + 10;
+  // One fault a slot from slot 1; the last slot has none, so that the last fault is over.
+  const slotsCount = KILLS + 11;
   this.timeout(slotsCount * SLOT_MS + 120_000);
   let red: NodeRedProcess | null = null;
   const chargers: ChargePointSimulator[] = [];
@@ -219,7 +223,7 @@ describe('fault campaign: Node-RED killed, chargers rebooted and dropped, batter
     const t0 = Math.ceil((Date.now() + 3000) / 1000) * 1000;
     const slots = Array.from({ length: slotsCount }, (_, k) => ({
       start: t0 + k * SLOT_MS,
-      end: k === slotsCount - 1 ? t0 + (k + 1) * SLOT_MS : t0 + (k + 1) * SLOT_MS,
+      end: t0 + (k + 1) * SLOT_MS,
       ev1: 5 + 0.5 * k,
       ev2: 16 - 0.5 * k,
       batt: (k % 2 === 0 ? 1 : -1) * (10 + k),

@@ -149,6 +149,16 @@ describe('DispatchEngine: re-applying the setpoint in force', () => {
     should(engine.reapply('ev1', 'x')).eql([]);
   });
 
+  it('leaves alone a setpoint whose slot ends within a second: its successor is about to go', async () => {
+    const { clock, engine, tick, plan } = setup();
+    plan();
+    await tick();
+    clock.set(T0 + 15 * M - 999);
+    should(engine.reapply('ev1', 'late')).eql([]);
+    clock.set(T0 + 15 * M - 1000);
+    should(engine.reapply('ev1', 'in time').map((c) => c.reapplyOf)).eql(['s:ev1:0']);
+  });
+
   it('restored from persistence, the setpoint in force can still be re-applied', async () => {
     const { clock, engine, tick, plan } = setup();
     plan();
