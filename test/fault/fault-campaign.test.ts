@@ -359,7 +359,7 @@ describe('fault campaign: Node-RED killed, chargers rebooted and dropped, batter
           f.stale.length
             ? ` (${f.stale.map((s) => `slot ${s.slot} +${s.lateMs} ms`).join(', ')})`
             : ''
-        }; held the setpoint in force again after`,
+        } (the latest receipt within the tolerance: +${f.latestMs} ms); held the setpoint in force again after`,
         ...[...byKind].map(([k, v]) => `    ${k}: ${spread(v)}`),
       );
       // Where a recovery took longer than the target: what happened around it.
