@@ -17,11 +17,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
 import should from 'should';
+import { freePort } from '../../src/sim/battery';
 import { CHROMIUM_FLAGS, findChromium } from '../helpers/chromium';
 
 const root = path.join(__dirname, '../..');
@@ -87,18 +87,6 @@ interface FlowNode {
   type: string;
   z?: string;
   name?: string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -7,25 +7,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../../src/sim/battery';
+
+export { freePort };
 
 const root = path.join(__dirname, '../..');
 const pkg = require(path.join(root, 'package.json')) as { name: string };
-
-/** A free TCP port on 127.0.0.1 (closed again: whoever binds it next gets it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface NodeRedProcessOptions {
   /** The flows to deploy (written to the flow file before each start unless `keepFlows`). */

@@ -1,6 +1,6 @@
-import net from 'node:net';
 import should from 'should';
 import WebSocket from 'ws';
+import { freePort } from '../../src/sim/battery';
 import type { ChargePointSimulatorOptions } from '../../src/sim/charge-point';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
 import { selfSignedCertificate } from '../helpers/tls';
@@ -42,14 +42,6 @@ async function until(cond: () => boolean, what: string, rounds = 600): Promise<v
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`never happened: ${what}`);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const CHARGERS = [

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { ServerTCP } from 'modbus-serial';
 import should from 'should';
 import {
@@ -6,16 +5,9 @@ import {
   ModbusDeviceError,
   ModbusTransportError,
 } from '../../src/adapters/modbus/connection';
+import { freePort } from '../../src/sim/battery';
 
 // A real modbus-serial TCP server on loopback; the connection under test is the real client.
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 interface Server {
   regs: Map<string, number>;
