@@ -472,12 +472,23 @@ type Resolved = Required<
 
 type Handler = (link: Link, params: Params) => Result;
 
+/** What a remote start brings: 2.0.1 its remoteStartId; both versions maybe a TxProfile. */
+interface RemoteStart {
+  remoteStartId?: number;
+  profile?: SimChargingProfile;
+}
+
 interface Dialect {
   bootCall(link: Link): [string, Params];
   /** Sends StatusNotification (and 2.0.1 charging state) for what changed, or all if `force`. */
   report(link: Link, force?: boolean): Promise<void>;
   plugIn(link: Link): Promise<void>;
-  startCharging(link: Link, idTag: string, remote?: { remoteStartId?: number }): Promise<void>;
+  /**
+   * Starts (or authorises) the transaction. A remote start's `profile` (its TxProfile) is
+   * put in force together with the transaction, before anything reports it charging, as a
+   * real charger does: the EV never draws more than the profile allows.
+   */
+  startCharging(link: Link, idTag: string, remote?: RemoteStart): Promise<void>;
   stopCharging(link: Link, reason: StopReason): Promise<void>;
   unplug(link: Link): Promise<void>;
   meterValues(link: Link, context: 'Sample.Periodic' | 'Trigger'): Promise<void>;
@@ -611,8 +622,12 @@ const dialect16: Dialect = {
       timestamp: link.iso(),
     });
     st.beginTx(res.transactionId as number, idTag, link.now(), true);
-    link.sync();
     const status = (res.idTagInfo as { status: string }).status;
+    // The remote start's profile first, then the status that says Charging.
+    if (status === 'Accepted' && remote?.profile) {
+      applyProfile(link, remote.profile, link.opts.connectorId, false);
+    }
+    link.sync();
     if (status !== 'Accepted') {
       await this.stopCharging(link, 'DeAuthorized');
       throw new Error(`StartTransaction: idTag ${idTag} is ${status}`);
@@ -703,20 +718,13 @@ const dialect16: Dialect = {
         return { status: 'Rejected' };
       }
       if (raw && raw.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
-      link.after(async () => {
-        await dialect16.startCharging(link, p.idTag as string, {});
-        if (raw) {
-          const schedule = raw.chargingSchedule as ChargingSchedule;
-          const id = raw.chargingProfileId as number;
-          applyProfile(
-            link,
-            toSimProfile(raw, id, schedule, connectorId, link.now()),
-            connectorId,
-            false,
-          );
-          await dialect16.report(link);
-        }
-      });
+      const remote: RemoteStart = {};
+      if (raw) {
+        const schedule = raw.chargingSchedule as ChargingSchedule;
+        const id = raw.chargingProfileId as number;
+        remote.profile = toSimProfile(raw, id, schedule, connectorId, link.now());
+      }
+      link.after(() => dialect16.startCharging(link, p.idTag as string, remote));
       return { status: 'Accepted' };
     },
 
@@ -895,6 +903,8 @@ const dialect201: Dialect = {
     tx.idTag = idTag;
     tx.charging = true;
     if (remote?.remoteStartId !== undefined) tx.remoteStartId = remote.remoteStartId;
+    // The remote start's profile first, then the TransactionEvent that says Charging.
+    if (remote?.profile) applyProfile(link, remote.profile, link.opts.evseId, false);
     link.sync();
     await txEvent201(link, started ? 'Started' : 'Updated', trigger, {
       event: { idToken },
@@ -992,16 +1002,13 @@ const dialect201: Dialect = {
       if (evseId !== link.opts.evseId || !st.canStart) return { status: 'Rejected' };
       if (raw && raw.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
       const running = st.tx?.id;
-      link.after(async () => {
-        const idTag = (p.idToken as { idToken: string }).idToken;
-        await dialect201.startCharging(link, idTag, { remoteStartId: p.remoteStartId as number });
-        if (raw) {
-          const schedule = (raw.chargingSchedule as ChargingSchedule[])[0]!;
-          const profile = toSimProfile(raw, raw.id as number, schedule, evseId, link.now());
-          applyProfile(link, profile, evseId, false);
-          await dialect201.report(link);
-        }
-      });
+      const remote: RemoteStart = { remoteStartId: p.remoteStartId as number };
+      if (raw) {
+        const schedule = (raw.chargingSchedule as ChargingSchedule[])[0]!;
+        remote.profile = toSimProfile(raw, raw.id as number, schedule, evseId, link.now());
+      }
+      const idTag = (p.idToken as { idToken: string }).idToken;
+      link.after(() => dialect201.startCharging(link, idTag, remote));
       return running === undefined
         ? { status: 'Accepted' }
         : { status: 'Accepted', transactionId: running };
