@@ -815,6 +815,16 @@ function chargingState201(st: Station): string {
   return st.plugged ? 'EVConnected' : 'Idle';
 }
 
+/**
+ * Whether the central system has been told of the running transaction (its Started went
+ * out, its Ended did not): only then may an Updated go out, never before Started or after
+ * Ended.
+ */
+function announced201(link: Link): boolean {
+  const tx = link.station.tx;
+  return !!tx && link.reported.txId === tx.id;
+}
+
 /** Sends a TransactionEvent for the running transaction. */
 async function txEvent201(
   link: Link,
@@ -827,6 +837,7 @@ async function txEvent201(
   const chargingState = chargingState201(link.station);
   link.reported.chargingState = chargingState;
   if (eventType === 'Started') link.reported.txId = tx.id;
+  if (eventType === 'Ended') link.reported.txId = undefined;
   const params: Params = {
     eventType,
     timestamp: link.iso(),
@@ -870,8 +881,7 @@ const dialect201: Dialect = {
         connectorId: 1,
       });
     }
-    const announced = st.tx && link.reported.txId === st.tx.id;
-    if (announced && link.reported.chargingState !== chargingState201(st)) {
+    if (announced201(link) && link.reported.chargingState !== chargingState201(st)) {
       await txEvent201(link, 'Updated', 'ChargingStateChanged');
     }
   },
@@ -949,7 +959,8 @@ const dialect201: Dialect = {
   },
 
   async meterValues(link, context) {
-    if (link.station.tx) {
+    // A transaction whose Started is still on its way (or whose Ended is) gets none.
+    if (announced201(link)) {
       const trigger = context === 'Trigger' ? 'Trigger' : 'MeterValuePeriodic';
       await txEvent201(link, 'Updated', trigger, { meter: context });
       return;
@@ -1038,7 +1049,11 @@ const dialect201: Dialect = {
       }
       if (message === 'TransactionEvent') {
         if (!link.station.tx) return { status: 'Rejected' };
-        link.after(() => txEvent201(link, 'Updated', 'Trigger', { meter: 'Trigger' }));
+        link.after(async () => {
+          // While Started (or Ended) is on its way, that event carries the state asked for.
+          if (announced201(link))
+            await txEvent201(link, 'Updated', 'Trigger', { meter: 'Trigger' });
+        });
         return { status: 'Accepted' };
       }
       return trigger(link, dialect201, message);

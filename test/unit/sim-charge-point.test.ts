@@ -600,6 +600,17 @@ describe('ChargePointSimulator', () => {
         });
         for (let i = 1; i < energies.length; i++)
           should(energies[i]).be.aboveOrEqual(energies[i - 1] as number);
+        if (!v16) {
+          // A tick while Started or Ended is on its way must not overtake it: the
+          // transaction's events arrive as Started, Updated..., Ended, numbered in order.
+          await s.stopCharging();
+          await s.sendMeterValues(); // on the same socket: whatever went before has arrived
+          const events = central.of('TransactionEvent');
+          should(events.map((p) => p.seqNo)).eql(events.map((_, i) => i));
+          should(events[0]?.eventType).equal('Started');
+          should(events.at(-1)?.eventType).equal('Ended');
+          should(events.filter((p) => p.eventType !== 'Updated')).have.length(2);
+        }
       });
 
       it('reports Unavailable and Available on ChangeAvailability, Faulted on a fault', async () => {
