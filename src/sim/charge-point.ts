@@ -472,12 +472,23 @@ type Resolved = Required<
 
 type Handler = (link: Link, params: Params) => Result;
 
+/** What a remote start brings: 2.0.1 its remoteStartId; both versions maybe a TxProfile. */
+interface RemoteStart {
+  remoteStartId?: number;
+  profile?: SimChargingProfile;
+}
+
 interface Dialect {
   bootCall(link: Link): [string, Params];
   /** Sends StatusNotification (and 2.0.1 charging state) for what changed, or all if `force`. */
   report(link: Link, force?: boolean): Promise<void>;
   plugIn(link: Link): Promise<void>;
-  startCharging(link: Link, idTag: string, remote?: { remoteStartId?: number }): Promise<void>;
+  /**
+   * Starts (or authorises) the transaction. A remote start's `profile` (its TxProfile) is
+   * put in force together with the transaction, before anything reports it charging, as a
+   * real charger does: the EV never draws more than the profile allows.
+   */
+  startCharging(link: Link, idTag: string, remote?: RemoteStart): Promise<void>;
   stopCharging(link: Link, reason: StopReason): Promise<void>;
   unplug(link: Link): Promise<void>;
   meterValues(link: Link, context: 'Sample.Periodic' | 'Trigger'): Promise<void>;
@@ -611,8 +622,12 @@ const dialect16: Dialect = {
       timestamp: link.iso(),
     });
     st.beginTx(res.transactionId as number, idTag, link.now(), true);
-    link.sync();
     const status = (res.idTagInfo as { status: string }).status;
+    // The remote start's profile first, then the status that says Charging.
+    if (status === 'Accepted' && remote?.profile) {
+      applyProfile(link, remote.profile, link.opts.connectorId, false);
+    }
+    link.sync();
     if (status !== 'Accepted') {
       await this.stopCharging(link, 'DeAuthorized');
       throw new Error(`StartTransaction: idTag ${idTag} is ${status}`);
@@ -703,20 +718,13 @@ const dialect16: Dialect = {
         return { status: 'Rejected' };
       }
       if (raw && raw.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
-      link.after(async () => {
-        await dialect16.startCharging(link, p.idTag as string, {});
-        if (raw) {
-          const schedule = raw.chargingSchedule as ChargingSchedule;
-          const id = raw.chargingProfileId as number;
-          applyProfile(
-            link,
-            toSimProfile(raw, id, schedule, connectorId, link.now()),
-            connectorId,
-            false,
-          );
-          await dialect16.report(link);
-        }
-      });
+      const remote: RemoteStart = {};
+      if (raw) {
+        const schedule = raw.chargingSchedule as ChargingSchedule;
+        const id = raw.chargingProfileId as number;
+        remote.profile = toSimProfile(raw, id, schedule, connectorId, link.now());
+      }
+      link.after(() => dialect16.startCharging(link, p.idTag as string, remote));
       return { status: 'Accepted' };
     },
 
@@ -807,6 +815,16 @@ function chargingState201(st: Station): string {
   return st.plugged ? 'EVConnected' : 'Idle';
 }
 
+/**
+ * Whether the central system has been told of the running transaction (its Started went
+ * out, its Ended did not): only then may an Updated go out, never before Started or after
+ * Ended.
+ */
+function announced201(link: Link): boolean {
+  const tx = link.station.tx;
+  return !!tx && link.reported.txId === tx.id;
+}
+
 /** Sends a TransactionEvent for the running transaction. */
 async function txEvent201(
   link: Link,
@@ -819,6 +837,7 @@ async function txEvent201(
   const chargingState = chargingState201(link.station);
   link.reported.chargingState = chargingState;
   if (eventType === 'Started') link.reported.txId = tx.id;
+  if (eventType === 'Ended') link.reported.txId = undefined;
   const params: Params = {
     eventType,
     timestamp: link.iso(),
@@ -862,8 +881,7 @@ const dialect201: Dialect = {
         connectorId: 1,
       });
     }
-    const announced = st.tx && link.reported.txId === st.tx.id;
-    if (announced && link.reported.chargingState !== chargingState201(st)) {
+    if (announced201(link) && link.reported.chargingState !== chargingState201(st)) {
       await txEvent201(link, 'Updated', 'ChargingStateChanged');
     }
   },
@@ -895,6 +913,8 @@ const dialect201: Dialect = {
     tx.idTag = idTag;
     tx.charging = true;
     if (remote?.remoteStartId !== undefined) tx.remoteStartId = remote.remoteStartId;
+    // The remote start's profile first, then the TransactionEvent that says Charging.
+    if (remote?.profile) applyProfile(link, remote.profile, link.opts.evseId, false);
     link.sync();
     await txEvent201(link, started ? 'Started' : 'Updated', trigger, {
       event: { idToken },
@@ -939,7 +959,8 @@ const dialect201: Dialect = {
   },
 
   async meterValues(link, context) {
-    if (link.station.tx) {
+    // A transaction whose Started is still on its way (or whose Ended is) gets none.
+    if (announced201(link)) {
       const trigger = context === 'Trigger' ? 'Trigger' : 'MeterValuePeriodic';
       await txEvent201(link, 'Updated', trigger, { meter: context });
       return;
@@ -992,16 +1013,13 @@ const dialect201: Dialect = {
       if (evseId !== link.opts.evseId || !st.canStart) return { status: 'Rejected' };
       if (raw && raw.chargingProfilePurpose !== 'TxProfile') return { status: 'Rejected' };
       const running = st.tx?.id;
-      link.after(async () => {
-        const idTag = (p.idToken as { idToken: string }).idToken;
-        await dialect201.startCharging(link, idTag, { remoteStartId: p.remoteStartId as number });
-        if (raw) {
-          const schedule = (raw.chargingSchedule as ChargingSchedule[])[0]!;
-          const profile = toSimProfile(raw, raw.id as number, schedule, evseId, link.now());
-          applyProfile(link, profile, evseId, false);
-          await dialect201.report(link);
-        }
-      });
+      const remote: RemoteStart = { remoteStartId: p.remoteStartId as number };
+      if (raw) {
+        const schedule = (raw.chargingSchedule as ChargingSchedule[])[0]!;
+        remote.profile = toSimProfile(raw, raw.id as number, schedule, evseId, link.now());
+      }
+      const idTag = (p.idToken as { idToken: string }).idToken;
+      link.after(() => dialect201.startCharging(link, idTag, remote));
       return running === undefined
         ? { status: 'Accepted' }
         : { status: 'Accepted', transactionId: running };
@@ -1031,7 +1049,11 @@ const dialect201: Dialect = {
       }
       if (message === 'TransactionEvent') {
         if (!link.station.tx) return { status: 'Rejected' };
-        link.after(() => txEvent201(link, 'Updated', 'Trigger', { meter: 'Trigger' }));
+        link.after(async () => {
+          // While Started (or Ended) is on its way, that event carries the state asked for.
+          if (announced201(link))
+            await txEvent201(link, 'Updated', 'Trigger', { meter: 'Trigger' });
+        });
         return { status: 'Accepted' };
       }
       return trigger(link, dialect201, message);

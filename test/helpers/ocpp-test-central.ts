@@ -126,6 +126,24 @@ export class TestCentral {
     );
   }
 
+  /**
+   * The first call with this method (matching `where`) that arrives from now on, with what
+   * `probe()` returned the moment it arrived (before it is answered): the charger's state
+   * as the central system heard of it.
+   */
+  arrival<T>(
+    method: string,
+    where: (p: Params) => boolean,
+    probe: () => T,
+  ): Promise<{ params: Params; probed: T }> {
+    return new Promise((resolve) =>
+      this.waiters.push({
+        match: (r) => r.method === method && where(r.params),
+        resolve: (r) => resolve({ params: r.params, probed: probe() }),
+      }),
+    );
+  }
+
   /** The live server-side connection of a charger. */
   client(identity: string): RpcServerClient {
     const c = this.clients.filter((x) => x.identity === identity).at(-1);

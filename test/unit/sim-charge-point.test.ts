@@ -365,6 +365,10 @@ describe('ChargePointSimulator', () => {
 
       it('starts a transaction on a remote start (with its profile) and stops it on a remote stop', async () => {
         const s = sim(protocol);
+        const limits: (number | null)[] = [];
+        const powers: number[] = [];
+        s.on('profile', (w) => limits.push(w));
+        s.on('power', (w) => powers.push(w));
         await s.start();
         const [startMethod, startParams] = v.remoteStart('REMOTE');
         const profile = setProfile(protocol, { purpose: 'TxProfile', limit: 5000, id: 9 });
@@ -372,12 +376,24 @@ describe('ChargePointSimulator', () => {
           ...startParams,
           chargingProfile: v16 ? profile.csChargingProfiles : profile.chargingProfile,
         };
+        // The report that says Charging (1.6 StatusNotification, 2.0.1 TransactionEvent
+        // chargingState), and the simulator's state at the moment it reaches the central system.
+        const charging = central.arrival(
+          v16 ? 'StatusNotification' : 'TransactionEvent',
+          (p) =>
+            v16
+              ? p.connectorId === 1 && p.status === 'Charging'
+              : (p.transactionInfo as Params).chargingState === 'Charging',
+          () => ({ limitW: s.activeLimitW, powerW: s.powerW, status: s.status }),
+        );
         let res = await central.call(id, startMethod, withProfile);
         should(res.status).equal('Accepted');
-        await until(() => s.status === 'Charging');
+        // A real charger applies the profile first: when Charging is reported, it is in force,
+        // and the EV never drew more than it allows.
+        should((await charging).probed).eql({ limitW: 5000, powerW: 5000, status: 'Charging' });
+        should(limits).eql([5000]);
+        should(powers).eql([5000]);
         should(s.transactionId).not.be.null();
-        should(s.activeLimitW).equal(5000);
-        should(s.powerW).equal(5000);
         if (v16) {
           should(central.of('StartTransaction')[0]).containEql({ idTag: 'REMOTE' });
           should(central.of('Authorize')).eql([]); // a remote start is already authorised
@@ -420,6 +436,8 @@ describe('ChargePointSimulator', () => {
         }
         await until(() => s.transactionId === null);
         should(s.powerW).equal(0);
+        should(limits).eql([5000, null]); // the TxProfile ended with its transaction
+        should(powers).eql([5000, 0]);
       });
 
       it('answers as the respond hook says: Rejected, NotImplemented, no reply', async () => {
@@ -582,6 +600,17 @@ describe('ChargePointSimulator', () => {
         });
         for (let i = 1; i < energies.length; i++)
           should(energies[i]).be.aboveOrEqual(energies[i - 1] as number);
+        if (!v16) {
+          // A tick while Started or Ended is on its way must not overtake it: the
+          // transaction's events arrive as Started, Updated..., Ended, numbered in order.
+          await s.stopCharging();
+          await s.sendMeterValues(); // on the same socket: whatever went before has arrived
+          const events = central.of('TransactionEvent');
+          should(events.map((p) => p.seqNo)).eql(events.map((_, i) => i));
+          should(events[0]?.eventType).equal('Started');
+          should(events.at(-1)?.eventType).equal('Ended');
+          should(events.filter((p) => p.eventType !== 'Updated')).have.length(2);
+        }
       });
 
       it('reports Unavailable and Available on ChangeAvailability, Faulted on a fault', async () => {
