@@ -90,6 +90,7 @@ export default function (RED: NodeAPI) {
         fleet = new ModbusBatteries(found.site, conn.connection, configs, {
           owner: this.id,
           onTelemetry: (t) => this.send([null, { topic: t.assetId, payload: t }]),
+          onError: (err) => this.error(`${this.type}: ${err.message}`),
           onEvent: (e) => {
             if (e.type.endsWith('failed'))
               this.debug?.(`qe-modbus: ${e.assetId}: ${e.type}: ${String(e.detail)}`);

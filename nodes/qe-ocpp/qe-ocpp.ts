@@ -79,6 +79,7 @@ export default function (RED: NodeAPI) {
       try {
         fleet = new OcppChargers(found.site, server.central, chargers, {
           owner: this.id,
+          onError: (err) => this.error(`${this.type}: ${err.message}`),
           onEvent: (e) => {
             this.send([null, { topic: e.type, payload: e }]);
             refresh();

@@ -1,12 +1,15 @@
 import should from 'should';
+import { OcppChargers } from '../../src/adapters/ocpp/chargers';
 import type { OcppVersion } from '../../src/adapters/ocpp/translate';
 import { CommandStatus } from '../../src/commands';
+import { Site } from '../../src/site';
 import {
   boot,
   charger,
   closePeers,
   limitOf,
   on,
+  peers,
   siteWith,
   startCentral,
   until,
@@ -43,6 +46,26 @@ function twoSlots(first: number, second: number, slotMs: number) {
 }
 
 describe('OCPP faults (loopback, real sockets)', () => {
+  it('a re-apply that throws on its timer is reported, not thrown: the process goes on', async () => {
+    const { central, port } = await startCentral();
+    const site = new Site({ siteId: 't', autoDispatch: true, onError: () => {} });
+    peers.sites.push(site);
+    site.reapply = () => {
+      throw new Error('boom');
+    };
+    const errors: string[] = [];
+    const fleet = new OcppChargers(site, central, [{ identity: 'CP1', assetId: 'ev1' }], {
+      reapplyDelayMs: 10,
+      onError: (e) => errors.push(e.message),
+    });
+    fleet.start();
+    site.start();
+    await boot(charger(port, 'CP1', 'ocpp1.6'), 'ocpp1.6');
+    await until(() => errors.length === 1, 'the error reported');
+    should(errors).eql(['boom']);
+    fleet.stop(true);
+  });
+
   for (const protocol of ['ocpp1.6', 'ocpp2.0.1'] as OcppVersion[]) {
     describe(protocol, () => {
       it('a charger that reboots while a later slot is pending gets the setpoint in force again, as a tracked command', async () => {

@@ -68,6 +68,8 @@ export interface ModbusBatteriesOptions {
   onTelemetry?: (t: Telemetry) => void;
   /** Something worth telling (a poll failure, a watchdog re-write and its outcome). */
   onEvent?: (e: { type: string; assetId: string; detail?: unknown }) => void;
+  /** A failure with no caller to throw to (a re-apply when the bus connects). */
+  onError?: (error: Error) => void;
 }
 
 interface Active {
@@ -191,7 +193,12 @@ export class ModbusBatteries implements Adapter {
     if (!this.started) return;
     for (const b of this.batteries.values()) {
       b.scaleFactors.clear();
-      this.host.reapply(b.config.assetId, reason);
+      try {
+        this.host.reapply(b.config.assetId, reason);
+      } catch (err) {
+        // Called from the connection's event: contain it, never let it end the process.
+        this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+      }
     }
   }
 

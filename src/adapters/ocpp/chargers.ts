@@ -32,6 +32,8 @@ export interface OcppChargersOptions {
   reapplyDelayMs?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
   onEvent?: (event: ChargerEvent & { assetIds: string[] }) => void;
+  /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
+  onError?: (error: Error) => void;
 }
 
 /** CALLERROR codes that are a charger's final answer, not a reason to retry. */
@@ -341,7 +343,12 @@ export class OcppChargers implements Adapter {
     if (pending) clearTimeout(pending);
     const t = setTimeout(() => {
       this.timers.delete(identity);
-      this.reapply(identity, reason);
+      try {
+        this.reapply(identity, reason);
+      } catch (err) {
+        // A timer has no caller: contain it, never let it end the process.
+        this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+      }
     }, this.reapplyDelayMs);
     t.unref?.();
     this.timers.set(identity, t);
