@@ -21,6 +21,12 @@ export interface AssetEntry {
   offMachine: (() => void) | null;
   /** What the adapter learned of the device, by name (e.g. `smartCharging: false`). */
   readonly capabilities: Map<string, unknown>;
+  /**
+   * The dispatcher (sink id) that last delivered a command to the asset: a command without a
+   * dispatcher of its own (a re-apply) goes there, since its wires reach the asset's adapter.
+   * Does not keep the entry alive.
+   */
+  dispatcher: string | null;
 }
 
 export class AssetTable {
@@ -42,6 +48,7 @@ export class AssetTable {
         machineUsers: new Set(),
         offMachine: null,
         capabilities: new Map(),
+        dispatcher: null,
       };
       this.entries.set(assetId, e);
     }

@@ -97,6 +97,7 @@ export class Site implements AdapterHost {
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
+  private readonly sinkIds = new WeakMap<DueCommandSink, string>();
   private readonly owners = new Map<string, string>();
   private timer: unknown = null;
   private timerAt: number | null = null;
@@ -231,6 +232,7 @@ export class Site implements AdapterHost {
    */
   attachDispatcher(id: string, sink: DueCommandSink): () => void {
     this.sinks.set(id, sink);
+    this.sinkIds.set(sink, id);
     this.arm(true);
     return () => {
       if (this.sinks.get(id) === sink) this.sinks.delete(id);
@@ -256,7 +258,10 @@ export class Site implements AdapterHost {
     let waiting = false;
     const first = this.sinks.values().next().value as DueCommandSink | undefined;
     for (const cmd of due) {
-      const owner = this.owners.get(cmd.id);
+      // Its own dispatcher; else (a re-apply, a command restored without one) the one that
+      // last delivered to the asset, whose wires reach its adapter; else the first.
+      const entry = this.assets.get(cmd.assetId);
+      const owner = this.owners.get(cmd.id) ?? entry?.dispatcher ?? undefined;
       const sink = (owner !== undefined ? this.sinks.get(owner) : undefined) ?? first;
       if (!sink) {
         if (this.autoDispatch) {
@@ -272,6 +277,7 @@ export class Site implements AdapterHost {
         continue;
       }
       this.engine.markDispatched(cmd);
+      if (entry) entry.dispatcher = this.sinkIds.get(sink) ?? null;
       sink.deliver(cmd);
     }
     // Due commands with nobody to take them: look again after the interval, not at once.

@@ -135,6 +135,26 @@ describe('Site', () => {
     await site.stop();
   });
 
+  it('a re-apply goes to the dispatcher that last delivered to its asset (its wires reach the adapter), not the first', async () => {
+    const { site, timers } = make();
+    site.adapterRegistry.register('a', adapter);
+    const s1 = new Sink();
+    const s2 = new Sink();
+    site.attachDispatcher('d1', s1);
+    site.attachDispatcher('d2', s2);
+    site.start();
+    const [c] = site.submit({ assetId: 'a', type: 'SET_CHARGE_RATE', valueKw: 3 }, 'd2');
+    await timers.advanceTo(T0);
+    site.engine.handleResponse(c as Command, true);
+    should(c?.status).equal(CommandStatus.COMPLETED);
+    const [again] = site.reapply('a', 'device restarted');
+    should(again?.reapplyOf).equal(c?.id);
+    await timers.advanceTo(T0 + 1);
+    should(s2.delivered.map((x) => x.id)).eql([c?.id, again?.id]);
+    should(s1.delivered).have.length(0);
+    await site.stop();
+  });
+
   it('an orphan command (its dispatcher gone) goes to the first dispatcher', async () => {
     const { site, timers } = make();
     site.adapterRegistry.register('a', adapter);
