@@ -399,13 +399,14 @@ export class DispatchEngine {
    * Re-applies the setpoint in force to an asset whose device may have lost it: it connected,
    * booted or restarted, or the host was redeployed or restarted. For each kind of setpoint (a
    * rate: SET_CHARGE_RATE / SET_DISCHARGE_RATE; a cap: SET_POWER_LIMIT) the one in force is the
-   * latest whose slot has begun and not ended, whatever became of it except cancellation:
+   * latest whose slot has begun and not ended, whatever became of it, unless it was cancelled
+   * or its device refused it:
    * - PENDING (due, held, or waiting for a retry): it goes out now, without waiting for the
    *   retry's backoff (a held one stays held until its asset is released);
    * - in flight: nothing new (its answer or its deadline decides, as for any attempt);
-   * - finished (COMPLETED, FAILED, TIMED_OUT): a new command with its setpoint, due now, valid
-   *   as long as it is, with `reapplyOf` its id: tracked like any command (events, holds,
-   *   retries, timeouts, persistence) and superseding nothing.
+   * - finished (COMPLETED, or FAILED / TIMED_OUT after its attempts): a new command with its
+   *   setpoint, due now, valid as long as it is, with `reapplyOf` its id: tracked like any
+   *   command (events, holds, retries, timeouts, persistence) and superseding nothing.
    * So a re-apply already on its way is not doubled. Nor is a setpoint re-applied that
    * COMPLETED at or after `appliedSince` (epoch ms: e.g. when the device's current connection
    * opened), which the device already holds, or whose slot ends within
