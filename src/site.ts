@@ -6,11 +6,18 @@
  * TypeScript users can run one directly.
  */
 
-import type { AdapterHost, AssetKind } from './adapters/host';
+import type { AdapterHost, AssetKind, AssetMeasurement } from './adapters/host';
 import { type Adapter, AdapterRegistry } from './adapters/registry';
 import { AssetTable } from './assets';
 import { type Clock, systemClock } from './clock';
-import { type Command, type CommandInput, isFinal } from './commands';
+import { type Command, type CommandInput, CommandStatus, CommandType, isFinal } from './commands';
+import {
+  ComplianceMonitor,
+  type ComplianceOptions,
+  type ComplianceState,
+  type Setpoint,
+  type Transition,
+} from './compliance';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
 import { EventBus, EventType } from './event-bus';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
@@ -70,6 +77,8 @@ export interface SiteOptions {
   autoDispatch?: boolean;
   /** Problems that have no caller to throw to: persistence, subscribers. Default console.error. */
   onError?: (error: Error) => void;
+  /** Tolerances and grace periods of the compliance check (measurements vs setpoints). */
+  compliance?: Omit<ComplianceOptions, 'clock'>;
 }
 
 export interface SiteJSON {
@@ -94,6 +103,8 @@ export class Site implements AdapterHost {
   private readonly onError: (error: Error) => void;
   /** The one table of per-asset facts: adapters, state machines, capabilities. */
   readonly assets: AssetTable;
+  /** Decides from measurements whether each asset follows its setpoint in force. */
+  readonly compliance: ComplianceMonitor;
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
@@ -136,6 +147,7 @@ export class Site implements AdapterHost {
         ),
     });
     this.assets = new AssetTable();
+    this.compliance = new ComplianceMonitor({ ...(options.compliance ?? {}), clock: this.clock });
     this.adapterRegistry = new AdapterRegistry(this.assets);
     const deps = {
       eventBus: this.eventBus,
@@ -372,6 +384,57 @@ export class Site implements AdapterHost {
     return this.engine.getActiveCommands(assetId);
   }
 
+  /**
+   * A measurement of the asset's power, checked against its setpoint in force (the latest
+   * COMPLETED setpoint command): publishes ASSET_DEVIATION when it has not followed for
+   * longer than the grace period, ASSET_COMPLIANT when it follows again; with `onDeviation:
+   * 'reapply'`, re-applies the setpoint once per deviation episode.
+   */
+  measured(assetId: string, m: AssetMeasurement): ComplianceState {
+    const now = this.clock.now();
+    const cmd = this.engine.getCommandInForce(assetId, now);
+    this.compliance.setSetpoint(assetId, cmd ? setpointOf(cmd, m) : null);
+    const t = this.compliance.measure(assetId, {
+      kw: m.kw,
+      ...(m.at !== undefined ? { at: m.at } : {}),
+      ...(m.intervalMs !== undefined ? { intervalMs: m.intervalMs } : {}),
+    });
+    if (t) this.publishCompliance(t, m);
+    return this.compliance.stateOf(assetId);
+  }
+
+  private publishCompliance(t: Transition, m: AssetMeasurement): void {
+    const since = new Date(t.since).toISOString();
+    if (t.type === 'deviation') {
+      this.eventBus.publish(EventType.ASSET_DEVIATION, {
+        assetId: t.assetId,
+        setpointKw: t.setpointKw,
+        measuredKw: t.measuredKw,
+        since,
+        reason: t.reason ?? '',
+      });
+      if (m.onDeviation === 'reapply') {
+        try {
+          this.reapply(t.assetId, `deviation: ${t.reason ?? ''}`);
+        } catch (err) {
+          this.onError(
+            new Error(
+              `re-applying the setpoint of ${t.assetId} after a deviation failed: ${(err as Error).message}`,
+            ),
+          );
+        }
+      }
+    } else {
+      this.eventBus.publish(EventType.ASSET_COMPLIANT, {
+        assetId: t.assetId,
+        setpointKw: t.setpointKw,
+        measuredKw: t.measuredKw,
+        since,
+        deviatedForMs: t.deviatedForMs ?? 0,
+      });
+    }
+  }
+
   // ------------------------------------------------------------ state machines
 
   /**
@@ -510,4 +573,28 @@ export class Site implements AdapterHost {
       await this.save().catch(() => {});
     }
   }
+}
+
+/**
+ * The setpoint a command in force means for the compliance check, or null when it means
+ * none there (a battery's power limit is a cap, not a setpoint; an EV is never told to export).
+ */
+function setpointOf(cmd: Command, m: AssetMeasurement): Setpoint | null {
+  const done = [...cmd.history].reverse().find((h) => h.status === CommandStatus.COMPLETED);
+  const since = Math.max(cmd.scheduledAt.getTime(), done ? done.at.getTime() : 0);
+  let kw: number;
+  if (m.kind === 'ev-limit') {
+    if (cmd.type === CommandType.SET_DISCHARGE_RATE) return null;
+    kw = cmd.valueKw;
+  } else if (cmd.type === CommandType.SET_CHARGE_RATE) kw = cmd.valueKw;
+  else if (cmd.type === CommandType.SET_DISCHARGE_RATE) kw = -cmd.valueKw;
+  else return null;
+  return {
+    id: cmd.id,
+    kind: m.kind,
+    kw,
+    since,
+    ...(m.atSocMax !== undefined ? { atSocMax: m.atSocMax } : {}),
+    ...(m.atSocMin !== undefined ? { atSocMin: m.atSocMin } : {}),
+  };
 }
