@@ -393,13 +393,15 @@ export class Site implements AdapterHost {
   measured(assetId: string, m: AssetMeasurement): ComplianceState {
     const now = this.clock.now();
     const cmd = this.engine.getCommandInForce(assetId, now);
-    this.compliance.setSetpoint(assetId, cmd ? setpointOf(cmd, m) : null);
-    const t = this.compliance.measure(assetId, {
+    // Either may decide a transition (a setpoint that changed, or the new reading).
+    const t1 = this.compliance.setSetpoint(assetId, cmd ? setpointOf(cmd, m) : null);
+    if (t1) this.publishCompliance(t1, m);
+    const t2 = this.compliance.measure(assetId, {
       kw: m.kw,
       ...(m.at !== undefined ? { at: m.at } : {}),
       ...(m.intervalMs !== undefined ? { intervalMs: m.intervalMs } : {}),
     });
-    if (t) this.publishCompliance(t, m);
+    if (t2) this.publishCompliance(t2, m);
     return this.compliance.stateOf(assetId);
   }
 
