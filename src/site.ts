@@ -109,6 +109,11 @@ export class Site implements AdapterHost {
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
   private readonly owners = new Map<string, string>();
+  /**
+   * Per asset seen by the compliance check: its COMPLETED setpoints that may be in force (a
+   * short list, pruned as they end), so that a measurement does not scan the engine.
+   */
+  private readonly completedSetpoints = new Map<string, Command[]>();
   private timer: unknown = null;
   private timerAt: number | null = null;
   private saveTimer: unknown = null;
@@ -213,6 +218,7 @@ export class Site implements AdapterHost {
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
       if (isFinal(cmd.status)) this.owners.delete(cmd.id);
+      if (cmd.status === CommandStatus.COMPLETED) this.noteCompleted(cmd);
       this.scheduleSave();
     });
     const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => this.scheduleSave());
@@ -392,7 +398,7 @@ export class Site implements AdapterHost {
    */
   measured(assetId: string, m: AssetMeasurement): ComplianceState {
     const now = this.clock.now();
-    const cmd = this.engine.getCommandInForce(assetId, now);
+    const cmd = this.setpointInForce(assetId, now);
     // Either may decide a transition (a setpoint that changed, or the new reading).
     const t1 = this.compliance.setSetpoint(assetId, cmd ? setpointOf(cmd, m) : null);
     if (t1) this.publishCompliance(t1, m);
@@ -403,6 +409,45 @@ export class Site implements AdapterHost {
     });
     if (t2) this.publishCompliance(t2, m);
     return this.compliance.stateOf(assetId);
+  }
+
+  private noteCompleted(cmd: Command): void {
+    const list = this.completedSetpoints.get(cmd.assetId);
+    if (!list || !SETPOINT_TYPES.has(cmd.type)) return; // not checked (yet): nothing to keep
+    list.push(cmd);
+    if (list.length > 16) {
+      list.sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
+      list.splice(0, list.length - 16);
+    }
+  }
+
+  /**
+   * `engine.getCommandInForce` from the asset's short list (filled by COMPLETED commands; on
+   * the asset's first measurement from the engine, once).
+   */
+  private setpointInForce(assetId: string, now: number): Command | undefined {
+    let list = this.completedSetpoints.get(assetId);
+    if (!list) {
+      const first = this.engine.getCommandInForce(assetId, now);
+      list = first ? [first] : [];
+      this.completedSetpoints.set(assetId, list);
+      return first;
+    }
+    let best: Command | undefined;
+    let ended = 0;
+    for (const c of list) {
+      if (c.validUntil !== null && c.validUntil.getTime() <= now) {
+        ended++;
+        continue;
+      }
+      if (c.status !== CommandStatus.COMPLETED || c.scheduledAt.getTime() > now) continue;
+      if (!best || c.scheduledAt.getTime() > best.scheduledAt.getTime()) best = c;
+    }
+    if (ended > 0) {
+      const keep = list.filter((c) => c.validUntil === null || c.validUntil.getTime() > now);
+      this.completedSetpoints.set(assetId, keep);
+    }
+    return best;
   }
 
   private publishCompliance(t: Transition, m: AssetMeasurement): void {
@@ -577,13 +622,26 @@ export class Site implements AdapterHost {
   }
 }
 
+const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
+  CommandType.SET_CHARGE_RATE,
+  CommandType.SET_DISCHARGE_RATE,
+  CommandType.SET_POWER_LIMIT,
+]);
+
 /**
  * The setpoint a command in force means for the compliance check, or null when it means
  * none there (a battery's power limit is a cap, not a setpoint; an EV is never told to export).
  */
 function setpointOf(cmd: Command, m: AssetMeasurement): Setpoint | null {
-  const done = [...cmd.history].reverse().find((h) => h.status === CommandStatus.COMPLETED);
-  const since = Math.max(cmd.scheduledAt.getTime(), done ? done.at.getTime() : 0);
+  let doneAt = 0;
+  for (let i = cmd.history.length - 1; i >= 0; i--) {
+    const h = cmd.history[i];
+    if (h?.status === CommandStatus.COMPLETED) {
+      doneAt = h.at.getTime();
+      break;
+    }
+  }
+  const since = Math.max(cmd.scheduledAt.getTime(), doneAt);
   let kw: number;
   if (m.kind === 'ev-limit') {
     if (cmd.type === CommandType.SET_DISCHARGE_RATE) return null;
