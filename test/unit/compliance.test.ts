@@ -1,6 +1,8 @@
 import should from 'should';
 import { ManualClock } from '../../src/clock';
 import { ComplianceMonitor, type Setpoint } from '../../src/compliance';
+import { EventType } from '../../src/event-bus';
+import { Site } from '../../src/site';
 
 const ev = (kw: number, id = 'c1'): Setpoint => ({ id, kind: 'ev-limit', kw });
 const bat = (kw: number, id = 'b1', extra: Partial<Setpoint> = {}): Setpoint => ({
@@ -149,5 +151,50 @@ describe('ComplianceMonitor', () => {
   it('rejects bad options and measurements with a clear error', () => {
     should.throws(() => new ComplianceMonitor({ toleranceKw: -1 }), /toleranceKw must be/);
     should.throws(() => m.measure('x', { kw: Number.NaN }), /measurement of x must be a finite/);
+  });
+});
+
+describe('Site.measured (the setpoint in force from the engine)', () => {
+  it('follows the COMPLETED setpoint as slots begin and end; none in force: nothing to check', async () => {
+    const clock = new ManualClock('2026-01-01T00:00:00Z');
+    const t0 = clock.now();
+    const site = new Site({ siteId: 's', clock, onError: () => {} });
+    site.adapterRegistry.register('ev1', { protocol: 't', dispatch: () => ({ success: true }) });
+    const events: string[] = [];
+    site.eventBus.subscribe('*', (e) => {
+      if (e.type === EventType.ASSET_DEVIATION || e.type === EventType.ASSET_COMPLIANT)
+        events.push(`${e.type} ${e.payload.setpointKw}`);
+    });
+    site.submit([
+      {
+        assetId: 'ev1',
+        type: 'SET_CHARGE_RATE',
+        valueKw: 7.4,
+        scheduledAt: t0,
+        validUntil: t0 + 60_000,
+      },
+      {
+        assetId: 'ev1',
+        type: 'SET_CHARGE_RATE',
+        valueKw: 11,
+        scheduledAt: t0 + 60_000,
+        validUntil: t0 + 120_000,
+      },
+    ]);
+    const run = async () => {
+      for (const c of site.engine.getPendingCommands()) await site.engine.dispatchCommand(c);
+    };
+    await run();
+    const m = { kind: 'ev-limit' as const, kw: 11, intervalMs: 10_000 };
+    should(site.measured('ev1', m)).equal('pending');
+    clock.advance(15_000);
+    should(site.measured('ev1', m)).equal('deviating');
+    clock.advance(45_000); // the second slot begins: 11 kW is its limit
+    await run();
+    should(site.measured('ev1', m)).equal('compliant');
+    clock.advance(60_000); // both slots ended: no setpoint in force
+    should(site.measured('ev1', m)).equal('unknown');
+    should(events).eql(['ASSET_DEVIATION 7.4', 'ASSET_COMPLIANT 11']);
+    await site.stop();
   });
 });
