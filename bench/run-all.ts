@@ -17,6 +17,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },
   { name: 'modbus', flags: [] },
   { name: 'events', flags: [] },
+  { name: 'compliance', flags: [] },
 ];
 
 const only = process.argv.slice(2);

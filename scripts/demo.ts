@@ -162,6 +162,18 @@ export function eventLine(e: Core.AnyBusEvent): [string, string, string] {
         `${p.slots} slots of ${p.slotSeconds} s from ${time(new Date(p.start))}, ${p.commandCount} commands for ${p.assets.join(', ')}`,
       ];
     }
+    case 'ASSET_DEVIATION': {
+      const p = e.payload;
+      return ['deviation', p.assetId, p.reason];
+    }
+    case 'ASSET_COMPLIANT': {
+      const p = e.payload;
+      return [
+        'compliant',
+        p.assetId,
+        `${kw(p.measuredKw)} for setpoint ${kw(p.setpointKw)} (deviated ${Math.round(p.deviatedForMs / 1000)} s)`,
+      ];
+    }
     default: {
       const c = e.payload;
       const status = e.type.replace(/^COMMAND_/, '');

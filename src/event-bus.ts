@@ -11,6 +11,8 @@ export enum EventType {
   COMMAND_CANCELLED = 'COMMAND_CANCELLED',
   STATE_CHANGED = 'STATE_CHANGED',
   SCHEDULE_RECEIVED = 'SCHEDULE_RECEIVED',
+  ASSET_DEVIATION = 'ASSET_DEVIATION',
+  ASSET_COMPLIANT = 'ASSET_COMPLIANT',
 }
 
 export const EVENT_TYPES: readonly EventType[] = Object.values(EventType);
@@ -39,6 +41,30 @@ export interface ScheduleSummary {
   commandCount: number;
 }
 
+/** Payload of ASSET_DEVIATION: measurements show the asset not following its setpoint. */
+export interface AssetDeviation {
+  assetId: string;
+  /** The setpoint in force, kW (an EV's limit; a battery's signed setpoint, + = charge). */
+  setpointKw: number;
+  /** The measurement that decided it, kW (+ = import/charge). */
+  measuredKw: number;
+  /** ISO time since when it has not followed (last seen fine, or the setpoint's start). */
+  since: string;
+  /** What is wrong, in words, e.g. "11 kW > 7.4 kW limit". */
+  reason: string;
+}
+
+/** Payload of ASSET_COMPLIANT: a deviating asset follows its setpoint again. */
+export interface AssetCompliant {
+  assetId: string;
+  setpointKw: number;
+  measuredKw: number;
+  /** ISO time when the deviation began. */
+  since: string;
+  /** How long it deviated, ms. */
+  deviatedForMs: number;
+}
+
 export interface EventPayloads {
   [EventType.COMMAND_CREATED]: CommandJSON;
   [EventType.COMMAND_DISPATCHED]: CommandJSON;
@@ -49,6 +75,8 @@ export interface EventPayloads {
   [EventType.COMMAND_CANCELLED]: CommandJSON;
   [EventType.STATE_CHANGED]: StateChange;
   [EventType.SCHEDULE_RECEIVED]: ScheduleSummary;
+  [EventType.ASSET_DEVIATION]: AssetDeviation;
+  [EventType.ASSET_COMPLIANT]: AssetCompliant;
 }
 
 export interface BusEvent<T extends EventType = EventType> {

@@ -2,7 +2,7 @@
  * @qubit-energy/node-red-coordinator: the core library. Nothing here imports Node-RED.
  */
 
-export type { AdapterHost } from './adapters/host';
+export type { AdapterHost, AssetMeasurement } from './adapters/host';
 export {
   type BatteryConfig,
   ModbusBatteries,
@@ -74,6 +74,17 @@ export {
   MAX_TIMEOUT_SECONDS,
 } from './commands';
 export {
+  type ComplianceKind,
+  ComplianceMonitor,
+  type ComplianceOptions,
+  type ComplianceState,
+  DEFAULT_GRACE_MS,
+  type Measurement,
+  type OnDeviation,
+  type Setpoint,
+  type Transition as ComplianceTransition,
+} from './compliance';
+export {
   type ChangePlan,
   type Conversion,
   type ConvertOptions,
@@ -96,6 +107,8 @@ export {
 } from './engine';
 export {
   type AnyBusEvent,
+  type AssetCompliant,
+  type AssetDeviation,
   type BusEvent,
   EVENT_TYPES,
   EventBus,

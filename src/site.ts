@@ -6,11 +6,18 @@
  * TypeScript users can run one directly.
  */
 
-import type { AdapterHost, AssetKind } from './adapters/host';
+import type { AdapterHost, AssetKind, AssetMeasurement } from './adapters/host';
 import { type Adapter, AdapterRegistry } from './adapters/registry';
 import { AssetTable } from './assets';
 import { type Clock, systemClock } from './clock';
-import { type Command, type CommandInput, isFinal } from './commands';
+import { type Command, type CommandInput, CommandStatus, CommandType, isFinal } from './commands';
+import {
+  ComplianceMonitor,
+  type ComplianceOptions,
+  type ComplianceState,
+  type Setpoint,
+  type Transition,
+} from './compliance';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
 import { EventBus, EventType } from './event-bus';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
@@ -70,6 +77,8 @@ export interface SiteOptions {
   autoDispatch?: boolean;
   /** Problems that have no caller to throw to: persistence, subscribers. Default console.error. */
   onError?: (error: Error) => void;
+  /** Tolerances and grace periods of the compliance check (measurements vs setpoints). */
+  compliance?: Omit<ComplianceOptions, 'clock'>;
 }
 
 export interface SiteJSON {
@@ -94,11 +103,18 @@ export class Site implements AdapterHost {
   private readonly onError: (error: Error) => void;
   /** The one table of per-asset facts: adapters, state machines, capabilities. */
   readonly assets: AssetTable;
+  /** Decides from measurements whether each asset follows its setpoint in force. */
+  readonly compliance: ComplianceMonitor;
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
   private readonly sinkIds = new WeakMap<DueCommandSink, string>();
   private readonly owners = new Map<string, string>();
+  /**
+   * Per asset seen by the compliance check: its COMPLETED setpoints that may be in force (a
+   * short list, pruned as they end), so that a measurement does not scan the engine.
+   */
+  private readonly completedSetpoints = new Map<string, Command[]>();
   private timer: unknown = null;
   private timerAt: number | null = null;
   private saveTimer: unknown = null;
@@ -137,6 +153,7 @@ export class Site implements AdapterHost {
         ),
     });
     this.assets = new AssetTable();
+    this.compliance = new ComplianceMonitor({ ...(options.compliance ?? {}), clock: this.clock });
     this.adapterRegistry = new AdapterRegistry(this.assets);
     const deps = {
       eventBus: this.eventBus,
@@ -202,6 +219,7 @@ export class Site implements AdapterHost {
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
       if (isFinal(cmd.status)) this.owners.delete(cmd.id);
+      if (cmd.status === CommandStatus.COMPLETED) this.noteCompleted(cmd);
       this.scheduleSave();
     });
     const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => this.scheduleSave());
@@ -378,6 +396,98 @@ export class Site implements AdapterHost {
     return this.engine.getActiveCommands(assetId);
   }
 
+  /**
+   * A measurement of the asset's power, checked against its setpoint in force (the latest
+   * COMPLETED setpoint command): publishes ASSET_DEVIATION when it has not followed for
+   * longer than the grace period, ASSET_COMPLIANT when it follows again; with `onDeviation:
+   * 'reapply'`, re-applies the setpoint once per deviation episode.
+   */
+  measured(assetId: string, m: AssetMeasurement): ComplianceState {
+    const now = this.clock.now();
+    const cmd = this.setpointInForce(assetId, now);
+    // Either may decide a transition (a setpoint that changed, or the new reading).
+    const t1 = this.compliance.setSetpoint(assetId, cmd ? setpointOf(cmd, m) : null);
+    if (t1) this.publishCompliance(t1, m);
+    const t2 = this.compliance.measure(assetId, {
+      kw: m.kw,
+      ...(m.at !== undefined ? { at: m.at } : {}),
+      ...(m.intervalMs !== undefined ? { intervalMs: m.intervalMs } : {}),
+    });
+    if (t2) this.publishCompliance(t2, m);
+    return this.compliance.stateOf(assetId);
+  }
+
+  private noteCompleted(cmd: Command): void {
+    const list = this.completedSetpoints.get(cmd.assetId);
+    if (!list || !SETPOINT_TYPES.has(cmd.type)) return; // not checked (yet): nothing to keep
+    list.push(cmd);
+    if (list.length > 16) {
+      list.sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
+      list.splice(0, list.length - 16);
+    }
+  }
+
+  /**
+   * `engine.getCommandInForce` from the asset's short list (filled by COMPLETED commands; on
+   * the asset's first measurement from the engine, once).
+   */
+  private setpointInForce(assetId: string, now: number): Command | undefined {
+    let list = this.completedSetpoints.get(assetId);
+    if (!list) {
+      const first = this.engine.getCommandInForce(assetId, now);
+      list = first ? [first] : [];
+      this.completedSetpoints.set(assetId, list);
+      return first;
+    }
+    let best: Command | undefined;
+    let ended = 0;
+    for (const c of list) {
+      if (c.validUntil !== null && c.validUntil.getTime() <= now) {
+        ended++;
+        continue;
+      }
+      if (c.status !== CommandStatus.COMPLETED || c.scheduledAt.getTime() > now) continue;
+      if (!best || c.scheduledAt.getTime() > best.scheduledAt.getTime()) best = c;
+    }
+    if (ended > 0) {
+      const keep = list.filter((c) => c.validUntil === null || c.validUntil.getTime() > now);
+      this.completedSetpoints.set(assetId, keep);
+    }
+    return best;
+  }
+
+  private publishCompliance(t: Transition, m: AssetMeasurement): void {
+    const since = new Date(t.since).toISOString();
+    if (t.type === 'deviation') {
+      this.eventBus.publish(EventType.ASSET_DEVIATION, {
+        assetId: t.assetId,
+        setpointKw: t.setpointKw,
+        measuredKw: t.measuredKw,
+        since,
+        reason: t.reason ?? '',
+      });
+      if (m.onDeviation === 'reapply') {
+        try {
+          this.reapply(t.assetId, `deviation: ${t.reason ?? ''}`);
+        } catch (err) {
+          this.onError(
+            new Error(
+              `re-applying the setpoint of ${t.assetId} after a deviation failed: ${(err as Error).message}`,
+            ),
+          );
+        }
+      }
+    } else {
+      this.eventBus.publish(EventType.ASSET_COMPLIANT, {
+        assetId: t.assetId,
+        setpointKw: t.setpointKw,
+        measuredKw: t.measuredKw,
+        since,
+        deviatedForMs: t.deviatedForMs ?? 0,
+      });
+    }
+  }
+
   // ------------------------------------------------------------ state machines
 
   /**
@@ -516,4 +626,41 @@ export class Site implements AdapterHost {
       await this.save().catch(() => {});
     }
   }
+}
+
+const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
+  CommandType.SET_CHARGE_RATE,
+  CommandType.SET_DISCHARGE_RATE,
+  CommandType.SET_POWER_LIMIT,
+]);
+
+/**
+ * The setpoint a command in force means for the compliance check, or null when it means
+ * none there (a battery's power limit is a cap, not a setpoint; an EV is never told to export).
+ */
+function setpointOf(cmd: Command, m: AssetMeasurement): Setpoint | null {
+  let doneAt = 0;
+  for (let i = cmd.history.length - 1; i >= 0; i--) {
+    const h = cmd.history[i];
+    if (h?.status === CommandStatus.COMPLETED) {
+      doneAt = h.at.getTime();
+      break;
+    }
+  }
+  const since = Math.max(cmd.scheduledAt.getTime(), doneAt);
+  let kw: number;
+  if (m.kind === 'ev-limit') {
+    if (cmd.type === CommandType.SET_DISCHARGE_RATE) return null;
+    kw = cmd.valueKw;
+  } else if (cmd.type === CommandType.SET_CHARGE_RATE) kw = cmd.valueKw;
+  else if (cmd.type === CommandType.SET_DISCHARGE_RATE) kw = -cmd.valueKw;
+  else return null;
+  return {
+    id: cmd.id,
+    kind: m.kind,
+    kw,
+    since,
+    ...(m.atSocMax !== undefined ? { atSocMax: m.atSocMax } : {}),
+    ...(m.atSocMin !== undefined ? { atSocMin: m.atSocMin } : {}),
+  };
 }

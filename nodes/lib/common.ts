@@ -3,7 +3,14 @@
  * and parsing of editor fields. Node files stay thin: the logic is in the core library.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { type Adapter, CommandStatus, commandToJSON, type NetProblem, type Site } from '../..';
+import {
+  type Adapter,
+  CommandStatus,
+  commandToJSON,
+  EventType,
+  type NetProblem,
+  type Site,
+} from '../..';
 
 export interface CoordinatorNode extends Node {
   site: Site | null;
@@ -172,4 +179,34 @@ export function runDeliveredCommands(
       (err: Error) => done(err),
     );
   });
+}
+
+/**
+ * The deviation to show in a device node's status while it lasts ("b1: 11 kW > 7.4 kW
+ * limit", "+N more" when several assets deviate), or null. Calls `refresh` on every
+ * compliance event of the site (for any asset: cheap); returns the unsubscribe function.
+ */
+export function followDeviations(
+  site: Site,
+  assetIds: readonly string[],
+  refresh: () => void,
+): { text: () => string | null; off: () => void } {
+  const offs = [
+    site.eventBus.subscribe(EventType.ASSET_DEVIATION, refresh),
+    site.eventBus.subscribe(EventType.ASSET_COMPLIANT, refresh),
+  ];
+  const text = () => {
+    const open = assetIds.flatMap((a) => {
+      const d = site.compliance.deviationOf(a);
+      return d ? [`${a}: ${d.reason}`] : [];
+    });
+    if (open.length === 0) return null;
+    return open.length === 1 ? (open[0] as string) : `${open[0]} (+${open.length - 1} more)`;
+  };
+  return {
+    text,
+    off: () => {
+      for (const f of offs) f();
+    },
+  };
 }

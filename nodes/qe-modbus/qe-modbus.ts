@@ -1,6 +1,7 @@
 import type { Node, NodeAPI } from 'node-red';
 import { type BatteryConfig, ModbusBatteries, resolveMap } from '../..';
 import {
+  followDeviations,
   problemStatus,
   refuseInput,
   runDeliveredCommands,
@@ -60,6 +61,10 @@ function parseBatteries(value: unknown): BatteryConfig[] | Error {
     const socMax = num('socMaxPercent');
     if (socMin !== undefined) entry.socMinPercent = socMin;
     if (socMax !== undefined) entry.socMaxPercent = socMax;
+    if (b.onDeviation === 'reapply' || b.onDeviation === 'report')
+      entry.onDeviation = b.onDeviation;
+    else if (b.onDeviation !== undefined && b.onDeviation !== '')
+      return new Error(`${where}: onDeviation must be report or reapply`);
     out.push(entry);
   }
   return out;
@@ -122,6 +127,11 @@ export default function (RED: NodeAPI) {
         this.status(problemStatus(RED, 'qe-modbus', connection.problem));
         return;
       }
+      const deviation = s === 'connected' ? deviations.text() : null;
+      if (deviation) {
+        this.status({ fill: 'yellow', shape: 'dot', text: deviation });
+        return;
+      }
       this.status({
         fill: s === 'connected' ? 'green' : s === 'connecting' ? 'yellow' : 'red',
         shape: s === 'connected' ? 'dot' : 'ring',
@@ -137,6 +147,8 @@ export default function (RED: NodeAPI) {
         }, 250);
       }
     };
+    // A deviation shows while it lasts (it may also end silently: its setpoint ended).
+    const deviations = followDeviations(site, f.assets, onQueue);
     connection.on('state', showStatus);
     connection.on('queue', onQueue);
     showStatus();
@@ -147,6 +159,7 @@ export default function (RED: NodeAPI) {
       f.stop(removed);
       connection.off('state', showStatus);
       connection.off('queue', onQueue);
+      deviations.off();
       if (queueTimer) clearTimeout(queueTimer);
       done();
     });

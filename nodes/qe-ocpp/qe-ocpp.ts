@@ -1,6 +1,7 @@
 import type { Node, NodeAPI } from 'node-red';
 import { type ChargerConfig, OcppChargers } from '../..';
 import {
+  followDeviations,
   problemStatus,
   refuseInput,
   runDeliveredCommands,
@@ -41,6 +42,7 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
       'voltage',
       'stackLevel',
       'profileId',
+      'meterIntervalSeconds',
     ] as const) {
       const n = num(c[k]);
       if (n !== undefined) {
@@ -52,6 +54,12 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
     if (c.unit === 'A' || c.unit === 'W') entry.unit = c.unit;
     if (c.purpose === 'TxProfile' || c.purpose === 'TxDefaultProfile') entry.purpose = c.purpose;
     if (typeof c.idTag === 'string' && c.idTag !== '') entry.idTag = c.idTag;
+    if (c.onDeviation === 'reapply' || c.onDeviation === 'report')
+      entry.onDeviation = c.onDeviation;
+    else if (c.onDeviation !== undefined && c.onDeviation !== '')
+      return new Error(
+        `qe-ocpp: charger [${i}] (${entry.identity}): onDeviation must be report or reapply`,
+      );
     out.push(entry);
   }
   return out;
@@ -118,6 +126,11 @@ export default function (RED: NodeAPI) {
         return;
       }
       const up = identities.filter((id) => central.isConnected(id)).length;
+      const deviation = deviations.text();
+      if (deviation) {
+        this.status({ fill: 'yellow', shape: 'dot', text: deviation });
+        return;
+      }
       this.status({
         fill: up === identities.length ? 'green' : up > 0 ? 'yellow' : 'red',
         shape: up > 0 ? 'dot' : 'ring',
@@ -127,6 +140,12 @@ export default function (RED: NodeAPI) {
     const refresh = () => {
       if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
     };
+    // A deviation shows while it lasts; meter values (events) refresh it.
+    const deviations = followDeviations(
+      site,
+      f.chargers.map((c) => c.assetId),
+      refresh,
+    );
     showStatus();
     // The listener opens after this node starts: show how that went.
     let closed = false;
@@ -141,6 +160,7 @@ export default function (RED: NodeAPI) {
       closed = true;
       f.stop(removed);
       server.setIdentities(this.id, []);
+      deviations.off();
       if (statusTimer) clearTimeout(statusTimer);
       done();
     });

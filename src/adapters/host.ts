@@ -8,8 +8,26 @@
 
 import type { Clock } from '../clock';
 import type { Command } from '../commands';
+import type { ComplianceKind, ComplianceState, OnDeviation } from '../compliance';
 import type { StateMachine, StateMachineDefinition } from '../state-machine';
 import type { Adapter } from './registry';
+
+/** A measurement of an asset's power, for checking it follows its setpoint (compliance). */
+export interface AssetMeasurement {
+  /** How the setpoint in force reads: an EV charger's limit, or a battery's signed setpoint. */
+  kind: ComplianceKind;
+  /** Measured power, kW, positive = import/charge. */
+  kw: number;
+  /** Epoch ms of the measurement. Default: now. */
+  at?: number;
+  /** How often the asset reports, ms: older data is stale. */
+  intervalMs?: number;
+  /** Battery: at its maximum / minimum SoC, so it cannot charge / discharge. */
+  atSocMax?: boolean;
+  atSocMin?: boolean;
+  /** On a deviation: report it (default), or re-apply the setpoint once per episode too. */
+  onDeviation?: OnDeviation;
+}
 
 /** The kind of state machine an asset gets: a preset, or a definition of its own. */
 export type AssetKind = 'ev-charger' | 'battery';
@@ -45,4 +63,9 @@ export interface AdapterHost {
   reapply(assetId: string, reason: string, options?: { appliedSince?: number }): Command[];
   /** The asset's unfinished commands. */
   activeCommands(assetId: string): Command[];
+  /**
+   * A measurement of the asset's power: checked against the setpoint in force, publishing
+   * ASSET_DEVIATION / ASSET_COMPLIANT on a change. Optional: a host may not check.
+   */
+  measured?(assetId: string, m: AssetMeasurement): ComplianceState;
 }

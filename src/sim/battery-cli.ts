@@ -3,7 +3,8 @@
  * qe-sim-battery: simulated batteries behind a Modbus TCP server, on the command line.
  *
  *   qe-sim-battery --port 5020 [--host 127.0.0.1] [--units 1,2] [--capacity-kwh 100] \
- *     [--soc 50] [--max-kw 50] [--watchdog-ms 0] [--map map.json] [--report-s 10] [--json]
+ *     [--soc 50] [--max-kw 50] [--watchdog-ms 0] [--map map.json] [--report-s 10] [--json] \
+ *     [--follow-rate 0] [--wrong-way]
  *
  * Prints one line per change (setpoint, mode, watchdog revert, restart) and the state of
  * charge of every unit every --report-s seconds (with --json, one JSON object a line: time,
@@ -39,6 +40,8 @@ Options:
   --watchdog-ms <ms>       revert to idle without a watchdog write for this long (default 0: never)
   --map <file.json>        register map (default: the generic map)
   --reject-out-of-range    answer a setpoint beyond --max-kw with exception 3 (default: clamp)
+  --follow-rate <kW/s>     quirk: the power ramps toward the setpoint this fast (default 0: at once)
+  --wrong-way              quirk: run the opposite direction of the setpoint
   --report-s <s>           print the state of charge every s seconds (default 10; 0: never)
   --json                   print one JSON object a line: {time, event, unit, ...}
   -h, --help               this text
@@ -57,6 +60,8 @@ Commands on stdin, one a line (<unit>: a unit id, or all), each answered "ok <co
   set <unit> <address> <value>     set a raw holding register
   state [unit]                     print the state ("state" lines)
   setpoints <unit>                 print the setpoints it ran at ("setpoints" line)
+  wrong-way on|off                 switch the wrong-way quirk (all units)
+  follow-rate <kW/s>               set the follow rate quirk (0: at once; all units)
   quit                             close the server and exit
 
 Generic map (holding registers, 0-based): 100-101 setpoint W int32 (+ = charge),
@@ -158,6 +163,14 @@ export async function command(
         );
       }
       return;
+    case 'wrong-way':
+      if (a !== 'on' && a !== 'off')
+        throw new Error(`wrong-way: say on or off, got ${a ?? 'nothing'}`);
+      sim.setQuirks({ wrongWay: a === 'on' });
+      return;
+    case 'follow-rate':
+      sim.setQuirks({ followRateKwPerS: value('kW/s', a) });
+      return;
     case 'quit':
       return quit();
     default:
@@ -178,6 +191,8 @@ async function main(argv: string[]): Promise<void> {
       'watchdog-ms': { type: 'string' },
       map: { type: 'string' },
       'reject-out-of-range': { type: 'boolean', default: false },
+      'follow-rate': { type: 'string' },
+      'wrong-way': { type: 'boolean', default: false },
       'report-s': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -212,6 +227,8 @@ async function main(argv: string[]): Promise<void> {
     maxDischargeKw: maxKw,
     watchdogTimeoutMs: number('watchdog-ms', values['watchdog-ms'], 0),
     rejectOutOfRange: values['reject-out-of-range'],
+    followRateKwPerS: number('follow-rate', values['follow-rate'], 0),
+    wrongWay: values['wrong-way'],
   });
   const print = printer(values.json ?? false);
   /** A unit's line: what happened, then its state. */

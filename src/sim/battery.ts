@@ -33,6 +33,10 @@
  *   without a write to the map's watchdog register (or, for a map without one, without a
  *   setpoint or mode write). The countdown starts at the latest of the last watchdog write
  *   and the moment the battery was last asked to run after being idle.
+ *
+ * Quirks, for compliance tests (`setQuirks` switches them while running): `followRateKwPerS`
+ * (the power ramps toward the request at that rate instead of at once) and `wrongWay` (it
+ * runs the opposite direction of what it is asked, within its limits).
  */
 
 import { EventEmitter } from 'node:events';
@@ -83,6 +87,13 @@ export interface BatterySimulatorOptions {
   clock?: Clock;
   /** Integration step of the built-in timer, ms (default 1000; 0: no timer, only `tick()`). */
   tickMs?: number;
+  /**
+   * Quirk: the power moves toward what is asked at most this fast, kW per second of simulated
+   * time (default 0: at once). A fault or an unavailable unit still drops to 0 at once.
+   */
+  followRateKwPerS?: number;
+  /** Quirk: runs the opposite direction of what is asked (charge when told to discharge). */
+  wrongWay?: boolean;
 }
 
 export type SimMode = 'idle' | 'charge' | 'discharge' | 'none' | 'invalid';
@@ -269,12 +280,14 @@ export class BatterySimulator extends EventEmitter {
       clampRegister: options.clampRegister ?? false,
       clock: options.clock ?? systemClock,
       tickMs: options.tickMs ?? 1000,
+      followRateKwPerS: options.followRateKwPerS ?? 0,
+      wrongWay: options.wrongWay ?? false,
     };
     const o = this.opts;
     for (const k of ['capacityKwh', 'maxChargeKw', 'maxDischargeKw'] as const) {
       if (!(o[k] > 0)) throw new RangeError(`${k} must be > 0, got ${o[k]}`);
     }
-    for (const k of ['watchdogTimeoutMs', 'tickMs'] as const) {
+    for (const k of ['watchdogTimeoutMs', 'tickMs', 'followRateKwPerS'] as const) {
       if (!(o[k] >= 0)) throw new RangeError(`${k} must be >= 0, got ${o[k]}`);
     }
     if (!(o.socMinPercent >= 0 && o.socMinPercent < o.socMaxPercent && o.socMaxPercent <= 100)) {
@@ -642,6 +655,7 @@ export class BatterySimulator extends EventEmitter {
     if (mode === 'idle' || mode === 'invalid') p = 0;
     if (mode === 'charge' && p < 0) p = 0;
     if (mode === 'discharge' && p > 0) p = 0;
+    if (o.wrongWay) p = Math.min(o.maxChargeKw, Math.max(-o.maxDischargeKw, -p));
     const soc = this.socPercent(u);
     if (p > 0 && soc >= o.socMaxPercent - EPS) p = 0;
     if (p < 0 && soc <= o.socMinPercent + EPS) p = 0;
@@ -656,9 +670,27 @@ export class BatterySimulator extends EventEmitter {
     return BatteryState.IDLE;
   }
 
-  /** Recomputes the power and writes the telemetry registers. */
-  private refresh(u: Unit): void {
-    u.powerKw = this.actualKw(u);
+  /**
+   * Recomputes the power (moving toward it at `followRateKwPerS` over `ms` of simulated time,
+   * when that quirk is on) and writes the telemetry registers.
+   */
+  private refresh(u: Unit, ms = 0): void {
+    const target = this.actualKw(u);
+    const rate = this.opts.followRateKwPerS;
+    if (rate > 0 && !u.fault && !u.unavailable) {
+      const step = (rate * ms) / 1000;
+      const next =
+        target > u.powerKw
+          ? Math.min(target, u.powerKw + step)
+          : Math.max(target, u.powerKw - step);
+      // The SoC limits hold whatever the ramp.
+      const soc = this.socPercent(u);
+      const o = this.opts;
+      u.powerKw =
+        (next > 0 && soc >= o.socMaxPercent - EPS) || (next < 0 && soc <= o.socMinPercent + EPS)
+          ? 0
+          : next;
+    } else u.powerKw = target;
     const t = this.map.telemetry;
     const put = (spec: RegisterSpec, value: number) => {
       try {
@@ -825,7 +857,7 @@ export class BatterySimulator extends EventEmitter {
       const min = Math.min(u.socKwh, (o.socMinPercent / 100) * o.capacityKwh);
       u.socKwh = Math.min(max, Math.max(min, next));
     }
-    this.refresh(u);
+    this.refresh(u, ms);
   }
 
   // -------------------------------------------------------------------------------------
@@ -838,6 +870,19 @@ export class BatterySimulator extends EventEmitter {
   setSilent(silent: boolean, unitId?: number): void {
     if (unitId === undefined) this.silent = silent;
     else this.unit(unitId).silent = silent;
+  }
+
+  /** Switches the quirks on or off while running (e.g. a battery that runs the wrong way is fixed). */
+  setQuirks(quirks: { wrongWay?: boolean; followRateKwPerS?: number }): void {
+    if (
+      quirks.followRateKwPerS !== undefined &&
+      !(Number.isFinite(quirks.followRateKwPerS) && quirks.followRateKwPerS >= 0)
+    )
+      throw new RangeError(`followRateKwPerS must be >= 0, got ${quirks.followRateKwPerS}`);
+    this.tick(0);
+    if (quirks.wrongWay !== undefined) this.opts.wrongWay = quirks.wrongWay;
+    if (quirks.followRateKwPerS !== undefined) this.opts.followRateKwPerS = quirks.followRateKwPerS;
+    for (const u of this.units.values()) this.refresh(u);
   }
 
   /** Fault: status fault, power 0, until cleared. All units when `unitId` is omitted. */

@@ -17,8 +17,8 @@ const change: StateChange = {
 };
 
 describe('EventBus', () => {
-  it('has the seed’s eight event types plus COMMAND_CANCELLED', () => {
-    should(EVENT_TYPES.length).equal(9);
+  it('has the seed’s eight event types plus COMMAND_CANCELLED and the two compliance events', () => {
+    should(EVENT_TYPES.length).equal(11);
     for (const t of [
       'COMMAND_CREATED',
       'COMMAND_DISPATCHED',
@@ -29,6 +29,8 @@ describe('EventBus', () => {
       'COMMAND_CANCELLED',
       'STATE_CHANGED',
       'SCHEDULE_RECEIVED',
+      'ASSET_DEVIATION',
+      'ASSET_COMPLIANT',
     ]) {
       should(EVENT_TYPES).containEql(t);
     }

@@ -9,6 +9,7 @@
  */
 
 import { type Command, CommandStatus, CommandType } from '../../commands';
+import type { OnDeviation } from '../../compliance';
 import { BatteryState } from '../../state-machine';
 import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
@@ -49,6 +50,11 @@ export interface BatteryConfig {
   socMinPercent?: number;
   /** At or above this SoC (last reading) a charge setpoint is written as 0. */
   socMaxPercent?: number;
+  /**
+   * When the measured power does not follow the setpoint in force (compliance): 'report'
+   * (default: ASSET_DEVIATION) or 'reapply' (also re-apply it, once per deviation).
+   */
+  onDeviation?: OnDeviation;
 }
 
 export interface Telemetry {
@@ -114,6 +120,10 @@ export class ModbusBatteries implements Adapter {
       if (!(Number.isInteger(c.unitId) && c.unitId >= 0 && c.unitId <= 255))
         throw new TypeError(
           `${where}: unitId must be an integer from 0 to 255, got ${JSON.stringify(c.unitId)}`,
+        );
+      if (c.onDeviation !== undefined && c.onDeviation !== 'report' && c.onDeviation !== 'reapply')
+        throw new TypeError(
+          `${where}: onDeviation must be 'report' or 'reapply', got ${JSON.stringify(c.onDeviation)}`,
         );
       if (!(c.ratedChargeKw > 0) || !(c.ratedDischargeKw > 0))
         throw new TypeError(`${where}: ratedChargeKw and ratedDischargeKw must be > 0`);
@@ -385,6 +395,24 @@ export class ModbusBatteries implements Adapter {
     return decodeValue(words, spec, sf);
   }
 
+  /** Has the site check the measured power against the setpoint in force. */
+  private checkCompliance(b: Battery, kw: number, at: number): void {
+    const { assetId, socMaxPercent, socMinPercent, pollIntervalMs, onDeviation } = b.config;
+    try {
+      this.host.measured?.(assetId, {
+        kind: 'battery',
+        kw,
+        at,
+        intervalMs: pollIntervalMs || 5000,
+        atSocMax: b.soc !== null && socMaxPercent !== undefined && b.soc >= socMaxPercent,
+        atSocMin: b.soc !== null && socMinPercent !== undefined && b.soc <= socMinPercent,
+        ...(onDeviation ? { onDeviation } : {}),
+      });
+    } catch (err) {
+      this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
   /** Reads SoC, power and status once; updates the state machine. Exposed for tests. */
   async poll(b: Battery | string): Promise<Telemetry | null> {
     const battery = typeof b === 'string' ? this.batteries.get(b) : b;
@@ -432,6 +460,7 @@ export class ModbusBatteries implements Adapter {
           machine.forceState(machine.currentState); // refresh: the device answered
         }
       }
+      if (t.powerKw !== undefined) this.checkCompliance(battery, t.powerKw, now);
       this.options.onTelemetry?.(t);
       return t;
     } catch (err) {

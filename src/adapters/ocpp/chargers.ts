@@ -17,6 +17,7 @@ import {
   type ChargerConfig,
   commandToCall,
   interpretResponse,
+  type MeterReading,
   STATUS_16,
   STATUS_201,
   TranslationError,
@@ -81,6 +82,10 @@ export class OcppChargers implements Adapter {
         throw new TypeError(`${where}: asset ${c.assetId} is listed twice`);
       if (c.ratedKw !== undefined && !(c.ratedKw > 0))
         throw new TypeError(`${where} (${c.identity}): ratedKw must be > 0`);
+      if (c.meterIntervalSeconds !== undefined && !(c.meterIntervalSeconds > 0))
+        throw new TypeError(`${where} (${c.identity}): meterIntervalSeconds must be > 0`);
+      if (c.onDeviation !== undefined && c.onDeviation !== 'report' && c.onDeviation !== 'reapply')
+        throw new TypeError(`${where} (${c.identity}): onDeviation must be report or reapply`);
       if (c.unit !== undefined && c.unit !== 'W' && c.unit !== 'A')
         throw new TypeError(`${where} (${c.identity}): unit must be W or A`);
       this.byAsset.set(c.assetId, c);
@@ -286,6 +291,10 @@ export class OcppChargers implements Adapter {
         }
         break;
       }
+      case 'meter':
+        // Connector 0 measures the whole charge point, not one EV.
+        if (e.connector !== 0) this.checkCompliance(e.readings, affected);
+        break;
       case 'transaction-updated': {
         const target = e.chargingState ? CHARGING_STATE_201[e.chargingState] : undefined;
         if (target)
@@ -300,6 +309,28 @@ export class OcppChargers implements Adapter {
       ...e,
       assetIds: (e.type === 'status' && e.connector === 0 ? list : affected).map((c) => c.assetId),
     });
+  }
+
+  /**
+   * Has the site check the power a charger measured (1.6 MeterValues, 2.0.1 MeterValues or
+   * TransactionEvent: Power.Active.Import, W) against the limit in force; the latest reading
+   * with a power counts, timed on arrival (a charger's clock may be off).
+   */
+  private checkCompliance(readings: MeterReading[], chargers: ChargerConfig[]): void {
+    const last = [...readings].reverse().find((r) => r.powerW !== undefined);
+    if (!last || last.powerW === undefined || !this.host.measured) return;
+    for (const c of chargers) {
+      try {
+        this.host.measured(c.assetId, {
+          kind: 'ev-limit',
+          kw: last.powerW / 1000,
+          intervalMs: (c.meterIntervalSeconds ?? 60) * 1000,
+          ...(c.onDeviation ? { onDeviation: c.onDeviation } : {}),
+        });
+      } catch (err) {
+        this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
 
   /** Moves the machine to `target` by a trigger where one leads there, else by force. */

@@ -33,6 +33,13 @@ export interface ChargerConfig {
   profileId?: number;
   /** idTag / idToken for remote start. Default 'qubit-energy'. */
   idTag?: string;
+  /** How often the charger sends meter values (its MeterValueSampleInterval), s. Default 60. */
+  meterIntervalSeconds?: number;
+  /**
+   * When the measured power is above the limit in force (compliance): 'report' (default:
+   * ASSET_DEVIATION) or 'reapply' (also re-apply it, once per deviation).
+   */
+  onDeviation?: 'report' | 'reapply';
 }
 
 /** A call to send: its method and payload. */
