@@ -2,7 +2,7 @@
  * AdapterHost: the narrow port through which a protocol adapter (OCPP chargers, Modbus
  * batteries) talks to the site that hosts it, instead of the whole `Site`: serve assets with
  * their state machines, confirm a command later, and re-apply the setpoint in force after a
- * device connected, booted or restarted. `Site` implements it; a TypeScript user can host an
+ * device connected, booted or restarted, and remember what it learned of a device. `Site` implements it; a TypeScript user can host an
  * adapter on anything that does. Adapters depend on this file, never on `Site`.
  */
 
@@ -45,4 +45,11 @@ export interface AdapterHost {
   reapply(assetId: string, reason: string, options?: { appliedSince?: number }): Command[];
   /** The asset's unfinished commands. */
   activeCommands(assetId: string): Command[];
+  /**
+   * Remembers what the adapter learned of the asset's device (e.g. `smartCharging: false`)
+   * in the asset's `capabilities`; `undefined` forgets it.
+   */
+  setCapability(assetId: string, name: string, value: unknown): void;
+  /** What was learned under `name`, or undefined. */
+  capability(assetId: string, name: string): unknown;
 }

@@ -3,20 +3,24 @@
  * central system. It serves their assets, turns commands into OCPP calls, keeps each asset's
  * EV charger state machine in step with what the charger reports (the charger is the source
  * of truth; it is asked with TriggerMessage when it connects), and has the site re-apply the
- * setpoint in force when a charger connects or boots.
+ * setpoint in force when a charger connects or boots. A setpoint the charger accepted is
+ * confirmed with GetCompositeSchedule (setting `confirm`), and what a charger does not
+ * implement (smart charging, the composite schedule) is learned once, until it boots again.
  */
 
 import { TimeoutError } from 'ocpp-rpc';
-import type { Command } from '../../commands';
+import { type Command, CommandType } from '../../commands';
 import { EvChargerState, type StateMachine } from '../../state-machine';
 import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
+import { agrees, compositeCall, describeLimit, limitInForce } from './confirm';
 import {
   CHARGING_STATE_201,
   type ChargerConfig,
   commandToCall,
   interpretResponse,
+  kwToLimit,
   STATUS_16,
   STATUS_201,
   TranslationError,
@@ -31,10 +35,25 @@ export interface OcppChargersOptions {
    */
   reapplyDelayMs?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
-  onEvent?: (event: ChargerEvent & { assetIds: string[] }) => void;
+  onEvent?: (event: (ChargerEvent | CapabilityEvent) & { assetIds: string[] }) => void;
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
+
+/** What the adapter learned of a charger, told once (until the charger boots again). */
+export interface CapabilityEvent {
+  type: 'capability';
+  identity: string;
+  /** `smartCharging`: SetChargingProfile; `compositeSchedule`: GetCompositeSchedule. */
+  capability: 'smartCharging' | 'compositeSchedule';
+  value: false;
+  /** What the charger answered (NotImplemented, NotSupported). */
+  answer: string;
+  message: string;
+}
+
+/** Answers that say a charger does not implement a call at all. */
+const NOT_IMPLEMENTED = new Set(['NotImplemented', 'NotSupported']);
 
 /** CALLERROR codes that are a charger's final answer, not a reason to retry. */
 const FINAL_RPC_ERRORS = new Set([
@@ -83,6 +102,8 @@ export class OcppChargers implements Adapter {
         throw new TypeError(`${where} (${c.identity}): ratedKw must be > 0`);
       if (c.unit !== undefined && c.unit !== 'W' && c.unit !== 'A')
         throw new TypeError(`${where} (${c.identity}): unit must be W or A`);
+      if (c.confirm !== undefined && c.confirm !== 'accepted' && c.confirm !== 'confirmed')
+        throw new TypeError(`${where} (${c.identity}): confirm must be accepted or confirmed`);
       this.byAsset.set(c.assetId, c);
       const list = this.byIdentity.get(c.identity) ?? [];
       list.push(c);
@@ -150,6 +171,17 @@ export class OcppChargers implements Adapter {
   }
 
   private async send(cmd: Command, charger: ChargerConfig): Promise<AdapterResult> {
+    const setpoint =
+      cmd.type === CommandType.SET_CHARGE_RATE || cmd.type === CommandType.SET_POWER_LIMIT;
+    if (setpoint && this.host.capability(charger.assetId, 'smartCharging') === false) {
+      const answer =
+        this.host.capability(charger.assetId, 'smartChargingAnswer') ?? 'NotImplemented';
+      return {
+        success: false,
+        final: true,
+        error: `charger ${charger.identity} does not support smart charging (answered ${answer} to SetChargingProfile); not sent`,
+      };
+    }
     const version = this.central.protocolOf(charger.identity);
     if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
     const connector = version === 'ocpp1.6' ? (charger.connectorId ?? 1) : (charger.evseId ?? 1);
@@ -186,6 +218,8 @@ export class OcppChargers implements Adapter {
         );
       }
       if (typeof code === 'string' && FINAL_RPC_ERRORS.has(code)) {
+        if (call.method === 'SetChargingProfile' && NOT_IMPLEMENTED.has(code))
+          return this.noSmartCharging(charger, code);
         return {
           success: false,
           final: true,
@@ -199,13 +233,145 @@ export class OcppChargers implements Adapter {
     }
     const verdict = interpretResponse(call.method, response);
     if (!verdict.accepted) {
+      const status = (response as { status?: unknown } | null)?.status;
+      if (call.method === 'SetChargingProfile' && status === 'NotSupported')
+        return this.noSmartCharging(charger, status);
       return {
         success: false,
         final: true,
         error: `charger ${charger.identity}: ${verdict.reason}`,
       };
     }
+    if (setpoint && (charger.confirm ?? 'confirmed') === 'confirmed') {
+      const target = Number(version === 'ocpp1.6' ? call.params.connectorId : call.params.evseId);
+      return this.confirmLimit(cmd, charger, target);
+    }
     return { success: true };
+  }
+
+  // ------------------------------------------------------------ confirmation, capabilities
+
+  /**
+   * Asks the charger what it will actually do (GetCompositeSchedule) and compares the limit
+   * in force now with the setpoint: COMPLETED when they agree, FAILED (final) when not. A
+   * charger that does not implement the question is confirmed on Accepted from then on.
+   */
+  private async confirmLimit(
+    cmd: Command,
+    charger: ChargerConfig,
+    target: number,
+  ): Promise<AdapterResult> {
+    if (this.host.capability(charger.assetId, 'compositeSchedule') === false)
+      return { success: true };
+    const version = this.central.protocolOf(charger.identity);
+    if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
+    const { unit, limit } = kwToLimit(cmd.valueKw, charger);
+    const call = compositeCall(version, target, unit);
+    let response: unknown;
+    try {
+      response = await this.central.call(charger.identity, call.method, call.params);
+    } catch (err) {
+      const code = (err as { rpcErrorCode?: unknown }).rpcErrorCode;
+      const message = err instanceof Error ? err.message : String(err);
+      if (typeof code === 'string' && NOT_IMPLEMENTED.has(code)) {
+        this.learn(
+          charger.identity,
+          'compositeSchedule',
+          code,
+          `charger ${charger.identity} answered ${code} to GetCompositeSchedule: its limits count as applied when it accepts them`,
+        );
+        return { success: true };
+      }
+      // No answer, a dropped connection: the engine retries (SetChargingProfile is idempotent).
+      throw new AdapterError(
+        `charger ${charger.identity} accepted ${describeLimit(limit, unit, charger)} but GetCompositeSchedule failed: ${message}`,
+        { timedOut: err instanceof TimeoutError, cause: err },
+      );
+    }
+    const status = (response as { status?: unknown } | null)?.status;
+    if (typeof status === 'string' && NOT_IMPLEMENTED.has(status)) {
+      this.learn(
+        charger.identity,
+        'compositeSchedule',
+        status,
+        `charger ${charger.identity} answered ${status} to GetCompositeSchedule: its limits count as applied when it accepts them`,
+      );
+      return { success: true };
+    }
+    const inForce = limitInForce(response, unit, charger);
+    if ('error' in inForce)
+      return {
+        success: false,
+        final: true,
+        error: `charger ${charger.identity} accepted ${describeLimit(limit, unit, charger)} but the limit in force could not be confirmed: ${inForce.error}`,
+      };
+    if (!agrees(limit, inForce.limit))
+      return {
+        success: false,
+        final: true,
+        error: `charger ${charger.identity} accepted ${describeLimit(limit, unit, charger)} but its composite schedule applies ${describeLimit(inForce.limit, unit, charger)}`,
+      };
+    return { success: true };
+  }
+
+  /** Learns (once) that the charger has no smart charging; the command fails, final. */
+  private noSmartCharging(charger: ChargerConfig, answer: string): AdapterResult {
+    this.learn(
+      charger.identity,
+      'smartCharging',
+      answer,
+      `charger ${charger.identity} does not support smart charging (answered ${answer} to SetChargingProfile); its setpoints are no longer sent until it boots again`,
+    );
+    return {
+      success: false,
+      final: true,
+      error: `charger ${charger.identity} does not support smart charging (answered ${answer} to SetChargingProfile)`,
+    };
+  }
+
+  /** Remembers `name: false` on each asset of the charger and tells it once. */
+  private learn(
+    identity: string,
+    name: CapabilityEvent['capability'],
+    answer: string,
+    message: string,
+  ): void {
+    const list = this.byIdentity.get(identity) ?? [];
+    const known = list.every((c) => this.host.capability(c.assetId, name) === false);
+    for (const c of list) {
+      this.host.setCapability(c.assetId, name, false);
+      this.host.setCapability(c.assetId, `${name}Answer`, answer);
+    }
+    if (known) return;
+    this.options.onEvent?.({
+      type: 'capability',
+      identity,
+      capability: name,
+      value: false,
+      answer,
+      message,
+      assetIds: list.map((c) => c.assetId),
+    });
+  }
+
+  /** Forgets what was learned of the charger (it booted: it may have been updated). */
+  private forgetCapabilities(identity: string): void {
+    for (const c of this.byIdentity.get(identity) ?? [])
+      for (const name of ['smartCharging', 'compositeSchedule'])
+        for (const key of [name, `${name}Answer`])
+          this.host.setCapability(c.assetId, key, undefined);
+  }
+
+  /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
+  limitations(): string[] {
+    const out: string[] = [];
+    for (const [identity, list] of this.byIdentity) {
+      const has = (name: string) =>
+        list.some((c) => this.host.capability(c.assetId, name) === false);
+      if (has('smartCharging')) out.push(`${identity}: no smart charging`);
+      else if (has('compositeSchedule')) out.push(`${identity}: limits not confirmed`);
+    }
+    return out;
   }
 
   // ------------------------------------------------------------ chargers -> states
@@ -245,6 +411,7 @@ export class OcppChargers implements Adapter {
         // It rebooted: what it reported before means nothing now; it holds no profile.
         this.connectedAt.set(e.identity, this.host.clock.now());
         for (const c of list) this.reported.delete(c.assetId);
+        this.forgetCapabilities(e.identity);
         this.scheduleReapply(e.identity, 'charger booted', true);
         break;
       case 'status': {

@@ -33,6 +33,11 @@ export interface ChargerConfig {
   profileId?: number;
   /** idTag / idToken for remote start. Default 'qubit-energy'. */
   idTag?: string;
+  /**
+   * When a setpoint counts as COMPLETED: `confirmed` (default) once the charger's composite
+   * schedule (GetCompositeSchedule) applies it, `accepted` on the SetChargingProfile answer.
+   */
+  confirm?: 'accepted' | 'confirmed';
 }
 
 /** A call to send: its method and payload. */
