@@ -1,6 +1,6 @@
 import should from 'should';
 import type { CapabilityEvent } from '../../src/adapters/ocpp/chargers';
-import { OcppChargers } from '../../src/adapters/ocpp/chargers';
+import { OcppChargers, type OcppChargersOptions } from '../../src/adapters/ocpp/chargers';
 import type { ChargerConfig, OcppVersion } from '../../src/adapters/ocpp/translate';
 import { type Command, CommandStatus } from '../../src/commands';
 import { ChargePointSimulator, type ChargePointSimulatorOptions } from '../../src/sim/charge-point';
@@ -18,7 +18,7 @@ afterEach(async () => {
   await closePeers();
 });
 
-type Event = Parameters<NonNullable<ConstructorParameters<typeof OcppChargers>[3]>['onEvent']>[0];
+type Event = Parameters<NonNullable<OcppChargersOptions['onEvent']>>[0];
 
 async function setup(
   protocol: OcppVersion,
