@@ -52,6 +52,11 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
     if (c.unit === 'A' || c.unit === 'W') entry.unit = c.unit;
     if (c.purpose === 'TxProfile' || c.purpose === 'TxDefaultProfile') entry.purpose = c.purpose;
     if (typeof c.idTag === 'string' && c.idTag !== '') entry.idTag = c.idTag;
+    if (c.confirm === 'accepted' || c.confirm === 'confirmed') entry.confirm = c.confirm;
+    else if (c.confirm !== undefined && c.confirm !== '')
+      return new Error(
+        `qe-ocpp: charger [${i}] (${entry.identity}): confirm must be accepted or confirmed`,
+      );
     out.push(entry);
   }
   return out;
@@ -118,10 +123,22 @@ export default function (RED: NodeAPI) {
         return;
       }
       const up = identities.filter((id) => central.isConnected(id)).length;
+      // What a charger lacks (learned until it boots again), after the count.
+      const lacks = f.limitations();
       this.status({
-        fill: up === identities.length ? 'green' : up > 0 ? 'yellow' : 'red',
+        fill:
+          up === identities.length
+            ? lacks.length
+              ? 'yellow'
+              : 'green'
+            : up > 0
+              ? 'yellow'
+              : 'red',
         shape: up > 0 ? 'dot' : 'ring',
-        text: RED._('qe-ocpp.status.connected', { count: up, total: identities.length }),
+        text: [
+          RED._('qe-ocpp.status.connected', { count: up, total: identities.length }),
+          ...lacks,
+        ].join('; '),
       });
     };
     const refresh = () => {
