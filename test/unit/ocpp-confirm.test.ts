@@ -1,6 +1,7 @@
 import should from 'should';
 import type { CapabilityEvent } from '../../src/adapters/ocpp/chargers';
 import { OcppChargers, type OcppChargersOptions } from '../../src/adapters/ocpp/chargers';
+import { agrees, compositeCall, limitInForce } from '../../src/adapters/ocpp/confirm';
 import type { ChargerConfig, OcppVersion } from '../../src/adapters/ocpp/translate';
 import { type Command, CommandStatus } from '../../src/commands';
 import { ChargePointSimulator, type ChargePointSimulatorOptions } from '../../src/sim/charge-point';
@@ -192,5 +193,65 @@ describe('OCPP verified dispatch (loopback, real sockets)', () => {
       'charger CP001 accepted 7400 W but its composite schedule applies 11000 W',
     );
     should(sim.activeLimitW).equal(null); // accepted, not applied yet
+  });
+});
+
+describe('OCPP composite schedule answers', () => {
+  const cfg = { identity: 'CP001', assetId: 'ev1' };
+  it('asks for connector / EVSE, duration and unit in each version', () => {
+    should(compositeCall('ocpp1.6', 0, 'A').params).eql({
+      connectorId: 0,
+      duration: 60,
+      chargingRateUnit: 'A',
+    });
+    should(compositeCall('ocpp2.0.1', 1, 'W').params).eql({
+      duration: 60,
+      evseId: 1,
+      chargingRateUnit: 'W',
+    });
+  });
+
+  it('reads the first period of a 1.6 or 2.0.1 answer, converting the other unit', () => {
+    const periods = [
+      { startPeriod: 0, limit: 16 },
+      { startPeriod: 30, limit: 6 },
+    ];
+    const v16 = {
+      status: 'Accepted',
+      chargingSchedule: { chargingRateUnit: 'A', chargingSchedulePeriod: periods },
+    };
+    const v201 = {
+      status: 'Accepted',
+      schedule: { chargingRateUnit: 'A', chargingSchedulePeriod: periods },
+    };
+    should(limitInForce(v16, 'A', cfg)).eql({ limit: 16 });
+    should(limitInForce(v201, 'A', cfg)).eql({ limit: 16 });
+    // 16 A x 230 V x 3 phases; 1 phase where the period says so.
+    should(limitInForce(v16, 'W', cfg)).eql({ limit: 11040 });
+    const onePhase = {
+      status: 'Accepted',
+      schedule: {
+        chargingRateUnit: 'A',
+        chargingSchedulePeriod: [{ startPeriod: 0, limit: 16, numberPhases: 1 }],
+      },
+    };
+    should(limitInForce(onePhase, 'W', cfg)).eql({ limit: 3680 });
+  });
+
+  it('says why there is no limit: Rejected, no period', () => {
+    should(limitInForce({ status: 'Rejected' }, 'W', cfg)).eql({
+      error: 'GetCompositeSchedule answered Rejected',
+    });
+    should(limitInForce({ status: 'Accepted' }, 'W', cfg)).eql({
+      error: 'GetCompositeSchedule gave no schedule period',
+    });
+    should(limitInForce(null, 'W', cfg)).have.property('error');
+  });
+
+  it('agrees within the 0.1 that limits are sent with', () => {
+    should(agrees(7400, 7400.1)).be.true();
+    should(agrees(10.7, 10.6)).be.true();
+    should(agrees(10.7, 10.5)).be.false();
+    should(agrees(7400, 11000)).be.false();
   });
 });

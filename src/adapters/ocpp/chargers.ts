@@ -13,18 +13,20 @@ import { type Command, CommandType } from '../../commands';
 import { EvChargerState, type StateMachine } from '../../state-machine';
 import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
+import { type CapabilityEvent, LearnedCapabilities } from './capabilities';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
-import { agrees, compositeCall, describeLimit, limitInForce } from './confirm';
+import { confirmLimit, NOT_IMPLEMENTED } from './confirm';
 import {
   CHARGING_STATE_201,
   type ChargerConfig,
   commandToCall,
   interpretResponse,
-  kwToLimit,
   STATUS_16,
   STATUS_201,
   TranslationError,
 } from './translate';
+
+export type { CapabilityEvent } from './capabilities';
 
 export interface OcppChargersOptions {
   /** Who holds the state machines (a node id), for sharing them with other users. */
@@ -39,21 +41,6 @@ export interface OcppChargersOptions {
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
-
-/** What the adapter learned of a charger, told once (until the charger boots again). */
-export interface CapabilityEvent {
-  type: 'capability';
-  identity: string;
-  /** `smartCharging`: SetChargingProfile; `compositeSchedule`: GetCompositeSchedule. */
-  capability: 'smartCharging' | 'compositeSchedule';
-  value: false;
-  /** What the charger answered (NotImplemented, NotSupported). */
-  answer: string;
-  message: string;
-}
-
-/** Answers that say a charger does not implement a call at all. */
-const NOT_IMPLEMENTED = new Set(['NotImplemented', 'NotSupported']);
 
 /** CALLERROR codes that are a charger's final answer, not a reason to retry. */
 const FINAL_RPC_ERRORS = new Set([
@@ -80,6 +67,7 @@ export class OcppChargers implements Adapter {
   /** The state each asset's charger last reported (to restore when it reconnects). */
   private readonly reported = new Map<string, string>();
   private readonly onCharger: (e: ChargerEvent) => void;
+  private readonly learned: LearnedCapabilities;
   private started = false;
 
   constructor(
@@ -110,6 +98,7 @@ export class OcppChargers implements Adapter {
       this.byIdentity.set(c.identity, list);
     });
     this.onCharger = (e) => this.handleChargerEvent(e);
+    this.learned = new LearnedCapabilities(host, this.byIdentity, (e) => options.onEvent?.(e));
   }
 
   get chargers(): ChargerConfig[] {
@@ -173,9 +162,8 @@ export class OcppChargers implements Adapter {
   private async send(cmd: Command, charger: ChargerConfig): Promise<AdapterResult> {
     const setpoint =
       cmd.type === CommandType.SET_CHARGE_RATE || cmd.type === CommandType.SET_POWER_LIMIT;
-    if (setpoint && this.host.capability(charger.assetId, 'smartCharging') === false) {
-      const answer =
-        this.host.capability(charger.assetId, 'smartChargingAnswer') ?? 'NotImplemented';
+    const answer = setpoint ? this.learned.lacks(charger.assetId, 'smartCharging') : undefined;
+    if (answer !== undefined) {
       return {
         success: false,
         final: true,
@@ -244,79 +232,24 @@ export class OcppChargers implements Adapter {
     }
     if (setpoint && (charger.confirm ?? 'confirmed') === 'confirmed') {
       const target = Number(version === 'ocpp1.6' ? call.params.connectorId : call.params.evseId);
-      return this.confirmLimit(cmd, charger, target);
+      if (this.learned.lacks(charger.assetId, 'compositeSchedule')) return { success: true };
+      return confirmLimit(this.central, cmd, charger, target, (code) =>
+        this.learned.learn(
+          charger.identity,
+          'compositeSchedule',
+          code,
+          `charger ${charger.identity} answered ${code} to GetCompositeSchedule: its limits count as applied when it accepts them`,
+        ),
+      );
     }
     return { success: true };
   }
 
   // ------------------------------------------------------------ confirmation, capabilities
 
-  /**
-   * Asks the charger what it will actually do (GetCompositeSchedule) and compares the limit
-   * in force now with the setpoint: COMPLETED when they agree, FAILED (final) when not. A
-   * charger that does not implement the question is confirmed on Accepted from then on.
-   */
-  private async confirmLimit(
-    cmd: Command,
-    charger: ChargerConfig,
-    target: number,
-  ): Promise<AdapterResult> {
-    if (this.host.capability(charger.assetId, 'compositeSchedule') === false)
-      return { success: true };
-    const version = this.central.protocolOf(charger.identity);
-    if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
-    const { unit, limit } = kwToLimit(cmd.valueKw, charger);
-    const call = compositeCall(version, target, unit);
-    let response: unknown;
-    try {
-      response = await this.central.call(charger.identity, call.method, call.params);
-    } catch (err) {
-      const code = (err as { rpcErrorCode?: unknown }).rpcErrorCode;
-      const message = err instanceof Error ? err.message : String(err);
-      if (typeof code === 'string' && NOT_IMPLEMENTED.has(code)) {
-        this.learn(
-          charger.identity,
-          'compositeSchedule',
-          code,
-          `charger ${charger.identity} answered ${code} to GetCompositeSchedule: its limits count as applied when it accepts them`,
-        );
-        return { success: true };
-      }
-      // No answer, a dropped connection: the engine retries (SetChargingProfile is idempotent).
-      throw new AdapterError(
-        `charger ${charger.identity} accepted ${describeLimit(limit, unit, charger)} but GetCompositeSchedule failed: ${message}`,
-        { timedOut: err instanceof TimeoutError, cause: err },
-      );
-    }
-    const status = (response as { status?: unknown } | null)?.status;
-    if (typeof status === 'string' && NOT_IMPLEMENTED.has(status)) {
-      this.learn(
-        charger.identity,
-        'compositeSchedule',
-        status,
-        `charger ${charger.identity} answered ${status} to GetCompositeSchedule: its limits count as applied when it accepts them`,
-      );
-      return { success: true };
-    }
-    const inForce = limitInForce(response, unit, charger);
-    if ('error' in inForce)
-      return {
-        success: false,
-        final: true,
-        error: `charger ${charger.identity} accepted ${describeLimit(limit, unit, charger)} but the limit in force could not be confirmed: ${inForce.error}`,
-      };
-    if (!agrees(limit, inForce.limit))
-      return {
-        success: false,
-        final: true,
-        error: `charger ${charger.identity} accepted ${describeLimit(limit, unit, charger)} but its composite schedule applies ${describeLimit(inForce.limit, unit, charger)}`,
-      };
-    return { success: true };
-  }
-
   /** Learns (once) that the charger has no smart charging; the command fails, final. */
   private noSmartCharging(charger: ChargerConfig, answer: string): AdapterResult {
-    this.learn(
+    this.learned.learn(
       charger.identity,
       'smartCharging',
       answer,
@@ -329,49 +262,9 @@ export class OcppChargers implements Adapter {
     };
   }
 
-  /** Remembers `name: false` on each asset of the charger and tells it once. */
-  private learn(
-    identity: string,
-    name: CapabilityEvent['capability'],
-    answer: string,
-    message: string,
-  ): void {
-    const list = this.byIdentity.get(identity) ?? [];
-    const known = list.every((c) => this.host.capability(c.assetId, name) === false);
-    for (const c of list) {
-      this.host.setCapability(c.assetId, name, false);
-      this.host.setCapability(c.assetId, `${name}Answer`, answer);
-    }
-    if (known) return;
-    this.options.onEvent?.({
-      type: 'capability',
-      identity,
-      capability: name,
-      value: false,
-      answer,
-      message,
-      assetIds: list.map((c) => c.assetId),
-    });
-  }
-
-  /** Forgets what was learned of the charger (it booted: it may have been updated). */
-  private forgetCapabilities(identity: string): void {
-    for (const c of this.byIdentity.get(identity) ?? [])
-      for (const name of ['smartCharging', 'compositeSchedule'])
-        for (const key of [name, `${name}Answer`])
-          this.host.setCapability(c.assetId, key, undefined);
-  }
-
   /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
   limitations(): string[] {
-    const out: string[] = [];
-    for (const [identity, list] of this.byIdentity) {
-      const has = (name: string) =>
-        list.some((c) => this.host.capability(c.assetId, name) === false);
-      if (has('smartCharging')) out.push(`${identity}: no smart charging`);
-      else if (has('compositeSchedule')) out.push(`${identity}: limits not confirmed`);
-    }
-    return out;
+    return this.learned.summary();
   }
 
   // ------------------------------------------------------------ chargers -> states
@@ -411,7 +304,7 @@ export class OcppChargers implements Adapter {
         // It rebooted: what it reported before means nothing now; it holds no profile.
         this.connectedAt.set(e.identity, this.host.clock.now());
         for (const c of list) this.reported.delete(c.assetId);
-        this.forgetCapabilities(e.identity);
+        this.learned.forget(e.identity);
         this.scheduleReapply(e.identity, 'charger booted', true);
         break;
       case 'status': {

@@ -1,11 +1,19 @@
 /**
- * Confirmation of the limit in force, pure: the GetCompositeSchedule call that asks a charger
- * what it will actually do after it accepted a SetChargingProfile, the limit in force now read
- * from its answer (1.6 or 2.0.1), and the comparison with what was sent, within the rounding of
- * the unit (0.1 W / 0.1 A). The adapter (chargers.ts) sends the call and acts on the verdict.
+ * Confirmation of the limit in force: after a charger accepted a SetChargingProfile, ask it
+ * what it will actually do (GetCompositeSchedule), read the limit in force now from its answer
+ * (1.6 or 2.0.1) and compare it with what was sent, within the rounding of the unit (0.1 W /
+ * 0.1 A). The adapter (chargers.ts) calls `confirmLimit` and remembers a charger that does
+ * not implement the question.
  */
 
-import type { ChargerConfig, OcppCall, OcppVersion } from './translate';
+import { TimeoutError } from 'ocpp-rpc';
+import type { Command } from '../../commands';
+import { AdapterError, type AdapterResult } from '../registry';
+import type { CentralSystem } from './central-system';
+import { type ChargerConfig, kwToLimit, type OcppCall, type OcppVersion } from './translate';
+
+/** Answers that say a charger does not implement a call at all. */
+export const NOT_IMPLEMENTED = new Set(['NotImplemented', 'NotSupported']);
 
 /** How far ahead the composite schedule is asked for (s): only its first period matters. */
 export const COMPOSITE_DURATION_S = 60;
@@ -75,4 +83,59 @@ export function describeLimit(limit: number, unit: 'W' | 'A', charger: ChargerCo
   if (unit === 'W') return `${r} W`;
   const w = Math.round(limit * (charger.voltage ?? 230) * (charger.phases ?? 3));
   return `${r} A (${w} W)`;
+}
+
+/**
+ * Asks the charger what it will actually do and compares the limit in force now with the
+ * setpoint: COMPLETED when they agree, FAILED (final) when not. A charger that does not
+ * implement the question (NotImplemented / NotSupported) counts as confirmed, and
+ * `notImplemented` is told its answer; no answer throws (the engine retries).
+ */
+export async function confirmLimit(
+  central: CentralSystem,
+  cmd: Command,
+  charger: ChargerConfig,
+  target: number,
+  notImplemented: (answer: string) => void,
+): Promise<AdapterResult> {
+  const version = central.protocolOf(charger.identity);
+  if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
+  const { unit, limit } = kwToLimit(cmd.valueKw, charger);
+  const sent = describeLimit(limit, unit, charger);
+  const call = compositeCall(version, target, unit);
+  let response: unknown;
+  try {
+    response = await central.call(charger.identity, call.method, call.params);
+  } catch (err) {
+    const code = (err as { rpcErrorCode?: unknown }).rpcErrorCode;
+    if (typeof code === 'string' && NOT_IMPLEMENTED.has(code)) {
+      notImplemented(code);
+      return { success: true };
+    }
+    // No answer, a dropped connection: the engine retries (SetChargingProfile is idempotent).
+    const message = err instanceof Error ? err.message : String(err);
+    throw new AdapterError(
+      `charger ${charger.identity} accepted ${sent} but GetCompositeSchedule failed: ${message}`,
+      { timedOut: err instanceof TimeoutError, cause: err },
+    );
+  }
+  const status = (response as { status?: unknown } | null)?.status;
+  if (typeof status === 'string' && NOT_IMPLEMENTED.has(status)) {
+    notImplemented(status);
+    return { success: true };
+  }
+  const inForce = limitInForce(response, unit, charger);
+  if ('error' in inForce)
+    return {
+      success: false,
+      final: true,
+      error: `charger ${charger.identity} accepted ${sent} but the limit in force could not be confirmed: ${inForce.error}`,
+    };
+  if (!agrees(limit, inForce.limit))
+    return {
+      success: false,
+      final: true,
+      error: `charger ${charger.identity} accepted ${sent} but its composite schedule applies ${describeLimit(inForce.limit, unit, charger)}`,
+    };
+  return { success: true };
 }
