@@ -118,6 +118,14 @@ describe('OCPP central system (loopback, real sockets)', () => {
         await boot(cp, protocol);
         await until(() => limits.length === 2, 're-sent after the reboot');
         should(limits).eql(['6000', '6000']);
+        // The re-apply ends (its confirmation is one more call) before the next drop: a retry
+        // of it would otherwise race the held command below (ad-hoc setpoints do not supersede).
+        await until(
+          () =>
+            site.engine.getCommands().find((c) => c.reapplyOf === first?.id)?.status ===
+            CommandStatus.COMPLETED,
+          're-apply COMPLETED',
+        );
         // While offline, a new command waits (held), then goes out on reconnect.
         await cp.close({ force: true });
         await until(
