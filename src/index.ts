@@ -34,7 +34,11 @@ export {
   type KnownCharger,
   type SecurityProfile,
 } from './adapters/ocpp/central-system';
-export { OcppChargers, type OcppChargersOptions } from './adapters/ocpp/chargers';
+export {
+  type CapabilityEvent,
+  OcppChargers,
+  type OcppChargersOptions,
+} from './adapters/ocpp/chargers';
 export {
   type ChargerConfig,
   commandToCall,

@@ -488,6 +488,21 @@ export class Site implements AdapterHost {
     }
   }
 
+  setCapability(assetId: string, name: string, value: unknown): void {
+    if (value === undefined) {
+      const e = this.assets.get(assetId);
+      if (!e) return;
+      e.capabilities.delete(name);
+      this.assets.prune(assetId);
+      return;
+    }
+    this.assets.ensure(assetId).capabilities.set(name, value);
+  }
+
+  capability(assetId: string, name: string): unknown {
+    return this.assets.get(assetId)?.capabilities.get(name);
+  }
+
   // ------------------------------------------------------------ state machines
 
   /**

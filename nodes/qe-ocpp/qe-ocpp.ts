@@ -60,6 +60,11 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
       return new Error(
         `qe-ocpp: charger [${i}] (${entry.identity}): onDeviation must be report or reapply`,
       );
+    if (c.confirm === 'accepted' || c.confirm === 'confirmed') entry.confirm = c.confirm;
+    else if (c.confirm !== undefined && c.confirm !== '')
+      return new Error(
+        `qe-ocpp: charger [${i}] (${entry.identity}): confirm must be accepted or confirmed`,
+      );
     out.push(entry);
   }
   return out;
@@ -131,10 +136,22 @@ export default function (RED: NodeAPI) {
         this.status({ fill: 'yellow', shape: 'dot', text: deviation });
         return;
       }
+      // What a charger lacks (learned until it boots again), after the count.
+      const lacks = f.limitations();
       this.status({
-        fill: up === identities.length ? 'green' : up > 0 ? 'yellow' : 'red',
+        fill:
+          up === identities.length
+            ? lacks.length
+              ? 'yellow'
+              : 'green'
+            : up > 0
+              ? 'yellow'
+              : 'red',
         shape: up > 0 ? 'dot' : 'ring',
-        text: RED._('qe-ocpp.status.connected', { count: up, total: identities.length }),
+        text: [
+          RED._('qe-ocpp.status.connected', { count: up, total: identities.length }),
+          ...lacks,
+        ].join('; '),
       });
     };
     const refresh = () => {

@@ -2,7 +2,7 @@
  * AdapterHost: the narrow port through which a protocol adapter (OCPP chargers, Modbus
  * batteries) talks to the site that hosts it, instead of the whole `Site`: serve assets with
  * their state machines, confirm a command later, and re-apply the setpoint in force after a
- * device connected, booted or restarted. `Site` implements it; a TypeScript user can host an
+ * device connected, booted or restarted, and remember what it learned of a device. `Site` implements it; a TypeScript user can host an
  * adapter on anything that does. Adapters depend on this file, never on `Site`.
  */
 
@@ -68,4 +68,11 @@ export interface AdapterHost {
    * ASSET_DEVIATION / ASSET_COMPLIANT on a change. Optional: a host may not check.
    */
   measured?(assetId: string, m: AssetMeasurement): ComplianceState;
+  /**
+   * Remembers what the adapter learned of the asset's device (e.g. `smartCharging: false`)
+   * in the asset's `capabilities`; `undefined` forgets it.
+   */
+  setCapability(assetId: string, name: string, value: unknown): void;
+  /** What was learned under `name`, or undefined. */
+  capability(assetId: string, name: string): unknown;
 }

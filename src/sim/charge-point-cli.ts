@@ -10,7 +10,9 @@
  * Reads commands on stdin, one a line, to play faults from a test in another process:
  * `drop CP001 2000` (the network drops, back after 2 s without booting), `reboot CP001`,
  * and the others in USAGE; each is answered `ok ...` or `error ...`. SIGINT / SIGTERM (or
- * the `quit` command) close the connections cleanly.
+ * the `quit` command) close the connections cleanly. Quirks of real chargers, for tests of
+ * what a central system confirms: --ignore-profile, --no-composite-schedule,
+ * --no-smart-charging, --min-current <A>, --apply-delay <ms> (see USAGE).
  */
 
 import { parseArgs } from 'node:util';
@@ -46,6 +48,14 @@ Options:
   --resume-on-reconnect    after a lost connection, resume without BootNotification
                            (default: boot again)
   --json                   print one JSON object a line: {time, event, id, ...}
+
+Quirks of real chargers (for tests of what a central system confirms):
+  --ignore-profile         answer SetChargingProfile Accepted and apply nothing
+  --no-composite-schedule  answer GetCompositeSchedule with NotImplemented
+  --no-smart-charging      answer SetChargingProfile with NotImplemented
+  --min-current <A>        raise a limit above 0 and below A per phase to A (e.g. 6); 0 pauses
+  --apply-delay <ms>       apply an accepted profile only ms later (the composite schedule
+                           gives the old limit until then)
   -h, --help               this text
 
 Commands on stdin, one a line (<id>: an identity, or all), each answered "ok <command>" or
@@ -180,6 +190,11 @@ async function main(argv: string[]): Promise<void> {
       start: { type: 'boolean', default: false },
       count: { type: 'string' },
       'resume-on-reconnect': { type: 'boolean', default: false },
+      'ignore-profile': { type: 'boolean', default: false },
+      'no-composite-schedule': { type: 'boolean', default: false },
+      'no-smart-charging': { type: 'boolean', default: false },
+      'min-current': { type: 'string' },
+      'apply-delay': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -197,6 +212,11 @@ async function main(argv: string[]): Promise<void> {
   const count = number('count', values.count, 1);
   if (!Number.isInteger(count) || count < 1) throw new Error('--count must be an integer >= 1');
   const soc = values.soc === undefined ? undefined : number('soc', values.soc, 0);
+  const minCurrentA =
+    values['min-current'] === undefined
+      ? undefined
+      : nonNegative('--min-current', values['min-current'], 0);
+  const applyDelayMs = nonNegative('--apply-delay', values['apply-delay'], 0);
   const print = printer(values.json ?? false);
   const line = charger(print);
 
@@ -210,6 +230,11 @@ async function main(argv: string[]): Promise<void> {
       meterIntervalMs: number('meter-interval', values['meter-interval'], 10) * 1000,
       initialSocPercent: soc,
       bootOnReconnect: !values['resume-on-reconnect'],
+      ...(values['ignore-profile'] ? { quirk: 'ignore-profile' as const } : {}),
+      compositeSchedule: !values['no-composite-schedule'],
+      smartCharging: !values['no-smart-charging'],
+      minCurrentA,
+      applyDelayMs,
     });
     sim.on('connected', () => line(identity, 'connected', protocol));
     sim.on('disconnected', (e: { code?: number; reason?: string }) =>

@@ -16,6 +16,14 @@
  * GetCompositeSchedule. `activeLimitW` is the limit it applies now and `limitHistory` every
  * change of it with its time, so that a test can count lost or stale setpoints.
  *
+ * Quirks of real chargers, as options, for tests of what a central system confirms:
+ * `quirk: 'ignore-profile'` (SetChargingProfile answered Accepted, nothing applied),
+ * `compositeSchedule: false` (GetCompositeSchedule answered NotImplemented), `smartCharging:
+ * false` (SetChargingProfile answered NotImplemented), `minCurrentA` (a limit between 0 and
+ * this many A per phase is raised to it, 0 still pauses: the IEC 61851 minimum of 6 A) and
+ * `applyDelayMs` (a profile is checked and accepted at once but applied only after the delay;
+ * the composite schedule gives the old limit until then).
+ *
  * The shape: `Station` holds the device state (no I/O); one `Dialect` per OCPP version turns
  * that state into calls and incoming calls into state; `ChargePointSimulator` owns the
  * connection, the timers and the events.
@@ -125,6 +133,16 @@ export interface ChargePointSimulatorOptions {
   vendor?: string;
   model?: string;
   respond?: RespondHook;
+  /** `ignore-profile`: answers SetChargingProfile Accepted and applies nothing. */
+  quirk?: 'ignore-profile';
+  /** false: answers GetCompositeSchedule with NotImplemented (default true). */
+  compositeSchedule?: boolean;
+  /** false: answers SetChargingProfile with NotImplemented, no smart charging (default true). */
+  smartCharging?: boolean;
+  /** A limit above 0 and below this many A per phase is raised to it (e.g. 6); 0 still pauses. */
+  minCurrentA?: number;
+  /** Applies an accepted profile only this many ms later (default 0: at once). */
+  applyDelayMs?: number;
 }
 
 /** A change of the limit that the charger applies, and what it draws then. */
@@ -448,6 +466,8 @@ interface Link {
   sync(): void;
   /** Runs `fn` after the answer to the current incoming call has gone out. */
   after(fn: () => Promise<unknown>): void;
+  /** Runs `fn` in `ms` unless the charger reboots or stops first (`applyDelayMs`). */
+  later(ms: number, fn: () => void): void;
 }
 
 type Resolved = Required<
@@ -553,8 +573,24 @@ function applyProfile(link: Link, p: SimChargingProfile, ours: number, needTxId:
     if (p.transactionId === undefined ? needTxId : p.transactionId !== st.tx.id) return 'Rejected';
     p.transactionId = st.tx.id;
   }
-  st.setProfile(p);
-  link.sync();
+  const { quirk, minCurrentA, applyDelayMs } = link.opts;
+  if (quirk === 'ignore-profile') return 'Accepted';
+  if (minCurrentA !== undefined && minCurrentA > 0) {
+    const perAmp = (n?: number) => link.opts.voltage * (n ?? link.opts.phases);
+    for (const period of p.chargingSchedule.chargingSchedulePeriod) {
+      const min =
+        p.chargingSchedule.chargingRateUnit === 'A'
+          ? minCurrentA
+          : minCurrentA * perAmp(period.numberPhases);
+      if (period.limit > 0 && period.limit < min) period.limit = round1(min);
+    }
+  }
+  const apply = () => {
+    st.setProfile(p);
+    link.sync();
+  };
+  if (applyDelayMs !== undefined && applyDelayMs > 0) link.later(applyDelayMs, apply);
+  else apply();
   return 'Accepted';
 }
 
@@ -1111,6 +1147,8 @@ export class ChargePointSimulator extends EventEmitter {
   /** The delayed reconnection of a drop or a reboot, while it waits. */
   private reconnecting: AbortController | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Profiles accepted and not applied yet (`applyDelayMs`): a reboot or stop drops them. */
+  private readonly pending = new Set<NodeJS.Timeout>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private meterTimer: NodeJS.Timeout | undefined;
   private lastLimit: number | null = null;
@@ -1181,6 +1219,14 @@ export class ChargePointSimulator extends EventEmitter {
         setImmediate(() => {
           if (!this.stopping) fn().catch((err) => this.warn(err));
         });
+      },
+      later: (ms, fn) => {
+        const t = setTimeout(() => {
+          this.pending.delete(t);
+          if (!this.stopping) fn();
+        }, ms);
+        t.unref?.();
+        this.pending.add(t);
       },
     };
 
@@ -1287,6 +1333,8 @@ export class ChargePointSimulator extends EventEmitter {
     this.stopping = true;
     this.abort.abort();
     this.clearTimers();
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
     await this.client.close({ code: 1000, reason: 'simulator stopped' });
     this.isConnected = false;
     this.booted = false;
@@ -1401,6 +1449,8 @@ export class ChargePointSimulator extends EventEmitter {
     this.accepted = false;
     this.resumeOnOpen = false;
     this.clearTimers();
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
     if (!options.keepProfiles) st.profiles = [];
     st.finishing = false;
     for (const k of Object.keys(this.reported)) delete this.reported[k as keyof Link['reported']];
@@ -1479,6 +1529,11 @@ export class ChargePointSimulator extends EventEmitter {
     this.emit('call', method, params);
     const override = this.opts.respond?.(method, params);
     if (override !== undefined) return this.overridden(method, override);
+    if (
+      (method === 'SetChargingProfile' && this.opts.smartCharging === false) ||
+      (method === 'GetCompositeSchedule' && this.opts.compositeSchedule === false)
+    )
+      throw createRPCError('NotImplemented', `${method} is not implemented by this charger`);
     const handler = this.dialect.handlers[method];
     if (!handler) throw createRPCError('NotImplemented', `${method} is not implemented`);
     const result = handler(this.link, params);

@@ -101,6 +101,46 @@ describe('qe-sim-charger (the command line)', () => {
     should(err).match(/--url/);
   });
 
+  it('plays the quirks of real chargers given as flags', async function () {
+    this.timeout(30_000);
+    const central = new TestCentral();
+    await central.listen();
+    const cli = new CliProcess('src/sim/charge-point-cli.ts', [
+      '--url',
+      central.url,
+      '--id',
+      'CP001',
+      '--meter-interval',
+      '0',
+      '--ignore-profile',
+      '--no-composite-schedule',
+    ]);
+    try {
+      await central.waitFor('StatusNotification');
+      const answer = await central.call(
+        'CP001',
+        'SetChargingProfile',
+        setProfile('ocpp1.6', { purpose: 'TxDefaultProfile', limit: 5000 }),
+      );
+      should(answer).eql({ status: 'Accepted' });
+      const composite = await central
+        .call('CP001', 'GetCompositeSchedule', { connectorId: 1, duration: 60 })
+        .then(
+          () => 'answered',
+          (err: { rpcErrorCode?: string }) => err.rpcErrorCode,
+        );
+      should(composite).equal('NotImplemented');
+      should(await cli.command('state CP001')).containEql({ event: 'ok' });
+      // Accepted, and nothing applied.
+      should(cli.lines.filter((l) => l.event === 'state').at(-1)).containEql({ limitW: null });
+      should(await cli.command('quit')).containEql({ event: 'ok' });
+      should(await cli.exit()).equal(0);
+    } finally {
+      await cli.kill();
+      await central.close();
+    }
+  });
+
   it('plays faults on commands from stdin and prints the limits it applies as JSON lines', async function () {
     this.timeout(30_000);
     const central = new TestCentral();

@@ -3,15 +3,19 @@
  * central system. It serves their assets, turns commands into OCPP calls, keeps each asset's
  * EV charger state machine in step with what the charger reports (the charger is the source
  * of truth; it is asked with TriggerMessage when it connects), and has the site re-apply the
- * setpoint in force when a charger connects or boots.
+ * setpoint in force when a charger connects or boots. A setpoint the charger accepted is
+ * confirmed with GetCompositeSchedule (setting `confirm`), and what a charger does not
+ * implement (smart charging, the composite schedule) is learned once, until it boots again.
  */
 
 import { TimeoutError } from 'ocpp-rpc';
-import type { Command } from '../../commands';
+import { type Command, CommandType } from '../../commands';
 import { EvChargerState, type StateMachine } from '../../state-machine';
 import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
+import { type CapabilityEvent, LearnedCapabilities } from './capabilities';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
+import { confirmLimit, NOT_IMPLEMENTED } from './confirm';
 import {
   CHARGING_STATE_201,
   type ChargerConfig,
@@ -23,6 +27,8 @@ import {
   TranslationError,
 } from './translate';
 
+export type { CapabilityEvent } from './capabilities';
+
 export interface OcppChargersOptions {
   /** Who holds the state machines (a node id), for sharing them with other users. */
   owner?: string;
@@ -32,7 +38,7 @@ export interface OcppChargersOptions {
    */
   reapplyDelayMs?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
-  onEvent?: (event: ChargerEvent & { assetIds: string[] }) => void;
+  onEvent?: (event: (ChargerEvent | CapabilityEvent) & { assetIds: string[] }) => void;
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
@@ -62,6 +68,7 @@ export class OcppChargers implements Adapter {
   /** The state each asset's charger last reported (to restore when it reconnects). */
   private readonly reported = new Map<string, string>();
   private readonly onCharger: (e: ChargerEvent) => void;
+  private readonly learned: LearnedCapabilities;
   private started = false;
 
   constructor(
@@ -88,12 +95,15 @@ export class OcppChargers implements Adapter {
         throw new TypeError(`${where} (${c.identity}): onDeviation must be report or reapply`);
       if (c.unit !== undefined && c.unit !== 'W' && c.unit !== 'A')
         throw new TypeError(`${where} (${c.identity}): unit must be W or A`);
+      if (c.confirm !== undefined && c.confirm !== 'accepted' && c.confirm !== 'confirmed')
+        throw new TypeError(`${where} (${c.identity}): confirm must be accepted or confirmed`);
       this.byAsset.set(c.assetId, c);
       const list = this.byIdentity.get(c.identity) ?? [];
       list.push(c);
       this.byIdentity.set(c.identity, list);
     });
     this.onCharger = (e) => this.handleChargerEvent(e);
+    this.learned = new LearnedCapabilities(host, this.byIdentity, (e) => options.onEvent?.(e));
   }
 
   get chargers(): ChargerConfig[] {
@@ -155,6 +165,16 @@ export class OcppChargers implements Adapter {
   }
 
   private async send(cmd: Command, charger: ChargerConfig): Promise<AdapterResult> {
+    const setpoint =
+      cmd.type === CommandType.SET_CHARGE_RATE || cmd.type === CommandType.SET_POWER_LIMIT;
+    const answer = setpoint ? this.learned.lacks(charger.assetId, 'smartCharging') : undefined;
+    if (answer !== undefined) {
+      return {
+        success: false,
+        final: true,
+        error: `charger ${charger.identity} does not support smart charging (answered ${answer} to SetChargingProfile); not sent`,
+      };
+    }
     const version = this.central.protocolOf(charger.identity);
     if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
     const connector = version === 'ocpp1.6' ? (charger.connectorId ?? 1) : (charger.evseId ?? 1);
@@ -191,6 +211,8 @@ export class OcppChargers implements Adapter {
         );
       }
       if (typeof code === 'string' && FINAL_RPC_ERRORS.has(code)) {
+        if (call.method === 'SetChargingProfile' && NOT_IMPLEMENTED.has(code))
+          return this.noSmartCharging(charger, code);
         return {
           success: false,
           final: true,
@@ -204,13 +226,50 @@ export class OcppChargers implements Adapter {
     }
     const verdict = interpretResponse(call.method, response);
     if (!verdict.accepted) {
+      const status = (response as { status?: unknown } | null)?.status;
+      if (call.method === 'SetChargingProfile' && status === 'NotSupported')
+        return this.noSmartCharging(charger, status);
       return {
         success: false,
         final: true,
         error: `charger ${charger.identity}: ${verdict.reason}`,
       };
     }
+    if (setpoint && (charger.confirm ?? 'confirmed') === 'confirmed') {
+      const target = Number(version === 'ocpp1.6' ? call.params.connectorId : call.params.evseId);
+      if (this.learned.lacks(charger.assetId, 'compositeSchedule')) return { success: true };
+      return confirmLimit(this.central, cmd, charger, target, (code) =>
+        this.learned.learn(
+          charger.identity,
+          'compositeSchedule',
+          code,
+          `charger ${charger.identity} answered ${code} to GetCompositeSchedule: its limits count as applied when it accepts them`,
+        ),
+      );
+    }
     return { success: true };
+  }
+
+  // ------------------------------------------------------------ confirmation, capabilities
+
+  /** Learns (once) that the charger has no smart charging; the command fails, final. */
+  private noSmartCharging(charger: ChargerConfig, answer: string): AdapterResult {
+    this.learned.learn(
+      charger.identity,
+      'smartCharging',
+      answer,
+      `charger ${charger.identity} does not support smart charging (answered ${answer} to SetChargingProfile); its setpoints are no longer sent until it boots again`,
+    );
+    return {
+      success: false,
+      final: true,
+      error: `charger ${charger.identity} does not support smart charging (answered ${answer} to SetChargingProfile)`,
+    };
+  }
+
+  /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
+  limitations(): string[] {
+    return this.learned.summary();
   }
 
   // ------------------------------------------------------------ chargers -> states
@@ -250,6 +309,7 @@ export class OcppChargers implements Adapter {
         // It rebooted: what it reported before means nothing now; it holds no profile.
         this.connectedAt.set(e.identity, this.host.clock.now());
         for (const c of list) this.reported.delete(c.assetId);
+        this.learned.forget(e.identity);
         this.scheduleReapply(e.identity, 'charger booted', true);
         break;
       case 'status': {

@@ -40,6 +40,11 @@ export interface ChargerConfig {
    * ASSET_DEVIATION) or 'reapply' (also re-apply it, once per deviation).
    */
   onDeviation?: 'report' | 'reapply';
+  /**
+   * When a setpoint counts as COMPLETED: `confirmed` (default) once the charger's composite
+   * schedule (GetCompositeSchedule) applies it, `accepted` on the SetChargingProfile answer.
+   */
+  confirm?: 'accepted' | 'confirmed';
 }
 
 /** A call to send: its method and payload. */
