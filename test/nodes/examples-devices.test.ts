@@ -1,6 +1,6 @@
 /**
- * The device examples (04 OCPP chargers, 05 Modbus battery) run as imported, against the
- * package's simulators over real sockets on loopback (the central system on a free port, the
+ * The device examples (04 OCPP chargers, 05 Modbus battery, 06 a charger that ignores its
+ * limit) run as imported, against the package's simulators over real sockets on loopback (the central system on a free port, the
  * battery simulator on a free port): what their debug nodes show in the sidebar is one
  * readable line a message, built from what the real nodes send. Real time, every wait
  * bounded; nothing asserts on how long something took.
@@ -152,6 +152,59 @@ describe('examples with devices: debug summaries', function () {
     should(readableDebug(flow, sidebar.messages, 'state changes')[0]).match(
       /^ast_batt_001 [A-Z]+ -> [A-Z]+( \(.+\))?$/,
     );
+    should(sidebar.messages.filter((m) => m.name === 'errors')).eql([]);
+    should(warnings()).eql([]);
+  });
+
+  it('06: a charger that ignores its limit shows a deviation, then complies again', async () => {
+    const flow = readExample('06 Deviations from a quirky charger.json');
+    // The central system on a free port instead of 9226.
+    const loaded = flow.map((n) => (n.type === 'qe-ocpp-server' ? { ...n, port: 0 } : n));
+    await helper.load(initialisersFor(flow), loaded as never);
+    const serverId = flow.find((n) => n.type === 'qe-ocpp-server')?.id as string;
+    const server = helper.getNode(serverId) as unknown as {
+      ready: Promise<void>;
+      port: number | null;
+      failure: string | null;
+    };
+    await server.ready;
+    if (server.port === null)
+      throw new Error(`the central system did not start: ${server.failure}`);
+    // What the comment's command line starts (--ignore-profile --start), with meter values
+    // every second instead of 5 s: the deviation shows once the 15-s grace has run out.
+    const sim = new ChargePointSimulator({
+      endpoint: `ws://127.0.0.1:${server.port}/ocpp`,
+      identity: 'CP006',
+      protocol: 'ocpp1.6',
+      quirk: 'ignore-profile',
+      meterIntervalMs: 1000,
+      reconnect: false,
+    });
+    chargers.push(sim);
+    await sim.start();
+    await sim.plugIn();
+    await sim.startCharging();
+    const deviations = of(flow, sidebar.messages, 'deviations');
+    const compliant = of(flow, sidebar.messages, 'compliant again');
+    // 7.4 kW for the first 30-s slot, which the charger accepts and ignores (11 kW)...
+    await until(() => deviations().length >= 1, 'a deviation', 30_000);
+    should(compliant()).eql([]);
+    // ...then 11 kW, which its EV's 11 kW keeps to.
+    await until(() => compliant().length >= 1, 'compliance again', 25_000);
+
+    const [deviation, ...more] = readableDebug(flow, sidebar.messages, 'deviations');
+    should(deviation).match(
+      /^ast_ev_001 deviates: 11 kW > 7\.4 kW limit since \d\d:\d\d:\d\d UTC$/,
+    );
+    should(more).eql([]);
+    should(readableDebug(flow, sidebar.messages, 'compliant again')).match([
+      /^ast_ev_001 complies again after \d+ s$/,
+    ]);
+    should(readableDebug(flow, sidebar.messages, 'command results')).containEql(
+      'ast_ev_001 SET_CHARGE_RATE 7.4 kW: ok',
+    );
+    // The charger accepted the limit and applied nothing: its EV drew 11 kW throughout.
+    should(sim.powerW).equal(11_000);
     should(sidebar.messages.filter((m) => m.name === 'errors')).eql([]);
     should(warnings()).eql([]);
   });
