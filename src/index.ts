@@ -38,6 +38,7 @@ export {
   type CapabilityEvent,
   OcppChargers,
   type OcppChargersOptions,
+  type UnitEvent,
 } from './adapters/ocpp/chargers';
 export {
   type ChargerConfig,

@@ -400,7 +400,8 @@ export class Site implements AdapterHost {
    * A measurement of the asset's power, checked against its setpoint in force (the latest
    * COMPLETED setpoint command): publishes ASSET_DEVIATION when it has not followed for
    * longer than the grace period, ASSET_COMPLIANT when it follows again; with `onDeviation:
-   * 'reapply'`, re-applies the setpoint once per deviation episode.
+   * 'reapply'`, re-applies the setpoint once per deviation episode; `deviated` (the
+   * adapter's own answer) is called once per episode too.
    */
   measured(assetId: string, m: AssetMeasurement): ComplianceState {
     const now = this.clock.now();
@@ -473,6 +474,17 @@ export class Site implements AdapterHost {
           this.onError(
             new Error(
               `re-applying the setpoint of ${t.assetId} after a deviation failed: ${(err as Error).message}`,
+            ),
+          );
+        }
+      }
+      if (m.deviated) {
+        try {
+          m.deviated(t.reason ?? '');
+        } catch (err) {
+          this.onError(
+            new Error(
+              `the adapter's answer to a deviation of ${t.assetId} failed: ${(err as Error).message}`,
             ),
           );
         }

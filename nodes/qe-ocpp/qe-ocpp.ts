@@ -54,11 +54,15 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
     if (c.unit === 'A' || c.unit === 'W') entry.unit = c.unit;
     if (c.purpose === 'TxProfile' || c.purpose === 'TxDefaultProfile') entry.purpose = c.purpose;
     if (typeof c.idTag === 'string' && c.idTag !== '') entry.idTag = c.idTag;
-    if (c.onDeviation === 'reapply' || c.onDeviation === 'report')
+    if (
+      c.onDeviation === 'reapply' ||
+      c.onDeviation === 'report' ||
+      c.onDeviation === 'reapply-other-unit'
+    )
       entry.onDeviation = c.onDeviation;
     else if (c.onDeviation !== undefined && c.onDeviation !== '')
       return new Error(
-        `qe-ocpp: charger [${i}] (${entry.identity}): onDeviation must be report or reapply`,
+        `qe-ocpp: charger [${i}] (${entry.identity}): onDeviation must be report, reapply or reapply-other-unit`,
       );
     if (c.confirm === 'accepted' || c.confirm === 'confirmed') entry.confirm = c.confirm;
     else if (c.confirm !== undefined && c.confirm !== '')

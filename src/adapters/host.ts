@@ -27,6 +27,11 @@ export interface AssetMeasurement {
   atSocMin?: boolean;
   /** On a deviation: report it (default), or re-apply the setpoint once per episode too. */
   onDeviation?: OnDeviation;
+  /**
+   * The adapter's own answer to a lasting deviation, called once per episode after
+   * ASSET_DEVIATION is published (e.g. the OCPP adapter sends its limits in the other unit).
+   */
+  deviated?: (reason: string) => void;
 }
 
 /** The kind of state machine an asset gets: a preset, or a definition of its own. */

@@ -12,7 +12,7 @@
  * and the others in USAGE; each is answered `ok ...` or `error ...`. SIGINT / SIGTERM (or
  * the `quit` command) close the connections cleanly. Quirks of real chargers, for tests of
  * what a central system confirms: --ignore-profile, --no-composite-schedule,
- * --no-smart-charging, --min-current <A>, --apply-delay <ms> (see USAGE).
+ * --no-smart-charging, --min-current <A>, --apply-delay <ms>, --honour-unit <W|A> (see USAGE).
  */
 
 import { parseArgs } from 'node:util';
@@ -56,6 +56,8 @@ Quirks of real chargers (for tests of what a central system confirms):
   --min-current <A>        raise a limit above 0 and below A per phase to A (e.g. 6); 0 pauses
   --apply-delay <ms>       apply an accepted profile only ms later (the composite schedule
                            gives the old limit until then)
+  --honour-unit <W|A>      follow limits in this unit only: a profile in the other unit is
+                           answered Accepted and ignored
   -h, --help               this text
 
 Commands on stdin, one a line (<id>: an identity, or all), each answered "ok <command>" or
@@ -195,6 +197,7 @@ async function main(argv: string[]): Promise<void> {
       'no-smart-charging': { type: 'boolean', default: false },
       'min-current': { type: 'string' },
       'apply-delay': { type: 'string' },
+      'honour-unit': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -217,6 +220,9 @@ async function main(argv: string[]): Promise<void> {
       ? undefined
       : nonNegative('--min-current', values['min-current'], 0);
   const applyDelayMs = nonNegative('--apply-delay', values['apply-delay'], 0);
+  const honourUnit = values['honour-unit'];
+  if (honourUnit !== undefined && honourUnit !== 'W' && honourUnit !== 'A')
+    throw new Error(`--honour-unit must be W or A, got ${honourUnit}`);
   const print = printer(values.json ?? false);
   const line = charger(print);
 
@@ -235,6 +241,7 @@ async function main(argv: string[]): Promise<void> {
       smartCharging: !values['no-smart-charging'],
       minCurrentA,
       applyDelayMs,
+      ...(honourUnit ? { honourUnit: honourUnit as 'W' | 'A' } : {}),
     });
     sim.on('connected', () => line(identity, 'connected', protocol));
     sim.on('disconnected', (e: { code?: number; reason?: string }) =>

@@ -22,7 +22,8 @@
  * false` (SetChargingProfile answered NotImplemented), `minCurrentA` (a limit between 0 and
  * this many A per phase is raised to it, 0 still pauses: the IEC 61851 minimum of 6 A) and
  * `applyDelayMs` (a profile is checked and accepted at once but applied only after the delay;
- * the composite schedule gives the old limit until then).
+ * the composite schedule gives the old limit until then) and `honourUnit` (limits are
+ * followed in one unit only, W or A: a profile in the other is answered Accepted and ignored).
  *
  * The shape: `Station` holds the device state (no I/O); one `Dialect` per OCPP version turns
  * that state into calls and incoming calls into state; `ChargePointSimulator` owns the
@@ -143,6 +144,8 @@ export interface ChargePointSimulatorOptions {
   minCurrentA?: number;
   /** Applies an accepted profile only this many ms later (default 0: at once). */
   applyDelayMs?: number;
+  /** Follows limits only in this unit: a profile in the other is answered Accepted, ignored. */
+  honourUnit?: 'W' | 'A';
 }
 
 /** A change of the limit that the charger applies, and what it draws then. */
@@ -573,8 +576,9 @@ function applyProfile(link: Link, p: SimChargingProfile, ours: number, needTxId:
     if (p.transactionId === undefined ? needTxId : p.transactionId !== st.tx.id) return 'Rejected';
     p.transactionId = st.tx.id;
   }
-  const { quirk, minCurrentA, applyDelayMs } = link.opts;
+  const { quirk, minCurrentA, applyDelayMs, honourUnit } = link.opts;
   if (quirk === 'ignore-profile') return 'Accepted';
+  if (honourUnit && p.chargingSchedule.chargingRateUnit !== honourUnit) return 'Accepted';
   if (minCurrentA !== undefined && minCurrentA > 0) {
     const perAmp = (n?: number) => link.opts.voltage * (n ?? link.opts.phases);
     for (const period of p.chargingSchedule.chargingSchedulePeriod) {
@@ -1179,6 +1183,12 @@ export class ChargePointSimulator extends EventEmitter {
     this.dialect = DIALECTS[this.protocol];
     if (!this.dialect)
       throw new TypeError(`protocol must be ocpp1.6 or ocpp2.0.1, got ${options.protocol}`);
+    if (
+      options.honourUnit !== undefined &&
+      options.honourUnit !== 'W' &&
+      options.honourUnit !== 'A'
+    )
+      throw new TypeError(`honourUnit must be W or A, got ${String(options.honourUnit)}`);
     const cfg: StationConfig = {
       evMaxW: this.opts.evMaxKw * 1000,
       voltage: this.opts.voltage,

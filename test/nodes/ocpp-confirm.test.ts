@@ -26,7 +26,7 @@ async function until(cond: () => boolean, what: string, rounds = 600): Promise<v
   throw new Error(`never happened: ${what}`);
 }
 
-function flow(): FlowNode[] {
+function flow(chargers?: Record<string, unknown>[]): FlowNode[] {
   return onTab([
     coordinator({ commandTimeoutSeconds: 3, retryBaseSeconds: 0.2 }),
     {
@@ -46,7 +46,7 @@ function flow(): FlowNode[] {
       type: 'qe-ocpp',
       coordinator: 'coord',
       server: 'srv',
-      chargers: [
+      chargers: chargers ?? [
         { identity: 'CP001', assetId: 'ev1', confirm: 'confirmed' },
         { identity: 'CP002', assetId: 'ev2' },
       ],
@@ -157,6 +157,33 @@ describe('nodes: qe-ocpp verified dispatch', () => {
     await until(
       () => lastStatus()?.text === 'qe-ocpp.status.connected; CP002: limits not confirmed',
       `CP001 forgotten after its reboot (${lastStatus()?.text})`,
+    );
+  });
+
+  it("onDeviation 'reapply-other-unit' is taken; an unknown one refuses input, naming the charger", async () => {
+    await helper.load(
+      nodeTypes(),
+      flow([{ identity: 'CP001', assetId: 'ev1', onDeviation: 'reapply-other-unit' }]),
+    );
+    const statuses = inbox('statuses');
+    const srv = helper.getNode('srv') as unknown as { ready: Promise<void> };
+    await srv.ready;
+    await until(() => statuses.msgs.length > 0, 'a status');
+    should((statuses.msgs.at(-1) as unknown as StatusMsg).status.text).not.equal(
+      'qe-ocpp.status.misconfigured',
+    );
+    should(siteOf().stateMachine('ev1')).be.ok(); // served: its machine exists
+    await helper.unload();
+
+    await helper.load(
+      nodeTypes(),
+      flow([{ identity: 'CP001', assetId: 'ev1', onDeviation: 'other-unit' }]),
+    );
+    const caught = inbox('caught');
+    helper.getNode('ocpp').receive({ payload: {} } as never);
+    await until(() => caught.msgs.length > 0, 'the error caught');
+    should((caught.msgs[0] as unknown as { error: { message: string } }).error.message).equal(
+      'Error: qe-ocpp: charger [0] (CP001): onDeviation must be report, reapply or reapply-other-unit',
     );
   });
 });

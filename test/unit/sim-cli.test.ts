@@ -141,6 +141,40 @@ describe('qe-sim-charger (the command line)', () => {
     }
   });
 
+  it('--honour-unit A: a limit in W is Accepted and ignored, one in A is applied', async function () {
+    this.timeout(30_000);
+    const central = new TestCentral();
+    await central.listen();
+    const cli = new CliProcess('src/sim/charge-point-cli.ts', [
+      '--url',
+      central.url,
+      '--id',
+      'CP001',
+      '--meter-interval',
+      '0',
+      '--honour-unit',
+      'A',
+    ]);
+    try {
+      await central.waitFor('StatusNotification');
+      const state = async () => {
+        should(await cli.command('state CP001')).containEql({ event: 'ok' });
+        return cli.lines.filter((l) => l.event === 'state').at(-1);
+      };
+      const inW = setProfile('ocpp1.6', { purpose: 'TxDefaultProfile', limit: 5000 });
+      should(await central.call('CP001', 'SetChargingProfile', inW)).eql({ status: 'Accepted' });
+      should(await state()).containEql({ limitW: null });
+      const inA = setProfile('ocpp1.6', { purpose: 'TxDefaultProfile', limit: 10, unit: 'A' });
+      should(await central.call('CP001', 'SetChargingProfile', inA)).eql({ status: 'Accepted' });
+      should(await state()).containEql({ limitW: 6900 }); // 10 A x 230 V x 3
+      should(await cli.command('quit')).containEql({ event: 'ok' });
+      should(await cli.exit()).equal(0);
+    } finally {
+      await cli.kill();
+      await central.close();
+    }
+  });
+
   it('plays faults on commands from stdin and prints the limits it applies as JSON lines', async function () {
     this.timeout(30_000);
     const central = new TestCentral();

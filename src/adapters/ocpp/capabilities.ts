@@ -2,7 +2,8 @@
  * LearnedCapabilities: what the OCPP adapter learned that a charger does not implement
  * (smart charging: SetChargingProfile; GetCompositeSchedule), kept in the site's AssetTable
  * (`capabilities` of each asset of the charger, through the AdapterHost port), told once when
- * learned, forgotten when the charger boots again, and summed up for a node's status.
+ * learned, forgotten when the charger boots again, and summed up for a node's status; also
+ * the unit an asset's limits go in after its configured one was not followed.
  */
 
 import type { AdapterHost } from '../host';
@@ -17,6 +18,15 @@ export interface CapabilityEvent {
   value: false;
   /** What the charger answered (NotImplemented, NotSupported). */
   answer: string;
+  message: string;
+}
+
+/** The unit an asset's limits are sent in from now on (its configured one was not followed). */
+export interface UnitEvent {
+  type: 'capability';
+  identity: string;
+  capability: 'unit';
+  value: 'W' | 'A';
   message: string;
 }
 
@@ -63,10 +73,23 @@ export class LearnedCapabilities {
 
   /** Forgets what was learned of the charger (it booted: it may have been updated). */
   forget(identity: string): void {
-    for (const c of this.byIdentity.get(identity) ?? [])
+    for (const c of this.byIdentity.get(identity) ?? []) {
       for (const name of NAMES)
         for (const key of [name, `${name}Answer`])
           this.host.setCapability(c.assetId, key, undefined);
+      this.host.setCapability(c.assetId, 'unit', undefined);
+    }
+  }
+
+  /** The unit learned for the asset's limits (it did not follow the configured one), if any. */
+  unitOf(assetId: string): 'W' | 'A' | undefined {
+    const u = this.host.capability(assetId, 'unit');
+    return u === 'W' || u === 'A' ? u : undefined;
+  }
+
+  /** Remembers that the asset's limits go in `unit` from now on (until the charger boots). */
+  learnUnit(assetId: string, unit: 'W' | 'A'): void {
+    this.host.setCapability(assetId, 'unit', unit);
   }
 
   /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
@@ -77,6 +100,10 @@ export class LearnedCapabilities {
         list.some((c) => this.lacks(c.assetId, name) !== undefined);
       if (has('smartCharging')) out.push(`${identity}: no smart charging`);
       else if (has('compositeSchedule')) out.push(`${identity}: limits not confirmed`);
+      for (const c of list) {
+        const unit = this.unitOf(c.assetId);
+        if (unit) out.push(`${c.assetId}: limits in ${unit}`);
+      }
     }
     return out;
   }

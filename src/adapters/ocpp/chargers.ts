@@ -13,7 +13,7 @@ import { type Command, CommandType } from '../../commands';
 import { EvChargerState, type StateMachine } from '../../state-machine';
 import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
-import { type CapabilityEvent, LearnedCapabilities } from './capabilities';
+import { type CapabilityEvent, LearnedCapabilities, type UnitEvent } from './capabilities';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
 import { confirmLimit, NOT_IMPLEMENTED } from './confirm';
 import {
@@ -27,7 +27,7 @@ import {
   TranslationError,
 } from './translate';
 
-export type { CapabilityEvent } from './capabilities';
+export type { CapabilityEvent, UnitEvent } from './capabilities';
 
 export interface OcppChargersOptions {
   /** Who holds the state machines (a node id), for sharing them with other users. */
@@ -38,7 +38,7 @@ export interface OcppChargersOptions {
    */
   reapplyDelayMs?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
-  onEvent?: (event: (ChargerEvent | CapabilityEvent) & { assetIds: string[] }) => void;
+  onEvent?: (event: (ChargerEvent | CapabilityEvent | UnitEvent) & { assetIds: string[] }) => void;
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
@@ -55,6 +55,8 @@ const FINAL_RPC_ERRORS = new Set([
   'FormationViolation',
   'ProtocolError',
 ]);
+
+const ON_DEVIATION: readonly unknown[] = ['report', 'reapply', 'reapply-other-unit'];
 
 export class OcppChargers implements Adapter {
   readonly protocol = 'ocpp';
@@ -91,8 +93,10 @@ export class OcppChargers implements Adapter {
         throw new TypeError(`${where} (${c.identity}): ratedKw must be > 0`);
       if (c.meterIntervalSeconds !== undefined && !(c.meterIntervalSeconds > 0))
         throw new TypeError(`${where} (${c.identity}): meterIntervalSeconds must be > 0`);
-      if (c.onDeviation !== undefined && c.onDeviation !== 'report' && c.onDeviation !== 'reapply')
-        throw new TypeError(`${where} (${c.identity}): onDeviation must be report or reapply`);
+      if (c.onDeviation !== undefined && !ON_DEVIATION.includes(c.onDeviation))
+        throw new TypeError(
+          `${where} (${c.identity}): onDeviation must be report, reapply or reapply-other-unit`,
+        );
       if (c.unit !== undefined && c.unit !== 'W' && c.unit !== 'A')
         throw new TypeError(`${where} (${c.identity}): unit must be W or A`);
       if (c.confirm !== undefined && c.confirm !== 'accepted' && c.confirm !== 'confirmed')
@@ -164,7 +168,10 @@ export class OcppChargers implements Adapter {
     return this.send(cmd, charger);
   }
 
-  private async send(cmd: Command, charger: ChargerConfig): Promise<AdapterResult> {
+  private async send(cmd: Command, configured: ChargerConfig): Promise<AdapterResult> {
+    // Its limits go in the unit learned after a deviation, if any (until it boots).
+    const unit = this.learned.unitOf(configured.assetId);
+    const charger = unit ? { ...configured, unit } : configured;
     const setpoint =
       cmd.type === CommandType.SET_CHARGE_RATE || cmd.type === CommandType.SET_POWER_LIMIT;
     const answer = setpoint ? this.learned.lacks(charger.assetId, 'smartCharging') : undefined;
@@ -385,12 +392,37 @@ export class OcppChargers implements Adapter {
           kind: 'ev-limit',
           kw: last.powerW / 1000,
           intervalMs: (c.meterIntervalSeconds ?? 60) * 1000,
-          ...(c.onDeviation ? { onDeviation: c.onDeviation } : {}),
+          ...(c.onDeviation === 'reapply-other-unit'
+            ? { deviated: (reason: string) => this.otherUnit(c, reason) }
+            : c.onDeviation
+              ? { onDeviation: c.onDeviation }
+              : {}),
         });
       } catch (err) {
         this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
       }
     }
+  }
+
+  /**
+   * A lasting deviation with `onDeviation: 'reapply-other-unit'`: the first time (until the
+   * charger boots) its limits go in the other unit from now on, which is told once, and the
+   * setpoint in force is re-applied; once switched, a deviation is only reported (no flipping).
+   */
+  private otherUnit(c: ChargerConfig, reason: string): void {
+    if (this.learned.unitOf(c.assetId)) return;
+    const from = c.unit ?? 'W';
+    const to = from === 'W' ? 'A' : 'W';
+    this.learned.learnUnit(c.assetId, to);
+    this.options.onEvent?.({
+      type: 'capability',
+      identity: c.identity,
+      capability: 'unit',
+      value: to,
+      message: `charger ${c.identity} did not follow its limit in ${from} (${reason}): its limits go in ${to} from now on, until it boots again`,
+      assetIds: [c.assetId],
+    });
+    this.host.reapply(c.assetId, `deviation in ${from}: sent in ${to}`);
   }
 
   /** Moves the machine to `target` by a trigger where one leads there, else by force. */

@@ -37,9 +37,11 @@ export interface ChargerConfig {
   meterIntervalSeconds?: number;
   /**
    * When the measured power is above the limit in force (compliance): 'report' (default:
-   * ASSET_DEVIATION) or 'reapply' (also re-apply it, once per deviation).
+   * ASSET_DEVIATION), 'reapply' (also re-apply it, once per deviation) or
+   * 'reapply-other-unit' (once: send its limits in the other unit, W <-> A, from then until it
+   * boots, and re-apply; for chargers that ignore limits in one unit).
    */
-  onDeviation?: 'report' | 'reapply';
+  onDeviation?: 'report' | 'reapply' | 'reapply-other-unit';
   /**
    * When a setpoint counts as COMPLETED: `confirmed` (default) once the charger's composite
    * schedule (GetCompositeSchedule) applies it, `accepted` on the SetChargingProfile answer.
