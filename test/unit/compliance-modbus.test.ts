@@ -1,92 +1,28 @@
 import should from 'should';
-import {
-  type BatteryConfig,
-  ModbusBatteries,
-  type Telemetry,
-} from '../../src/adapters/modbus/batteries';
-import { ModbusConnection } from '../../src/adapters/modbus/connection';
-import { GENERIC_MAP } from '../../src/adapters/modbus/register-map';
+import type { BatteryConfig } from '../../src/adapters/modbus/batteries';
 import { type Command, CommandStatus } from '../../src/commands';
 import { type AssetCompliant, type AssetDeviation, EventType } from '../../src/event-bus';
-import { BatterySimulator } from '../../src/sim/battery';
-import { Site } from '../../src/site';
+import { batterySite, closeBatterySites, until } from '../helpers/battery-site';
 
 // Compliance end to end over a real Modbus TCP socket: the simulated battery runs the wrong
 // way, the adapter's telemetry feeds the site's check, which publishes ASSET_DEVIATION, then
 // ASSET_COMPLIANT once the battery is fixed. Real time with short periods and a short grace;
 // every wait bounded; nothing asserts on durations.
 
-const open: { close(): Promise<unknown> | unknown }[] = [];
-afterEach(async () => {
-  for (const x of open.splice(0).reverse()) await x.close();
-});
+afterEach(closeBatterySites);
 
-async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
+/** A battery that runs the wrong way (50 kW each way), polled every 50 ms, a 150 ms grace. */
 async function setup(battery: Partial<BatteryConfig> = {}) {
-  const sim = new BatterySimulator({
-    tickMs: 0,
-    maxChargeKw: 50,
-    maxDischargeKw: 50,
-    wrongWay: true,
-  });
-  await sim.start();
-  open.push({ close: () => sim.close() });
-  const connection = new ModbusConnection({
-    transport: 'tcp',
-    host: '127.0.0.1',
-    port: sim.port,
-    timeoutMs: 200,
-    reconnect: { initialMs: 30, maxMs: 100 },
-  });
-  const site = new Site({
-    siteId: 't',
-    autoDispatch: true,
-    config: {
-      commandTimeoutSeconds: 2,
-      retryBaseSeconds: 0.1,
-      maxRetries: 1,
-      staleStateSeconds: 5,
-    },
+  const { sim, site, telemetry } = await batterySite({
+    sim: { wrongWay: true },
+    batteries: [{ ratedChargeKw: 50, ratedDischargeKw: 50, pollIntervalMs: 50, ...battery }],
+    config: { staleStateSeconds: 5 },
     compliance: { graceMs: { battery: 150 } },
-    onError: () => {},
   });
   const deviations: AssetDeviation[] = [];
   const compliant: AssetCompliant[] = [];
   site.eventBus.subscribe(EventType.ASSET_DEVIATION, (e) => deviations.push(e.payload));
   site.eventBus.subscribe(EventType.ASSET_COMPLIANT, (e) => compliant.push(e.payload));
-  const telemetry: Telemetry[] = [];
-  const fleet = new ModbusBatteries(
-    site,
-    connection,
-    [
-      {
-        assetId: 'b1',
-        unitId: 1,
-        map: GENERIC_MAP,
-        ratedChargeKw: 50,
-        ratedDischargeKw: 50,
-        pollIntervalMs: 50,
-        ...battery,
-      },
-    ],
-    { onTelemetry: (t) => telemetry.push(t) },
-  );
-  connection.start();
-  fleet.start();
-  site.start();
-  open.push(
-    { close: () => connection.close() },
-    { close: () => site.stop() },
-    { close: () => fleet.stop(true) },
-  );
-  await until(() => connection.state === 'connected', 'connected');
   return { sim, site, deviations, compliant, telemetry };
 }
 

@@ -1,94 +1,18 @@
 import should from 'should';
-import {
-  type BatteryConfig,
-  ModbusBatteries,
-  type Telemetry,
-} from '../../src/adapters/modbus/batteries';
+import { ModbusBatteries } from '../../src/adapters/modbus/batteries';
 import { ModbusConnection } from '../../src/adapters/modbus/connection';
 import { GENERIC_MAP, type RegisterMap } from '../../src/adapters/modbus/register-map';
 import { type Command, CommandStatus } from '../../src/commands';
-import { BatterySimulator } from '../../src/sim/battery';
 import { Site } from '../../src/site';
+import { batterySite, closeBatterySites, closeLater, until } from '../helpers/battery-site';
 
 // The battery adapter through a real Modbus TCP connection to the simulated battery, inside a
 // Site whose loop dispatches straight through the adapter (autoDispatch). Real time with short
 // periods; every wait bounded; nothing asserts on durations.
 
-const open: { close(): Promise<unknown> | unknown }[] = [];
-afterEach(async () => {
-  for (const x of open.splice(0).reverse()) await x.close();
-});
+afterEach(closeBatterySites);
 
-async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
-
-async function setup(
-  opts: {
-    units?: number[];
-    sim?: Partial<ConstructorParameters<typeof BatterySimulator>[0]>;
-    batteries?: Partial<BatteryConfig>[];
-    config?: Record<string, number>;
-    timeoutMs?: number;
-  } = {},
-) {
-  const units = opts.units ?? [1];
-  const sim = new BatterySimulator({
-    unitIds: units,
-    tickMs: 0,
-    maxChargeKw: 50,
-    maxDischargeKw: 50,
-    ...opts.sim,
-  });
-  await sim.start();
-  open.push({ close: () => sim.close() });
-  const connection = new ModbusConnection({
-    transport: 'tcp',
-    host: '127.0.0.1',
-    port: sim.port,
-    timeoutMs: opts.timeoutMs ?? 200,
-    reconnect: { initialMs: 30, maxMs: 100 },
-  });
-  const site = new Site({
-    siteId: 't',
-    autoDispatch: true,
-    config: {
-      commandTimeoutSeconds: 2,
-      retryBaseSeconds: 0.1,
-      maxRetries: 1,
-      staleStateSeconds: 1,
-      ...opts.config,
-    },
-    onError: () => {},
-  });
-  const telemetry: Telemetry[] = [];
-  const configs: BatteryConfig[] = units.map((unitId, i) => ({
-    assetId: `b${unitId}`,
-    unitId,
-    map: GENERIC_MAP,
-    ratedChargeKw: 60,
-    ratedDischargeKw: 60,
-    pollIntervalMs: 100,
-    ...(opts.batteries?.[i] ?? {}),
-  }));
-  const fleet = new ModbusBatteries(site, connection, configs, {
-    onTelemetry: (t) => telemetry.push(t),
-  });
-  connection.start();
-  fleet.start();
-  site.start();
-  open.push(
-    { close: () => connection.close() },
-    { close: () => site.stop() },
-    { close: () => fleet.stop(true) },
-  );
-  await until(() => connection.state === 'connected', 'connected');
-  return { sim, connection, site, fleet, telemetry };
-}
+const setup = batterySite;
 
 const settled = (c: Command | undefined) =>
   c !== undefined && ['COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCELLED'].includes(c.status);
@@ -269,7 +193,7 @@ describe('ModbusBatteries (loopback, simulated battery)', () => {
       { assetId: 'b1', unitId: 1, map: GENERIC_MAP, ratedChargeKw: 60, ratedDischargeKw: 60 },
     ]);
     next.start();
-    open.push({ close: () => next.stop(true) });
+    closeLater({ close: () => next.stop(true) });
     await until(() => writes() === before + 1, 'written again', 800);
     should(sim.state(1).requestedKw).equal(4);
     const again = site.engine.getCommands().filter((x) => x.reapplyOf === c?.id);
