@@ -133,6 +133,33 @@ describe('OCPP faults (loopback, real sockets)', () => {
         should(limits).eql(['6000', '6000', '9000']);
       });
 
+      it('a redeploy of the adapter alone (the charger stays connected) re-applies the setpoint in force', async () => {
+        const { central, port } = await startCentral();
+        const { site, fleet } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }]);
+        const limits: string[] = [];
+        const cp = charger(port, 'CP1', protocol);
+        on(cp, 'SetChargingProfile', ({ params }) => {
+          limits.push(limitOf(params));
+          return { status: 'Accepted' };
+        });
+        await boot(cp, protocol);
+        await until(() => site.getStateMachine('ev1')?.currentState === 'AVAILABLE', 'AVAILABLE');
+        const [c] = site.submit({ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 6 });
+        await until(() => c?.status === CommandStatus.COMPLETED, 'COMPLETED');
+        await until(() => limits.length >= 1, 'sent');
+        const before = limits.length;
+        fleet.stop();
+        const next = new OcppChargers(site, central, [{ identity: 'CP1', assetId: 'ev1' }], {
+          reapplyDelayMs: 20,
+        });
+        next.start();
+        await until(() => limits.length === before + 1, 're-applied after the redeploy');
+        should(limits.at(-1)).equal('6000');
+        const again = site.engine.getCommands().filter((x) => x.reapplyOf === c?.id);
+        should(again.map((x) => x.history[0]?.reason)).eql([`re-apply ${c?.id}: adapter started`]);
+        next.stop(true);
+      });
+
       it('a charger that never answers: the command ends TIMED_OUT, not FAILED', async () => {
         const { central, port } = await startCentral({ callTimeoutMs: 100 });
         const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1' }], {
