@@ -86,6 +86,12 @@ export interface Command {
   source: CommandSource | null;
   /** Set on a command that re-applies the setpoint of command `reapplyOf` (engine.reapply). */
   reapplyOf?: string;
+  /**
+   * Set when the site's limits changed the setpoint: what the schedule asked, kW (`valueKw`
+   * is what is applied), and the limit that bound it (see `Allocation.boundBy`).
+   */
+  askedKw?: number;
+  limitedBy?: string;
   lastError: string | null;
   /** Why a PENDING command is held back (asset faulted or unavailable), or null. */
   holdReason: string | null;
@@ -117,6 +123,8 @@ export interface CommandJSON {
   scheduleId: string | null;
   source: CommandSource | null;
   reapplyOf?: string;
+  askedKw?: number;
+  limitedBy?: string;
   lastError: string | null;
   holdReason: string | null;
   nextAttemptAt: string | null;
@@ -223,6 +231,8 @@ const iso = (d: Date | null): string | null => (d === null ? null : isoString(d)
 export function commandToJSON(cmd: Command): CommandJSON {
   const json = commandJSON(cmd);
   if (cmd.reapplyOf !== undefined) json.reapplyOf = cmd.reapplyOf;
+  if (cmd.askedKw !== undefined) json.askedKw = cmd.askedKw;
+  if (cmd.limitedBy !== undefined) json.limitedBy = cmd.limitedBy;
   return json;
 }
 
@@ -562,6 +572,14 @@ export function commandFromJSON(json: CommandJSON, index?: number, shared?: Shar
   base.status = json.status;
   const reapplyOf = text(json.reapplyOf, 'reapplyOf');
   if (reapplyOf !== null) base.reapplyOf = reapplyOf;
+  if (json.askedKw !== undefined && json.askedKw !== null) {
+    const a = json.askedKw;
+    if (typeof a !== 'number' || !Number.isFinite(a) || a < 0 || a > MAX_POWER_KW)
+      fail('askedKw', `a number from 0 to ${MAX_POWER_KW} (kW)`, a);
+    base.askedKw = a;
+  }
+  const limitedBy = text(json.limitedBy, 'limitedBy');
+  if (limitedBy !== null) base.limitedBy = limitedBy;
   base.attempts = attempts;
   base.lastError = text(json.lastError, 'lastError');
   base.holdReason = text(json.holdReason, 'holdReason');

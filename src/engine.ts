@@ -179,6 +179,13 @@ export interface EngineJSON {
 
 export type TimeInput = number | Date | string;
 
+/** See `DispatchEngine.rateSetpoints`. */
+export interface RateSetpoints {
+  plan?: Command;
+  inFlight: Command[];
+  last?: Command;
+}
+
 export class DispatchEngine {
   readonly eventBus: EventBus;
   readonly adapterRegistry: AdapterRegistry;
@@ -462,6 +469,82 @@ export class DispatchEngine {
     }
     if (fresh.length > 0) this.register(fresh, now, false);
     return out;
+  }
+
+  /**
+   * The rate setpoints (SET_CHARGE_RATE / SET_DISCHARGE_RATE) of an asset at `now`, for the
+   * site's limits: `plan`, the one in force by `reapply`'s rule (latest begun and not ended,
+   * not cancelled nor refused, whatever its status); `inFlight`, those on their way to the
+   * device; `last`, the latest finished one in force (the device may hold it).
+   */
+  rateSetpoints(assetId: string, now: number): RateSetpoints {
+    const live = (c: Command) =>
+      SETPOINT_TYPES.has(c.type) &&
+      c.type !== CommandType.SET_POWER_LIMIT &&
+      c.scheduledAt.getTime() <= now &&
+      (c.validUntil === null || c.validUntil.getTime() > now);
+    const out: RateSetpoints = { inFlight: [] };
+    const last = this.lastSetpoint.get(`${assetId}\u0000rate`);
+    if (last && live(last)) out.last = out.plan = last;
+    for (const { cmd } of this.active.get(assetId) ?? []) {
+      if (!live(cmd)) continue;
+      if (inFlight(cmd.status)) out.inFlight.push(cmd);
+      if (!out.plan || cmd.scheduledAt.getTime() >= out.plan.scheduledAt.getTime()) out.plan = cmd;
+    }
+    return out;
+  }
+
+  /**
+   * Sets what a PENDING rate command will apply, kW, because the site's limits allow less (or,
+   * again, all) of what its schedule asked: `askedKw` keeps the asked value, `limitedBy` the
+   * limit that bound it. Returns false when the command is not PENDING (nothing changed).
+   */
+  limitSetpoint(command: Command | string, valueKw: number, limitedBy: string | null): boolean {
+    const cmd = this.slotOf(command).cmd;
+    if (cmd.status !== CommandStatus.PENDING) return false;
+    const asked = cmd.askedKw ?? cmd.valueKw;
+    cmd.valueKw = valueKw;
+    if (limitedBy === null || valueKw === asked) {
+      delete cmd.askedKw;
+      delete cmd.limitedBy;
+    } else {
+      cmd.askedKw = asked;
+      cmd.limitedBy = limitedBy;
+    }
+    this.changed(cmd);
+    return true;
+  }
+
+  /**
+   * Re-applies the rate setpoint in force with another value, kW signed (+ charge, - a
+   * battery's discharge), because the site's limits changed: a new tracked command like
+   * `reapply`'s (`<id>~n`, due now, valid as long as the one in force), carrying the asked
+   * value and `limitedBy`. Nothing when no rate setpoint is in force or it is still PENDING
+   * (it will be limited as it leaves). Returns the new command, or null.
+   */
+  reallocate(
+    assetId: string,
+    kw: number,
+    limitedBy: string | null,
+    reason: string,
+  ): Command | null {
+    const now = this.clock.now();
+    const plan = this.rateSetpoints(assetId, now).plan;
+    if (!plan || plan.status === CommandStatus.PENDING) return null;
+    const c = this.reapplyCommand(plan, `limits: ${reason}`, now);
+    const asked = plan.askedKw ?? plan.valueKw;
+    c.valueKw = Math.abs(kw) === 0 ? 0 : Math.abs(kw);
+    if (kw < 0) c.type = CommandType.SET_DISCHARGE_RATE;
+    else if (kw > 0 && c.type === CommandType.SET_DISCHARGE_RATE)
+      c.type = CommandType.SET_CHARGE_RATE;
+    delete c.askedKw;
+    delete c.limitedBy;
+    if (limitedBy !== null && c.valueKw !== asked) {
+      c.askedKw = asked;
+      c.limitedBy = limitedBy;
+    }
+    this.register([c], now, false);
+    return c;
   }
 
   private reapplyCommand(orig: Command, reason: string, now: number): Command {

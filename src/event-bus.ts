@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from './clock';
 import { type CommandJSON, isoTime } from './commands';
+import type { LimitInForce } from './limits/types';
 
 export enum EventType {
   COMMAND_CREATED = 'COMMAND_CREATED',
@@ -13,6 +14,8 @@ export enum EventType {
   SCHEDULE_RECEIVED = 'SCHEDULE_RECEIVED',
   ASSET_DEVIATION = 'ASSET_DEVIATION',
   ASSET_COMPLIANT = 'ASSET_COMPLIANT',
+  SETPOINT_LIMITED = 'SETPOINT_LIMITED',
+  LIMITS_CHANGED = 'LIMITS_CHANGED',
 }
 
 export const EVENT_TYPES: readonly EventType[] = Object.values(EventType);
@@ -65,6 +68,27 @@ export interface AssetCompliant {
   deviatedForMs: number;
 }
 
+/** Payload of SETPOINT_LIMITED: the site's limits changed what a setpoint applies. */
+export interface SetpointLimited {
+  assetId: string;
+  /** The command that carries it (the one leaving, or a new re-allocation `<id>~n`). */
+  commandId: string;
+  /** What the schedule asked, kW signed (+ import/charge, - a battery's discharge). */
+  askedKw: number;
+  /** What goes to the device, kW signed. */
+  kw: number;
+  /** The limit that bound it (see `Allocation.boundBy`), or why it waits. */
+  boundBy: string | null;
+  /** What started the allocation: 'dispatch', 'meter building', 'cap dso-1 (grid-operator)', ... */
+  reason: string;
+}
+
+/** Payload of LIMITS_CHANGED: every limit in force, and the meters that count as worst case. */
+export interface LimitsChanged {
+  limits: LimitInForce[];
+  staleMeters: string[];
+}
+
 export interface EventPayloads {
   [EventType.COMMAND_CREATED]: CommandJSON;
   [EventType.COMMAND_DISPATCHED]: CommandJSON;
@@ -77,6 +101,8 @@ export interface EventPayloads {
   [EventType.SCHEDULE_RECEIVED]: ScheduleSummary;
   [EventType.ASSET_DEVIATION]: AssetDeviation;
   [EventType.ASSET_COMPLIANT]: AssetCompliant;
+  [EventType.SETPOINT_LIMITED]: SetpointLimited;
+  [EventType.LIMITS_CHANGED]: LimitsChanged;
 }
 
 export interface BusEvent<T extends EventType = EventType> {

@@ -21,6 +21,7 @@ import {
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
 import { EventBus, EventType } from './event-bus';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
+import { type LimiterJSON, SiteLimiter } from './site-limits';
 import {
   BATTERY_DEFINITION,
   EV_CHARGER_DEFINITION,
@@ -79,6 +80,11 @@ export interface SiteOptions {
   onError?: (error: Error) => void;
   /** Tolerances and grace periods of the compliance check (measurements vs setpoints). */
   compliance?: Omit<ComplianceOptions, 'clock'>;
+  /**
+   * The site's circuits, how its assets hang off them, and its meters (`LimitsConfig`,
+   * validated: a LimitsConfigError names the field). None: setpoints go out as asked.
+   */
+  limits?: unknown;
 }
 
 export interface SiteJSON {
@@ -88,6 +94,8 @@ export interface SiteJSON {
   engine: EngineJSON;
   /** Which dispatcher submitted each unfinished command. */
   owners: Record<string, string>;
+  /** The dynamic caps in force (a site with limits). */
+  limits?: LimiterJSON;
 }
 
 export class Site implements AdapterHost {
@@ -105,6 +113,8 @@ export class Site implements AdapterHost {
   readonly assets: AssetTable;
   /** Decides from measurements whether each asset follows its setpoint in force. */
   readonly compliance: ComplianceMonitor;
+  /** Keeps setpoints within the circuits' limits; null for a site without limits. */
+  readonly limiter: SiteLimiter | null;
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
   private readonly sinks = new Map<string, DueCommandSink>();
@@ -162,6 +172,7 @@ export class Site implements AdapterHost {
       config: options.config ?? {},
     };
     let engine: DispatchEngine | null = null;
+    let savedLimits: unknown;
     if (this.store) {
       try {
         const doc = this.store.load();
@@ -180,6 +191,7 @@ export class Site implements AdapterHost {
           const problems: RestoreProblem[] = [];
           const report = (p: RestoreProblem) => problems.push(p);
           engine = DispatchEngine.restore(site.engine, deps, report);
+          savedLimits = site.limits;
           for (const [id, owner] of restoreEntries(site.owners, 'owners', report)) {
             if (typeof owner !== 'string') {
               report(problemAt('owners', id, `must be a dispatcher id, got ${shown(owner)}`));
@@ -215,11 +227,26 @@ export class Site implements AdapterHost {
       }
     }
     this.engine = engine ?? new DispatchEngine(deps);
+    this.limiter =
+      options.limits === undefined || options.limits === null
+        ? null
+        : new SiteLimiter(options.limits, {
+            clock: this.clock,
+            engine: this.engine,
+            eventBus: this.eventBus,
+          });
+    if (this.limiter && savedLimits !== undefined) {
+      for (const p of this.limiter.restore(savedLimits)) this.onError(new Error(p));
+    }
     // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
       if (isFinal(cmd.status)) this.owners.delete(cmd.id);
       if (cmd.status === CommandStatus.COMPLETED) this.noteCompleted(cmd);
+      if (this.limiter && isFinal(cmd.status)) {
+        this.limiter.commandFinished(cmd);
+        this.arm();
+      }
       this.scheduleSave();
     });
     const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => this.scheduleSave());
@@ -272,7 +299,10 @@ export class Site implements AdapterHost {
   async runOnce(): Promise<void> {
     const now = this.clock.now();
     this.engine.checkTimeouts(now);
+    this.limiter?.tick();
     const due = this.engine.getPendingCommands(now);
+    // Every rate setpoint of a steered asset leaves with at most what fits.
+    this.limiter?.beforeDispatch(due);
     let waiting = false;
     const first = this.sinks.values().next().value as DueCommandSink | undefined;
     for (const cmd of due) {
@@ -308,6 +338,8 @@ export class Site implements AdapterHost {
     const now = this.clock.now();
     const interval = this.engine.config.dispatchIntervalSeconds * 1000;
     let at = this.engine.nextWakeAt();
+    const limitsAt = this.limiter?.nextWakeAt() ?? null;
+    if (limitsAt !== null && (at === null || limitsAt < at)) at = limitsAt;
     if (at === null || at > now + interval) at = now + interval;
     if (notBefore !== undefined && at < notBefore) at = notBefore;
     if (!force && this.timer !== null && this.timerAt !== null && this.timerAt <= at) return;
@@ -589,6 +621,41 @@ export class Site implements AdapterHost {
 
   // ------------------------------------------------------------ persistence
 
+  // ------------------------------------------------------------ limits
+
+  /**
+   * A meter reading of uncontrolled load (`MeterReading`): recorded, then setpoints
+   * re-allocated. Throws a MeterReadingError naming the field, or an Error for a site
+   * without limits.
+   */
+  measure(reading: unknown): Command[] {
+    const made = this.needLimiter().measure(reading);
+    this.arm(true);
+    return made;
+  }
+
+  /** Sets or clears a dynamic cap (`DynamicCap`), then re-allocates. Throws a CapError. */
+  setCap(cap: unknown): Command[] {
+    const made = this.needLimiter().setCap(cap);
+    this.scheduleSave();
+    this.arm(true);
+    return made;
+  }
+
+  /** What the asset may draw when the gateway is gone, kW, from the site's limits. */
+  failsafeKw(assetId: string): number | undefined {
+    return this.limiter?.failsafeKw(assetId);
+  }
+
+  private needLimiter(): SiteLimiter {
+    if (!this.limiter) {
+      throw new Error(
+        `site ${this.siteId} has no limits: give it circuits, assets and meters (the coordinator's Limits) first`,
+      );
+    }
+    return this.limiter;
+  }
+
   toJSON(): SiteJSON {
     const owners: Record<string, string> = {};
     for (const [id, o] of this.owners) if (this.engine.getCommand(id)) owners[id] = o;
@@ -598,6 +665,7 @@ export class Site implements AdapterHost {
       siteId: this.siteId,
       engine: this.engine.toJSON(),
       owners,
+      ...(this.limiter ? { limits: this.limiter.toJSON() } : {}),
     };
   }
 

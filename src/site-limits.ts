@@ -1,0 +1,290 @@
+/**
+ * SiteLimiter: keeps a site's setpoints within its circuits' limits, between the engine and
+ * the devices. It owns the site's validated limits (`src/limits/`), the meter readings and
+ * the limit sources, and applies the allocator:
+ * - as rate setpoints are about to leave (`beforeDispatch`, from Site's loop): each gets at
+ *   most what fits; the asked value stays on the command (`askedKw`, `limitedBy`);
+ * - when a reading, a cap, a schedule's limit, a meter's staleness or a finished command
+ *   changes what fits (`rebalance`): a setpoint that must come down goes out at once as a
+ *   tracked command (`engine.reallocate`), one that may go up goes out at most once every
+ *   `minIntervalS` and only when it moves by `hysteresisKw` or more. Break before make: an
+ *   increase only takes what fits while every other device may still be on its old value.
+ * It publishes SETPOINT_LIMITED for each setpoint it changed and LIMITS_CHANGED when the
+ * limits in force (with their sources) or the stale meters change. Time comes from the clock;
+ * Site calls `tick` when `nextWakeAt` comes (a cap expires, a meter goes stale).
+ */
+
+import type { Clock } from './clock';
+import { type Command, CommandType, isFinal } from './commands';
+import type { DispatchEngine } from './engine';
+import { type EventBus, EventType, type LimitsChanged } from './event-bus';
+import { allocate, planChanges } from './limits/allocator';
+import { failsafeShares, validateLimits } from './limits/circuits';
+import { MeterReadings } from './limits/meters';
+import { LimitSources } from './limits/sources';
+import type {
+  Allocation,
+  AllocationRequest,
+  DynamicCap,
+  LimitInForce,
+  SiteLimits,
+} from './limits/types';
+
+/** What the limiter saves with the site: the dynamic caps and the schedule's limits. */
+export interface LimiterJSON {
+  caps: DynamicCap[];
+}
+
+const WAITING = 'waiting for other assets to come down first';
+
+/** kW signed of a rate command: + charge, - discharge. */
+function signedKw(cmd: Command, kw = cmd.valueKw): number {
+  return cmd.type === CommandType.SET_DISCHARGE_RATE ? -kw : kw;
+}
+
+/** `v` moved towards zero so that it does not pass `target` (same sign as target). */
+function within(target: number, v: number): number {
+  return target >= 0 ? Math.min(Math.max(v, 0), target) : Math.max(Math.min(v, 0), target);
+}
+
+export interface SiteLimiterDeps {
+  clock: Clock;
+  engine: DispatchEngine;
+  eventBus: EventBus;
+}
+
+export class SiteLimiter {
+  readonly limits: SiteLimits;
+  readonly meters: MeterReadings;
+  readonly sources: LimitSources;
+  private readonly clock: Clock;
+  private readonly engine: DispatchEngine;
+  private readonly bus: EventBus;
+  private readonly minIntervalMs: number;
+  private readonly hysteresisKw: number;
+  private readonly shares: Map<string, number>;
+  private lastIncreaseAt = Number.NEGATIVE_INFINITY;
+  /** A rebalance is owed at this time (an increase that waits for its interval), or null. */
+  private owedAt: number | null = null;
+  private lastPublished = '';
+
+  constructor(config: unknown, deps: SiteLimiterDeps) {
+    this.limits = validateLimits(config);
+    this.clock = deps.clock;
+    this.engine = deps.engine;
+    this.bus = deps.eventBus;
+    this.meters = new MeterReadings(this.limits);
+    this.sources = new LimitSources(this.limits);
+    this.minIntervalMs = (this.limits.config.minIntervalS ?? 5) * 1000;
+    this.hysteresisKw = this.limits.config.hysteresisKw ?? 0.1;
+    this.shares = failsafeShares(this.limits);
+  }
+
+  /** Whether the limits steer this asset. */
+  has(assetId: string): boolean {
+    return this.limits.assets.has(assetId);
+  }
+
+  /** What the asset may draw when the gateway is gone, kW (its failsafe share). */
+  failsafeKw(assetId: string): number | undefined {
+    return this.shares.get(assetId);
+  }
+
+  /** Records a meter reading (throws a MeterReadingError naming the field) and re-allocates. */
+  measure(reading: unknown): Command[] {
+    const now = this.clock.now();
+    this.meters.record(reading, now);
+    const meter = (reading as { meter?: unknown }).meter;
+    return this.rebalance(`meter ${String(meter)}`);
+  }
+
+  /** Sets (or, with `clear: true`, removes) a dynamic cap (throws a CapError) and re-allocates. */
+  setCap(cap: unknown): Command[] {
+    this.sources.setCap(cap, this.clock.now());
+    const c = cap as { id?: unknown; source?: unknown };
+    return this.rebalance(`cap ${String(c.id)}${c.source ? ` (${String(c.source)})` : ''}`);
+  }
+
+  /** The schedule's own import limit on the root, per slot; replaces the previous schedule's. */
+  setScheduleLimits(
+    scheduleId: string,
+    slots: { from: number; until: number | null; importKw: number }[],
+  ): Command[] {
+    this.sources.setScheduleLimits(scheduleId, slots);
+    return this.rebalance(`schedule ${scheduleId}`);
+  }
+
+  /** Every limit in force now, and where it came from. */
+  inForce(): LimitInForce[] {
+    return this.sources.inForce(this.clock.now());
+  }
+
+  /** When the limiter must look again (a cap expires, a meter goes stale, an owed increase). */
+  nextWakeAt(): number | null {
+    const now = this.clock.now();
+    const times = [this.sources.nextChangeAt(now), this.meters.nextStaleAt(now), this.owedAt];
+    let at: number | null = null;
+    for (const t of times) if (t !== null && (at === null || t < at)) at = t;
+    return at;
+  }
+
+  /** Site's timer came: re-allocate when something changed by the clock. */
+  tick(): Command[] {
+    const at = this.nextWakeAt();
+    if (at === null || at > this.clock.now()) return [];
+    this.owedAt = null;
+    return this.rebalance('time');
+  }
+
+  /** A command finished: a confirmed decrease may make room for an owed increase. */
+  commandFinished(cmd: Command): void {
+    if (!isFinal(cmd.status) || !this.has(cmd.assetId)) return;
+    if (cmd.type !== CommandType.SET_CHARGE_RATE && cmd.type !== CommandType.SET_DISCHARGE_RATE)
+      return;
+    const at = Math.max(this.clock.now(), this.lastIncreaseAt + this.minIntervalMs);
+    if (this.owedAt === null || at < this.owedAt) this.owedAt = at;
+  }
+
+  /**
+   * Limits the due rate setpoints of steered assets to what fits, in place (the engine's
+   * `limitSetpoint`), and brings down other assets where the new ones need room.
+   */
+  beforeDispatch(due: readonly Command[]): void {
+    const mine = due.filter(
+      (c) =>
+        this.has(c.assetId) &&
+        (c.type === CommandType.SET_CHARGE_RATE || c.type === CommandType.SET_DISCHARGE_RATE) &&
+        c.reapplyOf === undefined,
+    );
+    // Re-applies and the limiter's own commands carry an allocation already; a new slot's
+    // setpoint is allocated as it leaves.
+    if (mine.length === 0) return;
+    this.allocateAndSend('dispatch', mine);
+  }
+
+  /** Re-allocates every steered asset now; returns the commands it made. */
+  rebalance(reason: string): Command[] {
+    return this.allocateAndSend(reason, []);
+  }
+
+  private allocateAndSend(reason: string, due: readonly Command[]): Command[] {
+    const now = this.clock.now();
+    const dueBy = new Map(due.map((c) => [c.assetId, c]));
+    const requests: AllocationRequest[] = [];
+    const committed = new Map<string, number>();
+    for (const assetId of this.limits.assets.keys()) {
+      const s = this.engine.rateSetpoints(assetId, now);
+      const leaving = dueBy.get(assetId);
+      const plan = leaving ?? s.plan;
+      requests.push({ assetId, kw: plan ? signedKw(plan, plan.askedKw ?? plan.valueKw) : 0 });
+      // What the device may be doing: the highest of what it last took and what is on its way.
+      let c: number | null = s.last ? signedKw(s.last) : null;
+      for (const f of s.inFlight) c = c === null ? signedKw(f) : Math.max(c, signedKw(f));
+      committed.set(assetId, c ?? 0);
+    }
+    const loads = this.meters.loads(now);
+    const effective = this.sources.effective(now);
+    const targets = allocate(this.limits, requests, loads, effective);
+    const changes = planChanges(
+      this.limits,
+      targets,
+      committed,
+      loads,
+      effective,
+      this.hysteresisKw,
+    );
+    const made: Command[] = [];
+    let increased = false;
+    let owed = false;
+    const paced = now < this.lastIncreaseAt + this.minIntervalMs;
+    for (const t of targets) {
+      const before = committed.get(t.assetId) ?? 0;
+      const leaving = dueBy.get(t.assetId);
+      if (leaving) {
+        // Leaving anyway: what fits now, never above its target.
+        const planned = changes.get(t.assetId);
+        const kw = within(t.kw, planned ?? before);
+        const boundBy = kw !== t.kw ? WAITING : t.boundBy;
+        this.engine.limitSetpoint(leaving, Math.abs(kw), kw === t.askedKw ? null : boundBy);
+        if (kw !== t.askedKw) this.publishLimited(t, leaving, kw, boundBy, reason);
+        if (kw !== t.kw) owed = true;
+        continue;
+      }
+      const kw = changes.get(t.assetId);
+      if (kw === undefined) {
+        if (t.kw !== before && Math.abs(t.kw - before) >= this.hysteresisKw) owed = true;
+        continue;
+      }
+      const up = Math.abs(kw) > Math.abs(before);
+      if (up && paced) {
+        owed = true;
+        continue;
+      }
+      const boundBy = kw !== t.kw ? WAITING : t.boundBy;
+      const cmd = this.engine.reallocate(t.assetId, kw, boundBy, reason);
+      if (!cmd) continue;
+      made.push(cmd);
+      if (up) increased = true;
+      if (kw !== t.kw) owed = true;
+      if (kw !== t.askedKw) this.publishLimited(t, cmd, kw, boundBy, reason);
+    }
+    if (increased) this.lastIncreaseAt = now;
+    if (owed) {
+      const at = Math.max(now, this.lastIncreaseAt + this.minIntervalMs);
+      if (this.owedAt === null || at < this.owedAt) this.owedAt = at;
+    }
+    this.publishLimits(now);
+    return made;
+  }
+
+  private publishLimited(
+    t: Allocation,
+    cmd: Command,
+    kw: number,
+    boundBy: string | null,
+    reason: string,
+  ): void {
+    if (!this.bus.hasSubscribers(EventType.SETPOINT_LIMITED)) return;
+    this.bus.publish(EventType.SETPOINT_LIMITED, {
+      assetId: t.assetId,
+      commandId: cmd.id,
+      askedKw: t.askedKw,
+      kw,
+      boundBy,
+      reason,
+    });
+  }
+
+  /** Publishes LIMITS_CHANGED when the limits in force or the stale meters changed. */
+  publishLimits(now = this.clock.now()): void {
+    const payload: LimitsChanged = {
+      limits: this.sources.inForce(now),
+      staleMeters: this.meters.stale(now),
+    };
+    const key = JSON.stringify(payload);
+    if (key === this.lastPublished) return;
+    this.lastPublished = key;
+    this.bus.publish(EventType.LIMITS_CHANGED, payload);
+  }
+
+  toJSON(): LimiterJSON {
+    return { caps: this.sources.caps() };
+  }
+
+  /** Restores saved caps that have not expired; returns the problems (one per bad cap). */
+  restore(json: unknown): string[] {
+    const problems: string[] = [];
+    const caps = (json as Partial<LimiterJSON> | null)?.caps;
+    if (!Array.isArray(caps)) return problems;
+    const now = this.clock.now();
+    caps.forEach((cap, i) => {
+      if (typeof cap?.expiresAt === 'number' && cap.expiresAt <= now) return;
+      try {
+        this.sources.setCap(cap, now);
+      } catch (err) {
+        problems.push(`limits.caps[${i}]: ${(err as Error).message}`);
+      }
+    });
+    return problems;
+  }
+}
