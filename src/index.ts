@@ -120,10 +120,22 @@ export {
   type EventBusOptions,
   type EventPayloads,
   EventType,
+  type LimitsChanged,
   type ScheduleSummary,
+  type SetpointLimited,
   type StateChange,
   type Unsubscribe,
 } from './event-bus';
+export type {
+  AssetConnection,
+  CircuitLimits,
+  CircuitSpec,
+  DynamicCap,
+  LimitInForce,
+  LimitsConfig,
+  MeterSpec,
+  PhaseConnection,
+} from './limits/types';
 export {
   NET_PROBLEM_TEXTS,
   type NetProblem,
@@ -166,6 +178,7 @@ export {
   type SiteOptions,
   type Timers,
 } from './site';
+export { type LimiterJSON, SiteLimiter, type SiteLimiterDeps } from './site-limits';
 export {
   BATTERY_DEFINITION,
   BatteryState,

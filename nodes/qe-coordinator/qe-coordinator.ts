@@ -23,6 +23,8 @@ interface CoordinatorDef extends NodeDef {
   horizonEnd?: string;
   fallbackKw?: string;
   persist?: boolean;
+  /** The site's limits (LimitsConfig) as JSON text; empty: no limits. */
+  limits?: string;
 }
 
 const NUMERIC: (keyof EngineConfig & keyof CoordinatorDef)[] = [
@@ -56,6 +58,18 @@ export function configFromDef(def: CoordinatorDef): Partial<EngineConfig> | Erro
   return config;
 }
 
+/**
+ * The limits of a coordinator's properties (parsed JSON, validated by the Site), undefined
+ * when the field is empty, or an Error naming the field.
+ */
+export function limitsFromDef(def: CoordinatorDef): unknown {
+  const text = def.limits;
+  if (text === undefined || text === null || (typeof text === 'string' && text.trim() === '')) {
+    return undefined;
+  }
+  return parseJsonObject(text, 'limits', 'qe-coordinator');
+}
+
 export default function (RED: NodeAPI) {
   function QeCoordinator(this: CoordinatorNode, def: CoordinatorDef) {
     RED.nodes.createNode(this, def);
@@ -71,8 +85,10 @@ export default function (RED: NodeAPI) {
 
     const siteId = (def.siteId ?? '').trim() || this.id;
     const config = configFromDef(def);
-    if (config instanceof Error) {
-      this.failure = `qe-coordinator ${siteId}: ${config.message}`;
+    const limits = limitsFromDef(def);
+    if (config instanceof Error || limits instanceof Error) {
+      const bad = config instanceof Error ? config : (limits as Error);
+      this.failure = `qe-coordinator ${siteId}: ${bad.message}`;
       this.error(this.failure);
       return;
     }
@@ -91,7 +107,16 @@ export default function (RED: NodeAPI) {
         topic: 'qe-coordinator',
         payload: { siteId, problems: err instanceof PartialRestoreError ? err.problems : [] },
       });
-    const site = new Site({ siteId, config, store, onError: report });
+    let site: Site;
+    try {
+      site = new Site({ siteId, config, store, onError: report, limits });
+    } catch (err) {
+      // A LimitsConfigError names the field (circuits[1].importKw ...): users refuse input with it.
+      const e = err as Error;
+      this.failure = `qe-coordinator ${siteId}: ${e.name === 'LimitsConfigError' ? 'limits: ' : ''}${e.message}`;
+      this.error(this.failure);
+      return;
+    }
     this.site = site;
     const { loadError } = site;
     if (loadError) {

@@ -17,6 +17,8 @@ export const NODE_TYPES = [
   'qe-asset-state',
   'qe-events',
   'qe-adapter',
+  'qe-meter',
+  'qe-limit',
 ] as const;
 
 export const allNodes = (): NodeInitializer[] => NODE_TYPES.map(load);
