@@ -113,7 +113,9 @@ export default function (RED: NodeAPI) {
     } catch (err) {
       // A LimitsConfigError names the field (circuits[1].importKw ...): users refuse input with it.
       const e = err as Error;
-      this.failure = `qe-coordinator ${siteId}: ${e.name === 'LimitsConfigError' ? 'limits: ' : ''}${e.message}`;
+      const where =
+        e.name === 'LimitsConfigError' && !e.message.startsWith('limits') ? 'limits: ' : '';
+      this.failure = `qe-coordinator ${siteId}: ${where}${e.message}`;
       this.error(this.failure);
       return;
     }
