@@ -66,6 +66,8 @@ export class SiteLimiter {
   private lastIncreaseAt = Number.NEGATIVE_INFINITY;
   /** A rebalance is owed at this time (an increase that waits for its interval), or null. */
   private owedAt: number | null = null;
+  /** When the last allocation ran: `tick` looks for changes by the clock since then. */
+  private lastAllocatedAt = Number.NEGATIVE_INFINITY;
   private lastPublished = '';
 
   constructor(config: unknown, deps: SiteLimiterDeps) {
@@ -130,8 +132,12 @@ export class SiteLimiter {
 
   /** Site's timer came: re-allocate when something changed by the clock. */
   tick(): Command[] {
-    const at = this.nextWakeAt();
-    if (at === null || at > this.clock.now()) return [];
+    // Changes by the clock since the last allocation (a cap expired, a meter went stale): the
+    // times as seen from then, since seen from now they are past and no longer "next".
+    const now = this.clock.now();
+    const since = this.lastAllocatedAt;
+    const times = [this.sources.nextChangeAt(since), this.meters.nextStaleAt(since), this.owedAt];
+    if (!times.some((t) => t !== null && t <= now)) return [];
     this.owedAt = null;
     return this.rebalance('time');
   }
@@ -169,6 +175,7 @@ export class SiteLimiter {
 
   private allocateAndSend(reason: string, due: readonly Command[]): Command[] {
     const now = this.clock.now();
+    this.lastAllocatedAt = now;
     const dueBy = new Map(due.map((c) => [c.assetId, c]));
     const requests: AllocationRequest[] = [];
     const committed = new Map<string, number>();
