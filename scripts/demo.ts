@@ -174,6 +174,20 @@ export function eventLine(e: Core.AnyBusEvent): [string, string, string] {
         `${kw(p.measuredKw)} for setpoint ${kw(p.setpointKw)} (deviated ${Math.round(p.deviatedForMs / 1000)} s)`,
       ];
     }
+    case 'SETPOINT_LIMITED': {
+      const p = e.payload;
+      return [
+        'limited',
+        p.assetId,
+        `${kw(p.askedKw)} -> ${kw(p.kw)}${p.boundBy ? `  (${p.boundBy})` : ''}`,
+      ];
+    }
+    case 'LIMITS_CHANGED': {
+      const p = e.payload;
+      const stale = p.staleMeters.length > 0 ? `; stale: ${p.staleMeters.join(', ')}` : '';
+      const limits = p.limits.map((l) => `${l.target} ${l.limit} ${l.value} (${l.source})`);
+      return ['limits', '-', `${limits.join(', ')}${stale}`];
+    }
     default: {
       const c = e.payload;
       const status = e.type.replace(/^COMMAND_/, '');

@@ -82,9 +82,10 @@ function site(limits: unknown = LIMITS, extra: FlowNode[] = []): FlowNode[] {
 function device(): Cmd[] {
   const seen: Cmd[] = [];
   const adapter = helper.getNode('adapter');
-  helper.getNode('dev').on('input', (msg: { payload: Cmd }) => {
-    seen.push(msg.payload);
-    adapter.receive({ payload: { commandId: msg.payload.id, success: true } } as never);
+  (helper.getNode('dev') as unknown as NodeJS.EventEmitter).on('input', (msg: { payload: Cmd }) => {
+    const cmd = msg.payload;
+    seen.push(cmd);
+    adapter.receive({ payload: { commandId: cmd.id, success: true } } as never);
   });
   return seen;
 }
