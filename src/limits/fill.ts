@@ -1,0 +1,269 @@
+/**
+ * The solver under the allocator: weighted max-min fair sharing of linear capacities
+ * (progressive filling, "water-filling") with priorities, upper bounds and minimums.
+ * Abstract: items and constraints are numbers; `allocator.ts` and `plan.ts` build them.
+ *
+ * Items i get x_i in [0, upper_i], and either 0 or at least min_i. Constraint k:
+ * sum_i coef_ki x_i <= cap_k (coefs > 0; cap may be negative, then its items get 0).
+ * Higher priority classes are filled first; within a class every item grows as weight x t
+ * until it reaches its upper bound or one of its constraints is full (then it freezes there).
+ * Minimums: a first fill ignores them; the items it leaves below their minimum are dropped,
+ * then re-admitted one by one (largest share first) while their minimum still fits beside
+ * the minimums of the admitted ones; a second fill starts every admitted item at its minimum
+ * (x_i = max(min_i, weight x t)). Cost: O((n + k) log(n + k)) per fill, by keeping each
+ * constraint's slope (sum of coef x weight of its growing items) up to date incrementally.
+ */
+
+import { Heap } from '../heap';
+
+export interface FillItem {
+  upper: number;
+  min: number;
+  weight: number;
+  priority: number;
+  /** Constraint indexes, and the coefficient on each (same length). */
+  cons: number[];
+  coefs: number[];
+}
+
+/** `bound` values besides a constraint index. */
+export const BOUND_UPPER = -1;
+export const BOUND_MIN = -2;
+
+const NONE = 0;
+const WAITING = 1;
+const ACTIVE = 2;
+const FROZEN = 3;
+const RELEASE = 0;
+const CAP = 1;
+const EPS = 1e-9;
+
+export interface FillResult {
+  x: Float64Array;
+  /** Per item: the constraint index that stopped it, BOUND_UPPER, or BOUND_MIN (dropped). */
+  bound: Int32Array;
+}
+
+class Filler {
+  readonly x: Float64Array;
+  readonly bound: Int32Array;
+  readonly status: Uint8Array;
+  readonly members: number[][];
+
+  constructor(
+    readonly items: FillItem[],
+    readonly left: Float64Array,
+  ) {
+    this.x = new Float64Array(items.length);
+    this.bound = new Int32Array(items.length).fill(BOUND_UPPER);
+    this.status = new Uint8Array(items.length).fill(NONE);
+    this.members = Array.from({ length: left.length }, () => []);
+    items.forEach((it, i) => {
+      for (const k of it.cons) (this.members[k] as number[]).push(i);
+    });
+  }
+
+  /** Progressive filling of `list` against `left`; with `floors`, items start at their minimum. */
+  fill(list: number[], floors: boolean): void {
+    const { items, left, x, bound, status, members } = this;
+    const K = left.length;
+    const fixed = new Float64Array(K);
+    const slope = new Float64Array(K);
+    const active = new Int32Array(K);
+    const ver = new Int32Array(K);
+    const done = new Uint8Array(K);
+    const heap = new Heap<[number, number, number]>((a, b) => a[0] < b[0]);
+    const evTime: number[] = [];
+    const evItem: number[] = [];
+    const evType: number[] = [];
+    const touch = (k: number) => {
+      ver[k] = (ver[k] as number) + 1;
+      if (done[k] || (active[k] as number) <= 0) return;
+      heap.push([((left[k] as number) - (fixed[k] as number)) / (slope[k] as number), k, ver[k]]);
+    };
+    for (const i of list) {
+      const it = items[i] as FillItem;
+      if (floors && it.min > 0) {
+        status[i] = WAITING;
+        x[i] = it.min;
+        for (let j = 0; j < it.cons.length; j++) {
+          const k = it.cons[j] as number;
+          fixed[k] = (fixed[k] as number) + (it.coefs[j] as number) * it.min;
+        }
+        evTime.push(it.min / it.weight);
+        evItem.push(i);
+        evType.push(RELEASE);
+      } else {
+        status[i] = ACTIVE;
+        x[i] = 0;
+        for (let j = 0; j < it.cons.length; j++) {
+          const k = it.cons[j] as number;
+          slope[k] = (slope[k] as number) + (it.coefs[j] as number) * it.weight;
+          active[k] = (active[k] as number) + 1;
+        }
+      }
+      evTime.push(it.upper / it.weight);
+      evItem.push(i);
+      evType.push(CAP);
+    }
+    const order = evTime.map((_, e) => e);
+    order.sort(
+      (a, b) =>
+        (evTime[a] as number) - (evTime[b] as number) ||
+        (evType[a] as number) - (evType[b] as number),
+    );
+    for (let k = 0; k < K; k++) if ((active[k] as number) > 0) touch(k);
+    let t = 0;
+    let ptr = 0;
+    const freeze = (i: number, k: number) => {
+      const it = items[i] as FillItem;
+      if (status[i] === WAITING) {
+        status[i] = FROZEN;
+        bound[i] = k;
+        return;
+      }
+      const xi = it.weight * t;
+      x[i] = xi;
+      status[i] = FROZEN;
+      bound[i] = k;
+      for (let j = 0; j < it.cons.length; j++) {
+        const k2 = it.cons[j] as number;
+        const c = it.coefs[j] as number;
+        fixed[k2] = (fixed[k2] as number) + c * xi;
+        slope[k2] = (slope[k2] as number) - c * it.weight;
+        active[k2] = (active[k2] as number) - 1;
+        touch(k2);
+      }
+    };
+    for (;;) {
+      let top = heap.peek();
+      while (top && (top[2] !== ver[top[1]] || done[top[1]] || (active[top[1]] as number) <= 0)) {
+        heap.pop();
+        top = heap.peek();
+      }
+      while (ptr < order.length) {
+        const e = order[ptr] as number;
+        const i = evItem[e] as number;
+        const want = evType[e] === RELEASE ? WAITING : ACTIVE;
+        if (status[i] === want) break;
+        ptr++;
+      }
+      const tc = top ? Math.max(t, top[0]) : Number.POSITIVE_INFINITY;
+      const te =
+        ptr < order.length ? (evTime[order[ptr] as number] as number) : Number.POSITIVE_INFINITY;
+      if (tc === Number.POSITIVE_INFINITY && te === Number.POSITIVE_INFINITY) break;
+      if (te <= tc) {
+        const e = order[ptr++] as number;
+        const i = evItem[e] as number;
+        const it = items[i] as FillItem;
+        t = Math.max(t, te);
+        if (evType[e] === RELEASE) {
+          status[i] = ACTIVE;
+          for (let j = 0; j < it.cons.length; j++) {
+            const k = it.cons[j] as number;
+            const c = it.coefs[j] as number;
+            fixed[k] = (fixed[k] as number) - c * it.min;
+            slope[k] = (slope[k] as number) + c * it.weight;
+            active[k] = (active[k] as number) + 1;
+            touch(k);
+          }
+        } else {
+          x[i] = it.upper;
+          status[i] = FROZEN;
+          bound[i] = BOUND_UPPER;
+          for (let j = 0; j < it.cons.length; j++) {
+            const k = it.cons[j] as number;
+            const c = it.coefs[j] as number;
+            fixed[k] = (fixed[k] as number) + c * it.upper;
+            slope[k] = (slope[k] as number) - c * it.weight;
+            active[k] = (active[k] as number) - 1;
+            touch(k);
+          }
+        }
+      } else {
+        const k = (top as [number, number, number])[1];
+        heap.pop();
+        t = tc;
+        done[k] = 1;
+        for (const i of members[k] as number[])
+          if (status[i] === ACTIVE || status[i] === WAITING) freeze(i, k);
+      }
+    }
+  }
+}
+
+/** Solves one problem; `caps` is not modified. */
+export function waterFill(caps: ArrayLike<number>, items: FillItem[]): FillResult {
+  const left = Float64Array.from(caps);
+  const f = new Filler(items, left);
+  const { x, bound } = f;
+  const priorities = [...new Set(items.map((it) => it.priority))].sort((a, b) => b - a);
+  const byPriority = new Map<number, number[]>(priorities.map((p) => [p, []]));
+  items.forEach((it, i) => {
+    byPriority.get(it.priority)?.push(i);
+  });
+  for (const p of priorities) {
+    const cls = byPriority.get(p) as number[];
+    const candidates: number[] = [];
+    for (const i of cls) {
+      const it = items[i] as FillItem;
+      x[i] = 0;
+      if (it.upper <= EPS) bound[i] = BOUND_UPPER;
+      else if (it.min > it.upper + EPS) bound[i] = BOUND_MIN;
+      else candidates.push(i);
+    }
+    f.fill(candidates, false);
+    const below = candidates.filter((i) => (x[i] as number) < (items[i] as FillItem).min - EPS);
+    if (below.length > 0) {
+      const admitted = candidates.filter(
+        (i) => (x[i] as number) >= (items[i] as FillItem).min - EPS,
+      );
+      const floorUse = new Float64Array(left.length);
+      const addFloor = (i: number) => {
+        const it = items[i] as FillItem;
+        for (let j = 0; j < it.cons.length; j++) {
+          const k = it.cons[j] as number;
+          floorUse[k] = (floorUse[k] as number) + (it.coefs[j] as number) * it.min;
+        }
+      };
+      for (const i of admitted) addFloor(i);
+      below.sort(
+        (a, b) =>
+          (x[b] as number) - (x[a] as number) ||
+          (items[b] as FillItem).weight - (items[a] as FillItem).weight ||
+          a - b,
+      );
+      for (const i of below) {
+        const it = items[i] as FillItem;
+        let fits = true;
+        for (let j = 0; j < it.cons.length && fits; j++) {
+          const k = it.cons[j] as number;
+          const lk = left[k] as number;
+          if (
+            (floorUse[k] as number) + (it.coefs[j] as number) * it.min >
+            lk + EPS * Math.max(1, Math.abs(lk))
+          )
+            fits = false;
+        }
+        if (fits) {
+          admitted.push(i);
+          addFloor(i);
+        } else {
+          x[i] = 0;
+          bound[i] = BOUND_MIN;
+        }
+      }
+      f.fill(admitted, true);
+    }
+    for (const i of cls) {
+      const it = items[i] as FillItem;
+      const xi = x[i] as number;
+      if (xi === 0) continue;
+      for (let j = 0; j < it.cons.length; j++) {
+        const k = it.cons[j] as number;
+        left[k] = (left[k] as number) - (it.coefs[j] as number) * xi;
+      }
+    }
+  }
+  return { x, bound };
+}

@@ -1,0 +1,158 @@
+/**
+ * Break before make: `planChanges` says which setpoints to send now so that, whatever order
+ * the devices apply them in, every state on the way fits (when the state committed now
+ * fits). Pure.
+ *
+ * - A change that adds to no limit (less import; less discharge without discharge credit)
+ *   is a decrease: sent at once, to its target.
+ * - A change that adds to some limit (more import, more discharge, less discharge when the
+ *   discharge frees import) is an increase: the increases share, by the allocator's rules,
+ *   only the room left with every asset still at its committed value (the decreases are not
+ *   confirmed yet, so they free nothing); each gets what fits of its way to the target. A
+ *   change across 0 (charge to discharge) goes to 0 first when the rest does not fit.
+ *   The host calls again when decreases are confirmed, and the increases go on.
+ * - A change smaller than `hysteresisKw` is not sent, unless it is a decrease the committed
+ *   state needs (a limit on its circuits is exceeded, or it is above its rating or cap).
+ *
+ * Why any order fits: each limit's usage is monotone in each asset's setpoint, so the worst
+ * intermediate state on a limit is the committed one plus every increase on it, and the
+ * increases are sized so that this fits.
+ */
+
+import { assetUpper, buildConstraints, usageOf } from './allocator';
+import { type FillItem, waterFill } from './fill';
+import type { Allocation, CircuitLoad, EffectiveLimits, ResolvedAsset, SiteLimits } from './types';
+
+interface Move {
+  asset: ResolvedAsset;
+  committed: number;
+  target: number;
+  /** The segment of the way that is an increase: from `from` to `to` (same side of 0). */
+  from: number;
+  to: number;
+  /** Value to send when no increase fits (0 for a crossing whose first leg is a decrease). */
+  fallback: number | null;
+}
+
+/** Values to send now, per asset id. */
+export function planChanges(
+  limits: SiteLimits,
+  targets: Allocation[],
+  committed: Map<string, number>,
+  loads: Map<string, CircuitLoad>,
+  effective: EffectiveLimits,
+  hysteresisKw: number,
+): Map<string, number> {
+  const credit = limits.config.creditDischarge ?? true;
+  const out = new Map<string, number>();
+  // Everyone counted at its committed value: the targets' assets and the others committed.
+  const ids = new Set<string>([...committed.keys(), ...targets.map((t) => t.assetId)]);
+  const all = [...ids].filter((id) => limits.assets.has(id));
+  const assets = all.map((id) => limits.assets.get(id) as ResolvedAsset);
+  const dirs = ['import', 'export'] as const;
+  const built = dirs.map((dir) => buildConstraints(limits, assets, dir, loads, effective));
+  // Room on each constraint with everyone at committed.
+  const room = built.map((b) => Float64Array.from(b.cons.map((c) => c.cap)));
+  all.forEach((id, j) => {
+    const c = committed.get(id) ?? 0;
+    dirs.forEach((dir, d) => {
+      const u = usageOf(c, dir, credit);
+      if (u === 0) return;
+      const o = (built[d] as (typeof built)[0]).of[j] as { cons: number[]; coefs: number[] };
+      const r = room[d] as Float64Array;
+      o.cons.forEach((k, m) => {
+        r[k] = (r[k] as number) - u * (o.coefs[m] as number);
+      });
+    });
+  });
+  const tol = 1e-9;
+  const position = new Map(all.map((id, j) => [id, j]));
+  /** Change of usage on each constraint of asset j when it goes from a to b, per direction. */
+  const delta = (j: number, a: number, b: number, d: number): { k: number; v: number }[] => {
+    const dir = dirs[d] as 'import' | 'export';
+    const du = usageOf(b, dir, credit) - usageOf(a, dir, credit);
+    if (du === 0) return [];
+    const o = (built[d] as (typeof built)[0]).of[j] as { cons: number[]; coefs: number[] };
+    return o.cons.map((k, m) => ({ k, v: du * (o.coefs[m] as number) }));
+  };
+  const adds = (j: number, a: number, b: number) =>
+    dirs.some((_, d) => delta(j, a, b, d).some((e) => e.v > tol));
+  const moves: Move[] = [];
+  for (const t of targets) {
+    const j = position.get(t.assetId);
+    if (j === undefined) continue;
+    const asset = limits.assets.get(t.assetId) as ResolvedAsset;
+    const c = committed.get(t.assetId) ?? 0;
+    const target = t.kw;
+    if (Math.abs(target - c) <= tol) continue;
+    if (!adds(j, c, target)) {
+      // A decrease: sent when big enough, or when the committed state needs it.
+      const needed =
+        Math.abs(c) > assetUpper(asset, c, effective).value + tol ||
+        dirs.some((_, d) =>
+          delta(j, c, target, d).some(
+            (e) => e.v < -tol && ((room[d] as Float64Array)[e.k] as number) < -tol,
+          ),
+        );
+      if (Math.abs(target - c) >= hysteresisKw || needed) out.set(t.assetId, target);
+      continue;
+    }
+    if (Math.abs(target - c) < hysteresisKw) continue;
+    if (c * target < 0) {
+      if (!adds(j, c, 0))
+        moves.push({ asset, committed: c, target, from: 0, to: target, fallback: 0 });
+      else moves.push({ asset, committed: c, target, from: c, to: 0, fallback: null });
+    } else moves.push({ asset, committed: c, target, from: c, to: target, fallback: null });
+  }
+  if (moves.length === 0) return out;
+  // Share the room among the increases: one water-filling over both directions' constraints.
+  const offset = (room[0] as Float64Array).length;
+  const caps = [...(room[0] as Float64Array), ...(room[1] as Float64Array)].map((v) =>
+    Math.max(0, v),
+  );
+  const items: FillItem[] = moves.map((mv) => {
+    const j = position.get(mv.asset.assetId) as number;
+    const len = Math.abs(mv.to - mv.from);
+    const cons: number[] = [];
+    const coefs: number[] = [];
+    dirs.forEach((_, d) => {
+      for (const e of delta(j, mv.from, mv.to, d)) {
+        if (e.v <= tol) continue;
+        cons.push(e.k + (d === 0 ? 0 : offset));
+        coefs.push(e.v / len);
+      }
+    });
+    const fromZero = Math.abs(mv.from) <= tol;
+    return {
+      upper: len,
+      min: fromZero ? Math.min(mv.asset.minKwResolved, len) : 0,
+      weight: mv.asset.weight,
+      priority: mv.asset.priority,
+      cons,
+      coefs,
+    };
+  });
+  const { x } = waterFill(caps, items);
+  moves.forEach((mv, i) => {
+    const len = Math.abs(mv.to - mv.from);
+    let y = x[i] as number;
+    const sign = Math.sign(mv.to - mv.from);
+    const min = mv.asset.minKwResolved;
+    let value = mv.from + sign * y;
+    // Towards 0 (less discharge with credit): never stop between 0 and the minimum.
+    if (
+      Math.abs(value) > tol &&
+      Math.abs(value) < min - tol &&
+      Math.abs(mv.to) < Math.abs(mv.from)
+    ) {
+      value = Math.sign(mv.from) * min;
+      y = Math.abs(value - mv.from);
+      if (Math.abs(value) > Math.abs(mv.from)) y = 0;
+    }
+    const reached = y >= len - tol;
+    if (y > tol && (reached || y >= hysteresisKw))
+      out.set(mv.asset.assetId, reached ? mv.to : value);
+    else if (mv.fallback !== null) out.set(mv.asset.assetId, mv.fallback);
+  });
+  return out;
+}
