@@ -18,9 +18,10 @@ import type { Clock } from './clock';
 import { type Command, CommandType, isFinal } from './commands';
 import type { DispatchEngine } from './engine';
 import { type EventBus, EventType, type LimitsChanged } from './event-bus';
-import { allocate, planChanges } from './limits/allocator';
+import { allocate } from './limits/allocator';
 import { failsafeShares, validateLimits } from './limits/circuits';
 import { MeterReadings } from './limits/meters';
+import { planChanges } from './limits/plan';
 import { LimitSources } from './limits/sources';
 import type {
   Allocation,
@@ -275,7 +276,7 @@ export class SiteLimiter {
   }
 
   toJSON(): LimiterJSON {
-    return { caps: this.sources.caps() };
+    return { caps: this.sources.capList() };
   }
 
   /** Restores saved caps that have not expired; returns the problems (one per bad cap). */
