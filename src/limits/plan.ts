@@ -23,6 +23,9 @@ import { assetUpper, buildConstraints, usageOf } from './allocator';
 import { type FillItem, waterFill } from './fill';
 import type { Allocation, CircuitLoad, EffectiveLimits, ResolvedAsset, SiteLimits } from './types';
 
+/** Added to the priority of moves that free room elsewhere. */
+const FIRST = 1e9;
+
 interface Move {
   asset: ResolvedAsset;
   committed: number;
@@ -105,18 +108,37 @@ export function planChanges(
     } else moves.push({ asset, committed: c, target, from: c, to: target, fallback: null });
   }
   if (moves.length === 0) return out;
+  // A limit binds only where some asset adds to it (imports, or discharges) now or on its
+  // way: an uncontrolled load alone above a limit is not the assets' doing, so a battery may
+  // stop discharging once nothing below draws any more.
+  const binds = room.map((r) => new Uint8Array(r.length));
+  const mark = (j: number, kw: number) => {
+    dirs.forEach((dir, d) => {
+      if (usageOf(kw, dir, credit) <= tol) return;
+      const b = binds[d] as Uint8Array;
+      for (const k of ((built[d] as (typeof built)[0]).of[j] as { cons: number[] }).cons) b[k] = 1;
+    });
+  };
+  all.forEach((id, j) => {
+    mark(j, committed.get(id) ?? 0);
+  });
+  for (const mv of moves) mark(position.get(mv.asset.assetId) as number, mv.to);
   // Share the room among the increases: one water-filling over both directions' constraints.
   const offset = (room[0] as Float64Array).length;
-  const caps = [...(room[0] as Float64Array), ...(room[1] as Float64Array)].map((v) =>
-    Math.max(0, v),
+  const caps = [0, 1].flatMap((d) =>
+    [...(room[d] as Float64Array)].map((v, k) =>
+      (binds[d] as Uint8Array)[k] ? Math.max(0, v) : Number.POSITIVE_INFINITY,
+    ),
   );
   const items: FillItem[] = moves.map((mv) => {
     const j = position.get(mv.asset.assetId) as number;
     const len = Math.abs(mv.to - mv.from);
     const cons: number[] = [];
     const coefs: number[] = [];
+    let frees = false;
     dirs.forEach((_, d) => {
       for (const e of delta(j, mv.from, mv.to, d)) {
+        if (e.v < -tol) frees = true;
         if (e.v <= tol) continue;
         cons.push(e.k + (d === 0 ? 0 : offset));
         coefs.push(e.v / len);
@@ -127,7 +149,10 @@ export function planChanges(
       upper: len,
       min: fromZero ? Math.min(mv.asset.minKwResolved, len) : 0,
       weight: mv.asset.weight,
-      priority: mv.asset.priority,
+      // A move that also frees room elsewhere (a discharge that changes with credit) goes
+      // first: it makes room for the next call's moves, so the plan reaches the targets in
+      // a few calls instead of ever smaller steps.
+      priority: mv.asset.priority + (frees ? FIRST : 0),
       cons,
       coefs,
     };
