@@ -70,16 +70,13 @@ export function planChanges(
   });
   const tol = 1e-9;
   const position = new Map(all.map((id, j) => [id, j]));
-  /** Change of usage on each constraint of asset j when it goes from a to b, per direction. */
-  const delta = (j: number, a: number, b: number, d: number): { k: number; v: number }[] => {
-    const dir = dirs[d] as 'import' | 'export';
-    const du = usageOf(b, dir, credit) - usageOf(a, dir, credit);
-    if (du === 0) return [];
-    const o = (built[d] as (typeof built)[0]).of[j] as { cons: number[]; coefs: number[] };
-    return o.cons.map((k, m) => ({ k, v: du * (o.coefs[m] as number) }));
-  };
-  const adds = (j: number, a: number, b: number) =>
-    dirs.some((_, d) => delta(j, a, b, d).some((e) => e.v > tol));
+  /** Change of usage per unit of coefficient when an asset goes from a to b (every constraint of a direction moves by it times its coefficient, all > 0). */
+  const du = (a: number, b: number, d: number): number =>
+    usageOf(b, dirs[d] as 'import' | 'export', credit) -
+    usageOf(a, dirs[d] as 'import' | 'export', credit);
+  const consOf = (j: number, d: number) =>
+    (built[d] as (typeof built)[0]).of[j] as { cons: number[]; coefs: number[] };
+  const adds = (a: number, b: number) => du(a, b, 0) > tol || du(a, b, 1) > tol;
   const moves: Move[] = [];
   for (const t of targets) {
     const j = position.get(t.assetId);
@@ -88,21 +85,21 @@ export function planChanges(
     const c = committed.get(t.assetId) ?? 0;
     const target = t.kw;
     if (Math.abs(target - c) <= tol) continue;
-    if (!adds(j, c, target)) {
+    if (!adds(c, target)) {
       // A decrease: sent when big enough, or when the committed state needs it.
       const needed =
         Math.abs(c) > assetUpper(asset, c, effective).value + tol ||
-        dirs.some((_, d) =>
-          delta(j, c, target, d).some(
-            (e) => e.v < -tol && ((room[d] as Float64Array)[e.k] as number) < -tol,
-          ),
+        [0, 1].some(
+          (d) =>
+            du(c, target, d) < -tol &&
+            consOf(j, d).cons.some((k) => ((room[d] as Float64Array)[k] as number) < -tol),
         );
       if (Math.abs(target - c) >= hysteresisKw || needed) out.set(t.assetId, target);
       continue;
     }
     if (Math.abs(target - c) < hysteresisKw) continue;
     if (c * target < 0) {
-      if (!adds(j, c, 0))
+      if (!adds(c, 0))
         moves.push({ asset, committed: c, target, from: 0, to: target, fallback: 0 });
       else moves.push({ asset, committed: c, target, from: c, to: 0, fallback: null });
     } else moves.push({ asset, committed: c, target, from: c, to: target, fallback: null });
@@ -116,7 +113,7 @@ export function planChanges(
     dirs.forEach((dir, d) => {
       if (usageOf(kw, dir, credit) <= tol) return;
       const b = binds[d] as Uint8Array;
-      for (const k of ((built[d] as (typeof built)[0]).of[j] as { cons: number[] }).cons) b[k] = 1;
+      for (const k of consOf(j, d).cons) b[k] = 1;
     });
   };
   all.forEach((id, j) => {
@@ -136,14 +133,16 @@ export function planChanges(
     const cons: number[] = [];
     const coefs: number[] = [];
     let frees = false;
-    dirs.forEach((_, d) => {
-      for (const e of delta(j, mv.from, mv.to, d)) {
-        if (e.v < -tol) frees = true;
-        if (e.v <= tol) continue;
-        cons.push(e.k + (d === 0 ? 0 : offset));
-        coefs.push(e.v / len);
-      }
-    });
+    for (const d of [0, 1]) {
+      const per = du(mv.from, mv.to, d) / len;
+      const o = consOf(j, d);
+      if (per < -tol && o.cons.length > 0) frees = true;
+      if (per <= tol) continue;
+      o.cons.forEach((k, m) => {
+        cons.push(k + (d === 0 ? 0 : offset));
+        coefs.push(per * (o.coefs[m] as number));
+      });
+    }
     const fromZero = Math.abs(mv.from) <= tol;
     return {
       upper: len,
