@@ -220,6 +220,7 @@ function solve(
     cons.map((c) => c.cap),
     items,
   );
+  const labels = new Map<number, string>();
   idx.forEach((i, j) => {
     const r = requests[i] as AllocationRequest;
     const asked = Math.abs(r.kw);
@@ -234,7 +235,10 @@ function solve(
         boundBy = `minimum ${fmtKw(a.minKwResolved)}`;
         if (up.value < a.minKwResolved) boundBy += ` above ${up.label}`;
       } else if (b === BOUND_UPPER) boundBy = up.label;
-      else boundBy = constraintLabel(cons[b] as Constraint);
+      else {
+        boundBy = labels.get(b) ?? constraintLabel(cons[b] as Constraint);
+        labels.set(b, boundBy);
+      }
     }
     out[i] = { assetId: r.assetId, askedKw: r.kw, kw: r.kw < 0 ? -given : given, boundBy };
   });
