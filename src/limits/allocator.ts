@@ -55,7 +55,11 @@ export interface Constraint {
   inForce: LimitInForce;
   /** The limit minus the uncontrolled load (import) or generation (export). */
   cap: number;
-  label: string;
+}
+
+/** `circuit feeder-1 importA L2 (config)` */
+export function constraintLabel(c: Constraint): string {
+  return describeLimit(c.inForce, c.phase < 0 ? undefined : PHASES[c.phase]);
 }
 
 /** Uncontrolled load counted against the limit of `c` (import) or generation (export). */
@@ -101,7 +105,6 @@ export function buildConstraints(
         phase: -1,
         inForce: kw,
         cap,
-        label: describeLimit(kw),
       });
     }
     const a = eff?.[aKey];
@@ -115,7 +118,6 @@ export function buildConstraints(
           phase: p,
           inForce: a,
           cap,
-          label: describeLimit(a, PHASES[p]),
         });
       }
     }
@@ -218,10 +220,12 @@ function solve(
     cons.map((c) => c.cap),
     items,
   );
+  const labels = new Map<number, string>();
   idx.forEach((i, j) => {
     const r = requests[i] as AllocationRequest;
     const asked = Math.abs(r.kw);
-    const given = x[j] as number;
+    // Dust from floating point (1e-15 kW) is 0.
+    const given = (x[j] as number) < 1e-9 ? 0 : (x[j] as number);
     const a = assets[i] as ResolvedAsset;
     const b = bound[j] as number;
     let boundBy: string | null = null;
@@ -231,7 +235,10 @@ function solve(
         boundBy = `minimum ${fmtKw(a.minKwResolved)}`;
         if (up.value < a.minKwResolved) boundBy += ` above ${up.label}`;
       } else if (b === BOUND_UPPER) boundBy = up.label;
-      else boundBy = (cons[b] as Constraint).label;
+      else {
+        boundBy = labels.get(b) ?? constraintLabel(cons[b] as Constraint);
+        labels.set(b, boundBy);
+      }
     }
     out[i] = { assetId: r.assetId, askedKw: r.kw, kw: r.kw < 0 ? -given : given, boundBy };
   });
@@ -293,8 +300,9 @@ export function usageOf(kw: number, dir: 'import' | 'export', credit: boolean): 
 
 /**
  * Every way the allocations break a limit in force, a rating, an asset cap, the ask or a
- * minimum; empty when everything fits. A circuit limit counts as broken only when the
- * controllable assets add to it (an uncontrolled load alone above its limit is not theirs).
+ * minimum; empty when everything fits. A circuit limit counts as broken only when some
+ * asset adds to it (imports for an import limit, discharges for an export limit): an
+ * uncontrolled load alone above its limit is not the allocation's doing.
  */
 export function violations(
   limits: SiteLimits,
@@ -331,22 +339,23 @@ export function violations(
     const assets = used.map((a) => limits.assets.get(a.assetId) as ResolvedAsset);
     const { cons, of } = buildConstraints(limits, assets, dir, loads, effective);
     const sum = new Float64Array(cons.length);
+    const adds = new Float64Array(cons.length);
     used.forEach((a, j) => {
       const u = usageOf(a.kw, dir, credit);
       if (u === 0) return;
       const o = of[j] as { cons: number[]; coefs: number[] };
       o.cons.forEach((k, m) => {
         sum[k] = (sum[k] as number) + u * (o.coefs[m] as number);
+        if (u > 0) adds[k] = (adds[k] as number) + u * (o.coefs[m] as number);
       });
     });
     cons.forEach((c, k) => {
-      const own = sum[k] as number;
-      const total = own + (c.inForce.value - c.cap);
+      const total = (sum[k] as number) + (c.inForce.value - c.cap);
       const over = total - c.inForce.value;
-      if (own > tol(c.inForce.value) && over > tol(c.inForce.value)) {
+      if ((adds[k] as number) > tol(c.inForce.value) && over > tol(c.inForce.value)) {
         const unit = c.phase < 0 ? 'kW' : 'A';
         out.push(
-          `${c.label}: ${total.toFixed(3)} ${unit} > ${c.inForce.value} ${unit}, over by ${over.toFixed(3)} ${unit}`,
+          `${constraintLabel(c)}: ${total.toFixed(3)} ${unit} > ${c.inForce.value} ${unit}, over by ${over.toFixed(3)} ${unit}`,
         );
       }
     });

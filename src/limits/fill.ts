@@ -14,7 +14,93 @@
  * constraint's slope (sum of coef x weight of its growing items) up to date incrementally.
  */
 
-import { Heap } from '../heap';
+/**
+ * A min-heap of constraint indexes keyed by `key[k]` (the t at which constraint k is full),
+ * updated in place: no garbage per update, O(log k).
+ */
+class KeyedHeap {
+  private readonly heap: Int32Array;
+  private readonly pos: Int32Array;
+  private size = 0;
+
+  constructor(
+    n: number,
+    readonly key: Float64Array,
+  ) {
+    this.heap = new Int32Array(n);
+    this.pos = new Int32Array(n).fill(-1);
+  }
+
+  /** The index with the smallest key, or -1. */
+  top(): number {
+    return this.size > 0 ? (this.heap[0] as number) : -1;
+  }
+
+  /** Sets the key of k (adding it if absent). */
+  set(k: number, value: number): void {
+    const { heap, pos, key } = this;
+    let i = pos[k] as number;
+    const old = i < 0 ? Number.POSITIVE_INFINITY : (key[k] as number);
+    key[k] = value;
+    if (i < 0) {
+      i = this.size++;
+      heap[i] = k;
+      pos[k] = i;
+      this.up(i);
+    } else if (value < old) this.up(i);
+    else this.down(i);
+  }
+
+  remove(k: number): void {
+    const { heap, pos } = this;
+    const i = pos[k] as number;
+    if (i < 0) return;
+    const last = heap[--this.size] as number;
+    pos[k] = -1;
+    if (i === this.size) return;
+    heap[i] = last;
+    pos[last] = i;
+    this.up(i);
+    this.down(pos[last] as number);
+  }
+
+  private up(i: number): void {
+    const { heap, pos, key } = this;
+    const k = heap[i] as number;
+    const v = key[k] as number;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pk = heap[p] as number;
+      if ((key[pk] as number) <= v) break;
+      heap[i] = pk;
+      pos[pk] = i;
+      i = p;
+    }
+    heap[i] = k;
+    pos[k] = i;
+  }
+
+  private down(i: number): void {
+    const { heap, pos, key } = this;
+    const k = heap[i] as number;
+    const v = key[k] as number;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= this.size) break;
+      const r = l + 1;
+      let c = l;
+      if (r < this.size && (key[heap[r] as number] as number) < (key[heap[l] as number] as number))
+        c = r;
+      const ck = heap[c] as number;
+      if ((key[ck] as number) >= v) break;
+      heap[i] = ck;
+      pos[ck] = i;
+      i = c;
+    }
+    heap[i] = k;
+    pos[k] = i;
+  }
+}
 
 export interface FillItem {
   upper: number;
@@ -70,16 +156,14 @@ class Filler {
     const fixed = new Float64Array(K);
     const slope = new Float64Array(K);
     const active = new Int32Array(K);
-    const ver = new Int32Array(K);
     const done = new Uint8Array(K);
-    const heap = new Heap<[number, number, number]>((a, b) => a[0] < b[0]);
+    const heap = new KeyedHeap(K, new Float64Array(K));
     const evTime: number[] = [];
     const evItem: number[] = [];
     const evType: number[] = [];
     const touch = (k: number) => {
-      ver[k] = (ver[k] as number) + 1;
-      if (done[k] || (active[k] as number) <= 0) return;
-      heap.push([((left[k] as number) - (fixed[k] as number)) / (slope[k] as number), k, ver[k]]);
+      if (done[k] || (active[k] as number) <= 0) heap.remove(k);
+      else heap.set(k, ((left[k] as number) - (fixed[k] as number)) / (slope[k] as number));
     };
     for (const i of list) {
       const it = items[i] as FillItem;
@@ -136,11 +220,7 @@ class Filler {
       }
     };
     for (;;) {
-      let top = heap.peek();
-      while (top && (top[2] !== ver[top[1]] || done[top[1]] || (active[top[1]] as number) <= 0)) {
-        heap.pop();
-        top = heap.peek();
-      }
+      const top = heap.top();
       while (ptr < order.length) {
         const e = order[ptr] as number;
         const i = evItem[e] as number;
@@ -148,7 +228,7 @@ class Filler {
         if (status[i] === want) break;
         ptr++;
       }
-      const tc = top ? Math.max(t, top[0]) : Number.POSITIVE_INFINITY;
+      const tc = top >= 0 ? Math.max(t, heap.key[top] as number) : Number.POSITIVE_INFINITY;
       const te =
         ptr < order.length ? (evTime[order[ptr] as number] as number) : Number.POSITIVE_INFINITY;
       if (tc === Number.POSITIVE_INFINITY && te === Number.POSITIVE_INFINITY) break;
@@ -181,8 +261,8 @@ class Filler {
           }
         }
       } else {
-        const k = (top as [number, number, number])[1];
-        heap.pop();
+        const k = top;
+        heap.remove(k);
         t = tc;
         done[k] = 1;
         for (const i of members[k] as number[])

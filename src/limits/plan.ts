@@ -23,6 +23,9 @@ import { assetUpper, buildConstraints, usageOf } from './allocator';
 import { type FillItem, waterFill } from './fill';
 import type { Allocation, CircuitLoad, EffectiveLimits, ResolvedAsset, SiteLimits } from './types';
 
+/** Added to the priority of moves that free room elsewhere. */
+const FIRST = 1e9;
+
 interface Move {
   asset: ResolvedAsset;
   committed: number;
@@ -67,16 +70,13 @@ export function planChanges(
   });
   const tol = 1e-9;
   const position = new Map(all.map((id, j) => [id, j]));
-  /** Change of usage on each constraint of asset j when it goes from a to b, per direction. */
-  const delta = (j: number, a: number, b: number, d: number): { k: number; v: number }[] => {
-    const dir = dirs[d] as 'import' | 'export';
-    const du = usageOf(b, dir, credit) - usageOf(a, dir, credit);
-    if (du === 0) return [];
-    const o = (built[d] as (typeof built)[0]).of[j] as { cons: number[]; coefs: number[] };
-    return o.cons.map((k, m) => ({ k, v: du * (o.coefs[m] as number) }));
-  };
-  const adds = (j: number, a: number, b: number) =>
-    dirs.some((_, d) => delta(j, a, b, d).some((e) => e.v > tol));
+  /** Change of usage per unit of coefficient when an asset goes from a to b (every constraint of a direction moves by it times its coefficient, all > 0). */
+  const du = (a: number, b: number, d: number): number =>
+    usageOf(b, dirs[d] as 'import' | 'export', credit) -
+    usageOf(a, dirs[d] as 'import' | 'export', credit);
+  const consOf = (j: number, d: number) =>
+    (built[d] as (typeof built)[0]).of[j] as { cons: number[]; coefs: number[] };
+  const adds = (a: number, b: number) => du(a, b, 0) > tol || du(a, b, 1) > tol;
   const moves: Move[] = [];
   for (const t of targets) {
     const j = position.get(t.assetId);
@@ -85,49 +85,73 @@ export function planChanges(
     const c = committed.get(t.assetId) ?? 0;
     const target = t.kw;
     if (Math.abs(target - c) <= tol) continue;
-    if (!adds(j, c, target)) {
+    if (!adds(c, target)) {
       // A decrease: sent when big enough, or when the committed state needs it.
       const needed =
         Math.abs(c) > assetUpper(asset, c, effective).value + tol ||
-        dirs.some((_, d) =>
-          delta(j, c, target, d).some(
-            (e) => e.v < -tol && ((room[d] as Float64Array)[e.k] as number) < -tol,
-          ),
+        [0, 1].some(
+          (d) =>
+            du(c, target, d) < -tol &&
+            consOf(j, d).cons.some((k) => ((room[d] as Float64Array)[k] as number) < -tol),
         );
       if (Math.abs(target - c) >= hysteresisKw || needed) out.set(t.assetId, target);
       continue;
     }
     if (Math.abs(target - c) < hysteresisKw) continue;
     if (c * target < 0) {
-      if (!adds(j, c, 0))
+      if (!adds(c, 0))
         moves.push({ asset, committed: c, target, from: 0, to: target, fallback: 0 });
       else moves.push({ asset, committed: c, target, from: c, to: 0, fallback: null });
     } else moves.push({ asset, committed: c, target, from: c, to: target, fallback: null });
   }
   if (moves.length === 0) return out;
+  // A limit binds only where some asset adds to it (imports, or discharges) now or on its
+  // way: an uncontrolled load alone above a limit is not the assets' doing, so a battery may
+  // stop discharging once nothing below draws any more.
+  const binds = room.map((r) => new Uint8Array(r.length));
+  const mark = (j: number, kw: number) => {
+    dirs.forEach((dir, d) => {
+      if (usageOf(kw, dir, credit) <= tol) return;
+      const b = binds[d] as Uint8Array;
+      for (const k of consOf(j, d).cons) b[k] = 1;
+    });
+  };
+  all.forEach((id, j) => {
+    mark(j, committed.get(id) ?? 0);
+  });
+  for (const mv of moves) mark(position.get(mv.asset.assetId) as number, mv.to);
   // Share the room among the increases: one water-filling over both directions' constraints.
   const offset = (room[0] as Float64Array).length;
-  const caps = [...(room[0] as Float64Array), ...(room[1] as Float64Array)].map((v) =>
-    Math.max(0, v),
+  const caps = [0, 1].flatMap((d) =>
+    [...(room[d] as Float64Array)].map((v, k) =>
+      (binds[d] as Uint8Array)[k] ? Math.max(0, v) : Number.POSITIVE_INFINITY,
+    ),
   );
   const items: FillItem[] = moves.map((mv) => {
     const j = position.get(mv.asset.assetId) as number;
     const len = Math.abs(mv.to - mv.from);
     const cons: number[] = [];
     const coefs: number[] = [];
-    dirs.forEach((_, d) => {
-      for (const e of delta(j, mv.from, mv.to, d)) {
-        if (e.v <= tol) continue;
-        cons.push(e.k + (d === 0 ? 0 : offset));
-        coefs.push(e.v / len);
-      }
-    });
+    let frees = false;
+    for (const d of [0, 1]) {
+      const per = du(mv.from, mv.to, d) / len;
+      const o = consOf(j, d);
+      if (per < -tol && o.cons.length > 0) frees = true;
+      if (per <= tol) continue;
+      o.cons.forEach((k, m) => {
+        cons.push(k + (d === 0 ? 0 : offset));
+        coefs.push(per * (o.coefs[m] as number));
+      });
+    }
     const fromZero = Math.abs(mv.from) <= tol;
     return {
       upper: len,
       min: fromZero ? Math.min(mv.asset.minKwResolved, len) : 0,
       weight: mv.asset.weight,
-      priority: mv.asset.priority,
+      // A move that also frees room elsewhere (a discharge that changes with credit) goes
+      // first: it makes room for the next call's moves, so the plan reaches the targets in
+      // a few calls instead of ever smaller steps.
+      priority: mv.asset.priority + (frees ? FIRST : 0),
       cons,
       coefs,
     };
