@@ -18,6 +18,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'modbus', flags: [] },
   { name: 'events', flags: [] },
   { name: 'compliance', flags: [] },
+  { name: 'limits-site', flags: ['--expose-gc'] },
 ];
 
 const only = process.argv.slice(2);
