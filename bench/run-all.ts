@@ -19,6 +19,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'events', flags: [] },
   { name: 'compliance', flags: [] },
   { name: 'allocate', flags: ['--expose-gc'] },
+  { name: 'limits-site', flags: ['--expose-gc'] },
 ];
 
 const only = process.argv.slice(2);

@@ -5,7 +5,8 @@ import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus } from '../../src/commands';
-import { type DueCommandSink, SAVE_PACING, Site, type Timers } from '../../src/site';
+import { FakeTimers, flush } from '../helpers/fake-timers';
+import { type DueCommandSink, SAVE_PACING, Site } from '../../src/site';
 import {
   FileStore,
   MemoryStore,
@@ -17,40 +18,6 @@ import {
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
 const H = 3600 * S;
-
-/** Timers driven by the manual clock: `run()` fires what is due. */
-class FakeTimers implements Timers {
-  private seq = 0;
-  readonly pending = new Map<number, { at: number; fn: () => void }>();
-  constructor(private readonly clock: ManualClock) {}
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.clock.now() + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.pending.delete(h as number);
-  }
-  /** Advances the clock to `to`, firing timers in time order. */
-  async advanceTo(to: number): Promise<void> {
-    for (;;) {
-      const next = [...this.pending.entries()]
-        .filter(([, t]) => t.at <= to)
-        .sort((a, b) => a[1].at - b[1].at)[0];
-      if (!next) break;
-      this.pending.delete(next[0]);
-      if (next[1].at > this.clock.now()) this.clock.set(next[1].at);
-      next[1].fn();
-      await flush();
-    }
-    this.clock.set(to);
-    await flush();
-  }
-}
-
-async function flush(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
 
 class Sink implements DueCommandSink {
   readonly delivered: Command[] = [];
