@@ -38,4 +38,3 @@ export class FakeTimers implements Timers {
 export async function flush(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 }
-

@@ -5,7 +5,6 @@ import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus } from '../../src/commands';
-import { FakeTimers, flush } from '../helpers/fake-timers';
 import { type DueCommandSink, SAVE_PACING, Site } from '../../src/site';
 import {
   FileStore,
@@ -14,6 +13,7 @@ import {
   StoreCorruptError,
   writeJson,
 } from '../../src/store';
+import { FakeTimers, flush } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
