@@ -250,7 +250,56 @@ class Check {
       own += add;
       if (add > 0) adds += add;
     }
+    const unc = this.uncontrolled(circuit, limit, phase);
+    return { adds, total: own + unc };
+  }
+  /** Every limit exceeded while some asset adds to it (an uncontrolled load alone is not theirs). */
+  broken(x: Map<string, number>): string[] {
+    // One pass over the assets: add each one's kW and A to every circuit above it.
+    const credit = this.c.config.creditDischarge ?? true;
+    const sums = new Map<string, { adds: number; total: number }>();
+    const add = (key: string, u: number) => {
+      const e = sums.get(key) ?? { adds: 0, total: 0 };
+      e.total += u;
+      if (u > 0) e.adds += u;
+      sums.set(key, e);
+    };
+    for (const a of this.c.config.assets) {
+      const kw = x.get(a.assetId) ?? 0;
+      if (kw === 0) continue;
+      const imp = kw > 0 ? kw : credit ? kw : 0;
+      const exp = Math.max(0, -kw);
+      const ph = this.phases(a);
+      for (let c: string | null = a.circuit; c; c = this.parent.get(c) ?? null) {
+        const perA = 1000 / ((this.volt.get(c) as number) * ph.length);
+        add(`${c} importKw -1`, imp);
+        add(`${c} exportKw -1`, exp);
+        for (const p of ph) {
+          add(`${c} importA ${P.indexOf(p)}`, imp * perA);
+          add(`${c} exportA ${P.indexOf(p)}`, exp * perA);
+        }
+      }
+    }
+    const out: string[] = [];
+    for (const c of this.c.config.circuits)
+      for (const limit of ['importKw', 'exportKw', 'importA', 'exportA'] as const) {
+        const v = this.limit(c.id, limit);
+        if (v === undefined) continue;
+        for (const ph of limit.endsWith('A') ? [0, 1, 2] : [-1]) {
+          const s = sums.get(`${c.id} ${limit} ${ph}`);
+          if (!s) continue;
+          const total = s.total + this.uncontrolled(c.id, limit, ph);
+          const eps = 1e-6 * Math.max(1, v);
+          if (s.adds > eps && total > v + eps) out.push(`${c.id} ${limit} ${ph}: ${total} > ${v}`);
+        }
+      }
+    return out;
+  }
+
+  /** The uncontrolled load (import) or generation (export) counted against a limit. */
+  uncontrolled(circuit: string, limit: string, phase: number): number {
     const l = this.c.loads.get(circuit);
+    const imp = limit.startsWith('import');
     let unc = 0;
     if (l) {
       if (imp) unc = limit.endsWith('Kw') ? l.kw : (l.a[phase] as number);
@@ -259,73 +308,69 @@ class Check {
           ? (l.generationKw ?? Math.max(0, -l.kw))
           : (l.generationA?.[phase] ?? Math.max(0, -(l.a[phase] as number)));
     }
-    return { adds, total: own + unc };
+    return unc;
   }
-  /** Every limit exceeded while some asset adds to it (an uncontrolled load alone is not theirs). */
-  broken(x: Map<string, number>): string[] {
-    const out: string[] = [];
-    for (const c of this.c.config.circuits)
-      for (const limit of ['importKw', 'exportKw', 'importA', 'exportA'] as const) {
-        const v = this.limit(c.id, limit);
-        if (v === undefined) continue;
-        for (const ph of limit.endsWith('A') ? [0, 1, 2] : [-1]) {
-          const u = this.usage(x, c.id, limit, ph);
-          const eps = 1e-6 * Math.max(1, v);
-          if (u.adds > eps && u.total > v + eps)
-            out.push(`${c.id} ${limit} ${ph}: ${u.total} > ${v}`);
-        }
-      }
-    return out;
-  }
+}
+
+/** A plain check (should's deep equality costs more than the allocator in a loop of thousands). */
+function ok(cond: boolean, what: () => string): void {
+  if (!cond) throw new Error(what());
 }
 
 function checkAllocation(k: Check, allocs: Allocation[]): void {
   const c = k.c;
   const x = new Map(allocs.map((a) => [a.assetId, a.kw]));
-  should(allocs.map((a) => a.assetId)).eql(c.requests.map((r) => r.assetId));
-  should(k.broken(x)).eql([], 'a limit is exceeded');
+  ok(
+    allocs.map((a) => a.assetId).join() === c.requests.map((r) => r.assetId).join(),
+    () => 'not one allocation per request, in order',
+  );
+  const broken = k.broken(x);
+  ok(broken.length === 0, () => `a limit is exceeded: ${broken.join('; ')}`);
   const assets = new Map(c.config.assets.map((a) => [a.assetId, a]));
   for (const al of allocs) {
     const a = assets.get(al.assetId) as AssetConnection;
     const eps = 1e-6 * Math.max(1, Math.abs(al.askedKw));
-    should(al.kw * al.askedKw >= 0 && Math.abs(al.kw) <= Math.abs(al.askedKw) + eps).be.true(
-      `${al.assetId} above its ask`,
+    ok(
+      al.kw * al.askedKw >= 0 && Math.abs(al.kw) <= Math.abs(al.askedKw) + eps,
+      () => `${al.assetId} above its ask`,
     );
-    should(Math.abs(al.kw) <= k.assetCap(a, al.askedKw) + 1e-9).be.true(
-      `${al.assetId} above its rating or cap`,
+    ok(
+      Math.abs(al.kw) <= k.assetCap(a, al.askedKw) + 1e-9,
+      () => `${al.assetId} above its rating or cap`,
     );
     const min = k.minKw(a);
-    should(al.kw === 0 || Math.abs(al.kw) >= min - 1e-9).be.true(`${al.assetId} below its minimum`);
+    ok(al.kw === 0 || Math.abs(al.kw) >= min - 1e-9, () => `${al.assetId} below its minimum`);
     // No capacity wasted: below the ask means a named limit that is tight.
     if (Math.abs(al.kw) >= Math.abs(al.askedKw) - eps) {
-      should(al.boundBy).equal(null, `${al.assetId} got its ask`);
+      ok(al.boundBy === null, () => `${al.assetId} got its ask but boundBy ${al.boundBy}`);
       continue;
     }
     const b = al.boundBy ?? '';
     const m = /^circuit (\S+) (importKw|importA|exportKw|exportA)(?: (L[123]))? \(/.exec(b);
     if (m) {
       const limit = m[2] as 'importKw';
-      const v = k.limit(m[1] as string, limit) as number;
-      should(v).not.be.undefined();
+      const v = k.limit(m[1] as string, limit);
+      ok(v !== undefined, () => `${al.assetId}: ${b} is not a limit in force`);
       const u = k.usage(x, m[1] as string, limit, m[3] ? P.indexOf(m[3]) : -1);
-      should(u.total).be.greaterThanOrEqual(
-        v - 1e-6 * Math.max(1, v),
-        `${al.assetId}: ${b} is not tight`,
+      ok(
+        u.total >= (v as number) - 1e-6 * Math.max(1, v as number),
+        () => `${al.assetId}: ${b} is not tight (${u.total} < ${v})`,
       );
     } else if (b === 'rating') {
-      should(Math.abs(al.kw)).be.approximately(
-        al.kw < 0 || al.askedKw < 0 ? (a.dischargeRatingKw ?? a.ratingKw) : a.ratingKw,
-        1e-9,
-      );
+      const rating = al.askedKw < 0 ? (a.dischargeRatingKw ?? a.ratingKw) : a.ratingKw;
+      ok(Math.abs(Math.abs(al.kw) - rating) < 1e-9, () => `${al.assetId}: not at its rating`);
     } else if (b.startsWith(`asset ${al.assetId} maxKw`)) {
-      should(Math.abs(al.kw)).be.approximately(k.assetCap(a, al.askedKw), 1e-9);
+      ok(
+        Math.abs(Math.abs(al.kw) - k.assetCap(a, al.askedKw)) < 1e-9,
+        () => `${al.assetId}: not at its cap`,
+      );
     } else if (b.startsWith('minimum')) {
-      should(al.kw).equal(0);
+      ok(al.kw === 0, () => `${al.assetId}: bound by its minimum but given ${al.kw}`);
       if (min <= Math.min(Math.abs(al.askedKw), k.assetCap(a, al.askedKw))) {
         // Its minimum does not fit beside what the others got.
         const y = new Map(x);
         y.set(al.assetId, Math.sign(al.askedKw) * min);
-        should(k.broken(y).length).be.greaterThan(0, `${al.assetId}: its minimum would fit`);
+        ok(k.broken(y).length > 0, () => `${al.assetId}: its minimum would fit`);
       }
     } else throw new Error(`${al.assetId}: boundBy ${JSON.stringify(b)}`);
   }
@@ -341,11 +386,11 @@ function checkAllocation(k: Check, allocs: Allocation[]): void {
     const free = g.filter(
       (al) => Math.abs(Math.abs(al.kw) - k.minKw(assets.get(al.assetId) as AssetConnection)) > 1e-7,
     );
+    const first = Math.abs((free[0] as Allocation | undefined)?.kw ?? 0);
     for (const al of free)
-      should(Math.abs(al.kw)).be.approximately(
-        Math.abs((free[0] as Allocation).kw),
-        1e-6,
-        `unequal shares under ${al.boundBy}`,
+      ok(
+        Math.abs(Math.abs(al.kw) - first) <= 1e-6,
+        () => `unequal shares under ${al.boundBy}: ${al.kw} and ${first}`,
       );
   }
 }
@@ -357,6 +402,7 @@ describe('limits: property test over random sites (seeded)', function () {
     const rnd = mulberry32(SEED);
     let dropped = 0;
     let bound = 0;
+    let maxRounds = 0;
     for (let i = 0; i < CASES; i++) {
       const c = makeCase(rnd);
       try {
@@ -368,7 +414,8 @@ describe('limits: property test over random sites (seeded)', function () {
         const k = new Check(c);
         const allocs = allocate(limits, c.requests, c.loads, eff);
         checkAllocation(k, allocs);
-        should(violations(limits, allocs, c.loads, eff)).eql([]);
+        const v = violations(limits, allocs, c.loads, eff);
+        ok(v.length === 0, () => `violations: ${v.join('; ')}`);
         dropped += allocs.filter((a) => a.boundBy?.startsWith('minimum')).length;
         bound += allocs.filter((a) => a.boundBy?.startsWith('circuit')).length;
 
@@ -376,11 +423,14 @@ describe('limits: property test over random sites (seeded)', function () {
         const committed = new Map(
           allocate(limits, c.other, c.loads, eff).map((a) => [a.assetId, a.kw]),
         );
-        should(k.broken(committed)).eql([]);
+        ok(k.broken(committed).length === 0, () => 'the committed state does not fit');
         const hysteresis = rnd() < 0.5 ? 0 : 0.5;
         let state = new Map(committed);
+        let rounds = 0;
         for (let round = 0; round < 40; round++) {
           const plan = planChanges(limits, allocs, state, c.loads, eff, hysteresis);
+          if (plan.size === 0) break;
+          rounds++;
           const order = [...plan.entries()].sort(() => rnd() - 0.5);
           for (const [id, v] of order) {
             state.set(id, v);
@@ -390,12 +440,12 @@ describe('limits: property test over random sites (seeded)', function () {
           }
           state = new Map(state);
         }
+        maxRounds = Math.max(maxRounds, rounds);
         if (hysteresis === 0)
           for (const a of allocs)
-            should(state.get(a.assetId) ?? 0).be.approximately(
-              a.kw,
-              1e-6,
-              `${a.assetId} did not reach its target`,
+            ok(
+              Math.abs((state.get(a.assetId) ?? 0) - a.kw) <= 1e-6,
+              () => `${a.assetId} did not reach its target`,
             );
       } catch (err) {
         if (process.env.LIMITS_DUMP)
@@ -411,6 +461,8 @@ describe('limits: property test over random sites (seeded)', function () {
     // The generator exercises the interesting paths.
     should(dropped).be.greaterThan(CASES / 20);
     should(bound).be.greaterThan(CASES / 2);
+    // Plans reach their targets in a few calls (moves that free room go first).
+    should(maxRounds).be.belowOrEqual(10);
   });
 
   it('failsafe shares fit with the worst cases on every circuit and phase (random sites)', () => {
