@@ -78,6 +78,34 @@ export function uncontrolled(
  * The constraints of one direction over the given assets, and for each asset its constraint
  * indexes and coefficients (1 per kW for kW limits, A per kW on each phase it loads).
  */
+/** Per asset, what does not change between allocations: its path and A per kW on each circuit. */
+interface AssetLayout {
+  /** Circuit indexes (into `order`) of its path, its own circuit first. */
+  path: Int32Array;
+  /** A per kW on each loaded phase, per circuit of the path. */
+  apk: Float64Array;
+  /** Indexes (0..2) of the phases it loads. */
+  phases: Int32Array;
+}
+const layouts = new WeakMap<SiteLimits, Map<string, AssetLayout>>();
+
+function layoutOf(limits: SiteLimits): Map<string, AssetLayout> {
+  let map = layouts.get(limits);
+  if (map) return map;
+  map = new Map();
+  const index = new Map(limits.order.map((c, i) => [c, i]));
+  for (const a of limits.assets.values()) {
+    const path = (limits.circuits.get(a.circuit) as ResolvedCircuit).path;
+    map.set(a.assetId, {
+      path: Int32Array.from(path, (c) => index.get(c) as number),
+      apk: Float64Array.from(path, (c) => ampsPerKw(a, limits, c)),
+      phases: Int32Array.from(a.loads, (ph) => PHASES.indexOf(ph)),
+    });
+  }
+  layouts.set(limits, map);
+  return map;
+}
+
 export function buildConstraints(
   limits: SiteLimits,
   assets: ResolvedAsset[],
@@ -86,56 +114,44 @@ export function buildConstraints(
   effective: EffectiveLimits,
 ): { cons: Constraint[]; of: { cons: number[]; coefs: number[] }[] } {
   const cons: Constraint[] = [];
-  const index = new Map<string, number[]>();
   const kwKey = dir === 'import' ? 'importKw' : 'exportKw';
   const aKey = dir === 'import' ? 'importA' : 'exportA';
-  const forCircuit = (cid: string): number[] => {
-    let ks = index.get(cid);
-    if (ks) return ks;
-    ks = [-1, -1, -1, -1];
+  // Per circuit index: its kW constraint and its three A constraints (-1: none).
+  const ks = new Int32Array(4 * limits.order.length).fill(-1);
+  limits.order.forEach((cid, ci) => {
     const eff = effective.circuits.get(cid);
+    if (!eff) return;
     const load = loads.get(cid);
-    const kw = eff?.[kwKey];
+    const kw = eff[kwKey];
     if (kw) {
-      ks[0] = cons.length;
+      ks[4 * ci] = cons.length;
       const cap = kw.value - uncontrolled(load, dir, -1);
-      cons.push({
-        circuit: cid,
-        limit: kwKey,
-        phase: -1,
-        inForce: kw,
-        cap,
-      });
+      cons.push({ circuit: cid, limit: kwKey, phase: -1, inForce: kw, cap });
     }
-    const a = eff?.[aKey];
+    const a = eff[aKey];
     if (a) {
       for (let p = 0; p < 3; p++) {
-        ks[p + 1] = cons.length;
+        ks[4 * ci + 1 + p] = cons.length;
         const cap = a.value - uncontrolled(load, dir, p);
-        cons.push({
-          circuit: cid,
-          limit: aKey,
-          phase: p,
-          inForce: a,
-          cap,
-        });
+        cons.push({ circuit: cid, limit: aKey, phase: p, inForce: a, cap });
       }
     }
-    index.set(cid, ks);
-    return ks;
-  };
+  });
+  const layout = layoutOf(limits);
   const of = assets.map((asset) => {
+    const l = layout.get(asset.assetId) as AssetLayout;
     const out = { cons: [] as number[], coefs: [] as number[] };
-    for (const cid of (limits.circuits.get(asset.circuit) as ResolvedCircuit).path) {
-      const ks = forCircuit(cid);
-      if ((ks[0] as number) >= 0) {
-        out.cons.push(ks[0] as number);
+    for (let m = 0; m < l.path.length; m++) {
+      const base = 4 * (l.path[m] as number);
+      const kw = ks[base] as number;
+      if (kw >= 0) {
+        out.cons.push(kw);
         out.coefs.push(1);
       }
-      if ((ks[1] as number) >= 0) {
-        const apk = ampsPerKw(asset, limits, cid);
-        for (const ph of asset.loads) {
-          out.cons.push(ks[1 + PHASES.indexOf(ph)] as number);
+      if ((ks[base + 1] as number) >= 0) {
+        const apk = l.apk[m] as number;
+        for (let q = 0; q < l.phases.length; q++) {
+          out.cons.push(ks[base + 1 + (l.phases[q] as number)] as number);
           out.coefs.push(apk);
         }
       }

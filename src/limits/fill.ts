@@ -121,7 +121,6 @@ const WAITING = 1;
 const ACTIVE = 2;
 const FROZEN = 3;
 const RELEASE = 0;
-const CAP = 1;
 const EPS = 1e-9;
 
 export interface FillResult {
@@ -134,71 +133,74 @@ class Filler {
   readonly x: Float64Array;
   readonly bound: Int32Array;
   readonly status: Uint8Array;
-  readonly members: number[][];
+  /** The items of constraint k: memberList[memberStart[k] .. memberStart[k + 1]). */
+  readonly memberStart: Int32Array;
+  readonly memberList: Int32Array;
 
   constructor(
     readonly items: FillItem[],
     readonly left: Float64Array,
   ) {
+    const K = left.length;
     this.x = new Float64Array(items.length);
     this.bound = new Int32Array(items.length).fill(BOUND_UPPER);
     this.status = new Uint8Array(items.length).fill(NONE);
-    this.members = Array.from({ length: left.length }, () => []);
+    const start = new Int32Array(K + 1);
+    for (const it of items) for (const k of it.cons) start[k + 1] = (start[k + 1] as number) + 1;
+    for (let k = 0; k < K; k++) start[k + 1] = (start[k + 1] as number) + (start[k] as number);
+    const list = new Int32Array(start[K] as number);
+    const cursor = start.slice(0, K);
     items.forEach((it, i) => {
-      for (const k of it.cons) (this.members[k] as number[]).push(i);
+      for (const k of it.cons) {
+        list[cursor[k] as number] = i;
+        cursor[k] = (cursor[k] as number) + 1;
+      }
     });
+    this.memberStart = start;
+    this.memberList = list;
   }
 
   /** Progressive filling of `list` against `left`; with `floors`, items start at their minimum. */
   fill(list: number[], floors: boolean): void {
-    const { items, left, x, bound, status, members } = this;
+    const { items, left, x, bound, status, memberStart, memberList } = this;
     const K = left.length;
+    const n = list.length;
     const fixed = new Float64Array(K);
     const slope = new Float64Array(K);
     const active = new Int32Array(K);
     const done = new Uint8Array(K);
     const heap = new KeyedHeap(K, new Float64Array(K));
-    const evTime: number[] = [];
-    const evItem: number[] = [];
-    const evType: number[] = [];
+    // Item events, keyed by the t they happen at: 2j releases list[j] from its floor, 2j + 1
+    // caps it at its upper bound.
+    const events = new KeyedHeap(2 * n, new Float64Array(2 * n));
     const touch = (k: number) => {
       if (done[k] || (active[k] as number) <= 0) heap.remove(k);
       else heap.set(k, ((left[k] as number) - (fixed[k] as number)) / (slope[k] as number));
     };
-    for (const i of list) {
+    for (let j = 0; j < n; j++) {
+      const i = list[j] as number;
       const it = items[i] as FillItem;
       if (floors && it.min > 0) {
         status[i] = WAITING;
         x[i] = it.min;
-        for (let j = 0; j < it.cons.length; j++) {
-          const k = it.cons[j] as number;
-          fixed[k] = (fixed[k] as number) + (it.coefs[j] as number) * it.min;
+        for (let m = 0; m < it.cons.length; m++) {
+          const k = it.cons[m] as number;
+          fixed[k] = (fixed[k] as number) + (it.coefs[m] as number) * it.min;
         }
-        evTime.push(it.min / it.weight);
-        evItem.push(i);
-        evType.push(RELEASE);
+        events.set(2 * j, it.min / it.weight);
       } else {
         status[i] = ACTIVE;
         x[i] = 0;
-        for (let j = 0; j < it.cons.length; j++) {
-          const k = it.cons[j] as number;
-          slope[k] = (slope[k] as number) + (it.coefs[j] as number) * it.weight;
+        for (let m = 0; m < it.cons.length; m++) {
+          const k = it.cons[m] as number;
+          slope[k] = (slope[k] as number) + (it.coefs[m] as number) * it.weight;
           active[k] = (active[k] as number) + 1;
         }
+        events.set(2 * j + 1, it.upper / it.weight);
       }
-      evTime.push(it.upper / it.weight);
-      evItem.push(i);
-      evType.push(CAP);
     }
-    const order = evTime.map((_, e) => e);
-    order.sort(
-      (a, b) =>
-        (evTime[a] as number) - (evTime[b] as number) ||
-        (evType[a] as number) - (evType[b] as number),
-    );
     for (let k = 0; k < K; k++) if ((active[k] as number) > 0) touch(k);
     let t = 0;
-    let ptr = 0;
     const freeze = (i: number, k: number) => {
       const it = items[i] as FillItem;
       if (status[i] === WAITING) {
@@ -210,9 +212,9 @@ class Filler {
       x[i] = xi;
       status[i] = FROZEN;
       bound[i] = k;
-      for (let j = 0; j < it.cons.length; j++) {
-        const k2 = it.cons[j] as number;
-        const c = it.coefs[j] as number;
+      for (let m = 0; m < it.cons.length; m++) {
+        const k2 = it.cons[m] as number;
+        const c = it.coefs[m] as number;
         fixed[k2] = (fixed[k2] as number) + c * xi;
         slope[k2] = (slope[k2] as number) - c * it.weight;
         active[k2] = (active[k2] as number) - 1;
@@ -221,39 +223,41 @@ class Filler {
     };
     for (;;) {
       const top = heap.top();
-      while (ptr < order.length) {
-        const e = order[ptr] as number;
-        const i = evItem[e] as number;
-        const want = evType[e] === RELEASE ? WAITING : ACTIVE;
-        if (status[i] === want) break;
-        ptr++;
+      // Drop the events of items a full constraint froze.
+      let e = events.top();
+      while (e >= 0) {
+        const i = list[e >> 1] as number;
+        if (status[i] === ((e & 1) === RELEASE ? WAITING : ACTIVE)) break;
+        events.remove(e);
+        e = events.top();
       }
       const tc = top >= 0 ? Math.max(t, heap.key[top] as number) : Number.POSITIVE_INFINITY;
-      const te =
-        ptr < order.length ? (evTime[order[ptr] as number] as number) : Number.POSITIVE_INFINITY;
+      const te = e >= 0 ? (events.key[e] as number) : Number.POSITIVE_INFINITY;
       if (tc === Number.POSITIVE_INFINITY && te === Number.POSITIVE_INFINITY) break;
       if (te <= tc) {
-        const e = order[ptr++] as number;
-        const i = evItem[e] as number;
+        events.remove(e);
+        const j = e >> 1;
+        const i = list[j] as number;
         const it = items[i] as FillItem;
         t = Math.max(t, te);
-        if (evType[e] === RELEASE) {
+        if ((e & 1) === RELEASE) {
           status[i] = ACTIVE;
-          for (let j = 0; j < it.cons.length; j++) {
-            const k = it.cons[j] as number;
-            const c = it.coefs[j] as number;
+          for (let m = 0; m < it.cons.length; m++) {
+            const k = it.cons[m] as number;
+            const c = it.coefs[m] as number;
             fixed[k] = (fixed[k] as number) - c * it.min;
             slope[k] = (slope[k] as number) + c * it.weight;
             active[k] = (active[k] as number) + 1;
             touch(k);
           }
+          events.set(2 * j + 1, Math.max(t, it.upper / it.weight));
         } else {
           x[i] = it.upper;
           status[i] = FROZEN;
           bound[i] = BOUND_UPPER;
-          for (let j = 0; j < it.cons.length; j++) {
-            const k = it.cons[j] as number;
-            const c = it.coefs[j] as number;
+          for (let m = 0; m < it.cons.length; m++) {
+            const k = it.cons[m] as number;
+            const c = it.coefs[m] as number;
             fixed[k] = (fixed[k] as number) + c * it.upper;
             slope[k] = (slope[k] as number) - c * it.weight;
             active[k] = (active[k] as number) - 1;
@@ -265,8 +269,11 @@ class Filler {
         heap.remove(k);
         t = tc;
         done[k] = 1;
-        for (const i of members[k] as number[])
+        const end = memberStart[k + 1] as number;
+        for (let m = memberStart[k] as number; m < end; m++) {
+          const i = memberList[m] as number;
           if (status[i] === ACTIVE || status[i] === WAITING) freeze(i, k);
+        }
       }
     }
   }

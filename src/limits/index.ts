@@ -8,13 +8,8 @@ export {
   allocate,
   violations,
 } from './allocator';
-export {
-  ampsPerKw,
-  failsafeShares,
-  LimitsConfigError,
-  meterWorstCase,
-  validateLimits,
-} from './circuits';
+export { ampsPerKw, LimitsConfigError, meterWorstCase, validateLimits } from './circuits';
+export { failsafeShares } from './failsafe';
 export { MAX_FUTURE_MS, MeterReadingError, MeterReadings } from './meters';
 export { planChanges } from './plan';
 export { CapError, describeLimit, LimitSources, type ScheduleLimitSlot } from './sources';

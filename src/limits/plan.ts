@@ -11,12 +11,16 @@
  *   confirmed yet, so they free nothing); each gets what fits of its way to the target. A
  *   change across 0 (charge to discharge) goes to 0 first when the rest does not fit.
  *   The host calls again when decreases are confirmed, and the increases go on.
+ *   Moves that also free room elsewhere (a discharge changing under discharge credit) go
+ *   first, so that a plan reaches its targets in a few calls.
  * - A change smaller than `hysteresisKw` is not sent, unless it is a decrease the committed
  *   state needs (a limit on its circuits is exceeded, or it is above its rating or cap).
+ * - Assets in `committed` without a target stay at their committed value.
  *
- * Why any order fits: each limit's usage is monotone in each asset's setpoint, so the worst
- * intermediate state on a limit is the committed one plus every increase on it, and the
- * increases are sized so that this fits.
+ * Why any order fits ("fits" as `violations` says: a limit counts only where some asset adds
+ * to it, so a battery may stop discharging once nothing below it draws): each limit's usage
+ * is monotone in each asset's setpoint, so the worst intermediate state on a limit is the
+ * committed one plus every increase on it, and the increases are sized so that this fits.
  */
 
 import { assetUpper, buildConstraints, usageOf } from './allocator';

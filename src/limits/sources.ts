@@ -149,6 +149,9 @@ export class LimitSources {
     const applied = { ...(c as unknown as DynamicCap) };
     if (applied.assets === undefined && applied.circuit === undefined)
       applied.circuit = this.limits.order[0] as string;
+    // Forget caps that have expired, so that caps with ever new ids do not pile up.
+    for (const [id, x] of this.caps)
+      if (x.expiresAt !== undefined && x.expiresAt <= now) this.caps.delete(id);
     this.caps.set(applied.id, applied);
     return applied;
   }

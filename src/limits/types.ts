@@ -156,7 +156,10 @@ export interface DynamicCap extends CircuitLimits {
   source: string;
   /** The circuit it limits (default: the root), unless it limits assets. */
   circuit?: string;
-  /** Limits each of these assets ('*': every asset) to at most this much, kW (e.g. §14a: 4.2). */
+  /**
+   * Limits each of these assets ('*': every asset) to at most this much, kW (e.g. §14a: 4.2),
+   * charging or discharging.
+   */
   assets?: string[] | '*';
   assetMaxKw?: number;
   /** Epoch ms when it stops applying; none: until cleared. */

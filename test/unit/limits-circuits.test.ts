@@ -1,11 +1,11 @@
 import should from 'should';
 import {
   ampsPerKw,
-  failsafeShares,
   LimitsConfigError,
   meterWorstCase,
   validateLimits,
 } from '../../src/limits/circuits';
+import { failsafeShares } from '../../src/limits/failsafe';
 import type { LimitsConfig, ResolvedAsset } from '../../src/limits/types';
 
 function base(): LimitsConfig {

@@ -136,6 +136,17 @@ describe('limits: LimitSources', () => {
     should(s.inForce(T0 + 6 * MIN)).have.length(3);
   });
 
+  it('forgets expired caps when a new one arrives (caps with ever new ids do not pile up)', () => {
+    const s = sources();
+    for (let i = 0; i < 100; i++)
+      s.setCap(
+        { id: `c${i}`, source: 'flow', importKw: 50, expiresAt: T0 + (i + 1) * MIN },
+        T0 + i * MIN,
+      );
+    should(s.capList().map((c) => c.id)).eql(['c99']);
+    should(s.effective(T0 + 99 * MIN).circuits.get('grid')?.importKw?.sourceId).equal('c99');
+  });
+
   it("the schedule's own limits on the root: in force slot by slot, replaced by the next schedule", () => {
     const s = sources();
     s.setScheduleLimits('sched-1', [
