@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import ModbusRTU from 'modbus-serial';
 import should from 'should';
 import { encodeValue, setpointToRegisterValue } from '../../src/adapters/modbus/codec';
@@ -10,6 +13,7 @@ import {
   type SetpointChange,
 } from '../../src/sim/battery';
 import { revertDeadline, revertTimeMs, touchesRevert } from '../../src/sim/battery-revert';
+import { CliProcess } from '../helpers/cli-process';
 
 // The simulated battery's own revert timer (SunSpec WSetRvrtTms with WSetEnaRvrt, model 124's
 // InOutWRte_RvrtTms), over real Modbus TCP sockets on 127.0.0.1 with a raw modbus-serial
@@ -157,5 +161,26 @@ describe('BatterySimulator revert timer (SunSpec reversion)', () => {
     should(() => new BatterySimulator({ map: bad })).throw(
       /holding register 40092 is both setpoint and revert-time/,
     );
+  });
+
+  it('the command line takes a SunSpec profile as --map and honours its revert timer', async function () {
+    this.timeout(20_000);
+    const dir = mkdtempSync(path.join(tmpdir(), 'qe-sim-revert-'));
+    const file = path.join(dir, 'map.json');
+    writeFileSync(file, JSON.stringify({ profile: 'sunspec-704', baseAddress: BASE }));
+    const cli = new CliProcess('src/sim/battery-cli.ts', ['--port', '0', '--map', file]);
+    try {
+      const port = (await cli.waitFor((l) => l.event === 'listening')).port as number;
+      const client = await connect(port);
+      await client.writeRegisters(BASE + 28, [1, 0, 1]); // revert after 1 s
+      await client.writeRegisters(BASE + 22, wset(5));
+      should(await cli.waitFor((l) => l.event === 'revert')).containEql({ unit: 1 });
+      should((await client.readHoldingRegisters(BASE + 22, 2)).data).eql([0, 0]);
+      should(await cli.command('quit')).containEql({ event: 'ok' });
+      should(await cli.exit()).equal(0);
+    } finally {
+      await cli.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
