@@ -26,7 +26,6 @@ import {
   readBackMatches,
   registerValueToSetpoint,
   setpointToRegisterValue,
-  toWords,
 } from './codec';
 import {
   type ModbusConnection,
@@ -34,6 +33,7 @@ import {
   ModbusExpiredError,
   ModbusTransportError,
 } from './connection';
+import { checkTimers, writeRevertTimer } from './failsafe';
 import {
   type RegisterMap,
   type RegisterSpec,
@@ -250,45 +250,23 @@ export class ModbusBatteries implements Adapter {
   }
 
   /**
-   * Writes the device's revert timer (time, then its enable) when the map has one and the
-   * battery has `revertSeconds`. Both requests are queued at once, before the re-apply; a
-   * failure is reported (`revert-timer-failed`) and tried again on the next connect, and
-   * never holds a setpoint back.
+   * Arms the device's failsafe (src/adapters/modbus/failsafe.ts), queued before the
+   * re-apply; a failure is reported (`revert-timer-failed`) and tried again on the next
+   * connect, and never holds a setpoint back.
    */
   private async armRevert(b: Battery): Promise<void> {
-    const { map, unitId, assetId, revertSeconds } = b.config;
-    const r = map.revert;
-    if (!r || revertSeconds === undefined) return;
-    const writes = [
-      this.connection.write(
-        unitId,
-        r.address,
-        toWords(revertSeconds, r.type, r.wordOrder),
-        r.function ?? 'FC16',
-      ),
-    ];
-    if (r.enable)
-      writes.push(
-        this.connection.write(
-          unitId,
-          r.enable.address,
-          [r.enable.value],
-          r.enable.function ?? 'FC16',
-        ),
-      );
-    const results = await Promise.allSettled(writes);
-    const failed = results.find((x) => x.status === 'rejected');
-    if (failed) {
-      const why = (failed.reason as Error)?.message ?? String(failed.reason);
-      b.revertError = `revert timer (${revertSeconds} s at register ${r.address}) not set: ${why}`;
-      this.options.onEvent?.({ type: 'revert-timer-failed', assetId, detail: b.revertError });
+    const { assetId, revertSeconds, map } = b.config;
+    const error = await writeRevertTimer(this.connection, b.config);
+    if (error === undefined) return;
+    b.revertError = error;
+    if (error !== null) {
+      this.options.onEvent?.({ type: 'revert-timer-failed', assetId, detail: error });
       return;
     }
-    b.revertError = null;
     this.options.onEvent?.({
       type: 'revert-timer-set',
       assetId,
-      detail: { revertSeconds, address: r.address },
+      detail: { revertSeconds, address: map.revert?.address },
     });
   }
 
@@ -561,39 +539,4 @@ export class ModbusBatteries implements Adapter {
       battery.polling = false;
     }
   }
-}
-
-/**
- * Checks `revertSeconds` and `watchdogSeconds` together; returns the watchdog period in force
- * (revertSeconds / 3 when only revertSeconds is given).
- */
-function checkTimers(c: BatteryConfig, where: string): number {
-  const { revertSeconds: revert, watchdogSeconds: wd } = c;
-  if (wd !== undefined && !(typeof wd === 'number' && Number.isFinite(wd) && wd >= 0))
-    throw new TypeError(
-      `${where}: watchdogSeconds must be a number of seconds >= 0, got ${JSON.stringify(wd)}`,
-    );
-  if (revert === undefined) return wd ?? 0;
-  if (!(typeof revert === 'number' && Number.isFinite(revert) && revert > 0))
-    throw new TypeError(
-      `${where}: revertSeconds must be a number of seconds > 0, got ${JSON.stringify(revert)}`,
-    );
-  const r = c.map.revert;
-  if (r) {
-    const max = r.type === 'uint16' ? 65535 : 4294967295;
-    if (!Number.isInteger(revert) || revert > max)
-      throw new TypeError(
-        `${where}: revertSeconds must be a whole number of seconds from 1 to ${max} (the ${r.type} revert register of map ${c.map.name}), got ${revert}`,
-      );
-  }
-  if (wd === undefined) return revert / 3;
-  if (wd === 0)
-    throw new TypeError(
-      `${where}: watchdogSeconds 0 (never re-write) with revertSeconds ${revert}: the battery would revert while the gateway runs; leave watchdogSeconds empty (revertSeconds / 3) or set it below revertSeconds`,
-    );
-  if (wd >= revert)
-    throw new TypeError(
-      `${where}: watchdogSeconds (${wd}) must be below revertSeconds (${revert}): the battery would revert between two re-writes`,
-    );
-  return wd;
 }
