@@ -222,7 +222,10 @@ export interface SunSpec704Telemetry {
  *   battery's `revertSeconds` the adapter writes both on every connect (the device may have
  *   restarted) and re-writes the setpoint every watchdog period, below it; when no one writes
  *   for that long, the device leaves WSet for its reversion setting WSetRvrt (offset 24, W,
- *   WSet_SF), which this map does not write: set it (0 W: hold) on the device.
+ *   WSet_SF), which this map does not write: set it (0 W: hold) on the device. The
+ *   definition calls WSetEnaRvrt "reversion active power function enable"; by its name (like
+ *   WSetRvrt for WSet) it is the value WSetEna takes at the reversion: 1 keeps the function
+ *   on, at WSetRvrt, where 0 would hand the battery back to the device's own control.
  * - telemetry: model 704 has none; pass the bases of models 701 (power, inverter state) and
  *   713 (SoC) when the device has them. InvSt says whether the inverter is off, faulted,
  *   sleeping or in standby, not whether it charges or discharges: for STARTING, RUNNING,
