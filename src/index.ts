@@ -24,6 +24,7 @@ export {
   type RegisterMap,
   RegisterMapError,
   type RegisterSpec,
+  type RevertSpec,
   validateRegisterMap,
   type WordOrder,
 } from './adapters/modbus/register-map';
