@@ -13,6 +13,7 @@ export enum EventType {
   SCHEDULE_RECEIVED = 'SCHEDULE_RECEIVED',
   ASSET_DEVIATION = 'ASSET_DEVIATION',
   ASSET_COMPLIANT = 'ASSET_COMPLIANT',
+  OPTIMISER_SILENT = 'OPTIMISER_SILENT',
 }
 
 export const EVENT_TYPES: readonly EventType[] = Object.values(EventType);
@@ -39,6 +40,8 @@ export interface ScheduleSummary {
   ignoredColumns: string[];
   unmappedColumns: string[];
   commandCount: number;
+  /** The column read as site import limits (`limitColumn`), when one was used. */
+  limitColumn?: string;
 }
 
 /** Payload of ASSET_DEVIATION: measurements show the asset not following its setpoint. */
@@ -65,6 +68,22 @@ export interface AssetCompliant {
   deviatedForMs: number;
 }
 
+/**
+ * Payload of OPTIMISER_SILENT: no schedule came for `silenceSeconds`, and the assets of the
+ * last one were sent their fallback setpoints.
+ */
+export interface OptimiserSilence {
+  /** The last schedule received, and when (ISO time). */
+  scheduleId: string;
+  receivedAt: string;
+  /** Seconds since it was received. */
+  silentForSeconds: number;
+  /** The assets of the last schedule. */
+  assets: string[];
+  /** The fallback commands registered (assets with no fallback get none). */
+  commandIds: string[];
+}
+
 export interface EventPayloads {
   [EventType.COMMAND_CREATED]: CommandJSON;
   [EventType.COMMAND_DISPATCHED]: CommandJSON;
@@ -77,6 +96,7 @@ export interface EventPayloads {
   [EventType.SCHEDULE_RECEIVED]: ScheduleSummary;
   [EventType.ASSET_DEVIATION]: AssetDeviation;
   [EventType.ASSET_COMPLIANT]: AssetCompliant;
+  [EventType.OPTIMISER_SILENT]: OptimiserSilence;
 }
 
 export interface BusEvent<T extends EventType = EventType> {

@@ -96,6 +96,7 @@ export {
   convertSchedule,
   DEFAULT_DEADBAND_KW,
   type HorizonEnd,
+  type ImportLimit,
   mapKeysFor,
   type PlannedAsset,
 } from './convert';
@@ -120,6 +121,7 @@ export {
   type EventBusOptions,
   type EventPayloads,
   EventType,
+  type OptimiserSilence,
   type ScheduleSummary,
   type StateChange,
   type Unsubscribe,
@@ -143,6 +145,7 @@ export {
   type SetpointColumn,
   TIME_COLUMN_NAMES,
 } from './schedule';
+export { MAX_SILENCE_SECONDS, SILENCE_SUFFIX } from './silence';
 export {
   BatterySimulator,
   type BatterySimulatorOptions,
