@@ -436,7 +436,7 @@ export class DispatchEngine {
     for (const kind of ['rate', 'cap']) {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
       if (!c || !isSilenceFallback(c) || c.scheduleId === scheduleId) continue;
-      const end = Math.max(start, Math.min(now, c.scheduledAt.getTime()));
+      const end = Math.max(start, now);
       if (c.validUntil === null || c.validUntil.getTime() > end) c.validUntil = new Date(end);
     }
   }
@@ -582,7 +582,13 @@ export class DispatchEngine {
             timeoutSeconds: this.config.commandTimeoutSeconds,
           })
     ).filter((c) => !this.slots.has(c.id));
-    for (const c of fresh) this.supersede(c.assetId, c.scheduleId as string, t, t);
+    for (const c of fresh) {
+      this.supersede(c.assetId, c.scheduleId as string, t, t);
+      // The stale plan's setpoint that went out ends now: the fallback is in force.
+      const done = this.lastSetpoint.get(`${c.assetId}\u0000rate`);
+      if (done && (done.validUntil === null || done.validUntil.getTime() > t))
+        done.validUntil = new Date(t);
+    }
     this.register(fresh, t, false);
     this.eventBus.publish(EventType.OPTIMISER_SILENT, {
       scheduleId: last.scheduleId,
