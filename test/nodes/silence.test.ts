@@ -87,10 +87,9 @@ describe('nodes: optimiser silence and the schedule limit column', () => {
     const out = inbox('out');
     const silent = inbox('silent');
     // The device accepts every command (answered through the adapter's input).
-    helper.getNode('out').on('input', (msg: { commandId?: string }) => {
-      helper
-        .getNode('adapter')
-        .receive({ commandId: msg.commandId, payload: { success: true } } as never);
+    helper.getNode('out').on('input', (msg: object) => {
+      const { commandId } = msg as { commandId?: string };
+      helper.getNode('adapter').receive({ commandId, payload: { success: true } } as never);
     });
     helper
       .getNode('sched')
