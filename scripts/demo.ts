@@ -174,6 +174,14 @@ export function eventLine(e: Core.AnyBusEvent): [string, string, string] {
         `${kw(p.measuredKw)} for setpoint ${kw(p.setpointKw)} (deviated ${Math.round(p.deviatedForMs / 1000)} s)`,
       ];
     }
+    case 'OPTIMISER_SILENT': {
+      const p = e.payload;
+      return [
+        'silence',
+        p.scheduleId,
+        `no schedule for ${p.silentForSeconds} s: fallback for ${p.assets.join(', ')}`,
+      ];
+    }
     default: {
       const c = e.payload;
       const status = e.type.replace(/^COMMAND_/, '');

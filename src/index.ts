@@ -97,6 +97,7 @@ export {
   convertSchedule,
   DEFAULT_DEADBAND_KW,
   type HorizonEnd,
+  type ImportLimit,
   mapKeysFor,
   type PlannedAsset,
 } from './convert';
@@ -121,6 +122,7 @@ export {
   type EventBusOptions,
   type EventPayloads,
   EventType,
+  type OptimiserSilence,
   type ScheduleSummary,
   type StateChange,
   type Unsubscribe,
@@ -144,6 +146,7 @@ export {
   type SetpointColumn,
   TIME_COLUMN_NAMES,
 } from './schedule';
+export { MAX_SILENCE_SECONDS, SILENCE_SUFFIX } from './silence';
 export {
   BatterySimulator,
   type BatterySimulatorOptions,

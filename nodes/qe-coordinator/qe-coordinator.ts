@@ -22,6 +22,7 @@ interface CoordinatorDef extends NodeDef {
   deadbandKw?: string | number;
   horizonEnd?: string;
   fallbackKw?: string;
+  silenceSeconds?: string | number;
   persist?: boolean;
 }
 
@@ -34,6 +35,7 @@ const NUMERIC: (keyof EngineConfig & keyof CoordinatorDef)[] = [
   'staleStateSeconds',
   'dispatchIntervalSeconds',
   'deadbandKw',
+  'silenceSeconds',
 ];
 
 /** The engine settings of a coordinator's properties, or an Error naming the one that is wrong. */

@@ -17,8 +17,8 @@ const change: StateChange = {
 };
 
 describe('EventBus', () => {
-  it('has the seed’s eight event types plus COMMAND_CANCELLED and the two compliance events', () => {
-    should(EVENT_TYPES.length).equal(11);
+  it('has the seed’s eight event types plus COMMAND_CANCELLED, the two compliance events and OPTIMISER_SILENT', () => {
+    should(EVENT_TYPES.length).equal(12);
     for (const t of [
       'COMMAND_CREATED',
       'COMMAND_DISPATCHED',
@@ -31,6 +31,7 @@ describe('EventBus', () => {
       'SCHEDULE_RECEIVED',
       'ASSET_DEVIATION',
       'ASSET_COMPLIANT',
+      'OPTIMISER_SILENT',
     ]) {
       should(EVENT_TYPES).containEql(t);
     }
