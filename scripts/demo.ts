@@ -188,6 +188,14 @@ export function eventLine(e: Core.AnyBusEvent): [string, string, string] {
       const limits = p.limits.map((l) => `${l.target} ${l.limit} ${l.value} (${l.source})`);
       return ['limits', '-', `${limits.join(', ')}${stale}`];
     }
+    case 'OPTIMISER_SILENT': {
+      const p = e.payload;
+      return [
+        'silence',
+        p.scheduleId,
+        `no schedule for ${p.silentForSeconds} s: fallback for ${p.assets.join(', ')}`,
+      ];
+    }
     default: {
       const c = e.payload;
       const status = e.type.replace(/^COMMAND_/, '');

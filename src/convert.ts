@@ -46,10 +46,23 @@ export interface ConvertOptions extends ParseOptions {
   now?: number;
 }
 
+/** A site import limit of a schedule (its `limitColumn`): epoch ms, kW. */
+export interface ImportLimit {
+  from: number;
+  /** When it stops applying; null: until replaced (a schedule's limits always end). */
+  until: number | null;
+  importKw: number;
+}
+
 export interface Conversion {
   schedule: Schedule;
   scheduleId: string;
   summary: ScheduleSummary;
+  /**
+   * The site import limits of the `limitColumn`, consecutive equal slots merged, slots
+   * without a value left out; empty without the column. They make no commands.
+   */
+  limits: ImportLimit[];
   /** What changes when, columnar: the conversion's result before any object is made. */
   changes: ChangePlan;
   /**
@@ -360,6 +373,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     ignoredColumns: [...schedule.ignoredColumns],
     unmappedColumns: unmapped,
     commandCount: changes.count,
+    ...(schedule.limitColumn === null ? {} : { limitColumn: schedule.limitColumn }),
   };
   const made = {
     scheduleId,
@@ -374,11 +388,34 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     scheduleId,
     summary,
     changes,
+    limits: limitsOf(schedule),
     get commands(): Command[] {
       commands ??= commandsOf(changes, made);
       return commands;
     },
   };
+}
+
+/** A schedule's import limits per slot as runs of equal values (NaN: no limit). */
+function limitsOf(schedule: Schedule): ImportLimit[] {
+  const v = schedule.limits;
+  const out: ImportLimit[] = [];
+  if (v === null) return out;
+  let run: ImportLimit | null = null;
+  for (let i = 0; i < v.length; i++) {
+    const kw = v[i] as number;
+    if (Number.isNaN(kw)) {
+      run = null;
+      continue;
+    }
+    if (run !== null && run.importKw === kw) {
+      run.until = schedule.slotEnd(i);
+      continue;
+    }
+    run = { from: schedule.times[i] as number, until: schedule.slotEnd(i), importKw: kw };
+    out.push(run);
+  }
+  return out;
 }
 
 /**

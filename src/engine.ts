@@ -41,6 +41,16 @@ import {
   shown,
 } from './restore';
 import { parseSchedule } from './schedule';
+import {
+  isSilenceFallback,
+  type LastSchedule,
+  type LastScheduleJSON,
+  lastScheduleFromJSON,
+  lastScheduleToJSON,
+  MAX_SILENCE_SECONDS,
+  silenceCommands,
+  silenceDeadline,
+} from './silence';
 import { HOLD_STATES, type StateMachine } from './state-machine';
 
 export interface EngineConfig {
@@ -60,6 +70,12 @@ export interface EngineConfig {
   horizonEnd: HorizonEnd;
   /** Finished commands kept for inspection and persistence (oldest dropped first). */
   maxFinishedCommands: number;
+  /**
+   * Optimiser silence: when no schedule has been received for this long (seconds) since the
+   * last one, the assets of the last schedule are sent the fallback setpoints of
+   * `horizonEnd` (which must then be `{fallbackKw}`), once per silence. Null: off.
+   */
+  silenceSeconds: number | null;
 }
 
 export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
@@ -73,6 +89,7 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   deadbandKw: DEFAULT_DEADBAND_KW,
   horizonEnd: 'hold' as HorizonEnd,
   maxFinishedCommands: 10_000,
+  silenceSeconds: null as number | null,
 });
 
 const NUMERIC_LIMITS: Record<string, { min: number; integer?: boolean; exclusive?: boolean }> = {
@@ -115,6 +132,20 @@ export function resolveConfig(partial: Partial<EngineConfig> = {}): EngineConfig
     throw new TypeError(
       `engine config: horizonEnd must be 'hold' or {fallbackKw: {...}}, got ${JSON.stringify(h)}`,
     );
+  }
+  if (config.silenceSeconds === undefined) config.silenceSeconds = null;
+  const s = config.silenceSeconds;
+  if (s !== null) {
+    if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0 || s > MAX_SILENCE_SECONDS) {
+      throw new TypeError(
+        `engine config: silenceSeconds must be null (off) or a number > 0 and <= ${MAX_SILENCE_SECONDS} (a year), got ${JSON.stringify(s)}`,
+      );
+    }
+    if (h === 'hold') {
+      throw new TypeError(
+        `engine config: silenceSeconds (${s}) sends the fallback setpoints of horizonEnd: set horizonEnd to {fallbackKw: {...}}`,
+      );
+    }
   }
   return config;
 }
@@ -175,6 +206,8 @@ export interface EngineJSON {
   commands: CommandJSON[];
   assetStates: Record<string, string>;
   scheduleRevisions: Record<string, number>;
+  /** The last schedule received, for the optimiser silence (absent in older documents). */
+  lastSchedule?: LastScheduleJSON | null;
 }
 
 export type TimeInput = number | Date | string;
@@ -206,6 +239,8 @@ export class DispatchEngine {
   private readonly assets: AssetTable;
   private readonly restoredStates = new Map<string, string>();
   private readonly scheduleRevisions = new Map<string, number>();
+  /** The last schedule received (`receiveSchedule`): its silence is counted from then. */
+  private lastSchedule: LastSchedule | null = null;
   /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
   private readonly lastSetpoint = new Map<string, Command>();
   private readonly counts: Record<CommandStatus, number> = {
@@ -276,7 +311,15 @@ export class DispatchEngine {
       if (this.slots.has(c.id)) throw new TypeError(`command id ${c.id} is already registered`);
     }
     this.noteScheduleId(conversion.scheduleId);
+    // A new schedule ends any silence, and the next is counted from now.
+    this.lastSchedule = {
+      scheduleId: conversion.scheduleId,
+      at: this.clock.now(),
+      assets: conversion.changes.assets.map((a) => ({ assetId: a.assetId, kind: a.kind })),
+      silentAt: null,
+    };
     this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
+    this.wake();
     return conversion;
   }
 
@@ -387,9 +430,7 @@ export class DispatchEngine {
   }
 
   private supersede(assetId: string, scheduleId: string, start: number, now: number): void {
-    const set = this.active.get(assetId);
-    if (!set) return;
-    for (const slot of [...set]) {
+    for (const slot of [...(this.active.get(assetId) ?? [])]) {
       const c = slot.cmd;
       if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
       if (c.scheduledAt.getTime() >= start) {
@@ -397,6 +438,13 @@ export class DispatchEngine {
       } else if (c.validUntil === null || c.validUntil.getTime() > start) {
         c.validUntil = new Date(start);
       }
+    }
+    // A silence's fallback that already went out ends too: the new schedule is in force.
+    for (const kind of ['rate', 'cap']) {
+      const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
+      if (!c || !isSilenceFallback(c) || c.scheduleId === scheduleId) continue;
+      const end = Math.max(start, now);
+      if (c.validUntil === null || c.validUntil.getTime() > end) c.validUntil = new Date(end);
     }
   }
 
@@ -578,6 +626,7 @@ export class DispatchEngine {
    */
   getPendingCommands(now?: TimeInput): Command[] {
     const t = this.now(now);
+    this.checkSilence(t);
     const ready: HeapEntry[] = [];
     for (;;) {
       const top = this.due.peek();
@@ -592,6 +641,47 @@ export class DispatchEngine {
     for (const e of ready) this.due.push(e);
     ready.sort(readyOrder);
     return ready.map((e) => e.slot.cmd);
+  }
+
+  /**
+   * When the optimiser is silent at `now` (`silenceSeconds` set, and no schedule received
+   * for that long since the last one): registers, once per silence, a fallback command due
+   * now for each asset of the last schedule (the setpoint of `horizonEnd.fallbackKw`),
+   * superseding what is pending for those assets, and publishes OPTIMISER_SILENT. Called
+   * by `getPendingCommands`; `nextWakeAt` includes the moment. Returns the new commands.
+   */
+  checkSilence(now?: TimeInput): Command[] {
+    const t = this.now(now);
+    const last = this.lastSchedule;
+    const deadline = silenceDeadline(last, this.config.silenceSeconds);
+    if (last === null || deadline === null || t < deadline) return [];
+    last.silentAt = t;
+    const h = this.config.horizonEnd;
+    const fresh = (
+      h === 'hold'
+        ? []
+        : silenceCommands(last, h.fallbackKw, t, {
+            maxRetries: this.config.maxRetries,
+            timeoutSeconds: this.config.commandTimeoutSeconds,
+          })
+    ).filter((c) => !this.slots.has(c.id));
+    for (const c of fresh) {
+      this.supersede(c.assetId, c.scheduleId as string, t, t);
+      // The stale plan's setpoint that went out ends now: the fallback is in force.
+      const done = this.lastSetpoint.get(`${c.assetId}\u0000rate`);
+      if (done && (done.validUntil === null || done.validUntil.getTime() > t))
+        done.validUntil = new Date(t);
+    }
+    this.register(fresh, t, false);
+    this.eventBus.publish(EventType.OPTIMISER_SILENT, {
+      scheduleId: last.scheduleId,
+      receivedAt: new Date(last.at).toISOString(),
+      silentForSeconds: Math.round((t - last.at) / 1000),
+      assets: last.assets.map((a) => a.assetId),
+      commandIds: fresh.map((c) => c.id),
+    });
+    this.wake();
+    return fresh;
   }
 
   private expireIfEnded(slot: Slot, now: number): boolean {
@@ -691,7 +781,10 @@ export class DispatchEngine {
     }
   }
 
-  /** The earliest time at which something is due or times out (epoch ms), or null. */
+  /**
+   * The earliest time at which something is due or times out, or the optimiser's silence
+   * begins (epoch ms), or null.
+   */
   nextWakeAt(): number | null {
     let top = this.due.peek();
     while (
@@ -706,10 +799,11 @@ export class DispatchEngine {
       this.deadlines.pop();
       dl = this.deadlines.peek();
     }
-    if (!top && !dl) return null;
-    if (!top) return (dl as HeapEntry).at;
-    if (!dl) return top.at;
-    return Math.min(top.at, dl.at);
+    const silence = silenceDeadline(this.lastSchedule, this.config.silenceSeconds);
+    let at = silence ?? Number.POSITIVE_INFINITY;
+    if (top) at = Math.min(at, top.at);
+    if (dl) at = Math.min(at, dl.at);
+    return at === Number.POSITIVE_INFINITY ? null : at;
   }
 
   // ---------------------------------------------------------------- dispatch and answers
@@ -1094,6 +1188,7 @@ export class DispatchEngine {
       commands: [...this.slots.values()].map((s) => commandToJSON(s.cmd)),
       assetStates,
       scheduleRevisions: Object.fromEntries(this.scheduleRevisions),
+      lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
     };
   }
 
@@ -1133,6 +1228,8 @@ export class DispatchEngine {
       else
         onProblem(problemAt('scheduleRevisions', id, `must be an integer >= 1, got ${shown(r)}`));
     }
+    // The silence goes on counting from the last schedule received before the restart.
+    engine.lastSchedule = lastScheduleFromJSON(doc.lastSchedule, onProblem);
     const now = engine.clock.now();
     for (const cmd of commands) {
       // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
@@ -1219,7 +1316,14 @@ export class DispatchEngine {
       return;
     const key = `${cmd.assetId}\u0000${setpointKind(cmd.type)}`;
     const last = this.lastSetpoint.get(key);
-    if (!last || cmd.scheduledAt.getTime() >= last.scheduledAt.getTime())
+    if (
+      !last ||
+      cmd.scheduledAt.getTime() >= last.scheduledAt.getTime() ||
+      // A silence's fallback cut short by a newer schedule, whose setpoint outlasts it.
+      (isSilenceFallback(last) &&
+        last.validUntil !== null &&
+        (cmd.validUntil === null || cmd.validUntil.getTime() > last.validUntil.getTime()))
+    )
       this.lastSetpoint.set(key, cmd);
   }
 

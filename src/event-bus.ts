@@ -16,6 +16,7 @@ export enum EventType {
   ASSET_COMPLIANT = 'ASSET_COMPLIANT',
   SETPOINT_LIMITED = 'SETPOINT_LIMITED',
   LIMITS_CHANGED = 'LIMITS_CHANGED',
+  OPTIMISER_SILENT = 'OPTIMISER_SILENT',
 }
 
 export const EVENT_TYPES: readonly EventType[] = Object.values(EventType);
@@ -42,6 +43,8 @@ export interface ScheduleSummary {
   ignoredColumns: string[];
   unmappedColumns: string[];
   commandCount: number;
+  /** The column read as site import limits (`limitColumn`), when one was used. */
+  limitColumn?: string;
 }
 
 /** Payload of ASSET_DEVIATION: measurements show the asset not following its setpoint. */
@@ -89,6 +92,22 @@ export interface LimitsChanged {
   staleMeters: string[];
 }
 
+/**
+ * Payload of OPTIMISER_SILENT: no schedule came for `silenceSeconds`, and the assets of the
+ * last one were sent their fallback setpoints.
+ */
+export interface OptimiserSilence {
+  /** The last schedule received, and when (ISO time). */
+  scheduleId: string;
+  receivedAt: string;
+  /** Seconds since it was received. */
+  silentForSeconds: number;
+  /** The assets of the last schedule. */
+  assets: string[];
+  /** The fallback commands registered (assets with no fallback get none). */
+  commandIds: string[];
+}
+
 export interface EventPayloads {
   [EventType.COMMAND_CREATED]: CommandJSON;
   [EventType.COMMAND_DISPATCHED]: CommandJSON;
@@ -103,6 +122,7 @@ export interface EventPayloads {
   [EventType.ASSET_COMPLIANT]: AssetCompliant;
   [EventType.SETPOINT_LIMITED]: SetpointLimited;
   [EventType.LIMITS_CHANGED]: LimitsChanged;
+  [EventType.OPTIMISER_SILENT]: OptimiserSilence;
 }
 
 export interface BusEvent<T extends EventType = EventType> {

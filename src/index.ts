@@ -24,6 +24,7 @@ export {
   type RegisterMap,
   RegisterMapError,
   type RegisterSpec,
+  type RevertSpec,
   validateRegisterMap,
   type WordOrder,
 } from './adapters/modbus/register-map';
@@ -96,6 +97,7 @@ export {
   convertSchedule,
   DEFAULT_DEADBAND_KW,
   type HorizonEnd,
+  type ImportLimit,
   mapKeysFor,
   type PlannedAsset,
 } from './convert';
@@ -121,6 +123,7 @@ export {
   type EventPayloads,
   EventType,
   type LimitsChanged,
+  type OptimiserSilence,
   type ScheduleSummary,
   type SetpointLimited,
   type StateChange,
@@ -183,6 +186,7 @@ export {
   type SetpointColumn,
   TIME_COLUMN_NAMES,
 } from './schedule';
+export { MAX_SILENCE_SECONDS, SILENCE_SUFFIX } from './silence';
 export {
   BatterySimulator,
   type BatterySimulatorOptions,

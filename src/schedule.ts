@@ -8,8 +8,9 @@
  * - CSV text whose first column is the time (pandas `to_csv`).
  *
  * Only setpoint columns are validated and kept: `ev_<vehicle>_kw`, `battery_charge_kw`,
- * `battery_discharge_kw`, `battery_<id>_charge_kw`, `battery_<id>_discharge_kw`. Every other
- * column is reported in `ignoredColumns`.
+ * `battery_discharge_kw`, `battery_<id>_charge_kw`, `battery_<id>_discharge_kw`, and the
+ * site import limit column when `limitColumn` names one. Every other column is reported in
+ * `ignoredColumns`.
  */
 
 import { describe, MAX_POWER_KW } from './commands';
@@ -83,6 +84,11 @@ export interface ParseOptions {
   epochUnit?: EpochUnit;
   /** Identifier of the schedule. Default: the input's `scheduleId`, if any. */
   scheduleId?: string;
+  /**
+   * A column of site import limits, kW per slot (e.g. `peak_target_kw`); an empty cell is no
+   * limit in that slot. Default none: such a column is ignored like any other.
+   */
+  limitColumn?: string;
 }
 
 /** Kinds of setpoint columns. */
@@ -140,6 +146,10 @@ export class Schedule {
   readonly scheduleId: string | null;
   /** Fields of an optimisation result beside its schedule (total_cost, status, ...). */
   readonly meta: Record<string, unknown>;
+  /** The column of site import limits (`limitColumn`), or null. */
+  readonly limitColumn: string | null;
+  /** Its values per slot, kW; NaN where the slot has no limit. Null without the column. */
+  readonly limits: Float64Array | null;
 
   constructor(init: {
     times: Float64Array;
@@ -150,6 +160,8 @@ export class Schedule {
     ignoredColumns: string[];
     scheduleId: string | null;
     meta: Record<string, unknown>;
+    limitColumn?: string | null;
+    limits?: Float64Array | null;
   }) {
     this.times = init.times;
     this.labels = init.labels;
@@ -159,6 +171,8 @@ export class Schedule {
     this.ignoredColumns = init.ignoredColumns;
     this.scheduleId = init.scheduleId;
     this.meta = init.meta;
+    this.limitColumn = init.limitColumn ?? null;
+    this.limits = init.limits ?? null;
   }
 
   get rows(): number {
@@ -206,6 +220,14 @@ export function parseSchedule(input: unknown, options: ParseOptions = {}): Sched
   if (!isValidTimeZone(timeZone)) {
     throw new ScheduleError(
       `unknown time zone ${JSON.stringify(timeZone)} (use an IANA name such as Europe/Berlin)`,
+    );
+  }
+  if (
+    options.limitColumn !== undefined &&
+    (typeof options.limitColumn !== 'string' || options.limitColumn === '')
+  ) {
+    throw new ScheduleError(
+      `limitColumn must be a column name, got ${JSON.stringify(options.limitColumn)}`,
     );
   }
   if (options.slotSeconds !== undefined && !(options.slotSeconds > 0)) {
@@ -637,12 +659,18 @@ function buildSchedule(
   const rowName = (r: number) =>
     table.rowLabel ? `${labels[r]}, ${table.rowLabel(r)}` : labels[r];
   const spIndex: number[] = [];
+  const limitColumn = options.limitColumn ?? null;
+  let limitIndex = -1;
   table.columns.forEach((name, c) => {
     if (seenCols.has(name)) {
       problems.add({ column: name, reason: 'the column appears twice' });
       return;
     }
     seenCols.add(name);
+    if (name === limitColumn) {
+      limitIndex = c;
+      return;
+    }
     const sp = classifyColumn(name);
     if (!sp) {
       ignoredColumns.push(name);
@@ -690,6 +718,8 @@ function buildSchedule(
   for (let j = 0; j < m; j++) {
     values.set((setpoints[j] as SetpointColumn).name, all.subarray(j * n, (j + 1) * n));
   }
+  const limits = limitColumn === null ? null : readLimits(table, limitColumn, limitIndex, rowName);
+  if (limits !== null && !(limits instanceof Float64Array)) for (const p of limits) problems.add(p);
   problems.throwIfAny();
   return new Schedule({
     times,
@@ -700,7 +730,39 @@ function buildSchedule(
     ignoredColumns,
     scheduleId,
     meta,
+    limitColumn,
+    limits: limits instanceof Float64Array ? limits : null,
   });
+}
+
+/** The limit column's values (kW, NaN: no limit), or the problems of its cells. */
+function readLimits(
+  table: RawTable,
+  name: string,
+  c: number,
+  rowName: (r: number) => string | undefined,
+): Float64Array | ScheduleProblem[] {
+  if (c < 0) {
+    return [
+      {
+        column: name,
+        reason: `no such column for limitColumn (columns: ${table.columns.slice(0, 10).join(', ')})`,
+      },
+    ];
+  }
+  if (classifyColumn(name) !== null) {
+    return [{ column: name, reason: 'limitColumn names a setpoint column' }];
+  }
+  const n = table.times.length;
+  const out = new Float64Array(n);
+  const problems: ScheduleProblem[] = [];
+  for (let r = 0; r < n; r++) {
+    const raw = table.cell(r, c);
+    const v = readValue(raw, table.emptyIsNull === true, 'limit');
+    if (typeof v === 'number') out[r] = v;
+    else problems.push({ row: r, time: rowName(r), column: name, value: raw, reason: v.reason });
+  }
+  return problems.length > 0 ? problems : out;
 }
 
 const NUMBER_RE = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
@@ -712,7 +774,11 @@ const INF_RE = /^\s*[+-]?(inf|Inf|INF|infinity|Infinity)\s*$/;
  * not acceptable. Numbers may come as numeric strings (CSV, hand-made rows); null,
  * undefined, NaN and the strings nan/null/None mean hold; so does '' in CSV.
  */
-function readValue(raw: unknown, emptyIsNull: boolean): number | { reason: string } {
+function readValue(
+  raw: unknown,
+  emptyIsNull: boolean,
+  what: 'setpoint' | 'limit' = 'setpoint',
+): number | { reason: string } {
   let v: number;
   if (typeof raw === 'number') {
     if (Number.isNaN(raw)) return Number.NaN;
@@ -730,12 +796,15 @@ function readValue(raw: unknown, emptyIsNull: boolean): number | { reason: strin
   }
   if (!Number.isFinite(v)) return { reason: `${v} is not a finite power` };
   if (v > MAX_POWER_KW) {
+    if (what === 'limit')
+      return { reason: `${v} kW is above ${MAX_POWER_KW} kW (1 GW): is the column in W?` };
     return {
       reason: `${v} kW is above ${MAX_POWER_KW} kW (1 GW), the most accepted for one asset: is the column in W?`,
     };
   }
   if (v < 0) {
     if (v >= -NEGATIVE_TOLERANCE_KW) return 0;
+    if (what === 'limit') return { reason: `${v} kW is negative: an import limit is 0 or more` };
     return {
       reason: `${v} kW is negative: setpoint columns carry magnitudes (use battery_discharge_kw for discharging)`,
     };

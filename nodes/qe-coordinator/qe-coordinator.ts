@@ -22,6 +22,7 @@ interface CoordinatorDef extends NodeDef {
   deadbandKw?: string | number;
   horizonEnd?: string;
   fallbackKw?: string;
+  silenceSeconds?: string | number;
   persist?: boolean;
   /** The site's limits (LimitsConfig) as JSON text; empty: no limits. */
   limits?: string;
@@ -36,6 +37,7 @@ const NUMERIC: (keyof EngineConfig & keyof CoordinatorDef)[] = [
   'staleStateSeconds',
   'dispatchIntervalSeconds',
   'deadbandKw',
+  'silenceSeconds',
 ];
 
 /** The engine settings of a coordinator's properties, or an Error naming the one that is wrong. */

@@ -55,8 +55,12 @@ function parseBatteries(value: unknown): BatteryConfig[] | Error {
       ratedChargeKw: num('ratedChargeKw') as number,
       ratedDischargeKw: num('ratedDischargeKw') as number,
       pollIntervalMs: (num('pollSeconds', 5) as number) * 1000,
-      watchdogSeconds: num('watchdogSeconds', 0) as number,
     };
+    // Empty: the adapter's default (revertSeconds / 3 with a revert time, else none).
+    const watchdog = num('watchdogSeconds');
+    const revert = num('revertSeconds');
+    if (watchdog !== undefined) entry.watchdogSeconds = watchdog;
+    if (revert !== undefined) entry.revertSeconds = revert;
     const socMin = num('socMinPercent');
     const socMax = num('socMaxPercent');
     if (socMin !== undefined) entry.socMinPercent = socMin;
@@ -90,6 +94,7 @@ export default function (RED: NodeAPI) {
     if (!setupError && Array.isArray(configs) && configs.length === 0)
       setupError = 'qe-modbus: add at least one battery';
     let fleet: ModbusBatteries | null = null;
+    let refreshStatus = () => {};
     if (!setupError && !('error' in found) && conn?.connection && Array.isArray(configs)) {
       try {
         fleet = new ModbusBatteries(found.site, conn.connection, configs, {
@@ -97,8 +102,11 @@ export default function (RED: NodeAPI) {
           onTelemetry: (t) => this.send([null, { topic: t.assetId, payload: t }]),
           onError: (err) => this.error(`${this.type}: ${err.message}`),
           onEvent: (e) => {
-            if (e.type.endsWith('failed'))
+            if (e.type === 'revert-timer-failed')
+              this.warn(`qe-modbus: ${e.assetId}: ${String(e.detail)}`);
+            else if (e.type.endsWith('failed'))
               this.debug?.(`qe-modbus: ${e.assetId}: ${e.type}: ${String(e.detail)}`);
+            if (e.type.startsWith('revert-timer')) refreshStatus();
             if (e.type.endsWith('rewrite'))
               this.send([
                 { topic: e.assetId, payload: { rewrite: e.type, ...(e.detail as object) } },
@@ -132,6 +140,18 @@ export default function (RED: NodeAPI) {
         this.status({ fill: 'yellow', shape: 'dot', text: deviation });
         return;
       }
+      // The failsafe is not armed: the device would not revert by itself.
+      const unarmed = s === 'connected' ? f.revertProblems() : [];
+      if (unarmed.length > 0) {
+        this.status({
+          fill: 'yellow',
+          shape: 'dot',
+          text: RED._('qe-modbus.status.revertFailed', {
+            assets: unarmed.map((p) => p.assetId).join(', '),
+          }),
+        });
+        return;
+      }
       this.status({
         fill: s === 'connected' ? 'green' : s === 'connecting' ? 'yellow' : 'red',
         shape: s === 'connected' ? 'dot' : 'ring',
@@ -151,6 +171,7 @@ export default function (RED: NodeAPI) {
     const deviations = followDeviations(site, f.assets, onQueue);
     connection.on('state', showStatus);
     connection.on('queue', onQueue);
+    refreshStatus = showStatus;
     showStatus();
 
     runDeliveredCommands(this, site, f);

@@ -7,12 +7,14 @@ interface ScheduleDef extends UserDef {
   ratedKw?: string;
   timeZone?: string;
   ignoreUnmapped?: boolean;
+  limitColumn?: string;
 }
 
 interface ScheduleMsg extends NodeMessageInFlow {
   assetMap?: unknown;
   scheduleId?: unknown;
   schedule?: unknown;
+  limits?: unknown;
 }
 
 export default function (RED: NodeAPI) {
@@ -34,6 +36,8 @@ export default function (RED: NodeAPI) {
         ? { fill: 'red', shape: 'ring', text: 'qe-schedule.status.misconfigured' }
         : { fill: 'grey', shape: 'ring', text: 'qe-schedule.status.waiting' },
     );
+
+    const limitColumn = typeof def.limitColumn === 'string' ? def.limitColumn.trim() : '';
 
     this.on('input', (msg: ScheduleMsg, send, done) => {
       if (setupError || 'error' in found) {
@@ -63,6 +67,7 @@ export default function (RED: NodeAPI) {
           ratedKw: ratedKw as Record<string, number>,
           ignoreUnmapped: def.ignoreUnmapped === true,
           timeZone: def.timeZone?.trim() || 'UTC',
+          ...(limitColumn === '' ? {} : { limitColumn }),
           ...(requested === undefined ? {} : { scheduleId: requested }),
         });
       } catch (err) {
@@ -72,6 +77,7 @@ export default function (RED: NodeAPI) {
       }
       msg.payload = conversion.commands.map(commandToJSON);
       msg.schedule = conversion.summary;
+      if (limitColumn !== '') msg.limits = conversion.limits;
       this.status({
         fill: 'green',
         shape: 'dot',

@@ -16,7 +16,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { GENERIC_MAP, validateRegisterMap } from '../adapters/modbus/register-map';
+import { resolveMap } from '../adapters/modbus/maps';
+import { GENERIC_MAP } from '../adapters/modbus/register-map';
 import { BatterySimulator, type PowerOnRegister, type SimMode } from './battery';
 import {
   closeOnSignals,
@@ -38,7 +39,9 @@ Options:
   --soc <percent>          initial state of charge (default 50)
   --max-kw <kW>            most charge and discharge power (default 50)
   --watchdog-ms <ms>       revert to idle without a watchdog write for this long (default 0: never)
-  --map <file.json>        register map (default: the generic map)
+  --map <file.json>        register map (default: the generic map), or a SunSpec profile such as
+                           {"profile": "sunspec-704", "baseAddress": 40070}, whose revert
+                           timer (WSetRvrtTms) it then honours as a device does
   --reject-out-of-range    answer a setpoint beyond --max-kw with exception 3 (default: clamp)
   --follow-rate <kW/s>     quirk: the power ramps toward the setpoint this fast (default 0: at once)
   --wrong-way              quirk: run the opposite direction of the setpoint
@@ -211,9 +214,7 @@ async function main(argv: string[]): Promise<void> {
   const maxKw = number('max-kw', values['max-kw'], 50);
   const capacityKwh = number('capacity-kwh', values['capacity-kwh'], 100);
   if (maxKw === 0 || capacityKwh === 0) throw new Error('--max-kw and --capacity-kwh must be > 0');
-  const map = values.map
-    ? validateRegisterMap(JSON.parse(readFileSync(values.map, 'utf8')))
-    : GENERIC_MAP;
+  const map = values.map ? resolveMap(JSON.parse(readFileSync(values.map, 'utf8'))) : GENERIC_MAP;
   const reportS = number('report-s', values['report-s'], 10);
 
   const sim = new BatterySimulator({
@@ -250,7 +251,9 @@ async function main(argv: string[]): Promise<void> {
   sim.on('mode', (unitId: number, mode: SimMode, raw: number) =>
     report(unitId, 'mode', `mode ${mode} (${raw})`, { mode, raw }),
   );
-  sim.on('revert', (unitId: number) => report(unitId, 'revert', 'watchdog expired, back to idle'));
+  sim.on('revert', (unitId: number) =>
+    report(unitId, 'revert', 'no write in time (watchdog or revert timer), back to idle'),
+  );
   sim.on('restarted', (port: number) =>
     print('restarted', { port }, `restarted: listening again on port ${port}`),
   );

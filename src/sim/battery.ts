@@ -33,6 +33,10 @@
  *   without a write to the map's watchdog register (or, for a map without one, without a
  *   setpoint or mode write). The countdown starts at the latest of the last watchdog write
  *   and the moment the battery was last asked to run after being idle.
+ * - Revert timer (the map's `revert` register, e.g. SunSpec WSetRvrtTms / InOutWRte_RvrtTms;
+ *   src/sim/battery-revert.ts): once a client writes a time (and the enable, where the map
+ *   has one), a battery asked to run goes back to setpoint 0 / idle when no setpoint or mode
+ *   write comes for that long (cause 'revert'); 0 turns it off; a restart powers it on at 0.
  *
  * Quirks, for compliance tests (`setQuirks` switches them while running): `followRateKwPerS`
  * (the power ramps toward the request at that rate instead of at once) and `wrongWay` (it
@@ -60,6 +64,13 @@ import {
 } from '../adapters/modbus/register-map';
 import { type Clock, systemClock } from '../clock';
 import { BatteryState } from '../state-machine';
+import {
+  powerOnRevert,
+  revertDeadline,
+  revertRegisters,
+  revertTimeMs,
+  touchesRevert,
+} from './battery-revert';
 
 export interface BatterySimulatorOptions {
   /** Interface to listen on (default 127.0.0.1). */
@@ -115,6 +126,8 @@ export interface SimBatteryState {
   unavailable: boolean;
   /** Simulated epoch ms of the last watchdog refresh. */
   lastWatchdogAt: number;
+  /** The revert time in force (the map's revert register, enabled), ms; 0: none. */
+  revertMs: number;
 }
 
 /** One write request that the simulator accepted. */
@@ -170,6 +183,8 @@ type Field =
   | 'power'
   | 'status'
   | 'scale-factor'
+  | 'revert-time'
+  | 'revert-enable'
   | 'extra';
 
 interface Slot {
@@ -190,6 +205,8 @@ interface Unit {
   fault: boolean;
   unavailable: boolean;
   lastWatchdogAt: number;
+  /** The last write that starts the revert timer's countdown again (setpoint, mode, timer). */
+  revertSince: number;
   writes: SimWrite[];
   history: SetpointChange[];
   /** Gets no answer (the whole device may be silent too). */
@@ -533,6 +550,7 @@ export class BatterySimulator extends EventEmitter {
     spec(m.setpoint, 'setpoint', true);
     if (m.mode) add('holding', m.mode.address, 1, 'mode', true);
     if (m.watchdog) add('holding', m.watchdog.address, 1, 'watchdog', true);
+    for (const r of revertRegisters(m.revert)) add('holding', r.start, r.count, r.field, true);
     if (m.telemetry.soc) spec(m.telemetry.soc, 'soc', false);
     if (m.telemetry.power) spec(m.telemetry.power, 'power', false);
     if (m.telemetry.status) spec(m.telemetry.status, 'status', false);
@@ -556,6 +574,7 @@ export class BatterySimulator extends EventEmitter {
       fault: false,
       unavailable: false,
       lastWatchdogAt: this.now(),
+      revertSince: this.now(),
       writes: [],
       history: [],
       silent: false,
@@ -572,6 +591,7 @@ export class BatterySimulator extends EventEmitter {
     this.setWords(u, this.map.setpoint, this.encodeSetpoint(u, 0));
     if (this.map.mode) u.holding.set(this.map.mode.address, this.map.mode.values.idle);
     u.requestedKw = 0;
+    if (cause === 'restart') powerOnRevert(this.map.revert, u.holding);
     this.refresh(u);
     if (cause) this.record(u, cause, at);
   }
@@ -802,6 +822,12 @@ export class BatterySimulator extends EventEmitter {
       u.lastWatchdogAt = now;
     }
     if (!wasActive && this.active(u)) u.lastWatchdogAt = Math.max(u.lastWatchdogAt, now);
+    if (
+      newKw !== undefined ||
+      (mode && touched.has(mode.address)) ||
+      touchesRevert(this.map.revert, address, values.length)
+    )
+      u.revertSince = now;
     this.refresh(u);
     if (newKw !== undefined || (mode && touched.has(mode.address))) this.record(u, 'write');
   }
@@ -833,19 +859,24 @@ export class BatterySimulator extends EventEmitter {
 
   private advance(u: Unit, from: number, to: number): void {
     let t = from;
-    const timeout = this.opts.watchdogTimeoutMs;
-    if (timeout > 0 && this.active(u)) {
-      const deadline = u.lastWatchdogAt + timeout;
-      if (deadline <= to) {
-        if (deadline > t) {
-          this.integrate(u, deadline - t);
-          t = deadline;
-        }
-        this.resetControl(u, 'revert', deadline);
-        this.emit('revert', u.id);
+    const deadline = this.active(u) ? this.revertAt(u) : null;
+    if (deadline !== null && deadline <= to) {
+      if (deadline > t) {
+        this.integrate(u, deadline - t);
+        t = deadline;
       }
+      this.resetControl(u, 'revert', deadline);
+      this.emit('revert', u.id);
     }
     if (to > t) this.integrate(u, to - t);
+  }
+
+  /** The earliest of the watchdog's deadline and the revert timer's, or null. */
+  private revertAt(u: Unit): number | null {
+    const timeout = this.opts.watchdogTimeoutMs;
+    const wd = timeout > 0 ? u.lastWatchdogAt + timeout : null;
+    const rv = revertDeadline(this.map.revert, u.holding, u.revertSince);
+    return wd === null ? rv : rv === null ? wd : Math.min(wd, rv);
   }
 
   private integrate(u: Unit, ms: number): void {
@@ -984,6 +1015,7 @@ export class BatterySimulator extends EventEmitter {
       fault: u.fault,
       unavailable: u.unavailable,
       lastWatchdogAt: u.lastWatchdogAt,
+      revertMs: revertTimeMs(this.map.revert, u.holding),
     };
   }
 

@@ -78,6 +78,7 @@ export async function batterySite(
     onError: () => {},
   });
   const telemetry: Telemetry[] = [];
+  const events: { type: string; assetId: string; detail?: unknown }[] = [];
   const configs: BatteryConfig[] = units.map((unitId, i) => ({
     assetId: `b${unitId}`,
     unitId,
@@ -89,6 +90,7 @@ export async function batterySite(
   }));
   const fleet = new ModbusBatteries(site, connection, configs, {
     onTelemetry: (t) => telemetry.push(t),
+    onEvent: (e) => events.push(e),
   });
   connection.start();
   fleet.start();
@@ -99,5 +101,5 @@ export async function batterySite(
     { close: () => fleet.stop(true) },
   );
   await until(() => connection.state === 'connected', 'connected');
-  return { sim, connection, site, fleet, telemetry };
+  return { sim, connection, site, fleet, telemetry, events };
 }

@@ -1,4 +1,5 @@
 import should from 'should';
+import { SUNSPEC_704 } from '../../src/adapters/modbus/maps';
 import { BatterySimulator } from '../../src/sim/battery';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab, siteOf } from './flows';
 import { helper } from './runtime';
@@ -252,5 +253,73 @@ describe('nodes: Modbus battery end to end', () => {
       payload: { assetId: 'ast_batt_002', type: 'SET_DISCHARGE_RATE', valueKw: 3 },
     } as never);
     await until(() => sim.state(2).requestedKw === -3, 'works after the partial deploy', 1000);
+  });
+
+  it('Revert seconds on a SunSpec 704 row: the revert time is written on connect; one the device refuses shows in the status and holds no setpoint back', async () => {
+    const base = 40_070;
+    const sim = await battery({ map: SUNSPEC_704(base) });
+    // Unit 2's map points its revert timer at a register the device does not have.
+    const refused = { ...SUNSPEC_704(base), revert: { address: 100, type: 'uint16', unit: 's' } };
+    const row = { ratedChargeKw: 40, ratedDischargeKw: 40, pollSeconds: 1, revertSeconds: 6 };
+    const nodes = flow(sim.port, {
+      batteries: [
+        { assetId: 'ast_batt_001', unitId: 1, profile: 'sunspec-704', baseAddress: base, ...row },
+        { assetId: 'ast_batt_002', unitId: 2, profile: JSON.stringify(refused), ...row },
+      ],
+    });
+    await helper.load(modbusNodes(), [
+      ...nodes,
+      { id: 'st', type: 'status', z: 'f1', scope: ['mb'], wires: [['statuses']] },
+      { id: 'statuses', type: 'helper', z: 'f1' },
+    ]);
+    const statuses = inbox('statuses');
+    await until(() => sim.state(1).revertMs === 6000, 'the revert time written to unit 1');
+    should(sim.readRegisters(1, base + 28, 3)).eql([1, 0, 6]);
+    await until(
+      () =>
+        statuses.msgs.some(
+          (m) =>
+            (m as unknown as { status: { text?: string } }).status.text ===
+            'qe-modbus.status.revertFailed',
+        ),
+      'the status says the revert timer is not set',
+    );
+    helper.getNode('disp').receive({
+      payload: [
+        { assetId: 'ast_batt_001', type: 'SET_CHARGE_RATE', valueKw: 4 },
+        { assetId: 'ast_batt_002', type: 'SET_DISCHARGE_RATE', valueKw: 3 },
+      ],
+    } as never);
+    await until(() => sim.state(1).requestedKw === 4, 'unit 1 written');
+    await until(() => sim.state(2).requestedKw === -3, 'unit 2 written all the same');
+    should(sim.state(2).revertMs).equal(0);
+  });
+
+  it('a watchdog that is not below the revert time is refused at deploy, naming both', async () => {
+    const sim = await battery();
+    await helper.load(
+      modbusNodes(),
+      flow(sim.port, {
+        batteries: [
+          {
+            assetId: 'b',
+            unitId: 1,
+            profile: 'generic',
+            ratedChargeKw: 5,
+            ratedDischargeKw: 5,
+            watchdogSeconds: 10,
+            revertSeconds: 5,
+          },
+        ],
+      }),
+    );
+    const caught = inbox('caught');
+    helper.getNode('mb').receive({
+      payload: { id: 'x', assetId: 'b', type: 'SET_CHARGE_RATE', valueKw: 1 },
+    } as never);
+    await caught.count(1);
+    should((caught.msgs[0] as { error: { message: string } }).error.message).match(
+      /battery \[0\] \(b\): watchdogSeconds \(10\) must be below revertSeconds \(5\)/,
+    );
   });
 });

@@ -17,8 +17,8 @@ const change: StateChange = {
 };
 
 describe('EventBus', () => {
-  it('has the seed’s eight event types plus COMMAND_CANCELLED, the two compliance events and the two of site limits', () => {
-    should(EVENT_TYPES.length).equal(13);
+  it('has the seed’s eight event types plus COMMAND_CANCELLED, the two compliance events, the two of site limits and OPTIMISER_SILENT', () => {
+    should(EVENT_TYPES.length).equal(14);
     for (const t of [
       'COMMAND_CREATED',
       'COMMAND_DISPATCHED',
@@ -33,6 +33,7 @@ describe('EventBus', () => {
       'ASSET_COMPLIANT',
       'SETPOINT_LIMITED',
       'LIMITS_CHANGED',
+      'OPTIMISER_SILENT',
     ]) {
       should(EVENT_TYPES).containEql(t);
     }

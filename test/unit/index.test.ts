@@ -21,7 +21,8 @@ describe('public API (package root)', () => {
       should(typeof (api as Record<string, unknown>)[name]).equal('function', name);
     should(Object.values(api.CommandType)).containDeep(['SET_CHARGE_RATE', 'SET_DISCHARGE_RATE']);
     should(Object.values(api.CommandStatus)).have.length(7);
-    should(api.EVENT_TYPES).have.length(13);
+    should(api.EVENT_TYPES).have.length(14);
+    should(api.EVENT_TYPES).containEql('OPTIMISER_SILENT');
     should(api.EVENT_TYPES).containEql('ASSET_DEVIATION').and.containEql('ASSET_COMPLIANT');
     should(api.EVENT_TYPES).containEql('SETPOINT_LIMITED').and.containEql('LIMITS_CHANGED');
     should(typeof api.SiteLimiter).equal('function');

@@ -150,6 +150,11 @@ describe('Modbus register maps (maps.ts)', () => {
       ]);
     });
 
+    it('declares its revert timer: InOutWRte_RvrtTms, uint16 seconds, no enable', () => {
+      should(map.revert).eql({ address: BASE + 13, type: 'uint16', unit: 's', function: 'FC16' });
+      should(map.description).match(/InOutWRte_RvrtTms is written on every connect/);
+    });
+
     it('ChaState decodes with its scale factor', () => {
       should(decodeValue([8750], map.telemetry.soc!, -2)).equal(87.5);
     });
@@ -205,6 +210,19 @@ describe('Modbus register maps (maps.ts)', () => {
       should(encodeValue(setpointToRegisterValue(-3, map.setpoint, rated), map.setpoint, 0)).eql([
         0, 3000,
       ]);
+    });
+
+    it('declares its revert timer: WSetRvrtTms, uint32 seconds, enabled by WSetEnaRvrt = 1', () => {
+      should(SUNSPEC_OFFSETS[704].WSetRvrt).equal(24);
+      should(map.revert).eql({
+        address: BASE + 29,
+        type: 'uint32',
+        wordOrder: 'high-first',
+        unit: 's',
+        function: 'FC16',
+        enable: { address: BASE + 28, value: 1, function: 'FC16' },
+      });
+      should(map.description).match(/WSetRvrtTms and WSetEnaRvrt = 1 are written on every connect/);
     });
 
     it('has no telemetry unless the bases of models 701 and 713 are given', () => {
@@ -294,6 +312,43 @@ describe('Modbus register maps (maps.ts)', () => {
         () => resolveMap({ profile: 'sunspec-704', baseAddress: 40_000, model701: 65_500 }),
         /model 701: model701 must be/,
       );
+    });
+
+    it('a bad revert spec, naming the field', () => {
+      const revert = { address: 300, type: 'uint16', unit: 's' };
+      const bad = (r: unknown) => () => validateRegisterMap({ ...GENERIC_MAP, revert: r });
+      should(validateRegisterMap({ ...GENERIC_MAP, revert }).revert).eql(revert);
+      const cases: [unknown, string, RegExp][] = [
+        [[], 'revert', /revert must be an object/],
+        [{ ...revert, address: 70_000 }, 'revert.address', /revert\.address must be/],
+        [{ ...revert, type: 'int16' }, 'revert.type', /revert\.type must be uint16 or uint32/],
+        [{ ...revert, address: 65_535, type: 'uint32' }, 'revert.address', /runs past/],
+        [{ ...revert, wordOrder: 'abcd' }, 'revert.wordOrder', /revert\.wordOrder/],
+        [{ ...revert, unit: 'ms' }, 'revert.unit', /revert\.unit must be "s"/],
+        [{ ...revert, type: 'uint32', function: 'FC6' }, 'revert.function', /FC6 writes one/],
+        [{ ...revert, enable: 1 }, 'revert.enable', /revert\.enable must be an object/],
+        [{ ...revert, enable: { value: 1 } }, 'revert.enable.address', /enable\.address/],
+        [
+          { ...revert, enable: { address: 300, value: 1 } },
+          'revert.enable.address',
+          /is a register of the revert time/,
+        ],
+        [
+          { ...revert, enable: { address: 301, value: -1 } },
+          'revert.enable.value',
+          /revert\.enable\.value must be an integer from 0 to 65535, got -1/,
+        ],
+        [
+          { ...revert, enable: { address: 301, value: 1, function: 'FC3' } },
+          'revert.enable.function',
+          /revert\.enable\.function must be FC16 or FC6/,
+        ],
+      ];
+      for (const [r, field, pattern] of cases) {
+        const err = mapError(bad(r), pattern);
+        should(err.field).equal(field);
+        should(err.message).startWith('register map generic: ');
+      }
     });
 
     it('an invalid map object', () => {

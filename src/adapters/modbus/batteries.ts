@@ -6,6 +6,11 @@
  * device restart, a redeploy, a restart of Node-RED), and polls telemetry that drives each
  * asset's battery state machine. A battery that stops answering for staleStateSeconds
  * becomes UNAVAILABLE, so its commands are held instead of being sent into the void.
+ *
+ * Failsafe (`revertSeconds`): on every connect, before the re-apply, it writes the device's
+ * own revert timer (the map's `revert` register and its enable), so a battery that no one
+ * writes to (Node-RED, this gateway or the network gone) falls back to its safe setting by
+ * itself; the watchdog keeps re-writing below that time while the gateway runs.
  */
 
 import { type Command, CommandStatus, CommandType } from '../../commands';
@@ -28,6 +33,7 @@ import {
   ModbusExpiredError,
   ModbusTransportError,
 } from './connection';
+import { checkTimers, writeRevertTimer } from './failsafe';
 import {
   type RegisterMap,
   type RegisterSpec,
@@ -44,8 +50,18 @@ export interface BatteryConfig {
   ratedDischargeKw: number;
   /** Telemetry poll period, ms. Default 5000. */
   pollIntervalMs?: number;
-  /** Re-write the setpoint in force this often (below the device's revert timeout); 0 = never. */
+  /**
+   * Re-write the setpoint in force this often (below the device's revert timeout); 0 = never.
+   * Default: revertSeconds / 3 when revertSeconds is set, else 0. Must be below revertSeconds.
+   */
   watchdogSeconds?: number;
+  /**
+   * The failsafe: the device reverts to its safe setting when no one writes a setpoint for
+   * this long. With a map that has a `revert` register, written to the device on every
+   * connect (a whole number of seconds); without one, the device's own configured timeout,
+   * which this adapter cannot set: it only keeps the watchdog below it.
+   */
+  revertSeconds?: number;
   /** At or below this SoC (last reading) a discharge setpoint is written as 0. */
   socMinPercent?: number;
   /** At or above this SoC (last reading) a charge setpoint is written as 0. */
@@ -86,6 +102,10 @@ interface Active {
 
 interface Battery {
   config: BatteryConfig;
+  /** The watchdog period in force, seconds (0: none). */
+  watchdogSeconds: number;
+  /** Why the revert timer could not be written at the last connect (null: written, or not asked). */
+  revertError: string | null;
   active: Active | null;
   /** Scale factors read from the device (SunSpec), by register address. */
   scaleFactors: Map<number, number>;
@@ -130,8 +150,11 @@ export class ModbusBatteries implements Adapter {
       if (this.batteries.has(c.assetId))
         throw new TypeError(`${where}: asset ${c.assetId} is listed twice`);
       validateRegisterMap(c.map);
+      const watchdogSeconds = checkTimers(c, where);
       this.batteries.set(c.assetId, {
         config: c,
+        watchdogSeconds,
+        revertError: null,
         active: null,
         scaleFactors: new Map(),
         limitKw: null,
@@ -169,7 +192,7 @@ export class ModbusBatteries implements Adapter {
         b.pollTimer = setInterval(() => void this.poll(b), every);
         b.pollTimer.unref?.();
       }
-      const wd = b.config.watchdogSeconds ?? 0;
+      const wd = b.watchdogSeconds;
       if (wd > 0) {
         b.watchdogTimer = setInterval(() => void this.rewrite(b), wd * 1000);
         b.watchdogTimer.unref?.();
@@ -203,6 +226,8 @@ export class ModbusBatteries implements Adapter {
     if (!this.started) return;
     for (const b of this.batteries.values()) {
       b.scaleFactors.clear();
+      // Queued first: the bus sends one request at a time, in order.
+      void this.armRevert(b);
       try {
         this.host.reapply(b.config.assetId, reason);
       } catch (err) {
@@ -210,6 +235,39 @@ export class ModbusBatteries implements Adapter {
         this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
       }
     }
+  }
+
+  /** The watchdog period in force for a battery, seconds (0: none). */
+  watchdogPeriod(assetId: string): number | undefined {
+    return this.batteries.get(assetId)?.watchdogSeconds;
+  }
+
+  /** Batteries whose revert timer could not be written at the last connect, and why. */
+  revertProblems(): { assetId: string; error: string }[] {
+    return [...this.batteries.values()]
+      .filter((b) => b.revertError !== null)
+      .map((b) => ({ assetId: b.config.assetId, error: b.revertError as string }));
+  }
+
+  /**
+   * Arms the device's failsafe (src/adapters/modbus/failsafe.ts), queued before the
+   * re-apply; a failure is reported (`revert-timer-failed`) and tried again on the next
+   * connect, and never holds a setpoint back.
+   */
+  private async armRevert(b: Battery): Promise<void> {
+    const { assetId, revertSeconds, map } = b.config;
+    const error = await writeRevertTimer(this.connection, b.config);
+    if (error === undefined) return;
+    b.revertError = error;
+    if (error !== null) {
+      this.options.onEvent?.({ type: 'revert-timer-failed', assetId, detail: error });
+      return;
+    }
+    this.options.onEvent?.({
+      type: 'revert-timer-set',
+      assetId,
+      detail: { revertSeconds, address: map.revert?.address },
+    });
   }
 
   // ------------------------------------------------------------ commands -> registers

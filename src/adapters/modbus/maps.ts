@@ -76,6 +76,8 @@ export const SUNSPEC_OFFSETS = {
     WSetMod: 21,
     /** int32 (2 registers), W, sf WSet_SF: active power setting. */
     WSet: 22,
+    /** int32 (2 registers), W, sf WSet_SF: the reversion setting, in force after a revert. */
+    WSetRvrt: 24,
     /** int16, Pct (of maximum active power), sf WSetPct_SF. */
     WSetPct: 26,
     /** enum16: reversion of the set-active-power function enabled. */
@@ -140,8 +142,11 @@ function checkBase(base: unknown, model: keyof typeof SUNSPEC_OFFSETS, field: st
  *   device's own control) for discharge, which is refused anyway. Idle is "no charging"
  *   (InWRte 0 %), not a hold: model 124 holds only with both limits at 0 %.
  * - A limit is not a setpoint: the device charges at most this much, and only from the grid
- *   if ChaGriSet (offset 15) is GRID; set that, and InOutWRte_RvrtTms (offset 13) above the
- *   watchdog period, on the device. The setpoint is re-written every watchdog period.
+ *   if ChaGriSet (offset 15) is GRID; set that on the device.
+ * - revert: InOutWRte_RvrtTms (offset 13, uint16, s), the timeout of the rate settings. With
+ *   a battery's `revertSeconds` the adapter writes it on every connect and re-writes the
+ *   setpoint every watchdog period, below it; what the device falls back to when it runs
+ *   out is the device's (model 124 has no register for it). Model 124 has no enable for it.
  * - telemetry: SoC from ChaState (percent of the Ah rating) with ChaState_SF; status from
  *   ChaSt. Model 124 has no power point (read it from the inverter's model, e.g. 103/701).
  */
@@ -154,7 +159,8 @@ export function SUNSPEC_124(baseAddress: number): RegisterMap {
       `SunSpec model 124 (Basic Storage Controls), first point at ${base}. PARTIAL: charge only, as a limit: ` +
       'InWRte (% of WChaMax) with StorCtl_Mod = 1; discharge setpoints are refused (model 124 limits discharge in a ' +
       'second register, OutWRte, which this format cannot write), idle is InWRte 0 % (no charging, not a hold). ' +
-      'Set the rated charge power to WChaMax, ChaGriSet to GRID, and InOutWRte_RvrtTms above the watchdog period.',
+      'Set the rated charge power to WChaMax and ChaGriSet to GRID. With revertSeconds, the revert time ' +
+      'InOutWRte_RvrtTms is written on every connect.',
     source: `SunSpec model 124: ${SUNSPEC_REPO}, json/model_124.json and smdx/smdx_00124.xml`,
     setpoint: {
       address: base + o.InWRte,
@@ -186,6 +192,7 @@ export function SUNSPEC_124(baseAddress: number): RegisterMap {
         },
       },
     },
+    revert: { address: base + o.InOutWRte_RvrtTms, type: 'uint16', unit: 's', function: 'FC16' },
   };
 }
 
@@ -210,8 +217,15 @@ export interface SunSpec704Telemetry {
  *   back to the device instead).
  * - NOT written by this map: WSetMod (offset 21) must be 1 (WATTS) for WSet to be the value
  *   in force (0, W_MAX_PCT, uses WSetPct instead); our format writes one mode register, so
- *   set WSetMod once on the device. The reversion (WSetEnaRvrt, WSetRvrtTms) is the
- *   device's fallback; keep its time above the watchdog period.
+ *   set WSetMod once on the device.
+ * - revert: WSetRvrtTms (offset 29, uint32, s) with WSetEnaRvrt (offset 28) = 1. With a
+ *   battery's `revertSeconds` the adapter writes both on every connect (the device may have
+ *   restarted) and re-writes the setpoint every watchdog period, below it; when no one writes
+ *   for that long, the device leaves WSet for its reversion setting WSetRvrt (offset 24, W,
+ *   WSet_SF), which this map does not write: set it (0 W: hold) on the device. The
+ *   definition calls WSetEnaRvrt "reversion active power function enable"; by its name (like
+ *   WSetRvrt for WSet) it is the value WSetEna takes at the reversion: 1 keeps the function
+ *   on, at WSetRvrt, where 0 would hand the battery back to the device's own control.
  * - telemetry: model 704 has none; pass the bases of models 701 (power, inverter state) and
  *   713 (SoC) when the device has them. InvSt says whether the inverter is off, faulted,
  *   sleeping or in standby, not whether it charges or discharges: for STARTING, RUNNING,
@@ -224,7 +238,9 @@ export function SUNSPEC_704(baseAddress: number, telemetry: SunSpec704Telemetry 
     name: 'sunspec-704',
     description:
       `SunSpec model 704 (DER AC Controls), first point at ${base}: WSet (W, WSet_SF, positive = discharge) with ` +
-      'WSetEna = 1; idle is 0 W. Set WSetMod to 1 (WATTS) on the device: this map does not write it.' +
+      'WSetEna = 1; idle is 0 W. Set WSetMod to 1 (WATTS) on the device: this map does not write it. ' +
+      'With revertSeconds, WSetRvrtTms and WSetEnaRvrt = 1 are written on every connect; the device then ' +
+      'falls back to WSetRvrt (set it on the device) when no one writes for that long.' +
       (telemetry.model701 === undefined
         ? ''
         : ` Power and inverter state from model 701 at ${telemetry.model701}.`) +
@@ -249,6 +265,14 @@ export function SUNSPEC_704(baseAddress: number, telemetry: SunSpec704Telemetry 
       values: { charge: 1, discharge: 1, idle: 1 },
     },
     telemetry: {},
+    revert: {
+      address: base + o.WSetRvrtTms,
+      type: 'uint32',
+      wordOrder: 'high-first',
+      unit: 's',
+      function: 'FC16',
+      enable: { address: base + o.WSetEnaRvrt, value: 1, function: 'FC16' },
+    },
   };
   if (telemetry.model701 !== undefined) {
     const b = checkBase(telemetry.model701, 701, 'model701');

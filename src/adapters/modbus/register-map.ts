@@ -61,6 +61,25 @@ export interface WatchdogSpec {
   value: 'counter' | number;
 }
 
+/**
+ * The device's own failsafe: a revert timer. When no setpoint is written for that many
+ * seconds, the device drops the setpoint in force and goes back to its safe (reversion)
+ * setting by itself, whether or not anyone is still connected. The adapter writes the time
+ * (and the enable value) on every connect when a battery has `revertSeconds`.
+ */
+export interface RevertSpec {
+  /** Register(s) of the revert time; 0 usually means "no reversion". */
+  address: number;
+  type: 'uint16' | 'uint32';
+  wordOrder?: WordOrder;
+  /** The time is in seconds (the only unit supported). */
+  unit: 's';
+  /** FC16 (default) or FC6 (16-bit only). */
+  function?: 'FC16' | 'FC6';
+  /** A register that turns the reversion on, and the value that does (SunSpec: 1). */
+  enable?: { address: number; value: number; function?: 'FC16' | 'FC6' };
+}
+
 export interface RegisterMap {
   name: string;
   description?: string;
@@ -75,6 +94,7 @@ export interface RegisterMap {
     status?: StatusSpec;
   };
   watchdog?: WatchdogSpec;
+  revert?: RevertSpec;
 }
 
 export class RegisterMapError extends Error {
@@ -262,7 +282,60 @@ export function validateRegisterMap(input: unknown): RegisterMap {
       );
     }
   }
+  if (m.revert !== undefined) checkRevert(m.revert, name);
   return input as RegisterMap;
+}
+
+function checkRevert(input: unknown, name: string): void {
+  const where = `register map ${name}: revert`;
+  if (!input || typeof input !== 'object' || Array.isArray(input))
+    throw new RegisterMapError(`${where} must be an object`, 'revert');
+  const r = input as Record<string, unknown>;
+  if (!isAddress(r.address))
+    throw new RegisterMapError(
+      `${where}.address must be an integer from 0 to 65535, got ${JSON.stringify(r.address)}`,
+      'revert.address',
+    );
+  if (r.type !== 'uint16' && r.type !== 'uint32')
+    throw new RegisterMapError(
+      `${where}.type must be uint16 or uint32 (a time in seconds), got ${JSON.stringify(r.type)}`,
+      'revert.type',
+    );
+  if (r.address + registerCount(r.type) - 1 > 65535)
+    throw new RegisterMapError(`${where} runs past register 65535`, 'revert.address');
+  if (r.wordOrder !== undefined && r.wordOrder !== 'high-first' && r.wordOrder !== 'low-first')
+    throw new RegisterMapError(
+      `${where}.wordOrder must be high-first or low-first, got ${JSON.stringify(r.wordOrder)}`,
+      'revert.wordOrder',
+    );
+  if (r.unit !== 's')
+    throw new RegisterMapError(
+      `${where}.unit must be "s" (the revert time in seconds), got ${JSON.stringify(r.unit)}`,
+      'revert.unit',
+    );
+  checkFunction(r.function, r.type, 'revert', name);
+  if (r.enable === undefined) return;
+  const e = r.enable as Record<string, unknown>;
+  if (!e || typeof e !== 'object' || Array.isArray(e))
+    throw new RegisterMapError(`${where}.enable must be an object`, 'revert.enable');
+  if (!isAddress(e.address))
+    throw new RegisterMapError(
+      `${where}.enable.address must be an integer from 0 to 65535, got ${JSON.stringify(e.address)}`,
+      'revert.enable.address',
+    );
+  if (e.address >= r.address && e.address < r.address + registerCount(r.type))
+    throw new RegisterMapError(
+      `${where}.enable.address ${e.address} is a register of the revert time`,
+      'revert.enable.address',
+    );
+  if (
+    !(typeof e.value === 'number' && Number.isInteger(e.value) && e.value >= 0 && e.value <= 65535)
+  )
+    throw new RegisterMapError(
+      `${where}.enable.value must be an integer from 0 to 65535, got ${JSON.stringify(e.value)}`,
+      'revert.enable.value',
+    );
+  checkFunction(e.function, 'uint16', 'revert.enable', name);
 }
 
 /**
