@@ -18,6 +18,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'modbus', flags: [] },
   { name: 'events', flags: [] },
   { name: 'compliance', flags: [] },
+  { name: 'allocate', flags: ['--expose-gc'] },
   { name: 'limits-site', flags: ['--expose-gc'] },
 ];
 

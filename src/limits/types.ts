@@ -156,7 +156,10 @@ export interface DynamicCap extends CircuitLimits {
   source: string;
   /** The circuit it limits (default: the root), unless it limits assets. */
   circuit?: string;
-  /** Limits each of these assets ('*': every asset) to at most this much, kW (e.g. §14a: 4.2). */
+  /**
+   * Limits each of these assets ('*': every asset) to at most this much, kW (e.g. §14a: 4.2),
+   * charging or discharging.
+   */
   assets?: string[] | '*';
   assetMaxKw?: number;
   /** Epoch ms when it stops applying; none: until cleared. */
@@ -188,6 +191,21 @@ export interface CircuitLoad {
   kw: number;
   /** Meters that count as their worst case. */
   stale: string[];
+  /**
+   * Generation alone (what uncontrolled sources feed back), per phase A and total kW, as
+   * positive numbers: what export limits count (consumption is not credited against export).
+   * Default: the negative parts of `a` and `kw`.
+   */
+  generationA?: [number, number, number];
+  generationKw?: number;
+}
+
+/** The most restrictive limits in force (`LimitSources.effective`), with what gave each. */
+export interface EffectiveLimits {
+  /** Per circuit id: the most restrictive of each limit in force on it. */
+  circuits: Map<string, Partial<Record<keyof CircuitLimits, LimitInForce>>>;
+  /** Per asset id: the most restrictive `maxKw` cap in force on it (its rating is not here). */
+  assets: Map<string, LimitInForce>;
 }
 
 /** What one asset asks for: from its setpoint in force (or the one about to leave). */

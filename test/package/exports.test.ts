@@ -35,6 +35,11 @@ describe('package entry points', () => {
     'createEvChargerStateMachine',
     'createBatteryStateMachine',
     'EventType',
+    'validateLimits',
+    'LimitSources',
+    'MeterReadings',
+    'allocate',
+    'planChanges',
   ];
 
   it('require() by package name gives the core API', () => {

@@ -27,6 +27,35 @@ describe('public API (package root)', () => {
     should(typeof api.DispatchEngine.restore).equal('function');
   });
 
+  it('exports the site limits core', () => {
+    const functions = [
+      'validateLimits',
+      'LimitsConfigError',
+      'failsafeShares',
+      'ampsPerKw',
+      'MeterReadings',
+      'MeterReadingError',
+      'LimitSources',
+      'CapError',
+      'allocate',
+      'AllocationError',
+      'violations',
+      'planChanges',
+    ];
+    for (const name of functions)
+      should(typeof (api as Record<string, unknown>)[name]).equal('function', name);
+    should(api.PHASES).eql(['L1', 'L2', 'L3']);
+    const limits = api.validateLimits({
+      circuits: [{ id: 'grid', importKw: 11 }],
+      assets: [{ assetId: 'ev', kind: 'ev', circuit: 'grid', phases: 'L1L2L3', ratingKw: 22 }],
+    });
+    const sources = new api.LimitSources(limits);
+    const loads = new api.MeterReadings(limits).loads(0);
+    should(api.allocate(limits, [{ assetId: 'ev', kw: 22 }], loads, sources.effective(0))).eql([
+      { assetId: 'ev', askedKw: 22, kw: 11, boundBy: 'circuit grid importKw (config)' },
+    ]);
+  });
+
   it('the README snippet runs as written', async () => {
     // Keep in step with the "Use the core library" snippet in README.md.
     const { AdapterRegistry, DispatchEngine, EventBus, EventType, ManualClock } = api;
