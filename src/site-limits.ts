@@ -158,14 +158,13 @@ export class SiteLimiter {
    * `limitSetpoint`), and brings down other assets where the new ones need room.
    */
   beforeDispatch(due: readonly Command[]): void {
+    // Every one: a new slot's setpoint, a retry, a re-apply after a reboot, and the limiter's
+    // own commands (what fits may have changed while they waited: a hold, a backoff).
     const mine = due.filter(
       (c) =>
         this.has(c.assetId) &&
-        (c.type === CommandType.SET_CHARGE_RATE || c.type === CommandType.SET_DISCHARGE_RATE) &&
-        c.reapplyOf === undefined,
+        (c.type === CommandType.SET_CHARGE_RATE || c.type === CommandType.SET_DISCHARGE_RATE),
     );
-    // Re-applies and the limiter's own commands carry an allocation already; a new slot's
-    // setpoint is allocated as it leaves.
     if (mine.length === 0) return;
     this.allocateAndSend('dispatch', mine);
   }
@@ -181,8 +180,10 @@ export class SiteLimiter {
     const dueBy = new Map(due.map((c) => [c.assetId, c]));
     const requests: AllocationRequest[] = [];
     const committed = new Map<string, number>();
+    const latest = new Map<string, Command>();
     for (const assetId of this.limits.assets.keys()) {
       const s = this.engine.rateSetpoints(assetId, now);
+      if (s.plan && !isFinal(s.plan.status)) latest.set(assetId, s.plan);
       const leaving = dueBy.get(assetId);
       const plan = leaving ?? s.plan;
       requests.push({ assetId, kw: plan ? signedKw(plan, plan.askedKw ?? plan.valueKw) : 0 });
@@ -204,8 +205,8 @@ export class SiteLimiter {
     );
     const made: Command[] = [];
     let increased = false;
-    let owed = false;
-    const paced = now < this.lastIncreaseAt + this.minIntervalMs;
+    let paced = false;
+    const pacing = now < this.lastIncreaseAt + this.minIntervalMs;
     for (const t of targets) {
       const before = committed.get(t.assetId) ?? 0;
       const leaving = dueBy.get(t.assetId);
@@ -216,17 +217,20 @@ export class SiteLimiter {
         const boundBy = kw !== t.kw ? WAITING : t.boundBy;
         this.engine.limitSetpoint(leaving, Math.abs(kw), kw === t.askedKw ? null : boundBy);
         if (kw !== t.askedKw) this.publishLimited(t, leaving, kw, boundBy, reason);
-        if (kw !== t.kw) owed = true;
+        // It goes out anyway (not paced), but counts as an increase for the pacing.
+        if (Math.abs(kw) > Math.abs(before)) increased = true;
         continue;
       }
+      // Nothing to send (within the hysteresis, or no room until decreases are confirmed:
+      // `commandFinished` asks again then).
       const kw = changes.get(t.assetId);
-      if (kw === undefined) {
-        if (t.kw !== before && Math.abs(t.kw - before) >= this.hysteresisKw) owed = true;
-        continue;
-      }
+      if (kw === undefined) continue;
+      // Already on its way with this value: not again.
+      const last = latest.get(t.assetId);
+      if (last && signedKw(last) === kw) continue;
       const up = Math.abs(kw) > Math.abs(before);
-      if (up && paced) {
-        owed = true;
+      if (up && pacing) {
+        paced = true;
         continue;
       }
       const boundBy = kw !== t.kw ? WAITING : t.boundBy;
@@ -234,12 +238,12 @@ export class SiteLimiter {
       if (!cmd) continue;
       made.push(cmd);
       if (up) increased = true;
-      if (kw !== t.kw) owed = true;
       if (kw !== t.askedKw) this.publishLimited(t, cmd, kw, boundBy, reason);
     }
     if (increased) this.lastIncreaseAt = now;
-    if (owed) {
-      const at = Math.max(now, this.lastIncreaseAt + this.minIntervalMs);
+    // An increase held back by the pacing: look again when the interval is over.
+    if (paced) {
+      const at = this.lastIncreaseAt + this.minIntervalMs;
       if (this.owedAt === null || at < this.owedAt) this.owedAt = at;
     }
     this.publishLimits(now);

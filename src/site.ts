@@ -18,6 +18,7 @@ import {
   type Setpoint,
   type Transition,
 } from './compliance';
+import type { Conversion, ConvertOptions } from './convert';
 import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
 import { EventBus, EventType } from './event-bus';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
@@ -632,6 +633,17 @@ export class Site implements AdapterHost {
     const made = this.needLimiter().measure(reading);
     this.arm(true);
     return made;
+  }
+
+  /**
+   * `engine.receiveSchedule`, and the schedule's own import limits (its `limitColumn`) become
+   * the site's schedule limits (replacing the previous schedule's) when the site has limits.
+   */
+  receiveSchedule(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Conversion {
+    const conversion = this.engine.receiveSchedule(schedule, options);
+    if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);
+    this.arm(true);
+    return conversion;
   }
 
   /** Sets or clears a dynamic cap (`DynamicCap`), then re-allocates. Throws a CapError. */

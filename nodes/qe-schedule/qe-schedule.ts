@@ -62,7 +62,7 @@ export default function (RED: NodeAPI) {
       try {
         // The core picks the id (a re-sent one is the next revision) and publishes
         // SCHEDULE_RECEIVED; the dispatcher registers the commands when they reach it.
-        conversion = site.engine.receiveSchedule(msg.payload, {
+        conversion = site.receiveSchedule(msg.payload, {
           assetMap: map,
           ratedKw: ratedKw as Record<string, number>,
           ignoreUnmapped: def.ignoreUnmapped === true,

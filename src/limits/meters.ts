@@ -82,9 +82,10 @@ export class MeterReadings {
       fail('reading', 'must have exactly one of kw (total or per phase) and a (per phase)');
     let at = now;
     if (r.at !== undefined) {
-      if (typeof r.at !== 'number' || !Number.isFinite(r.at))
-        fail('reading.at', `must be epoch ms, got ${show(r.at)}`);
-      at = r.at;
+      const t = typeof r.at === 'string' ? Date.parse(r.at) : r.at;
+      if (typeof t !== 'number' || !Number.isFinite(t))
+        fail('reading.at', `must be epoch ms or an ISO 8601 time, got ${show(r.at)}`);
+      at = t;
     }
     if (at > now + MAX_FUTURE_MS)
       fail('reading.at', `is ${((at - now) / 1000).toFixed(1)} s in the future (clock skew?)`);

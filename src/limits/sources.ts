@@ -40,6 +40,7 @@ const CAP_KEYS = [
   'assets',
   'assetMaxKw',
   'expiresAt',
+  'durationS',
   'clear',
   ...LIMIT_KEYS,
 ];
@@ -137,16 +138,32 @@ export class LimitSources {
           `${show(c.circuit)} is not a circuit id (known: ${this.limits.order.join(', ')})`,
         );
     }
+    // expiresAt: epoch ms or an ISO 8601 time (what grid operators' messages carry); or
+    // durationS from now. Stored as epoch ms.
+    let expiresAt: number | undefined;
+    if (c.expiresAt !== undefined && c.durationS !== undefined)
+      fail('cap', 'give expiresAt or durationS, not both');
     if (c.expiresAt !== undefined) {
-      if (typeof c.expiresAt !== 'number' || !Number.isFinite(c.expiresAt))
-        fail('cap.expiresAt', `must be epoch ms, got ${show(c.expiresAt)}`);
-      if (c.expiresAt <= now)
-        fail(
-          'cap.expiresAt',
-          `is in the past (${new Date(c.expiresAt).toISOString()}): the cap would never apply`,
-        );
+      const e = typeof c.expiresAt === 'string' ? Date.parse(c.expiresAt) : c.expiresAt;
+      if (typeof e !== 'number' || !Number.isFinite(e))
+        fail('cap.expiresAt', `must be epoch ms or an ISO 8601 time, got ${show(c.expiresAt)}`);
+      expiresAt = e;
     }
+    if (c.durationS !== undefined) {
+      const d = c.durationS;
+      if (typeof d !== 'number' || !Number.isFinite(d) || d <= 0 || d > 366 * 86_400)
+        fail('cap.durationS', `must be a number of seconds > 0 and at most a year, got ${show(d)}`);
+      expiresAt = now + d * 1000;
+    }
+    if (expiresAt !== undefined && expiresAt <= now)
+      fail(
+        'cap.expiresAt',
+        `is in the past (${new Date(expiresAt).toISOString()}): the cap would never apply`,
+      );
     const applied = { ...(c as unknown as DynamicCap) };
+    delete (applied as { durationS?: unknown }).durationS;
+    if (expiresAt === undefined) delete applied.expiresAt;
+    else applied.expiresAt = expiresAt;
     if (applied.assets === undefined && applied.circuit === undefined)
       applied.circuit = this.limits.order[0] as string;
     // Forget caps that have expired, so that caps with ever new ids do not pile up.

@@ -144,8 +144,8 @@ export interface MeterReading {
   kw?: number | [number, number, number];
   /** Current per phase, A [L1, L2, L3]. Positive = import. */
   a?: [number, number, number];
-  /** Epoch ms of the reading. Default: when it arrived. */
-  at?: number;
+  /** Epoch ms (or an ISO 8601 time) of the reading. Default: when it arrived. */
+  at?: number | string;
 }
 
 /** A limit from a message (a grid operator's cap): on a circuit, or on assets. */
@@ -164,6 +164,15 @@ export interface DynamicCap extends CircuitLimits {
   assetMaxKw?: number;
   /** Epoch ms when it stops applying; none: until cleared. */
   expiresAt?: number;
+}
+
+/**
+ * A cap as a message gives it: `expiresAt` may be an ISO 8601 time (as grid operators'
+ * messages carry it), or `durationS` says how long from its arrival; kept as a DynamicCap.
+ */
+export interface DynamicCapInput extends Omit<DynamicCap, 'expiresAt'> {
+  expiresAt?: number | string;
+  durationS?: number;
 }
 
 /** A limit in force, and where it came from. */

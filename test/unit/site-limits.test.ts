@@ -152,7 +152,12 @@ describe('Site limits (SiteLimiter in a Site)', () => {
         should(kw === 0 || kw >= 4.14 - 1e-9).be.true(`${kw} kW is below the minimum`);
       }
     }
-    // 20 kW left: four chargers at 5 kW, the others off, not ten at 2 kW.
+    // 20 kW left: four chargers at 5 kW, the others off, not ten at 2 kW. The rises to 5 kW
+    // wait for the pacing interval (10 s after the last increase, the first dispatch).
+    should(sum(worstCase(site))).be.below(20 - 1);
+    await timers.advanceTo(T0 + 10 * S);
+    completeAll(site, sink);
+    await flush();
     const worst = [...worstCase(site).values()].filter((v) => v > 0);
     should(worst.length).be.aboveOrEqual(3);
     should(sum(worstCase(site))).be.approximately(20, 1e-6);

@@ -13,7 +13,7 @@ import {
   StoreCorruptError,
   writeJson,
 } from '../../src/store';
-import { FakeTimers, flush } from '../helpers/fake-timers';
+import { FakeTimers } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
