@@ -92,7 +92,33 @@ describe('limits: LimitSources', () => {
       'cap.expiresAt',
     );
     refused(s, { id: 'a', clear: 'yes' }, /cap\.clear must be true/, 'cap.clear');
+    refused(
+      s,
+      { id: 'a', source: 'dso', importKw: 5, expiresAt: 'soon' },
+      /ISO 8601/,
+      'cap.expiresAt',
+    );
+    refused(s, { id: 'a', source: 'dso', importKw: 5, durationS: 0 }, /> 0/, 'cap.durationS');
+    refused(
+      s,
+      { id: 'a', source: 'dso', importKw: 5, durationS: 60, expiresAt: T0 + 1 },
+      /not both/,
+      'cap',
+    );
     should(s.capList()).eql([]);
+  });
+
+  it('a cap may say when it ends as an ISO time (as a grid operator sends it) or as a duration; kept as epoch ms', () => {
+    const s = sources();
+    const iso = new Date(T0 + 15 * MIN).toISOString();
+    should(s.setCap({ id: 'a', source: 'dso', importKw: 5, expiresAt: iso }, T0)?.expiresAt).equal(
+      T0 + 15 * MIN,
+    );
+    const b = s.setCap({ id: 'b', source: 'dso', importKw: 6, durationS: 120 }, T0);
+    should(b?.expiresAt).equal(T0 + 120_000);
+    should(b).not.have.property('durationS');
+    should(s.inForce(T0 + 119_999).some((l) => l.sourceId === 'b')).be.true();
+    should(s.inForce(T0 + 120_000).some((l) => l.sourceId === 'b')).be.false();
   });
 
   it('the most restrictive limit wins, with its source; caps replace, clear and expire', () => {
