@@ -439,14 +439,14 @@ describe('limits: validateLimits resolves the tree', () => {
 });
 
 describe('limits: failsafeShares', () => {
-  it('splits what is left after the worst cases, by weight, the least over the path', () => {
+  it('shares what is left after the worst cases as the allocator would, the least over the path', () => {
     const c = base();
     c.meters = [{ id: 'house', circuit: 'feeder-1', worstCaseA: 13 }];
     const shares = failsafeShares(validateLimits(c));
-    // feeder-1: 63 A - 13 A = 50 A; ev1 (3-phase, 1000/690 A per kW on L2) and ev2 (L2 only):
-    // s x (1000/690 + 1000/230) = 50 -> s = 8.625 kW each.
-    should(shares.get('ev1')).be.approximately(8.625, 1e-9);
-    should(shares.get('ev2')).be.approximately(7.4, 1e-9); // its rating
+    // feeder-1: 63 A - 13 A = 50 A on L2; ev2 (L2 only) gets its rating, 7.4 kW (32.2 A),
+    // and ev1 (three-phase, 1.449 A per kW on each phase) the rest: (50 - 32.17) x 0.69 kW.
+    should(shares.get('ev2')).be.approximately(7.4, 1e-9);
+    should(shares.get('ev1')).be.approximately(((50 - 7400 / 230) * 690) / 1000, 1e-6);
     // feeder-2: 32 A on L3 for ev3 drawing one phase at 240 V: 7.68 kW.
     should(shares.get('ev3')).be.approximately(7.68, 1e-9);
     should(shares.get('bat')).be.greaterThan(0);
@@ -460,6 +460,26 @@ describe('limits: failsafeShares', () => {
     should(shares.get('ev1')).equal(0);
     should(shares.get('ev2')).equal(0);
     should(shares.get('ev3')).equal(3);
+  });
+
+  it('ten chargers of 6 A minimum on 20 kW left: four at 5 kW and six at 0, not ten at 2 kW', () => {
+    const shares = failsafeShares(
+      validateLimits({
+        circuits: [{ id: 'grid', importKw: 50 }],
+        assets: Array.from({ length: 10 }, (_, i) => ({
+          assetId: `ev${i}`,
+          kind: 'ev' as const,
+          circuit: 'grid',
+          phases: 'L1L2L3' as const,
+          ratingKw: 11,
+          minA: 6,
+        })),
+        meters: [{ id: 'building', circuit: 'grid', worstCaseKw: 30 }],
+      }),
+    );
+    const given = [...shares.values()];
+    should(given.filter((v) => v > 0)).have.length(4);
+    for (const v of given) should(v === 0 || Math.abs(v - 5) < 1e-9).be.true();
   });
 
   it('a share below the minimum is 0', () => {
