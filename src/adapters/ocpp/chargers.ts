@@ -6,6 +6,7 @@
  * setpoint in force when a charger connects or boots. A setpoint the charger accepted is
  * confirmed with GetCompositeSchedule (setting `confirm`), and what a charger does not
  * implement (smart charging, the composite schedule) is learned once, until it boots again.
+ * A charger with a failsafe share holds the station maximum profile of failsafe.ts.
  */
 
 import { TimeoutError } from 'ocpp-rpc';
@@ -15,7 +16,14 @@ import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
 import { type CapabilityEvent, LearnedCapabilities, type UnitEvent } from './capabilities';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
+import { checkCharger, moveTo } from './config';
 import { confirmLimit, NOT_IMPLEMENTED } from './confirm';
+import {
+  checkFailsafeAfterS,
+  DEFAULT_FAILSAFE_AFTER_S,
+  type FailsafeEvent,
+  StationFailsafe,
+} from './failsafe';
 import {
   CHARGING_STATE_201,
   type ChargerConfig,
@@ -28,6 +36,7 @@ import {
 } from './translate';
 
 export type { CapabilityEvent, UnitEvent } from './capabilities';
+export type { FailsafeEvent } from './failsafe';
 
 export interface OcppChargersOptions {
   /** Who holds the state machines (a node id), for sharing them with other users. */
@@ -37,8 +46,16 @@ export interface OcppChargersOptions {
    * asked for (a connect followed by a boot gives one re-apply, after both). Default 2 s.
    */
   reapplyDelayMs?: number;
+  /**
+   * Seconds without the gateway after which a charger with a failsafe share steps down to it
+   * (its station maximum profile, refreshed every third of this while connected; failsafe.ts).
+   * A charger's own `failsafeAfterS` overrides it. Default 60.
+   */
+  failsafeAfterS?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
-  onEvent?: (event: (ChargerEvent | CapabilityEvent | UnitEvent) & { assetIds: string[] }) => void;
+  onEvent?: (
+    event: (ChargerEvent | CapabilityEvent | UnitEvent | FailsafeEvent) & { assetIds: string[] },
+  ) => void;
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
@@ -56,8 +73,6 @@ const FINAL_RPC_ERRORS = new Set([
   'ProtocolError',
 ]);
 
-const ON_DEVIATION: readonly unknown[] = ['report', 'reapply', 'reapply-other-unit'];
-
 export class OcppChargers implements Adapter {
   readonly protocol = 'ocpp';
   private readonly byAsset = new Map<string, ChargerConfig>();
@@ -71,6 +86,7 @@ export class OcppChargers implements Adapter {
   private readonly reported = new Map<string, string>();
   private readonly onCharger: (e: ChargerEvent) => void;
   private readonly learned: LearnedCapabilities;
+  private readonly failsafe: StationFailsafe;
   private started = false;
 
   constructor(
@@ -82,25 +98,9 @@ export class OcppChargers implements Adapter {
     this.owner = options.owner ?? 'ocpp';
     this.reapplyDelayMs = options.reapplyDelayMs ?? 2000;
     chargers.forEach((c, i) => {
-      const where = `charger [${i}]`;
-      if (typeof c.identity !== 'string' || c.identity.trim() === '')
-        throw new TypeError(`${where}: identity is required`);
-      if (typeof c.assetId !== 'string' || c.assetId.trim() === '')
-        throw new TypeError(`${where} (${c.identity}): assetId is required`);
+      checkCharger(c, i);
       if (this.byAsset.has(c.assetId))
-        throw new TypeError(`${where}: asset ${c.assetId} is listed twice`);
-      if (c.ratedKw !== undefined && !(c.ratedKw > 0))
-        throw new TypeError(`${where} (${c.identity}): ratedKw must be > 0`);
-      if (c.meterIntervalSeconds !== undefined && !(c.meterIntervalSeconds > 0))
-        throw new TypeError(`${where} (${c.identity}): meterIntervalSeconds must be > 0`);
-      if (c.onDeviation !== undefined && !ON_DEVIATION.includes(c.onDeviation))
-        throw new TypeError(
-          `${where} (${c.identity}): onDeviation must be report, reapply or reapply-other-unit`,
-        );
-      if (c.unit !== undefined && c.unit !== 'W' && c.unit !== 'A')
-        throw new TypeError(`${where} (${c.identity}): unit must be W or A`);
-      if (c.confirm !== undefined && c.confirm !== 'accepted' && c.confirm !== 'confirmed')
-        throw new TypeError(`${where} (${c.identity}): confirm must be accepted or confirmed`);
+        throw new TypeError(`charger [${i}]: asset ${c.assetId} is listed twice`);
       this.byAsset.set(c.assetId, c);
       const list = this.byIdentity.get(c.identity) ?? [];
       list.push(c);
@@ -108,6 +108,25 @@ export class OcppChargers implements Adapter {
     });
     this.onCharger = (e) => this.handleChargerEvent(e);
     this.learned = new LearnedCapabilities(host, this.byIdentity, (e) => options.onEvent?.(e));
+    if (options.failsafeAfterS !== undefined)
+      checkFailsafeAfterS(options.failsafeAfterS, 'OCPP chargers');
+    this.failsafe = new StationFailsafe({
+      host,
+      central,
+      byIdentity: this.byIdentity,
+      learned: this.learned,
+      afterS: options.failsafeAfterS ?? DEFAULT_FAILSAFE_AFTER_S,
+      tell: (e) => options.onEvent?.(e),
+      onError: (err) => options.onError?.(err),
+    });
+  }
+
+  /**
+   * Sends the failsafe profile again to the connected chargers of `assetId` (or all): the
+   * host calls it when a failsafe share it gives (`failsafeKw`) changed.
+   */
+  refreshFailsafe(assetId?: string): void {
+    if (this.started) this.failsafe.refresh(assetId);
   }
 
   get chargers(): ChargerConfig[] {
@@ -129,8 +148,10 @@ export class OcppChargers implements Adapter {
     }
     this.central.on('charger', this.onCharger);
     this.started = true;
+    this.failsafe.start();
     for (const identity of this.byIdentity.keys()) {
       if (this.central.isConnected(identity)) {
+        this.failsafe.schedule(identity, 0);
         this.connectedAt.set(identity, this.host.clock.now());
         this.scheduleReapply(identity, 'adapter started');
       }
@@ -144,6 +165,7 @@ export class OcppChargers implements Adapter {
     this.central.off('charger', this.onCharger);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.failsafe.stop();
     this.host.unserve(this, [...this.byAsset.keys()], this.owner, removed);
   }
 
@@ -186,13 +208,16 @@ export class OcppChargers implements Adapter {
     if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
     const connector = version === 'ocpp1.6' ? (charger.connectorId ?? 1) : (charger.evseId ?? 1);
     let call: { method: string; params: Record<string, unknown> };
+    const isCap = cmd.type === CommandType.SET_POWER_LIMIT;
     try {
       call = commandToCall(
         cmd,
         charger,
         version,
         this.central.transactionOf(charger.identity, connector),
+        setpoint ? this.failsafe.optionsFor(charger, isCap) : {},
       );
+      if (isCap) this.failsafe.noteCap(charger.identity, cmd);
     } catch (err) {
       if (err instanceof TranslationError)
         return { success: false, final: true, error: err.message };
@@ -276,7 +301,7 @@ export class OcppChargers implements Adapter {
 
   /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
   limitations(): string[] {
-    return this.learned.summary();
+    return [...this.learned.summary(), ...this.failsafe.summary()];
   }
 
   // ------------------------------------------------------------ chargers -> states
@@ -292,6 +317,7 @@ export class OcppChargers implements Adapter {
         : list;
     switch (e.type) {
       case 'disconnected':
+        this.failsafe.disconnected(e.identity);
         for (const c of list)
           this.machine(c.assetId)?.forceState(EvChargerState.UNAVAILABLE, 'charger disconnected');
         break;
@@ -311,6 +337,8 @@ export class OcppChargers implements Adapter {
             );
         }
         this.scheduleReapply(e.identity, 'charger connected');
+        // After a boot, if one comes (it sends it at once); a blip sends none.
+        this.failsafe.schedule(e.identity, this.reapplyDelayMs);
         break;
       case 'boot':
         // It rebooted: what it reported before means nothing now; it holds no profile.
@@ -318,6 +346,8 @@ export class OcppChargers implements Adapter {
         for (const c of list) this.reported.delete(c.assetId);
         this.learned.forget(e.identity);
         this.scheduleReapply(e.identity, 'charger booted', true);
+        // It holds no profile (maybe): the failsafe first, once the boot is answered.
+        this.failsafe.schedule(e.identity, 0);
         break;
       case 'status': {
         const table = e.protocol === 'ocpp1.6' ? STATUS_16 : STATUS_201;
@@ -428,30 +458,7 @@ export class OcppChargers implements Adapter {
   /** Moves the machine to `target` by a trigger where one leads there, else by force. */
   private applyState(assetId: string, target: string, reason: string): void {
     const m = this.machine(assetId);
-    if (!m || m.currentState === target) {
-      m?.forceState(target, reason); // refreshes updatedAt
-      return;
-    }
-    const defs: Record<string, string> = {
-      PREPARING: 'plug_in',
-      CHARGING: m.currentState === EvChargerState.SUSPENDED ? 'resume' : 'start_charge',
-      SUSPENDED: 'suspend',
-      FINISHING: 'complete',
-      AVAILABLE:
-        m.currentState === EvChargerState.FAULTED
-          ? 'reset'
-          : m.currentState === EvChargerState.UNAVAILABLE
-            ? 'enable'
-            : 'unplug',
-      FAULTED: 'fault',
-      UNAVAILABLE: 'disable',
-    };
-    const trigger = defs[target];
-    if (trigger && m.canTrigger(trigger)) {
-      m.trigger(trigger);
-      if (m.currentState === target) return;
-    }
-    m.forceState(target, reason);
+    if (m) moveTo(m, target, reason);
   }
 
   // ------------------------------------------------------------ re-applying after a connect
