@@ -151,7 +151,6 @@ export class OcppChargers implements Adapter {
     this.failsafe.start();
     for (const identity of this.byIdentity.keys()) {
       if (this.central.isConnected(identity)) {
-        this.failsafe.schedule(identity, 0);
         this.connectedAt.set(identity, this.host.clock.now());
         this.scheduleReapply(identity, 'adapter started');
       }
@@ -337,8 +336,6 @@ export class OcppChargers implements Adapter {
             );
         }
         this.scheduleReapply(e.identity, 'charger connected');
-        // After a boot, if one comes (it sends it at once); a blip sends none.
-        this.failsafe.schedule(e.identity, this.reapplyDelayMs);
         break;
       case 'boot':
         // It rebooted: what it reported before means nothing now; it holds no profile.
@@ -346,8 +343,6 @@ export class OcppChargers implements Adapter {
         for (const c of list) this.reported.delete(c.assetId);
         this.learned.forget(e.identity);
         this.scheduleReapply(e.identity, 'charger booted', true);
-        // It holds no profile (maybe): the failsafe first, once the boot is answered.
-        this.failsafe.schedule(e.identity, 0);
         break;
       case 'status': {
         const table = e.protocol === 'ocpp1.6' ? STATUS_16 : STATUS_201;
@@ -485,14 +480,17 @@ export class OcppChargers implements Adapter {
   }
 
   /**
-   * Has the site re-apply the setpoint in force of each of the charger's assets (a tracked
-   * command, unless it completed on this connection already), and asks the charger for its
-   * status: a charger that reconnects without rebooting need not send one.
+   * Sends the failsafe profile, has the site re-apply the setpoint in force of each of the
+   * charger's assets (a tracked command, unless it completed on this connection already), and
+   * asks the charger for its status: a charger that reconnects without rebooting need not send one.
    */
   private reapply(identity: string, reason: string): void {
     if (!this.started || !this.central.isConnected(identity)) return;
     const since = this.connectedAt.get(identity);
     const version = this.central.protocolOf(identity);
+    // The failsafe profile first: a re-applied setpoint is confirmed under it, not under an
+    // old one that may have stepped down while the charger was away.
+    this.failsafe.sendNow(identity);
     for (const c of this.byIdentity.get(identity) ?? []) {
       this.host.reapply(c.assetId, reason, since === undefined ? {} : { appliedSince: since });
       const connector = version === 'ocpp1.6' ? (c.connectorId ?? 1) : (c.evseId ?? 1);

@@ -7,7 +7,8 @@
  * `failsafeAfterS` on. While the charge point is connected the profile is sent again every
  * `failsafeAfterS / 3`, so the step stays in the future; when the gateway, Node-RED or the
  * network is gone, nobody moves it and the charger steps down to its failsafe share on its
- * own. It is sent on boot, on every connect, when the share changes (`refresh`) and by
+ * own. It is sent with the re-apply after a boot or a connect (first, before the setpoints,
+ * see chargers.ts), when the share changes (`refresh`) and by
  * SET_POWER_LIMIT commands (same id and stack level: it replaces, never stacks). A refused
  * refresh is reported and retried at the next one; a charger that does not implement it is
  * remembered (capability `maxProfile`), reported once, and left alone until it boots again.
@@ -244,10 +245,24 @@ export class StationFailsafe {
     });
   }
 
+  /**
+   * Queues the profile on the charger's call queue now (before anything queued after this
+   * call, e.g. a re-applied setpoint and its confirmation), and refreshes it from then on.
+   */
+  sendNow(identity: string): void {
+    if (!this.running || !this.d.byIdentity.has(identity)) return;
+    const s = this.station(identity);
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = undefined;
+    this.send(identity).catch((err) => this.d.onError(err as Error));
+  }
+
   private async send(identity: string): Promise<void> {
     const version = this.d.central.protocolOf(identity);
     if (!this.running || !version) return;
     const why = this.why(identity);
+    // No share known: nothing to say (the chain is not in use for it), as before.
+    if (why !== null && this.shareKw(identity) === undefined) return;
     if (why !== null) {
       this.report(identity, 'unknown', `charger ${identity}: no failsafe profile sent: ${why}`);
       return;
