@@ -1,10 +1,13 @@
 import should from 'should';
+import { LearnedCapabilities } from '../../src/adapters/ocpp/capabilities';
+import type { CentralSystem } from '../../src/adapters/ocpp/central-system';
 import {
   type CapabilityEvent,
   type FailsafeEvent,
   OcppChargers,
   type OcppChargersOptions,
 } from '../../src/adapters/ocpp/chargers';
+import { StationFailsafe } from '../../src/adapters/ocpp/failsafe';
 import type { ChargerConfig, OcppVersion } from '../../src/adapters/ocpp/translate';
 import { type Command, CommandStatus } from '../../src/commands';
 import { ChargePointSimulator, type ChargePointSimulatorOptions } from '../../src/sim/charge-point';
@@ -284,6 +287,60 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
       });
     });
   }
+
+  it('unit: a charger that does not answer has one refresh waiting, not one per interval; an accepted cap is kept, a refused one not', async () => {
+    const site = new Site({ siteId: 't', autoDispatch: true });
+    const chargers = new Map([
+      ['CP1', [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22, failsafeKw: 4 }]],
+    ]);
+    const sent: unknown[] = [];
+    let answer: (v: unknown) => void = () => {};
+    // A stand-in for the central system: a charger that holds every call until told.
+    const central = {
+      protocolOf: () => 'ocpp1.6',
+      isConnected: () => true,
+      call: (_id: string, _method: string, params: unknown) => {
+        sent.push(params);
+        return new Promise((r) => {
+          answer = r;
+        });
+      },
+    } as unknown as CentralSystem;
+    const fs = new StationFailsafe({
+      host: site,
+      central,
+      byIdentity: chargers,
+      learned: new LearnedCapabilities(site, chargers, () => {}),
+      afterS: 30,
+      tell: () => {},
+      onError: (e) => {
+        throw e;
+      },
+    });
+    fs.start();
+    try {
+      for (let i = 0; i < 5; i++) fs.sendNow('CP1');
+      should(sent).have.length(1);
+      answer({ status: 'Accepted' });
+      await new Promise((r) => setImmediate(r));
+      const cap = (kw: number, id: string) =>
+        ({ id, valueKw: kw, validUntil: null }) as unknown as Command;
+      fs.noteCap('CP1', cap(9, 'a'));
+      fs.settleCap('CP1', 'a', true);
+      fs.noteCap('CP1', cap(15, 'b'));
+      fs.sendNow('CP1'); // while b waits for its answer, refreshes carry it
+      should(JSON.stringify(sent[1])).match(/"limit":15000\}/);
+      fs.settleCap('CP1', 'b', false); // refused: back to 9 kW
+      answer({ status: 'Accepted' });
+      await new Promise((r) => setImmediate(r));
+      fs.sendNow('CP1');
+      should(JSON.stringify(sent[2])).match(
+        /\[\{"startPeriod":0,"limit":9000\},\{"startPeriod":30,"limit":4000\}\]/,
+      );
+    } finally {
+      fs.stop();
+    }
+  });
 
   it('checks failsafeAfterS and failsafeKw, naming the charger', async () => {
     const { central } = await startCentral();

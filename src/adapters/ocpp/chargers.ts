@@ -186,7 +186,16 @@ export class OcppChargers implements Adapter {
         final: true,
         error: `asset ${cmd.assetId} is not an OCPP charger of this node`,
       };
-    return this.send(cmd, charger);
+    if (cmd.type !== CommandType.SET_POWER_LIMIT) return this.send(cmd, charger);
+    // A cap the charger accepted is the cap of the failsafe refreshes from then on.
+    let accepted = false;
+    try {
+      const result = await this.send(cmd, charger);
+      accepted = result.success;
+      return result;
+    } finally {
+      this.failsafe.settleCap(charger.identity, cmd.id, accepted);
+    }
   }
 
   private async send(cmd: Command, configured: ChargerConfig): Promise<AdapterResult> {

@@ -49,10 +49,20 @@ export function checkFailsafeAfterS(v: unknown, where: string): void {
     );
 }
 
+interface Cap {
+  kw: number;
+  /** Epoch ms; null: until replaced. */
+  until: number | null;
+}
+
 interface Station {
   timer?: NodeJS.Timeout;
-  /** The SET_POWER_LIMIT setpoint in force: kW, until (epoch ms, null: until replaced). */
-  cap?: { kw: number; until: number | null };
+  /** The SET_POWER_LIMIT setpoint the charger accepted, in force until `until`. */
+  cap?: Cap;
+  /** One sent and not answered yet (the refreshes meanwhile carry it: they queue after it). */
+  pending?: Cap & { id: string };
+  /** The refresh waiting for its answer: no other is queued behind it. */
+  inFlight?: object;
   status?: FailsafeEvent['status'];
   message?: string;
 }
@@ -149,7 +159,8 @@ export class StationFailsafe {
 
   /** The cap in force: a SET_POWER_LIMIT setpoint that has not expired, else the rating. */
   private capKw(identity: string, now: number): number {
-    const cap = this.stations.get(identity)?.cap;
+    const s = this.stations.get(identity);
+    const cap = s?.pending ?? s?.cap;
     if (cap && (cap.until === null || now < cap.until)) return cap.kw;
     return this.ratedKw(identity) as number;
   }
@@ -175,10 +186,22 @@ export class StationFailsafe {
     };
   }
 
-  /** A SET_POWER_LIMIT setpoint goes out: it is the cap of the refreshes while in force. */
+  /** A SET_POWER_LIMIT setpoint goes out: refreshes carry it until it is answered. */
   noteCap(identity: string, cmd: Command): void {
     if (this.d.byIdentity.has(identity))
-      this.station(identity).cap = { kw: cmd.valueKw, until: cmd.validUntil?.getTime() ?? null };
+      this.station(identity).pending = {
+        id: cmd.id,
+        kw: cmd.valueKw,
+        until: cmd.validUntil?.getTime() ?? null,
+      };
+  }
+
+  /** Its answer: accepted, it is the cap of the refreshes while in force; else the old one. */
+  settleCap(identity: string, commandId: string, accepted: boolean): void {
+    const s = this.stations.get(identity);
+    if (!s?.pending || s.pending.id !== commandId) return;
+    if (accepted) s.cap = { kw: s.pending.kw, until: s.pending.until };
+    s.pending = undefined;
   }
 
   /**
@@ -203,6 +226,7 @@ export class StationFailsafe {
     if (s) {
       s.timer = undefined;
       s.status = undefined;
+      s.inFlight = undefined;
     }
   }
 
@@ -270,6 +294,21 @@ export class StationFailsafe {
     const afterS = this.afterS(identity);
     // The next refresh, whatever becomes of this one (a failure is retried then).
     this.schedule(identity, (afterS * 1000) / 3);
+    // A charger that does not answer: one refresh waits in its queue, not one per interval.
+    const s = this.station(identity);
+    if (s.inFlight) return;
+    const token = {};
+    s.inFlight = token;
+    try {
+      await this.sendProfile(identity, afterS);
+    } finally {
+      if (s.inFlight === token) s.inFlight = undefined;
+    }
+  }
+
+  private async sendProfile(identity: string, afterS: number): Promise<void> {
+    const version = this.d.central.protocolOf(identity);
+    if (!version) return;
     const now = this.d.host.clock.now();
     const capKw = this.capKw(identity, now);
     const failsafeKw = this.shareKw(identity) as number;
