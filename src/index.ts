@@ -36,6 +36,7 @@ export {
 } from './adapters/ocpp/central-system';
 export {
   type CapabilityEvent,
+  type FailsafeEvent,
   OcppChargers,
   type OcppChargersOptions,
   type UnitEvent,
@@ -43,6 +44,7 @@ export {
 export {
   type ChargerConfig,
   commandToCall,
+  type FailsafeOptions,
   interpretResponse,
   kwToLimit,
   type MeterReading,
@@ -50,6 +52,8 @@ export {
   type OcppCall,
   type OcppVersion,
   readMeterValues,
+  type StationLimit,
+  stationMaxCall,
   TranslationError,
 } from './adapters/ocpp/translate';
 export {

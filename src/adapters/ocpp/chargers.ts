@@ -28,6 +28,7 @@ import {
   CHARGING_STATE_201,
   type ChargerConfig,
   commandToCall,
+  FINAL_RPC_ERRORS,
   interpretResponse,
   type MeterReading,
   STATUS_16,
@@ -59,19 +60,6 @@ export interface OcppChargersOptions {
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
-
-/** CALLERROR codes that are a charger's final answer, not a reason to retry. */
-const FINAL_RPC_ERRORS = new Set([
-  'NotImplemented',
-  'NotSupported',
-  'SecurityError',
-  'PropertyConstraintViolation',
-  'OccurrenceConstraintViolation',
-  'TypeConstraintViolation',
-  'FormatViolation',
-  'FormationViolation',
-  'ProtocolError',
-]);
 
 export class OcppChargers implements Adapter {
   readonly protocol = 'ocpp';

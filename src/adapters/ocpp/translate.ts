@@ -374,6 +374,19 @@ function remoteStartId(cmd: Command): number {
   return (Math.abs(h) % 2_000_000_000) + 1;
 }
 
+/** CALLERROR codes that are a charger's final answer, not a reason to retry. */
+export const FINAL_RPC_ERRORS = new Set([
+  'NotImplemented',
+  'NotSupported',
+  'SecurityError',
+  'PropertyConstraintViolation',
+  'OccurrenceConstraintViolation',
+  'TypeConstraintViolation',
+  'FormatViolation',
+  'FormationViolation',
+  'ProtocolError',
+]);
+
 /** What an answer means for the command: accepted, or refused (final) with the reason. */
 export function interpretResponse(
   method: string,
