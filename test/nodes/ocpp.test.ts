@@ -134,7 +134,7 @@ describe('nodes: OCPP chargers end to end', () => {
     await until(() => max() !== undefined, 'the station profile');
     should(max()?.chargingSchedule.chargingSchedulePeriod).eql([
       { startPeriod: 0, limit: 22000 },
-      { startPeriod: 30, limit: 4000 },
+      { startPeriod: 90, limit: 4000 },
     ]);
     await until(
       () => events.msgs.some((m) => m.topic === 'failsafe'),

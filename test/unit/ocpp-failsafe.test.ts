@@ -119,12 +119,12 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
         const first = periods(station()[0]);
         should(first.periods).eql([
           [0, 22000],
-          [2, SHARE_KW * 1000],
+          [62, SHARE_KW * 1000],
         ]);
         // The step is AFTER_S after it was sent (startPeriod is whole seconds): the profile
         // held is the last one received.
         const last = maxCalls.at(-1)?.at ?? 0;
-        should(first.start + 2000).be.within(last, last + AFTER_S * 1000);
+        should(first.start + 62_000).be.within(last, last + AFTER_S * 1000);
         await sim.plugIn();
         await sim.startCharging();
         // A cap above the share, then a rate above the share: both in force while connected.
@@ -133,7 +133,7 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
         should(station()).have.length(1); // the cap replaced the failsafe profile, no stacking
         should(periods(station()[0]).periods).eql([
           [0, 15000],
-          [2, SHARE_KW * 1000],
+          [62, SHARE_KW * 1000],
         ]);
         should(sim.activeLimitW).equal(10000);
         should(sim.powerW).equal(10000);
@@ -149,7 +149,7 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
         should(sim.activeLimitW).equal(10000);
         should(periods(station()[0]).periods).eql([
           [0, 15000],
-          [2, SHARE_KW * 1000],
+          [62, SHARE_KW * 1000],
         ]);
         // The gateway goes: nobody moves the step any more.
         // The charger's own 'profile' event (its step timer, not a read that recomputes).
@@ -187,9 +187,9 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
         const p = periods(sim.profiles.find(isMax));
         should(p.periods).eql([
           [0, 22000],
-          [30, SHARE_KW * 1000],
+          [90, SHARE_KW * 1000],
         ]);
-        should(p.start + 30_000).be.above(Date.now());
+        should(p.start + 90_000).be.above(Date.now());
       });
 
       it('a setpoint with validUntil gets validTo = validUntil + failsafeAfterS; after it the charger falls back to its max profile, not to its rating', async () => {
@@ -202,7 +202,7 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
         should(validTo).equal(Math.ceil((validUntil + AFTER_S * 1000) / 1000) * 1000);
         should(sim.activeLimitW).equal(3000);
         await central.close();
-        const step = periods(sim.profiles.find(isMax)).start + 2000;
+        const step = periods(sim.profiles.find(isMax)).start + 62_000;
         should(sim.limitAt(validTo - 1)).equal(3000);
         should(sim.limitAt(Math.max(validTo, step))).equal(SHARE_KW * 1000);
         await until(
@@ -282,7 +282,7 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
         await until(() => failsafe().some((e) => e.status === 'applied'), 'applied');
         should(periods(sim.profiles.find(isMax)).periods).eql([
           [0, 22000],
-          [2, 5000],
+          [62, 5000],
         ]);
       });
     });
@@ -335,7 +335,7 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
       await new Promise((r) => setImmediate(r));
       fs.sendNow('CP1');
       should(JSON.stringify(sent[2])).match(
-        /\[\{"startPeriod":0,"limit":9000\},\{"startPeriod":30,"limit":4000\}\]/,
+        /\[\{"startPeriod":0,"limit":9000\},\{"startPeriod":90,"limit":4000\}\]/,
       );
     } finally {
       fs.stop();

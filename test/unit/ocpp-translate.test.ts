@@ -128,10 +128,11 @@ describe('OCPP translation', () => {
         should(schedule).not.have.property('duration'); // the last period lasts
         should(schedule.chargingSchedulePeriod).eql([
           { startPeriod: 0, limit: 11000 },
-          { startPeriod: 2, limit: 4200 },
+          { startPeriod: 62, limit: 4200 },
         ]);
-        // startPeriod is an integer: the start goes back by the fraction, the step stays exact.
-        should(Date.parse(schedule.startSchedule) + 2000).equal(now + 1500);
+        // A minute early for slow charger clocks; startPeriod is an integer: the start goes
+        // back by the fraction too, so the step stays exact.
+        should(Date.parse(schedule.startSchedule) + 62_000).equal(now + 1500);
       });
 
       it('failsafe: a cap below the share holds after the step too; amps stay multiples of 0.1', () => {
@@ -142,7 +143,7 @@ describe('OCPP translation', () => {
           now: T,
         });
         should(JSON.stringify(low.params)).match(
-          /"chargingSchedulePeriod":\[\{"startPeriod":0,"limit":3000\},\{"startPeriod":60,"limit":3000\}\]/,
+          /"chargingSchedulePeriod":\[\{"startPeriod":0,"limit":3000\},\{"startPeriod":120,"limit":3000\}\]/,
         );
         const amps = stationMaxCall({ ...charger, unit: 'A', phases: 3 }, version, {
           capKw: 22,

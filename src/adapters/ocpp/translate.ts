@@ -108,8 +108,9 @@ function isoCeil(ms: number): string {
  * (`capKw`: a SET_POWER_LIMIT setpoint, else the rating), from `now + afterS` on
  * min(failsafe share, cap), with no duration, so the last period lasts. The adapter sends it
  * again before the step while it is connected; without it the charger steps down on its own.
- * `startPeriod` is whole seconds: `startSchedule` goes back by the fraction, so that the step
- * is at `now + afterS` exactly.
+ * The schedule starts about a minute early (`CLOCK_TOLERANCE_MS`, for a charger whose clock is
+ * behind: the cap must hold from the moment it is accepted), and `startPeriod` is whole
+ * seconds: `startSchedule` is chosen so that the step is at `now + afterS` exactly.
  */
 export interface StationLimit {
   capKw: number;
@@ -147,8 +148,9 @@ export function stationMaxCall(
     throw new TranslationError(
       `charger ${charger.identity}: the cap (${s.capKw} kW) and the failsafe share (${s.failsafeKw} kW) must be numbers >= 0`,
     );
-  const step = Math.ceil(s.afterS);
-  const start = new Date(s.now - (step - s.afterS) * 1000).toISOString();
+  // The cap is in force at once for a charger whose clock is up to a minute behind ours.
+  const step = Math.ceil(s.afterS + CLOCK_TOLERANCE_MS / 1000);
+  const start = new Date(s.now + (s.afterS - step) * 1000).toISOString();
   const cap = kwToLimit(s.capKw, charger);
   const after = kwToLimit(Math.min(s.failsafeKw, s.capKw), charger);
   const periods = [
