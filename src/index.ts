@@ -37,6 +37,7 @@ export {
 } from './adapters/ocpp/central-system';
 export {
   type CapabilityEvent,
+  type FailsafeEvent,
   OcppChargers,
   type OcppChargersOptions,
   type UnitEvent,
@@ -44,6 +45,7 @@ export {
 export {
   type ChargerConfig,
   commandToCall,
+  type FailsafeOptions,
   interpretResponse,
   kwToLimit,
   type MeterReading,
@@ -51,6 +53,8 @@ export {
   type OcppCall,
   type OcppVersion,
   readMeterValues,
+  type StationLimit,
+  stationMaxCall,
   TranslationError,
 } from './adapters/ocpp/translate';
 export {

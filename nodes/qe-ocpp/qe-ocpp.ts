@@ -13,6 +13,8 @@ import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
 interface OcppDef extends UserDef {
   server?: string;
   chargers?: ChargerConfig[] | string;
+  /** Seconds without the gateway before a charger steps down to its failsafe share. */
+  failsafeAfterS?: number | string;
 }
 
 /** The charger table of the dialog, checked, with numbers as numbers. */
@@ -43,6 +45,8 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
       'stackLevel',
       'profileId',
       'meterIntervalSeconds',
+      'failsafeKw',
+      'failsafeAfterS',
     ] as const) {
       const n = num(c[k]);
       if (n !== undefined) {
@@ -91,11 +95,16 @@ export default function (RED: NodeAPI) {
     if (!setupError && chargers instanceof Error) setupError = chargers.message;
     if (!setupError && Array.isArray(chargers) && chargers.length === 0)
       setupError = 'qe-ocpp: add at least one charger';
+    const afterS =
+      def.failsafeAfterS === undefined || def.failsafeAfterS === ''
+        ? undefined
+        : Number(def.failsafeAfterS);
     let fleet: OcppChargers | null = null;
     if (!setupError && !('error' in found) && server?.central && Array.isArray(chargers)) {
       try {
         fleet = new OcppChargers(found.site, server.central, chargers, {
           owner: this.id,
+          ...(afterS === undefined ? {} : { failsafeAfterS: afterS }),
           onError: (err) => this.error(`${this.type}: ${err.message}`),
           onEvent: (e) => {
             this.send([null, { topic: e.type, payload: e }]);

@@ -2,7 +2,8 @@
  * AdapterHost: the narrow port through which a protocol adapter (OCPP chargers, Modbus
  * batteries) talks to the site that hosts it, instead of the whole `Site`: serve assets with
  * their state machines, confirm a command later, and re-apply the setpoint in force after a
- * device connected, booted or restarted, and remember what it learned of a device. `Site` implements it; a TypeScript user can host an
+ * device connected, booted or restarted, remember what it learned of a device, and tell an
+ * asset's failsafe share (what it may draw when the gateway is gone). `Site` implements it; a TypeScript user can host an
  * adapter on anything that does. Adapters depend on this file, never on `Site`.
  */
 
@@ -80,4 +81,13 @@ export interface AdapterHost {
   setCapability(assetId: string, name: string, value: unknown): void;
   /** What was learned under `name`, or undefined. */
   capability(assetId: string, name: string): unknown;
+  /**
+   * The asset's failsafe share, kW: what it may draw on its own when the gateway (Node-RED,
+   * the host, the network) is gone, e.g. its share of the site limit computed from the
+   * circuits. Optional; undefined when not known. An adapter uses it where the asset has no
+   * share of its own in its config (the OCPP adapter: the step of its station maximum
+   * profile; without a share nothing is sent, as before). When it changes, the host tells the
+   * adapter (the OCPP adapter: `refreshFailsafe(assetId)`).
+   */
+  failsafeKw?(assetId: string): number | undefined;
 }

@@ -29,9 +29,13 @@
  * that state into calls and incoming calls into state; `ChargePointSimulator` owns the
  * connection, the timers and the events.
  *
+ * Profiles are checked, stored and evaluated by charging-profiles.ts; the limit in force is
+ * recomputed at each step of a schedule (and validTo), connected or not, so a station maximum
+ * profile that steps down while the central system is gone is followed on time; `limitAt(t)`
+ * tells the limit the charger's own profiles put in force at any time.
+ *
  * Simplifications, on purpose: one connector (1.6) / one EVSE with connector 1 (2.0.1);
- * a schedule whose limit changes over time is evaluated at each meter tick and at each event
- * (not at the exact period boundary); messages are not queued while offline (the methods
+ * messages are not queued while offline (the methods
  * that need the connection throw, meter ticks are skipped); Reset is answered, not performed.
  */
 
@@ -40,6 +44,20 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createRPCError, NOREPLY, RPCClient, UnexpectedHttpResponse } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../clock';
+import {
+  CAPS,
+  type ChargingSchedule,
+  composite,
+  limitAt,
+  nextChange,
+  type ProfileContext,
+  type ProfilePurpose,
+  profileProblem,
+  type SimChargingProfile,
+  withProfile,
+} from './charging-profiles';
+
+export type { ProfilePurpose, SimChargingProfile } from './charging-profiles';
 
 export type OcppProtocol = 'ocpp1.6' | 'ocpp2.0.1';
 
@@ -164,48 +182,9 @@ export interface BackoffOptions {
   randomisationFactor: number;
 }
 
-/** A charging profile as the simulator keeps it, whichever version it came in. */
-export interface SimChargingProfile {
-  id: number;
-  purpose: ProfilePurpose;
-  stackLevel: number;
-  kind: 'Absolute' | 'Recurring' | 'Relative';
-  recurrencyKind?: 'Daily' | 'Weekly';
-  transactionId?: number | string;
-  validFrom?: string;
-  validTo?: string;
-  /** The connector (1.6) or EVSE (2.0.1) it was set on; 0 is the whole station. */
-  target: number;
-  chargingSchedule: ChargingSchedule;
-  /** Epoch ms at which the simulator received it. */
-  receivedAt: number;
-}
-
-export type ProfilePurpose =
-  | 'ChargePointMaxProfile'
-  | 'ChargingStationMaxProfile'
-  | 'ChargingStationExternalConstraints'
-  | 'TxDefaultProfile'
-  | 'TxProfile';
-
-interface ChargingSchedule {
-  startSchedule?: string;
-  duration?: number;
-  chargingRateUnit: 'A' | 'W';
-  chargingSchedulePeriod: { startPeriod: number; limit: number; numberPhases?: number }[];
-  minChargingRate?: number;
-}
-
 type Params = Record<string, unknown>;
 type Result = Record<string, unknown>;
 type ClientOptions = ConstructorParameters<typeof RPCClient>[0];
-
-const CAPS: readonly ProfilePurpose[] = [
-  'ChargePointMaxProfile',
-  'ChargingStationMaxProfile',
-  'ChargingStationExternalConstraints',
-];
-const DAY_MS = 86_400_000;
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 
@@ -293,109 +272,28 @@ class Station {
     this.powerW = drawing ? Math.max(0, Math.min(this.limitW ?? Infinity, this.cfg.evMaxW)) : 0;
   }
 
-  /**
-   * The limit in force at `t`, W: the highest-stackLevel TxProfile of the running
-   * transaction that has a period in force, else the TxDefaultProfile, capped by the
-   * station maxima; null when no profile limits.
-   */
+  private get ctx(): ProfileContext {
+    return { tx: this.tx, voltage: this.cfg.voltage, phases: this.cfg.phases };
+  }
+
+  /** The limit in force at `t`, W, by its profiles (charging-profiles.ts); null: none limits. */
   limitAt(t: number): number | null {
-    const tx = this.tx;
-    const top = (purposes: readonly ProfilePurpose[]): number | null => {
-      const candidates = this.profiles
-        .filter((p) => purposes.includes(p.purpose))
-        .filter(
-          (p) =>
-            p.purpose !== 'TxProfile' ||
-            (tx !== null && (p.transactionId === undefined || p.transactionId === tx.id)),
-        )
-        .sort((a, b) => b.stackLevel - a.stackLevel);
-      for (const p of candidates) {
-        const w = this.profileLimitAt(p, t);
-        if (w !== null) return w;
-      }
-      return null;
-    };
-    const txLimit = top(['TxProfile']) ?? top(['TxDefaultProfile']);
-    const caps = CAPS.map((c) => top([c])).filter((w): w is number => w !== null);
-    const all = txLimit === null ? caps : [txLimit, ...caps];
-    return all.length ? Math.min(...all) : null;
+    return limitAt(this.profiles, t, this.ctx);
   }
 
-  /** The limit of one profile at `t` in W, null when none of its periods is in force. */
-  profileLimitAt(p: SimChargingProfile, t: number): number | null {
-    if (p.validFrom && t < Date.parse(p.validFrom)) return null;
-    if (p.validTo && t >= Date.parse(p.validTo)) return null;
-    const start = this.scheduleStart(p, t);
-    const s = p.chargingSchedule;
-    const elapsed = (t - start) / 1000;
-    if (elapsed < 0 || (s.duration !== undefined && elapsed >= s.duration)) return null;
-    let period: ChargingSchedule['chargingSchedulePeriod'][number] | undefined;
-    for (const candidate of s.chargingSchedulePeriod) {
-      if (candidate.startPeriod <= elapsed) period = candidate;
-    }
-    if (!period) return null;
-    return s.chargingRateUnit === 'W'
-      ? period.limit
-      : period.limit * this.cfg.voltage * (period.numberPhases ?? this.cfg.phases);
-  }
-
-  /** Epoch ms at which the schedule of `p` starts, for the occurrence in force at `t`. */
-  scheduleStart(p: SimChargingProfile, t: number): number {
-    const given = p.chargingSchedule.startSchedule;
-    if (p.kind === 'Relative') return this.tx && p.purpose.startsWith('Tx') ? this.tx.startedAt : t;
-    const start = given ? Date.parse(given) : p.receivedAt;
-    if (p.kind === 'Recurring') {
-      const every = p.recurrencyKind === 'Weekly' ? 7 * DAY_MS : DAY_MS;
-      return t < start ? start : start + Math.floor((t - start) / every) * every;
-    }
-    return start;
+  /** The first time after `now` at which the limit may change (a period, validTo), if any. */
+  nextChange(now: number): number | undefined {
+    return nextChange(this.profiles, now, this.ctx);
   }
 
   /** The limit from `now` over `durationS` as periods (s from now, W), for GetCompositeSchedule. */
   composite(now: number, durationS: number): { startPeriod: number; limitW: number }[] {
-    const end = now + durationS * 1000;
-    const times = new Set<number>([now]);
-    for (const p of this.profiles) {
-      const starts = [this.scheduleStart(p, now)];
-      if (p.kind === 'Recurring') {
-        starts.push(starts[0]! + (p.recurrencyKind === 'Weekly' ? 7 * DAY_MS : DAY_MS));
-      }
-      for (const start of starts) {
-        for (const period of p.chargingSchedule.chargingSchedulePeriod) {
-          times.add(start + period.startPeriod * 1000);
-        }
-        if (p.chargingSchedule.duration !== undefined) {
-          times.add(start + p.chargingSchedule.duration * 1000);
-        }
-      }
-      if (p.validFrom) times.add(Date.parse(p.validFrom));
-      if (p.validTo) times.add(Date.parse(p.validTo));
-    }
-    const out: { startPeriod: number; limitW: number }[] = [];
-    for (const t of [...times].filter((x) => x >= now && x < end).sort((a, b) => a - b)) {
-      const limitW = this.limitAt(t) ?? this.cfg.evMaxW;
-      if (out.at(-1)?.limitW !== limitW) {
-        out.push({ startPeriod: Math.floor((t - now) / 1000), limitW });
-      }
-    }
-    return out;
+    return composite(this.profiles, now, durationS, this.ctx, this.cfg.evMaxW);
   }
 
-  /**
-   * Stores a profile: it replaces one with the same id, or the same purpose and stackLevel
-   * (and, for TxProfile, the same transaction).
-   */
+  /** Stores a profile: it replaces one with the same id, or the same purpose and stackLevel. */
   setProfile(p: SimChargingProfile): void {
-    this.profiles = this.profiles.filter(
-      (q) =>
-        q.id !== p.id &&
-        !(
-          q.purpose === p.purpose &&
-          q.stackLevel === p.stackLevel &&
-          q.transactionId === p.transactionId
-        ),
-    );
-    this.profiles.push(p);
+    this.profiles = withProfile(this.profiles, p);
   }
 
   /** Removes the profiles that match every given criterion; true if any was removed. */
@@ -576,6 +474,7 @@ function applyProfile(link: Link, p: SimChargingProfile, ours: number, needTxId:
     if (p.transactionId === undefined ? needTxId : p.transactionId !== st.tx.id) return 'Rejected';
     p.transactionId = st.tx.id;
   }
+  if (profileProblem(p) !== null) return 'Rejected';
   const { quirk, minCurrentA, applyDelayMs, honourUnit } = link.opts;
   if (quirk === 'ignore-profile') return 'Accepted';
   if (honourUnit && p.chargingSchedule.chargingRateUnit !== honourUnit) return 'Accepted';
@@ -1154,6 +1053,8 @@ export class ChargePointSimulator extends EventEmitter {
   /** Profiles accepted and not applied yet (`applyDelayMs`): a reboot or stop drops them. */
   private readonly pending = new Set<NodeJS.Timeout>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Syncs at the next change of the limit (a period step, a validTo), offline too. */
+  private stepTimer: NodeJS.Timeout | undefined;
   private meterTimer: NodeJS.Timeout | undefined;
   private lastLimit: number | null = null;
   private lastPower = 0;
@@ -1269,6 +1170,14 @@ export class ChargePointSimulator extends EventEmitter {
     return this.station.limitW;
   }
 
+  /**
+   * The limit that the charger's own profiles put in force at `t` (default now), W (null: no
+   * profile limits), whether connected or not: what it does without a central system.
+   */
+  limitAt(t: number = this.clock.now()): number | null {
+    return this.station.limitAt(t);
+  }
+
   /** Every change of the limit in force, oldest first (the last 1000). */
   get limitHistory(): LimitChange[] {
     this.sync();
@@ -1343,6 +1252,8 @@ export class ChargePointSimulator extends EventEmitter {
     this.stopping = true;
     this.abort.abort();
     this.clearTimers();
+    clearTimeout(this.stepTimer);
+    this.stepTimer = undefined;
     for (const t of this.pending) clearTimeout(t);
     this.pending.clear();
     await this.client.close({ code: 1000, reason: 'simulator stopped' });
@@ -1583,6 +1494,18 @@ export class ChargePointSimulator extends EventEmitter {
       this.lastPower = powerW;
       this.emit('power', powerW);
     }
+    this.followSteps();
+  }
+
+  /** Syncs again when the limit may change next (a step of a period, a validTo), offline too. */
+  private followSteps(): void {
+    clearTimeout(this.stepTimer);
+    this.stepTimer = undefined;
+    if (this.stopping) return;
+    const now = this.clock.now();
+    const next = this.station.nextChange(now);
+    if (next === undefined) return;
+    this.stepTimer = setTimeout(() => this.sync(), next - now + 1).unref();
   }
 
   private requireBooted(): void {

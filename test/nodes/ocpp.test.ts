@@ -55,6 +55,7 @@ function flow(
     server?: Record<string, unknown>;
     coord?: Record<string, unknown>;
     chargers?: unknown[];
+    ocpp?: Record<string, unknown>;
   } = {},
 ): FlowNode[] {
   return onTab([
@@ -85,6 +86,7 @@ function flow(
       coordinator: 'coord',
       server: 'srv',
       chargers: opts.chargers ?? CHARGERS,
+      ...opts.ocpp,
       wires: [['results'], ['events']],
     },
     { id: 'results', type: 'helper' },
@@ -114,6 +116,47 @@ describe('nodes: OCPP chargers end to end', () => {
   afterEach(async () => {
     await Promise.all(sims.splice(0).map((s) => s.stop().catch(() => {})));
     await helper.unload();
+  });
+
+  it('failsafe: a charger with Failsafe kW gets the two-period station profile; a bad setting is misconfigured', async () => {
+    await helper.load(
+      ocppNodes(),
+      flow({
+        ocpp: { failsafeAfterS: '30' },
+        chargers: [{ identity: 'CP001', assetId: 'ast_ev_001', ratedKw: 22, failsafeKw: 4 }],
+      }),
+    );
+    const port = await serverPort();
+    const events = inbox('events');
+    const a = sim(port, 'CP001', 'ocpp2.0.1');
+    await a.start();
+    const max = () => a.profiles.find((p) => p.purpose === 'ChargingStationMaxProfile');
+    await until(() => max() !== undefined, 'the station profile');
+    should(max()?.chargingSchedule.chargingSchedulePeriod).eql([
+      { startPeriod: 0, limit: 22000 },
+      { startPeriod: 90, limit: 4000 },
+    ]);
+    await until(
+      () => events.msgs.some((m) => m.topic === 'failsafe'),
+      'a failsafe event on output 2',
+    );
+    should(events.msgs.find((m) => m.topic === 'failsafe')?.payload).have.properties({
+      identity: 'CP001',
+      status: 'applied',
+      assetIds: ['ast_ev_001'],
+    });
+    await a.stop();
+    await helper.unload();
+    await helper.load(
+      ocppNodes(),
+      flow({ chargers: [{ identity: 'CP001', assetId: 'ast_ev_001', failsafeKw: 4 }] }),
+    );
+    const caught = inbox('caught');
+    helper.getNode('ocpp').receive({ payload: {} } as never);
+    await caught.count(1);
+    should(String((caught.msgs[0]?.error as { message?: string })?.message)).match(
+      /failsafeKw needs ratedKw/,
+    );
   });
 
   it('boot and status reach the state machines of both versions', async () => {

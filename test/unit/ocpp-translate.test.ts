@@ -10,6 +10,7 @@ import {
   round1,
   STATUS_16,
   STATUS_201,
+  stationMaxCall,
   TranslationError,
 } from '../../src/adapters/ocpp/translate';
 import { type Command, CommandType, createCommand } from '../../src/commands';
@@ -101,6 +102,109 @@ describe('OCPP translation', () => {
           should(p.evseId).equal(0);
           should(p.chargingProfile.chargingProfilePurpose).equal('ChargingStationMaxProfile');
         }
+      });
+
+      it('failsafe: the station profile has the cap from now and min(share, cap) from the step, whole-second periods, step exact', () => {
+        const now = T + 250; // not on a second
+        const call = stationMaxCall({ ...charger, profileId: 4, stackLevel: 3 }, version, {
+          capKw: 11,
+          failsafeKw: 4.2,
+          afterS: 1.5,
+          now,
+        });
+        should(validate(version, call.method, call.params)).be.true();
+        const p = call.params as Payload;
+        const profile = version === 'ocpp1.6' ? p.csChargingProfiles : p.chargingProfile;
+        const schedule =
+          version === 'ocpp1.6' ? profile.chargingSchedule : profile.chargingSchedule[0];
+        should(version === 'ocpp1.6' ? p.connectorId : p.evseId).equal(0);
+        should(profile.chargingProfilePurpose).equal(
+          version === 'ocpp1.6' ? 'ChargePointMaxProfile' : 'ChargingStationMaxProfile',
+        );
+        should(version === 'ocpp1.6' ? profile.chargingProfileId : profile.id).equal(1004);
+        should(profile.stackLevel).equal(3);
+        should(profile.chargingProfileKind).equal('Absolute');
+        should(profile).not.have.property('validTo');
+        should(schedule).not.have.property('duration'); // the last period lasts
+        should(schedule.chargingSchedulePeriod).eql([
+          { startPeriod: 0, limit: 11000 },
+          { startPeriod: 62, limit: 4200 },
+        ]);
+        // A minute early for slow charger clocks; startPeriod is an integer: the start goes
+        // back by the fraction too, so the step stays exact.
+        should(Date.parse(schedule.startSchedule) + 62_000).equal(now + 1500);
+      });
+
+      it('failsafe: a cap below the share holds after the step too; amps stay multiples of 0.1', () => {
+        const low = stationMaxCall(charger, version, {
+          capKw: 3,
+          failsafeKw: 4.2,
+          afterS: 60,
+          now: T,
+        });
+        should(JSON.stringify(low.params)).match(
+          /"chargingSchedulePeriod":\[\{"startPeriod":0,"limit":3000\},\{"startPeriod":120,"limit":3000\}\]/,
+        );
+        const amps = stationMaxCall({ ...charger, unit: 'A', phases: 3 }, version, {
+          capKw: 22,
+          failsafeKw: 7.777,
+          afterS: 60,
+          now: T,
+        });
+        should(validate(version, amps.method, amps.params)).be.true();
+        should(JSON.stringify(amps.params)).match(/"limit":31.9\b.*"limit":11.3\b/); // 22000/690, 7777/690
+        should(() =>
+          stationMaxCall(charger, version, { capKw: 3, failsafeKw: -1, afterS: 60, now: T }),
+        ).throw(/must be numbers >= 0/);
+      });
+
+      it('failsafe: SET_POWER_LIMIT becomes the station profile; a Tx setpoint with validUntil gets validTo', () => {
+        const slot = (type: CommandType, kw: number, validUntil: number | null) =>
+          createCommand(
+            { assetId: 'ev1', type, valueKw: kw, scheduledAt: T, validUntil },
+            { now: T, maxRetries: 3, timeoutSeconds: 30, newId: () => 'sch:ev1:0' },
+          );
+        const station = { charger, failsafeKw: 4, afterS: 60, now: T };
+        const cap = commandToCall(
+          slot(CommandType.SET_POWER_LIMIT, 9, T + 900_000),
+          charger,
+          version,
+          null,
+          {
+            station,
+          },
+        );
+        should(validate(version, cap.method, cap.params)).be.true();
+        should(cap).eql(stationMaxCall(charger, version, { ...station, capKw: 9 }));
+        const rate = commandToCall(
+          slot(CommandType.SET_CHARGE_RATE, 7, T + 900_500),
+          charger,
+          version,
+          null,
+          { validToAfterS: 60 },
+        );
+        should(validate(version, rate.method, rate.params)).be.true();
+        const p = rate.params as Payload;
+        const profile = version === 'ocpp1.6' ? p.csChargingProfiles : p.chargingProfile;
+        // validUntil + 60 s, up to the whole second.
+        should(profile.validTo).equal(new Date(T + 961_000).toISOString());
+        const open = commandToCall(
+          slot(CommandType.SET_CHARGE_RATE, 7, null),
+          charger,
+          version,
+          null,
+          {
+            validToAfterS: 60,
+          },
+        );
+        should(JSON.stringify(open.params)).not.match(/validTo/);
+        const without = commandToCall(
+          slot(CommandType.SET_CHARGE_RATE, 7, T + 900_000),
+          charger,
+          version,
+          null,
+        );
+        should(JSON.stringify(without.params)).not.match(/validTo/);
       });
 
       it('START / STOP_CHARGING and CHANGE_AVAILABILITY are schema-valid', () => {

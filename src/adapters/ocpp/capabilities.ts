@@ -1,6 +1,7 @@
 /**
  * LearnedCapabilities: what the OCPP adapter learned that a charger does not implement
- * (smart charging: SetChargingProfile; GetCompositeSchedule), kept in the site's AssetTable
+ * (smart charging: SetChargingProfile; GetCompositeSchedule; the station maximum profile of
+ * the failsafe chain), kept in the site's AssetTable
  * (`capabilities` of each asset of the charger, through the AdapterHost port), told once when
  * learned, forgotten when the charger boots again, and summed up for a node's status; also
  * the unit an asset's limits go in after its configured one was not followed.
@@ -13,8 +14,11 @@ import type { ChargerConfig } from './translate';
 export interface CapabilityEvent {
   type: 'capability';
   identity: string;
-  /** `smartCharging`: SetChargingProfile; `compositeSchedule`: GetCompositeSchedule. */
-  capability: 'smartCharging' | 'compositeSchedule';
+  /**
+   * `smartCharging`: SetChargingProfile; `compositeSchedule`: GetCompositeSchedule;
+   * `maxProfile`: the station maximum profile of the failsafe chain (failsafe.ts).
+   */
+  capability: 'smartCharging' | 'compositeSchedule' | 'maxProfile';
   value: false;
   /** What the charger answered (NotImplemented, NotSupported). */
   answer: string;
@@ -30,7 +34,11 @@ export interface UnitEvent {
   message: string;
 }
 
-const NAMES: readonly CapabilityEvent['capability'][] = ['smartCharging', 'compositeSchedule'];
+const NAMES: readonly CapabilityEvent['capability'][] = [
+  'smartCharging',
+  'compositeSchedule',
+  'maxProfile',
+];
 
 export class LearnedCapabilities {
   constructor(
@@ -100,6 +108,7 @@ export class LearnedCapabilities {
         list.some((c) => this.lacks(c.assetId, name) !== undefined);
       if (has('smartCharging')) out.push(`${identity}: no smart charging`);
       else if (has('compositeSchedule')) out.push(`${identity}: limits not confirmed`);
+      if (!has('smartCharging') && has('maxProfile')) out.push(`${identity}: no failsafe profile`);
       for (const c of list) {
         const unit = this.unitOf(c.assetId);
         if (unit) out.push(`${c.assetId}: limits in ${unit}`);

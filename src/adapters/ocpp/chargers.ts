@@ -6,6 +6,7 @@
  * setpoint in force when a charger connects or boots. A setpoint the charger accepted is
  * confirmed with GetCompositeSchedule (setting `confirm`), and what a charger does not
  * implement (smart charging, the composite schedule) is learned once, until it boots again.
+ * A charger with a failsafe share holds the station maximum profile of failsafe.ts.
  */
 
 import { TimeoutError } from 'ocpp-rpc';
@@ -15,11 +16,19 @@ import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
 import { type CapabilityEvent, LearnedCapabilities, type UnitEvent } from './capabilities';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
+import { checkCharger, moveTo } from './config';
 import { confirmLimit, NOT_IMPLEMENTED } from './confirm';
+import {
+  checkFailsafeAfterS,
+  DEFAULT_FAILSAFE_AFTER_S,
+  type FailsafeEvent,
+  StationFailsafe,
+} from './failsafe';
 import {
   CHARGING_STATE_201,
   type ChargerConfig,
   commandToCall,
+  FINAL_RPC_ERRORS,
   interpretResponse,
   type MeterReading,
   STATUS_16,
@@ -28,6 +37,7 @@ import {
 } from './translate';
 
 export type { CapabilityEvent, UnitEvent } from './capabilities';
+export type { FailsafeEvent } from './failsafe';
 
 export interface OcppChargersOptions {
   /** Who holds the state machines (a node id), for sharing them with other users. */
@@ -37,26 +47,19 @@ export interface OcppChargersOptions {
    * asked for (a connect followed by a boot gives one re-apply, after both). Default 2 s.
    */
   reapplyDelayMs?: number;
+  /**
+   * Seconds without the gateway after which a charger with a failsafe share steps down to it
+   * (its station maximum profile, refreshed every third of this while connected; failsafe.ts).
+   * A charger's own `failsafeAfterS` overrides it. Default 60.
+   */
+  failsafeAfterS?: number;
   /** Everything chargers do, for telemetry (the node's second output). */
-  onEvent?: (event: (ChargerEvent | CapabilityEvent | UnitEvent) & { assetIds: string[] }) => void;
+  onEvent?: (
+    event: (ChargerEvent | CapabilityEvent | UnitEvent | FailsafeEvent) & { assetIds: string[] },
+  ) => void;
   /** A failure on a timer of this adapter (a re-apply), with no caller to throw to. */
   onError?: (error: Error) => void;
 }
-
-/** CALLERROR codes that are a charger's final answer, not a reason to retry. */
-const FINAL_RPC_ERRORS = new Set([
-  'NotImplemented',
-  'NotSupported',
-  'SecurityError',
-  'PropertyConstraintViolation',
-  'OccurrenceConstraintViolation',
-  'TypeConstraintViolation',
-  'FormatViolation',
-  'FormationViolation',
-  'ProtocolError',
-]);
-
-const ON_DEVIATION: readonly unknown[] = ['report', 'reapply', 'reapply-other-unit'];
 
 export class OcppChargers implements Adapter {
   readonly protocol = 'ocpp';
@@ -71,6 +74,7 @@ export class OcppChargers implements Adapter {
   private readonly reported = new Map<string, string>();
   private readonly onCharger: (e: ChargerEvent) => void;
   private readonly learned: LearnedCapabilities;
+  private readonly failsafe: StationFailsafe;
   private started = false;
 
   constructor(
@@ -82,25 +86,9 @@ export class OcppChargers implements Adapter {
     this.owner = options.owner ?? 'ocpp';
     this.reapplyDelayMs = options.reapplyDelayMs ?? 2000;
     chargers.forEach((c, i) => {
-      const where = `charger [${i}]`;
-      if (typeof c.identity !== 'string' || c.identity.trim() === '')
-        throw new TypeError(`${where}: identity is required`);
-      if (typeof c.assetId !== 'string' || c.assetId.trim() === '')
-        throw new TypeError(`${where} (${c.identity}): assetId is required`);
+      checkCharger(c, i);
       if (this.byAsset.has(c.assetId))
-        throw new TypeError(`${where}: asset ${c.assetId} is listed twice`);
-      if (c.ratedKw !== undefined && !(c.ratedKw > 0))
-        throw new TypeError(`${where} (${c.identity}): ratedKw must be > 0`);
-      if (c.meterIntervalSeconds !== undefined && !(c.meterIntervalSeconds > 0))
-        throw new TypeError(`${where} (${c.identity}): meterIntervalSeconds must be > 0`);
-      if (c.onDeviation !== undefined && !ON_DEVIATION.includes(c.onDeviation))
-        throw new TypeError(
-          `${where} (${c.identity}): onDeviation must be report, reapply or reapply-other-unit`,
-        );
-      if (c.unit !== undefined && c.unit !== 'W' && c.unit !== 'A')
-        throw new TypeError(`${where} (${c.identity}): unit must be W or A`);
-      if (c.confirm !== undefined && c.confirm !== 'accepted' && c.confirm !== 'confirmed')
-        throw new TypeError(`${where} (${c.identity}): confirm must be accepted or confirmed`);
+        throw new TypeError(`charger [${i}]: asset ${c.assetId} is listed twice`);
       this.byAsset.set(c.assetId, c);
       const list = this.byIdentity.get(c.identity) ?? [];
       list.push(c);
@@ -108,6 +96,25 @@ export class OcppChargers implements Adapter {
     });
     this.onCharger = (e) => this.handleChargerEvent(e);
     this.learned = new LearnedCapabilities(host, this.byIdentity, (e) => options.onEvent?.(e));
+    if (options.failsafeAfterS !== undefined)
+      checkFailsafeAfterS(options.failsafeAfterS, 'OCPP chargers');
+    this.failsafe = new StationFailsafe({
+      host,
+      central,
+      byIdentity: this.byIdentity,
+      learned: this.learned,
+      afterS: options.failsafeAfterS ?? DEFAULT_FAILSAFE_AFTER_S,
+      tell: (e) => options.onEvent?.(e),
+      onError: (err) => options.onError?.(err),
+    });
+  }
+
+  /**
+   * Sends the failsafe profile again to the connected chargers of `assetId` (or all): the
+   * host calls it when a failsafe share it gives (`failsafeKw`) changed.
+   */
+  refreshFailsafe(assetId?: string): void {
+    if (this.started) this.failsafe.refresh(assetId);
   }
 
   get chargers(): ChargerConfig[] {
@@ -129,6 +136,7 @@ export class OcppChargers implements Adapter {
     }
     this.central.on('charger', this.onCharger);
     this.started = true;
+    this.failsafe.start();
     for (const identity of this.byIdentity.keys()) {
       if (this.central.isConnected(identity)) {
         this.connectedAt.set(identity, this.host.clock.now());
@@ -144,6 +152,7 @@ export class OcppChargers implements Adapter {
     this.central.off('charger', this.onCharger);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.failsafe.stop();
     this.host.unserve(this, [...this.byAsset.keys()], this.owner, removed);
   }
 
@@ -165,7 +174,16 @@ export class OcppChargers implements Adapter {
         final: true,
         error: `asset ${cmd.assetId} is not an OCPP charger of this node`,
       };
-    return this.send(cmd, charger);
+    if (cmd.type !== CommandType.SET_POWER_LIMIT) return this.send(cmd, charger);
+    // A cap the charger accepted is the cap of the failsafe refreshes from then on.
+    let accepted = false;
+    try {
+      const result = await this.send(cmd, charger);
+      accepted = result.success;
+      return result;
+    } finally {
+      this.failsafe.settleCap(charger.identity, cmd.id, accepted);
+    }
   }
 
   private async send(cmd: Command, configured: ChargerConfig): Promise<AdapterResult> {
@@ -186,13 +204,16 @@ export class OcppChargers implements Adapter {
     if (!version) throw new AdapterError(`charger ${charger.identity} is not connected`);
     const connector = version === 'ocpp1.6' ? (charger.connectorId ?? 1) : (charger.evseId ?? 1);
     let call: { method: string; params: Record<string, unknown> };
+    const isCap = cmd.type === CommandType.SET_POWER_LIMIT;
     try {
       call = commandToCall(
         cmd,
         charger,
         version,
         this.central.transactionOf(charger.identity, connector),
+        setpoint ? this.failsafe.optionsFor(charger, isCap) : {},
       );
+      if (isCap) this.failsafe.noteCap(charger.identity, cmd);
     } catch (err) {
       if (err instanceof TranslationError)
         return { success: false, final: true, error: err.message };
@@ -276,7 +297,7 @@ export class OcppChargers implements Adapter {
 
   /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
   limitations(): string[] {
-    return this.learned.summary();
+    return [...this.learned.summary(), ...this.failsafe.summary()];
   }
 
   // ------------------------------------------------------------ chargers -> states
@@ -292,6 +313,7 @@ export class OcppChargers implements Adapter {
         : list;
     switch (e.type) {
       case 'disconnected':
+        this.failsafe.disconnected(e.identity);
         for (const c of list)
           this.machine(c.assetId)?.forceState(EvChargerState.UNAVAILABLE, 'charger disconnected');
         break;
@@ -428,30 +450,7 @@ export class OcppChargers implements Adapter {
   /** Moves the machine to `target` by a trigger where one leads there, else by force. */
   private applyState(assetId: string, target: string, reason: string): void {
     const m = this.machine(assetId);
-    if (!m || m.currentState === target) {
-      m?.forceState(target, reason); // refreshes updatedAt
-      return;
-    }
-    const defs: Record<string, string> = {
-      PREPARING: 'plug_in',
-      CHARGING: m.currentState === EvChargerState.SUSPENDED ? 'resume' : 'start_charge',
-      SUSPENDED: 'suspend',
-      FINISHING: 'complete',
-      AVAILABLE:
-        m.currentState === EvChargerState.FAULTED
-          ? 'reset'
-          : m.currentState === EvChargerState.UNAVAILABLE
-            ? 'enable'
-            : 'unplug',
-      FAULTED: 'fault',
-      UNAVAILABLE: 'disable',
-    };
-    const trigger = defs[target];
-    if (trigger && m.canTrigger(trigger)) {
-      m.trigger(trigger);
-      if (m.currentState === target) return;
-    }
-    m.forceState(target, reason);
+    if (m) moveTo(m, target, reason);
   }
 
   // ------------------------------------------------------------ re-applying after a connect
@@ -478,14 +477,17 @@ export class OcppChargers implements Adapter {
   }
 
   /**
-   * Has the site re-apply the setpoint in force of each of the charger's assets (a tracked
-   * command, unless it completed on this connection already), and asks the charger for its
-   * status: a charger that reconnects without rebooting need not send one.
+   * Sends the failsafe profile, has the site re-apply the setpoint in force of each of the
+   * charger's assets (a tracked command, unless it completed on this connection already), and
+   * asks the charger for its status: a charger that reconnects without rebooting need not send one.
    */
   private reapply(identity: string, reason: string): void {
     if (!this.started || !this.central.isConnected(identity)) return;
     const since = this.connectedAt.get(identity);
     const version = this.central.protocolOf(identity);
+    // The failsafe profile first: a re-applied setpoint is confirmed under it, not under an
+    // old one that may have stepped down while the charger was away.
+    this.failsafe.sendNow(identity);
     for (const c of this.byIdentity.get(identity) ?? []) {
       this.host.reapply(c.assetId, reason, since === undefined ? {} : { appliedSince: since });
       const connector = version === 'ocpp1.6' ? (c.connectorId ?? 1) : (c.evseId ?? 1);

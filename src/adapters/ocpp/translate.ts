@@ -47,6 +47,14 @@ export interface ChargerConfig {
    * schedule (GetCompositeSchedule) applies it, `accepted` on the SetChargingProfile answer.
    */
   confirm?: 'accepted' | 'confirmed';
+  /**
+   * The charger's failsafe share, kW: what it may draw on its own when the gateway is gone
+   * (the step of the station-wide maximum profile, see failsafe.ts). Needs `ratedKw`. Default:
+   * the host's `failsafeKw(assetId)`, if any; none known: no maximum profile is sent.
+   */
+  failsafeKw?: number;
+  /** Seconds without the gateway before the charger steps down to its failsafe share. */
+  failsafeAfterS?: number;
 }
 
 /** A call to send: its method and payload. */
@@ -90,6 +98,115 @@ function startScheduleOf(cmd: Command): string {
   ).toISOString();
 }
 
+/** A date as OCPP text, rounded up to the whole second (some chargers refuse fractions). */
+function isoCeil(ms: number): string {
+  return new Date(Math.ceil(ms / 1000) * 1000).toISOString();
+}
+
+/**
+ * The station-wide maximum profile of the failsafe chain: from `now` the cap in force
+ * (`capKw`: a SET_POWER_LIMIT setpoint, else the rating), from `now + afterS` on
+ * min(failsafe share, cap), with no duration, so the last period lasts. The adapter sends it
+ * again before the step while it is connected; without it the charger steps down on its own.
+ * The schedule starts about a minute early (`CLOCK_TOLERANCE_MS`, for a charger whose clock is
+ * behind: the cap must hold from the moment it is accepted), and `startPeriod` is whole
+ * seconds: `startSchedule` is chosen so that the step is at `now + afterS` exactly.
+ */
+export interface StationLimit {
+  capKw: number;
+  failsafeKw: number;
+  afterS: number;
+  /** Epoch ms the profile starts (now). */
+  now: number;
+}
+
+/** The profile id of a charge point's station-wide maximum profile (profileId + 1000). */
+export function stationProfileId(charger: ChargerConfig): number {
+  return (charger.profileId ?? 1) + 1000;
+}
+
+/**
+ * SetChargingProfile of the two-period station-wide maximum profile: 1.6
+ * ChargePointMaxProfile on connector 0, 2.0.1 ChargingStationMaxProfile on EVSE 0, Absolute,
+ * the id and stack level of the charge point's SET_POWER_LIMIT profile (so it replaces it).
+ */
+export function stationMaxCall(
+  charger: ChargerConfig,
+  version: OcppVersion,
+  s: StationLimit,
+): OcppCall {
+  if (!(Number.isFinite(s.afterS) && s.afterS > 0))
+    throw new TranslationError(`charger ${charger.identity}: failsafeAfterS must be > 0`);
+  if (
+    !(
+      Number.isFinite(s.capKw) &&
+      s.capKw >= 0 &&
+      Number.isFinite(s.failsafeKw) &&
+      s.failsafeKw >= 0
+    )
+  )
+    throw new TranslationError(
+      `charger ${charger.identity}: the cap (${s.capKw} kW) and the failsafe share (${s.failsafeKw} kW) must be numbers >= 0`,
+    );
+  // The cap is in force at once for a charger whose clock is up to a minute behind ours.
+  const step = Math.ceil(s.afterS + CLOCK_TOLERANCE_MS / 1000);
+  const start = new Date(s.now + (s.afterS - step) * 1000).toISOString();
+  const cap = kwToLimit(s.capKw, charger);
+  const after = kwToLimit(Math.min(s.failsafeKw, s.capKw), charger);
+  const periods = [
+    { startPeriod: 0, limit: cap.limit },
+    { startPeriod: step, limit: after.limit },
+  ];
+  const common = {
+    stackLevel: charger.stackLevel ?? 0,
+    chargingProfileKind: 'Absolute',
+  };
+  if (version === 'ocpp1.6')
+    return {
+      method: 'SetChargingProfile',
+      params: {
+        connectorId: 0,
+        csChargingProfiles: {
+          chargingProfileId: stationProfileId(charger),
+          ...common,
+          chargingProfilePurpose: 'ChargePointMaxProfile',
+          chargingSchedule: {
+            chargingRateUnit: cap.unit,
+            startSchedule: start,
+            chargingSchedulePeriod: periods,
+          },
+        },
+      },
+    };
+  return {
+    method: 'SetChargingProfile',
+    params: {
+      evseId: 0,
+      chargingProfile: {
+        id: stationProfileId(charger),
+        ...common,
+        chargingProfilePurpose: 'ChargingStationMaxProfile',
+        chargingSchedule: [
+          {
+            id: 1,
+            startSchedule: start,
+            chargingRateUnit: cap.unit,
+            chargingSchedulePeriod: periods,
+          },
+        ],
+      },
+    },
+  };
+}
+
+/** What the failsafe chain adds to a setpoint's call (see `commandToCall`). */
+export interface FailsafeOptions {
+  /** Tx profiles with a validUntil get `validTo` = validUntil + this many seconds. */
+  validToAfterS?: number;
+  /** SET_POWER_LIMIT becomes the two-period station profile of this charge point. */
+  station?: { charger: ChargerConfig; failsafeKw: number; afterS: number; now: number };
+}
+
 export interface TransactionRef {
   /** 1.6: an integer; 2.0.1: a string. */
   transactionId: number | string;
@@ -107,13 +224,17 @@ export interface TransactionRef {
  *
  * Profiles are Absolute, one period from 0 with the limit, `startSchedule` at the command's
  * time (less a minute for slow charger clocks), no duration: the next command replaces the
- * profile (same id, purpose and stack level).
+ * profile (same id, purpose and stack level). With the failsafe chain (`failsafe`), a
+ * TxDefaultProfile / TxProfile of a command with a validUntil gets `validTo` = validUntil +
+ * `validToAfterS` (after it, the charger falls back to its maximum profile), and
+ * SET_POWER_LIMIT is the two-period station profile (`stationMaxCall`).
  */
 export function commandToCall(
   cmd: Command,
   charger: ChargerConfig,
   version: OcppVersion,
   transaction: TransactionRef | null,
+  failsafe: FailsafeOptions = {},
 ): OcppCall {
   const rated = charger.ratedKw;
   if (
@@ -143,15 +264,25 @@ export function commandToCall(
           `charger ${charger.identity}: a TxProfile needs a running transaction and there is none; use TxDefaultProfile to set a limit before charging starts`,
         );
       }
+      if (max && failsafe.station) {
+        const { charger: station, ...limit } = failsafe.station;
+        return stationMaxCall(station, version, { ...limit, capKw: cmd.valueKw });
+      }
       const { unit, limit } = kwToLimit(cmd.valueKw, charger);
       const id = charger.profileId ?? 1;
       const stackLevel = charger.stackLevel ?? 0;
+      const afterS = failsafe.validToAfterS;
+      const validTo =
+        !max && afterS !== undefined && cmd.validUntil !== null
+          ? { validTo: isoCeil(cmd.validUntil.getTime() + afterS * 1000) }
+          : {};
       if (v16) {
         const profile: Record<string, unknown> = {
           chargingProfileId: max ? id + 1000 : id,
           stackLevel,
           chargingProfilePurpose: purpose,
           chargingProfileKind: 'Absolute',
+          ...validTo,
           chargingSchedule: {
             chargingRateUnit: unit,
             startSchedule: startScheduleOf(cmd),
@@ -170,6 +301,7 @@ export function commandToCall(
         stackLevel,
         chargingProfilePurpose: purpose,
         chargingProfileKind: 'Absolute',
+        ...validTo,
         chargingSchedule: [
           {
             id: 1,
@@ -243,6 +375,19 @@ function remoteStartId(cmd: Command): number {
   for (let i = 0; i < cmd.id.length; i++) h = (h * 31 + cmd.id.charCodeAt(i)) | 0;
   return (Math.abs(h) % 2_000_000_000) + 1;
 }
+
+/** CALLERROR codes that are a charger's final answer, not a reason to retry. */
+export const FINAL_RPC_ERRORS = new Set([
+  'NotImplemented',
+  'NotSupported',
+  'SecurityError',
+  'PropertyConstraintViolation',
+  'OccurrenceConstraintViolation',
+  'TypeConstraintViolation',
+  'FormatViolation',
+  'FormationViolation',
+  'ProtocolError',
+]);
 
 /** What an answer means for the command: accepted, or refused (final) with the reason. */
 export function interpretResponse(
