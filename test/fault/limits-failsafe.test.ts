@@ -4,7 +4,8 @@
  * charging at 10 kW (Modbus), and a building meter rising 0 -> 30 kW, fed over HTTP. Sampled
  * every 100 ms, the chargers' own limits (what their profiles allow: `limitAt`) plus the
  * battery's setpoint plus the load stay within 50 kW: against the load before a reading while
- * its decreases are on their way, against the new load once they are done. Then the load
+ * its decreases are on their way (a rising load is the one moment the devices are late),
+ * against the new load once they are done, and against a falling load at once. Then the load
  * falls to 0, the chargers rise (paced), Node-RED is killed -9, and within the failsafe time
  * the chargers' own limits step down to their failsafe shares (20 kW left after the
  * building's 30 kW worst case: four at 5 kW), and the battery reverts to 0 on its watchdog.
@@ -32,13 +33,15 @@ function limits() {
         ratingKw: 11,
         minA: 6,
       })),
-      // It reverts to 0 by itself when the gateway is gone: no share of the failsafe.
+      // Served before the chargers; it reverts to 0 by itself when the gateway is gone: no
+      // share of the failsafe.
       {
         assetId: 'bess',
         kind: 'battery',
         circuit: 'grid',
         phases: 'L1L2L3',
         ratingKw: 30,
+        priority: 1,
         failsafeKw: 0,
       },
     ],
@@ -79,7 +82,7 @@ function flows(ocppPort: number, modbusPort: number): unknown[] {
       security: 'none',
       allowUnknown: false,
       heartbeatSeconds: 300,
-      callTimeoutSeconds: 5,
+      callTimeoutSeconds: 3,
       maxBadMessages: 5,
       authorize: 'accept',
     },
@@ -108,7 +111,14 @@ function flows(ocppPort: number, modbusPort: number): unknown[] {
       wires: [['disp', 'reply']],
     },
     { id: 'reply', type: 'http response', z: 'tab', statusCode: '202', wires: [] },
-    { id: 'meter-in', type: 'http in', z: 'tab', url: '/meter', method: 'post', wires: [['meter']] },
+    {
+      id: 'meter-in',
+      type: 'http in',
+      z: 'tab',
+      url: '/meter',
+      method: 'post',
+      wires: [['meter']],
+    },
     {
       id: 'meter',
       type: 'qe-meter',
@@ -118,7 +128,13 @@ function flows(ocppPort: number, modbusPort: number): unknown[] {
       wires: [['meter-reply']],
     },
     { id: 'meter-reply', type: 'http response', z: 'tab', statusCode: '200', wires: [] },
-    { id: 'disp', type: 'qe-dispatcher', z: 'tab', coordinator: 'coord', wires: [['ocpp', 'modbus']] },
+    {
+      id: 'disp',
+      type: 'qe-dispatcher',
+      z: 'tab',
+      coordinator: 'coord',
+      wires: [['ocpp', 'modbus']],
+    },
     {
       id: 'ocpp',
       type: 'qe-ocpp',
@@ -216,7 +232,11 @@ describe('site limits end to end: a 50 kW depot in Node-RED, then Node-RED kille
     let load = 30; // the meter's worst case until its first reading
     let settledLoad = 30;
     const violations: string[] = [];
+    // Sampled once every charger has its first setpoint: before that, a charger that no
+    // schedule has steered yet is not limited (see the README's Limits).
+    let sampling = false;
     const sampler = setInterval(() => {
+      if (!sampling) return;
       const total = chargersKw() + batteryKw() + settledLoad;
       if (total > LIMIT_KW + EPS)
         violations.push(
@@ -248,6 +268,7 @@ describe('site limits end to end: a 50 kW depot in Node-RED, then Node-RED kille
 
       should(await post(nodeRed.base, '/meter', { kw: 0 })).equal(200);
       load = 0;
+      settledLoad = 0;
       const start = Date.now() - 1000;
       const hour = 3_600_000;
       const row = [...EVS.map(() => 11), 10, 0];
@@ -259,6 +280,7 @@ describe('site limits end to end: a 50 kW depot in Node-RED, then Node-RED kille
         }),
       ).equal(202);
       await settle('schedule at full power', () => batteryKw() === 10 && chargersKw() > 30);
+      sampling = true;
       // 50 kW - 10 kW of battery = 40 kW for ten chargers: 4 kW each is below 6 A (4.14 kW),
       // so nine at 4.44 kW, one at 0.
       should(chargersKw()).be.approximately(40, 0.1);
@@ -272,8 +294,8 @@ describe('site limits end to end: a 50 kW depot in Node-RED, then Node-RED kille
 
       // The building empties: the chargers go back up, paced (1 s), after nothing else.
       load = 0;
+      settledLoad = 0; // a smaller load is a fact at once: check the rise against it
       should(await post(nodeRed.base, '/meter', { kw: 0 })).equal(200);
-      settledLoad = 30; // until the rise is done, check against the load before
       await settle('building at 0 kW', () => chargersKw() > 35);
       should(violations).eql([]);
       const before = chargersKw();
@@ -285,10 +307,11 @@ describe('site limits end to end: a 50 kW depot in Node-RED, then Node-RED kille
       const killedAt = Date.now();
       await sleep(FAILSAFE_AFTER_S * 1000 + 2000);
       const shares = chargers.map((c) => Math.min(c.limitAt(Date.now()) ?? 11_000, 11_000) / 1000);
-      // 50 kW - 30 kW worst case of the building = 20 kW: four at 5 kW, six at 0.
+      // 50 kW - 30 kW worst case of the building = 20 kW: four may draw 5 kW, six nothing;
+      // a charger keeps the lower of its setpoint and its share.
       should(shares.reduce((a, b) => a + b, 0)).be.belowOrEqual(20 + EPS);
-      should(shares.filter((v) => v > 0).length).equal(4);
-      for (const v of shares) should(v === 0 || Math.abs(v - 5) < 0.05).be.true();
+      should(shares.filter((v) => v > 0).length).be.belowOrEqual(4);
+      for (const v of shares) should(v).be.belowOrEqual(5 + EPS, `shares ${shares.join(' ')}`);
       // The battery's watchdog reverted it to 0 when no one wrote any more.
       should(batteryKw()).equal(0);
       const revert = bess.setpointHistory(1).find((h) => h.cause === 'revert' && h.at >= killedAt);
