@@ -564,35 +564,38 @@ export class DispatchEngine {
   }
 
   /**
-   * Re-applies the rate setpoint in force with another value, kW signed (+ charge, - a
-   * battery's discharge), because the site's limits changed: a new tracked command like
+   * Re-applies rate setpoints in force with other values, kW signed (+ charge, - a battery's
+   * discharge), because the site's limits changed: for each, a new tracked command like
    * `reapply`'s (`<id>~n`, due now, valid as long as the one in force), carrying the asked
-   * value and `limitedBy`. Nothing when no rate setpoint is in force or it is still PENDING
-   * (it will be limited as it leaves). Returns the new command, or null.
+   * value and `limitedBy`; registered together. An asset whose rate setpoint in force is
+   * missing or still PENDING (it will be limited as it leaves) gets none. Returns the new
+   * commands.
    */
   reallocate(
-    assetId: string,
-    kw: number,
-    limitedBy: string | null,
+    changes: readonly { assetId: string; kw: number; limitedBy: string | null }[],
     reason: string,
-  ): Command | null {
+  ): Command[] {
     const now = this.clock.now();
-    const plan = this.rateSetpoints(assetId, now).plan;
-    if (!plan || plan.status === CommandStatus.PENDING) return null;
-    const c = this.reapplyCommand(plan, `limits: ${reason}`, now);
-    const asked = plan.askedKw ?? plan.valueKw;
-    c.valueKw = Math.abs(kw) === 0 ? 0 : Math.abs(kw);
-    if (kw < 0) c.type = CommandType.SET_DISCHARGE_RATE;
-    else if (kw > 0 && c.type === CommandType.SET_DISCHARGE_RATE)
-      c.type = CommandType.SET_CHARGE_RATE;
-    delete c.askedKw;
-    delete c.limitedBy;
-    if (limitedBy !== null && c.valueKw !== asked) {
-      c.askedKw = asked;
-      c.limitedBy = limitedBy;
+    const fresh: Command[] = [];
+    for (const { assetId, kw, limitedBy } of changes) {
+      const plan = this.rateSetpoints(assetId, now).plan;
+      if (!plan || plan.status === CommandStatus.PENDING) continue;
+      const c = this.reapplyCommand(plan, `limits: ${reason}`, now);
+      const asked = plan.askedKw ?? plan.valueKw;
+      c.valueKw = Math.abs(kw);
+      if (kw < 0) c.type = CommandType.SET_DISCHARGE_RATE;
+      else if (kw > 0 && c.type === CommandType.SET_DISCHARGE_RATE)
+        c.type = CommandType.SET_CHARGE_RATE;
+      delete c.askedKw;
+      delete c.limitedBy;
+      if (limitedBy !== null && c.valueKw !== asked) {
+        c.askedKw = asked;
+        c.limitedBy = limitedBy;
+      }
+      fresh.push(c);
     }
-    this.register([c], now, false);
-    return c;
+    if (fresh.length > 0) this.register(fresh, now, false);
+    return fresh;
   }
 
   private reapplyCommand(orig: Command, reason: string, now: number): Command {

@@ -203,7 +203,7 @@ export class SiteLimiter {
       effective,
       this.hysteresisKw,
     );
-    const made: Command[] = [];
+    const sends: { t: Allocation; kw: number; up: boolean; limitedBy: string | null }[] = [];
     let increased = false;
     let paced = false;
     const pacing = now < this.lastIncreaseAt + this.minIntervalMs;
@@ -233,12 +233,18 @@ export class SiteLimiter {
         paced = true;
         continue;
       }
-      const boundBy = kw !== t.kw ? WAITING : t.boundBy;
-      const cmd = this.engine.reallocate(t.assetId, kw, boundBy, reason);
+      sends.push({ t, kw, up, limitedBy: kw !== t.kw ? WAITING : t.boundBy });
+    }
+    const made = this.engine.reallocate(
+      sends.map((x) => ({ assetId: x.t.assetId, kw: x.kw, limitedBy: x.limitedBy })),
+      reason,
+    );
+    const byAsset = new Map(made.map((c) => [c.assetId, c]));
+    for (const x of sends) {
+      const cmd = byAsset.get(x.t.assetId);
       if (!cmd) continue;
-      made.push(cmd);
-      if (up) increased = true;
-      if (kw !== t.askedKw) this.publishLimited(t, cmd, kw, boundBy, reason);
+      if (x.up) increased = true;
+      if (x.kw !== x.t.askedKw) this.publishLimited(x.t, cmd, x.kw, x.limitedBy, reason);
     }
     if (increased) this.lastIncreaseAt = now;
     // An increase held back by the pacing: look again when the interval is over.
