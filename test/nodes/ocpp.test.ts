@@ -281,6 +281,13 @@ describe('nodes: OCPP chargers end to end', () => {
       payload: { assetId: 'ast_ev_001', type: 'SET_CHARGE_RATE', valueKw: 8 },
     } as never);
     await until(() => first.activeLimitW === 8000, 'limit set');
+    // Confirmed (its GetCompositeSchedule answered) before the charger goes: otherwise the
+    // command is still being confirmed, its retry carries the setpoint to the new connection,
+    // and nothing needs re-applying.
+    await until(
+      () => site.engine.getCommands().some((c) => c.status === 'COMPLETED'),
+      'the setpoint confirmed',
+    );
     await first.stop();
     await until(
       () => site.getStateMachine('ast_ev_001')?.currentState === 'UNAVAILABLE',
