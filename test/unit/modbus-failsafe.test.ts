@@ -29,6 +29,8 @@ describe('Modbus failsafe: the device’s revert timer (loopback, simulated batt
     await until(() => sim.state(1).revertMs === 2000, 'the revert timer written');
     should(sim.readRegisters(1, BASE + 28, 3)).eql([1, 0, 2]); // enable 1, uint32 2 s
     should(fleet.watchdogPeriod('b1')).equal(2 / 3); // revertSeconds / 3 by default
+    // The adapter tells it once the device has answered the write (after the simulator took it).
+    await until(() => events.some((e) => e.type === 'revert-timer-set'), 'revert-timer-set');
     should(events.filter((e) => e.type === 'revert-timer-set')).eql([
       { type: 'revert-timer-set', assetId: 'b1', detail: { revertSeconds: 2, address: BASE + 29 } },
     ]);
