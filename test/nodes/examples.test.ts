@@ -50,7 +50,7 @@ describe('examples', () => {
     }
   });
 
-  it('every debug node of the examples and of the demo flow shows a one-line summary (an expression), not a whole message', () => {
+  it('every debug node of the examples and of the demo flow shows a one-line summary (msg.summary or an expression), not a whole message', () => {
     const demoFlow = path.join(__dirname, '../../scripts/demo-flow.json');
     const flows: [string, ExampleNode[]][] = [
       ...files.map((f): [string, ExampleNode[]] => [f, readExample(f)]),
@@ -63,6 +63,8 @@ describe('examples', () => {
     for (const [file, flow] of flows) {
       for (const n of flow.filter((d) => d.type === 'debug')) {
         debugNodes++;
+        // msg.summary: the one line that the package's nodes put on what they send.
+        if (n.targetType === 'msg' && n.complete === 'summary') continue;
         should(n.targetType).equal('jsonata', `${file}: debug ${n.name} shows msg.${n.complete}`);
         should(() => util.prepareJSONataExpression(String(n.complete), null)).not.throw();
       }
