@@ -92,12 +92,25 @@ describe('example 09: the FlowFuse Dashboard 2 page in a real browser', function
     await red?.dispose();
   });
 
-  it('Node-RED loads Dashboard 2 and deploys the example without an error', () => {
+  it('Node-RED loads Dashboard 2 from the user directory and deploys the example without an error', async () => {
     const log = red?.log ?? '';
     should(log).match(/Started flows/);
     should(log).not.match(/\[error\]|Missing node modules|Waiting for missing types/);
-    // The dashboard's module came from the user directory, beside this package.
-    should(log).match(new RegExp(`Dashboard|${DASHBOARD.replace('/', '\\/')}`, 'i'));
+    const res = await fetch(`${red?.base}/nodes`, { headers: { Accept: 'application/json' } });
+    should(res.status).equal(200);
+    const sets = (await res.json()) as {
+      module: string;
+      types: string[];
+      enabled: boolean;
+      local: boolean;
+      err?: string;
+    }[];
+    const dashboard = sets.filter((s) => s.module === DASHBOARD);
+    should(dashboard.length).be.above(0, `${DASHBOARD} is not loaded`);
+    should(dashboard.filter((s) => s.err).map((s) => s.err)).eql([]);
+    // local: found in <userDir>/node_modules, where the test linked it.
+    should(dashboard.every((s) => s.enabled && s.local)).be.true(JSON.stringify(dashboard));
+    should(dashboard.flatMap((s) => s.types)).containDeep(['ui-chart', 'ui-table', 'ui-text']);
   });
 
   it('/dashboard/site: a chart per asset draws setpoint and measured, the table lists the assets', async () => {
@@ -121,7 +134,8 @@ describe('example 09: the FlowFuse Dashboard 2 page in a real browser', function
     should(await row('ast_batt_001')).match(/CHARGING|DISCHARGING|IDLE/);
 
     // Each chart draws both series: the setpoint (blue) and the measured power (orange),
-    // more than a legend icon's worth of pixels each.
+    // more than a legend icon's worth of pixels each (an icon alone is about 100 pixels at
+    // this size, the lines of the first readings add hundreds).
     const colours = ['#0095ff', '#ff7f0e'];
     let counts: number[][] = [];
     const deadline = Date.now() + WAIT_MS;
