@@ -237,3 +237,14 @@ export {
   type StateStore,
   StoreCorruptError,
 } from './store';
+export {
+  fmtNumber,
+  summarizeChargerEvent,
+  summarizeCommand,
+  summarizeEvent,
+  summarizeLimit,
+  summarizeLimited,
+  summarizeReadings,
+  summarizeResult,
+  summarizeTelemetry,
+} from './summary';

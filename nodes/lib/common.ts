@@ -10,7 +10,22 @@ import {
   EventType,
   type NetProblem,
   type Site,
+  summarizeResult,
 } from '../..';
+
+/**
+ * Sets `msg.summary`, the one-line text for debug nodes and notifications, from one of the
+ * core's summaries (src/summary.ts). A summary that cannot be made (an odd payload from a
+ * flow) leaves the message without one: it never stops the message.
+ */
+export function withSummary<M extends object>(msg: M, summarize: () => string): M {
+  try {
+    (msg as M & { summary?: string }).summary = summarize();
+  } catch {
+    // the message goes on without a summary
+  }
+  return msg;
+}
 
 export interface CoordinatorNode extends Node {
   site: Site | null;
@@ -162,9 +177,10 @@ export function runDeliveredCommands(
     }
     site.engine.runAttempt(cmd, adapter).then(
       (result) => {
-        msg.payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
+        const payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
+        msg.payload = payload;
         msg.topic = cmd.assetId;
-        send([msg, null]);
+        send([withSummary(msg, () => summarizeResult(payload)), null]);
         // A command that ended on this attempt without reaching its device: Catch nodes too.
         if (cmd.status === CommandStatus.FAILED || cmd.status === CommandStatus.TIMED_OUT) {
           done(

@@ -1,6 +1,18 @@
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
-import type { StateChange, StateMachine, StateMachineDefinition } from '../..';
-import { parseJsonObject, refuseInput, type UserDef, useCoordinator } from '../lib/common';
+import {
+  EventType,
+  type StateChange,
+  type StateMachine,
+  type StateMachineDefinition,
+  summarizeEvent,
+} from '../..';
+import {
+  parseJsonObject,
+  refuseInput,
+  type UserDef,
+  useCoordinator,
+  withSummary,
+} from '../lib/common';
 
 interface AssetStateDef extends UserDef {
   assetId: string;
@@ -55,12 +67,13 @@ export default function (RED: NodeAPI) {
     let current: { msg: NodeMessageInFlow; send: (msg: NodeMessage) => void } | null = null;
     const off = m.onChange((change: StateChange) => {
       show(change.to_state);
+      const summary = () => summarizeEvent({ type: EventType.STATE_CHANGED, payload: change });
       if (current) {
         current.msg.payload = change;
-        current.send(current.msg);
+        current.send(withSummary(current.msg, summary));
         current = null;
       } else {
-        this.send({ topic: assetId, payload: change });
+        this.send(withSummary({ topic: assetId, payload: change }, summary));
       }
     });
 

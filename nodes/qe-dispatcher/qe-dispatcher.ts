@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Command, commandToJSON, type DueCommandSink } from '../..';
-import { clockTime, refuseInput, type UserDef, useCoordinator } from '../lib/common';
+import { type Command, commandToJSON, type DueCommandSink, summarizeCommand } from '../..';
+import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
 
 interface DispatcherMsg extends NodeMessageInFlow {
   reset?: unknown;
@@ -22,7 +22,12 @@ export default function (RED: NodeAPI) {
     const sink: DueCommandSink = {
       deliver(cmd) {
         last = cmd;
-        node.send({ topic: cmd.assetId, payload: commandToJSON(cmd), commandId: cmd.id } as never);
+        const payload = commandToJSON(cmd);
+        node.send(
+          withSummary({ topic: cmd.assetId, payload, commandId: cmd.id }, () =>
+            summarizeCommand(payload),
+          ) as never,
+        );
       },
       undeliverable(cmd, error) {
         node.error(error, {

@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeMessage } from 'node-red';
-import { type AnyBusEvent, EVENT_TYPES, type EventType } from '../..';
-import { listField, type UserDef, useCoordinator } from '../lib/common';
+import { type AnyBusEvent, EVENT_TYPES, type EventType, summarizeEvent } from '../..';
+import { listField, type UserDef, useCoordinator, withSummary } from '../lib/common';
 
 interface EventsDef extends UserDef {
   eventTypes?: string[] | string;
@@ -50,11 +50,10 @@ export default function (RED: NodeAPI) {
       if (filter.size > 0 && !assetsOf(e).some((a) => filter.has(a))) return;
       const msgs: (NodeMessage | null)[] = new Array(types.length).fill(null);
       // A copy: flows may change what they receive, other subscribers must not see that.
-      msgs[index] = RED.util.cloneMessage({
-        topic: e.type,
-        payload: e.payload,
-        event: e,
-      } as NodeMessage);
+      msgs[index] = withSummary(
+        RED.util.cloneMessage({ topic: e.type, payload: e.payload, event: e } as NodeMessage),
+        () => summarizeEvent(e),
+      );
       this.send(msgs);
       count++;
       if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);

@@ -5,8 +5,8 @@
  * core's (src/limits/).
  */
 import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
-import { EventType, type LimitInForce } from '../..';
-import { clockTime, refuseInput, type UserDef, useCoordinator } from '../lib/common';
+import { EventType, type LimitInForce, summarizeEvent } from '../..';
+import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
 
 const UNIT: Record<string, string> = { importKw: 'kW', exportKw: 'kW export', importA: 'A' };
 
@@ -51,7 +51,11 @@ export default function (RED: NodeAPI) {
     const off = site.eventBus.subscribe(EventType.LIMITS_CHANGED, (e) => {
       this.status(rootStatus(e.payload.limits, root));
       // A copy: flows may change what they receive, other subscribers must not see that.
-      this.send(RED.util.cloneMessage({ topic: 'LIMITS_CHANGED', payload: e.payload }));
+      this.send(
+        withSummary(RED.util.cloneMessage({ topic: 'LIMITS_CHANGED', payload: e.payload }), () =>
+          summarizeEvent(e),
+        ),
+      );
     });
 
     this.on('input', (msg: NodeMessageInFlow, _send, done) => {

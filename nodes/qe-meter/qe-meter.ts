@@ -4,8 +4,8 @@
  * limited. The readings' checks and the allocation are the core's (src/limits/).
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { EventType, type SetpointLimited } from '../..';
-import { clockTime, refuseInput, type UserDef, useCoordinator } from '../lib/common';
+import { EventType, type SetpointLimited, summarizeReadings } from '../..';
+import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
 
 interface MeterDef extends UserDef {
   meter?: string;
@@ -87,6 +87,7 @@ export default function (RED: NodeAPI) {
       const p = msg.payload as unknown;
       const items = Array.isArray(p) ? p : [p];
       const limited: SetpointLimited[] = [];
+      const readings: Record<string, unknown>[] = [];
       // What the readings limit is published while they are measured (synchronously).
       const offLimited = site.eventBus.subscribe(EventType.SETPOINT_LIMITED, (e) => {
         limited.push(e.payload);
@@ -97,6 +98,7 @@ export default function (RED: NodeAPI) {
         items.forEach((item, i) => {
           const where = Array.isArray(p) ? `msg.payload[${i}]` : 'msg.payload';
           const reading = toReading(item, where);
+          readings.push(reading);
           try {
             site.measure(reading);
           } catch (err) {
@@ -108,7 +110,7 @@ export default function (RED: NodeAPI) {
           last = { meter, text: `${prefix}${short(reading)} ${clockTime(at)}` };
         });
         msg.limited = limited;
-        send(msg);
+        send(withSummary(msg, () => summarizeReadings(readings, limited)));
         done();
       } catch (err) {
         done(err as Error);

@@ -1,5 +1,11 @@
 import type { Node, NodeAPI } from 'node-red';
-import { type BatteryConfig, ModbusBatteries, resolveMap } from '../..';
+import {
+  type BatteryConfig,
+  ModbusBatteries,
+  resolveMap,
+  summarizeResult,
+  summarizeTelemetry,
+} from '../..';
 import {
   followDeviations,
   problemStatus,
@@ -7,6 +13,7 @@ import {
   runDeliveredCommands,
   type UserDef,
   useCoordinator,
+  withSummary,
 } from '../lib/common';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
 
@@ -99,7 +106,11 @@ export default function (RED: NodeAPI) {
       try {
         fleet = new ModbusBatteries(found.site, conn.connection, configs, {
           owner: this.id,
-          onTelemetry: (t) => this.send([null, { topic: t.assetId, payload: t }]),
+          onTelemetry: (t) =>
+            this.send([
+              null,
+              withSummary({ topic: t.assetId, payload: t }, () => summarizeTelemetry(t)),
+            ]),
           onError: (err) => this.error(`${this.type}: ${err.message}`),
           onEvent: (e) => {
             if (e.type === 'revert-timer-failed')
@@ -107,11 +118,15 @@ export default function (RED: NodeAPI) {
             else if (e.type.endsWith('failed'))
               this.debug?.(`qe-modbus: ${e.assetId}: ${e.type}: ${String(e.detail)}`);
             if (e.type.startsWith('revert-timer')) refreshStatus();
-            if (e.type.endsWith('rewrite'))
+            if (e.type.endsWith('rewrite')) {
+              const payload = { rewrite: e.type, ...(e.detail as object) };
               this.send([
-                { topic: e.assetId, payload: { rewrite: e.type, ...(e.detail as object) } },
+                withSummary({ topic: e.assetId, payload }, () =>
+                  summarizeResult({ ...payload, assetId: e.assetId }),
+                ),
                 null,
               ]);
+            }
           },
         });
         fleet.start();

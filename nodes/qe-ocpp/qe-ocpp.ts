@@ -1,5 +1,5 @@
 import type { Node, NodeAPI } from 'node-red';
-import { type ChargerConfig, OcppChargers } from '../..';
+import { type ChargerConfig, OcppChargers, summarizeChargerEvent } from '../..';
 import {
   followDeviations,
   problemStatus,
@@ -7,6 +7,7 @@ import {
   runDeliveredCommands,
   type UserDef,
   useCoordinator,
+  withSummary,
 } from '../lib/common';
 import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
 
@@ -107,7 +108,10 @@ export default function (RED: NodeAPI) {
           ...(afterS === undefined ? {} : { failsafeAfterS: afterS }),
           onError: (err) => this.error(`${this.type}: ${err.message}`),
           onEvent: (e) => {
-            this.send([null, { topic: e.type, payload: e }]);
+            this.send([
+              null,
+              withSummary({ topic: e.type, payload: e }, () => summarizeChargerEvent(e)),
+            ]);
             refresh();
           },
         });

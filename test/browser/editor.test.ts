@@ -3,7 +3,8 @@
  * package installed in a temporary user directory, driven in headless Chromium through
  * playwright-core (which Chromium: test/helpers/chromium.ts):
  *
- * - Node-RED loads the package from <userDir>/node_modules (a symlink to the repository);
+ * - Node-RED loads the package from <userDir>/node_modules (a symlink to the repository;
+ *   FlowFuse Dashboard 2, which example 09 needs, is linked there too);
  * - every node type appears in the palette under `energy`; config nodes are registered;
  * - each node's edit dialog opens and closes with no error in the browser console;
  * - each example flow imports (RED.view.importNodes) and deploys (the Deploy button);
@@ -40,6 +41,8 @@ const IMAGES =
   process.env.QE_SCREENSHOTS === 'docs'
     ? path.join(root, 'docs/images')
     : fs.mkdtempSync(path.join(os.tmpdir(), 'qe-screens-'));
+/** Palette modules that some examples need beyond Node-RED (devDependencies). */
+const PALETTE_MODULES = ['@flowfuse/node-red-dashboard'];
 /** The longest that any one wait of this file lasts. */
 const WAIT_MS = 20000;
 
@@ -200,13 +203,18 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
     const scopeDir = path.join(userDir, 'node_modules', pkg.name.split('/')[0] ?? '');
     fs.mkdirSync(scopeDir, { recursive: true });
     fs.symlinkSync(root, path.join(userDir, 'node_modules', pkg.name), 'dir');
+    const dependencies: Record<string, string> = { [pkg.name]: `file:${root}` };
+    // The palette modules that examples need (09: FlowFuse Dashboard 2), devDependencies
+    // linked from the repository's node_modules, so that every example imports and deploys.
+    for (const name of PALETTE_MODULES) {
+      const dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
+      fs.mkdirSync(path.dirname(path.join(userDir, 'node_modules', name)), { recursive: true });
+      fs.symlinkSync(dir, path.join(userDir, 'node_modules', name), 'dir');
+      dependencies[name] = `file:${dir}`;
+    }
     fs.writeFileSync(
       path.join(userDir, 'package.json'),
-      JSON.stringify({
-        name: 'node-red-project',
-        private: true,
-        dependencies: { [pkg.name]: `file:${root}` },
-      }),
+      JSON.stringify({ name: 'node-red-project', private: true, dependencies }),
     );
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;

@@ -1,7 +1,9 @@
 /**
  * Node-RED as a real process, for tests that need what a user runs: a user directory with
  * this package installed as a user would (listed in its package.json, and in node_modules
- * a symlink to the repository), a settings file, a flow file, and `node red.js` started,
+ * a symlink to the repository; palette modules that a flow needs, such as FlowFuse Dashboard 2,
+ * likewise, linked from the repository's node_modules), a settings file, a flow file, and
+ * `node red.js` started,
  * killed (any signal, kill -9 included) and started again on the same directory and port.
  * Needs the build (dist/, nodes/<type>/<type>.js).
  */
@@ -27,6 +29,11 @@ export interface NodeRedProcessOptions {
   redJs?: string;
   /** The node to run it with (default: this one). */
   node?: string;
+  /**
+   * Palette modules to install beside the package (names of devDependencies, linked from the
+   * repository's node_modules), e.g. `@flowfuse/node-red-dashboard`.
+   */
+  modules?: string[];
 }
 
 export class NodeRedProcess {
@@ -45,13 +52,17 @@ export class NodeRedProcess {
       recursive: true,
     });
     fs.symlinkSync(root, path.join(this.userDir, 'node_modules', pkg.name), 'dir');
+    const dependencies: Record<string, string> = { [pkg.name]: `file:${root}` };
+    for (const name of options.modules ?? []) {
+      const dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
+      const link = path.join(this.userDir, 'node_modules', name);
+      fs.mkdirSync(path.dirname(link), { recursive: true });
+      fs.symlinkSync(dir, link, 'dir');
+      dependencies[name] = `file:${dir}`;
+    }
     fs.writeFileSync(
       path.join(this.userDir, 'package.json'),
-      JSON.stringify({
-        name: 'node-red-project',
-        private: true,
-        dependencies: { [pkg.name]: `file:${root}` },
-      }),
+      JSON.stringify({ name: 'node-red-project', private: true, dependencies }),
     );
   }
 

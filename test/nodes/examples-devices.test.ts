@@ -194,11 +194,11 @@ describe('examples with devices: debug summaries', function () {
 
     const [deviation, ...more] = readableDebug(flow, sidebar.messages, 'deviations');
     should(deviation).match(
-      /^ast_ev_001 deviates: 11 kW > 7\.4 kW limit since \d\d:\d\d:\d\d UTC$/,
+      /^ast_ev_001 DEVIATION: 11 kW > 7\.4 kW limit since \d\d:\d\d:\d\d UTC$/,
     );
     should(more).eql([]);
     should(readableDebug(flow, sidebar.messages, 'compliant again')).match([
-      /^ast_ev_001 complies again after \d+ s$/,
+      /^ast_ev_001 compliant again after \d+ s: 11 kW for a 11 kW setpoint$/,
     ]);
     should(readableDebug(flow, sidebar.messages, 'command results')).containEql(
       'ast_ev_001 SET_CHARGE_RATE 7.4 kW: ok',

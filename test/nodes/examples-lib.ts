@@ -1,7 +1,9 @@
 /**
  * What the tests of the example flows share (test/nodes/examples*.test.ts): reading the
- * flows under examples/, the node initialisers that a flow needs, pressing inject buttons,
- * watching what reaches a node, and what the debug nodes show in the editor's sidebar.
+ * flows under examples/, the node initialisers that a flow needs (ours, Node-RED's core
+ * nodes, and the palette modules an example needs, such as FlowFuse Dashboard 2 for 09),
+ * pressing inject buttons, watching what reaches a node, and what the debug nodes show in
+ * the editor's sidebar.
  */
 import type { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -58,6 +60,49 @@ export const OCPP_TYPES = ['qe-ocpp-server', 'qe-ocpp', 'qe-modbus-connection', 
 export const OURS = new Set<string>([...NODE_TYPES, ...OCPP_TYPES]);
 export const CONFIG_TYPES = new Set(['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection']);
 
+/**
+ * Palette modules that some examples need beyond Node-RED (devDependencies of this package,
+ * so that the tests load them): the module, its node types (from its package.json) and
+ * which of them are config nodes (no tab). A user installs the module before importing the
+ * example; the example says so in a comment node.
+ */
+export interface PaletteModule {
+  name: string;
+  types: Set<string>;
+  configTypes: Set<string>;
+  initialisers(): NodeInitializer[];
+}
+function paletteModule(name: string, configTypes: string[]): PaletteModule {
+  const dir = path.dirname(require.resolve(`${name}/package.json`));
+  const nodes = (
+    JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+      'node-red': { nodes: Record<string, string> };
+    }
+  )['node-red'].nodes;
+  return {
+    name,
+    types: new Set(Object.keys(nodes)),
+    configTypes: new Set(configTypes),
+    initialisers: () =>
+      [...new Set(Object.values(nodes))].map(
+        (file) => require(path.join(dir, file)) as NodeInitializer,
+      ),
+  };
+}
+/** FlowFuse Dashboard 2, which example 09 needs. */
+export const DASHBOARD = paletteModule('@flowfuse/node-red-dashboard', [
+  'ui-base',
+  'ui-page',
+  'ui-group',
+  'ui-theme',
+  'ui-link',
+]);
+export const PALETTE_MODULES: readonly PaletteModule[] = [DASHBOARD];
+/** The palette modules that a flow needs (those whose node types it uses). */
+export function modulesOf(flow: readonly { type: string }[]): PaletteModule[] {
+  return PALETTE_MODULES.filter((m) => flow.some((n) => m.types.has(n.type)));
+}
+
 /** Express app that the runtime's http in nodes register their routes on. */
 export const captured: { httpNode: http.RequestListener | null } = { httpNode: null };
 
@@ -71,6 +116,7 @@ export function initialisersFor(flow: ExampleNode[]): NodeInitializer[] {
   return [
     ...allNodes(),
     ...OCPP_TYPES.map((t) => require(`../../nodes/${t}/${t}.js`).default as NodeInitializer),
+    ...modulesOf(flow).flatMap((m) => m.initialisers()),
     ...[...coreFiles].map((file) => {
       const init = coreNode(file);
       if (file !== 'network/21-httpin.js') return init;

@@ -20,6 +20,7 @@ import {
   files,
   findNode,
   initialisersFor,
+  modulesOf,
   OURS,
   press,
   readableDebug,
@@ -50,7 +51,7 @@ describe('examples', () => {
     }
   });
 
-  it('every debug node of the examples and of the demo flow shows a one-line summary (an expression), not a whole message', () => {
+  it('every debug node of the examples and of the demo flow shows a one-line summary (msg.summary or an expression), not a whole message', () => {
     const demoFlow = path.join(__dirname, '../../scripts/demo-flow.json');
     const flows: [string, ExampleNode[]][] = [
       ...files.map((f): [string, ExampleNode[]] => [f, readExample(f)]),
@@ -63,6 +64,8 @@ describe('examples', () => {
     for (const [file, flow] of flows) {
       for (const n of flow.filter((d) => d.type === 'debug')) {
         debugNodes++;
+        // msg.summary: the one line that the package's nodes put on what they send.
+        if (n.targetType === 'msg' && n.complete === 'summary') continue;
         should(n.targetType).equal('jsonata', `${file}: debug ${n.name} shows msg.${n.complete}`);
         should(() => util.prepareJSONataExpression(String(n.complete), null)).not.throw();
       }
@@ -74,7 +77,10 @@ describe('examples', () => {
     describe(file, () => {
       const flow = readExample(file);
 
-      it('is a flow export on one tab, with fixed ids, our nodes and core nodes only', () => {
+      it('is a flow export on one tab, with fixed ids, our nodes, core nodes and the palette modules it names only', () => {
+        const modules = modulesOf(flow);
+        const moduleType = (t: string) => modules.some((m) => m.types.has(t));
+        const moduleConfig = (t: string) => modules.some((m) => m.configTypes.has(t));
         should(flow).be.an.Array();
         const tabs = flow.filter((n) => n.type === 'tab');
         should(tabs).have.length(1);
@@ -84,11 +90,23 @@ describe('examples', () => {
           should(n.id).match(/^[0-9a-f]{16}$/);
           should(ids.has(n.id)).be.false(`id ${n.id} appears twice`);
           ids.add(n.id);
-          const known = n.type === 'tab' || OURS.has(n.type) || n.type in CORE_TYPES;
+          const known =
+            n.type === 'tab' || OURS.has(n.type) || n.type in CORE_TYPES || moduleType(n.type);
           should(known).be.true(`node ${n.id} has type ${n.type}: neither ours nor core`);
+        }
+        // A flow that needs a palette module says which, and how to install it.
+        for (const m of modules) {
+          const says = flow.some(
+            (n) =>
+              n.type === 'comment' &&
+              String(n.name).includes(m.name) &&
+              String((n as { info?: unknown }).info).includes(`npm install ${m.name}`),
+          );
+          should(says).be.true(`${file} needs ${m.name}: a comment node must say so and how`);
         }
         for (const n of flow) {
           if (n.type === 'tab') continue;
+          if (moduleConfig(n.type)) continue;
           if (CONFIG_TYPES.has(n.type)) {
             // Importing an example must not write files.
             if (n.type === 'qe-coordinator') should(n.persist).equal(false);
