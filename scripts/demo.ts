@@ -17,6 +17,11 @@
  * - The simulators from src/sim (built into dist/) run in this process: a charger on OCPP
  *   1.6 (CP001), one on OCPP 2.0.1 (CP002), each with an EV charging, and a battery behind a
  *   Modbus TCP server. Being in-process, they cannot outlive the demo.
+ * - The fleet link: an MQTT broker (aedes) runs in this process, unless QE_MQTT_URL names a
+ *   real one, and the flow has two sites (`demo-depot` and `demo-depot-2`, each with a
+ *   qe-fleet node on that broker). A central client in this process plays the optimiser of
+ *   the fleet: when a site comes online (its retained presence) it publishes one schedule to
+ *   it, and prints the site's ack.
  * - The terminal shows the editor's URL and one line per event of each coordinator's
  *   EventBus (command lifecycle, state changes, schedules), tagged with the coordinator's
  *   siteId (`-` on lines of no site), plus what the devices were told.
@@ -27,7 +32,8 @@
  * Environment: QE_DEMO_HOST (editor interface, default 127.0.0.1), QE_DEMO_PORT (editor,
  * 1880), QE_DEMO_OCPP_PORT (central system, 9220), QE_DEMO_MODBUS_PORT (battery, 5020),
  * QE_DEMO_USERDIR (Node-RED user directory, default <repo>/.demo), QE_DEMO_LOG_LEVEL
- * (Node-RED's console log level, default warn).
+ * (Node-RED's console log level, default warn), QE_DEMO_MQTT_PORT (the in-process broker,
+ * 1883), QE_MQTT_URL (a real broker instead, e.g. mqtt://host:1883).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -56,6 +62,9 @@ interface DemoConfig {
   modbusPort: number;
   userDir: string;
   logLevel: string;
+  mqttPort: number;
+  /** A real broker to use instead of the in-process one; null: the in-process one. */
+  mqttUrl: string | null;
 }
 
 function portFrom(name: string, fallback: number, allowZero: boolean): number {
@@ -83,7 +92,20 @@ export function readConfig(): DemoConfig {
     modbusPort: portFrom('QE_DEMO_MODBUS_PORT', 5020, true),
     userDir: path.resolve(process.env.QE_DEMO_USERDIR?.trim() || path.join(ROOT, '.demo')),
     logLevel,
+    mqttPort: portFrom('QE_DEMO_MQTT_PORT', 1883, true),
+    mqttUrl: mqttUrlFrom(process.env.QE_MQTT_URL),
   };
+}
+
+function mqttUrlFrom(text: string | undefined): string | null {
+  const url = (text ?? '').trim();
+  if (url === '') return null;
+  if (!/^(mqtts?|wss?):\/\/[^/\s]+/.test(url)) {
+    throw new Error(
+      `QE_MQTT_URL must be a broker URL like mqtt://host:1883, got ${JSON.stringify(url)}`,
+    );
+  }
+  return url;
 }
 
 // --- the flow
@@ -94,12 +116,15 @@ interface FlowNode {
   [key: string]: unknown;
 }
 
-/** The demo flow with this run's ports for the central system and the battery's bus. */
-export function demoFlow(ocppPort: number, modbusPort: number): FlowNode[] {
+/** The demo flow with this run's ports for the central system and the battery's bus, and
+ * the URL of the fleet broker. */
+export function demoFlow(ocppPort: number, modbusPort: number, mqttUrl: string): FlowNode[] {
   const flow = JSON.parse(fs.readFileSync(FLOW_FILE, 'utf8')) as FlowNode[];
   for (const n of flow) {
     if (n.type === 'qe-ocpp-server') {
       Object.assign(n, { host: '127.0.0.1', port: ocppPort, name: `central system :${ocppPort}` });
+    } else if (n.type === 'qe-fleet-broker') {
+      Object.assign(n, { url: mqttUrl, name: `fleet broker ${mqttUrl}` });
     } else if (n.type === 'qe-modbus-connection') {
       Object.assign(n, {
         host: '127.0.0.1',
@@ -277,6 +302,112 @@ class EventPrinter {
   }
 }
 
+// --- the fleet: a broker and a central client
+
+/** What the central publishes to each site of the demo flow, by siteId: one schedule. */
+export function fleetSchedule(
+  siteId: string,
+  now: number,
+): { scheduleId: string; schedule: unknown } {
+  const start = Math.floor(now / 1000) * 1000;
+  const at = (i: number, offsetS: number) =>
+    new Date(start + (offsetS + i * 15) * 1000).toISOString();
+  if (siteId === 'demo-depot-2') {
+    // The second site's charger: 7 kW, then 11 kW, then 0, in 15-s slots from now.
+    return {
+      scheduleId: 'fleet-1',
+      schedule: [7, 11, 0].map((kw, i) => ({ timestamp: at(i, 0), ev_ev_101_kw: kw })),
+    };
+  }
+  // The first site's battery: 5 kW of charge for 30 s, starting in 30 s.
+  return {
+    scheduleId: 'fleet-1',
+    schedule: [5, 5, 0].map((kw, i) => ({
+      timestamp: at(i, 30),
+      battery_charge_kw: kw,
+      battery_discharge_kw: 0,
+    })),
+  };
+}
+
+/** An MQTT broker in this process (aedes), on 127.0.0.1:port. */
+async function startBroker(port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const { Aedes } = await import('aedes');
+  const broker = await Aedes.createBroker();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    broker.handle(socket);
+  });
+  let bound: number;
+  try {
+    bound = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    });
+  } catch (err) {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    throw explainListen(err, port, 'QE_DEMO_MQTT_PORT, the fleet broker');
+  }
+  return {
+    port: bound,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * The fleet's central client: publishes one schedule to each site of `sites` when its
+ * presence says online, and prints each ack as
+ * `<time>  -  fleet  <siteId>  schedule <id> <status>[: ...]`.
+ */
+async function startCentral(url: string, sites: string[]): Promise<{ close(): Promise<void> }> {
+  const mqtt = await import('mqtt');
+  const client = mqtt.connect(url, {
+    clientId: `qe-demo-central-${process.pid}`,
+    reconnectPeriod: 1000,
+  });
+  const sent = new Set<string>();
+  client.on('connect', () => {
+    client.subscribe(['qe/v1/+/presence', 'qe/v1/+/schedule/ack'], { qos: 1 });
+  });
+  client.on('error', (err) => say('fleet', 'central', `warning: ${err.message}`));
+  client.on('message', (topic, buf) => {
+    const [, , siteId, kind] = topic.split('/');
+    if (!siteId || !sites.includes(siteId)) return;
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (kind === 'presence') {
+      if (body.status !== 'online' || sent.has(siteId)) return;
+      sent.add(siteId);
+      const request = { ...fleetSchedule(siteId, Date.now()), sentAt: new Date().toISOString() };
+      say('fleet', siteId, `central publishes schedule ${request.scheduleId}`);
+      client.publish(`qe/v1/${siteId}/schedule`, JSON.stringify(request), { qos: 1 });
+      return;
+    }
+    const result = body.result as { commandCount?: number; assets?: string[] } | undefined;
+    const error = body.error as { message?: string } | undefined;
+    const detail =
+      body.status === 'accepted' && result
+        ? `: ${result.commandCount} commands for ${(result.assets ?? []).join(', ')}`
+        : error?.message
+          ? `: ${error.message}`
+          : '';
+    say('fleet', siteId, `ack schedule ${String(body.requestId)} ${String(body.status)}${detail}`);
+  });
+  return {
+    close: () => new Promise<void>((resolve) => client.end(true, {}, () => resolve())),
+  };
+}
+
 // --- helpers
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {
@@ -332,6 +463,8 @@ async function main(): Promise<void> {
   const chargers: Core.ChargePointSimulator[] = [];
   let battery: Core.BatterySimulator | null = null;
   let server: http.Server | null = null;
+  let fleetBroker: { port: number; close(): Promise<void> } | null = null;
+  let central: { close(): Promise<void> } | null = null;
   let redStart: Promise<void> | null = null;
   const printer = new EventPrinter(RED.nodes as unknown as RuntimeNodes);
   const onFlowsStarted = () => printer.follow();
@@ -350,10 +483,13 @@ async function main(): Promise<void> {
       RED.events.off('flows:started', onFlowsStarted);
       printer.close();
       await Promise.allSettled(chargers.map((c) => c.stop()));
+      await central?.close();
       if (redStart) {
         await redStart.catch(() => {});
+        // The sites' gateways say offline and disconnect here, before the broker goes.
         await RED.stop();
       }
+      await fleetBroker?.close();
       await battery?.close();
       if (server?.listening) {
         server.closeAllConnections();
@@ -423,7 +559,13 @@ async function main(): Promise<void> {
       say('device', 'battery', `unit ${unitId} setpoint ${kw(requestedKw)}`),
     );
     battery.on('warning', (err: Error) => say('device', 'battery', `warning: ${err.message}`));
-    const flow = demoFlow(config.ocppPort, modbusPort);
+    // The fleet broker: a real one (QE_MQTT_URL), or one in this process.
+    let mqttUrl = config.mqttUrl;
+    if (mqttUrl === null) {
+      fleetBroker = await startBroker(config.mqttPort);
+      mqttUrl = `mqtt://127.0.0.1:${fleetBroker.port}`;
+    }
+    const flow = demoFlow(config.ocppPort, modbusPort, mqttUrl);
     fs.writeFileSync(path.join(config.userDir, 'flows.json'), `${JSON.stringify(flow, null, 2)}\n`);
     await assertFree(config.ocppPort, '127.0.0.1', 'QE_DEMO_OCPP_PORT, the central system');
     if (stopped()) return;
@@ -482,7 +624,26 @@ async function main(): Promise<void> {
     if (!['127.0.0.1', 'localhost', '::1'].includes(config.host)) {
       say('demo', '', `warning: the editor listens on ${config.host} without a login`);
     }
+    say(
+      'demo',
+      '',
+      config.mqttUrl
+        ? `fleet broker ${mqttUrl} (QE_MQTT_URL)`
+        : `fleet broker ${mqttUrl}, in this process (QE_MQTT_URL=mqtt://host:1883 npm start uses a real one)`,
+    );
     say('demo', '', 'Ctrl-C stops Node-RED and the simulators');
+
+    // The fleet's central client: one schedule to each site as it comes online.
+    const sites = flow
+      .filter((n) => n.type === 'qe-coordinator')
+      .map((n) => String(n.siteId))
+      .filter((id) =>
+        flow.some(
+          (f) => f.type === 'qe-fleet' && flow.find((c) => c.id === f.coordinator)?.siteId === id,
+        ),
+      );
+    central = await startCentral(mqttUrl, sites);
+    if (stopped()) return;
 
     // The chargers, once the central system of the deployed flow listens (they retry).
     const ocpp = flow.find((n) => n.type === 'qe-ocpp-server');
