@@ -361,51 +361,47 @@ async function startBroker(port: number): Promise<{ port: number; close(): Promi
 }
 
 /**
- * The fleet's central client: publishes one schedule to each site of `sites` when its
- * presence says online, and prints each ack as
- * `<time>  -  fleet  <siteId>  schedule <id> <status>[: ...]`.
+ * The fleet's central client (FleetCentral): publishes one schedule to each site of `sites`
+ * when its presence says online, and prints each ack as
+ * `<time>  -  fleet  <siteId>  ack schedule <id> <status>[: ...]`.
  */
-async function startCentral(url: string, sites: string[]): Promise<{ close(): Promise<void> }> {
-  const mqtt = await import('mqtt');
-  const client = mqtt.connect(url, {
-    clientId: `qe-demo-central-${process.pid}`,
-    reconnectPeriod: 1000,
+async function startCentral(
+  url: string,
+  sites: string[],
+  stopped: () => boolean,
+): Promise<{ close(): Promise<void> }> {
+  // Not in the package's index yet: straight from the build.
+  const { FleetCentral } =
+    require('../dist/fleet/central') as typeof import('../src/fleet/central');
+  const central = new FleetCentral({
+    url,
+    mqtt: { clientId: `qe-demo-central-${process.pid}`, reconnectPeriod: 1000 },
   });
   const sent = new Set<string>();
-  client.on('connect', () => {
-    client.subscribe(['qe/v1/+/presence', 'qe/v1/+/schedule/ack'], { qos: 1 });
+  central.on('presence', (siteId, presence) => {
+    if (presence.status !== 'online' || sent.has(siteId) || !sites.includes(siteId)) return;
+    sent.add(siteId);
+    const { scheduleId, schedule } = fleetSchedule(siteId, Date.now());
+    say('fleet', siteId, `central publishes schedule ${scheduleId}`);
+    central.publishSchedule(siteId, schedule, { scheduleId }).then(
+      (ack) => {
+        const result = ack.result as { commandCount?: number; assets?: string[] } | undefined;
+        const detail =
+          ack.status === 'accepted' && result
+            ? `: ${result.commandCount} commands for ${(result.assets ?? []).join(', ')}`
+            : ack.error
+              ? `: ${ack.error.message}`
+              : '';
+        say('fleet', siteId, `ack schedule ${ack.requestId} ${ack.status}${detail}`);
+      },
+      (err: Error) => {
+        if (!stopped()) say('fleet', siteId, `no ack for schedule ${scheduleId}: ${err.message}`);
+      },
+    );
   });
-  client.on('error', (err) => say('fleet', 'central', `warning: ${err.message}`));
-  client.on('message', (topic, buf) => {
-    const [, , siteId, kind] = topic.split('/');
-    if (!siteId || !sites.includes(siteId)) return;
-    let body: Record<string, unknown>;
-    try {
-      body = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    if (kind === 'presence') {
-      if (body.status !== 'online' || sent.has(siteId)) return;
-      sent.add(siteId);
-      const request = { ...fleetSchedule(siteId, Date.now()), sentAt: new Date().toISOString() };
-      say('fleet', siteId, `central publishes schedule ${request.scheduleId}`);
-      client.publish(`qe/v1/${siteId}/schedule`, JSON.stringify(request), { qos: 1 });
-      return;
-    }
-    const result = body.result as { commandCount?: number; assets?: string[] } | undefined;
-    const error = body.error as { message?: string } | undefined;
-    const detail =
-      body.status === 'accepted' && result
-        ? `: ${result.commandCount} commands for ${(result.assets ?? []).join(', ')}`
-        : error?.message
-          ? `: ${error.message}`
-          : '';
-    say('fleet', siteId, `ack schedule ${String(body.requestId)} ${String(body.status)}${detail}`);
-  });
-  return {
-    close: () => new Promise<void>((resolve) => client.end(true, {}, () => resolve())),
-  };
+  central.on('malformed', (topic, reason) => say('fleet', 'central', `${topic}: ${reason}`));
+  await central.start();
+  return { close: () => central.stop() };
 }
 
 // --- helpers
@@ -642,7 +638,7 @@ async function main(): Promise<void> {
           (f) => f.type === 'qe-fleet' && flow.find((c) => c.id === f.coordinator)?.siteId === id,
         ),
       );
-    central = await startCentral(mqttUrl, sites);
+    central = await startCentral(mqttUrl, sites, stopped);
     if (stopped()) return;
 
     // The chargers, once the central system of the deployed flow listens (they retry).
