@@ -7,11 +7,13 @@
  * something took.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import tls from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
 import should from 'should';
 import { startBroker, type TestBroker } from '../helpers/mqtt-broker';
+import { selfSignedCertificate } from '../helpers/tls';
 import { allNodes, coordinator, type FlowNode, onTab, siteOf } from './flows';
-import { helper } from './runtime';
+import { coreNode, helper } from './runtime';
 
 /** Waits until `cond()` holds, polling every 10 ms, at most `ms`. */
 async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
@@ -150,6 +152,30 @@ async function countingBroker(user: string, pass: string) {
     url: `mqtt://127.0.0.1:${port}`,
     connects,
     refused,
+    connected: () => broker.connectedClients,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** aedes behind TLS on a loopback port: `mqtts://127.0.0.1:<port>`. */
+async function tlsBroker(key: string, cert: string) {
+  const { Aedes } = await import('aedes');
+  const broker = await Aedes.createBroker();
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ key, cert }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    broker.handle(s as unknown as Socket);
+  });
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `mqtts://127.0.0.1:${port}`,
     connected: () => broker.connectedClients,
     close: async () => {
       for (const s of sockets) s.destroy();
@@ -377,6 +403,41 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
       await cc?.client.endAsync(true);
       cc = null;
       await counting.close();
+    }
+  });
+
+  it("TLS from a Node-RED tls-config node: connects to an mqtts:// broker whose certificate it trusts, refuses one it doesn't", async () => {
+    const { key, cert } = selfSignedCertificate();
+    const secure = await tlsBroker(key, cert);
+    const nodes = [...allNodes(), coreNode('network/05-tls.js')];
+    const withTls = (tlsNode: string) =>
+      fleetFlow(secure.url).map((n) => (n.id === 'broker' ? { ...n, tls: tlsNode } : n));
+    try {
+      // The CA is the broker's own (self-signed) certificate, as tls-config's credentials.
+      await helper.load(
+        nodes,
+        [
+          ...withTls('tls'),
+          { id: 'tls', type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: true },
+        ],
+        { tls: { cadata: cert } } as never,
+      );
+      await until(() => secure.connected() === 1, 'connected over TLS');
+      await helper.unload();
+      await until(() => secure.connected() === 0, 'gone');
+
+      // Without the CA the certificate is not trusted: no connection, and the status says why.
+      await helper.load(nodes, [
+        ...withTls('tls'),
+        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: true },
+      ]);
+      const status = statuses('fleet');
+      await until(() => status.some((s) => s.fill === 'red'), 'a red status');
+      should(secure.connected()).equal(0);
+      should(status.find((s) => s.fill === 'red')?.text).match(/^127\.0\.0\.1:\d+: /);
+    } finally {
+      await helper.unload();
+      await secure.close();
     }
   });
 
