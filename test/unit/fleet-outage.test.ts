@@ -1,7 +1,11 @@
+import { connect } from 'mqtt';
 import should from 'should';
 import { CommandType } from '../../src/commands';
 import type { AssetStatus, BufferDropped, FleetEvent, Presence } from '../../src/fleet/contract';
+import { FleetGateway } from '../../src/fleet/gateway';
+import { Site } from '../../src/site';
 import { closeFleet, gatewayClient, open, P, rig, schedule, until } from '../helpers/fleet-rig';
+import { startBroker } from '../helpers/mqtt-broker';
 import { MqttPeer } from '../helpers/mqtt-peer';
 
 // The broker goes away and comes back (a real broker process or server stopped and started on
@@ -99,6 +103,62 @@ for (const v of [4, 5] as const) {
         dropped.lastSequence + 3,
       ]);
       should(r.gateway.stats()).match({ buffered: 0, dropped: s.dropped });
+    });
+
+    it('starts with the broker down: start() resolves, events wait, online once the broker is up', async () => {
+      const broker = await startBroker({ mosquitto: v === 5 });
+      open.push(() => broker.stop());
+      await broker.stop();
+      const errors: Error[] = [];
+      const site = new Site({ siteId: 'depot1', autoDispatch: true, onError: () => {} });
+      site.start();
+      open.push(() => site.stop());
+      const gateway = new FleetGateway(site, {
+        url: broker.url,
+        mqtt: { protocolVersion: v, reconnectPeriod: 50 },
+        onError: (e) => errors.push(e),
+      });
+      open.push(() => gateway.stop());
+      await gateway.start();
+      should(gateway.connected).be.false();
+      site.submit({ assetId: 'ev9', type: 'SET_CHARGE_RATE', valueKw: 1 }); // no adapter: FAILED
+      await until(() => site.engine.stats().finished === 1, 'the command finished offline');
+      const waiting = gateway.stats().buffered;
+      should(waiting).be.above(1);
+      await until(() => errors.length > 0, 'the refused connection reported');
+      await broker.start();
+      await until(() => gateway.connected, 'connected once the broker is up');
+      await until(() => gateway.stats().eventsSent === waiting, 'the events sent');
+      const peer = await MqttPeer.connect(broker.url, { protocolVersion: v });
+      open.push(() => peer.close());
+      await peer.subscribe(`${P}/presence`);
+      should((await peer.next(`${P}/presence`)).json).match({ status: 'online' });
+      // The same refusal on every attempt is reported once.
+      should(errors.filter((e) => /ECONNREFUSED/.test(e.message))).have.length(1);
+    });
+
+    it('works on a client it is given and leaves it connected on stop', async () => {
+      const broker = await startBroker({ mosquitto: v === 5 });
+      open.push(() => broker.stop());
+      const client = connect(broker.url, { protocolVersion: v });
+      open.push(() => client.endAsync(true));
+      await new Promise((resolve) => client.once('connect', resolve));
+      const listeners = client.listenerCount('message');
+      const site = new Site({ siteId: 'depot1', autoDispatch: true, onError: () => {} });
+      open.push(() => site.stop());
+      const gateway = new FleetGateway(site, { client });
+      await gateway.start();
+      const peer = await MqttPeer.connect(broker.url, { protocolVersion: v });
+      open.push(() => peer.close());
+      await peer.subscribe(`${P}/#`);
+      await peer.publish(`${P}/commands`, { requestId: 'r1', commands: [] });
+      should((await peer.next(`${P}/commands/ack`)).json).match({ status: 'accepted' });
+      await gateway.stop();
+      should((await peer.next(`${P}/presence`, (m) => m.text.includes('offline'))).json).match({
+        status: 'offline',
+      });
+      should(client.connected).be.true();
+      should(client.listenerCount('message')).equal(listeners);
     });
   });
 }
