@@ -81,3 +81,17 @@ export async function rig(
   await gateway.start();
   return { broker, site, gateway, peer, dispatched, errors };
 }
+
+/** The gateway's own MQTT.js client (for tests that cut or resume its connection). */
+export function gatewayClient(gateway: FleetGateway): import('mqtt').MqttClient {
+  return (gateway as unknown as { client: import('mqtt').MqttClient }).client;
+}
+
+/** Waits until `cond` holds, polling every 10 ms, at most `rounds` times. */
+export async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`never happened: ${what}`);
+}
