@@ -370,9 +370,7 @@ async function startCentral(
   sites: string[],
   stopped: () => boolean,
 ): Promise<{ close(): Promise<void> }> {
-  // Not in the package's index yet: straight from the build.
-  const { FleetCentral } =
-    require('../dist/fleet/central') as typeof import('../src/fleet/central');
+  const { FleetCentral } = require('..') as typeof Core;
   const central = new FleetCentral({
     url,
     mqtt: { clientId: `qe-demo-central-${process.pid}`, reconnectPeriod: 1000 },

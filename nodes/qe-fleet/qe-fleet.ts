@@ -13,11 +13,10 @@ import {
   commandToJSON,
   EVENT_TYPES,
   type EventType,
+  FleetGateway,
   type NetProblem,
   netProblem,
 } from '../..';
-// Not in the package's index yet: straight from the build.
-import { FleetGateway } from '../../dist/fleet/gateway';
 import {
   listField,
   problemStatus,
