@@ -253,6 +253,36 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
     should(cc.seen.some((s) => s.topic === 'qe/v1/depot/events/SCHEDULE_RECEIVED')).be.true();
   });
 
+  it('hand-made commands over MQTT come out of output 1 with topic "commands" and are acked with their ids; caps without site limits are rejected', async () => {
+    await helper.load(allNodes(), fleetFlow(broker.url));
+    const dev = device();
+    const out1 = collect('out1');
+    const status = statuses('fleet');
+    await until(() => status.some((s) => s.text === 'qe-fleet.status.connected'), 'connected');
+    cc = await central(broker.url);
+    await cc.publish('commands', {
+      requestId: 'manual-1',
+      commands: [{ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 2 }],
+    });
+    await until(() => cc!.acks('commands').length >= 1, 'the ack');
+    should(cc.acks('commands')[0]).have.properties({ requestId: 'manual-1', status: 'accepted' });
+    await until(() => dev.length >= 1, 'the command at the device');
+    should(dev[0]).have.properties({ assetId: 'ev1', valueKw: 2 });
+    // The ack's result names the command that was made.
+    const id = (dev[0] as unknown as { id: string }).id;
+    should(JSON.stringify(cc.acks('commands')[0]?.result)).containEql(id);
+    should(out1.map((m) => m.topic)).eql(['commands']);
+    should(out1[0]).not.have.property('schedule');
+    // This coordinator has no limits: a cap is answered rejected, and nothing else happens.
+    await cc.publish('limits', {
+      requestId: 'cap-1',
+      caps: [{ id: 'dso', source: 'grid-operator', importKw: 10 }],
+    });
+    await until(() => cc!.acks('limits').length >= 1, 'the caps ack');
+    should(cc.acks('limits')[0]).have.properties({ requestId: 'cap-1', status: 'rejected' });
+    should(out1).have.length(1);
+  });
+
   it('presence is retained online while deployed, offline after the node closes', async () => {
     await helper.load(allNodes(), fleetFlow(broker.url));
     const status = statuses('fleet');
