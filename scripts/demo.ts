@@ -21,7 +21,7 @@
  *   real one, and the flow has two sites (`demo-depot` and `demo-depot-2`, each with a
  *   qe-fleet node on that broker). A central client in this process plays the optimiser of
  *   the fleet: when a site comes online (its retained presence) it publishes one schedule to
- *   it, and prints the site's ack.
+ *   it, and prints the site's ack (both in scripts/demo-fleet.ts).
  * - The terminal shows the editor's URL and one line per event of each coordinator's
  *   EventBus (command lifecycle, state changes, schedules), tagged with the coordinator's
  *   siteId (`-` on lines of no site), plus what the devices were told.
@@ -42,6 +42,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import type { LocalSettings } from '@node-red/runtime';
 import type * as Core from '..';
+import { startBroker, startCentral } from './demo-fleet';
 
 const ROOT = path.resolve(__dirname, '..');
 const FLOW_FILE = path.join(__dirname, 'demo-flow.json');
@@ -302,106 +303,6 @@ class EventPrinter {
   }
 }
 
-// --- the fleet: a broker and a central client
-
-/** What the central publishes to each site of the demo flow, by siteId: one schedule. */
-export function fleetSchedule(
-  siteId: string,
-  now: number,
-): { scheduleId: string; schedule: unknown } {
-  const start = Math.floor(now / 1000) * 1000;
-  const at = (i: number, offsetS: number) =>
-    new Date(start + (offsetS + i * 15) * 1000).toISOString();
-  if (siteId === 'demo-depot-2') {
-    // The second site's charger: 7 kW, then 11 kW, then 0, in 15-s slots from now.
-    return {
-      scheduleId: 'fleet-1',
-      schedule: [7, 11, 0].map((kw, i) => ({ timestamp: at(i, 0), ev_ev_101_kw: kw })),
-    };
-  }
-  // The first site's battery: 5 kW of charge for 30 s, starting in 30 s.
-  return {
-    scheduleId: 'fleet-1',
-    schedule: [5, 5, 0].map((kw, i) => ({
-      timestamp: at(i, 30),
-      battery_charge_kw: kw,
-      battery_discharge_kw: 0,
-    })),
-  };
-}
-
-/** An MQTT broker in this process (aedes), on 127.0.0.1:port. */
-async function startBroker(port: number): Promise<{ port: number; close(): Promise<void> }> {
-  const { Aedes } = await import('aedes');
-  const broker = await Aedes.createBroker();
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    broker.handle(socket);
-  });
-  let bound: number;
-  try {
-    bound = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
-    });
-  } catch (err) {
-    await new Promise<void>((resolve) => broker.close(() => resolve()));
-    throw explainListen(err, port, 'QE_DEMO_MQTT_PORT, the fleet broker');
-  }
-  return {
-    port: bound,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-/**
- * The fleet's central client (FleetCentral): publishes one schedule to each site of `sites`
- * when its presence says online, and prints each ack as
- * `<time>  -  fleet  <siteId>  ack schedule <id> <status>[: ...]`.
- */
-async function startCentral(
-  url: string,
-  sites: string[],
-  stopped: () => boolean,
-): Promise<{ close(): Promise<void> }> {
-  const { FleetCentral } = require('..') as typeof Core;
-  const central = new FleetCentral({
-    url,
-    mqtt: { clientId: `qe-demo-central-${process.pid}`, reconnectPeriod: 1000 },
-  });
-  const sent = new Set<string>();
-  central.on('presence', (siteId, presence) => {
-    if (presence.status !== 'online' || sent.has(siteId) || !sites.includes(siteId)) return;
-    sent.add(siteId);
-    const { scheduleId, schedule } = fleetSchedule(siteId, Date.now());
-    say('fleet', siteId, `central publishes schedule ${scheduleId}`);
-    central.publishSchedule(siteId, schedule, { scheduleId }).then(
-      (ack) => {
-        const result = ack.result as { commandCount?: number; assets?: string[] } | undefined;
-        const detail =
-          ack.status === 'accepted' && result
-            ? `: ${result.commandCount} commands for ${(result.assets ?? []).join(', ')}`
-            : ack.error
-              ? `: ${ack.error.message}`
-              : '';
-        say('fleet', siteId, `ack schedule ${ack.requestId} ${ack.status}${detail}`);
-      },
-      (err: Error) => {
-        if (!stopped()) say('fleet', siteId, `no ack for schedule ${scheduleId}: ${err.message}`);
-      },
-    );
-  });
-  central.on('malformed', (topic, reason) => say('fleet', 'central', `${topic}: ${reason}`));
-  await central.start();
-  return { close: () => central.stop() };
-}
-
 // --- helpers
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {
@@ -556,7 +457,11 @@ async function main(): Promise<void> {
     // The fleet broker: a real one (QE_MQTT_URL), or one in this process.
     let mqttUrl = config.mqttUrl;
     if (mqttUrl === null) {
-      fleetBroker = await startBroker(config.mqttPort);
+      try {
+        fleetBroker = await startBroker(config.mqttPort);
+      } catch (err) {
+        throw explainListen(err, config.mqttPort, 'QE_DEMO_MQTT_PORT, the fleet broker');
+      }
       mqttUrl = `mqtt://127.0.0.1:${fleetBroker.port}`;
     }
     const flow = demoFlow(config.ocppPort, modbusPort, mqttUrl);
@@ -636,7 +541,11 @@ async function main(): Promise<void> {
           (f) => f.type === 'qe-fleet' && flow.find((c) => c.id === f.coordinator)?.siteId === id,
         ),
       );
-    central = await startCentral(mqttUrl, sites, stopped);
+    central = await startCentral(mqttUrl, sites, {
+      core,
+      stopped,
+      say: (siteId, text) => say('fleet', siteId, text),
+    });
     if (stopped()) return;
 
     // The chargers, once the central system of the deployed flow listens (they retry).
