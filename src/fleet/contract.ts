@@ -16,14 +16,18 @@
  * | `<p>/<site>/limits/ack`            | out | 1   | no       | Ack                        |
  * | `<p>/<site>/presence`              | out | 1   | yes      | Presence (last will: offline) |
  * | `<p>/<site>/assets/<assetId>`      | out | 1   | yes      | AssetStatus                |
- * | `<p>/<site>/events/<EventType>`    | out | 0/1 | no       | FleetEvent                 |
+ * | `<p>/<site>/events/<EventType>`    | out | 0/1 | no       | FleetEvent (BUFFER_DROPPED: a note) |
  * | `<p>/<site>/telemetry/<assetId>`   | out | 0   | no       | Telemetry                  |
  *
  * Requests carry a `requestId` (a schedule: its `scheduleId`); the ack echoes it. With MQTT 5
  * a request's response topic and correlation data are honoured (the ack goes there, with the
- * correlation data), and a publisher may set a message expiry so that a schedule that would
- * arrive too late is dropped by the broker. The same schedule id twice is a no-op answered
- * `duplicate` (QoS 1 may deliver twice); a new id is a new revision that supersedes.
+ * correlation data, and not to the ack topic), a bare schedule may carry its id in the user
+ * property `scheduleId`, and a publisher may set a message expiry interval so that a schedule
+ * that would arrive too late is dropped: dropping it is the broker's job (the gateway does not
+ * look at the expiry). The same schedule id twice is a no-op answered `duplicate` (QoS 1 may
+ * deliver twice; the ids used are kept with the site's state, so this holds across restarts);
+ * a new id is a new revision that supersedes. A commands or limits request id seen again (the
+ * last 1000 accepted, not across restarts) is answered `duplicate` too.
  */
 
 /** The contract's version; topics carry it in the prefix (`qe/v1`). */
@@ -85,8 +89,12 @@ export interface Ack {
   status: 'accepted' | 'duplicate' | 'rejected';
   /** A schedule: its summary (SCHEDULE_RECEIVED's payload); commands: their ids. */
   result?: unknown;
-  /** A rejection: what was wrong, and where (row, column, field) when known. */
-  error?: { message: string; field?: string; row?: number; column?: string };
+  /**
+   * A rejection: what was wrong, and where when known: `field` (a path in the request or in
+   * the element), `row` and `column` (a schedule's zero-based data row and its column),
+   * `index` (the element of a request's `commands` or `caps`).
+   */
+  error?: { message: string; field?: string; row?: number; column?: string; index?: number };
   /** ISO 8601, the gateway's clock. */
   at: string;
 }
@@ -118,12 +126,31 @@ export interface AssetStatus {
   at: string;
 }
 
-/** Out: an event of the site's bus as it is (`{type, payload, timestamp, sequence}`). */
+/**
+ * Out: an event of the site's bus as it is (`{type, payload, timestamp, sequence}`); the
+ * sequence increases by one per event of the site, so a gap is a lost event. Also the
+ * BUFFER_DROPPED note (payload BufferDropped, sequence the last one dropped).
+ */
 export interface FleetEvent {
   type: string;
   payload: unknown;
   timestamp: string;
   sequence: number;
+}
+
+/**
+ * The type of the note the gateway publishes on `<p>/<site>/events/BUFFER_DROPPED` (a
+ * FleetEvent whose payload is a BufferDropped) when its bounded buffer of events dropped the
+ * oldest while the broker was away; published on reconnect, before the events it kept.
+ */
+export const BUFFER_DROPPED = 'BUFFER_DROPPED';
+
+/** Payload of the BUFFER_DROPPED note: how many events were lost, and their sequences. */
+export interface BufferDropped {
+  dropped: number;
+  /** The bus sequences of the first and last event dropped. */
+  firstSequence: number;
+  lastSequence: number;
 }
 
 /** Out: a measurement of an asset's power. */
