@@ -237,3 +237,17 @@ export {
   type StateStore,
   StoreCorruptError,
 } from './store';
+export {
+  buildSnapshot,
+  TIMELINE_STATUSES,
+  type TimelineAsset,
+  type TimelineCommand,
+  type TimelineDelta,
+  TimelineFeed,
+  type TimelineFeedOptions,
+  type TimelineFeedStats,
+  type TimelineSnapshot,
+  type TimelineStatus,
+  timelineCommand,
+  timelineStatus,
+} from './timeline';

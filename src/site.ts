@@ -137,6 +137,8 @@ export class Site implements AdapterHost {
   private running = false;
   private stopped = false;
   private readonly offBus: () => void;
+  /** Who wants each measurement (`onMeasured`): e.g. the timeline, while someone watches. */
+  private readonly measuredListeners = new Set<(assetId: string, kw: number, at: number) => void>();
   /**
    * The error met while loading the saved state, if any: the site started empty, or, for a
    * PartialRestoreError, without the entries it lists (and restored all the others).
@@ -448,7 +450,25 @@ export class Site implements AdapterHost {
       ...(m.intervalMs !== undefined ? { intervalMs: m.intervalMs } : {}),
     });
     if (t2) this.publishCompliance(t2, m);
+    for (const l of this.measuredListeners) {
+      try {
+        l(assetId, m.kw, m.at ?? now);
+      } catch (err) {
+        this.onError(new Error(`a listener to measurements failed: ${(err as Error).message}`));
+      }
+    }
     return this.compliance.stateOf(assetId);
+  }
+
+  /**
+   * Calls `listener` with each measurement given to `measured` (asset, kW, epoch ms), after
+   * the compliance check. Returns unsubscribe.
+   */
+  onMeasured(listener: (assetId: string, kw: number, at: number) => void): () => void {
+    this.measuredListeners.add(listener);
+    return () => {
+      this.measuredListeners.delete(listener);
+    };
   }
 
   private noteCompleted(cmd: Command): void {
