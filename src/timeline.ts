@@ -82,6 +82,11 @@ export interface TimelineDelta {
   states: [string, number, string][];
   /** The latest measurement of each asset measured meanwhile: [assetId, epoch ms, kW]. */
   measurements: [string, number, number][];
+  /**
+   * Set when more than `maxCommands` commands changed at once (a large schedule arrived):
+   * `commands` is then empty, and the watcher should ask for a snapshot again.
+   */
+  resync?: true;
 }
 
 export function timelineStatus(cmd: Command): TimelineStatus {
@@ -164,6 +169,8 @@ export interface TimelineFeedOptions {
   leaseMs?: number;
   /** Measurements kept per asset for the snapshot. Default 96. */
   keepMeasurements?: number;
+  /** More changed commands than this in one delta: send `resync` instead. Default 5,000. */
+  maxCommands?: number;
 }
 
 const defaultTimers: Timers = {
@@ -191,6 +198,7 @@ export class TimelineFeed {
   private readonly throttleMs: number;
   private readonly leaseMs: number;
   private readonly keep: number;
+  private readonly maxCommands: number;
   private leaseUntil = 0;
   private leaseTimer: unknown = null;
   private flushTimer: unknown = null;
@@ -210,6 +218,7 @@ export class TimelineFeed {
     this.throttleMs = positive(options.throttleMs ?? 250, 'throttleMs');
     this.leaseMs = positive(options.leaseMs ?? 30_000, 'leaseMs');
     this.keep = positive(options.keepMeasurements ?? 96, 'keepMeasurements');
+    this.maxCommands = positive(options.maxCommands ?? 5000, 'maxCommands');
   }
 
   /** True while leased: the feed listens to the site and publishes deltas. */
@@ -312,14 +321,16 @@ export class TimelineFeed {
       this.detach();
       return;
     }
+    const tooMany = this.commands.size > this.maxCommands;
     const delta: TimelineDelta = {
       kind: 'delta',
       siteId: this.site.siteId,
       now,
       seq: ++this.seq,
-      commands: [...this.commands.values()].map(timelineCommand),
+      commands: tooMany ? [] : [...this.commands.values()].map(timelineCommand),
       states: this.states,
       measurements: [...this.lastMeasured].map(([id, [at, kw]]) => [id, at, kw]),
+      ...(tooMany ? { resync: true as const } : {}),
     };
     this.commands.clear();
     this.states = [];

@@ -200,6 +200,30 @@ describe('timeline of a site', () => {
     should(feed.active).be.false();
   });
 
+  it('asks the watcher to resync instead of sending more than maxCommands commands', async () => {
+    const { site, timers, clock } = make();
+    const deltas: TimelineDelta[] = [];
+    const feed = new TimelineFeed(site, {
+      clock,
+      timers,
+      maxCommands: 2,
+      publish: (d) => deltas.push(d),
+    });
+    feed.snapshot();
+    site.submit(
+      [1, 2, 3].map((i) => ({
+        assetId: 'ev1',
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: i,
+        scheduledAt: T0 + i * 900 * S,
+      })),
+      'd',
+    );
+    await timers.advanceTo(T0 + S);
+    should(deltas.length).equal(1);
+    should(deltas[0]).match({ resync: true, commands: [] });
+  });
+
   it('refuses a throttle or lease that is not a positive number', () => {
     const { site } = make();
     should(() => new TimelineFeed(site, { publish: () => {}, throttleMs: 0 })).throw(
