@@ -18,6 +18,9 @@ interface Published {
   data: { kind: string; seq: number; commands: { assetId: string; status: string; kw: number }[] };
 }
 
+/** settings.js of the runtime, with this package's own `qeTimeline`. */
+type Settings = Parameters<typeof helper.settings>[0];
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
@@ -36,13 +39,13 @@ describe('nodes: the coordinator timeline (admin endpoint, comms while leased)',
   };
 
   before((done) => {
-    helper.settings({ qeTimeline: { leaseMs: LEASE_MS, throttleMs: THROTTLE_MS } });
+    helper.settings({ qeTimeline: { leaseMs: LEASE_MS, throttleMs: THROTTLE_MS } } as Settings);
     events.on('comms', onComms);
     helper.startServer(done);
   });
   after((done) => {
     events.removeListener('comms', onComms);
-    helper.settings({ qeTimeline: undefined });
+    helper.settings({ qeTimeline: undefined } as Settings);
     helper.stopServer(done);
   });
   afterEach(async () => {
