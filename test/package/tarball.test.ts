@@ -301,14 +301,16 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
       // Every asset of the nodes (icons, locales) and every example flow.
       ...repoFiles('nodes').filter((f) => /\/(icons|locales)\//.test(f)),
       ...repoFiles('examples'),
+      // The editor's scripts that the nodes' .html load from /resources/<package>/.
+      ...repoFiles('resources'),
     ];
     should(expected.filter((f) => !files.has(f))).eql([], 'missing from the tarball');
     const stray = [...files].filter(
       (f) =>
-        !/^(dist|nodes|examples)\//.test(f) &&
+        !/^(dist|nodes|examples|resources)\//.test(f) &&
         !['package.json', 'README.md', 'LICENSE'].includes(f),
     );
-    should(stray).eql([], 'files outside dist/, nodes/, examples/');
+    should(stray).eql([], 'files outside dist/, nodes/, examples/, resources/');
     should([...files].filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).eql([]);
     should([...files].filter((f) => /(^|\/)test\/|\.test\.[jt]s$/.test(f))).eql([]);
   });
