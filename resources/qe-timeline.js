@@ -11,19 +11,12 @@
  */
 (() => {
   const RED = window.RED;
-  if (!RED || window.QeTimeline) return;
+  if (!RED || !window.QeTimelineModel || window.QeTimeline) return;
   const ROW_H = 24;
   const LABEL_W = 96;
   const RENEW_MS = 10000;
-  const STATUSES = [
-    'pending',
-    'held',
-    'dispatched',
-    'completed',
-    'failed',
-    'timed_out',
-    'cancelled',
-  ];
+  const M = window.QeTimelineModel;
+  const { STATUSES } = M;
   const COLORS = {
     pending: '#b0b0b0',
     held: '#9b59b6',
@@ -33,25 +26,18 @@
     timed_out: '#f0ad4e',
     cancelled: '#6b6b6b',
   };
-  const WINDOWS = { all: 0, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 24 * 3600e3 };
-
-  const model = {
-    coord: '',
-    siteId: '',
-    seq: -1,
-    now: 0,
-    /** Runtime clock minus the browser's, from the last message. */
-    skew: 0,
-    assets: new Map(),
-    byId: new Map(),
-    rows: [],
-    filterAsset: '',
-    filterStatus: '',
-    window: 'all',
-    buffered: [],
-    loading: false,
+  const model = M.createModel();
+  /** The coordinator watched, and the deltas that came while its snapshot was on the way. */
+  const watching = { coord: '', loading: false, buffered: [] };
+  const view = {
+    axis: null,
+    root: null,
+    scroll: null,
+    spacer: null,
+    canvas: null,
+    labels: null,
+    tip: null,
   };
-  const view = { root: null, scroll: null, spacer: null, canvas: null, labels: null, tip: null };
   const stats = { renders: 0, lastRenderMs: 0, maxRenderMs: 0, deltas: 0 };
   let topic = '';
   let renewTimer = null;
@@ -60,127 +46,30 @@
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const hhmm = (t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
-  function assetOf(id) {
-    let a = model.assets.get(id);
-    if (!a) {
-      a = { id, state: null, states: [], cmds: [], meas: [], maxKw: 0, unsorted: false };
-      model.assets.set(id, a);
-    }
-    return a;
-  }
-
-  function addCommand(c) {
-    const old = model.byId.get(c.id);
-    if (old) {
-      Object.assign(old, c);
-      return;
-    }
-    const a = assetOf(c.assetId);
-    a.cmds.push(c);
-    a.unsorted = true;
-    model.byId.set(c.id, c);
-  }
-
-  function finish() {
-    for (const a of model.assets.values()) {
-      if (a.unsorted) a.cmds.sort((x, y) => x.at - y.at);
-      a.unsorted = false;
-      let max = 0;
-      for (const c of a.cmds) if (c.kw > max) max = c.kw;
-      for (const m of a.meas) if (Math.abs(m[1]) > max) max = Math.abs(m[1]);
-      a.maxKw = max;
-    }
-    filterRows();
-  }
+  const timeWindow = () => M.timeWindow(model, Date.now());
 
   /** Replaces everything with a snapshot, then applies the deltas that came after it. */
   function load(snap) {
-    model.assets = new Map();
-    model.byId = new Map();
-    model.siteId = snap.siteId;
-    model.seq = snap.seq;
-    model.now = snap.now;
-    model.skew = snap.now - Date.now();
-    for (const s of snap.assets) {
-      const a = assetOf(s.id);
-      a.state = s.state;
-      a.states = s.states.slice();
-    }
-    for (const c of snap.commands) addCommand(c);
-    for (const id of Object.keys(snap.measurements || {})) {
-      assetOf(id).meas = snap.measurements[id].slice();
-    }
-    const later = model.buffered.filter((d) => d.seq > snap.seq);
-    model.buffered = [];
-    for (const d of later) apply(d, true);
-    finish();
+    M.load(model, snap, Date.now());
+    const later = watching.buffered;
+    watching.buffered = [];
+    for (const d of later) M.apply(model, d, Date.now());
+    M.finish(model);
     schedule();
   }
 
   /** Applies one delta from the runtime. */
-  function apply(d, inLoad) {
-    if (model.loading) {
-      model.buffered.push(d);
+  function apply(d) {
+    if (watching.loading) {
+      watching.buffered.push(d);
       return;
     }
-    if (d.seq <= model.seq) return;
-    if (d.resync) {
-      fetchSnapshot();
-      return;
-    }
+    const r = M.apply(model, d, Date.now());
+    if (r === 'resync') fetchSnapshot();
+    if (r !== 'applied') return;
     stats.deltas++;
-    model.seq = d.seq;
-    model.now = d.now;
-    model.skew = d.now - Date.now();
-    for (const c of d.commands) addCommand(c);
-    for (const [id, at, state] of d.states) {
-      const a = assetOf(id);
-      a.state = state;
-      a.states.push([at, state]);
-    }
-    for (const [id, at, kw] of d.measurements) {
-      const a = assetOf(id);
-      a.meas.push([at, kw]);
-      if (a.meas.length > 400) a.meas.splice(0, 200);
-    }
-    if (!inLoad) {
-      finish();
-      schedule();
-    }
-  }
-
-  function filterRows() {
-    const f = model.filterAsset.trim().toLowerCase();
-    const st = model.filterStatus;
-    const rows = [];
-    for (const a of model.assets.values()) {
-      if (f && !a.id.toLowerCase().includes(f)) continue;
-      if (st && !a.cmds.some((c) => c.status === st)) continue;
-      rows.push(a);
-    }
-    rows.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-    model.rows = rows;
-  }
-
-  /** The time window shown: [from, to], epoch ms. */
-  function timeWindow() {
-    const now = Date.now() + model.skew;
-    const w = WINDOWS[model.window];
-    if (w) return [now - w / 4, now + (3 * w) / 4];
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    for (const a of model.assets.values()) {
-      const n = a.cmds.length;
-      if (n === 0) continue;
-      lo = Math.min(lo, a.cmds[0].at);
-      const last = a.cmds[n - 1];
-      hi = Math.max(hi, last.until ?? last.at + 60e3);
-    }
-    if (!Number.isFinite(lo)) return [now - 1800e3, now + 1800e3];
-    lo = Math.min(lo, now);
-    hi = Math.max(hi, now);
-    const pad = (hi - lo) * 0.02 || 60e3;
-    return [lo - pad, hi + pad];
+    M.finish(model);
+    schedule();
   }
 
   function schedule() {
@@ -214,6 +103,7 @@
     const top = view.scroll.scrollTop;
     const first = Math.max(0, Math.floor(top / ROW_H));
     const last = Math.min(model.rows.length, Math.ceil((top + h) / ROW_H));
+    drawAxis(ctx, x, from, to, plotW, h);
     const labels = [];
     for (let i = first; i < last; i++) {
       const a = model.rows[i];
@@ -253,6 +143,38 @@
     return ms;
   }
 
+  const STEPS = [
+    60e3,
+    300e3,
+    600e3,
+    900e3,
+    1800e3,
+    3600e3,
+    7200e3,
+    3 * 3600e3,
+    6 * 3600e3,
+    12 * 3600e3,
+    24 * 3600e3,
+  ];
+
+  /** Time ticks: labels above the rows, light lines across them. */
+  function drawAxis(ctx, x, from, to, plotW, h) {
+    const step = STEPS.find((s) => (plotW * s) / (to - from) >= 70) || STEPS[STEPS.length - 1];
+    const offset = new Date().getTimezoneOffset() * 60e3;
+    const spans = [];
+    ctx.strokeStyle = 'rgba(0,0,0,0.08)';
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (let t = Math.ceil((from - offset) / step) * step + offset; t <= to; t += step) {
+      const px = Math.round(x(t)) + 0.5;
+      ctx.moveTo(px, 0);
+      ctx.lineTo(px, h);
+      spans.push(`<span style="left:${px - LABEL_W}px">${hhmm(t)}</span>`);
+    }
+    ctx.stroke();
+    view.axis.innerHTML = spans.join('');
+  }
+
   function drawRow(ctx, a, y, x, from, to, w) {
     ctx.fillStyle = (y / ROW_H) % 2 < 1 ? 'rgba(0,0,0,0.03)' : 'rgba(0,0,0,0)';
     ctx.fillRect(LABEL_W, y, w - LABEL_W, ROW_H);
@@ -271,7 +193,7 @@
     ctx.lineWidth = 1;
     ctx.beginPath();
     for (const c of a.cmds) {
-      const end = c.until ?? c.at + 60e3;
+      const end = M.endOf(c);
       if (end < from || c.at > to) continue;
       const x0 = x(Math.max(c.at, from));
       const x1 = Math.max(x0 + 1, x(Math.min(end, to)));
@@ -324,9 +246,7 @@
     const [from, to] = timeWindow();
     const t =
       from + ((px - LABEL_W) / Math.max(10, view.scroll.clientWidth - LABEL_W)) * (to - from);
-    let found = null;
-    for (const c of a.cmds) if (c.at <= t && t < (c.until ?? c.at + 60e3)) found = c;
-    return found;
+    return M.commandAt(a, t);
   }
 
   function showTip(ev) {
@@ -360,7 +280,7 @@
     view.scroll.scrollTop = Math.max(0, i * ROW_H - ROW_H);
     renderNow();
     const [from, to] = timeWindow();
-    const mid = (Math.max(c.at, from) + Math.min(c.until ?? c.at + 60e3, to)) / 2;
+    const mid = (Math.max(c.at, from) + Math.min(M.endOf(c), to)) / 2;
     const r = view.scroll.getBoundingClientRect();
     const plotW = Math.max(10, view.scroll.clientWidth - LABEL_W);
     return {
@@ -372,21 +292,22 @@
   // ------------------------------------------------------------ talking to the runtime
 
   function url(extra) {
-    return `qe-coordinator/${encodeURIComponent(model.coord)}/timeline${extra || ''}`;
+    return `qe-coordinator/${encodeURIComponent(watching.coord)}/timeline${extra || ''}`;
   }
 
   function fetchSnapshot() {
-    if (!model.coord) return;
-    model.loading = true;
-    const coord = model.coord;
+    if (!watching.coord || watching.loading) return;
+    watching.loading = true;
+    const coord = watching.coord;
     $.getJSON(url())
       .done((snap) => {
-        if (coord !== model.coord) return;
-        model.loading = false;
+        if (coord !== watching.coord) return;
+        watching.loading = false;
         load(snap);
       })
       .fail((xhr) => {
-        model.loading = false;
+        watching.loading = false;
+        watching.buffered = [];
         const info = view.root.querySelector('.qe-tl-info');
         info.textContent =
           xhr.responseJSON?.error || `no timeline (HTTP ${xhr.status}): deploy the coordinator`;
@@ -399,11 +320,14 @@
 
   function watch(coord) {
     unwatch();
-    model.coord = coord;
-    model.seq = -1;
-    model.assets = new Map();
-    model.byId = new Map();
-    model.rows = [];
+    watching.coord = coord;
+    watching.loading = false;
+    watching.buffered = [];
+    Object.assign(model, M.createModel(), {
+      filterAsset: model.filterAsset,
+      filterStatus: model.filterStatus,
+      window: model.window,
+    });
     schedule();
     if (!coord) return;
     topic = `qe-coordinator/${coord}/timeline`;
@@ -441,13 +365,13 @@
     sel.innerHTML = list
       .map((n) => `<option value="${esc(n.id)}">${esc(n.name || n.siteId || n.id)}</option>`)
       .join('');
-    if (list.some((n) => n.id === model.coord)) sel.value = model.coord;
+    if (list.some((n) => n.id === watching.coord)) sel.value = watching.coord;
     return sel.value || '';
   }
 
   function shown() {
     const id = refreshSelect();
-    if (id !== model.coord || !topic) watch(id);
+    if (id !== watching.coord || !topic) watch(id);
     schedule();
   }
 
@@ -457,22 +381,6 @@
     const root = document.createElement('div');
     root.className = 'qe-tl';
     root.innerHTML = `
-<style>
-.qe-tl{display:flex;flex-direction:column;height:100%;font-size:12px;position:relative}
-.qe-tl-bar{display:flex;gap:4px;padding:6px;flex-wrap:wrap;border-bottom:1px solid var(--red-ui-secondary-border-color,#ddd)}
-.qe-tl-bar select,.qe-tl-bar input{height:26px;font-size:12px;padding:0 4px;width:auto;max-width:140px}
-.qe-tl-legend{padding:2px 6px;display:flex;flex-wrap:wrap;gap:6px}
-.qe-tl-legend span{display:inline-flex;align-items:center;gap:3px}
-.qe-tl-legend i{display:inline-block;width:10px;height:6px}
-.qe-tl-info{padding:2px 6px;color:var(--red-ui-secondary-text-color,#666)}
-.qe-tl-wrap{position:relative;flex:1;min-height:120px}
-.qe-tl-scroll{position:absolute;inset:0;overflow-y:auto;overflow-x:hidden}
-.qe-tl-canvas,.qe-tl-labels{position:absolute;left:0;top:0;pointer-events:none}
-.qe-tl-labels{width:${LABEL_W}px;height:100%;overflow:hidden}
-.qe-tl-row{position:absolute;left:4px;width:${LABEL_W - 8}px;height:${ROW_H}px;line-height:${ROW_H}px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.qe-tl-tip{position:absolute;display:none;z-index:10;width:220px;padding:6px;background:var(--red-ui-secondary-background,#fff);border:1px solid #999;box-shadow:0 2px 6px rgba(0,0,0,.2);pointer-events:none}
-.qe-tl-hist{margin-top:4px;font-family:monospace;font-size:11px}
-</style>
 <div class="qe-tl-bar">
   <select class="qe-tl-coord" title="coordinator"></select>
   <input class="qe-tl-asset" type="text" placeholder="asset" title="show assets whose id contains">
@@ -485,6 +393,7 @@
 </div>
 <div class="qe-tl-legend">${STATUSES.map((s) => `<span><i style="background:${COLORS[s]}"></i>${s.replace('_', ' ')}</span>`).join('')}<span><i style="background:#444;height:1px"></i>setpoint</span><span><i style="background:#ff7f0e;width:4px;height:4px"></i>measured</span><span><i style="background:#e0301e;width:2px;height:10px"></i>now</span></div>
 <div class="qe-tl-info">pick a coordinator (deployed)</div>
+<div class="qe-tl-axis"></div>
 <div class="qe-tl-wrap"><div class="qe-tl-scroll"><div class="qe-tl-spacer"></div></div><canvas class="qe-tl-canvas"></canvas><div class="qe-tl-labels"></div></div>
 <div class="qe-tl-tip"></div>`;
     view.root = root;
@@ -493,6 +402,7 @@
     view.canvas = root.querySelector('.qe-tl-canvas');
     view.labels = root.querySelector('.qe-tl-labels');
     view.tip = root.querySelector('.qe-tl-tip');
+    view.axis = root.querySelector('.qe-tl-axis');
     view.scroll.addEventListener('scroll', schedule, { passive: true });
     view.scroll.addEventListener('mousemove', showTip);
     view.scroll.addEventListener('mouseleave', () => {
@@ -501,12 +411,12 @@
     root.querySelector('.qe-tl-coord').addEventListener('change', (e) => watch(e.target.value));
     root.querySelector('.qe-tl-asset').addEventListener('input', (e) => {
       model.filterAsset = e.target.value;
-      filterRows();
+      M.filterRows(model);
       schedule();
     });
     root.querySelector('.qe-tl-status').addEventListener('change', (e) => {
       model.filterStatus = e.target.value;
-      filterRows();
+      M.filterRows(model);
       schedule();
     });
     root.querySelector('.qe-tl-window').addEventListener('change', (e) => {
@@ -516,6 +426,10 @@
     return root;
   }
 
+  const link = document.createElement('link');
+  link.rel = 'stylesheet';
+  link.href = 'resources/@qubit-energy/node-red-coordinator/qe-timeline.css';
+  document.head.appendChild(link);
   const content = build();
   RED.sidebar.addTab({
     id: 'qe-timeline',
@@ -530,6 +444,9 @@
     if (content.offsetParent) setTimeout(shown, 500);
   });
   window.addEventListener('resize', schedule);
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && content.offsetParent) shown();
+  });
   RED.events.on('sidebar:resize', schedule);
   // The now line moves: redraw every few seconds while watching.
   setInterval(() => {
