@@ -12,7 +12,8 @@
 (() => {
   const RED = window.RED;
   if (!RED || !window.QeTimelineModel || window.QeTimeline) return;
-  const ROW_H = 24;
+  /** Row height, px: taller while few rows fit the view. */
+  let ROW_H = 24;
   const LABEL_W = 96;
   const RENEW_MS = 10000;
   const M = window.QeTimelineModel;
@@ -93,6 +94,7 @@
       view.canvas.style.width = `${w}px`;
       view.canvas.style.height = `${h}px`;
     }
+    ROW_H = model.rows.length * 44 <= h ? 44 : 24;
     view.spacer.style.height = `${model.rows.length * ROW_H}px`;
     const ctx = view.canvas.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -105,19 +107,19 @@
     const last = Math.min(model.rows.length, Math.ceil((top + h) / ROW_H));
     drawAxis(ctx, x, from, to, plotW, h);
     const labels = [];
+    const b = batch();
     for (let i = first; i < last; i++) {
       const a = model.rows[i];
       const y = i * ROW_H - top;
-      drawRow(ctx, a, y, x, from, to, w);
+      drawRow(b, a, y, x, from, to, w);
       const done = a.cmds.filter((c) => c.status === 'completed').length;
+      const state = a.state ? esc(a.state) : '';
+      const tall = ROW_H >= 40 && state;
       labels.push(
-        `<div class="qe-tl-row" style="top:${y}px" data-asset="${esc(a.id)}" data-state="${esc(
-          a.state ?? '',
-        )}" data-commands="${a.cmds.length}" data-completed="${done}" title="${esc(a.id)}">${esc(
-          a.id,
-        )}</div>`,
+        `<div class="qe-tl-row" style="top:${y}px;height:${ROW_H}px;line-height:${tall ? 16 : ROW_H}px;padding-top:${tall ? 5 : 0}px" data-asset="${esc(a.id)}" data-state="${state}" data-commands="${a.cmds.length}" data-completed="${done}" title="${esc(a.id)} ${state}">${esc(a.id)}${tall ? `<br><small>${state}</small>` : ''}</div>`,
       );
     }
+    b.draw(ctx);
     view.labels.innerHTML = labels.join('');
     const now = Date.now() + model.skew;
     if (now >= from && now <= to) {
@@ -175,45 +177,72 @@
     view.axis.innerHTML = spans.join('');
   }
 
-  function drawRow(ctx, a, y, x, from, to, w) {
-    ctx.fillStyle = (y / ROW_H) % 2 < 1 ? 'rgba(0,0,0,0.03)' : 'rgba(0,0,0,0)';
-    ctx.fillRect(LABEL_W, y, w - LABEL_W, ROW_H);
-    // The state, a strip at the top.
+  /** One path per fill style, filled once per frame: a few fills instead of one per bar. */
+  function batch() {
+    // The rows' stripes first, under everything else.
+    const paths = new Map([['rgba(0,0,0,0.035)', new Path2D()]]);
+    return {
+      rect(style, x, y, w, h) {
+        let p = paths.get(style);
+        if (!p) {
+          p = new Path2D();
+          paths.set(style, p);
+        }
+        p.rect(x, y, w, h);
+      },
+      line: new Path2D(),
+      draw(ctx) {
+        for (const [style, p] of paths) {
+          const [color, alpha] = style.split('|');
+          ctx.globalAlpha = alpha ? Number(alpha) : 1;
+          ctx.fillStyle = color;
+          ctx.fill(p);
+        }
+        ctx.globalAlpha = 1;
+        ctx.strokeStyle = '#2b4f7a';
+        ctx.lineWidth = 1.5;
+        ctx.stroke(this.line);
+      },
+    };
+  }
+
+  function drawRow(b, a, y, x, from, to, w) {
+    if (Math.round((y + view.scroll.scrollTop) / ROW_H) % 2 === 0) {
+      b.rect('rgba(0,0,0,0.035)', LABEL_W, y, w - LABEL_W, ROW_H);
+    }
+    // The state, a strip at the top (the state now all along when it has not changed).
+    if (a.states.length === 0 && a.state) {
+      b.rect(stateColor(a.state), LABEL_W, y + 1, w - LABEL_W, 3);
+    }
     for (let k = 0; k < a.states.length; k++) {
       const [at, state] = a.states[k];
       const end = k + 1 < a.states.length ? a.states[k + 1][0] : to;
       if (end < from || at > to) continue;
-      ctx.fillStyle = stateColor(state);
-      ctx.fillRect(x(Math.max(at, from)), y + 1, x(Math.min(end, to)) - x(Math.max(at, from)), 3);
+      const x0 = x(Math.max(at, from));
+      b.rect(stateColor(state), x0, y + 1, x(Math.min(end, to)) - x0, 3);
     }
     const base = y + ROW_H - 7;
     const scale = a.maxKw > 0 ? (ROW_H - 12) / a.maxKw : 0;
     const st = model.filterStatus;
-    ctx.strokeStyle = '#444';
-    ctx.lineWidth = 1;
-    ctx.beginPath();
     for (const c of a.cmds) {
       const end = M.endOf(c);
       if (end < from || c.at > to) continue;
       const x0 = x(Math.max(c.at, from));
       const x1 = Math.max(x0 + 1, x(Math.min(end, to)));
-      ctx.fillStyle = COLORS[c.status] || '#999';
-      ctx.globalAlpha = st && c.status !== st ? 0.2 : 1;
-      ctx.fillRect(x0, base + 2, Math.max(1, x1 - x0 - 1), 4);
+      const faded = st && c.status !== st ? '|0.2' : '';
+      b.rect((COLORS[c.status] || '#999') + faded, x0, base + 2, Math.max(1, x1 - x0 - 1), 4);
       if (c.status !== 'cancelled' && /^SET_/.test(c.type)) {
         const yv = base - c.kw * scale;
-        ctx.moveTo(x0, yv);
-        ctx.lineTo(x1, yv);
+        const area =
+          c.type === 'SET_DISCHARGE_RATE' ? 'rgba(240,173,78,0.3)' : 'rgba(45,125,210,0.18)';
+        b.rect(area, x0, yv, x1 - x0, base - yv);
+        b.line.moveTo(x0, yv);
+        b.line.lineTo(x1, yv);
       }
     }
-    ctx.globalAlpha = 1;
-    ctx.stroke();
-    if (a.meas.length > 0) {
-      ctx.fillStyle = '#ff7f0e';
-      for (const [at, kw] of a.meas) {
-        if (at < from || at > to) continue;
-        ctx.fillRect(x(at) - 1, base - Math.abs(kw) * scale - 1, 2, 2);
-      }
+    for (const [at, kw] of a.meas) {
+      if (at < from || at > to) continue;
+      b.rect('#ff7f0e', x(at) - 1, base - Math.abs(kw) * scale - 1, 2.5, 2.5);
     }
   }
 

