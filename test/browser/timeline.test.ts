@@ -89,13 +89,25 @@ describe('editor: the site timeline tab (Node-RED + headless Chromium)', functio
     });
     page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
     await page.goto(red.base, { waitUntil: 'load' });
-    await page
-      .waitForFunction(() => Boolean((globalThis as unknown as PageGlobal).QeTimeline))
-      .catch((err: Error) => {
-        throw new Error(
-          `the tab's script did not load (${err.message}); page errors: ${errors.join(' | ')}`,
-        );
-      });
+    // The editor has loaded the package's node definitions (a busy machine: up to a minute).
+    await page.waitForFunction(
+      () =>
+        Boolean(
+          (
+            globalThis as unknown as { RED?: { nodes?: { getType?(t: string): unknown } } }
+          ).RED?.nodes?.getType?.('qe-coordinator'),
+        ),
+      undefined,
+      { timeout: 60000 },
+    );
+    const loaded = await page.evaluate(() => {
+      const g = globalThis as unknown as Record<string, unknown>;
+      return { model: Boolean(g.QeTimelineModel), tab: Boolean(g.QeTimeline) };
+    });
+    should(loaded).eql(
+      { model: true, tab: true },
+      `the tab's scripts; page errors: ${errors.join(' | ')}`,
+    );
     await page.locator('#red-ui-loading-progress').waitFor({ state: 'hidden' });
     await page.addStyleTag({ content: '#red-ui-notifications { visibility: hidden !important; }' });
     fs.mkdirSync(IMAGES, { recursive: true });
@@ -208,7 +220,7 @@ describe('editor: the site timeline tab (Node-RED + headless Chromium)', functio
     await sleep(300);
     await page.screenshot({
       path: path.join(IMAGES, 'timeline.png'),
-      clip: { x: 0, y: 0, width: 1600, height: 560 },
+      clip: { x: 0, y: 0, width: 1600, height: 680 },
     });
     await page.mouse.move(5, 5);
   });
