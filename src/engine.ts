@@ -730,6 +730,7 @@ export class DispatchEngine {
     if (!set.has(slot)) {
       set.add(slot);
       this.heldCount++;
+      this.changed(cmd); // held: a change that watchers show (the timeline)
     }
     return true;
   }
@@ -743,6 +744,7 @@ export class DispatchEngine {
       this.heldCount--;
       slot.cmd.holdReason = null;
       if (slot.cmd.status !== CommandStatus.PENDING) continue;
+      this.changed(slot.cmd); // released: no longer held
       if (this.expireIfEnded(slot, now)) continue;
       this.enqueue(slot, slot.cmd.nextAttemptAt?.getTime() ?? slot.cmd.scheduledAt.getTime());
     }
@@ -760,7 +762,8 @@ export class DispatchEngine {
   }
 
   /**
-   * Calls `listener` with each command whose status changes (and each new one), synchronously
+   * Calls `listener` with each command whose status changes (and each new one, and each one
+   * held back by its asset or released), synchronously
    * and without building an event: cheap, for hosts that only need to know that something
    * changed (persistence, status displays). Returns unsubscribe.
    */

@@ -278,3 +278,17 @@ export {
   summarizeResult,
   summarizeTelemetry,
 } from './summary';
+export {
+  buildSnapshot,
+  TIMELINE_STATUSES,
+  type TimelineAsset,
+  type TimelineCommand,
+  type TimelineDelta,
+  TimelineFeed,
+  type TimelineFeedOptions,
+  type TimelineFeedStats,
+  type TimelineSnapshot,
+  type TimelineStatus,
+  timelineCommand,
+  timelineStatus,
+} from './timeline';

@@ -126,6 +126,7 @@ export class Site implements AdapterHost {
    * short list, pruned as they end), so that a measurement does not scan the engine.
    */
   private readonly completedSetpoints = new Map<string, Command[]>();
+  /** Who wants each measurement (`onMeasured`): the fleet's telemetry, the editor's timeline. */
   private readonly measuredListeners = new Set<(assetId: string, m: AssetMeasurement) => void>();
   private timer: unknown = null;
   private timerAt: number | null = null;

@@ -9,6 +9,7 @@ import {
   Site,
 } from '../..';
 import { type CoordinatorNode, numberField, parseJsonObject } from '../lib/common';
+import { serveTimeline } from '../lib/timeline';
 
 interface CoordinatorDef extends NodeDef {
   siteId: string;
@@ -130,8 +131,11 @@ export default function (RED: NodeAPI) {
       this.on('close', () => RED.events.removeListener('flows:started', reportLoad));
     }
     site.start();
+    // The editor's timeline tab: costs nothing until an editor asks for it.
+    const stopTimeline = serveTimeline(RED, this.id, site);
 
     this.on('close', (_removed: boolean, done: () => void) => {
+      stopTimeline();
       site.stop().then(
         () => done(),
         () => done(),

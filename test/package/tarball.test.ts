@@ -301,14 +301,16 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
       // Every asset of the nodes (icons, locales) and every example flow.
       ...repoFiles('nodes').filter((f) => /\/(icons|locales)\//.test(f)),
       ...repoFiles('examples'),
+      // The editor's scripts that the nodes' .html load from /resources/<package>/.
+      ...repoFiles('resources'),
     ];
     should(expected.filter((f) => !files.has(f))).eql([], 'missing from the tarball');
     const stray = [...files].filter(
       (f) =>
-        !/^(dist|nodes|examples)\//.test(f) &&
+        !/^(dist|nodes|examples|resources)\//.test(f) &&
         !['package.json', 'README.md', 'LICENSE'].includes(f),
     );
-    should(stray).eql([], 'files outside dist/, nodes/, examples/');
+    should(stray).eql([], 'files outside dist/, nodes/, examples/, resources/');
     should([...files].filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).eql([]);
     should([...files].filter((f) => /(^|\/)test\/|\.test\.[jt]s$/.test(f))).eql([]);
   });
@@ -365,7 +367,7 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
     }
   });
 
-  it("serves each node's editor template, help, icon and messages, and the example flows", async () => {
+  it("serves each node's editor template, help, icon and messages, the example flows and the editor's resources", async () => {
     const html = await get(port, '/nodes', 'text/html');
     should(
       TYPES.flatMap((t) =>
@@ -397,6 +399,13 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
         .map((f) => path.basename(f, '.json'))
         .sort(),
     );
+    // The scripts and styles of the editor's sidebar tab, from the package's resources/,
+    // at the paths that the .html files load them from.
+    for (const f of repoFiles('resources')) {
+      const url = `/resources/${pkg.name}/${path.basename(f)}`;
+      should(html.includes(`src="${url.slice(1)}"`) || f.endsWith('.css')).be.true(url);
+      should(await get(port, url, '*/*')).equal(fs.readFileSync(path.join(ROOT, f), 'utf8'));
+    }
   });
 
   it('logs no load error', () => {
