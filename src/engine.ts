@@ -339,6 +339,19 @@ export class DispatchEngine {
   }
 
   /**
+   * Whether schedule id `id` was already used in this engine (persisted with its state):
+   * `day` once `day` or a later revision came, `day#3` once revision 3 or later came. A
+   * fleet gateway answers such a schedule `duplicate` instead of making a new revision.
+   */
+  hasScheduleId(id: string): boolean {
+    const root = id.replace(/#\d+$/, '');
+    const rev = this.scheduleRevisions.get(root);
+    if (rev === undefined) return false;
+    const asked = id === root ? 1 : Number(id.slice(root.length + 1));
+    return asked <= rev;
+  }
+
+  /**
    * Records that schedule id `id` (e.g. from `uniqueScheduleId`) is in use, so that the next
    * `uniqueScheduleId` of the same base gives the next revision.
    */

@@ -126,6 +126,7 @@ export class Site implements AdapterHost {
    * short list, pruned as they end), so that a measurement does not scan the engine.
    */
   private readonly completedSetpoints = new Map<string, Command[]>();
+  private readonly measuredListeners = new Set<(assetId: string, m: AssetMeasurement) => void>();
   private timer: unknown = null;
   private timerAt: number | null = null;
   private saveTimer: unknown = null;
@@ -437,6 +438,15 @@ export class Site implements AdapterHost {
    * adapter's own answer) is called once per episode too.
    */
   measured(assetId: string, m: AssetMeasurement): ComplianceState {
+    for (const listener of this.measuredListeners) {
+      try {
+        listener(assetId, m);
+      } catch (err) {
+        this.onError(
+          new Error(`a listener to measurements of ${assetId} failed: ${(err as Error).message}`),
+        );
+      }
+    }
     const now = this.clock.now();
     const cmd = this.setpointInForce(assetId, now);
     // Either may decide a transition (a setpoint that changed, or the new reading).
@@ -449,6 +459,17 @@ export class Site implements AdapterHost {
     });
     if (t2) this.publishCompliance(t2, m);
     return this.compliance.stateOf(assetId);
+  }
+
+  /**
+   * Calls `listener` with every measurement an adapter reports (`measured`), before the
+   * compliance check; one that throws is reported through onError. Returns the unsubscribe.
+   */
+  onMeasured(listener: (assetId: string, m: AssetMeasurement) => void): () => void {
+    this.measuredListeners.add(listener);
+    return () => {
+      this.measuredListeners.delete(listener);
+    };
   }
 
   private noteCompleted(cmd: Command): void {

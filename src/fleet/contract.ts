@@ -85,8 +85,12 @@ export interface Ack {
   status: 'accepted' | 'duplicate' | 'rejected';
   /** A schedule: its summary (SCHEDULE_RECEIVED's payload); commands: their ids. */
   result?: unknown;
-  /** A rejection: what was wrong, and where (row, column, field) when known. */
-  error?: { message: string; field?: string; row?: number; column?: string };
+  /**
+   * A rejection: what was wrong, and where when known: `field` (a path in the request or in
+   * the element), `row` and `column` (a schedule's zero-based data row and its column),
+   * `index` (the element of a request's `commands` or `caps`).
+   */
+  error?: { message: string; field?: string; row?: number; column?: string; index?: number };
   /** ISO 8601, the gateway's clock. */
   at: string;
 }
@@ -124,6 +128,21 @@ export interface FleetEvent {
   payload: unknown;
   timestamp: string;
   sequence: number;
+}
+
+/**
+ * The type of the note the gateway publishes on `<p>/<site>/events/BUFFER_DROPPED` (a
+ * FleetEvent whose payload is a BufferDropped) when its bounded buffer of events dropped the
+ * oldest while the broker was away; published on reconnect, before the events it kept.
+ */
+export const BUFFER_DROPPED = 'BUFFER_DROPPED';
+
+/** Payload of the BUFFER_DROPPED note: how many events were lost, and their sequences. */
+export interface BufferDropped {
+  dropped: number;
+  /** The bus sequences of the first and last event dropped. */
+  firstSequence: number;
+  lastSequence: number;
 }
 
 /** Out: a measurement of an asset's power. */

@@ -1,0 +1,732 @@
+/**
+ * FleetGateway: one site's end of the northbound MQTT contract (`./contract`). It takes
+ * schedules, hand-made commands and dynamic caps from a broker and answers each with an ack;
+ * it publishes the site's presence (with a last will), every asset's state and setpoint in
+ * force (retained), the site's events and its telemetry. Nothing in the site waits on the
+ * network: publishes are fire-and-forget, events are kept in a bounded buffer while the broker
+ * is away and sent on reconnect, and retained state is republished on every connect. Whatever
+ * a socket sends is contained: a malformed request gets a rejected ack, never a throw.
+ */
+
+import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import {
+  type Command,
+  CommandValidationError,
+  createCommand,
+  isoTime,
+  SharedValues,
+} from '../commands';
+import type { Conversion, ConvertOptions } from '../convert';
+import { type AnyBusEvent, EVENT_TYPES, EventType } from '../event-bus';
+import { ScheduleError } from '../schedule';
+import type { Site } from '../site';
+import {
+  type Ack,
+  type AssetStatus,
+  assetTopic,
+  BUFFER_DROPPED,
+  type BufferDropped,
+  CONTRACT_VERSION,
+  DEFAULT_PREFIX,
+  eventTopic,
+  type FleetEvent,
+  type Presence,
+  siteTopic,
+  type Telemetry,
+  telemetryTopic,
+} from './contract';
+
+export interface FleetGatewayOptions {
+  /** The broker, e.g. `mqtt://broker:1883`, `mqtts://...`, `ws://...`. Or give `client`. */
+  url?: string;
+  /** A client made elsewhere (its will is then its maker's business). Not ended by stop(). */
+  client?: MqttClient;
+  /** MQTT.js options: protocolVersion 4 | 5, username, password, TLS (ca, cert, key), ... */
+  mqtt?: IClientOptions;
+  /** Topic prefix. Default `qe/v1`. */
+  prefix?: string;
+  /** Default the site's id. May not contain `/`, `+` or `#`. */
+  siteId?: string;
+  /** Published in the presence. Default the package's version. */
+  version?: string;
+  /** Conversion options of schedules (assetMap, ratedKw, ...). Default `{assetMap: {}}`. */
+  schedule?: Omit<ConvertOptions, 'now'>;
+  /** Where accepted commands go (a schedule's, with its conversion). Default `site.submit`. */
+  onCommands?: (commands: Command[], conversion: Conversion | null) => void;
+  /** The event types published on `events/<TYPE>`. Default all. */
+  eventTypes?: EventType[];
+  /** Events kept while the broker is away; the oldest are dropped beyond it. Default 1000. */
+  eventBufferLimit?: number;
+  /** QoS of events. Default 1. */
+  qosEvents?: 0 | 1;
+  /** A request larger than this is rejected unread. Default 32 MiB. */
+  maxPayloadBytes?: number;
+  /** Problems with no request to answer (broker errors, a failed publish). Default console.error. */
+  onError?: (error: Error) => void;
+}
+
+export interface FleetGatewayStats {
+  /** Requests received (schedule, commands, limits), whatever became of them. */
+  received: number;
+  /** Requests answered `accepted`. */
+  acked: number;
+  rejected: number;
+  duplicates: number;
+  eventsSent: number;
+  /** Events waiting in the buffer now. */
+  buffered: number;
+  /** Events dropped from the full buffer, in all. */
+  dropped: number;
+}
+
+type RequestKind = 'schedule' | 'commands' | 'limits';
+interface Reply {
+  kind: RequestKind;
+  responseTopic?: string;
+  correlationData?: Buffer;
+}
+type AckError = NonNullable<Ack['error']>;
+
+const SETPOINT_TYPES = new Set(['SET_CHARGE_RATE', 'SET_DISCHARGE_RATE', 'SET_POWER_LIMIT']);
+const SETPOINT_ENDS = new Set<string>([
+  EventType.COMMAND_COMPLETED,
+  EventType.COMMAND_FAILED,
+  EventType.COMMAND_TIMED_OUT,
+  EventType.COMMAND_CANCELLED,
+]);
+/** Request ids of commands and limits remembered, for QoS 1 redeliveries. */
+const SEEN_REQUESTS = 1000;
+const MAX_TIMER_MS = 2_147_483_647;
+
+function packageVersion(): string {
+  try {
+    // src/fleet and dist/fleet both sit two levels below the package root.
+    return (require('../../package.json') as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** What an error says, and where, for an ack. */
+export function ackError(err: unknown, index?: number): AckError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const out: AckError = { message: e.message };
+  if (e instanceof ScheduleError) {
+    const p = e.problems.find((q) => q.row !== undefined || q.column !== undefined);
+    if (p?.row !== undefined) out.row = p.row;
+    if (p?.column !== undefined) out.column = p.column;
+  }
+  const field = (e as { field?: unknown }).field;
+  if (typeof field === 'string' && field !== '') out.field = field;
+  if (e instanceof CommandValidationError && e.index !== undefined) out.index = e.index;
+  if (index !== undefined) out.index = index;
+  return out;
+}
+
+export class FleetGateway {
+  readonly siteId: string;
+  readonly prefix: string;
+  private readonly site: Site;
+  private readonly options: FleetGatewayOptions;
+  private readonly version: string;
+  private readonly eventTypes: ReadonlySet<string>;
+  private readonly bufferLimit: number;
+  private readonly maxPayloadBytes: number;
+  private readonly onError: (error: Error) => void;
+  private client: MqttClient | null = null;
+  private owned = false;
+  private started = false;
+  private stopping = false;
+  private offs: (() => void)[] = [];
+  private readonly buffer: FleetEvent[] = [];
+  private droppedRun: BufferDropped | null = null;
+  private readonly dirty = new Set<string>();
+  private flushQueued = false;
+  private readonly known = new Set<string>();
+  private readonly endTimers = new Map<string, NodeJS.Timeout>();
+  private readonly seen = new Map<string, true>();
+  private lastError = '';
+  private idCounter = 0;
+  private readonly counts = {
+    received: 0,
+    acked: 0,
+    rejected: 0,
+    duplicates: 0,
+    eventsSent: 0,
+    dropped: 0,
+  };
+
+  constructor(site: Site, options: FleetGatewayOptions = {}) {
+    this.site = site;
+    this.options = options;
+    this.siteId = options.siteId ?? site.siteId;
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    if (/[/+#]/.test(this.siteId) || this.siteId === '') {
+      throw new TypeError(
+        `fleet gateway: siteId ${JSON.stringify(this.siteId)} may not be empty nor contain /, + or #`,
+      );
+    }
+    if (options.url === undefined && options.client === undefined) {
+      throw new TypeError('fleet gateway: give the broker url or an MQTT client');
+    }
+    for (const t of options.eventTypes ?? []) {
+      if (!EVENT_TYPES.includes(t)) {
+        throw new TypeError(`fleet gateway: eventTypes: unknown event type ${JSON.stringify(t)}`);
+      }
+    }
+    const limit = options.eventBufferLimit ?? 1000;
+    if (!Number.isInteger(limit) || limit < 0) {
+      throw new TypeError(`fleet gateway: eventBufferLimit must be an integer >= 0, got ${limit}`);
+    }
+    this.bufferLimit = limit;
+    this.eventTypes = new Set(options.eventTypes ?? EVENT_TYPES);
+    this.version = options.version ?? packageVersion();
+    this.maxPayloadBytes = options.maxPayloadBytes ?? 32 * 1024 * 1024;
+    this.onError =
+      options.onError ?? ((e) => console.error(`fleet gateway ${this.siteId}:`, e.message));
+  }
+
+  /** True while connected to the broker. */
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  stats(): FleetGatewayStats {
+    return { ...this.counts, buffered: this.buffer.length };
+  }
+
+  /**
+   * Listens to the site and connects. Resolves once connected and subscribed, or as soon as
+   * the first attempt fails (the client keeps trying in the background); never rejects for
+   * the network.
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.stopping = false;
+    this.offs.push(this.site.eventBus.subscribe('*', (e) => this.onBusEvent(e)));
+    this.offs.push(this.site.onMeasured((assetId, m) => this.onMeasured(assetId, m.kw, m.at)));
+    let client = this.options.client;
+    if (!client) {
+      const will = this.presence('offline');
+      client = connect(this.options.url as string, {
+        clientId: `qe-gw-${this.siteId}-${Math.random().toString(36).slice(2, 8)}`,
+        reconnectPeriod: 1000,
+        ...this.options.mqtt,
+        // Our own bounded buffer holds events while offline; the client holds nothing QoS 0.
+        queueQoSZero: false,
+        resubscribe: false,
+        will: {
+          topic: siteTopic(this.prefix, this.siteId, 'presence'),
+          payload: Buffer.from(JSON.stringify(will)),
+          qos: 1,
+          retain: true,
+        },
+      });
+      this.owned = true;
+    }
+    this.client = client;
+    const onConnect = () => this.contain('connect', () => this.onConnect());
+    const onMessage = (topic: string, payload: Buffer, packet: IPublishPacket) =>
+      this.contain('a message', () => this.onMessage(topic, payload, packet));
+    const onError = (err: Error) => this.report(err);
+    const onReconnect = () => this.contain('reconnect', () => this.refreshWill());
+    client.on('connect', onConnect);
+    client.on('message', onMessage);
+    client.on('error', onError);
+    client.on('reconnect', onReconnect);
+    const c = client;
+    this.offs.push(() => {
+      c.off('connect', onConnect);
+      c.off('message', onMessage);
+      c.off('error', onError);
+      c.off('reconnect', onReconnect);
+    });
+    if (client.connected) {
+      await this.onConnect();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        c.off('close', done);
+        c.off('connect', done);
+        resolve();
+      };
+      c.once('close', done);
+      c.once('connect', done);
+    });
+    if (c.connected) await this.subscribed;
+  }
+
+  /**
+   * Publishes the offline presence, ends the client (when it made it; waits at most 2 s for
+   * the broker) and removes every listener of the site's bus and of the client. Idempotent.
+   */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.stopping = true;
+    for (const off of this.offs.splice(0)) off();
+    for (const t of this.endTimers.values()) clearTimeout(t);
+    this.endTimers.clear();
+    this.dirty.clear();
+    const client = this.client;
+    this.client = null;
+    if (!client) return;
+    if (client.connected) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        client.publish(
+          siteTopic(this.prefix, this.siteId, 'presence'),
+          JSON.stringify(this.presence('offline')),
+          { qos: 1, retain: true },
+          () => {
+            clearTimeout(t);
+            resolve();
+          },
+        );
+      });
+    }
+    if (this.owned) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+        client.end(!client.connected, {}, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  // ------------------------------------------------------------ connection
+
+  private subscribed: Promise<void> = Promise.resolve();
+
+  private onConnect(): Promise<void> {
+    const client = this.client;
+    if (!client) return Promise.resolve();
+    const topics = (['schedule', 'commands', 'limits'] as const).map((k) =>
+      siteTopic(this.prefix, this.siteId, k),
+    );
+    this.subscribed = new Promise<void>((resolve) => {
+      client.subscribe(topics, { qos: 1 }, (err, granted) => {
+        if (err) this.report(new Error(`cannot subscribe to ${topics.join(', ')}: ${err.message}`));
+        for (const g of granted ?? []) {
+          if (g.qos === 128)
+            this.report(new Error(`the broker refused the subscription to ${g.topic}`));
+        }
+        resolve();
+      });
+    });
+    this.lastError = '';
+    this.publish(siteTopic(this.prefix, this.siteId, 'presence'), this.presence('online'), 1, true);
+    for (const e of this.site.assets.values())
+      if (e.machine || e.adapter) this.known.add(e.assetId);
+    for (const id of this.known) this.publishStatus(id);
+    this.dirty.clear();
+    this.flushEvents();
+    return this.subscribed;
+  }
+
+  /** The will carries the time of the connection it belongs to. */
+  private refreshWill(): void {
+    const will = this.client?.options.will;
+    if (this.owned && will) will.payload = Buffer.from(JSON.stringify(this.presence('offline')));
+  }
+
+  private presence(status: Presence['status']): Presence {
+    return {
+      siteId: this.siteId,
+      status,
+      version: this.version,
+      contract: CONTRACT_VERSION,
+      at: isoTime(this.site.clock.now()),
+    };
+  }
+
+  /** Fire and forget: a failure is reported, nothing waits for the broker. */
+  private publish(
+    topic: string,
+    body: unknown,
+    qos: 0 | 1,
+    retain: boolean,
+    properties?: { correlationData?: Buffer },
+  ): boolean {
+    const client = this.client;
+    if (!client) return false;
+    const text = JSON.stringify(body);
+    client.publish(topic, text, { qos, retain, ...(properties ? { properties } : {}) }, (err) => {
+      if (err && !this.stopping)
+        this.report(new Error(`publish to ${topic} failed: ${err.message}`));
+    });
+    return true;
+  }
+
+  private report(err: Error): void {
+    // A broker that stays away says the same thing on every attempt: once is enough.
+    if (err.message === this.lastError) return;
+    this.lastError = err.message;
+    try {
+      this.onError(err);
+    } catch {
+      // an error reporter that throws must not break the gateway
+    }
+  }
+
+  private contain(what: string, fn: () => unknown): void {
+    try {
+      const r = fn();
+      if (r instanceof Promise)
+        r.catch((err) => this.report(new Error(`${what}: ${(err as Error).message}`)));
+    } catch (err) {
+      this.report(new Error(`${what}: ${(err as Error).message}`));
+    }
+  }
+
+  // ------------------------------------------------------------ out: events, status, telemetry
+
+  private onBusEvent(e: AnyBusEvent): void {
+    if (e.type === EventType.STATE_CHANGED) this.markAsset(e.payload.assetId);
+    else if (SETPOINT_ENDS.has(e.type)) {
+      const p = e.payload as { assetId: string; type: string };
+      if (SETPOINT_TYPES.has(p.type)) this.markAsset(p.assetId);
+    }
+    if (!this.eventTypes.has(e.type)) return;
+    const event: FleetEvent = {
+      type: e.type,
+      payload: e.payload,
+      timestamp: e.timestamp,
+      sequence: e.sequence,
+    };
+    if (this.connected && this.buffer.length === 0) this.sendEvent(event);
+    else this.bufferEvent(event);
+  }
+
+  private sendEvent(event: FleetEvent): void {
+    if (
+      this.publish(
+        eventTopic(this.prefix, this.siteId, event.type),
+        event,
+        this.options.qosEvents ?? 1,
+        false,
+      )
+    )
+      this.counts.eventsSent++;
+  }
+
+  private bufferEvent(event: FleetEvent): void {
+    this.buffer.push(event);
+    while (this.buffer.length > this.bufferLimit) {
+      const old = this.buffer.shift() as FleetEvent;
+      this.counts.dropped++;
+      if (this.droppedRun) {
+        this.droppedRun.dropped++;
+        this.droppedRun.lastSequence = old.sequence;
+      } else {
+        this.droppedRun = { dropped: 1, firstSequence: old.sequence, lastSequence: old.sequence };
+      }
+    }
+  }
+
+  /** On (re)connect: the note of what was dropped, then the kept events in order. */
+  private flushEvents(): void {
+    if (this.droppedRun) {
+      const note: FleetEvent = {
+        type: BUFFER_DROPPED,
+        payload: this.droppedRun,
+        timestamp: isoTime(this.site.clock.now()),
+        sequence: this.droppedRun.lastSequence,
+      };
+      this.droppedRun = null;
+      this.publish(eventTopic(this.prefix, this.siteId, BUFFER_DROPPED), note, 1, false);
+    }
+    for (const e of this.buffer.splice(0)) this.sendEvent(e);
+  }
+
+  /** Coalesced: one status per asset per tick, however many changes. */
+  private markAsset(assetId: string): void {
+    this.known.add(assetId);
+    this.dirty.add(assetId);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      if (!this.connected) return; // republished in full on reconnect
+      const ids = [...this.dirty];
+      this.dirty.clear();
+      for (const id of ids) this.contain('asset status', () => this.publishStatus(id));
+    });
+  }
+
+  /** The asset's state and setpoint in force, as published (retained). */
+  assetStatus(assetId: string): AssetStatus {
+    const now = this.site.clock.now();
+    const machine = this.site.getStateMachine(assetId);
+    const cmd = this.site.engine.getCommandInForce(assetId, now);
+    let setpoint: AssetStatus['setpoint'] = null;
+    if (cmd) {
+      let doneAt = cmd.scheduledAt.getTime();
+      for (let i = cmd.history.length - 1; i >= 0; i--) {
+        const h = cmd.history[i];
+        if (h?.status === 'COMPLETED') {
+          doneAt = Math.max(doneAt, h.at.getTime());
+          break;
+        }
+      }
+      setpoint = {
+        commandId: cmd.id,
+        type: cmd.type,
+        kw: cmd.valueKw,
+        ...(cmd.askedKw !== undefined ? { askedKw: cmd.askedKw } : {}),
+        ...(cmd.limitedBy !== undefined ? { limitedBy: cmd.limitedBy } : {}),
+        since: isoTime(doneAt),
+        validUntil: cmd.validUntil ? cmd.validUntil.toISOString() : null,
+      };
+    }
+    return { assetId, state: machine?.currentState ?? null, setpoint, at: isoTime(now) };
+  }
+
+  private publishStatus(assetId: string): void {
+    const status = this.assetStatus(assetId);
+    this.publish(assetTopic(this.prefix, this.siteId, assetId), status, 1, true);
+    // A setpoint that ends with nothing after it changes the status without any event.
+    clearTimeout(this.endTimers.get(assetId));
+    this.endTimers.delete(assetId);
+    const until = status.setpoint?.validUntil;
+    if (until) {
+      const ms = Date.parse(until) - this.site.clock.now();
+      if (ms >= 0 && ms < MAX_TIMER_MS) {
+        const t = setTimeout(() => {
+          this.endTimers.delete(assetId);
+          this.markAsset(assetId);
+        }, ms + 1);
+        t.unref();
+        this.endTimers.set(assetId, t);
+      }
+    }
+  }
+
+  private onMeasured(assetId: string, kw: number, at: number | undefined): void {
+    if (!this.connected || !Number.isFinite(kw)) return; // telemetry is worth nothing late
+    const t: Telemetry = { assetId, kw, at: isoTime(at ?? this.site.clock.now()) };
+    this.publish(telemetryTopic(this.prefix, this.siteId, assetId), t, 0, false);
+  }
+
+  // ------------------------------------------------------------ in: requests
+
+  private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const base = `${this.prefix}/${this.siteId}/`;
+    if (!topic.startsWith(base)) return;
+    const kind = topic.slice(base.length);
+    if (kind !== 'schedule' && kind !== 'commands' && kind !== 'limits') return;
+    this.counts.received++;
+    const props = packet.properties;
+    const reply: Reply = {
+      kind,
+      ...(typeof props?.responseTopic === 'string' && props.responseTopic !== ''
+        ? { responseTopic: props.responseTopic }
+        : {}),
+      ...(props?.correlationData ? { correlationData: props.correlationData } : {}),
+    };
+    if (payload.length > this.maxPayloadBytes) {
+      this.ack(reply, null, 'rejected', undefined, {
+        message: `the request is ${payload.length} bytes, more than the ${this.maxPayloadBytes} allowed (maxPayloadBytes)`,
+      });
+      return;
+    }
+    const text = payload.toString('utf8');
+    let body: unknown;
+    let parseError: string | null = null;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      parseError = (err as Error).message;
+    }
+    const up = props?.userProperties?.scheduleId;
+    const userScheduleId = Array.isArray(up) ? up[0] : up;
+    if (parseError !== null) {
+      // A bare schedule (MQTT 5, id in a user property) may be CSV text.
+      if (kind === 'schedule' && typeof userScheduleId === 'string') body = text;
+      else {
+        this.ack(reply, null, 'rejected', undefined, {
+          message: `the payload is not JSON: ${parseError}`,
+        });
+        return;
+      }
+    }
+    if (kind === 'schedule') this.onSchedule(reply, body, userScheduleId);
+    else if (kind === 'commands') this.onCommands(reply, body);
+    else this.onLimits(reply, body);
+  }
+
+  private onSchedule(reply: Reply, body: unknown, userScheduleId: string | undefined): void {
+    let scheduleId: unknown;
+    let schedule: unknown;
+    if (isObject(body) && 'scheduleId' in body && 'schedule' in body) {
+      scheduleId = body.scheduleId;
+      schedule = body.schedule;
+    } else if (userScheduleId !== undefined) {
+      scheduleId = userScheduleId;
+      schedule = body;
+    } else {
+      this.ack(reply, null, 'rejected', undefined, {
+        message:
+          'a schedule request must be {"scheduleId": "...", "schedule": ...} (with MQTT 5, a bare schedule may carry its id in the user property scheduleId)',
+        field: 'scheduleId',
+      });
+      return;
+    }
+    if (typeof scheduleId !== 'string' || scheduleId.trim() === '') {
+      this.ack(reply, null, 'rejected', undefined, {
+        message: `scheduleId must be a non-empty string, got ${JSON.stringify(scheduleId) ?? 'undefined'}`,
+        field: 'scheduleId',
+      });
+      return;
+    }
+    if (this.site.engine.hasScheduleId(scheduleId)) {
+      this.ack(reply, scheduleId, 'duplicate', { scheduleId });
+      return;
+    }
+    let conversion: Conversion;
+    try {
+      conversion = this.site.receiveSchedule(schedule, {
+        assetMap: {},
+        ...this.options.schedule,
+        scheduleId,
+      });
+    } catch (err) {
+      this.ack(reply, scheduleId, 'rejected', undefined, ackError(err));
+      return;
+    }
+    try {
+      this.hand(conversion.commands, conversion);
+    } catch (err) {
+      const e = ackError(err);
+      e.message = `schedule ${conversion.scheduleId} was converted but its commands were not taken: ${e.message}`;
+      this.ack(reply, scheduleId, 'rejected', undefined, e);
+      return;
+    }
+    this.ack(reply, scheduleId, 'accepted', conversion.summary);
+  }
+
+  private hand(commands: Command[], conversion: Conversion | null): void {
+    if (this.options.onCommands) this.options.onCommands(commands, conversion);
+    else this.site.submit(commands);
+  }
+
+  /** `{requestId, <list>}`: the id, or a rejection (answered here). */
+  private request(
+    reply: Reply,
+    body: unknown,
+    list: 'commands' | 'caps',
+  ): [string, unknown[]] | null {
+    const id = isObject(body) ? body.requestId : undefined;
+    const requestId = typeof id === 'string' && id.trim() !== '' ? id : null;
+    if (!isObject(body) || requestId === null) {
+      this.ack(reply, null, 'rejected', undefined, {
+        message: `a ${reply.kind} request must be {"requestId": "...", "${list}": [...]}; requestId must be a non-empty string, got ${JSON.stringify(id) ?? 'undefined'}`,
+        field: 'requestId',
+      });
+      return null;
+    }
+    const items = body[list];
+    if (!Array.isArray(items)) {
+      this.ack(reply, requestId, 'rejected', undefined, {
+        message: `${list} must be an array, got ${JSON.stringify(items) ?? 'undefined'}`,
+        field: list,
+      });
+      return null;
+    }
+    const key = `${reply.kind}\u0000${requestId}`;
+    if (this.seen.has(key)) {
+      this.ack(reply, requestId, 'duplicate', { requestId });
+      return null;
+    }
+    return [requestId, items];
+  }
+
+  private remember(kind: RequestKind, requestId: string): void {
+    this.seen.set(`${kind}\u0000${requestId}`, true);
+    if (this.seen.size > SEEN_REQUESTS) this.seen.delete(this.seen.keys().next().value as string);
+  }
+
+  private onCommands(reply: Reply, body: unknown): void {
+    const req = this.request(reply, body, 'commands');
+    if (!req) return;
+    const [requestId, items] = req;
+    const engine = this.site.engine;
+    const now = this.site.clock.now();
+    const defaults = {
+      now,
+      maxRetries: engine.config.maxRetries,
+      timeoutSeconds: engine.config.commandTimeoutSeconds,
+      newId: () => `mqtt-${now.toString(36)}-${(++this.idCounter).toString(36)}`,
+      shared: new SharedValues(),
+    };
+    let commands: Command[];
+    try {
+      commands = items.map((item, i) => createCommand(item, defaults, i));
+      this.hand(commands, null);
+    } catch (err) {
+      this.ack(reply, requestId, 'rejected', undefined, ackError(err));
+      return;
+    }
+    this.remember('commands', requestId);
+    this.ack(reply, requestId, 'accepted', { commandIds: commands.map((c) => c.id) });
+  }
+
+  private onLimits(reply: Reply, body: unknown): void {
+    const req = this.request(reply, body, 'caps');
+    if (!req) return;
+    const [requestId, caps] = req;
+    const applied: string[] = [];
+    for (let i = 0; i < caps.length; i++) {
+      try {
+        this.site.setCap(caps[i]);
+      } catch (err) {
+        const e = ackError(err, i);
+        e.message = `caps[${i}]: ${e.message}${applied.length > 0 ? `; the caps before it were applied and stay in force (${applied.join(', ')})` : ''}; the caps after it were not applied`;
+        this.ack(reply, requestId, 'rejected', { applied }, e);
+        return;
+      }
+      const id = isObject(caps[i]) ? (caps[i] as { id?: unknown }).id : undefined;
+      applied.push(typeof id === 'string' ? id : `#${i}`);
+    }
+    this.remember('limits', requestId);
+    this.ack(reply, requestId, 'accepted', { applied });
+  }
+
+  private ack(
+    reply: Reply,
+    requestId: string | null,
+    status: Ack['status'],
+    result?: unknown,
+    error?: AckError,
+  ): void {
+    if (status === 'accepted') this.counts.acked++;
+    else if (status === 'rejected') this.counts.rejected++;
+    else this.counts.duplicates++;
+    const ack: Ack = {
+      requestId,
+      status,
+      ...(result !== undefined ? { result } : {}),
+      ...(error !== undefined ? { error } : {}),
+      at: isoTime(this.site.clock.now()),
+    };
+    if (reply.responseTopic !== undefined) {
+      this.publish(
+        reply.responseTopic,
+        ack,
+        1,
+        false,
+        reply.correlationData ? { correlationData: reply.correlationData } : undefined,
+      );
+    } else {
+      this.publish(siteTopic(this.prefix, this.siteId, `${reply.kind}/ack`), ack, 1, false);
+    }
+  }
+}
