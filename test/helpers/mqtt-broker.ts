@@ -4,9 +4,25 @@
  * `stop()` closes the broker and every connection (clients see the broker go away; retained
  * messages are lost, like a broker restarted without persistence); `start()` listens again on
  * the same port with a fresh broker.
+ *
+ * `startBroker({kind: 'mosquitto'})` runs Mosquitto instead, as a child process
+ * (test/helpers/mosquitto.ts), with the same interface; the default kind is the env
+ * `QE_MQTT_BROKER` (`aedes` when unset, so that `npm test` needs nothing installed; .ci/run's
+ * pass 3 sets `mosquitto`).
  */
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { startMosquitto } from './mosquitto';
+
+export type BrokerKind = 'aedes' | 'mosquitto';
+
+/** The broker kind of `QE_MQTT_BROKER` (default aedes); anything else is an error. */
+export function brokerKind(): BrokerKind {
+  const k = process.env.QE_MQTT_BROKER ?? 'aedes';
+  if (k !== 'aedes' && k !== 'mosquitto')
+    throw new Error(`QE_MQTT_BROKER must be aedes or mosquitto, got ${JSON.stringify(k)}`);
+  return k;
+}
 
 export interface TestBroker {
   url: string;
@@ -26,7 +42,8 @@ async function newAedes(): Promise<AedesLike> {
   return (await Aedes.createBroker()) as unknown as AedesLike;
 }
 
-export async function startBroker(): Promise<TestBroker> {
+export async function startBroker(opts: { kind?: BrokerKind } = {}): Promise<TestBroker> {
+  if ((opts.kind ?? brokerKind()) === 'mosquitto') return startMosquitto();
   let port = 0;
   let broker: AedesLike | null = null;
   let server: Server | null = null;
