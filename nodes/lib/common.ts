@@ -6,6 +6,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node
 import {
   type Adapter,
   CommandStatus,
+  type ConvertOptions,
   commandToJSON,
   EventType,
   type NetProblem,
@@ -69,6 +70,37 @@ export function parseJsonObject(
   } catch (err) {
     return new Error(`${node}: ${field} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/** The schedule conversion fields of an edit dialog (qe-schedule, qe-fleet). */
+export interface ScheduleFields {
+  assetMap?: string;
+  ratedKw?: string;
+  timeZone?: string;
+  ignoreUnmapped?: boolean;
+  limitColumn?: string;
+}
+
+/**
+ * The conversion options of a node's schedule fields (asset map, rated kW, time zone,
+ * unmapped columns, limit column), or an Error naming the field and the node.
+ */
+export function scheduleOptions(
+  def: ScheduleFields,
+  node: string,
+): Omit<ConvertOptions, 'now'> | Error {
+  const assetMap = parseJsonObject(def.assetMap, 'assetMap', node);
+  if (assetMap instanceof Error) return assetMap;
+  const ratedKw = parseJsonObject(def.ratedKw, 'ratedKw', node);
+  if (ratedKw instanceof Error) return ratedKw;
+  const limitColumn = typeof def.limitColumn === 'string' ? def.limitColumn.trim() : '';
+  return {
+    assetMap: assetMap as Record<string, string>,
+    ratedKw: ratedKw as Record<string, number>,
+    ignoreUnmapped: def.ignoreUnmapped === true,
+    timeZone: (typeof def.timeZone === 'string' ? def.timeZone.trim() : '') || 'UTC',
+    ...(limitColumn === '' ? {} : { limitColumn }),
+  };
 }
 
 /** A number field of the edit dialog (strings in flows), or undefined when empty. */

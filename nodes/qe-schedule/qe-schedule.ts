@@ -1,14 +1,14 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Conversion, commandToJSON } from '../..';
-import { parseJsonObject, type UserDef, useCoordinator } from '../lib/common';
+import {
+  parseJsonObject,
+  type ScheduleFields,
+  scheduleOptions,
+  type UserDef,
+  useCoordinator,
+} from '../lib/common';
 
-interface ScheduleDef extends UserDef {
-  assetMap?: string;
-  ratedKw?: string;
-  timeZone?: string;
-  ignoreUnmapped?: boolean;
-  limitColumn?: string;
-}
+interface ScheduleDef extends UserDef, ScheduleFields {}
 
 interface ScheduleMsg extends NodeMessageInFlow {
   assetMap?: unknown;
@@ -21,31 +21,22 @@ export default function (RED: NodeAPI) {
   function QeSchedule(this: Node, def: ScheduleDef) {
     RED.nodes.createNode(this, def);
     const found = useCoordinator(RED, this, def);
-    const assetMap = parseJsonObject(def.assetMap, 'assetMap', 'qe-schedule');
-    const ratedKw = parseJsonObject(def.ratedKw, 'ratedKw', 'qe-schedule');
+    const options = scheduleOptions(def, 'qe-schedule');
     const setupError =
-      'error' in found
-        ? found.error
-        : assetMap instanceof Error
-          ? assetMap.message
-          : ratedKw instanceof Error
-            ? ratedKw.message
-            : null;
+      'error' in found ? found.error : options instanceof Error ? options.message : null;
     this.status(
       setupError
         ? { fill: 'red', shape: 'ring', text: 'qe-schedule.status.misconfigured' }
         : { fill: 'grey', shape: 'ring', text: 'qe-schedule.status.waiting' },
     );
 
-    const limitColumn = typeof def.limitColumn === 'string' ? def.limitColumn.trim() : '';
-
     this.on('input', (msg: ScheduleMsg, send, done) => {
-      if (setupError || 'error' in found) {
+      if (setupError || 'error' in found || options instanceof Error) {
         done(new Error(setupError ?? 'qe-schedule: no coordinator'));
         return;
       }
       const { site } = found;
-      let map = assetMap as Record<string, string>;
+      let map = options.assetMap;
       if (msg.assetMap !== undefined) {
         const m = parseJsonObject(msg.assetMap, 'msg.assetMap', 'qe-schedule');
         if (m instanceof Error) {
@@ -63,11 +54,8 @@ export default function (RED: NodeAPI) {
         // The core picks the id (a re-sent one is the next revision) and publishes
         // SCHEDULE_RECEIVED; the dispatcher registers the commands when they reach it.
         conversion = site.receiveSchedule(msg.payload, {
+          ...options,
           assetMap: map,
-          ratedKw: ratedKw as Record<string, number>,
-          ignoreUnmapped: def.ignoreUnmapped === true,
-          timeZone: def.timeZone?.trim() || 'UTC',
-          ...(limitColumn === '' ? {} : { limitColumn }),
           ...(requested === undefined ? {} : { scheduleId: requested }),
         });
       } catch (err) {
@@ -77,7 +65,7 @@ export default function (RED: NodeAPI) {
       }
       msg.payload = conversion.commands.map(commandToJSON);
       msg.schedule = conversion.summary;
-      if (limitColumn !== '') msg.limits = conversion.limits;
+      if (options.limitColumn !== undefined) msg.limits = conversion.limits;
       this.status({
         fill: 'green',
         shape: 'dot',

@@ -56,7 +56,12 @@ export const CORE_TYPES: Record<string, string | null> = {
 /** Node types of the package beyond NODE_TYPES (the OCPP nodes, loaded on their own). */
 export const OCPP_TYPES = ['qe-ocpp-server', 'qe-ocpp', 'qe-modbus-connection', 'qe-modbus'];
 export const OURS = new Set<string>([...NODE_TYPES, ...OCPP_TYPES]);
-export const CONFIG_TYPES = new Set(['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection']);
+export const CONFIG_TYPES = new Set([
+  'qe-coordinator',
+  'qe-ocpp-server',
+  'qe-modbus-connection',
+  'qe-fleet-broker',
+]);
 
 /** Express app that the runtime's http in nodes register their routes on. */
 export const captured: { httpNode: http.RequestListener | null } = { httpNode: null };

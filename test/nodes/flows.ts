@@ -19,6 +19,8 @@ export const NODE_TYPES = [
   'qe-adapter',
   'qe-meter',
   'qe-limit',
+  'qe-fleet-broker',
+  'qe-fleet',
 ] as const;
 
 export const allNodes = (): NodeInitializer[] => NODE_TYPES.map(load);

@@ -502,7 +502,11 @@ describe('nodes: asset state, events, coordinator', () => {
           html.match(
             new RegExp(`<script type="text/html" data-help-name="${type}">([\\s\\S]*?)</script>`),
           )?.[1] ?? '';
-        if (!['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection'].includes(type)) {
+        if (
+          !['qe-coordinator', 'qe-ocpp-server', 'qe-modbus-connection', 'qe-fleet-broker'].includes(
+            type,
+          )
+        ) {
           should(help).match(/<h3>Inputs<\/h3>|<h3>Outputs<\/h3>/);
           should(html).match(/category: 'energy'/);
         }
