@@ -133,6 +133,36 @@ export {
   type StateChange,
   type Unsubscribe,
 } from './event-bus';
+// Fleet (src/fleet/): the northbound MQTT contract v1 (docs/asyncapi.json), a site's gateway
+// and the optimiser's central client.
+export {
+  type CommandsOptions as FleetCommandsOptions,
+  FleetCentral,
+  type FleetCentralEvents,
+  type FleetCentralOptions,
+  type RequestOptions as FleetRequestOptions,
+  type ScheduleOptions as FleetScheduleOptions,
+} from './fleet/central';
+export {
+  type Ack,
+  type AssetStatus,
+  assetTopic,
+  BUFFER_DROPPED,
+  type BufferDropped,
+  CONTRACT_VERSION,
+  type CommandsRequest,
+  DEFAULT_PREFIX,
+  eventTopic,
+  type FleetEvent,
+  type LimitsRequest,
+  type Presence,
+  type ScheduleRequest,
+  siteTopic,
+  type Telemetry as FleetTelemetry,
+  type TopicKind,
+  telemetryTopic,
+} from './fleet/contract';
+export { FleetGateway, type FleetGatewayOptions, type FleetGatewayStats } from './fleet/gateway';
 // Site limits (src/limits/): circuits, meters of uncontrolled load, limit sources and the
 // allocator that keeps every circuit within its limits. Pure, no I/O.
 export {

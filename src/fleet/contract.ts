@@ -16,14 +16,18 @@
  * | `<p>/<site>/limits/ack`            | out | 1   | no       | Ack                        |
  * | `<p>/<site>/presence`              | out | 1   | yes      | Presence (last will: offline) |
  * | `<p>/<site>/assets/<assetId>`      | out | 1   | yes      | AssetStatus                |
- * | `<p>/<site>/events/<EventType>`    | out | 0/1 | no       | FleetEvent                 |
+ * | `<p>/<site>/events/<EventType>`    | out | 0/1 | no       | FleetEvent (BUFFER_DROPPED: a note) |
  * | `<p>/<site>/telemetry/<assetId>`   | out | 0   | no       | Telemetry                  |
  *
  * Requests carry a `requestId` (a schedule: its `scheduleId`); the ack echoes it. With MQTT 5
  * a request's response topic and correlation data are honoured (the ack goes there, with the
- * correlation data), and a publisher may set a message expiry so that a schedule that would
- * arrive too late is dropped by the broker. The same schedule id twice is a no-op answered
- * `duplicate` (QoS 1 may deliver twice); a new id is a new revision that supersedes.
+ * correlation data, and not to the ack topic), a bare schedule may carry its id in the user
+ * property `scheduleId`, and a publisher may set a message expiry interval so that a schedule
+ * that would arrive too late is dropped: dropping it is the broker's job (the gateway does not
+ * look at the expiry). The same schedule id twice is a no-op answered `duplicate` (QoS 1 may
+ * deliver twice; the ids used are kept with the site's state, so this holds across restarts);
+ * a new id is a new revision that supersedes. A commands or limits request id seen again (the
+ * last 1000 accepted, not across restarts) is answered `duplicate` too.
  */
 
 /** The contract's version; topics carry it in the prefix (`qe/v1`). */
@@ -122,7 +126,11 @@ export interface AssetStatus {
   at: string;
 }
 
-/** Out: an event of the site's bus as it is (`{type, payload, timestamp, sequence}`). */
+/**
+ * Out: an event of the site's bus as it is (`{type, payload, timestamp, sequence}`); the
+ * sequence increases by one per event of the site, so a gap is a lost event. Also the
+ * BUFFER_DROPPED note (payload BufferDropped, sequence the last one dropped).
+ */
 export interface FleetEvent {
   type: string;
   payload: unknown;

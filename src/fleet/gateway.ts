@@ -9,23 +9,14 @@
  */
 
 import { connect, type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import {
-  type Command,
-  CommandValidationError,
-  createCommand,
-  isoTime,
-  SharedValues,
-} from '../commands';
+import { type Command, isoTime } from '../commands';
 import type { Conversion, ConvertOptions } from '../convert';
 import { type AnyBusEvent, EVENT_TYPES, EventType } from '../event-bus';
-import { ScheduleError } from '../schedule';
 import type { Site } from '../site';
 import {
   type Ack,
   type AssetStatus,
   assetTopic,
-  BUFFER_DROPPED,
-  type BufferDropped,
   CONTRACT_VERSION,
   DEFAULT_PREFIX,
   eventTopic,
@@ -35,6 +26,8 @@ import {
   type Telemetry,
   telemetryTopic,
 } from './contract';
+import { assetStatusOf, EventBuffer } from './outbound';
+import { type Answer, FleetRequests, type RequestKind } from './requests';
 
 export interface FleetGatewayOptions {
   /** The broker, e.g. `mqtt://broker:1883`, `mqtts://...`, `ws://...`. Or give `client`. */
@@ -79,13 +72,11 @@ export interface FleetGatewayStats {
   dropped: number;
 }
 
-type RequestKind = 'schedule' | 'commands' | 'limits';
 interface Reply {
   kind: RequestKind;
   responseTopic?: string;
   correlationData?: Buffer;
 }
-type AckError = NonNullable<Ack['error']>;
 
 const SETPOINT_TYPES = new Set(['SET_CHARGE_RATE', 'SET_DISCHARGE_RATE', 'SET_POWER_LIMIT']);
 const SETPOINT_ENDS = new Set<string>([
@@ -94,8 +85,6 @@ const SETPOINT_ENDS = new Set<string>([
   EventType.COMMAND_TIMED_OUT,
   EventType.COMMAND_CANCELLED,
 ]);
-/** Request ids of commands and limits remembered, for QoS 1 redeliveries. */
-const SEEN_REQUESTS = 1000;
 const MAX_TIMER_MS = 2_147_483_647;
 
 function packageVersion(): string {
@@ -107,26 +96,6 @@ function packageVersion(): string {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** What an error says, and where, for an ack. */
-export function ackError(err: unknown, index?: number): AckError {
-  const e = err instanceof Error ? err : new Error(String(err));
-  const out: AckError = { message: e.message };
-  if (e instanceof ScheduleError) {
-    const p = e.problems.find((q) => q.row !== undefined || q.column !== undefined);
-    if (p?.row !== undefined) out.row = p.row;
-    if (p?.column !== undefined) out.column = p.column;
-  }
-  const field = (e as { field?: unknown }).field;
-  if (typeof field === 'string' && field !== '') out.field = field;
-  if (e instanceof CommandValidationError && e.index !== undefined) out.index = e.index;
-  if (index !== undefined) out.index = index;
-  return out;
-}
-
 export class FleetGateway {
   readonly siteId: string;
   readonly prefix: string;
@@ -134,30 +103,25 @@ export class FleetGateway {
   private readonly options: FleetGatewayOptions;
   private readonly version: string;
   private readonly eventTypes: ReadonlySet<string>;
-  private readonly bufferLimit: number;
-  private readonly maxPayloadBytes: number;
+  private readonly requests: FleetRequests;
   private readonly onError: (error: Error) => void;
   private client: MqttClient | null = null;
   private owned = false;
   private started = false;
   private stopping = false;
   private offs: (() => void)[] = [];
-  private readonly buffer: FleetEvent[] = [];
-  private droppedRun: BufferDropped | null = null;
+  private readonly buffer: EventBuffer;
   private readonly dirty = new Set<string>();
   private flushQueued = false;
   private readonly known = new Set<string>();
   private readonly endTimers = new Map<string, NodeJS.Timeout>();
-  private readonly seen = new Map<string, true>();
   private lastError = '';
-  private idCounter = 0;
   private readonly counts = {
     received: 0,
     acked: 0,
     rejected: 0,
     duplicates: 0,
     eventsSent: 0,
-    dropped: 0,
   };
 
   constructor(site: Site, options: FleetGatewayOptions = {}) {
@@ -182,10 +146,10 @@ export class FleetGateway {
     if (!Number.isInteger(limit) || limit < 0) {
       throw new TypeError(`fleet gateway: eventBufferLimit must be an integer >= 0, got ${limit}`);
     }
-    this.bufferLimit = limit;
+    this.buffer = new EventBuffer(limit);
     this.eventTypes = new Set(options.eventTypes ?? EVENT_TYPES);
     this.version = options.version ?? packageVersion();
-    this.maxPayloadBytes = options.maxPayloadBytes ?? 32 * 1024 * 1024;
+    this.requests = new FleetRequests(site, options);
     this.onError =
       options.onError ?? ((e) => console.error(`fleet gateway ${this.siteId}:`, e.message));
   }
@@ -196,7 +160,7 @@ export class FleetGateway {
   }
 
   stats(): FleetGatewayStats {
-    return { ...this.counts, buffered: this.buffer.length };
+    return { ...this.counts, buffered: this.buffer.size, dropped: this.buffer.dropped };
   }
 
   /**
@@ -402,8 +366,8 @@ export class FleetGateway {
       timestamp: e.timestamp,
       sequence: e.sequence,
     };
-    if (this.connected && this.buffer.length === 0) this.sendEvent(event);
-    else this.bufferEvent(event);
+    if (this.connected && this.buffer.size === 0) this.sendEvent(event);
+    else this.buffer.push(event);
   }
 
   private sendEvent(event: FleetEvent): void {
@@ -418,33 +382,9 @@ export class FleetGateway {
       this.counts.eventsSent++;
   }
 
-  private bufferEvent(event: FleetEvent): void {
-    this.buffer.push(event);
-    while (this.buffer.length > this.bufferLimit) {
-      const old = this.buffer.shift() as FleetEvent;
-      this.counts.dropped++;
-      if (this.droppedRun) {
-        this.droppedRun.dropped++;
-        this.droppedRun.lastSequence = old.sequence;
-      } else {
-        this.droppedRun = { dropped: 1, firstSequence: old.sequence, lastSequence: old.sequence };
-      }
-    }
-  }
-
   /** On (re)connect: the note of what was dropped, then the kept events in order. */
   private flushEvents(): void {
-    if (this.droppedRun) {
-      const note: FleetEvent = {
-        type: BUFFER_DROPPED,
-        payload: this.droppedRun,
-        timestamp: isoTime(this.site.clock.now()),
-        sequence: this.droppedRun.lastSequence,
-      };
-      this.droppedRun = null;
-      this.publish(eventTopic(this.prefix, this.siteId, BUFFER_DROPPED), note, 1, false);
-    }
-    for (const e of this.buffer.splice(0)) this.sendEvent(e);
+    for (const e of this.buffer.drain(this.site.clock.now())) this.sendEvent(e);
   }
 
   /** Coalesced: one status per asset per tick, however many changes. */
@@ -464,30 +404,7 @@ export class FleetGateway {
 
   /** The asset's state and setpoint in force, as published (retained). */
   assetStatus(assetId: string): AssetStatus {
-    const now = this.site.clock.now();
-    const machine = this.site.getStateMachine(assetId);
-    const cmd = this.site.engine.getCommandInForce(assetId, now);
-    let setpoint: AssetStatus['setpoint'] = null;
-    if (cmd) {
-      let doneAt = cmd.scheduledAt.getTime();
-      for (let i = cmd.history.length - 1; i >= 0; i--) {
-        const h = cmd.history[i];
-        if (h?.status === 'COMPLETED') {
-          doneAt = Math.max(doneAt, h.at.getTime());
-          break;
-        }
-      }
-      setpoint = {
-        commandId: cmd.id,
-        type: cmd.type,
-        kw: cmd.valueKw,
-        ...(cmd.askedKw !== undefined ? { askedKw: cmd.askedKw } : {}),
-        ...(cmd.limitedBy !== undefined ? { limitedBy: cmd.limitedBy } : {}),
-        since: isoTime(doneAt),
-        validUntil: cmd.validUntil ? cmd.validUntil.toISOString() : null,
-      };
-    }
-    return { assetId, state: machine?.currentState ?? null, setpoint, at: isoTime(now) };
+    return assetStatusOf(this.site, assetId);
   }
 
   private publishStatus(assetId: string): void {
@@ -532,191 +449,16 @@ export class FleetGateway {
         : {}),
       ...(props?.correlationData ? { correlationData: props.correlationData } : {}),
     };
-    if (payload.length > this.maxPayloadBytes) {
-      this.ack(reply, null, 'rejected', undefined, {
-        message: `the request is ${payload.length} bytes, more than the ${this.maxPayloadBytes} allowed (maxPayloadBytes)`,
-      });
-      return;
-    }
-    const text = payload.toString('utf8');
-    let body: unknown;
-    let parseError: string | null = null;
-    try {
-      body = JSON.parse(text);
-    } catch (err) {
-      parseError = (err as Error).message;
-    }
     const up = props?.userProperties?.scheduleId;
     const userScheduleId = Array.isArray(up) ? up[0] : up;
-    if (parseError !== null) {
-      // A bare schedule (MQTT 5, id in a user property) may be CSV text.
-      if (kind === 'schedule' && typeof userScheduleId === 'string') body = text;
-      else {
-        this.ack(reply, null, 'rejected', undefined, {
-          message: `the payload is not JSON: ${parseError}`,
-        });
-        return;
-      }
-    }
-    if (kind === 'schedule') this.onSchedule(reply, body, userScheduleId);
-    else if (kind === 'commands') this.onCommands(reply, body);
-    else this.onLimits(reply, body);
+    this.ack(reply, this.requests.handle(kind, payload, userScheduleId));
   }
 
-  private onSchedule(reply: Reply, body: unknown, userScheduleId: string | undefined): void {
-    let scheduleId: unknown;
-    let schedule: unknown;
-    if (isObject(body) && 'scheduleId' in body && 'schedule' in body) {
-      scheduleId = body.scheduleId;
-      schedule = body.schedule;
-    } else if (userScheduleId !== undefined) {
-      scheduleId = userScheduleId;
-      schedule = body;
-    } else {
-      this.ack(reply, null, 'rejected', undefined, {
-        message:
-          'a schedule request must be {"scheduleId": "...", "schedule": ...} (with MQTT 5, a bare schedule may carry its id in the user property scheduleId)',
-        field: 'scheduleId',
-      });
-      return;
-    }
-    if (typeof scheduleId !== 'string' || scheduleId.trim() === '') {
-      this.ack(reply, null, 'rejected', undefined, {
-        message: `scheduleId must be a non-empty string, got ${JSON.stringify(scheduleId) ?? 'undefined'}`,
-        field: 'scheduleId',
-      });
-      return;
-    }
-    if (this.site.engine.hasScheduleId(scheduleId)) {
-      this.ack(reply, scheduleId, 'duplicate', { scheduleId });
-      return;
-    }
-    let conversion: Conversion;
-    try {
-      conversion = this.site.receiveSchedule(schedule, {
-        assetMap: {},
-        ...this.options.schedule,
-        scheduleId,
-      });
-    } catch (err) {
-      this.ack(reply, scheduleId, 'rejected', undefined, ackError(err));
-      return;
-    }
-    try {
-      this.hand(conversion.commands, conversion);
-    } catch (err) {
-      const e = ackError(err);
-      e.message = `schedule ${conversion.scheduleId} was converted but its commands were not taken: ${e.message}`;
-      this.ack(reply, scheduleId, 'rejected', undefined, e);
-      return;
-    }
-    this.ack(reply, scheduleId, 'accepted', conversion.summary);
-  }
-
-  private hand(commands: Command[], conversion: Conversion | null): void {
-    if (this.options.onCommands) this.options.onCommands(commands, conversion);
-    else this.site.submit(commands);
-  }
-
-  /** `{requestId, <list>}`: the id, or a rejection (answered here). */
-  private request(
-    reply: Reply,
-    body: unknown,
-    list: 'commands' | 'caps',
-  ): [string, unknown[]] | null {
-    const id = isObject(body) ? body.requestId : undefined;
-    const requestId = typeof id === 'string' && id.trim() !== '' ? id : null;
-    if (!isObject(body) || requestId === null) {
-      this.ack(reply, null, 'rejected', undefined, {
-        message: `a ${reply.kind} request must be {"requestId": "...", "${list}": [...]}; requestId must be a non-empty string, got ${JSON.stringify(id) ?? 'undefined'}`,
-        field: 'requestId',
-      });
-      return null;
-    }
-    const items = body[list];
-    if (!Array.isArray(items)) {
-      this.ack(reply, requestId, 'rejected', undefined, {
-        message: `${list} must be an array, got ${JSON.stringify(items) ?? 'undefined'}`,
-        field: list,
-      });
-      return null;
-    }
-    const key = `${reply.kind}\u0000${requestId}`;
-    if (this.seen.has(key)) {
-      this.ack(reply, requestId, 'duplicate', { requestId });
-      return null;
-    }
-    return [requestId, items];
-  }
-
-  private remember(kind: RequestKind, requestId: string): void {
-    this.seen.set(`${kind}\u0000${requestId}`, true);
-    if (this.seen.size > SEEN_REQUESTS) this.seen.delete(this.seen.keys().next().value as string);
-  }
-
-  private onCommands(reply: Reply, body: unknown): void {
-    const req = this.request(reply, body, 'commands');
-    if (!req) return;
-    const [requestId, items] = req;
-    const engine = this.site.engine;
-    const now = this.site.clock.now();
-    const defaults = {
-      now,
-      maxRetries: engine.config.maxRetries,
-      timeoutSeconds: engine.config.commandTimeoutSeconds,
-      newId: () => `mqtt-${now.toString(36)}-${(++this.idCounter).toString(36)}`,
-      shared: new SharedValues(),
-    };
-    let commands: Command[];
-    try {
-      commands = items.map((item, i) => createCommand(item, defaults, i));
-      this.hand(commands, null);
-    } catch (err) {
-      this.ack(reply, requestId, 'rejected', undefined, ackError(err));
-      return;
-    }
-    this.remember('commands', requestId);
-    this.ack(reply, requestId, 'accepted', { commandIds: commands.map((c) => c.id) });
-  }
-
-  private onLimits(reply: Reply, body: unknown): void {
-    const req = this.request(reply, body, 'caps');
-    if (!req) return;
-    const [requestId, caps] = req;
-    const applied: string[] = [];
-    for (let i = 0; i < caps.length; i++) {
-      try {
-        this.site.setCap(caps[i]);
-      } catch (err) {
-        const e = ackError(err, i);
-        e.message = `caps[${i}]: ${e.message}${applied.length > 0 ? `; the caps before it were applied and stay in force (${applied.join(', ')})` : ''}; the caps after it were not applied`;
-        this.ack(reply, requestId, 'rejected', { applied }, e);
-        return;
-      }
-      const id = isObject(caps[i]) ? (caps[i] as { id?: unknown }).id : undefined;
-      applied.push(typeof id === 'string' ? id : `#${i}`);
-    }
-    this.remember('limits', requestId);
-    this.ack(reply, requestId, 'accepted', { applied });
-  }
-
-  private ack(
-    reply: Reply,
-    requestId: string | null,
-    status: Ack['status'],
-    result?: unknown,
-    error?: AckError,
-  ): void {
-    if (status === 'accepted') this.counts.acked++;
-    else if (status === 'rejected') this.counts.rejected++;
+  private ack(reply: Reply, a: Answer): void {
+    if (a.status === 'accepted') this.counts.acked++;
+    else if (a.status === 'rejected') this.counts.rejected++;
     else this.counts.duplicates++;
-    const ack: Ack = {
-      requestId,
-      status,
-      ...(result !== undefined ? { result } : {}),
-      ...(error !== undefined ? { error } : {}),
-      at: isoTime(this.site.clock.now()),
-    };
+    const ack: Ack = { ...a, at: isoTime(this.site.clock.now()) };
     if (reply.responseTopic !== undefined) {
       this.publish(
         reply.responseTopic,

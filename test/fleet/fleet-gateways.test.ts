@@ -14,12 +14,12 @@
  */
 import mqtt from 'mqtt';
 import should from 'should';
-import { FleetCentral } from '../../src/fleet/central';
 import type { Ack, AssetStatus, FleetEvent, Presence } from '../../src/fleet/contract';
 import { BatterySimulator } from '../../src/sim/battery';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
-import { type TestBroker, startBroker } from '../helpers/mqtt-broker';
+import { brokerKind, startBroker, type TestBroker } from '../helpers/mqtt-broker';
 import { freePort, NodeRedProcess } from '../helpers/node-red-process';
+import { FleetCentral } from '../../src/fleet/central';
 
 const KEEPALIVE_S = 5;
 const OUTAGE_MS = 30_000;
@@ -35,7 +35,13 @@ async function until(cond: () => boolean, what: string, ms: number, log = () => 
   }
 }
 
-function flows(site: string, brokerUrl: string, mqttVersion: '4' | '5', ocppPort: number, modbusPort: number): unknown[] {
+function flows(
+  site: string,
+  brokerUrl: string,
+  mqttVersion: '4' | '5',
+  ocppPort: number,
+  modbusPort: number,
+): unknown[] {
   return [
     { id: 'tab', type: 'tab', label: `fleet site ${site}` },
     {
@@ -100,7 +106,13 @@ function flows(site: string, brokerUrl: string, mqttVersion: '4' | '5', ocppPort
       eventTypes: ['COMMAND_CREATED', 'COMMAND_DISPATCHED', 'COMMAND_COMPLETED'],
       wires: [['disp'], []],
     },
-    { id: 'disp', type: 'qe-dispatcher', z: 'tab', coordinator: 'coord', wires: [['ocpp', 'modbus']] },
+    {
+      id: 'disp',
+      type: 'qe-dispatcher',
+      z: 'tab',
+      coordinator: 'coord',
+      wires: [['ocpp', 'modbus']],
+    },
     {
       id: 'ocpp',
       type: 'qe-ocpp',
@@ -127,7 +139,6 @@ function flows(site: string, brokerUrl: string, mqttVersion: '4' | '5', ocppPort
           ratedChargeKw: 30,
           ratedDischargeKw: 30,
           pollSeconds: 1,
-          revertSeconds: 0,
         },
       ],
       wires: [[], []],
@@ -180,7 +191,14 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
         const battery = new BatterySimulator({ port: modbusPort, unitIds: [1], tickMs: 0 });
         await battery.start();
         const red = new NodeRedProcess({
-          flows: flows(s, broker.url, i === 0 ? '5' : '4', ocppPort, modbusPort),
+          // aedes speaks MQTT 3.1.1 only; on Mosquitto the first site uses MQTT 5.
+          flows: flows(
+            s,
+            broker.url,
+            i === 0 && brokerKind() === 'mosquitto' ? '5' : '4',
+            ocppPort,
+            modbusPort,
+          ),
         });
         const mk = (n: 1 | 2) => {
           const cp = new ChargePointSimulator({
@@ -201,11 +219,13 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
       }),
     );
     central = new FleetCentral({ url: broker.url, mqtt: { reconnectPeriod: 200 } });
-    central.onEvent((siteId, event) => events.push({ siteId, event, receivedAt: Date.now() }));
-    central.onPresence((siteId, p) => presence.push({ siteId, presence: p, receivedAt: Date.now() }));
+    central.on('event', (siteId, event) => events.push({ siteId, event, receivedAt: Date.now() }));
+    central.on('presence', (siteId, p) =>
+      presence.push({ siteId, presence: p, receivedAt: Date.now() }),
+    );
     await central.start();
     await until(
-      () => SITES.every((s) => central.sites().some((x) => x.siteId === s && x.status === 'online')),
+      () => SITES.every((s) => central.sites().get(s)?.status === 'online'),
       'the three gateways online at the central client',
       30_000,
       logs,
@@ -233,30 +253,53 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
     const t0 = Date.now() - 1000;
     const acks = await Promise.all(
       SITES.map((s) =>
-        central.publishSchedule(s, split([t0, t0 + hour], [[7, 6, 5], [7, 6, 5]]), {
-          scheduleId: firstId(s),
-          timeoutMs: 10_000,
-        }),
+        central.publishSchedule(
+          s,
+          split(
+            [t0, t0 + hour],
+            [
+              [7, 6, 5],
+              [7, 6, 5],
+            ],
+          ),
+          {
+            scheduleId: firstId(s),
+            timeoutMs: 10_000,
+          },
+        ),
       ),
     );
     for (const [i, a] of acks.entries()) {
       should(a.status).equal('accepted', JSON.stringify(a));
       should(a.requestId).equal(firstId(SITES[i] as string));
     }
-    await until(holdsAll([7, 6, 5]), 'every site holds 7 / 6 / 5 kW', 20_000, () =>
-      `${SITES.map((s) => held(s).join('/')).join(' ')}\n${logs()}`,
+    await until(
+      holdsAll([7, 6, 5]),
+      'every site holds 7 / 6 / 5 kW',
+      20_000,
+      () => `${SITES.map((s) => held(s).join('/')).join(' ')}\n${logs()}`,
     );
   });
 
   it('a bad schedule: `rejected`, with the row and column in its error; the devices keep theirs', async () => {
     const t0 = Date.now() - 1000;
-    const ack: Ack = await central.publishSchedule('north', split([t0, t0 + hour], [[7, -5, 5], [7, 6, 5]]), {
-      scheduleId: 'bad-1',
-      timeoutMs: 10_000,
-    });
+    const ack: Ack = await central.publishSchedule(
+      'north',
+      split(
+        [t0, t0 + hour],
+        [
+          [7, -5, 5],
+          [7, 6, 5],
+        ],
+      ),
+      {
+        scheduleId: 'bad-1',
+        timeoutMs: 10_000,
+      },
+    );
     should(ack.status).equal('rejected');
     should(ack.requestId).equal('bad-1');
-    should(ack.error?.message).match(/row 1 .*ev_v2_kw.*negative/);
+    should(ack.error?.message).match(/row 0 .*ev_v2_kw.*-5 kW is negative/);
     await sleep(1500);
     should(held('north')).eql([7, 6, 5]);
   });
@@ -269,10 +312,20 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
     const before = { created: created(), limits: limits(), writes: writes() };
     should(before.created).be.above(0);
     const t0 = Date.now() - 1000;
-    const ack = await central.publishSchedule('south', split([t0, t0 + hour], [[1, 1, 1], [1, 1, 1]]), {
-      scheduleId: firstId('south'),
-      timeoutMs: 10_000,
-    });
+    const ack = await central.publishSchedule(
+      'south',
+      split(
+        [t0, t0 + hour],
+        [
+          [1, 1, 1],
+          [1, 1, 1],
+        ],
+      ),
+      {
+        scheduleId: firstId('south'),
+        timeoutMs: 10_000,
+      },
+    );
     should(ack.status).equal('duplicate');
     should(ack.requestId).equal(firstId('south'));
     await sleep(3000);
@@ -287,7 +340,14 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
       SITES.map((s) =>
         central.publishSchedule(
           s,
-          split([t0, boundary, boundary + hour], [[8, 8, 4], [4, 3, 2], [4, 3, 2]]),
+          split(
+            [t0, boundary, boundary + hour],
+            [
+              [8, 8, 4],
+              [4, 3, 2],
+              [4, 3, 2],
+            ],
+          ),
           { scheduleId: `outage-${s}`, timeoutMs: 10_000 },
         ),
       ),
@@ -299,8 +359,11 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
     // The slot boundary falls inside the outage, with time to spare either side.
     should(boundary).be.above(stoppedAt + 2000);
     should(boundary).be.below(stoppedAt + OUTAGE_MS - 10_000);
-    await until(holdsAll([4, 3, 2]), 'the new slot at every site while the broker is down', OUTAGE_MS - 8000, () =>
-      SITES.map((s) => held(s).join('/')).join(' '),
+    await until(
+      holdsAll([4, 3, 2]),
+      'the new slot at every site while the broker is down',
+      OUTAGE_MS - 8000,
+      () => SITES.map((s) => held(s).join('/')).join(' '),
     );
     const dispatchedAt = Date.now();
     should(dispatchedAt).be.below(stoppedAt + OUTAGE_MS);
@@ -319,13 +382,17 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
         probe.once('connect', () => resolve());
         probe.once('error', reject);
       });
-      const want = SITES.flatMap((s) => ['ev1', 'ev2', 'bess'].map((a) => `qe/v1/${s}/assets/${a}`));
+      const want = SITES.flatMap((s) =>
+        ['ev1', 'ev2', 'bess'].map((a) => `qe/v1/${s}/assets/${a}`),
+      );
       const fresh = () =>
         want.every((t) => {
           const a = retained.get(t) as AssetStatus | undefined;
           return a?.setpoint !== null && a?.setpoint !== undefined && Date.parse(a.at) >= stoppedAt;
         }) &&
-        SITES.every((s) => (retained.get(`qe/v1/${s}/presence`) as Presence | undefined)?.status === 'online');
+        SITES.every(
+          (s) => (retained.get(`qe/v1/${s}/presence`) as Presence | undefined)?.status === 'online',
+        );
       const deadline = Date.now() + 20_000;
       while (!fresh() && Date.now() < deadline) {
         // Subscribing again gets the retained messages as they are now.
@@ -334,7 +401,9 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
         await sleep(500);
         await probe.unsubscribeAsync(['qe/v1/+/assets/+', 'qe/v1/+/presence']);
       }
-      should(fresh()).be.true(`retained after the restart: ${JSON.stringify([...retained.entries()])}`);
+      should(fresh()).be.true(
+        `retained after the restart: ${JSON.stringify([...retained.entries()])}`,
+      );
       for (const s of SITES) {
         const kw = ['ev1', 'ev2', 'bess'].map(
           (a) => (retained.get(`qe/v1/${s}/assets/${a}`) as AssetStatus).setpoint?.kw,
@@ -367,19 +436,47 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
     );
   });
 
-  it('a gateway killed -9: its last will says `offline` within 1.5x its keep-alive', async () => {
+  it('a gateway killed -9: its last will says `offline` at once (its socket closes)', async () => {
     const from = presence.length;
     await gw.west.red.kill('SIGKILL');
     const killedAt = Date.now();
     const bound = 1.5 * KEEPALIVE_S * 1000 + 3000;
     await until(
-      () => presence.slice(from).some((p) => p.siteId === 'west' && p.presence.status === 'offline'),
+      () =>
+        presence.slice(from).some((p) => p.siteId === 'west' && p.presence.status === 'offline'),
       `west offline at the central client within ${bound} ms`,
       bound,
     );
-    const after = presence.slice(from).find((p) => p.siteId === 'west')?.receivedAt ?? 0;
-    console.log(`      last will of the killed gateway after ${after - killedAt} ms (keep-alive ${KEEPALIVE_S} s)`);
-    // The others stay online.
-    should(central.sites().filter((x) => x.status === 'online').map((x) => x.siteId).sort()).eql(['north', 'south']);
+    const at = presence.slice(from).find((p) => p.siteId === 'west')?.receivedAt ?? 0;
+    console.log(`      last will of the gateway killed -9 after ${at - killedAt} ms`);
+  });
+
+  it('a gateway frozen (SIGSTOP: its socket stays open, silent): offline within 1.5x its keep-alive', async () => {
+    const from = presence.length;
+    const pid = gw.south.red.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    const stoppedAt = Date.now();
+    try {
+      // The broker closes a silent client 1.5x its keep-alive (7.5 s) after its last packet and
+      // publishes its will; one keep-alive of margin for the broker's own timer and a busy
+      // machine (seen: aedes 6.8 s, Mosquitto 2.0.11 10.1 s after the freeze).
+      const bound = 1.5 * KEEPALIVE_S * 1000 + KEEPALIVE_S * 1000;
+      await until(
+        () =>
+          presence.slice(from).some((p) => p.siteId === 'south' && p.presence.status === 'offline'),
+        `south offline at the central client within ${bound} ms`,
+        bound,
+      );
+      const at = presence.slice(from).find((p) => p.siteId === 'south')?.receivedAt ?? 0;
+      console.log(
+        `      last will of the frozen gateway after ${at - stoppedAt} ms (keep-alive ${KEEPALIVE_S} s)`,
+      );
+      // The third one stays online.
+      should(
+        [...central.sites().values()].filter((p) => p.status === 'online').map((p) => p.siteId),
+      ).eql(['north']);
+    } finally {
+      await gw.south.red.kill('SIGKILL'); // a stopped process takes SIGKILL; `after` cleans up
+    }
   });
 });

@@ -1,28 +1,21 @@
 /**
- * A real MQTT broker for tests: aedes in this process, served over TCP on 127.0.0.1 (port 0
- * the first time, then the same port), so that MQTT.js clients connect over a real socket.
- * `stop()` closes the broker and every connection (clients see the broker go away; retained
- * messages are lost, like a broker restarted without persistence); `start()` listens again on
- * the same port with a fresh broker.
+ * A real MQTT broker for tests, on 127.0.0.1, so that MQTT.js clients connect over a real
+ * socket: `startBroker()` is aedes in this process (port 0 the first time, then the same
+ * port; MQTT 3.1.1 only: aedes does not speak MQTT 5), `startBroker({mosquitto: true})` is
+ * Debian's mosquitto (MQTT 5 and 3.1.1) in a child process on a free port. `stop()` closes the
+ * broker and every connection (clients see the broker go away; retained messages are lost,
+ * like a broker restarted without persistence); `start()` listens again on the same port with
+ * a fresh broker.
  *
- * `startBroker({kind: 'mosquitto'})` runs Mosquitto instead, as a child process
- * (test/helpers/mosquitto.ts), with the same interface; the default kind is the env
- * `QE_MQTT_BROKER` (`aedes` when unset, so that `npm test` needs nothing installed; .ci/run's
- * pass 3 sets `mosquitto`).
+ * The default kind is the env `QE_MQTT_BROKER`: `aedes` when unset, `mosquitto` in .ci/run's
+ * pass 3, where every fleet test runs on Mosquitto (`startBroker({kind})` chooses outright).
  */
 
-import { createServer, type Server, type Socket } from 'node:net';
-import { startMosquitto } from './mosquitto';
-
-export type BrokerKind = 'aedes' | 'mosquitto';
-
-/** The broker kind of `QE_MQTT_BROKER` (default aedes); anything else is an error. */
-export function brokerKind(): BrokerKind {
-  const k = process.env.QE_MQTT_BROKER ?? 'aedes';
-  if (k !== 'aedes' && k !== 'mosquitto')
-    throw new Error(`QE_MQTT_BROKER must be aedes or mosquitto, got ${JSON.stringify(k)}`);
-  return k;
-}
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export interface TestBroker {
   url: string;
@@ -42,8 +35,25 @@ async function newAedes(): Promise<AedesLike> {
   return (await Aedes.createBroker()) as unknown as AedesLike;
 }
 
-export async function startBroker(opts: { kind?: BrokerKind } = {}): Promise<TestBroker> {
-  if ((opts.kind ?? brokerKind()) === 'mosquitto') return startMosquitto();
+export type BrokerKind = 'aedes' | 'mosquitto';
+
+/** The broker kind of `QE_MQTT_BROKER` (default aedes); anything else is an error. */
+export function brokerKind(): BrokerKind {
+  const k = process.env.QE_MQTT_BROKER ?? 'aedes';
+  if (k !== 'aedes' && k !== 'mosquitto')
+    throw new Error(`QE_MQTT_BROKER must be aedes or mosquitto, got ${JSON.stringify(k)}`);
+  return k;
+}
+
+export interface BrokerOptions {
+  /** Debian's mosquitto instead of aedes: needed for MQTT 5. */
+  mosquitto?: boolean;
+  /** aedes or mosquitto; default `QE_MQTT_BROKER`'s (`mosquitto: true` wins). */
+  kind?: BrokerKind;
+}
+
+export async function startBroker(options: BrokerOptions = {}): Promise<TestBroker> {
+  if (options.mosquitto || (options.kind ?? brokerKind()) === 'mosquitto') return startMosquitto();
   let port = 0;
   let broker: AedesLike | null = null;
   let server: Server | null = null;
@@ -93,6 +103,124 @@ export async function startBroker(opts: { kind?: BrokerKind } = {}): Promise<Tes
       return port;
     },
     stop,
+    start,
+  };
+}
+
+/** A free TCP port on 127.0.0.1 (asked of the OS, then released for the broker to take). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const addr = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  if (addr === null || typeof addr === 'string') throw new Error('no free port');
+  return addr.port;
+}
+
+const MOSQUITTO = process.env.MOSQUITTO ?? '/usr/sbin/mosquitto';
+
+async function startMosquitto(): Promise<TestBroker> {
+  let port = 0;
+  let child: ChildProcess | null = null;
+
+  async function launch(): Promise<void> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'qe-mosquitto-'));
+    const conf = path.join(dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+    const p = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const started = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        p.kill();
+        reject(new Error(`mosquitto did not start within 5 s: ${log}`));
+      }, 5000);
+      const exited = (code: number | null) => {
+        clearTimeout(t);
+        reject(new Error(`mosquitto exited (${code}): ${log}`));
+      };
+      p.once('error', (err) => {
+        clearTimeout(t);
+        reject(
+          new Error(
+            `cannot run ${MOSQUITTO} (${err.message}): install Debian's mosquitto (apt-get install mosquitto) for the MQTT 5 tests`,
+          ),
+        );
+      });
+      p.once('exit', exited);
+      const onData = (d: Buffer) => {
+        log += d.toString();
+        if (/ running/.test(log)) {
+          clearTimeout(t);
+          p.off('exit', exited);
+          p.stderr?.off('data', onData);
+          p.stderr?.resume();
+          resolve();
+        }
+      };
+      p.stderr?.on('data', onData);
+    });
+    try {
+      await started;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    child = p;
+    const kill = () => p.kill();
+    process.once('exit', kill);
+    p.once('exit', () => process.off('exit', kill));
+    // Wait until it accepts connections.
+    for (let i = 0; i < 100; i++) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = new Socket();
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+        s.connect(port, '127.0.0.1');
+      });
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`mosquitto on port ${port} accepts no connection`);
+  }
+
+  async function start(): Promise<void> {
+    if (child) return;
+    const fixed = port !== 0; // a restart keeps its port
+    for (let attempt = 0; ; attempt++) {
+      if (!fixed) port = await freePort();
+      try {
+        await launch();
+        return;
+      } catch (err) {
+        if (attempt >= 2 || /cannot run/.test((err as Error).message)) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async function stop(): Promise<void> {
+    const p = child;
+    child = null;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+  }
+
+  await start();
+  return {
+    get url() {
+      return `mqtt://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    stop: async () => {
+      await stop();
+    },
     start,
   };
 }

@@ -40,6 +40,8 @@ describe('package entry points', () => {
     'MeterReadings',
     'allocate',
     'planChanges',
+    'FleetGateway',
+    'FleetCentral',
   ];
 
   it('require() by package name gives the core API', () => {

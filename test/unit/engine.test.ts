@@ -560,6 +560,22 @@ describe('DispatchEngine', () => {
       should(engine.uniqueScheduleId('day#9')).equal('day#9');
     });
 
+    it('hasScheduleId says whether an id (or a later revision of it) was used', () => {
+      const { engine } = setup();
+      should(engine.hasScheduleId('day')).be.false();
+      engine.scheduleToCommands(seedSchedule, { assetMap: { ev_001: 'a' }, scheduleId: 'day' });
+      should(engine.hasScheduleId('day')).be.true();
+      should(engine.hasScheduleId('day#2')).be.false();
+      should(engine.hasScheduleId('night')).be.false();
+      engine.scheduleToCommands(seedSchedule, { assetMap: { ev_001: 'a' }, scheduleId: 'day' });
+      should(engine.hasScheduleId('day#2')).be.true();
+      should(engine.hasScheduleId('day#3')).be.false();
+      // Revisions are kept with the engine's state.
+      const restored = DispatchEngine.restore(JSON.parse(JSON.stringify(engine.toJSON())), {});
+      should(restored.hasScheduleId('day#2')).be.true();
+      should(restored.hasScheduleId('day#3')).be.false();
+    });
+
     it('receiveSchedule picks the id and publishes the summary, but registers nothing', () => {
       const { engine, events } = setup();
       const conversion = engine.receiveSchedule(

@@ -58,6 +58,22 @@ describe('public API (package root)', () => {
     ]);
   });
 
+  it('exports the fleet contract, gateway and central client', () => {
+    for (const name of [
+      'FleetGateway',
+      'FleetCentral',
+      'siteTopic',
+      'assetTopic',
+      'eventTopic',
+      'telemetryTopic',
+    ])
+      should(typeof (api as Record<string, unknown>)[name]).equal('function', name);
+    should(api.CONTRACT_VERSION).equal(1);
+    should(api.DEFAULT_PREFIX).equal('qe/v1');
+    should(api.BUFFER_DROPPED).equal('BUFFER_DROPPED');
+    should(api.assetTopic('qe/v1', 'depot', 'ev1')).equal('qe/v1/depot/assets/ev1');
+  });
+
   it('the README snippet runs as written', async () => {
     // Keep in step with the "Use the core library" snippet in README.md.
     const { AdapterRegistry, DispatchEngine, EventBus, EventType, ManualClock } = api;

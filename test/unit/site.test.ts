@@ -49,6 +49,22 @@ function make(
 }
 
 describe('Site', () => {
+  it('onMeasured hears every measurement; a listener that throws is reported, not fatal', () => {
+    const errors: Error[] = [];
+    const { site } = make({ errors });
+    const heard: string[] = [];
+    const off = site.onMeasured((assetId, m) => heard.push(`${assetId} ${m.kw}`));
+    site.onMeasured(() => {
+      throw new Error('boom');
+    });
+    site.measured('a', { kind: 'ev-limit', kw: 3 });
+    should(heard).eql(['a 3']);
+    should(errors.map((e) => e.message)).eql(['a listener to measurements of a failed: boom']);
+    off();
+    site.measured('a', { kind: 'ev-limit', kw: 4 });
+    should(heard).eql(['a 3']);
+  });
+
   it('needs a site id', () => {
     should(() => new Site({ siteId: ' ' })).throw(/siteId must be a non-empty string/);
   });
