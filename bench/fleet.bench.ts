@@ -12,15 +12,14 @@
  *
  *   node --import tsx bench/fleet.bench.ts        (BENCH_RUNS, default 5)
  */
+import fs from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
-import { CommandType } from '../src/commands';
 import { EventType } from '../src/event-bus';
 import { FleetCentral } from '../src/fleet/central';
 import { DEFAULT_PREFIX, eventTopic, siteTopic } from '../src/fleet/contract';
 import { FleetGateway } from '../src/fleet/gateway';
 import { Site } from '../src/site';
-import { mosquittoPath } from '../test/helpers/mosquitto';
-import { type TestBroker, startBroker } from '../test/helpers/mqtt-broker';
+import { startBroker, type TestBroker } from '../test/helpers/mqtt-broker';
 import { fmt, machine, median, nowMs, runs, sleep, until } from './lib';
 
 const SITES = 100;
@@ -37,9 +36,7 @@ function schedule(round: number): unknown {
   return {
     columns: evs.map((v) => `ev_${v}_kw`),
     index: Array.from({ length: SLOTS }, (_, s) => new Date(start + s * 900_000).toISOString()),
-    data: Array.from({ length: SLOTS }, (_, s) =>
-      evs.map((_v, c) => ((s + c + round) % 23) / 2),
-    ),
+    data: Array.from({ length: SLOTS }, (_, s) => evs.map((_v, c) => ((s + c + round) % 23) / 2)),
   };
 }
 
@@ -81,12 +78,17 @@ async function ours(broker: TestBroker, n: number): Promise<Ours> {
   const central = new FleetCentral({ url: broker.url });
   let events = 0;
   let lastEventAt = 0;
-  central.onEvent(() => {
+  central.on('event', () => {
     events++;
     lastEventAt = nowMs();
   });
   await central.start();
-  await until(() => central.sites().filter((s) => s.status === 'online').length === SITES, 'all sites online', 30_000, 20);
+  await until(
+    () => [...central.sites().values()].filter((p) => p.status === 'online').length === SITES,
+    'all sites online',
+    30_000,
+    20,
+  );
 
   const schedules: number[] = [];
   let ackBytes = 0;
@@ -95,7 +97,10 @@ async function ours(broker: TestBroker, n: number): Promise<Ours> {
     const t0 = nowMs();
     const acks = await Promise.all(
       sites.map((s, i) =>
-        central.publishSchedule(s.siteId, payloads[i], { scheduleId: `r${r}-${s.siteId}`, timeoutMs: 60_000 }),
+        central.publishSchedule(s.siteId, payloads[i], {
+          scheduleId: `r${r}-${s.siteId}`,
+          timeoutMs: 60_000,
+        }),
       ),
     );
     const t = nowMs() - t0;
@@ -113,7 +118,12 @@ async function ours(broker: TestBroker, n: number): Promise<Ours> {
     for (const s of sites)
       for (let e = 0; e < EVENTS_PER_SITE; e++)
         s.eventBus.publish(EventType.ASSET_DEVIATION, deviation(s.siteId, e));
-    await until(() => events >= SITES * EVENTS_PER_SITE, 'every event at the central client', 60_000, 2);
+    await until(
+      () => events >= SITES * EVENTS_PER_SITE,
+      'every event at the central client',
+      60_000,
+      2,
+    );
     if (r > 0) eventsPerS.push((SITES * EVENTS_PER_SITE) / ((lastEventAt - t0) / 1000));
   }
   return {
@@ -151,7 +161,12 @@ async function floor(broker: TestBroker, n: number, ackBytes: number, eventBytes
       const id = (JSON.parse(payload.toString()) as { scheduleId: string }).scheduleId;
       c.publish(
         `${topic}/ack`,
-        JSON.stringify({ requestId: id, status: 'accepted', pad: ackPad, at: new Date().toISOString() }),
+        JSON.stringify({
+          requestId: id,
+          status: 'accepted',
+          pad: ackPad,
+          at: new Date().toISOString(),
+        }),
         { qos: 1 },
       );
     });
@@ -177,7 +192,11 @@ async function floor(broker: TestBroker, n: number, ackBytes: number, eventBytes
     for (let i = 0; i < SITES; i++)
       central.publish(
         siteTopic(prefix, siteId(i), 'schedule'),
-        JSON.stringify({ scheduleId: `r${r}-${siteId(i)}`, schedule: schedule(r), sentAt: new Date().toISOString() }),
+        JSON.stringify({
+          scheduleId: `r${r}-${siteId(i)}`,
+          schedule: schedule(r),
+          sentAt: new Date().toISOString(),
+        }),
         { qos: 1 },
       );
     await until(() => acks >= SITES, 'every bare ack', 60_000, 1);
@@ -191,7 +210,9 @@ async function floor(broker: TestBroker, n: number, ackBytes: number, eventBytes
     const t0 = nowMs();
     for (let i = 0; i < SITES; i++)
       for (let e = 0; e < EVENTS_PER_SITE; e++)
-        echoes[i]?.publish(eventTopic(prefix, siteId(i), EventType.ASSET_DEVIATION), body, { qos: 1 });
+        echoes[i]?.publish(eventTopic(prefix, siteId(i), EventType.ASSET_DEVIATION), body, {
+          qos: 1,
+        });
     await until(() => events >= SITES * EVENTS_PER_SITE, 'every bare event', 60_000, 2);
     if (r > 0) eventsPerS.push((SITES * EVENTS_PER_SITE) / ((lastEventAt - t0) / 1000));
   }
@@ -200,7 +221,8 @@ async function floor(broker: TestBroker, n: number, ackBytes: number, eventBytes
 }
 
 async function main(): Promise<void> {
-  const kind = process.env.QE_MQTT_BROKER === 'aedes' || !mosquittoPath() ? 'aedes' : 'mosquitto';
+  const installed = fs.existsSync(process.env.MOSQUITTO ?? '/usr/sbin/mosquitto');
+  const kind = process.env.QE_MQTT_BROKER === 'aedes' || !installed ? 'aedes' : 'mosquitto';
   console.log(`fleet: ${machine()}`);
   console.log(
     `${SITES} sites x ${CHARGERS} chargers (simulated: an adapter that answers at once), one ${kind} broker, one central client; schedules of ${SLOTS} slots`,
@@ -210,15 +232,26 @@ async function main(): Promise<void> {
   try {
     const o = await ours(broker, n);
     await o.close();
-    const eventBytes = Buffer.byteLength(JSON.stringify({ type: EventType.ASSET_DEVIATION, payload: deviation(siteId(0), 0), timestamp: new Date().toISOString(), sequence: 1 }));
+    const eventBytes = Buffer.byteLength(
+      JSON.stringify({
+        type: EventType.ASSET_DEVIATION,
+        payload: deviation(siteId(0), 0),
+        timestamp: new Date().toISOString(),
+        sequence: 1,
+      }),
+    );
     const f = await floor(broker, n, o.ackBytes, eventBytes);
     console.log(`100 schedules published -> last ack: ${fmt(o.schedules)}`);
     console.log(`  floor (bare MQTT.js, echo subscribers): ${fmt(f.schedules)}`);
     console.log(
       `  ratio ${(median(o.schedules) / median(f.schedules)).toFixed(2)}x the floor (target 1.5x)`,
     );
-    console.log(`events through the broker to the central client: ${fmt(o.eventsPerS, 'events/s', 0)}`);
-    console.log(`  floor (bare MQTT.js publishes, same size and QoS): ${fmt(f.eventsPerS, 'events/s', 0)}`);
+    console.log(
+      `events through the broker to the central client: ${fmt(o.eventsPerS, 'events/s', 0)}`,
+    );
+    console.log(
+      `  floor (bare MQTT.js publishes, same size and QoS): ${fmt(f.eventsPerS, 'events/s', 0)}`,
+    );
     console.log(
       `  ratio ${(median(f.eventsPerS) / median(o.eventsPerS)).toFixed(2)}x the floor's time per event (target 1.5x)`,
     );

@@ -9,17 +9,20 @@
  * stopped for 30 s: dispatch goes on (a slot boundary inside the outage reaches the devices
  * while the broker is down), the retained presence and asset states are there again after,
  * and the events of the outage reach the central client after; a gateway killed -9: its last
- * will says `offline` within 1.5x its keep-alive (5 s) and a margin. Every process it started
- * is stopped in `after`.
+ * will says `offline` at once (its socket closes); a gateway frozen (SIGSTOP, its socket open
+ * and silent): within 1.5x its keep-alive (5 s) and a margin. The gateways reach the broker
+ * through a TCP relay of the test, so that after the outage the central client is subscribed
+ * before they are back (see there). Every process it started is stopped in `after`.
  */
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import should from 'should';
+import { FleetCentral } from '../../src/fleet/central';
 import type { Ack, AssetStatus, FleetEvent, Presence } from '../../src/fleet/contract';
 import { BatterySimulator } from '../../src/sim/battery';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
 import { brokerKind, startBroker, type TestBroker } from '../helpers/mqtt-broker';
 import { freePort, NodeRedProcess } from '../helpers/node-red-process';
-import { FleetCentral } from '../../src/fleet/central';
+import { relay } from '../helpers/tcp-relay';
 
 const KEEPALIVE_S = 5;
 const OUTAGE_MS = 30_000;
@@ -165,6 +168,8 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
   this.timeout(180_000);
   let broker: TestBroker;
   let central: FleetCentral;
+  let centralClient: MqttClient;
+  let front: Awaited<ReturnType<typeof relay>>;
   const gw = {} as Record<SiteName, Gateway>;
   const events: { siteId: string; event: FleetEvent; receivedAt: number }[] = [];
   const presence: { siteId: string; presence: Presence; receivedAt: number }[] = [];
@@ -184,6 +189,7 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
 
   before(async () => {
     broker = await startBroker();
+    front = await relay(() => broker.port);
     await Promise.all(
       SITES.map(async (s, i) => {
         const ocppPort = await freePort();
@@ -194,7 +200,7 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
           // aedes speaks MQTT 3.1.1 only; on Mosquitto the first site uses MQTT 5.
           flows: flows(
             s,
-            broker.url,
+            `mqtt://127.0.0.1:${front.port}`,
             i === 0 && brokerKind() === 'mosquitto' ? '5' : '4',
             ocppPort,
             modbusPort,
@@ -218,7 +224,8 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
         await Promise.all(gw[s].chargers.map((c) => c.start()));
       }),
     );
-    central = new FleetCentral({ url: broker.url, mqtt: { reconnectPeriod: 200 } });
+    centralClient = mqtt.connect(broker.url, { reconnectPeriod: 200 });
+    central = new FleetCentral({ client: centralClient });
     central.on('event', (siteId, event) => events.push({ siteId, event, receivedAt: Date.now() }));
     central.on('presence', (siteId, p) =>
       presence.push({ siteId, presence: p, receivedAt: Date.now() }),
@@ -234,6 +241,7 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
 
   after(async () => {
     await central?.stop().catch(() => {});
+    await centralClient?.endAsync(true);
     await Promise.all(
       SITES.map(async (s) => {
         const g = gw[s];
@@ -243,6 +251,7 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
         await g.red.dispose();
       }),
     );
+    await front?.close();
     await broker?.stop();
   });
 
@@ -355,6 +364,7 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
     should(acks.map((a) => a.status)).eql(['accepted', 'accepted', 'accepted']);
     await until(holdsAll([8, 8, 4]), 'every site holds 8 / 8 / 4 kW', 8_000, logs);
     const stoppedAt = Date.now();
+    front.open = false;
     await broker.stop();
     // The slot boundary falls inside the outage, with time to spare either side.
     should(boundary).be.above(stoppedAt + 2000);
@@ -370,6 +380,13 @@ describe('fleet end to end: three Node-RED gateways, one broker, a central clien
     await sleep(stoppedAt + OUTAGE_MS - Date.now());
     const restartedAt = Date.now();
     await broker.start();
+    // The central client subscribes again before the gateways can come back (the relay opens
+    // once it has): MQTT hands a QoS 1 message only to the subscriptions that exist when it
+    // is published, and a broker restarted without persistence has none. Subscriptions are
+    // answered in order: once this probe's is, the central's of its reconnect is too.
+    await until(() => centralClient.connected, 'the central client connected again', 10_000);
+    await centralClient.subscribeAsync('qe/v1/_probe', { qos: 1 });
+    front.open = true;
 
     // A new subscriber sees the retained presence and asset states: republished on reconnect.
     const retained = new Map<string, unknown>();
