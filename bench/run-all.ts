@@ -20,6 +20,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'compliance', flags: [] },
   { name: 'allocate', flags: ['--expose-gc'] },
   { name: 'limits-site', flags: ['--expose-gc'] },
+  { name: 'fleet', flags: [] },
 ];
 
 const only = process.argv.slice(2);
