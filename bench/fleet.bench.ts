@@ -54,9 +54,9 @@ function connect(url: string, clientId: string): Promise<MqttClient> {
 
 /**
  * Mosquitto for the bench: as the tests' (test/helpers/mqtt-broker.ts) but with no limit on
- * the messages queued for a slow client (`max_queued_messages 0`; the default, 1000, drops
- * QoS 1 messages beyond it: the central client, in this busy process, receives 100 acks and
- * 2,000 retained asset states in one burst a round).
+ * the messages queued for a slow client (`max_queued_messages 0`): with the default, 1000, an
+ * ack went missing once (Mosquitto drops QoS 1 messages queued beyond it, and the central
+ * client, in this busy process, gets 100 acks and 2,000 asset states in one burst a round).
  */
 async function benchMosquitto(bin: string): Promise<TestBroker> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-bench-mosquitto-'));
