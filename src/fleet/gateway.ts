@@ -255,15 +255,18 @@ export class FleetGateway {
         );
       });
     }
-    if (this.owned) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
-        client.end(!client.connected, {}, () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+    if (!this.owned) {
+      // A client it was given stays as it was: connected, without our subscriptions.
+      if (client.connected) client.unsubscribe(this.requestTopics(), () => {});
+      return;
     }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => client.end(true, {}, () => resolve()), 2000);
+      client.end(!client.connected, {}, () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   // ------------------------------------------------------------ connection
@@ -273,9 +276,7 @@ export class FleetGateway {
   private onConnect(): Promise<void> {
     const client = this.client;
     if (!client) return Promise.resolve();
-    const topics = (['schedule', 'commands', 'limits'] as const).map((k) =>
-      siteTopic(this.prefix, this.siteId, k),
-    );
+    const topics = this.requestTopics();
     this.subscribed = new Promise<void>((resolve) => {
       client.subscribe(topics, { qos: 1 }, (err, granted) => {
         if (err) this.report(new Error(`cannot subscribe to ${topics.join(', ')}: ${err.message}`));
@@ -294,6 +295,12 @@ export class FleetGateway {
     this.dirty.clear();
     this.flushEvents();
     return this.subscribed;
+  }
+
+  private requestTopics(): string[] {
+    return (['schedule', 'commands', 'limits'] as const).map((k) =>
+      siteTopic(this.prefix, this.siteId, k),
+    );
   }
 
   /** The will carries the time of the connection it belongs to. */

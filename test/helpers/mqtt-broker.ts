@@ -12,7 +12,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -117,7 +117,10 @@ async function freePort(): Promise<number> {
   return addr.port;
 }
 
-const MOSQUITTO = process.env.MOSQUITTO ?? '/usr/sbin/mosquitto';
+/** Debian installs it in /usr/sbin, which a user's PATH may lack; MOSQUITTO overrides. */
+const MOSQUITTO =
+  process.env.MOSQUITTO ??
+  (existsSync('/usr/sbin/mosquitto') ? '/usr/sbin/mosquitto' : 'mosquitto');
 
 async function startMosquitto(): Promise<TestBroker> {
   let port = 0;

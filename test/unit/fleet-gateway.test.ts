@@ -256,3 +256,39 @@ describe('FleetGateway, MQTT 5 only', () => {
     should(a).match({ requestId: 'csv-1', status: 'accepted', result: { commandCount: 2 } });
   });
 });
+
+describe('FleetGateway, either version', () => {
+  it('coalesces an asset status per tick: changes within one publish the last state only', async () => {
+    const r = await rig(4);
+    await r.peer.next(`${P}/assets/ev1`);
+    r.peer.clear();
+    const machine = r.site.getStateMachine('ev1');
+    machine?.trigger('plug_in');
+    machine?.trigger('start_charge');
+    const status = await r.peer.next(`${P}/assets/ev1`);
+    should((status.json as AssetStatus).state).equal('CHARGING');
+    await r.peer.next(`${P}/events/STATE_CHANGED`, (m) => m.text.includes('"to_state":"CHARGING"'));
+    should(r.peer.all(`${P}/assets/ev1`)).have.length(1);
+    should(r.peer.all(`${P}/events/STATE_CHANGED`)).have.length(2);
+  });
+
+  it('hands a schedule to onCommands with its conversion instead of submitting it', async () => {
+    const handed: [number, string | undefined][] = [];
+    const r = await rig(4, {
+      onCommands: (commands, conversion) => handed.push([commands.length, conversion?.scheduleId]),
+    });
+    await r.peer.publish(`${P}/schedule`, { scheduleId: 'w', schedule: schedule([7, 11]) });
+    should(ack(await r.peer.next(`${P}/schedule/ack`)).status).equal('accepted');
+    should(handed).eql([[2, 'w']]);
+    should(r.site.engine.stats().total).equal(0);
+    await r.peer.publish(`${P}/commands`, {
+      requestId: 'm',
+      commands: [{ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 1 }],
+    });
+    await r.peer.next(`${P}/commands/ack`);
+    should(handed).eql([
+      [2, 'w'],
+      [1, undefined],
+    ]);
+  });
+});
