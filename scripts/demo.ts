@@ -17,6 +17,11 @@
  * - The simulators from src/sim (built into dist/) run in this process: a charger on OCPP
  *   1.6 (CP001), one on OCPP 2.0.1 (CP002), each with an EV charging, and a battery behind a
  *   Modbus TCP server. Being in-process, they cannot outlive the demo.
+ * - The fleet link: an MQTT broker (aedes) runs in this process, unless QE_MQTT_URL names a
+ *   real one, and the flow has two sites (`demo-depot` and `demo-depot-2`, each with a
+ *   qe-fleet node on that broker). A central client in this process plays the optimiser of
+ *   the fleet: when a site comes online (its retained presence) it publishes one schedule to
+ *   it, and prints the site's ack (both in scripts/demo-fleet.ts).
  * - The terminal shows the editor's URL and one line per event of each coordinator's
  *   EventBus (command lifecycle, state changes, schedules), tagged with the coordinator's
  *   siteId (`-` on lines of no site), plus what the devices were told.
@@ -27,7 +32,8 @@
  * Environment: QE_DEMO_HOST (editor interface, default 127.0.0.1), QE_DEMO_PORT (editor,
  * 1880), QE_DEMO_OCPP_PORT (central system, 9220), QE_DEMO_MODBUS_PORT (battery, 5020),
  * QE_DEMO_USERDIR (Node-RED user directory, default <repo>/.demo), QE_DEMO_LOG_LEVEL
- * (Node-RED's console log level, default warn).
+ * (Node-RED's console log level, default warn), QE_DEMO_MQTT_PORT (the in-process broker,
+ * 1883), QE_MQTT_URL (a real broker instead, e.g. mqtt://host:1883).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -36,6 +42,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import type { LocalSettings } from '@node-red/runtime';
 import type * as Core from '..';
+import { startBroker, startCentral } from './demo-fleet';
 
 const ROOT = path.resolve(__dirname, '..');
 const FLOW_FILE = path.join(__dirname, 'demo-flow.json');
@@ -56,6 +63,9 @@ interface DemoConfig {
   modbusPort: number;
   userDir: string;
   logLevel: string;
+  mqttPort: number;
+  /** A real broker to use instead of the in-process one; null: the in-process one. */
+  mqttUrl: string | null;
 }
 
 function portFrom(name: string, fallback: number, allowZero: boolean): number {
@@ -83,7 +93,20 @@ export function readConfig(): DemoConfig {
     modbusPort: portFrom('QE_DEMO_MODBUS_PORT', 5020, true),
     userDir: path.resolve(process.env.QE_DEMO_USERDIR?.trim() || path.join(ROOT, '.demo')),
     logLevel,
+    mqttPort: portFrom('QE_DEMO_MQTT_PORT', 1883, true),
+    mqttUrl: mqttUrlFrom(process.env.QE_MQTT_URL),
   };
+}
+
+function mqttUrlFrom(text: string | undefined): string | null {
+  const url = (text ?? '').trim();
+  if (url === '') return null;
+  if (!/^(mqtts?|wss?):\/\/[^/\s]+/.test(url)) {
+    throw new Error(
+      `QE_MQTT_URL must be a broker URL like mqtt://host:1883, got ${JSON.stringify(url)}`,
+    );
+  }
+  return url;
 }
 
 // --- the flow
@@ -94,12 +117,15 @@ interface FlowNode {
   [key: string]: unknown;
 }
 
-/** The demo flow with this run's ports for the central system and the battery's bus. */
-export function demoFlow(ocppPort: number, modbusPort: number): FlowNode[] {
+/** The demo flow with this run's ports for the central system and the battery's bus, and
+ * the URL of the fleet broker. */
+export function demoFlow(ocppPort: number, modbusPort: number, mqttUrl: string): FlowNode[] {
   const flow = JSON.parse(fs.readFileSync(FLOW_FILE, 'utf8')) as FlowNode[];
   for (const n of flow) {
     if (n.type === 'qe-ocpp-server') {
       Object.assign(n, { host: '127.0.0.1', port: ocppPort, name: `central system :${ocppPort}` });
+    } else if (n.type === 'qe-fleet-broker') {
+      Object.assign(n, { url: mqttUrl, name: `fleet broker ${mqttUrl}` });
     } else if (n.type === 'qe-modbus-connection') {
       Object.assign(n, {
         host: '127.0.0.1',
@@ -332,6 +358,8 @@ async function main(): Promise<void> {
   const chargers: Core.ChargePointSimulator[] = [];
   let battery: Core.BatterySimulator | null = null;
   let server: http.Server | null = null;
+  let fleetBroker: { port: number; close(): Promise<void> } | null = null;
+  let central: { close(): Promise<void> } | null = null;
   let redStart: Promise<void> | null = null;
   const printer = new EventPrinter(RED.nodes as unknown as RuntimeNodes);
   const onFlowsStarted = () => printer.follow();
@@ -350,10 +378,13 @@ async function main(): Promise<void> {
       RED.events.off('flows:started', onFlowsStarted);
       printer.close();
       await Promise.allSettled(chargers.map((c) => c.stop()));
+      await central?.close();
       if (redStart) {
         await redStart.catch(() => {});
+        // The sites' gateways say offline and disconnect here, before the broker goes.
         await RED.stop();
       }
+      await fleetBroker?.close();
       await battery?.close();
       if (server?.listening) {
         server.closeAllConnections();
@@ -423,7 +454,17 @@ async function main(): Promise<void> {
       say('device', 'battery', `unit ${unitId} setpoint ${kw(requestedKw)}`),
     );
     battery.on('warning', (err: Error) => say('device', 'battery', `warning: ${err.message}`));
-    const flow = demoFlow(config.ocppPort, modbusPort);
+    // The fleet broker: a real one (QE_MQTT_URL), or one in this process.
+    let mqttUrl = config.mqttUrl;
+    if (mqttUrl === null) {
+      try {
+        fleetBroker = await startBroker(config.mqttPort);
+      } catch (err) {
+        throw explainListen(err, config.mqttPort, 'QE_DEMO_MQTT_PORT, the fleet broker');
+      }
+      mqttUrl = `mqtt://127.0.0.1:${fleetBroker.port}`;
+    }
+    const flow = demoFlow(config.ocppPort, modbusPort, mqttUrl);
     fs.writeFileSync(path.join(config.userDir, 'flows.json'), `${JSON.stringify(flow, null, 2)}\n`);
     await assertFree(config.ocppPort, '127.0.0.1', 'QE_DEMO_OCPP_PORT, the central system');
     if (stopped()) return;
@@ -482,7 +523,30 @@ async function main(): Promise<void> {
     if (!['127.0.0.1', 'localhost', '::1'].includes(config.host)) {
       say('demo', '', `warning: the editor listens on ${config.host} without a login`);
     }
+    say(
+      'demo',
+      '',
+      config.mqttUrl
+        ? `fleet broker ${mqttUrl} (QE_MQTT_URL)`
+        : `fleet broker ${mqttUrl}, in this process (QE_MQTT_URL=mqtt://host:1883 npm start uses a real one)`,
+    );
     say('demo', '', 'Ctrl-C stops Node-RED and the simulators');
+
+    // The fleet's central client: one schedule to each site as it comes online.
+    const sites = flow
+      .filter((n) => n.type === 'qe-coordinator')
+      .map((n) => String(n.siteId))
+      .filter((id) =>
+        flow.some(
+          (f) => f.type === 'qe-fleet' && flow.find((c) => c.id === f.coordinator)?.siteId === id,
+        ),
+      );
+    central = await startCentral(mqttUrl, sites, {
+      core,
+      stopped,
+      say: (siteId, text) => say('fleet', siteId, text),
+    });
+    if (stopped()) return;
 
     // The chargers, once the central system of the deployed flow listens (they retry).
     const ocpp = flow.find((n) => n.type === 'qe-ocpp-server');

@@ -19,13 +19,18 @@ import { freePort } from '../src/sim/battery';
 
 const ROOT = path.join(__dirname, '..');
 const ASSETS = ['ast_ev_001', 'ast_ev_002', 'ast_batt_001'];
-/** The siteId of the demo flow's coordinator, which tags every event line. */
-const SITE_ID = (
+/** The charger of the second site, whose schedule comes only over MQTT. */
+const FLEET_ASSET = 'ast_ev_101';
+const COORDINATORS = (
   JSON.parse(fs.readFileSync(path.join(ROOT, 'scripts', 'demo-flow.json'), 'utf8')) as {
     type: string;
     siteId?: string;
   }[]
-).find((n) => n.type === 'qe-coordinator')?.siteId;
+).filter((n) => n.type === 'qe-coordinator');
+/** The siteId of the demo flow's first coordinator (the devices' site). */
+const SITE_ID = COORDINATORS[0]?.siteId;
+/** Every site of the demo flow: their ids tag the event lines. */
+const SITE_IDS = COORDINATORS.map((c) => c.siteId);
 /** From spawning the demo to a COMPLETED command of every asset (takes ~5 s when idle). */
 const COMPLETED_WITHIN_MS = 90_000;
 /** From SIGTERM to the exit (the demo bounds its own shutdown at 10 s). */
@@ -40,6 +45,9 @@ const COMMAND_LINE =
 /** `<time>  <site>  <kind>  ...`: the site column of any line. */
 const SITE_AND_KIND = /^\S+\s+(\S+)\s+(\S+)/;
 const EDITOR_LINE = /editor at (http:\/\/\S+)/;
+/** `<time>  -  fleet  <siteId>  ack schedule <id> <status>...`, as the central prints it. */
+const ACK_LINE = /^\S+\s+-\s+fleet\s+(\S+)\s+ack schedule (\S+) (\w+)/;
+const BROKER_LINE = /fleet broker (mqtt:\/\/\S+), in this process \(QE_MQTT_URL=/;
 
 interface CommandLine {
   site: string;
@@ -165,7 +173,7 @@ describe('the demo (npm start)', function () {
     );
 
   before(async () => {
-    const [port, ocppPort, modbusPort] = await freePorts(3);
+    const [port, ocppPort, modbusPort, mqttPort] = await freePorts(4);
     editorPort = port!;
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-demo-test-'));
     started = Date.now();
@@ -177,6 +185,7 @@ describe('the demo (npm start)', function () {
         QE_DEMO_PORT: String(port),
         QE_DEMO_OCPP_PORT: String(ocppPort),
         QE_DEMO_MODBUS_PORT: String(modbusPort),
+        QE_DEMO_MQTT_PORT: String(mqttPort),
         QE_DEMO_USERDIR: userDir,
         QE_DEMO_LOG_LEVEL: 'warn',
         // Compile afresh, so that tsx's esbuild service runs below the demo as it does on a
@@ -204,8 +213,8 @@ describe('the demo (npm start)', function () {
       stderr += chunk;
     });
 
-    await waitFor('a COMPLETED command of each asset', COMPLETED_WITHIN_MS, () =>
-      ASSETS.every((a) => completed().has(a)),
+    await waitFor('a COMPLETED command of each asset of both sites', COMPLETED_WITHIN_MS, () =>
+      [...ASSETS, FLEET_ASSET].every((a) => completed().has(a)),
     );
     completedAfterMs = Date.now() - started;
   });
@@ -236,19 +245,42 @@ describe('the demo (npm start)', function () {
 
   it("tags each event line with its coordinator's siteId, and other lines with -", () => {
     should(SITE_ID).be.a.String().and.not.be.empty();
+    should(SITE_IDS).have.length(2);
     const tagged = lines.map((l) => SITE_AND_KIND.exec(l)).filter((m) => m !== null);
     const ofKind = (kind: string) => tagged.filter((m) => m[2] === kind).map((m) => m[1]);
     // Event lines (command, state, schedule): the site; the devices and the demo: none.
     for (const kind of ['command', 'state', 'schedule']) {
       const sites = ofKind(kind);
       should(sites.length).be.above(0, `no ${kind} line${tail()}`);
-      should(new Set(sites)).eql(new Set([SITE_ID]), `${kind} lines${tail()}`);
+      const strangers = sites.filter((site) => !SITE_IDS.includes(site));
+      should(strangers).eql([], `${kind} lines${tail()}`);
     }
-    for (const kind of ['device', 'demo']) {
+    // Both sites have command and schedule lines of their own.
+    for (const kind of ['command', 'schedule']) {
+      should(new Set(ofKind(kind))).eql(new Set(SITE_IDS), `${kind} lines${tail()}`);
+    }
+    for (const kind of ['device', 'demo', 'fleet']) {
       const sites = ofKind(kind);
       should(sites.length).be.above(0, `no ${kind} line${tail()}`);
       should(new Set(sites)).eql(new Set(['-']), `${kind} lines${tail()}`);
     }
+  });
+
+  it("the central's schedule reaches both sites over the in-process broker: two acks, commands dispatched on both", () => {
+    should(lines.some((l) => BROKER_LINE.test(l))).be.true(`no fleet broker line${tail()}`);
+    const acks = lines.map((l) => ACK_LINE.exec(l)).filter((m) => m !== null);
+    should(acks.map((m) => `${m[1]} ${m[2]} ${m[3]}`).sort()).eql(
+      SITE_IDS.map((site) => `${site} fleet-1 accepted`).sort(),
+      `acks${tail()}`,
+    );
+    // The second site's charger gets its commands only over MQTT: dispatched and completed.
+    const fleet = lines.map(parseCommand).filter((c) => c?.assetId === FLEET_ASSET);
+    should(fleet.every((c) => c?.site === SITE_IDS[1])).be.true();
+    should(fleet.map((c) => c?.status)).containDeep(['CREATED', 'DISPATCHED', 'COMPLETED']);
+    // The first site's schedule over MQTT (the battery's) arrived and made commands there.
+    should(
+      lines.some((l) => new RegExp(`^\\S+\\s+${SITE_ID}\\s+schedule\\s+fleet-1\\s`).test(l)),
+    ).be.true(`no fleet-1 schedule line of ${SITE_ID}${tail()}`);
   });
 
   it('prints the URL of the editor, which answers 200', async () => {

@@ -13,11 +13,10 @@ import {
   commandToJSON,
   EVENT_TYPES,
   type EventType,
+  FleetGateway,
   type NetProblem,
   netProblem,
 } from '../..';
-// Not in the package's index yet: straight from the build.
-import { FleetGateway } from '../../dist/fleet/gateway';
 import {
   listField,
   problemStatus,
@@ -98,6 +97,8 @@ export default function (RED: NodeAPI) {
     let lastSchedule: string | null = null;
     let problem: NetProblem | null = null;
     let closed = false;
+    /** The connection was lost and has not come back (the client keeps trying). */
+    let down = false;
     let gateway: FleetGateway | null = null;
     const where = target(settings.url);
     const showStatus = () => {
@@ -112,6 +113,8 @@ export default function (RED: NodeAPI) {
         });
       } else if (problem) {
         this.status(problemStatus(RED, 'qe-fleet', problem));
+      } else if (down) {
+        this.status({ fill: 'red', shape: 'ring', text: 'qe-fleet.status.disconnected' });
       } else {
         this.status({ fill: 'yellow', shape: 'ring', text: 'qe-fleet.status.connecting' });
       }
@@ -165,10 +168,12 @@ export default function (RED: NodeAPI) {
     const client = (gw as unknown as { client: MqttClient | null }).client;
     const onConnect = () => {
       problem = null;
+      down = false;
       note('connected');
       showStatus();
     };
     const onOffline = () => {
+      down = true;
       note('disconnected');
       showStatus();
     };

@@ -7,11 +7,13 @@
  * something took.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import tls from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
 import should from 'should';
 import { startBroker, type TestBroker } from '../helpers/mqtt-broker';
+import { selfSignedCertificate } from '../helpers/tls';
 import { allNodes, coordinator, type FlowNode, onTab, siteOf } from './flows';
-import { helper } from './runtime';
+import { coreNode, helper } from './runtime';
 
 /** Waits until `cond()` holds, polling every 10 ms, at most `ms`. */
 async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
@@ -159,6 +161,30 @@ async function countingBroker(user: string, pass: string) {
   };
 }
 
+/** aedes behind TLS on a loopback port: `mqtts://127.0.0.1:<port>`. */
+async function tlsBroker(key: string, cert: string) {
+  const { Aedes } = await import('aedes');
+  const broker = await Aedes.createBroker();
+  const sockets = new Set<tls.TLSSocket>();
+  const server = tls.createServer({ key, cert }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    broker.handle(s as unknown as Socket);
+  });
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `mqtts://127.0.0.1:${port}`,
+    connected: () => broker.connectedClients,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
 describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function () {
   this.timeout(30_000);
   let broker: TestBroker;
@@ -227,6 +253,36 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
     should(cc.seen.some((s) => s.topic === 'qe/v1/depot/events/SCHEDULE_RECEIVED')).be.true();
   });
 
+  it('hand-made commands over MQTT come out of output 1 with topic "commands" and are acked with their ids; caps without site limits are rejected', async () => {
+    await helper.load(allNodes(), fleetFlow(broker.url));
+    const dev = device();
+    const out1 = collect('out1');
+    const status = statuses('fleet');
+    await until(() => status.some((s) => s.text === 'qe-fleet.status.connected'), 'connected');
+    cc = await central(broker.url);
+    await cc.publish('commands', {
+      requestId: 'manual-1',
+      commands: [{ assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 2 }],
+    });
+    await until(() => cc!.acks('commands').length >= 1, 'the ack');
+    should(cc.acks('commands')[0]).have.properties({ requestId: 'manual-1', status: 'accepted' });
+    await until(() => dev.length >= 1, 'the command at the device');
+    should(dev[0]).have.properties({ assetId: 'ev1', valueKw: 2 });
+    // The ack's result names the command that was made.
+    const id = (dev[0] as unknown as { id: string }).id;
+    should(JSON.stringify(cc.acks('commands')[0]?.result)).containEql(id);
+    should(out1.map((m) => m.topic)).eql(['commands']);
+    should(out1[0]).not.have.property('schedule');
+    // This coordinator has no limits: a cap is answered rejected, and nothing else happens.
+    await cc.publish('limits', {
+      requestId: 'cap-1',
+      caps: [{ id: 'dso', source: 'grid-operator', importKw: 10 }],
+    });
+    await until(() => cc!.acks('limits').length >= 1, 'the caps ack');
+    should(cc.acks('limits')[0]).have.properties({ requestId: 'cap-1', status: 'rejected' });
+    should(out1).have.length(1);
+  });
+
   it('presence is retained online while deployed, offline after the node closes', async () => {
     await helper.load(allNodes(), fleetFlow(broker.url));
     const status = statuses('fleet');
@@ -278,8 +334,8 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
       () => status.slice(before).some((s) => s.fill === 'red' && /refused/.test(s.text)),
       'a red status saying refused',
     );
-    should(status.slice(before).find((s) => s.fill === 'red')?.text).match(
-      new RegExp(`^127\\.0\\.0\\.1:${broker.port}`),
+    should(status.slice(before).find((s) => /refused/.test(s.text))?.text).equal(
+      `127.0.0.1:${broker.port} refused`,
     );
     // The site goes on without its broker: a command from the flow is dispatched.
     helper
@@ -377,6 +433,41 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
       await cc?.client.endAsync(true);
       cc = null;
       await counting.close();
+    }
+  });
+
+  it("TLS from a Node-RED tls-config node: connects to an mqtts:// broker whose certificate it trusts, refuses one it doesn't", async () => {
+    const { key, cert } = selfSignedCertificate();
+    const secure = await tlsBroker(key, cert);
+    const nodes = [...allNodes(), coreNode('network/05-tls.js')];
+    const withTls = (tlsNode: string) =>
+      fleetFlow(secure.url).map((n) => (n.id === 'broker' ? { ...n, tls: tlsNode } : n));
+    try {
+      // The CA is the broker's own (self-signed) certificate, as tls-config's credentials.
+      await helper.load(
+        nodes,
+        [
+          ...withTls('tls'),
+          { id: 'tls', type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: true },
+        ],
+        { tls: { cadata: cert } } as never,
+      );
+      await until(() => secure.connected() === 1, 'connected over TLS');
+      await helper.unload();
+      await until(() => secure.connected() === 0, 'gone');
+
+      // Without the CA the certificate is not trusted: no connection, and the status says why.
+      await helper.load(nodes, [
+        ...withTls('tls'),
+        { id: 'tls', type: 'tls-config', cert: '', key: '', ca: '', verifyservercert: true },
+      ]);
+      const status = statuses('fleet');
+      await until(() => status.some((s) => s.fill === 'red'), 'a red status');
+      should(secure.connected()).equal(0);
+      should(status.find((s) => s.fill === 'red')?.text).match(/^127\.0\.0\.1:\d+: /);
+    } finally {
+      await helper.unload();
+      await secure.close();
     }
   });
 
