@@ -21,6 +21,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'allocate', flags: ['--expose-gc'] },
   { name: 'limits-site', flags: ['--expose-gc'] },
   { name: 'timeline', flags: [] },
+  { name: 'fleet', flags: [] },
 ];
 
 const only = process.argv.slice(2);

@@ -6,6 +6,9 @@
  * broker and every connection (clients see the broker go away; retained messages are lost,
  * like a broker restarted without persistence); `start()` listens again on the same port with
  * a fresh broker.
+ *
+ * The default kind is the env `QE_MQTT_BROKER`: `aedes` when unset, `mosquitto` in .ci/run's
+ * pass 3, where every fleet test runs on Mosquitto (`startBroker({kind})` chooses outright).
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -32,13 +35,25 @@ async function newAedes(): Promise<AedesLike> {
   return (await Aedes.createBroker()) as unknown as AedesLike;
 }
 
+export type BrokerKind = 'aedes' | 'mosquitto';
+
+/** The broker kind of `QE_MQTT_BROKER` (default aedes); anything else is an error. */
+export function brokerKind(): BrokerKind {
+  const k = process.env.QE_MQTT_BROKER ?? 'aedes';
+  if (k !== 'aedes' && k !== 'mosquitto')
+    throw new Error(`QE_MQTT_BROKER must be aedes or mosquitto, got ${JSON.stringify(k)}`);
+  return k;
+}
+
 export interface BrokerOptions {
   /** Debian's mosquitto instead of aedes: needed for MQTT 5. */
   mosquitto?: boolean;
+  /** aedes or mosquitto; default `QE_MQTT_BROKER`'s (`mosquitto: true` wins). */
+  kind?: BrokerKind;
 }
 
 export async function startBroker(options: BrokerOptions = {}): Promise<TestBroker> {
-  if (options.mosquitto) return startMosquitto();
+  if (options.mosquitto || (options.kind ?? brokerKind()) === 'mosquitto') return startMosquitto();
   let port = 0;
   let broker: AedesLike | null = null;
   let server: Server | null = null;

@@ -394,8 +394,15 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
     const examples = JSON.parse(
       await get(port, `/library/examples/flows/${pkg.name}`, 'application/json'),
     ) as { fn: string }[];
-    should(examples.map((e) => e.fn).sort()).eql(
+    // Flows have `fn`; a folder (examples/python/, a script) is listed as `{d}`.
+    should(
+      examples
+        .filter((e) => e.fn !== undefined)
+        .map((e) => e.fn)
+        .sort(),
+    ).eql(
       repoFiles('examples')
+        .filter((f) => f.endsWith('.json')) // the flows; examples/python/ holds a script
         .map((f) => path.basename(f, '.json'))
         .sort(),
     );
