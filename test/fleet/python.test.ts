@@ -1,5 +1,5 @@
 /**
- * The Python optimiser of examples/python/optimiser.py (paho-mqtt) against a real broker and a
+ * The Python optimiser of clients/python/optimiser.py (paho-mqtt) against a real broker and a
  * core-library FleetGateway in this process: its schedule is acknowledged `accepted` and
  * dispatched to the site's assets, a bad one `rejected` with the row and column named, and the
  * script's exit code says which. Needs python3 with paho-mqtt (Debian's python3-paho-mqtt):
@@ -15,7 +15,7 @@ import { FleetGateway } from '../../src/fleet/gateway';
 import { Site } from '../../src/site';
 import { startBroker, type TestBroker } from '../helpers/mqtt-broker';
 
-const SCRIPT = path.join(__dirname, '../../examples/python/optimiser.py');
+const SCRIPT = path.join(__dirname, '../../clients/python/optimiser.py');
 /** Debian's python3 is the one apt installed paho-mqtt for (a pyenv python3 first on PATH is not). */
 const PYTHON =
   process.env.QE_PYTHON ?? (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');

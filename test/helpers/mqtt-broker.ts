@@ -45,6 +45,16 @@ export function brokerKind(): BrokerKind {
   return k;
 }
 
+/**
+ * The MQTT protocol versions a fleet test runs with: 3.1.1 always; 5 too where the broker
+ * speaks it, i.e. on Mosquitto (`QE_MQTT_BROKER=mosquitto`: .ci/run's pass 3, which installs
+ * it). `npm test` runs on aedes, which has no MQTT 5, so it needs nothing but npm; the MQTT 5
+ * cases (response topic, correlation data, user properties) run in pass 3.
+ */
+export function mqttVersions(): (4 | 5)[] {
+  return brokerKind() === 'mosquitto' ? [4, 5] : [4];
+}
+
 export interface BrokerOptions {
   /** Debian's mosquitto instead of aedes: needed for MQTT 5. */
   mosquitto?: boolean;

@@ -248,7 +248,7 @@ describe('flow library scorecard (scripts/scorecard.ts)', () => {
 
     it('N02 fails when no example uses a (non-config) node type, not for config nodes', () => {
       const dir = path.join(copy, 'examples');
-      // The flows (examples/python/ holds a script, not a flow).
+      // The flows.
       for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.json'))) {
         const flow = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { type: string }[];
         // Drop the events node and the OCPP server (a config node) from every example.

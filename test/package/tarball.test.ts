@@ -394,7 +394,7 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
     const examples = JSON.parse(
       await get(port, `/library/examples/flows/${pkg.name}`, 'application/json'),
     ) as { fn: string }[];
-    // Flows have `fn`; a folder (examples/python/, a script) is listed as `{d}`.
+    // Flows have `fn`; a folder would be listed as `{d}`.
     should(
       examples
         .filter((e) => e.fn !== undefined)
@@ -402,7 +402,7 @@ describe('the package as users get it (npm pack, npm install, Node-RED)', functi
         .sort(),
     ).eql(
       repoFiles('examples')
-        .filter((f) => f.endsWith('.json')) // the flows; examples/python/ holds a script
+        .filter((f) => f.endsWith('.json'))
         .map((f) => path.basename(f, '.json'))
         .sort(),
     );

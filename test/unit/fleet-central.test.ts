@@ -2,7 +2,7 @@ import should from 'should';
 import { FleetCentral } from '../../src/fleet/central';
 import type { AssetStatus, FleetEvent, Presence } from '../../src/fleet/contract';
 import { closeFleet, open, rig, schedule } from '../helpers/fleet-rig';
-import { startBroker } from '../helpers/mqtt-broker';
+import { mqttVersions, startBroker } from '../helpers/mqtt-broker';
 
 // FleetCentral against a FleetGateway end to end, over a real broker (aedes with MQTT 3.1.1,
 // mosquitto with MQTT 5): requests resolve with the site's ack; presence, asset status and
@@ -31,7 +31,7 @@ function waitFor<T>(
   });
 }
 
-for (const v of [4, 5] as const) {
+for (const v of mqttVersions()) {
   describe(`FleetCentral over MQTT ${v === 4 ? '3.1.1' : '5'}`, () => {
     it('sends a schedule, commands and caps to a site and resolves with its acks', async () => {
       const r = await rig(v, {

@@ -5,6 +5,7 @@ import addFormats from 'ajv-formats';
 import should from 'should';
 import type { Presence } from '../../src/fleet/contract';
 import { closeFleet, gatewayClient, open, P, rig, schedule, until } from '../helpers/fleet-rig';
+import { mqttVersions } from '../helpers/mqtt-broker';
 import { MqttPeer, type Received } from '../helpers/mqtt-peer';
 
 // The gateway against docs/asyncapi.json: every message it publishes in a busy session (both
@@ -132,7 +133,7 @@ describe('the AsyncAPI document (docs/asyncapi.json)', () => {
   });
 });
 
-for (const v of [4, 5] as const) {
+for (const v of mqttVersions()) {
   describe(`the gateway's messages conform to the AsyncAPI document, MQTT ${v === 4 ? '3.1.1' : '5'}`, () => {
     it('presence, will, asset status, events, telemetry and acks of every kind', async () => {
       const r = await rig(v, {

@@ -1,6 +1,7 @@
 import should from 'should';
 import type { Ack, AssetStatus, FleetEvent, Presence } from '../../src/fleet/contract';
 import { closeFleet, LIMITS, open, P, rig, schedule } from '../helpers/fleet-rig';
+import { mqttVersions } from '../helpers/mqtt-broker';
 import { MqttPeer } from '../helpers/mqtt-peer';
 
 // The gateway against a real broker (aedes on 127.0.0.1, port 0) and a real MQTT.js peer
@@ -11,7 +12,7 @@ afterEach(closeFleet);
 
 const ack = (m: { json: unknown }) => m.json as Ack;
 
-for (const v of [4, 5] as const) {
+for (const v of mqttVersions()) {
   describe(`FleetGateway over MQTT ${v === 4 ? '3.1.1' : '5'}`, () => {
     it('comes online: retained presence and asset status, seen by a late subscriber', async () => {
       const r = await rig(v);
@@ -226,36 +227,39 @@ for (const v of [4, 5] as const) {
   });
 }
 
-describe('FleetGateway, MQTT 5 only', () => {
-  it('answers on the response topic with the correlation data, not on the ack topic', async () => {
-    const r = await rig(5);
-    await r.peer.subscribe('central/replies');
-    const correlationData = Buffer.from('c0ffee', 'hex');
-    await r.peer.publish(
-      `${P}/schedule`,
-      { scheduleId: 'day-1', schedule: schedule([7, 11]) },
-      { qos: 1, properties: { responseTopic: 'central/replies', correlationData } },
-    );
-    const reply = await r.peer.next('central/replies');
-    should(ack(reply)).match({ requestId: 'day-1', status: 'accepted' });
-    should(reply.packet.properties?.correlationData?.equals(correlationData)).be.true();
-    await r.peer.publish(`${P}/commands`, { requestId: 'after', commands: [] });
-    await r.peer.next(`${P}/commands/ack`);
-    should(r.peer.all(`${P}/schedule/ack`)).have.length(0);
-  });
-
-  it('takes a bare schedule with its id in the user property scheduleId (CSV too)', async () => {
-    const r = await rig(5);
-    const t0 = new Date(Date.now()).toISOString();
-    const t1 = new Date(Date.now() + 60_000).toISOString();
-    await r.peer.publish(`${P}/schedule`, `timestamp,ev_v1_kw\n${t0},6\n${t1},2\n`, {
-      qos: 1,
-      properties: { userProperties: { scheduleId: 'csv-1' } },
+// MQTT 5 needs a broker that speaks it: Mosquitto, in .ci/run's pass 3 (see mqttVersions).
+if (mqttVersions().includes(5)) {
+  describe('FleetGateway, MQTT 5 only', () => {
+    it('answers on the response topic with the correlation data, not on the ack topic', async () => {
+      const r = await rig(5);
+      await r.peer.subscribe('central/replies');
+      const correlationData = Buffer.from('c0ffee', 'hex');
+      await r.peer.publish(
+        `${P}/schedule`,
+        { scheduleId: 'day-1', schedule: schedule([7, 11]) },
+        { qos: 1, properties: { responseTopic: 'central/replies', correlationData } },
+      );
+      const reply = await r.peer.next('central/replies');
+      should(ack(reply)).match({ requestId: 'day-1', status: 'accepted' });
+      should(reply.packet.properties?.correlationData?.equals(correlationData)).be.true();
+      await r.peer.publish(`${P}/commands`, { requestId: 'after', commands: [] });
+      await r.peer.next(`${P}/commands/ack`);
+      should(r.peer.all(`${P}/schedule/ack`)).have.length(0);
     });
-    const a = ack(await r.peer.next(`${P}/schedule/ack`));
-    should(a).match({ requestId: 'csv-1', status: 'accepted', result: { commandCount: 2 } });
+
+    it('takes a bare schedule with its id in the user property scheduleId (CSV too)', async () => {
+      const r = await rig(5);
+      const t0 = new Date(Date.now()).toISOString();
+      const t1 = new Date(Date.now() + 60_000).toISOString();
+      await r.peer.publish(`${P}/schedule`, `timestamp,ev_v1_kw\n${t0},6\n${t1},2\n`, {
+        qos: 1,
+        properties: { userProperties: { scheduleId: 'csv-1' } },
+      });
+      const a = ack(await r.peer.next(`${P}/schedule/ack`));
+      should(a).match({ requestId: 'csv-1', status: 'accepted', result: { commandCount: 2 } });
+    });
   });
-});
+}
 
 describe('FleetGateway, either version', () => {
   it('coalesces an asset status per tick: changes within one publish the last state only', async () => {

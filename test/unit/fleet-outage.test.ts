@@ -5,7 +5,7 @@ import type { AssetStatus, BufferDropped, FleetEvent, Presence } from '../../src
 import { FleetGateway } from '../../src/fleet/gateway';
 import { Site } from '../../src/site';
 import { closeFleet, gatewayClient, open, P, rig, schedule, until } from '../helpers/fleet-rig';
-import { startBroker } from '../helpers/mqtt-broker';
+import { mqttVersions, startBroker } from '../helpers/mqtt-broker';
 import { MqttPeer } from '../helpers/mqtt-peer';
 
 // The broker goes away and comes back (a real broker process or server stopped and started on
@@ -15,7 +15,7 @@ import { MqttPeer } from '../helpers/mqtt-peer';
 
 afterEach(closeFleet);
 
-for (const v of [4, 5] as const) {
+for (const v of mqttVersions()) {
   describe(`FleetGateway with the broker away, MQTT ${v === 4 ? '3.1.1' : '5'}`, () => {
     it('the site dispatches on; events are buffered and sent after, retained state republished', async () => {
       const r = await rig(v, { mqtt: { protocolVersion: v, reconnectPeriod: 0 } });

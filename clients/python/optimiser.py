@@ -7,7 +7,7 @@ the gateway's ack on `<prefix>/<site>/schedule/ack`, prints it and exits 0 when 
 `accepted` (1 otherwise, 2 when no ack came in time). Works with paho-mqtt 1.6 (Debian 12's
 python3-paho-mqtt) and 2.x.
 
-    python3 examples/python/optimiser.py --host 127.0.0.1 --port 1883 --site depot-1
+    python3 clients/python/optimiser.py --host 127.0.0.1 --port 1883 --site depot-1
 
 The columns are the package's (see the README's Schedules): `ev_<vehicle>_kw` per charger and
 `battery_charge_kw` / `battery_discharge_kw`; the gateway's asset map turns `<vehicle>` and
