@@ -272,6 +272,8 @@ export class FleetGateway {
   // ------------------------------------------------------------ connection
 
   private subscribed: Promise<void> = Promise.resolve();
+  /** While a request is handled: the events it causes, sent after its ack. */
+  private held: FleetEvent[] | null = null;
 
   private onConnect(): Promise<void> {
     const client = this.client;
@@ -373,6 +375,11 @@ export class FleetGateway {
       timestamp: e.timestamp,
       sequence: e.sequence,
     };
+    if (this.held) this.held.push(event);
+    else this.queueEvent(event);
+  }
+
+  private queueEvent(event: FleetEvent): void {
     if (this.connected && this.buffer.size === 0) this.sendEvent(event);
     else this.buffer.push(event);
   }
@@ -458,7 +465,18 @@ export class FleetGateway {
     };
     const up = props?.userProperties?.scheduleId;
     const userScheduleId = Array.isArray(up) ? up[0] : up;
-    this.ack(reply, this.requests.handle(kind, payload, userScheduleId));
+    // The ack goes out before the events the request caused (a schedule's COMMAND_CREATED,
+    // one per command): the optimiser waits for the ack, not for them.
+    const held: FleetEvent[] = [];
+    this.held = held;
+    let answer: Answer;
+    try {
+      answer = this.requests.handle(kind, payload, userScheduleId);
+    } finally {
+      this.held = null;
+    }
+    this.ack(reply, answer);
+    for (const e of held) this.queueEvent(e);
   }
 
   private ack(reply: Reply, a: Answer): void {

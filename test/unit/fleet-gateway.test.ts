@@ -50,6 +50,20 @@ for (const v of mqttVersions()) {
       should(r.gateway.stats()).match({ received: 1, acked: 1, rejected: 0 });
     });
 
+    it('sends the ack before the events the schedule caused (the optimiser waits for the ack)', async () => {
+      const r = await rig(v);
+      await r.peer.subscribe(`${P}/events/#`);
+      await r.peer.publish(`${P}/schedule`, { scheduleId: 'day-1', schedule: schedule([7, 11]) });
+      await r.peer.next(`${P}/schedule/ack`);
+      await r.peer.next(`${P}/events/COMMAND_CREATED`);
+      const order = r.peer.messages
+        .map((m) => m.topic)
+        .filter((t) => t === `${P}/schedule/ack` || t.startsWith(`${P}/events/`));
+      should(order[0]).equal(`${P}/schedule/ack`);
+      should(order).containEql(`${P}/events/SCHEDULE_RECEIVED`);
+      should(order).containEql(`${P}/events/COMMAND_CREATED`);
+    });
+
     it('answers the same schedule id again `duplicate` and makes no new commands', async () => {
       const r = await rig(v);
       const req = { scheduleId: 'day-1', schedule: schedule([7, 11]) };
