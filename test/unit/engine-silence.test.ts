@@ -10,8 +10,9 @@ import { type Command, CommandStatus, CommandType } from '../../src/commands';
 import { DispatchEngine, type EngineConfig, resolveConfig } from '../../src/engine';
 import { type BusEvent, EventBus, EventType } from '../../src/event-bus';
 import type { RestoreProblem } from '../../src/restore';
-import { type DueCommandSink, Site, type Timers } from '../../src/site';
+import { type DueCommandSink, Site } from '../../src/site';
 import { MemoryStore } from '../../src/store';
+import { FakeTimers, flush } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
@@ -297,39 +298,6 @@ describe('DispatchEngine optimiser silence', () => {
     should(() => new DispatchEngine({ config: { silenceSeconds: -1 } })).throw(/silenceSeconds/);
   });
 });
-
-/** Timers driven by the manual clock: `advanceTo` fires what is due, in time order. */
-class FakeTimers implements Timers {
-  private seq = 0;
-  readonly pending = new Map<number, { at: number; fn: () => void }>();
-  constructor(private readonly clock: ManualClock) {}
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.pending.set(id, { at: this.clock.now() + ms, fn });
-    return id;
-  }
-  clearTimeout(h: unknown): void {
-    this.pending.delete(h as number);
-  }
-  async advanceTo(to: number): Promise<void> {
-    for (;;) {
-      const next = [...this.pending.entries()]
-        .filter(([, t]) => t.at <= to)
-        .sort((a, b) => a[1].at - b[1].at)[0];
-      if (!next) break;
-      this.pending.delete(next[0]);
-      if (next[1].at > this.clock.now()) this.clock.set(next[1].at);
-      next[1].fn();
-      await flush();
-    }
-    this.clock.set(to);
-    await flush();
-  }
-}
-
-async function flush(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-}
 
 describe('Site and the optimiser silence', () => {
   function makeSite(clock: ManualClock, timers: FakeTimers, store: MemoryStore) {
