@@ -1,18 +1,14 @@
 /**
- * What the node files share: the coordinator node's shape, finding it from a user node,
- * and parsing of editor fields. Node files stay thin: the logic is in the core library.
+ * What the node files share: the coordinator node's shape, finding it from a user node, a
+ * user node's set-up (`setUp`: a NodeConfigError makes it refuse input), parsing of editor
+ * fields, short status texts. Node files stay thin: the logic is in the core library. Also in
+ * nodes/lib: errors.ts (NodeConfigError, NodeInputError), status.ts (Status), config-node.ts
+ * (config nodes and their users), device.ts (the OCPP and Modbus device nodes), timeline.ts.
  */
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
-import {
-  type Adapter,
-  CommandStatus,
-  type ConvertOptions,
-  commandToJSON,
-  EventType,
-  type NetProblem,
-  type Site,
-  summarizeResult,
-} from '../..';
+import type { Node, NodeAPI, NodeDef, NodeStatus } from 'node-red';
+import type { ConvertOptions, NetProblem, Site, SiteLimiter } from '../..';
+import { type ConfigNode, useConfigNode } from './config-node';
+import { NodeConfigError } from './errors';
 
 /**
  * Sets `msg.summary`, the one-line text for debug nodes and notifications, from one of the
@@ -28,14 +24,8 @@ export function withSummary<M extends object>(msg: M, summarize: () => string): 
   return msg;
 }
 
-export interface CoordinatorNode extends Node {
+export interface CoordinatorNode extends ConfigNode {
   site: Site | null;
-  /** Why the site could not be made, if it could not. */
-  failure: string | null;
-  /** User nodes, by id: the runtime forwards this node's status and errors to their flows. */
-  users: Record<string, Node>;
-  register(user: Node): void;
-  deregister(user: Node): void;
 }
 
 export interface UserDef extends NodeDef {
@@ -44,28 +34,69 @@ export interface UserDef extends NodeDef {
 
 /**
  * The site of the coordinator a node points at, registering the node as a user of it.
- * Returns an error text (an i18n key's text) when there is none.
+ * Throws a NodeConfigError when there is none, or when it could not start (its reason).
  */
 export function useCoordinator(
   RED: NodeAPI,
   node: Node,
   def: UserDef,
-): { coordinator: CoordinatorNode; site: Site } | { error: string } {
+): { coordinator: CoordinatorNode; site: Site } {
   const coordinator = def.coordinator
     ? (RED.nodes.getNode(def.coordinator) as CoordinatorNode | null)
     : null;
   // Plain text: RED._ only reaches the calling node's own catalog, not the coordinator's.
   if (!coordinator) {
-    return {
-      error: `${node.type}: no coordinator: pick a qe-coordinator (the site) in this node's properties`,
-    };
+    throw new NodeConfigError(
+      node.type,
+      `no coordinator: pick a qe-coordinator (the site) in this node's properties`,
+    );
   }
   coordinator.register(node);
   node.on('close', () => coordinator.deregister(node));
   if (!coordinator.site) {
-    return { error: coordinator.failure ?? `${node.type}: the coordinator could not start` };
+    throw new NodeConfigError(node.type, coordinator.failure ?? 'the coordinator could not start');
   }
   return { coordinator, site: coordinator.site };
+}
+
+/**
+ * The site of the node's coordinator and the config node of its property `configId` (the
+ * central system, the bus, the broker). Both are looked up, and registered with, before either
+ * is checked (a user registers with each it points at); throws the first problem.
+ */
+export function useCoordinatorAnd<C extends ConfigNode>(
+  RED: NodeAPI,
+  node: Node,
+  def: UserDef,
+  configId: string | undefined,
+  missing: string,
+): { site: Site; config: C } {
+  const found = settle(() => useCoordinator(RED, node, def));
+  const config = settle(() => useConfigNode<C>(RED, node, configId, missing));
+  if ('error' in found) throw found.error;
+  if ('error' in config) throw config.error;
+  return { site: found.value.site, config: config.value };
+}
+
+function settle<T>(f: () => T): { value: T } | { error: unknown } {
+  try {
+    return { value: f() };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/**
+ * Runs a user node's set-up. If it throws (a NodeConfigError, or any error, which becomes
+ * `<type>: <its message>`), the node refuses input with that error and this returns null.
+ */
+export function setUp<T>(node: Node, build: () => T): T | null {
+  try {
+    return build();
+  } catch (err) {
+    refuseInput(node, NodeConfigError.from(node.type, err));
+    return null;
+  }
 }
 
 /** A JSON-object field of the edit dialog (a string), or an Error naming the field. */
@@ -163,98 +194,36 @@ export function problemStatus(RED: NodeAPI, type: string, problem: NetProblem): 
 }
 
 /**
- * A node that could not be set up: says why (log, status) and refuses every message with the
- * same error, so that Catch nodes see it.
+ * For the nodes on a site's limits (qe-limit, qe-meter): the site and its limiter (the
+ * coordinator's Limits property), after `check` (which may throw a NodeConfigError), or null when
+ * the node refuses input.
  */
-export function refuseInput(node: Node, text: string, statusKey: string): void {
-  node.error(text);
-  node.status({ fill: 'red', shape: 'ring', text: statusKey });
-  node.on('input', (_msg, _send, done) => done(new Error(text)));
-}
-
-/**
- * The input of a device node (OCPP chargers, Modbus battery) behind a dispatcher: a command
- * for an asset the adapter serves is run through it by the engine (`runAttempt`), and its
- * answer goes out on output 1 as `{commandId, success, error?, final?, command}`; commands for
- * other assets are passed over.
- */
-export function runDeliveredCommands(
+export function useLimits(
+  RED: NodeAPI,
   node: Node,
-  site: Site,
-  adapter: Adapter & { serves(assetId: string): boolean },
-): void {
-  node.on('input', (msg: NodeMessageInFlow, send, done) => {
-    const p = msg.payload as { id?: unknown; assetId?: unknown } | null;
-    if (!p || typeof p !== 'object' || typeof p.id !== 'string' || typeof p.assetId !== 'string') {
-      done(
-        new Error(
-          `${node.type}: msg.payload must be a command from a qe-dispatcher ({id, assetId, type, valueKw, ...})`,
-        ),
+  def: UserDef,
+  check: (found: { site: Site; limiter: SiteLimiter }) => void = () => {},
+): { site: Site; limiter: SiteLimiter } | null {
+  return setUp(node, () => {
+    const { site } = useCoordinator(RED, node, def);
+    if (!site.limiter) {
+      throw new NodeConfigError(
+        node.type,
+        `site ${site.siteId} has no limits: give its coordinator circuits, assets and meters (its Limits property)`,
       );
-      return;
     }
-    // One dispatcher can feed several adapters: pass over what this node does not serve.
-    if (!adapter.serves(p.assetId)) {
-      done();
-      return;
-    }
-    const cmd = site.engine.getCommand(p.id);
-    if (!cmd) {
-      done(
-        new Error(
-          `${node.type}: command ${p.id} is not known to the coordinator: send commands through a qe-dispatcher`,
-        ),
-      );
-      return;
-    }
-    site.engine.runAttempt(cmd, adapter).then(
-      (result) => {
-        const payload = { commandId: cmd.id, ...result, command: commandToJSON(cmd) };
-        msg.payload = payload;
-        msg.topic = cmd.assetId;
-        send([withSummary(msg, () => summarizeResult(payload)), null]);
-        // A command that ended on this attempt without reaching its device: Catch nodes too.
-        if (cmd.status === CommandStatus.FAILED || cmd.status === CommandStatus.TIMED_OUT) {
-          done(
-            new Error(
-              `${node.type}: ${cmd.type} ${cmd.valueKw} kW for ${cmd.assetId} ${cmd.status}: ${cmd.lastError ?? result?.error ?? 'no reason given'}`,
-            ),
-          );
-          return;
-        }
-        done();
-      },
-      (err: Error) => done(err),
-    );
+    const found = { site, limiter: site.limiter };
+    check(found);
+    return found;
   });
 }
 
 /**
- * The deviation to show in a device node's status while it lasts ("b1: 11 kW > 7.4 kW
- * limit", "+N more" when several assets deviate), or null. Calls `refresh` on every
- * compliance event of the site (for any asset: cheap); returns the unsubscribe function.
+ * A node that could not be set up: says why (log, status) and refuses every message with the
+ * same error, so that Catch nodes see it.
  */
-export function followDeviations(
-  site: Site,
-  assetIds: readonly string[],
-  refresh: () => void,
-): { text: () => string | null; off: () => void } {
-  const offs = [
-    site.eventBus.subscribe(EventType.ASSET_DEVIATION, refresh),
-    site.eventBus.subscribe(EventType.ASSET_COMPLIANT, refresh),
-  ];
-  const text = () => {
-    const open = assetIds.flatMap((a) => {
-      const d = site.compliance.deviationOf(a);
-      return d ? [`${a}: ${d.reason}`] : [];
-    });
-    if (open.length === 0) return null;
-    return open.length === 1 ? (open[0] as string) : `${open[0]} (+${open.length - 1} more)`;
-  };
-  return {
-    text,
-    off: () => {
-      for (const f of offs) f();
-    },
-  };
+export function refuseInput(node: Node, err: NodeConfigError): void {
+  node.error(err.message);
+  if (err.status) node.status(err.status);
+  node.on('input', (_msg, _send, done) => done(err));
 }

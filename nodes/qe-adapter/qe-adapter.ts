@@ -1,6 +1,14 @@
+/**
+ * qe-adapter ("custom adapter"): an adapter made of wires, for protocols without a node of
+ * their own. Commands for the assets it serves pass through to the flow (with msg.commandId);
+ * the flow's answers `{commandId, success, ...}` come back on its input to the engine. The
+ * status counts the assets and the commands awaiting an answer.
+ */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Adapter, CommandStatus } from '../..';
-import { listField, refuseInput, type UserDef, useCoordinator } from '../lib/common';
+import { listField, setUp, type UserDef, useCoordinator } from '../lib/common';
+import { NodeConfigError, NodeInputError } from '../lib/errors';
+import { Status } from '../lib/status';
 
 interface AdapterDef extends UserDef {
   assets?: string | string[];
@@ -20,19 +28,21 @@ interface Result {
 }
 
 /** A result `{commandId, success, ...}` in msg.payload (or with msg.commandId), or null. */
-function asResult(msg: AdapterMsg): Result | null | Error {
+function asResult(msg: AdapterMsg): Result | null | NodeInputError {
   const p = msg.payload as Record<string, unknown> | null;
   if (!p || typeof p !== 'object' || Array.isArray(p)) return null;
   const commandId = p.commandId ?? (typeof p.success === 'boolean' ? msg.commandId : undefined);
   if (commandId === undefined) return null;
   if (typeof commandId !== 'string' || commandId === '') {
-    return new Error(
-      `qe-adapter: result commandId must be a non-empty string, got ${JSON.stringify(commandId)}`,
+    return new NodeInputError(
+      'qe-adapter',
+      `result commandId must be a non-empty string, got ${JSON.stringify(commandId)}`,
     );
   }
   if (typeof p.success !== 'boolean') {
-    return new Error(
-      `qe-adapter: result for command ${commandId}: success must be true or false, got ${JSON.stringify(p.success)}`,
+    return new NodeInputError(
+      'qe-adapter',
+      `result for command ${commandId}: success must be true or false, got ${JSON.stringify(p.success)}`,
     );
   }
   return { ...p, commandId, success: p.success } as Result;
@@ -58,46 +68,36 @@ function errorText(e: unknown): string | null {
 export default function (RED: NodeAPI) {
   function QeAdapter(this: Node, def: AdapterDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
     const assets = listField(def.assets);
     const adapter: Adapter = {
       protocol: (def.protocol ?? '').trim() || 'custom',
       // The command travels by wire: its answer comes back on this node's input.
       dispatch: () => undefined,
     };
-    const registered: string[] = [];
-    let setupError: string | null = 'error' in found ? found.error : null;
-    if (!setupError && assets.length === 0) {
-      setupError = 'qe-adapter: list the asset ids this adapter serves';
-    }
-    if (!setupError && !('error' in found)) {
-      for (const a of assets) {
-        try {
-          found.site.adapterRegistry.register(a, adapter);
+    const found = setUp(this, () => {
+      const { site } = useCoordinator(RED, this, def);
+      if (assets.length === 0) {
+        throw new NodeConfigError('qe-adapter', 'list the asset ids this adapter serves');
+      }
+      const registered: string[] = [];
+      try {
+        for (const a of assets) {
+          site.adapterRegistry.register(a, adapter);
           registered.push(a);
-        } catch (err) {
-          setupError = `qe-adapter: ${(err as Error).message}`;
-          break;
         }
+      } catch (err) {
+        // All or nothing: a half-registered adapter would serve some of its assets silently.
+        for (const a of registered) site.adapterRegistry.unregister(a, adapter);
+        throw err;
       }
-      // All or nothing: a half-registered adapter would serve some of its assets silently.
-      if (setupError) {
-        for (const a of registered) found.site.adapterRegistry.unregister(a, adapter);
-        registered.length = 0;
-      }
-    }
-    if (setupError || 'error' in found) {
-      const text = setupError ?? 'qe-adapter: no coordinator';
-      refuseInput(this, text, 'qe-adapter.status.misconfigured');
-      return;
-    }
-    const { site } = found;
+      return { site, registered };
+    });
+    if (!found) return;
+    const { site, registered } = found;
     const engine = site.engine;
 
     // Status: assets served and commands awaiting an answer, refreshed at most every 250 ms.
-    let statusTimer: NodeJS.Timeout | null = null;
-    const showStatus = () => {
-      statusTimer = null;
+    const status = new Status(this, () => {
       let inFlight = 0;
       for (const assetId of registered) {
         inFlight += engine
@@ -106,21 +106,21 @@ export default function (RED: NodeAPI) {
             (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
           ).length;
       }
-      this.status({
+      return {
         fill: inFlight > 0 ? 'blue' : 'green',
         shape: 'dot',
         text: RED._('qe-adapter.status.serving', { count: registered.length, inflight: inFlight }),
-      });
-    };
+      };
+    });
     const mine = new Set(registered);
     const off = engine.onCommandChange((c) => {
-      if (mine.has(c.assetId) && statusTimer === null) statusTimer = setTimeout(showStatus, 250);
+      if (mine.has(c.assetId)) status.refresh();
     });
-    showStatus();
+    status.update();
 
     this.on('input', (msg: AdapterMsg, send, done) => {
       const result = asResult(msg);
-      if (result instanceof Error) {
+      if (result instanceof NodeInputError) {
         done(result);
         return;
       }
@@ -156,8 +156,9 @@ export default function (RED: NodeAPI) {
         return;
       }
       done(
-        new Error(
-          'qe-adapter: msg.payload must be a command from a dispatcher ({id, assetId, type, valueKw, ...}) or a result ({commandId, success, error?, final?})',
+        new NodeInputError(
+          'qe-adapter',
+          'msg.payload must be a command from a dispatcher ({id, assetId, type, valueKw, ...}) or a result ({commandId, success, error?, final?})',
         ),
       );
     });
@@ -165,7 +166,6 @@ export default function (RED: NodeAPI) {
     this.on('close', (_removed: boolean, done: () => void) => {
       for (const a of registered) site.adapterRegistry.unregister(a, adapter);
       off();
-      if (statusTimer) clearTimeout(statusTimer);
       done();
     });
   }

@@ -1,18 +1,13 @@
+/**
+ * qe-asset-state: the state machine of one asset (an EV charger or battery preset, or a
+ * custom definition) in the site: triggers and forced states from messages, and every change
+ * of its state (whoever caused it) on the output and in the status.
+ */
 import type { Node, NodeAPI, NodeMessage, NodeMessageInFlow } from 'node-red';
-import {
-  EventType,
-  type StateChange,
-  type StateMachine,
-  type StateMachineDefinition,
-  summarizeEvent,
-} from '../..';
-import {
-  parseJsonObject,
-  refuseInput,
-  type UserDef,
-  useCoordinator,
-  withSummary,
-} from '../lib/common';
+import { EventType, type StateChange, type StateMachineDefinition, summarizeEvent } from '../..';
+import { parseJsonObject, setUp, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { NodeConfigError, NodeInputError } from '../lib/errors';
+import { type Fill, Status } from '../lib/status';
 
 interface AssetStateDef extends UserDef {
   assetId: string;
@@ -20,7 +15,7 @@ interface AssetStateDef extends UserDef {
   definition?: string;
 }
 
-const COLOURS: Record<string, 'green' | 'yellow' | 'red' | 'grey' | 'blue'> = {
+const COLOURS: Record<string, Fill> = {
   AVAILABLE: 'green',
   CHARGING: 'green',
   IDLE: 'green',
@@ -35,12 +30,10 @@ const COLOURS: Record<string, 'green' | 'yellow' | 'red' | 'grey' | 'blue'> = {
 export default function (RED: NodeAPI) {
   function QeAssetState(this: Node, def: AssetStateDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
     const assetId = (def.assetId ?? '').trim();
-    let machine: StateMachine | null = null;
-    let setupError: string | null = 'error' in found ? found.error : null;
-    if (!setupError && assetId === '') setupError = 'qe-asset-state: set the asset id';
-    if (!setupError && !('error' in found)) {
+    const found = setUp(this, () => {
+      const { site } = useCoordinator(RED, this, def);
+      if (assetId === '') throw new NodeConfigError('qe-asset-state', 'set the asset id');
       try {
         let kind: 'ev-charger' | 'battery' | StateMachineDefinition =
           def.preset === 'battery' ? 'battery' : 'ev-charger';
@@ -49,18 +42,18 @@ export default function (RED: NodeAPI) {
           if (d instanceof Error) throw d;
           kind = d as unknown as StateMachineDefinition;
         }
-        machine = found.site.ensureStateMachine(assetId, kind, this.id);
+        return { site, machine: site.ensureStateMachine(assetId, kind, this.id) };
       } catch (err) {
-        setupError = `qe-asset-state ${assetId}: ${(err as Error).message}`;
+        throw new NodeConfigError(
+          'qe-asset-state',
+          `qe-asset-state ${assetId}: ${(err as Error).message}`,
+        );
       }
-    }
-    const show = (state: string) =>
-      this.status({ fill: COLOURS[state] ?? 'blue', shape: 'dot', text: state });
-    if (setupError) {
-      refuseInput(this, setupError, 'qe-asset-state.status.misconfigured');
-      return;
-    }
-    const m = machine as StateMachine;
+    });
+    if (!found) return;
+    const { site, machine: m } = found;
+    const status = new Status(this);
+    const show = (state: string) => status.show(COLOURS[state] ?? 'blue', 'dot', state);
     show(m.currentState);
 
     // Every change of the asset's state goes out, whoever caused it (this node, a device).
@@ -91,7 +84,8 @@ export default function (RED: NodeAPI) {
           const { state, reason } = p as { state: string; reason?: unknown };
           m.forceState(state, typeof reason === 'string' ? reason : 'set by flow');
         } else {
-          throw new Error(
+          throw new NodeInputError(
+            'qe-asset-state',
             `qe-asset-state ${assetId}: msg.payload must be a trigger name (one of ${m.availableTriggers().join(', ')}) or {state: "<state>"}, got ${p === null ? 'null' : typeof p}`,
           );
         }
@@ -105,7 +99,7 @@ export default function (RED: NodeAPI) {
 
     this.on('close', (removed: boolean, done: () => void) => {
       off();
-      if (removed && !('error' in found)) found.site.releaseStateMachine(assetId, this.id);
+      if (removed) site.releaseStateMachine(assetId, this.id);
       done();
     });
   }

@@ -1,5 +1,10 @@
+/**
+ * qe-coordinator: the config node of one site. It makes the Site (engine, registry, limits,
+ * event bus; src/site.ts) from its properties, persists it (FileStore) when asked, serves its
+ * timeline to the editor, and is the coordinator every other node of the site points at.
+ */
 import path from 'node:path';
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { NodeAPI, NodeDef } from 'node-red';
 import {
   type EngineConfig,
   FileStore,
@@ -9,6 +14,7 @@ import {
   Site,
 } from '../..';
 import { type CoordinatorNode, numberField, parseJsonObject } from '../lib/common';
+import { afterFlowsStart, ownUsers } from '../lib/config-node';
 import { serveTimeline } from '../lib/timeline';
 
 interface CoordinatorDef extends NodeDef {
@@ -76,15 +82,9 @@ export function limitsFromDef(def: CoordinatorDef): unknown {
 export default function (RED: NodeAPI) {
   function QeCoordinator(this: CoordinatorNode, def: CoordinatorDef) {
     RED.nodes.createNode(this, def);
-    this.users = {};
+    // A coordinator that cannot make its site says so now (its users refuse input with it).
+    ownUsers(RED, this);
     this.site = null;
-    this.failure = null;
-    this.register = (user: Node) => {
-      this.users[user.id] = user;
-    };
-    this.deregister = (user: Node) => {
-      delete this.users[user.id];
-    };
 
     const siteId = (def.siteId ?? '').trim() || this.id;
     const config = configFromDef(def);
@@ -126,9 +126,7 @@ export default function (RED: NodeAPI) {
     const { loadError } = site;
     if (loadError) {
       // Reported once the flows have started, so that it reaches the users' Catch nodes.
-      const reportLoad = () => report(loadError);
-      RED.events.once('flows:started', reportLoad);
-      this.on('close', () => RED.events.removeListener('flows:started', reportLoad));
+      afterFlowsStart(RED, this, () => report(loadError));
     }
     site.start();
     // The editor's timeline tab: costs nothing until an editor asks for it.

@@ -1,6 +1,14 @@
+/**
+ * qe-dispatcher: the site's dispatcher. Commands (from qe-schedule, qe-fleet, a flow) are
+ * submitted to the engine; when one is due the engine hands it back (a DueCommandSink) and it
+ * leaves on the output for the device nodes. `msg.reset` and `topic: cancel` cancel pending
+ * ones; the status shows what is pending and when the next is due.
+ */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Command, commandToJSON, type DueCommandSink, summarizeCommand } from '../..';
-import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { clockTime, setUp, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { NodeInputError } from '../lib/errors';
+import { Status } from '../lib/status';
 
 interface DispatcherMsg extends NodeMessageInFlow {
   reset?: unknown;
@@ -10,11 +18,8 @@ export default function (RED: NodeAPI) {
   function QeDispatcher(this: Node, def: UserDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const found = useCoordinator(RED, node, def);
-    if ('error' in found) {
-      refuseInput(node, found.error, 'qe-dispatcher.status.misconfigured');
-      return;
-    }
+    const found = setUp(node, () => useCoordinator(RED, node, def));
+    if (!found) return;
     const { site } = found;
     const engine = site.engine;
     let last: Command | null = null;
@@ -40,22 +45,19 @@ export default function (RED: NodeAPI) {
     const detach = site.attachDispatcher(node.id, sink);
 
     // Status: pending count and next due time, refreshed at most every 250 ms.
-    let statusTimer: NodeJS.Timeout | null = null;
-    const showStatus = () => {
-      statusTimer = null;
+    const status = new Status(node, () => {
       const stats = engine.stats();
       const next = engine.nextWakeAt();
       if (stats.pending === 0 && stats.inFlight === 0) {
-        node.status({
+        return {
           fill: 'grey',
           shape: 'ring',
           text: last
             ? RED._('qe-dispatcher.status.idle-last', { asset: last.assetId, value: last.valueKw })
             : 'qe-dispatcher.status.idle',
-        });
-        return;
+        };
       }
-      node.status({
+      return {
         fill: stats.held > 0 ? 'yellow' : 'blue',
         shape: 'dot',
         text: RED._('qe-dispatcher.status.pending', {
@@ -63,13 +65,10 @@ export default function (RED: NodeAPI) {
           inflight: stats.inFlight,
           next: next === null ? '-' : clockTime(next),
         }),
-      });
-    };
-    const refresh = () => {
-      if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
-    };
-    const off = engine.onCommandChange(refresh);
-    showStatus();
+      };
+    });
+    const off = engine.onCommandChange(status.refresh);
+    status.update();
 
     node.on('input', (msg: DispatcherMsg, _send, done) => {
       try {
@@ -84,8 +83,9 @@ export default function (RED: NodeAPI) {
           const assetId = p && typeof p === 'object' ? p.assetId : undefined;
           if (typeof assetId !== 'string' || assetId === '') {
             done(
-              new Error(
-                'qe-dispatcher: a cancel message needs msg.payload = {assetId: "<asset id>"}',
+              new NodeInputError(
+                'qe-dispatcher',
+                'a cancel message needs msg.payload = {assetId: "<asset id>"}',
               ),
             );
             return;
@@ -97,8 +97,9 @@ export default function (RED: NodeAPI) {
         const p = msg.payload;
         if (p === null || typeof p !== 'object') {
           done(
-            new Error(
-              `qe-dispatcher: msg.payload must be a command or an array of commands ({assetId, type, valueKw, scheduledAt?, priority?}), got ${p === null ? 'null' : typeof p}`,
+            new NodeInputError(
+              'qe-dispatcher',
+              `msg.payload must be a command or an array of commands ({assetId, type, valueKw, scheduledAt?, priority?}), got ${p === null ? 'null' : typeof p}`,
             ),
           );
           return;
@@ -113,7 +114,6 @@ export default function (RED: NodeAPI) {
     node.on('close', (_removed: boolean, done: () => void) => {
       detach();
       off();
-      if (statusTimer) clearTimeout(statusTimer);
       done();
     });
   }

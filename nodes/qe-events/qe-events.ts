@@ -1,6 +1,12 @@
+/**
+ * qe-events ("event fan-out"): the site's events (the core's event bus) out of one output per
+ * selected event type, filtered by asset; the status counts them.
+ */
 import type { Node, NodeAPI, NodeMessage } from 'node-red';
 import { type AnyBusEvent, EVENT_TYPES, type EventType, summarizeEvent } from '../..';
-import { listField, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { listField, setUp, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { NodeConfigError } from '../lib/errors';
+import { Status } from '../lib/status';
 
 interface EventsDef extends UserDef {
   eventTypes?: string[] | string;
@@ -18,31 +24,28 @@ function assetsOf(e: AnyBusEvent): string[] {
 export default function (RED: NodeAPI) {
   function QeEvents(this: Node, def: EventsDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
     const selected = listField(def.eventTypes);
     const types = (selected.length > 0 ? selected : [...EVENT_TYPES]) as EventType[];
-    const unknown = types.filter((t) => !EVENT_TYPES.includes(t));
-    if ('error' in found || unknown.length > 0) {
-      const text =
-        'error' in found
-          ? found.error
-          : `qe-events: unknown event type ${unknown.join(', ')}; use ${EVENT_TYPES.join(', ')}`;
-      this.error(text);
-      this.status({ fill: 'red', shape: 'ring', text: 'qe-events.status.misconfigured' });
-      return;
-    }
+    const found = setUp(this, () => {
+      const used = useCoordinator(RED, this, def);
+      const unknown = types.filter((t) => !EVENT_TYPES.includes(t));
+      if (unknown.length > 0) {
+        throw new NodeConfigError(
+          'qe-events',
+          `unknown event type ${unknown.join(', ')}; use ${EVENT_TYPES.join(', ')}`,
+        );
+      }
+      return used;
+    });
+    if (!found) return;
     const filter = new Set(listField(def.assetFilter));
     let count = 0;
-    let statusTimer: NodeJS.Timeout | null = null;
-    const showStatus = () => {
-      statusTimer = null;
-      this.status({
-        fill: 'green',
-        shape: 'dot',
-        text: RED._('qe-events.status.count', { count }),
-      });
-    };
-    this.status({ fill: 'green', shape: 'ring', text: 'qe-events.status.listening' });
+    const status = new Status(this, () => ({
+      fill: 'green',
+      shape: 'dot',
+      text: RED._('qe-events.status.count', { count }),
+    }));
+    status.show('green', 'ring', 'qe-events.status.listening');
 
     const off = found.site.eventBus.subscribe('*', (e) => {
       const index = types.indexOf(e.type);
@@ -56,12 +59,11 @@ export default function (RED: NodeAPI) {
       );
       this.send(msgs);
       count++;
-      if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
+      status.refresh();
     });
 
     this.on('close', (_removed: boolean, done: () => void) => {
       off();
-      if (statusTimer) clearTimeout(statusTimer);
       done();
     });
   }

@@ -6,6 +6,7 @@
  */
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { numberField } from '../lib/common';
+import { type ConfigNode, ownUsers } from '../lib/config-node';
 
 interface BrokerDef extends NodeDef {
   url?: string;
@@ -29,14 +30,9 @@ export interface BrokerSettings {
   mqtt: Record<string, unknown>;
 }
 
-export interface FleetBrokerNode extends Node<BrokerCredentials> {
-  /** Why the options are unusable, or null. */
-  failure: string | null;
+export interface FleetBrokerNode extends ConfigNode<BrokerCredentials> {
   /** The settings for one site's connection, or an error text. */
   settingsFor(): BrokerSettings | { error: string };
-  users: Record<string, Node>;
-  register(user: Node): void;
-  deregister(user: Node): void;
 }
 
 interface TlsConfigNode extends Node {
@@ -48,14 +44,8 @@ const SCHEMES = ['mqtt:', 'mqtts:', 'ws:', 'wss:'];
 export default function (RED: NodeAPI) {
   function QeFleetBroker(this: FleetBrokerNode, def: BrokerDef) {
     RED.nodes.createNode(this, def);
-    this.users = {};
-    this.register = (user) => {
-      this.users[user.id] = user;
-    };
-    this.deregister = (user) => {
-      delete this.users[user.id];
-    };
-    this.failure = null;
+    // Unusable options are not reported here: each qe-fleet node refuses input with them.
+    ownUsers(RED, this);
     const fail = (text: string) => {
       this.failure ??= `qe-fleet-broker: ${text}`;
     };

@@ -23,9 +23,12 @@ import {
   refuseInput,
   type ScheduleFields,
   scheduleOptions,
+  setUp,
   type UserDef,
-  useCoordinator,
+  useCoordinatorAnd,
 } from '../lib/common';
+import { NodeConfigError } from '../lib/errors';
+import { Status } from '../lib/status';
 import type { FleetBrokerNode } from '../qe-fleet-broker/qe-fleet-broker';
 
 interface FleetDef extends UserDef, ScheduleFields {
@@ -61,38 +64,31 @@ function target(url: string): { op: 'connect'; host: string; port: number } {
 export default function (RED: NodeAPI) {
   function QeFleet(this: Node, def: FleetDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
-    const broker = def.broker ? (RED.nodes.getNode(def.broker) as FleetBrokerNode | null) : null;
-    if (broker) {
-      broker.register(this);
-      this.on('close', () => broker.deregister(this));
-    }
-    const options = scheduleOptions(def, 'qe-fleet');
     const types = listField(def.eventTypes);
-    const unknown = types.filter((t) => !EVENT_TYPES.includes(t as EventType));
-    let setupError: string | null =
-      'error' in found
-        ? found.error
-        : !broker
-          ? "qe-fleet: no broker: pick a qe-fleet-broker in this node's properties"
-          : options instanceof Error
-            ? options.message
-            : unknown.length > 0
-              ? `qe-fleet: unknown event type ${unknown.join(', ')}; use ${EVENT_TYPES.join(', ')}`
-              : null;
-    const settings = setupError || !broker ? null : broker.settingsFor();
-    if (settings && 'error' in settings) setupError = settings.error;
-    if (
-      setupError ||
-      !settings ||
-      'error' in settings ||
-      'error' in found ||
-      options instanceof Error
-    ) {
-      refuseInput(this, setupError ?? 'qe-fleet: not configured', 'qe-fleet.status.misconfigured');
-      return;
-    }
-    const { site } = found;
+    const found = setUp(this, () => {
+      const { site, config: broker } = useCoordinatorAnd<FleetBrokerNode>(
+        RED,
+        this,
+        def,
+        def.broker,
+        "no broker: pick a qe-fleet-broker in this node's properties",
+      );
+      const options = scheduleOptions(def, 'qe-fleet');
+      if (options instanceof Error) throw new NodeConfigError('qe-fleet', options.message);
+      const unknown = types.filter((t) => !EVENT_TYPES.includes(t as EventType));
+      if (unknown.length > 0) {
+        throw new NodeConfigError(
+          'qe-fleet',
+          `unknown event type ${unknown.join(', ')}; use ${EVENT_TYPES.join(', ')}`,
+        );
+      }
+      const settings = broker.settingsFor();
+      if ('error' in settings) throw new NodeConfigError('qe-fleet', settings.error);
+      return { site, options, settings };
+    });
+    if (!found) return;
+    const { site, options, settings } = found;
+    const status = new Status(this);
 
     let lastSchedule: string | null = null;
     let problem: NetProblem | null = null;
@@ -101,27 +97,23 @@ export default function (RED: NodeAPI) {
     let down = false;
     let gateway: FleetGateway | null = null;
     const where = target(settings.url);
-    const showStatus = () => {
-      if (closed) return;
+    status.render = () => {
       if (gateway?.connected) {
-        this.status({
+        return {
           fill: 'green',
           shape: 'dot',
           text: lastSchedule
             ? RED._('qe-fleet.status.connected-schedule', { schedule: lastSchedule })
             : 'qe-fleet.status.connected',
-        });
-      } else if (problem) {
-        this.status(problemStatus(RED, 'qe-fleet', problem));
-      } else if (down) {
-        this.status({ fill: 'red', shape: 'ring', text: 'qe-fleet.status.disconnected' });
-      } else {
-        this.status({ fill: 'yellow', shape: 'ring', text: 'qe-fleet.status.connecting' });
+        };
       }
+      if (problem) return problemStatus(RED, 'qe-fleet', problem);
+      if (down) return { fill: 'red', shape: 'ring', text: 'qe-fleet.status.disconnected' };
+      return { fill: 'yellow', shape: 'ring', text: 'qe-fleet.status.connecting' };
     };
-    const note = (status: 'connected' | 'disconnected') => {
+    const note = (state: 'connected' | 'disconnected') => {
       if (closed) return;
-      const payload = { status, url: settings.url, at: new Date().toISOString() };
+      const payload = { status: state, url: settings.url, at: new Date().toISOString() };
       this.send([null, { topic: 'connection', payload } as NodeMessage]);
     };
 
@@ -138,7 +130,7 @@ export default function (RED: NodeAPI) {
           // Logged, not warned: a broker that is away is a state (the status), not a fault.
           problem = netProblem(err, where);
           this.log(`qe-fleet: ${settings.url}: ${err.message}`);
-          showStatus();
+          status.update();
         },
         onCommands: (commands: Command[], conversion: Conversion | null) => {
           if (closed) return;
@@ -153,11 +145,11 @@ export default function (RED: NodeAPI) {
             lastSchedule = conversion.scheduleId;
           }
           this.send([msg as NodeMessage, null]);
-          showStatus();
+          status.update();
         },
       });
     } catch (err) {
-      refuseInput(this, `qe-fleet: ${(err as Error).message}`, 'qe-fleet.status.misconfigured');
+      refuseInput(this, NodeConfigError.from('qe-fleet', err));
       return;
     }
     const gw = gateway;
@@ -170,14 +162,14 @@ export default function (RED: NodeAPI) {
       problem = null;
       down = false;
       note('connected');
-      showStatus();
+      status.update();
     };
     const onOffline = () => {
       down = true;
       note('disconnected');
-      showStatus();
+      status.update();
     };
-    const onClose = () => showStatus();
+    const onClose = () => status.update();
     const onSend = (packet: Packet) => {
       if (closed || packet.cmd !== 'publish') return;
       const ack = parseAck(packet.payload);
@@ -187,7 +179,7 @@ export default function (RED: NodeAPI) {
     client?.on('offline', onOffline);
     client?.on('close', onClose);
     client?.on('packetsend', onSend);
-    showStatus();
+    status.update();
 
     this.on('close', (_removed: boolean, done: () => void) => {
       closed = true;

@@ -6,7 +6,8 @@
  */
 import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { EventType, type LimitInForce, summarizeEvent } from '../..';
-import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { clockTime, type UserDef, useLimits, withSummary } from '../lib/common';
+import { NodeInputError } from '../lib/errors';
 
 const UNIT: Record<string, string> = { importKw: 'kW', exportKw: 'kW export', importA: 'A' };
 
@@ -33,18 +34,9 @@ export function rootStatus(limits: readonly LimitInForce[], root: string): NodeS
 export default function (RED: NodeAPI) {
   function QeLimit(this: Node, def: UserDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
-    if ('error' in found) {
-      refuseInput(this, found.error, 'qe-limit.status.misconfigured');
-      return;
-    }
-    const { site } = found;
-    const limiter = site.limiter;
-    if (!limiter) {
-      const text = `qe-limit: site ${site.siteId} has no limits: give its coordinator circuits, assets and meters (its Limits property)`;
-      refuseInput(this, text, 'qe-limit.status.misconfigured');
-      return;
-    }
+    const found = useLimits(RED, this, def);
+    if (!found) return;
+    const { site, limiter } = found;
     const root = limiter.limits.order[0] as string;
     this.status(rootStatus(limiter.inForce(), root));
 
@@ -62,19 +54,21 @@ export default function (RED: NodeAPI) {
       const p = msg.payload as unknown;
       const caps = Array.isArray(p) ? p : [p];
       try {
-        if (caps.length === 0) throw new Error('qe-limit: msg.payload is an empty array');
+        if (caps.length === 0)
+          throw new NodeInputError('qe-limit', 'msg.payload is an empty array');
         // The core checks each cap as it is set: the caps before a bad one are kept.
         caps.forEach((cap, i) => {
           const where = Array.isArray(p) ? `msg.payload[${i}]` : 'msg.payload';
           if (cap === null || typeof cap !== 'object' || Array.isArray(cap)) {
-            throw new Error(
-              `qe-limit: ${where} must be a cap {id, source, importKw?, ..., expiresAt?} or {id, clear: true}, got ${cap === null ? 'null' : Array.isArray(cap) ? 'an array' : typeof cap}`,
+            throw new NodeInputError(
+              'qe-limit',
+              `${where} must be a cap {id, source, importKw?, ..., expiresAt?} or {id, clear: true}, got ${cap === null ? 'null' : Array.isArray(cap) ? 'an array' : typeof cap}`,
             );
           }
           try {
             site.setCap(cap);
           } catch (err) {
-            throw new Error(`qe-limit: ${where}: ${(err as Error).message}`);
+            throw NodeInputError.from('qe-limit', err, where);
           }
         });
         done();

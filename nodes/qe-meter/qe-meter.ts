@@ -5,7 +5,9 @@
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { EventType, type SetpointLimited, summarizeReadings } from '../..';
-import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import { clockTime, type UserDef, useLimits, withSummary } from '../lib/common';
+import { NodeConfigError, NodeInputError } from '../lib/errors';
+import { Status } from '../lib/status';
 
 interface MeterDef extends UserDef {
   meter?: string;
@@ -28,36 +30,26 @@ function short(r: Record<string, unknown>): string {
 export default function (RED: NodeAPI) {
   function QeMeter(this: Node, def: MeterDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
     const meterId = (def.meter ?? '').trim();
-    if ('error' in found) {
-      refuseInput(this, found.error, 'qe-meter.status.misconfigured');
-      return;
-    }
-    const { site } = found;
-    const limiter = site.limiter;
-    if (!limiter) {
-      const text = `qe-meter: site ${site.siteId} has no limits: give its coordinator circuits, assets and meters (its Limits property)`;
-      refuseInput(this, text, 'qe-meter.status.misconfigured');
-      return;
-    }
-    if (meterId !== '' && !limiter.limits.meters.has(meterId)) {
-      const known = [...limiter.limits.meters.keys()];
-      const text = `qe-meter: meter ${JSON.stringify(meterId)} is not one of the meters of site ${site.siteId} (${known.length > 0 ? known.join(', ') : 'it has none'})`;
-      refuseInput(this, text, 'qe-meter.status.misconfigured');
-      return;
-    }
+    const found = useLimits(RED, this, def, ({ site, limiter }) => {
+      if (meterId !== '' && !limiter.limits.meters.has(meterId)) {
+        const known = [...limiter.limits.meters.keys()];
+        throw new NodeConfigError(
+          'qe-meter',
+          `meter ${JSON.stringify(meterId)} is not one of the meters of site ${site.siteId} (${known.length > 0 ? known.join(', ') : 'it has none'})`,
+        );
+      }
+    });
+    if (!found) return;
+    const { site, limiter } = found;
+    const status = new Status(this);
     let last: { text: string; meter: string } | null = null;
 
     const show = (stale: readonly string[]) => {
       const watched = meterId || last?.meter;
-      if (watched && stale.includes(watched)) {
-        this.status({ fill: 'red', shape: 'ring', text: 'qe-meter.status.stale' });
-      } else if (last) {
-        this.status({ fill: 'green', shape: 'dot', text: last.text });
-      } else {
-        this.status({ fill: 'grey', shape: 'ring', text: 'qe-meter.status.waiting' });
-      }
+      if (watched && stale.includes(watched)) status.show('red', 'ring', 'qe-meter.status.stale');
+      else if (last) status.show('green', 'dot', last.text);
+      else status.show('grey', 'ring', 'qe-meter.status.waiting');
     };
     show(limiter.meters.stale(site.clock.now()));
     const off = site.eventBus.subscribe(EventType.LIMITS_CHANGED, (e) =>
@@ -68,8 +60,9 @@ export default function (RED: NodeAPI) {
     const toReading = (r: unknown, where: string): Record<string, unknown> => {
       if (typeof r === 'number') {
         if (meterId === '') {
-          throw new Error(
-            `qe-meter: ${where} is a number but the node names no meter: set its Meter, or send {meter, kw}`,
+          throw new NodeInputError(
+            'qe-meter',
+            `${where} is a number but the node names no meter: set its Meter, or send {meter, kw}`,
           );
         }
         return { meter: meterId, kw: r };
@@ -78,8 +71,9 @@ export default function (RED: NodeAPI) {
         const o = r as Record<string, unknown>;
         return o.meter === undefined && meterId !== '' ? { ...o, meter: meterId } : o;
       }
-      throw new Error(
-        `qe-meter: ${where} must be a number (kW) or a reading {meter?, kw | a, at?}, got ${r === null ? 'null' : Array.isArray(r) ? 'an array' : typeof r}`,
+      throw new NodeInputError(
+        'qe-meter',
+        `${where} must be a number (kW) or a reading {meter?, kw | a, at?}, got ${r === null ? 'null' : Array.isArray(r) ? 'an array' : typeof r}`,
       );
     };
 
@@ -93,7 +87,8 @@ export default function (RED: NodeAPI) {
         limited.push(e.payload);
       });
       try {
-        if (items.length === 0) throw new Error('qe-meter: msg.payload is an empty array');
+        if (items.length === 0)
+          throw new NodeInputError('qe-meter', 'msg.payload is an empty array');
         // The core checks each reading as it is measured: the readings before a bad one are kept.
         items.forEach((item, i) => {
           const where = Array.isArray(p) ? `msg.payload[${i}]` : 'msg.payload';
@@ -102,7 +97,7 @@ export default function (RED: NodeAPI) {
           try {
             site.measure(reading);
           } catch (err) {
-            throw new Error(`qe-meter: ${where}: ${(err as Error).message}`);
+            throw NodeInputError.from('qe-meter', err, where);
           }
           const at = typeof reading.at === 'number' ? reading.at : site.clock.now();
           const meter = String(reading.meter);

@@ -1,6 +1,12 @@
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+/**
+ * qe-modbus-connection: the config node of one Modbus bus (TCP or RTU), a ModbusConnection
+ * (src/adapters/modbus/) that the qe-modbus nodes on it share. It logs the bus's changes; its
+ * users show the state and the cause in their status.
+ */
+import type { NodeAPI, NodeDef } from 'node-red';
 import { ModbusConnection } from '../..';
 import { numberField } from '../lib/common';
+import { type ConfigNode, ownUsers } from '../lib/config-node';
 
 interface ConnectionDef extends NodeDef {
   transport?: 'tcp' | 'rtu';
@@ -15,26 +21,15 @@ interface ConnectionDef extends NodeDef {
   queueLimit?: string | number;
 }
 
-export interface ModbusConnectionNode extends Node {
+export interface ModbusConnectionNode extends ConfigNode {
   connection: ModbusConnection | null;
-  failure: string | null;
-  users: Record<string, Node>;
-  register(user: Node): void;
-  deregister(user: Node): void;
 }
 
 export default function (RED: NodeAPI) {
   function QeModbusConnection(this: ModbusConnectionNode, def: ConnectionDef) {
     RED.nodes.createNode(this, def);
-    this.users = {};
+    const fail = ownUsers(RED, this);
     this.connection = null;
-    this.failure = null;
-    this.register = (user) => {
-      this.users[user.id] = user;
-    };
-    this.deregister = (user) => {
-      delete this.users[user.id];
-    };
     const transport = def.transport === 'rtu' ? 'rtu' : 'tcp';
     let connection: ModbusConnection;
     try {
@@ -51,10 +46,8 @@ export default function (RED: NodeAPI) {
         queueLimit: numberField(def.queueLimit) ?? 200,
       });
     } catch (err) {
-      this.failure = `qe-modbus-connection: ${(err as Error).message}`;
-      const report = () => this.error(this.failure);
-      RED.events.once('flows:started', report);
-      this.on('close', () => RED.events.removeListener('flows:started', report));
+      // Reported once the flows have started, with a message: it reaches the users' Catch nodes.
+      fail(`qe-modbus-connection: ${(err as Error).message}`);
       return;
     }
     this.connection = connection;

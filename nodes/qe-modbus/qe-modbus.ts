@@ -1,20 +1,21 @@
+/**
+ * qe-modbus ("Modbus battery"): the batteries of a site on the bus of a qe-modbus-connection,
+ * as one adapter (ModbusBatteries, src/adapters/modbus/): commands from a dispatcher are
+ * written to them (output 1: the answers and re-writes), their telemetry comes out of output
+ * 2, the status says the bus state, an unarmed failsafe and a deviation while it lasts.
+ */
 import type { Node, NodeAPI } from 'node-red';
 import {
   type BatteryConfig,
   ModbusBatteries,
+  type ModbusConnection,
   resolveMap,
   summarizeResult,
   summarizeTelemetry,
 } from '../..';
-import {
-  followDeviations,
-  problemStatus,
-  refuseInput,
-  runDeliveredCommands,
-  type UserDef,
-  useCoordinator,
-  withSummary,
-} from '../lib/common';
+import { problemStatus, type UserDef, withSummary } from '../lib/common';
+import { followDeviations, runDeliveredCommands, setUpDevice } from '../lib/device';
+import { Status } from '../lib/status';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
 
 interface ModbusDef extends UserDef {
@@ -84,27 +85,21 @@ function parseBatteries(value: unknown): BatteryConfig[] | Error {
 export default function (RED: NodeAPI) {
   function QeModbus(this: Node, def: ModbusDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
-    const conn = def.connection
-      ? (RED.nodes.getNode(def.connection) as ModbusConnectionNode | null)
-      : null;
-    if (conn) {
-      conn.register(this);
-      this.on('close', () => conn.deregister(this));
-    }
-    const configs = parseBatteries(def.batteries);
-    let setupError: string | null = 'error' in found ? found.error : null;
-    if (!setupError && !conn) setupError = 'qe-modbus: pick a qe-modbus-connection (the bus)';
-    if (!setupError && conn && !conn.connection)
-      setupError = conn.failure ?? 'qe-modbus: the connection could not start';
-    if (!setupError && configs instanceof Error) setupError = configs.message;
-    if (!setupError && Array.isArray(configs) && configs.length === 0)
-      setupError = 'qe-modbus: add at least one battery';
-    let fleet: ModbusBatteries | null = null;
-    let refreshStatus = () => {};
-    if (!setupError && !('error' in found) && conn?.connection && Array.isArray(configs)) {
-      try {
-        fleet = new ModbusBatteries(found.site, conn.connection, configs, {
+    const status = new Status(this);
+    const ready = setUpDevice<
+      ModbusConnectionNode,
+      ModbusConnection,
+      BatteryConfig,
+      ModbusBatteries
+    >(RED, this, def, {
+      configId: def.connection,
+      missing: 'pick a qe-modbus-connection (the bus)',
+      live: (conn) => conn.connection,
+      notStarted: 'the connection could not start',
+      items: parseBatteries(def.batteries),
+      empty: 'add at least one battery',
+      start: (site, connection, configs) => {
+        const fleet = new ModbusBatteries(site, connection, configs, {
           owner: this.id,
           onTelemetry: (t) =>
             this.send([
@@ -117,7 +112,7 @@ export default function (RED: NodeAPI) {
               this.warn(`qe-modbus: ${e.assetId}: ${String(e.detail)}`);
             else if (e.type.endsWith('failed'))
               this.debug?.(`qe-modbus: ${e.assetId}: ${e.type}: ${String(e.detail)}`);
-            if (e.type.startsWith('revert-timer')) refreshStatus();
+            if (e.type.startsWith('revert-timer')) status.update();
             if (e.type.endsWith('rewrite')) {
               const payload = { rewrite: e.type, ...(e.detail as object) };
               this.send([
@@ -130,73 +125,49 @@ export default function (RED: NodeAPI) {
           },
         });
         fleet.start();
-      } catch (err) {
-        setupError = `qe-modbus: ${(err as Error).message}`;
-        fleet = null;
-      }
-    }
-    if (setupError || !fleet || 'error' in found || !conn?.connection) {
-      const text = setupError ?? 'qe-modbus: not configured';
-      refuseInput(this, text, 'qe-modbus.status.misconfigured');
-      return;
-    }
-    const { site } = found;
-    const connection = conn.connection;
-    const f = fleet;
-    const showStatus = () => {
+        return fleet;
+      },
+    });
+    if (!ready) return;
+    const { site, live: connection, fleet: f } = ready;
+    // A deviation shows while it lasts (it may also end silently: its setpoint ended).
+    const deviations = followDeviations(site, f.assets, status.refresh);
+    status.render = () => {
       const s = connection.state;
       // The bus cannot open: say why, through the reconnect attempts, until one succeeds.
       if (connection.problem && (s === 'connecting' || s === 'disconnected')) {
-        this.status(problemStatus(RED, 'qe-modbus', connection.problem));
-        return;
+        return problemStatus(RED, 'qe-modbus', connection.problem);
       }
       const deviation = s === 'connected' ? deviations.text() : null;
-      if (deviation) {
-        this.status({ fill: 'yellow', shape: 'dot', text: deviation });
-        return;
-      }
+      if (deviation) return { fill: 'yellow', shape: 'dot', text: deviation };
       // The failsafe is not armed: the device would not revert by itself.
       const unarmed = s === 'connected' ? f.revertProblems() : [];
       if (unarmed.length > 0) {
-        this.status({
+        return {
           fill: 'yellow',
           shape: 'dot',
           text: RED._('qe-modbus.status.revertFailed', {
             assets: unarmed.map((p) => p.assetId).join(', '),
           }),
-        });
-        return;
+        };
       }
-      this.status({
+      return {
         fill: s === 'connected' ? 'green' : s === 'connecting' ? 'yellow' : 'red',
         shape: s === 'connected' ? 'dot' : 'ring',
         text: RED._(`qe-modbus.status.${s}`, { depth: connection.queueDepth }),
-      });
+      };
     };
-    let queueTimer: NodeJS.Timeout | null = null;
-    const onQueue = () => {
-      if (queueTimer === null) {
-        queueTimer = setTimeout(() => {
-          queueTimer = null;
-          showStatus();
-        }, 250);
-      }
-    };
-    // A deviation shows while it lasts (it may also end silently: its setpoint ended).
-    const deviations = followDeviations(site, f.assets, onQueue);
-    connection.on('state', showStatus);
-    connection.on('queue', onQueue);
-    refreshStatus = showStatus;
-    showStatus();
+    connection.on('state', status.update);
+    connection.on('queue', status.refresh);
+    status.update();
 
     runDeliveredCommands(this, site, f);
 
     this.on('close', (removed: boolean, done: () => void) => {
       f.stop(removed);
-      connection.off('state', showStatus);
-      connection.off('queue', onQueue);
+      connection.off('state', status.update);
+      connection.off('queue', status.refresh);
       deviations.off();
-      if (queueTimer) clearTimeout(queueTimer);
       done();
     });
   }

@@ -1,7 +1,13 @@
+/**
+ * qe-ocpp-server: the config node of the OCPP central system (CentralSystem,
+ * src/adapters/ocpp/) on a port of its own or on Node-RED's, that the qe-ocpp nodes share.
+ * It lets in the identities its users steer (with their passwords) and says why it cannot run.
+ */
 import type { Server } from 'node:http';
-import type { Node, NodeAPI, NodeDef } from 'node-red';
+import type { NodeAPI, NodeDef } from 'node-red';
 import { CentralSystem, type KnownCharger, type OcppVersion, type SecurityProfile } from '../..';
 import { numberField, parseJsonObject } from '../lib/common';
+import { type ConfigNode, ownUsers } from '../lib/config-node';
 
 interface ServerDef extends NodeDef {
   mode?: 'port' | 'path';
@@ -24,15 +30,11 @@ interface ServerCredentials {
   key?: string;
 }
 
-export interface OcppServerNode extends Node<ServerCredentials> {
+export interface OcppServerNode extends ConfigNode<ServerCredentials> {
   central: CentralSystem | null;
-  failure: string | null;
   /** Resolves when the server listens (or failed to). */
   ready: Promise<void>;
   port: number | null;
-  users: Record<string, Node>;
-  register(user: Node): void;
-  deregister(user: Node): void;
   /** Identities a qe-ocpp node steers: they may connect. */
   setIdentities(owner: string, identities: string[]): void;
 }
@@ -40,17 +42,13 @@ export interface OcppServerNode extends Node<ServerCredentials> {
 export default function (RED: NodeAPI) {
   function QeOcppServer(this: OcppServerNode, def: ServerDef) {
     RED.nodes.createNode(this, def);
-    this.users = {};
+    // Why the central system cannot run reaches Catch nodes once (an error with a message
+    // object; a config node's goes to its users' flows), after the flows have started.
+    const failWith = ownUsers(RED, this);
+    const fail = (text: string) => failWith(`qe-ocpp-server: ${text}`);
     this.central = null;
-    this.failure = null;
     this.port = null;
     this.ready = Promise.resolve();
-    this.register = (user) => {
-      this.users[user.id] = user;
-    };
-    this.deregister = (user) => {
-      delete this.users[user.id];
-    };
     const identitiesByOwner = new Map<string, string[]>();
     let passwords: Record<string, string> = {};
     const updateKnown = () => {
@@ -68,23 +66,6 @@ export default function (RED: NodeAPI) {
       updateKnown();
     };
 
-    // Why the central system cannot run reaches Catch nodes once (an error with a message
-    // object; a config node's goes to its users' flows). Before the flows have started the
-    // Catch nodes may not exist yet: then it waits for them.
-    let flowsStarted = false;
-    const report = () => {
-      if (this.failure) this.error(this.failure, {});
-    };
-    const onStarted = () => {
-      flowsStarted = true;
-      report();
-    };
-    RED.events.once('flows:started', onStarted);
-    this.on('close', () => RED.events.removeListener('flows:started', onStarted));
-    const fail = (text: string) => {
-      this.failure = `qe-ocpp-server: ${text}`;
-      if (flowsStarted) report();
-    };
     const creds = this.credentials ?? {};
     const pw = parseJsonObject(creds.passwords, 'passwords', 'qe-ocpp-server');
     if (pw instanceof Error) {

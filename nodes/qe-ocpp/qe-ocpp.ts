@@ -1,14 +1,14 @@
+/**
+ * qe-ocpp ("OCPP chargers"): the chargers of a site on the central system of a
+ * qe-ocpp-server, as one adapter (OcppChargers, src/adapters/ocpp/): commands from a
+ * dispatcher go to them (output 1: the answers), their events come out of output 2, the status
+ * says how many are connected, what they lack, and a deviation while it lasts.
+ */
 import type { Node, NodeAPI } from 'node-red';
-import { type ChargerConfig, OcppChargers, summarizeChargerEvent } from '../..';
-import {
-  followDeviations,
-  problemStatus,
-  refuseInput,
-  runDeliveredCommands,
-  type UserDef,
-  useCoordinator,
-  withSummary,
-} from '../lib/common';
+import { type CentralSystem, type ChargerConfig, OcppChargers, summarizeChargerEvent } from '../..';
+import { problemStatus, type UserDef, withSummary } from '../lib/common';
+import { followDeviations, runDeliveredCommands, setUpDevice } from '../lib/device';
+import { Status } from '../lib/status';
 import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
 
 interface OcppDef extends UserDef {
@@ -82,80 +82,67 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
 export default function (RED: NodeAPI) {
   function QeOcpp(this: Node, def: OcppDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
-    const server = def.server ? (RED.nodes.getNode(def.server) as OcppServerNode | null) : null;
-    if (server) {
-      server.register(this);
-      this.on('close', () => server.deregister(this));
-    }
-    const chargers = parseChargers(def.chargers);
-    let setupError: string | null = 'error' in found ? found.error : null;
-    if (!setupError && !server) setupError = 'qe-ocpp: pick a qe-ocpp-server (the central system)';
-    if (!setupError && server && !server.central)
-      setupError = server.failure ?? 'qe-ocpp: the central system could not start';
-    if (!setupError && chargers instanceof Error) setupError = chargers.message;
-    if (!setupError && Array.isArray(chargers) && chargers.length === 0)
-      setupError = 'qe-ocpp: add at least one charger';
     const afterS =
       def.failsafeAfterS === undefined || def.failsafeAfterS === ''
         ? undefined
         : Number(def.failsafeAfterS);
-    let fleet: OcppChargers | null = null;
-    if (!setupError && !('error' in found) && server?.central && Array.isArray(chargers)) {
-      try {
-        fleet = new OcppChargers(found.site, server.central, chargers, {
-          owner: this.id,
-          ...(afterS === undefined ? {} : { failsafeAfterS: afterS }),
-          onError: (err) => this.error(`${this.type}: ${err.message}`),
-          onEvent: (e) => {
-            this.send([
-              null,
-              withSummary({ topic: e.type, payload: e }, () => summarizeChargerEvent(e)),
-            ]);
-            refresh();
-          },
-        });
-        fleet.start();
-        server.setIdentities(
-          this.id,
-          chargers.map((c) => c.identity),
-        );
-      } catch (err) {
-        setupError = `qe-ocpp: ${(err as Error).message}`;
-        fleet = null;
-      }
-    }
-    if (setupError || !fleet || 'error' in found || !server?.central) {
-      const text = setupError ?? 'qe-ocpp: not configured';
-      refuseInput(this, text, 'qe-ocpp.status.misconfigured');
-      return;
-    }
-    const { site } = found;
-    const central = server.central;
+    const status = new Status(this);
+    const ready = setUpDevice<OcppServerNode, CentralSystem, ChargerConfig, OcppChargers>(
+      RED,
+      this,
+      def,
+      {
+        configId: def.server,
+        missing: 'pick a qe-ocpp-server (the central system)',
+        live: (server) => server.central,
+        notStarted: 'the central system could not start',
+        items: parseChargers(def.chargers),
+        empty: 'add at least one charger',
+        start: (site, central, chargers) => {
+          const fleet = new OcppChargers(site, central, chargers, {
+            owner: this.id,
+            ...(afterS === undefined ? {} : { failsafeAfterS: afterS }),
+            onError: (err) => this.error(`${this.type}: ${err.message}`),
+            onEvent: (e) => {
+              this.send([
+                null,
+                withSummary({ topic: e.type, payload: e }, () => summarizeChargerEvent(e)),
+              ]);
+              status.refresh();
+            },
+          });
+          fleet.start();
+          return fleet;
+        },
+      },
+    );
+    if (!ready) return;
+    const { site, config: server, live: central, fleet: f } = ready;
+    server.setIdentities(
+      this.id,
+      f.chargers.map((c) => c.identity),
+    );
     if (central.options.callTimeoutMs >= site.engine.config.commandTimeoutSeconds * 1000) {
       this.warn(
         `qe-ocpp: the central system's call timeout (${central.options.callTimeoutMs / 1000} s) should be below the coordinator's command timeout (${site.engine.config.commandTimeoutSeconds} s), or late answers no longer count`,
       );
     }
-    const f = fleet;
     const identities = [...new Set(f.chargers.map((c) => c.identity))];
-    let statusTimer: NodeJS.Timeout | null = null;
-    const showStatus = () => {
-      statusTimer = null;
+    // A deviation shows while it lasts; meter values (events) refresh it.
+    const deviations = followDeviations(
+      site,
+      f.chargers.map((c) => c.assetId),
+      status.refresh,
+    );
+    status.render = () => {
       // The central system cannot listen: say why, until a redeploy makes it listen.
-      if (central.problem) {
-        this.status(problemStatus(RED, 'qe-ocpp', central.problem));
-        return;
-      }
+      if (central.problem) return problemStatus(RED, 'qe-ocpp', central.problem);
       const up = identities.filter((id) => central.isConnected(id)).length;
       const deviation = deviations.text();
-      if (deviation) {
-        this.status({ fill: 'yellow', shape: 'dot', text: deviation });
-        return;
-      }
+      if (deviation) return { fill: 'yellow', shape: 'dot', text: deviation };
       // What a charger lacks (learned until it boots again), after the count.
       const lacks = f.limitations();
-      this.status({
+      return {
         fill:
           up === identities.length
             ? lacks.length
@@ -169,33 +156,18 @@ export default function (RED: NodeAPI) {
           RED._('qe-ocpp.status.connected', { count: up, total: identities.length }),
           ...lacks,
         ].join('; '),
-      });
+      };
     };
-    const refresh = () => {
-      if (statusTimer === null) statusTimer = setTimeout(showStatus, 250);
-    };
-    // A deviation shows while it lasts; meter values (events) refresh it.
-    const deviations = followDeviations(
-      site,
-      f.chargers.map((c) => c.assetId),
-      refresh,
-    );
-    showStatus();
-    // The listener opens after this node starts: show how that went.
-    let closed = false;
-    const afterListen = () => {
-      if (!closed) showStatus();
-    };
-    server.ready.then(afterListen, afterListen);
+    status.update();
+    // The listener opens after this node starts: show how that went (not once closed).
+    server.ready.then(status.update, status.update);
 
     runDeliveredCommands(this, site, f);
 
     this.on('close', (removed: boolean, done: () => void) => {
-      closed = true;
       f.stop(removed);
       server.setIdentities(this.id, []);
       deviations.off();
-      if (statusTimer) clearTimeout(statusTimer);
       done();
     });
   }

@@ -1,12 +1,19 @@
+/**
+ * qe-schedule ("schedule to commands"): an optimiser's schedule in msg.payload (JSON, CSV,
+ * columns) converted by the core (`site.receiveSchedule`) into commands on msg.payload, for a
+ * qe-dispatcher; the status says how many, or that the schedule was rejected.
+ */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Conversion, commandToJSON } from '../..';
 import {
   parseJsonObject,
   type ScheduleFields,
   scheduleOptions,
+  setUp,
   type UserDef,
   useCoordinator,
 } from '../lib/common';
+import { NodeConfigError, NodeInputError } from '../lib/errors';
 
 interface ScheduleDef extends UserDef, ScheduleFields {}
 
@@ -20,27 +27,22 @@ interface ScheduleMsg extends NodeMessageInFlow {
 export default function (RED: NodeAPI) {
   function QeSchedule(this: Node, def: ScheduleDef) {
     RED.nodes.createNode(this, def);
-    const found = useCoordinator(RED, this, def);
-    const options = scheduleOptions(def, 'qe-schedule');
-    const setupError =
-      'error' in found ? found.error : options instanceof Error ? options.message : null;
-    this.status(
-      setupError
-        ? { fill: 'red', shape: 'ring', text: 'qe-schedule.status.misconfigured' }
-        : { fill: 'grey', shape: 'ring', text: 'qe-schedule.status.waiting' },
-    );
+    const found = setUp(this, () => {
+      const { site } = useCoordinator(RED, this, def);
+      const options = scheduleOptions(def, 'qe-schedule');
+      if (options instanceof Error) throw new NodeConfigError('qe-schedule', options.message);
+      return { site, options };
+    });
+    if (!found) return;
+    const { site, options } = found;
+    this.status({ fill: 'grey', shape: 'ring', text: 'qe-schedule.status.waiting' });
 
     this.on('input', (msg: ScheduleMsg, send, done) => {
-      if (setupError || 'error' in found || options instanceof Error) {
-        done(new Error(setupError ?? 'qe-schedule: no coordinator'));
-        return;
-      }
-      const { site } = found;
       let map = options.assetMap;
       if (msg.assetMap !== undefined) {
         const m = parseJsonObject(msg.assetMap, 'msg.assetMap', 'qe-schedule');
         if (m instanceof Error) {
-          done(m);
+          done(new NodeInputError('qe-schedule', m.message));
           return;
         }
         map = m as Record<string, string>;
