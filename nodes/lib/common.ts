@@ -156,6 +156,22 @@ export function numberField(value: unknown): number | undefined {
   return Number.isFinite(n) ? n : Number.NaN;
 }
 
+/**
+ * A table field of the edit dialog (the chargers, the batteries): a list, or its JSON text
+ * (empty: no rows), or an Error naming the field and the node.
+ */
+export function tableField(value: unknown, field: string, node: string): unknown[] | Error {
+  let list: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      list = value.trim() === '' ? [] : JSON.parse(value);
+    } catch (err) {
+      return new Error(`${node}: ${field} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  return Array.isArray(list) ? list : new Error(`${node}: ${field} must be a list`);
+}
+
 /** A list field: an array, or a comma/space separated string. */
 export function listField(value: unknown): string[] {
   if (Array.isArray(value))
@@ -215,6 +231,16 @@ export function useLimits(
     const found = { site, limiter: site.limiter };
     check(found);
     return found;
+  });
+}
+
+/**
+ * What a node undoes when it closes (its subscriptions' unsubscribe functions, a detach), in
+ * this order: the one place for them instead of a close handler each.
+ */
+export function closeWith(node: Node, ...stops: (() => void)[]): void {
+  node.on('close', () => {
+    for (const stop of stops) stop();
   });
 }
 

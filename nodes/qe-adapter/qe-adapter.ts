@@ -6,7 +6,7 @@
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Adapter, CommandStatus } from '../..';
-import { listField, setUp, type UserDef, useCoordinator } from '../lib/common';
+import { closeWith, listField, setUp, type UserDef, useCoordinator } from '../lib/common';
 import { NodeConfigError, NodeInputError } from '../lib/errors';
 import { Status } from '../lib/status';
 
@@ -162,12 +162,13 @@ export default function (RED: NodeAPI) {
         ),
       );
     });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      for (const a of registered) site.adapterRegistry.unregister(a, adapter);
-      off();
-      done();
-    });
+    closeWith(
+      this,
+      () => {
+        for (const a of registered) site.adapterRegistry.unregister(a, adapter);
+      },
+      off,
+    );
   }
 
   RED.nodes.registerType('qe-adapter', QeAdapter as never);

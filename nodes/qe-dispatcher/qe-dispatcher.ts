@@ -6,7 +6,14 @@
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Command, commandToJSON, type DueCommandSink, summarizeCommand } from '../..';
-import { clockTime, setUp, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import {
+  clockTime,
+  closeWith,
+  setUp,
+  type UserDef,
+  useCoordinator,
+  withSummary,
+} from '../lib/common';
 import { NodeInputError } from '../lib/errors';
 import { Status } from '../lib/status';
 
@@ -110,12 +117,7 @@ export default function (RED: NodeAPI) {
         done(err as Error);
       }
     });
-
-    node.on('close', (_removed: boolean, done: () => void) => {
-      detach();
-      off();
-      done();
-    });
+    closeWith(node, detach, off);
   }
 
   RED.nodes.registerType('qe-dispatcher', QeDispatcher as never);

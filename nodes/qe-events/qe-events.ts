@@ -4,7 +4,14 @@
  */
 import type { Node, NodeAPI, NodeMessage } from 'node-red';
 import { type AnyBusEvent, EVENT_TYPES, type EventType, summarizeEvent } from '../..';
-import { listField, setUp, type UserDef, useCoordinator, withSummary } from '../lib/common';
+import {
+  closeWith,
+  listField,
+  setUp,
+  type UserDef,
+  useCoordinator,
+  withSummary,
+} from '../lib/common';
 import { NodeConfigError } from '../lib/errors';
 import { Status } from '../lib/status';
 
@@ -61,11 +68,7 @@ export default function (RED: NodeAPI) {
       count++;
       status.refresh();
     });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      off();
-      done();
-    });
+    closeWith(this, off);
   }
 
   RED.nodes.registerType('qe-events', QeEvents as never);

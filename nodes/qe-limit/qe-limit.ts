@@ -6,7 +6,7 @@
  */
 import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { EventType, type LimitInForce, summarizeEvent } from '../..';
-import { clockTime, type UserDef, useLimits, withSummary } from '../lib/common';
+import { clockTime, closeWith, type UserDef, useLimits, withSummary } from '../lib/common';
 import { NodeInputError } from '../lib/errors';
 
 const UNIT: Record<string, string> = { importKw: 'kW', exportKw: 'kW export', importA: 'A' };
@@ -76,11 +76,7 @@ export default function (RED: NodeAPI) {
         done(err as Error);
       }
     });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      off();
-      done();
-    });
+    closeWith(this, off);
   }
 
   RED.nodes.registerType('qe-limit', QeLimit as never);

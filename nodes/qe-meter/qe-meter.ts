@@ -5,7 +5,7 @@
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { EventType, type SetpointLimited, summarizeReadings } from '../..';
-import { clockTime, type UserDef, useLimits, withSummary } from '../lib/common';
+import { clockTime, closeWith, type UserDef, useLimits, withSummary } from '../lib/common';
 import { NodeConfigError, NodeInputError } from '../lib/errors';
 import { Status } from '../lib/status';
 
@@ -114,11 +114,7 @@ export default function (RED: NodeAPI) {
         show(limiter.meters.stale(site.clock.now()));
       }
     });
-
-    this.on('close', (_removed: boolean, done: () => void) => {
-      off();
-      done();
-    });
+    closeWith(this, off);
   }
 
   RED.nodes.registerType('qe-meter', QeMeter as never);

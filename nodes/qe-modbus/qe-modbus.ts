@@ -13,7 +13,7 @@ import {
   summarizeResult,
   summarizeTelemetry,
 } from '../..';
-import { problemStatus, type UserDef, withSummary } from '../lib/common';
+import { problemStatus, tableField, type UserDef, withSummary } from '../lib/common';
 import { followDeviations, runDeliveredCommands, setUpDevice } from '../lib/device';
 import { Status } from '../lib/status';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
@@ -25,15 +25,8 @@ interface ModbusDef extends UserDef {
 
 /** The battery table of the dialog: numbers as numbers, the map resolved and checked. */
 function parseBatteries(value: unknown): BatteryConfig[] | Error {
-  let list: unknown = value;
-  if (typeof value === 'string') {
-    try {
-      list = value.trim() === '' ? [] : JSON.parse(value);
-    } catch (err) {
-      return new Error(`qe-modbus: batteries is not valid JSON: ${(err as Error).message}`);
-    }
-  }
-  if (!Array.isArray(list)) return new Error('qe-modbus: batteries must be a list');
+  const list = tableField(value, 'batteries', 'qe-modbus');
+  if (list instanceof Error) return list;
   const out: BatteryConfig[] = [];
   for (const [i, raw] of list.entries()) {
     const b = (raw ?? {}) as Record<string, unknown>;

@@ -6,7 +6,7 @@
  */
 import type { Node, NodeAPI } from 'node-red';
 import { type CentralSystem, type ChargerConfig, OcppChargers, summarizeChargerEvent } from '../..';
-import { problemStatus, type UserDef, withSummary } from '../lib/common';
+import { numberField, problemStatus, tableField, type UserDef, withSummary } from '../lib/common';
 import { followDeviations, runDeliveredCommands, setUpDevice } from '../lib/device';
 import { Status } from '../lib/status';
 import type { OcppServerNode } from '../qe-ocpp-server/qe-ocpp-server';
@@ -20,16 +20,8 @@ interface OcppDef extends UserDef {
 
 /** The charger table of the dialog, checked, with numbers as numbers. */
 function parseChargers(value: unknown): ChargerConfig[] | Error {
-  let list: unknown = value;
-  if (typeof value === 'string') {
-    try {
-      list = value.trim() === '' ? [] : JSON.parse(value);
-    } catch (err) {
-      return new Error(`qe-ocpp: chargers is not valid JSON: ${(err as Error).message}`);
-    }
-  }
-  if (!Array.isArray(list)) return new Error('qe-ocpp: chargers must be a list');
-  const num = (v: unknown) => (v === undefined || v === null || v === '' ? undefined : Number(v));
+  const list = tableField(value, 'chargers', 'qe-ocpp');
+  if (list instanceof Error) return list;
   const out: ChargerConfig[] = [];
   for (const [i, raw] of list.entries()) {
     const c = (raw ?? {}) as Record<string, unknown>;
@@ -49,7 +41,7 @@ function parseChargers(value: unknown): ChargerConfig[] | Error {
       'failsafeKw',
       'failsafeAfterS',
     ] as const) {
-      const n = num(c[k]);
+      const n = numberField(c[k]);
       if (n !== undefined) {
         if (!Number.isFinite(n))
           return new Error(`qe-ocpp: charger [${i}] (${entry.identity}): ${k} must be a number`);

@@ -1,6 +1,7 @@
 import should from 'should';
 import { SUNSPEC_704 } from '../../src/adapters/modbus/maps';
 import { BatterySimulator } from '../../src/sim/battery';
+import { untilWith } from '../helpers/wait';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab, siteOf } from './flows';
 import { helper } from './runtime';
 
@@ -13,13 +14,7 @@ const modbusNodes = () => [
   require('../../nodes/qe-modbus/qe-modbus.js').default,
 ];
 
-async function until(cond: () => boolean, what: string, rounds = 600): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 600 });
 
 const sims: BatterySimulator[] = [];
 async function battery(opts: ConstructorParameters<typeof BatterySimulator>[0] = {}) {
@@ -321,5 +316,34 @@ describe('nodes: Modbus battery end to end', () => {
     should((caught.msgs[0] as { error: { message: string } }).error.message).match(
       /battery \[0\] \(b\): watchdogSeconds \(10\) must be below revertSeconds \(5\)/,
     );
+  });
+
+  it('a bus that cannot work (TCP without host) is an error of qe-modbus-connection that reaches Catch nodes once; qe-modbus is misconfigured', async () => {
+    const f = flow(0).map((n) => (n.id === 'bus' ? { ...n, host: '' } : n));
+    // The Catch node first, so that its helper node is watched from the start.
+    const watchers = new Set(['f1', 'coord', 'catchAll', 'caught']);
+    await helper.load(
+      modbusNodes(),
+      f.filter((n) => watchers.has(n.id)),
+    );
+    const caught = inbox('caught');
+    await helper.setFlows(f, 'nodes');
+    await caught.count(1);
+    const err = (caught.msgs[0] as { error: { message: string; source: { id: string } } }).error;
+    should(err.source.id).equal('bus');
+    should(err.message).equal('qe-modbus-connection: modbus connection: tcp needs a host');
+    // qe-modbus refuses input with the same reason.
+    helper.getNode('mb').receive({
+      payload: { id: 'x', assetId: 'ast_batt_001', type: 'SET_CHARGE_RATE', valueKw: 1 },
+    } as never);
+    await caught.count(2);
+    should((caught.msgs[1] as { error: { message: string } }).error.message).equal(
+      'Error: qe-modbus-connection: modbus connection: tcp needs a host',
+    );
+    should(
+      caught.msgs.filter(
+        (m) => (m as { error: { source: { id: string } } }).error.source.id === 'bus',
+      ),
+    ).have.length(1);
   });
 });
