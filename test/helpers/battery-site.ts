@@ -12,6 +12,7 @@ import { ModbusConnection } from '../../src/adapters/modbus/connection';
 import { GENERIC_MAP } from '../../src/adapters/modbus/register-map';
 import { BatterySimulator } from '../../src/sim/battery';
 import { Site, type SiteOptions } from '../../src/site';
+import { until } from './wait';
 
 const open: { close(): Promise<unknown> | unknown }[] = [];
 
@@ -24,14 +25,8 @@ export async function closeBatterySites(): Promise<void> {
   for (const x of open.splice(0).reverse()) await x.close();
 }
 
-/** Waits until `cond` holds, polling every 10 ms, at most `rounds` times. */
-export async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+/** Waits in the one way of test/helpers/wait.ts (500 polls of 10 ms). */
+export { until };
 
 /**
  * A simulated battery (units `units`, default [1]; asset `b<unit>` each), its bus, and a

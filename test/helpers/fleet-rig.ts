@@ -87,11 +87,4 @@ export function gatewayClient(gateway: FleetGateway): import('mqtt').MqttClient 
   return (gateway as unknown as { client: import('mqtt').MqttClient }).client;
 }
 
-/** Waits until `cond` holds, polling every 10 ms, at most `rounds` times. */
-export async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+export { until } from './wait';

@@ -9,6 +9,7 @@ import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/centra
 import { OcppChargers } from '../../src/adapters/ocpp/chargers';
 import type { OcppVersion } from '../../src/adapters/ocpp/translate';
 import { Site } from '../../src/site';
+import { untilWith } from './wait';
 
 export type Client = InstanceType<typeof RPCClient>;
 const clients: Client[] = [];
@@ -73,14 +74,8 @@ export function nextEvent(
   });
 }
 
-/** Waits until `cond` holds, polling every 5 ms, at most `rounds` times. */
-export async function until(cond: () => boolean, what: string, rounds = 400): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+/** Polls every 5 ms, at most 400 times. */
+export const until = untilWith({ rounds: 400, everyMs: 5 });
 
 export function siteWith(
   central: CentralSystem,

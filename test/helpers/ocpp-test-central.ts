@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { RPCServer } from 'ocpp-rpc';
 import type RpcServerClient from 'ocpp-rpc/lib/server-client';
 import type { OcppProtocol } from '../../src/sim/charge-point';
+import { until as untilHolds } from './wait';
 
 // What the charge point simulator's tests share: a bare strict central system on ocpp-rpc,
 // a bounded wait and SetChargingProfile calls in the shape of each OCPP version.
@@ -160,9 +161,12 @@ export class TestCentral {
   }
 }
 
-/** Waits until `cond` holds (mocha's timeout bounds it). */
-export async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+/** Waits until `cond` holds, polling every 5 ms (mocha's timeout bounds it). */
+export function until(cond: () => boolean): Promise<void> {
+  return untilHolds(cond, 'a condition of the test', {
+    rounds: Number.POSITIVE_INFINITY,
+    everyMs: 5,
+  });
 }
 
 /** A SetChargingProfile call in the shape of each version. */

@@ -1,5 +1,6 @@
 import should from 'should';
 import { BatterySimulator } from '../../src/sim/battery';
+import { untilWith } from '../helpers/wait';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab, siteOf } from './flows';
 import { helper } from './runtime';
 
@@ -14,13 +15,7 @@ const nodeTypes = () => [
   require('../../nodes/qe-modbus/qe-modbus.js').default,
 ];
 
-async function until(cond: () => boolean, what: string, rounds = 1500): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 1500 });
 
 interface StatusMsg {
   status: { fill?: string; shape?: string; text?: string };

@@ -7,19 +7,13 @@
  * The page in a browser: test/browser/dashboard.test.ts.
  */
 import should from 'should';
+import { untilWith } from '../helpers/wait';
 import { arrivals, DASHBOARD, initialisersFor, readExample, warnings } from './examples-lib';
 import { helper } from './runtime';
 
 const FILE = '09 Dashboard (FlowFuse Dashboard 2).json';
 
-/** Waits until `cond()` holds, polling every 20 ms, at most `ms`. */
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (let waited = 0; waited < ms; waited += 20) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`never happened within ${ms / 1000} s: ${what}`);
-}
+const until = untilWith({ ms: 20_000, everyMs: 20 });
 
 type Msg = Record<string, unknown>;
 const values = (msgs: Msg[], topic: string) =>

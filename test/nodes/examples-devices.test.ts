@@ -8,6 +8,7 @@
 import should from 'should';
 import { BatterySimulator } from '../../src/sim/battery';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
+import { untilWith } from '../helpers/wait';
 import {
   type ExampleNode,
   initialisersFor,
@@ -19,14 +20,7 @@ import {
 } from './examples-lib';
 import { helper } from './runtime';
 
-/** Waits until `cond()` holds, polling every 10 ms, at most `ms`. */
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (let waited = 0; waited < ms; waited += 10) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened within ${ms / 1000} s: ${what}`);
-}
+const until = untilWith({ ms: 20_000 });
 
 /** The sidebar messages of the debug node `name`, as they arrive. */
 const of = (flow: ExampleNode[], messages: SidebarMessage[], name: string) => {
@@ -187,10 +181,10 @@ describe('examples with devices: debug summaries', function () {
     const deviations = of(flow, sidebar.messages, 'deviations');
     const compliant = of(flow, sidebar.messages, 'compliant again');
     // 7.4 kW for the first 30-s slot, which the charger accepts and ignores (11 kW)...
-    await until(() => deviations().length >= 1, 'a deviation', 30_000);
+    await until(() => deviations().length >= 1, 'a deviation', { ms: 30_000 });
     should(compliant()).eql([]);
     // ...then 11 kW, which its EV's 11 kW keeps to.
-    await until(() => compliant().length >= 1, 'compliance again', 25_000);
+    await until(() => compliant().length >= 1, 'compliance again', { ms: 25_000 });
 
     const [deviation, ...more] = readableDebug(flow, sidebar.messages, 'deviations');
     should(deviation).match(

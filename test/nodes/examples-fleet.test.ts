@@ -9,6 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import should from 'should';
 import type { Command } from '../..';
 import { startBroker, type TestBroker } from '../helpers/mqtt-broker';
+import { untilWith } from '../helpers/wait';
 import {
   initialisersFor,
   readableDebug,
@@ -19,13 +20,7 @@ import {
 import { siteOf } from './flows';
 import { helper } from './runtime';
 
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  for (let waited = 0; waited < ms; waited += 10) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened within ${ms / 1000} s: ${what}`);
-}
+const until = untilWith({ ms: 20_000 });
 
 describe('example 08: fleet gateway over MQTT, against a real broker', function () {
   this.timeout(60_000);

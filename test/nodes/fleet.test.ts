@@ -12,17 +12,11 @@ import mqtt, { type MqttClient } from 'mqtt';
 import should from 'should';
 import { startBroker, type TestBroker } from '../helpers/mqtt-broker';
 import { selfSignedCertificate } from '../helpers/tls';
+import { untilWith } from '../helpers/wait';
 import { allNodes, coordinator, type FlowNode, onTab, siteOf } from './flows';
 import { coreNode, helper } from './runtime';
 
-/** Waits until `cond()` holds, polling every 10 ms, at most `ms`. */
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  for (let waited = 0; waited < ms; waited += 10) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened within ${ms / 1000} s: ${what}`);
-}
+const until = untilWith({ ms: 15_000 });
 
 interface Seen {
   topic: string;
@@ -345,11 +339,9 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
 
     const down = status.length;
     await broker.start();
-    await until(
-      () => status.slice(down).some((s) => s.fill === 'green'),
-      'connected again',
-      20_000,
-    );
+    await until(() => status.slice(down).some((s) => s.fill === 'green'), 'connected again', {
+      ms: 20_000,
+    });
     should(
       out2
         .filter((m) => m.topic === 'connection')

@@ -6,6 +6,7 @@
  * `until`); nothing asserts on how long something took.
  */
 import should from 'should';
+import { untilWith } from '../helpers/wait';
 import {
   allNodes,
   catcher,
@@ -30,14 +31,7 @@ const LIMITS = {
   hysteresisKw: 0.1,
 };
 
-/** Waits until `cond()` holds, polling every 10 ms, at most `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  for (let waited = 0; waited < ms; waited += 10) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened within ${ms / 1000} s: ${what}`);
-}
+const until = untilWith({ ms: 10_000 });
 
 interface Cmd {
   id: string;

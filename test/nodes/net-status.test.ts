@@ -2,6 +2,7 @@ import net from 'node:net';
 import should from 'should';
 import type { ModbusConnectionNode } from '../../nodes/qe-modbus-connection/qe-modbus-connection';
 import { BatterySimulator } from '../../src/sim/battery';
+import { untilWith } from '../helpers/wait';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab } from './flows';
 import { helper } from './runtime';
 
@@ -21,13 +22,7 @@ interface StatusMsg {
   status: { fill?: string; shape?: string; text?: string; source: { id: string } };
 }
 
-async function until(cond: () => boolean, what: string, rounds = 600): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 600 });
 
 /** A port on 127.0.0.1 that nothing listens on (bound on port 0, then closed). */
 async function closedPort(): Promise<number> {

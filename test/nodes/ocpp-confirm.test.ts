@@ -1,5 +1,6 @@
 import should from 'should';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
+import { untilWith } from '../helpers/wait';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab, siteOf } from './flows';
 import { helper } from './runtime';
 
@@ -18,13 +19,7 @@ interface StatusMsg {
   status: { fill?: string; shape?: string; text?: string };
 }
 
-async function until(cond: () => boolean, what: string, rounds = 600): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 600 });
 
 function flow(chargers?: Record<string, unknown>[]): FlowNode[] {
   return onTab([

@@ -4,6 +4,7 @@ import { freePort } from '../../src/sim/battery';
 import type { ChargePointSimulatorOptions } from '../../src/sim/charge-point';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
 import { selfSignedCertificate } from '../helpers/tls';
+import { untilWith } from '../helpers/wait';
 import { allNodes, catcher, coordinator, type FlowNode, inbox, onTab, siteOf } from './flows';
 import { helper } from './runtime';
 
@@ -36,13 +37,7 @@ function sim(
   return s;
 }
 
-async function until(cond: () => boolean, what: string, rounds = 600): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 600 });
 
 const CHARGERS = [
   { identity: 'CP001', assetId: 'ast_ev_001', ratedKw: 22 },

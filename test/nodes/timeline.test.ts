@@ -6,6 +6,7 @@
  * every wait is bounded, and no assertion is on a duration.
  */
 import should from 'should';
+import { sleep, until } from '../helpers/wait';
 import { coordinator, onTab, siteOf } from './flows';
 import { helper, runtimeRequire } from './runtime';
 
@@ -20,16 +21,6 @@ interface Published {
 
 /** settings.js of the runtime, with this package's own `qeTimeline`. */
 type Settings = Parameters<typeof helper.settings>[0];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, what: string, rounds = 500): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await sleep(10);
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 describe('nodes: the coordinator timeline (admin endpoint, comms while leased)', () => {
   const published: Published[] = [];

@@ -6,6 +6,7 @@ import {
   ModbusTransportError,
 } from '../../src/adapters/modbus/connection';
 import { freePort } from '../../src/sim/battery';
+import { untilWith } from '../helpers/wait';
 
 // A real modbus-serial TCP server on loopback; the connection under test is the real client.
 
@@ -51,13 +52,7 @@ async function startServer(
   };
 }
 
-async function until(cond: () => boolean, what: string, rounds = 400): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 400 });
 
 describe('ModbusConnection (loopback, real modbus-serial)', () => {
   let server: Server | null = null;

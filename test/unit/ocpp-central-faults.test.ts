@@ -7,6 +7,7 @@ import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
 import type { OcppVersion } from '../../src/adapters/ocpp/translate';
 import { selfSignedCertificate } from '../helpers/tls';
+import { untilWith } from '../helpers/wait';
 
 // What a hostile or broken peer can do to the central system, over real sockets on loopback:
 // malformed upgrade URLs (raw HTTP written by hand, since WebSocket clients refuse to send
@@ -378,10 +379,4 @@ async function rawWebSocket(port: number) {
   };
 }
 
-async function until(cond: () => boolean, what: string, rounds = 400): Promise<void> {
-  for (let i = 0; i < rounds; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`never happened: ${what}`);
-}
+const until = untilWith({ rounds: 400, everyMs: 5 });
