@@ -8,6 +8,7 @@ import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
 import { EventType, type LimitInForce, summarizeEvent } from '../..';
 import { clockTime, closeWith, type UserDef, useLimits, withSummary } from '../lib/common';
 import { NodeInputError } from '../lib/errors';
+import { Status } from '../lib/status';
 
 const UNIT: Record<string, string> = { importKw: 'kW', exportKw: 'kW export', importA: 'A' };
 
@@ -38,10 +39,11 @@ export default function (RED: NodeAPI) {
     if (!found) return;
     const { site, limiter } = found;
     const root = limiter.limits.order[0] as string;
-    this.status(rootStatus(limiter.inForce(), root));
+    const status = new Status(this);
+    status.set(rootStatus(limiter.inForce(), root));
 
     const off = site.eventBus.subscribe(EventType.LIMITS_CHANGED, (e) => {
-      this.status(rootStatus(e.payload.limits, root));
+      status.set(rootStatus(e.payload.limits, root));
       // A copy: flows may change what they receive, other subscribers must not see that.
       this.send(
         withSummary(RED.util.cloneMessage({ topic: 'LIMITS_CHANGED', payload: e.payload }), () =>
