@@ -239,8 +239,9 @@ export function useLimits(
  * this order: the one place for them instead of a close handler each.
  */
 export function closeWith(node: Node, ...stops: (() => void)[]): void {
-  node.on('close', () => {
+  node.on('close', (_removed: boolean, done: () => void) => {
     for (const stop of stops) stop();
+    done();
   });
 }
 

@@ -26,7 +26,10 @@ export class Status {
     public render: () => NodeStatus | null = () => null,
     private readonly throttleMs = STATUS_THROTTLE_MS,
   ) {
-    node.on('close', () => this.close());
+    node.on('close', (_removed: boolean, done: () => void) => {
+      this.close();
+      done();
+    });
   }
 
   /** The node has closed: no status from now on. */

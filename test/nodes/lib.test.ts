@@ -27,7 +27,7 @@ function fakeNode(type = 'qe-test') {
     node: node as unknown as Node,
     statuses,
     errors,
-    close: () => emitter.emit('close'),
+    close: () => emitter.emit('close', false, () => {}),
   };
 }
 
