@@ -1,9 +1,11 @@
 /**
- * What the central system answers to the calls that a charger makes (boot, heartbeat,
- * status, authorisation, transactions, meter values, notifications), per OCPP version, and
- * the charger events it reports from them. Every handler refuses a call whose message id is
- * longer than OCPP-J allows. The connection itself (sockets, authentication, sessions)
- * belongs to central-system.ts.
+ * The core of what the central system answers to the calls that a charger makes: the
+ * session and event types, what every OCPP version answers alike (BootNotification,
+ * Heartbeat, DataTransfer, NotImplemented for anything unknown), the shared reports (a
+ * connector's status, meter values, a transaction that ends once) and the guard that refuses
+ * a call whose message id is longer than OCPP-J allows. What differs per version is in
+ * central-system-16.ts and central-system-201.ts; the connection itself (sockets,
+ * authentication, sessions) belongs to central-system.ts.
  */
 
 import type { EventEmitter } from 'node:events';
@@ -118,12 +120,29 @@ export function tooLong(id: string): string {
   return `message id of ${id.length} characters (OCPP-J allows at most ${MAX_MESSAGE_ID_LENGTH})`;
 }
 
-/** Installs the handlers of every call a charger of this session's OCPP version may make. */
-export function installHandlers(session: Session, host: HandlerHost): void {
+/** Installs a version's own handlers (central-system-16.ts, central-system-201.ts). */
+export type VersionHandlers = (c: HandlerContext) => void;
+
+/** What a version's handlers use. */
+export interface HandlerContext {
+  readonly session: Session;
+  readonly host: HandlerHost;
+  readonly identity: string;
+  /** Installs the handler of `method`; it refuses a call with an over-long message id. */
+  handle(method: string, fn: CallHandler): void;
+}
+
+/**
+ * Installs the handlers of every call a charger of this session's OCPP version may make:
+ * those every version answers alike, then the version's own (`version`).
+ */
+export function installHandlers(
+  session: Session,
+  host: HandlerHost,
+  version: VersionHandlers,
+): void {
   const { protocol } = session;
   const identity = session.client.identity;
-  const v16 = protocol === 'ocpp1.6';
-  const emit = (e: ChargerEvent) => host.tell(e);
   // Every handler refuses a call whose message id is longer than OCPP-J allows.
   const guard =
     (fn: CallHandler): CallHandler =>
@@ -133,16 +152,16 @@ export function installHandlers(session: Session, host: HandlerHost): void {
       }
       return fn(x);
     };
-  const client = {
-    handle(method: string | CallHandler, fn?: CallHandler) {
-      if (typeof method === 'function') session.client.handle(guard(method));
-      else if (fn) session.client.handle(method, guard(fn));
-    },
+  const c: HandlerContext = {
+    session,
+    host,
+    identity,
+    handle: (method, fn) => session.client.handle(method, guard(fn)),
   };
 
-  client.handle('BootNotification', ({ params }) => {
+  c.handle('BootNotification', ({ params }) => {
     const accepted = host.accepts(identity);
-    emit({
+    host.tell({
       type: 'boot',
       identity,
       protocol,
@@ -155,136 +174,61 @@ export function installHandlers(session: Session, host: HandlerHost): void {
       interval: host.heartbeatIntervalSeconds(),
     };
   });
-  client.handle('Heartbeat', () => ({ currentTime: host.now() }));
-  client.handle('StatusNotification', ({ params }) => {
-    const p = params as Record<string, unknown>;
-    const connector = Number(v16 ? p.connectorId : p.evseId);
-    const status = String(v16 ? p.status : p.connectorStatus);
-    session.connectorStatus.set(connector, status);
-    const tx = session.transactions.get(connector);
-    emit({
-      type: 'status',
-      identity,
-      protocol,
-      connector,
-      status,
-      ...(typeof p.errorCode === 'string' ? { errorCode: p.errorCode } : {}),
-      ...(!v16 && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
-    });
-    return {};
-  });
-  client.handle('Authorize', () =>
-    v16 ? { idTagInfo: { status: host.idStatus() } } : { idTokenInfo: { status: host.idStatus() } },
+  c.handle('Heartbeat', () => ({ currentTime: host.now() }));
+  c.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
+  version(c);
+  session.client.handle(
+    guard(({ method }) => {
+      throw createRPCError('NotImplemented', `${method} is not implemented by this central system`);
+    }),
   );
-  client.handle('MeterValues', ({ params }) => {
-    const p = params as Record<string, unknown>;
-    const connector = Number(v16 ? p.connectorId : p.evseId);
-    emit({
-      type: 'meter',
-      identity,
-      connector,
-      ...(p.transactionId !== undefined ? { transactionId: p.transactionId as number } : {}),
-      readings: readMeterValues(p.meterValue),
-    });
-    return {};
-  });
-  client.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
-  for (const m of v16
-    ? ['DiagnosticsStatusNotification', 'FirmwareStatusNotification']
-    : [
-        'FirmwareStatusNotification',
-        'LogStatusNotification',
-        'SecurityEventNotification',
-        'NotifyEvent',
-        'NotifyReport',
-        'NotifyChargingLimit',
-        'ClearedChargingLimit',
-        'ReportChargingProfiles',
-        'NotifyMonitoringReport',
-        'PublishFirmwareStatusNotification',
-      ]) {
-    client.handle(m, () => ({}));
-  }
+}
 
-  if (v16) {
-    client.handle('StartTransaction', ({ params }) => {
-      const p = params as { connectorId: number; idTag?: string };
-      const id = host.newTransactionId();
-      session.transactions.set(p.connectorId, { id, connector: p.connectorId });
-      emit({
-        type: 'transaction-started',
-        identity,
-        connector: p.connectorId,
-        transactionId: id,
-        ...(p.idTag ? { idTag: p.idTag } : {}),
-      });
-      return { transactionId: id, idTagInfo: { status: host.idStatus() } };
-    });
-    client.handle('StopTransaction', ({ params }) => {
-      const p = params as { transactionId: number; reason?: string };
-      // Chargers resend StopTransaction: only the first one ends the transaction.
-      endTransaction(host, session, p.transactionId, p.reason);
-      return {};
-    });
-  } else {
-    client.handle('TransactionEvent', ({ params }) => {
-      const p = params as {
-        eventType: string;
-        transactionInfo: {
-          transactionId: string;
-          chargingState?: string;
-          stoppedReason?: string;
-        };
-        evse?: { id: number };
-        triggerReason?: string;
-      };
-      const txId = p.transactionInfo.transactionId;
-      const existing = [...session.transactions.values()].find((t) => String(t.id) === txId);
-      const connector = p.evse?.id ?? existing?.connector ?? 1;
-      const chargingState = p.transactionInfo.chargingState;
-      if (p.eventType === 'Ended') {
-        endTransaction(host, session, txId, p.transactionInfo.stoppedReason);
-      } else if (!existing && !session.ended.has(txId)) {
-        // Started (or an Updated for a transaction we missed): track it once.
-        session.transactions.set(connector, {
-          id: txId,
-          connector,
-          ...(chargingState ? { chargingState } : {}),
-        });
-        emit({ type: 'transaction-started', identity, connector, transactionId: txId });
-        if (chargingState)
-          emit({
-            type: 'transaction-updated',
-            identity,
-            connector,
-            transactionId: txId,
-            chargingState,
-          });
-      } else if (existing && chargingState && chargingState !== existing.chargingState) {
-        existing.chargingState = chargingState;
-        emit({
-          type: 'transaction-updated',
-          identity,
-          connector,
-          transactionId: txId,
-          chargingState,
-        });
-      }
-      const meterValue = (params as { meterValue?: unknown }).meterValue;
-      if (meterValue) {
-        emit({
-          type: 'meter',
-          identity,
-          connector,
-          transactionId: txId,
-          readings: readMeterValues(meterValue),
-        });
-      }
-      return {};
-    });
-  }
-  client.handle(({ method }) => {
-    throw createRPCError('NotImplemented', `${method} is not implemented by this central system`);
+/** Answers each of `methods` (notifications) with an empty object. */
+export function acknowledge(c: HandlerContext, methods: readonly string[]): void {
+  for (const m of methods) c.handle(m, () => ({}));
+}
+
+/**
+ * StatusNotification: remembers a connector's (1.6) / EVSE's (2.0.1) status and reports it,
+ * with the 1.6 errorCode when there is one and, with `chargingState`, the charging state of
+ * the connector's running transaction (2.0.1 keeps it out of StatusNotification).
+ */
+export function reportStatus(
+  c: HandlerContext,
+  connector: number,
+  status: string,
+  errorCode: unknown,
+  chargingState: boolean,
+): Record<string, never> {
+  const { session, identity } = c;
+  session.connectorStatus.set(connector, status);
+  const tx = session.transactions.get(connector);
+  c.host.tell({
+    type: 'status',
+    identity,
+    protocol: session.protocol,
+    connector,
+    status,
+    ...(typeof errorCode === 'string' ? { errorCode } : {}),
+    ...(chargingState && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
+  });
+  return {};
+}
+
+/** Reports meter values (MeterValues, or those a 2.0.1 TransactionEvent carries). */
+export function reportMeter(
+  c: HandlerContext,
+  connector: number,
+  transactionId: unknown,
+  meterValue: unknown,
+): void {
+  c.host.tell({
+    type: 'meter',
+    identity: c.identity,
+    connector,
+    ...(transactionId !== undefined ? { transactionId: transactionId as number } : {}),
+    readings: readMeterValues(meterValue),
   });
 }
 
