@@ -1,94 +1,75 @@
 /**
- * What the central system answers to an OCPP 2.0.1 charger, beyond what every version
- * answers alike (csms-handlers.ts): StatusNotification per EVSE (with the charging state of
- * its transaction, which 2.0.1 keeps out of StatusNotification), Authorize with idTokenInfo,
- * MeterValues, TransactionEvent (the charger gives the transaction id; Started, or an
+ * What the central system answers to an OCPP 2.0.1 charger: where 2.0.1 puts what the shared
+ * handlers read and answer (csms-handlers.ts: evseId, connectorStatus with the charging state
+ * of its transaction, which 2.0.1 keeps out of StatusNotification, idTokenInfo, its
+ * notifications), and TransactionEvent: the charger gives the transaction id; a Started, or an
  * Updated for a transaction it missed, is tracked once, a change of chargingState is
- * reported, Ended ends it once, and the meter values it carries are reported), and the 2.0.1
- * notifications.
+ * reported, an Ended ends it once, and the meter values it carries are reported.
  */
 
-import {
-  acknowledge,
-  endTransaction,
-  type HandlerContext,
-  reportMeter,
-  reportStatus,
-} from './csms-handlers';
+import { endTransaction, type VersionHandlers } from './csms-handlers';
 
-type Params = Record<string, unknown>;
+export const handlers201: VersionHandlers = {
+  connector: 'evseId',
+  status: 'connectorStatus',
+  idInfo: 'idTokenInfo',
+  chargingState: true,
+  notifications: [
+    'FirmwareStatusNotification',
+    'LogStatusNotification',
+    'SecurityEventNotification',
+    'NotifyEvent',
+    'NotifyReport',
+    'NotifyChargingLimit',
+    'ClearedChargingLimit',
+    'ReportChargingProfiles',
+    'NotifyMonitoringReport',
+    'PublishFirmwareStatusNotification',
+  ],
 
-const NOTIFICATIONS = [
-  'FirmwareStatusNotification',
-  'LogStatusNotification',
-  'SecurityEventNotification',
-  'NotifyEvent',
-  'NotifyReport',
-  'NotifyChargingLimit',
-  'ClearedChargingLimit',
-  'ReportChargingProfiles',
-  'NotifyMonitoringReport',
-  'PublishFirmwareStatusNotification',
-];
-
-export function handlers201(c: HandlerContext): void {
-  const { session, host, identity } = c;
-  c.handle('StatusNotification', ({ params }) => {
-    const p = params as Params;
-    return reportStatus(c, Number(p.evseId), String(p.connectorStatus), p.errorCode, true);
-  });
-  c.handle('Authorize', () => ({ idTokenInfo: { status: host.idStatus() } }));
-  c.handle('MeterValues', ({ params }) => {
-    const p = params as Params;
-    reportMeter(c, Number(p.evseId), p.transactionId, p.meterValue);
-    return {};
-  });
-  acknowledge(c, NOTIFICATIONS);
-  c.handle('TransactionEvent', ({ params }) => {
-    const p = params as {
-      eventType: string;
-      transactionInfo: {
-        transactionId: string;
-        chargingState?: string;
-        stoppedReason?: string;
+  install(c) {
+    const { session, host, identity } = c;
+    c.handle('TransactionEvent', ({ params }) => {
+      const p = params as {
+        eventType: string;
+        transactionInfo: {
+          transactionId: string;
+          chargingState?: string;
+          stoppedReason?: string;
+        };
+        evse?: { id: number };
+        triggerReason?: string;
       };
-      evse?: { id: number };
-      triggerReason?: string;
-    };
-    const txId = p.transactionInfo.transactionId;
-    const existing = [...session.transactions.values()].find((t) => String(t.id) === txId);
-    const connector = p.evse?.id ?? existing?.connector ?? 1;
-    const chargingState = p.transactionInfo.chargingState;
-    if (p.eventType === 'Ended') {
-      endTransaction(host, session, txId, p.transactionInfo.stoppedReason);
-    } else if (!existing && !session.ended.has(txId)) {
-      // Started (or an Updated for a transaction we missed): track it once.
-      session.transactions.set(connector, {
-        id: txId,
-        connector,
-        ...(chargingState ? { chargingState } : {}),
-      });
-      host.tell({ type: 'transaction-started', identity, connector, transactionId: txId });
-      if (chargingState)
+      const txId = p.transactionInfo.transactionId;
+      const existing = [...session.transactions.values()].find((t) => String(t.id) === txId);
+      const connector = p.evse?.id ?? existing?.connector ?? 1;
+      const chargingState = p.transactionInfo.chargingState;
+      const updated = (state: string) =>
         host.tell({
           type: 'transaction-updated',
           identity,
           connector,
           transactionId: txId,
-          chargingState,
+          chargingState: state,
         });
-    } else if (existing && chargingState && chargingState !== existing.chargingState) {
-      existing.chargingState = chargingState;
-      host.tell({
-        type: 'transaction-updated',
-        identity,
-        connector,
-        transactionId: txId,
-        chargingState,
-      });
-    }
-    const meterValue = (params as { meterValue?: unknown }).meterValue;
-    if (meterValue) reportMeter(c, connector, txId, meterValue);
-    return {};
-  });
-}
+      if (p.eventType === 'Ended') {
+        endTransaction(host, session, txId, p.transactionInfo.stoppedReason);
+      } else if (!existing && !session.ended.has(txId)) {
+        // Started (or an Updated for a transaction we missed): track it once.
+        session.transactions.set(connector, {
+          id: txId,
+          connector,
+          ...(chargingState ? { chargingState } : {}),
+        });
+        host.tell({ type: 'transaction-started', identity, connector, transactionId: txId });
+        if (chargingState) updated(chargingState);
+      } else if (existing && chargingState && chargingState !== existing.chargingState) {
+        existing.chargingState = chargingState;
+        updated(chargingState);
+      }
+      const meterValue = (params as { meterValue?: unknown }).meterValue;
+      if (meterValue) c.meter(connector, txId, meterValue);
+      return {};
+    });
+  },
+};

@@ -1,11 +1,12 @@
 /**
  * The core of what the central system answers to the calls that a charger makes: the
- * session and event types, what every OCPP version answers alike (BootNotification,
- * Heartbeat, DataTransfer, NotImplemented for anything unknown), the shared reports (a
- * connector's status, meter values, a transaction that ends once) and the guard that refuses
- * a call whose message id is longer than OCPP-J allows. What differs per version is in
- * central-system-16.ts and central-system-201.ts; the connection itself (sockets,
- * authentication, sessions) belongs to central-system.ts.
+ * session and event types, the handlers that both OCPP versions share (BootNotification,
+ * Heartbeat, StatusNotification, Authorize, MeterValues, DataTransfer, notifications, with
+ * the field names of the version; NotImplemented for anything unknown), a transaction that
+ * ends once, and the guard that refuses a call whose message id is longer than OCPP-J allows.
+ * Each version's own calls (transactions) are in central-system-16.ts and
+ * central-system-201.ts; the connection itself (sockets, authentication, sessions) belongs to
+ * central-system.ts.
  */
 
 import type { EventEmitter } from 'node:events';
@@ -120,8 +121,25 @@ export function tooLong(id: string): string {
   return `message id of ${id.length} characters (OCPP-J allows at most ${MAX_MESSAGE_ID_LENGTH})`;
 }
 
-/** Installs a version's own handlers (central-system-16.ts, central-system-201.ts). */
-export type VersionHandlers = (c: HandlerContext) => void;
+/**
+ * What one OCPP version answers to the calls a charger makes (central-system-16.ts,
+ * central-system-201.ts): where it puts what the handlers that both versions share read and
+ * answer, and the handlers of its own calls.
+ */
+export interface VersionHandlers {
+  /** StatusNotification's and MeterValues' connector (1.6) / EVSE (2.0.1) field. */
+  connector: 'connectorId' | 'evseId';
+  /** StatusNotification's status field. */
+  status: 'status' | 'connectorStatus';
+  /** Where Authorize's answer puts the status of the id. */
+  idInfo: 'idTagInfo' | 'idTokenInfo';
+  /** Whether a status event carries the charging state of the transaction (2.0.1). */
+  chargingState: boolean;
+  /** Notifications, answered with an empty object. */
+  notifications: readonly string[];
+  /** Installs the handlers of the version's own calls (transactions). */
+  install(c: HandlerContext): void;
+}
 
 /** What a version's handlers use. */
 export interface HandlerContext {
@@ -130,11 +148,14 @@ export interface HandlerContext {
   readonly identity: string;
   /** Installs the handler of `method`; it refuses a call with an over-long message id. */
   handle(method: string, fn: CallHandler): void;
+  /** Reports meter values (MeterValues, or those a 2.0.1 TransactionEvent carries). */
+  meter(connector: number, transactionId: unknown, meterValue: unknown): void;
 }
 
 /**
  * Installs the handlers of every call a charger of this session's OCPP version may make:
- * those every version answers alike, then the version's own (`version`).
+ * those both versions share (BootNotification, Heartbeat, StatusNotification, Authorize,
+ * MeterValues, DataTransfer, notifications), the version's own, and NotImplemented for the rest.
  */
 export function installHandlers(
   session: Session,
@@ -143,6 +164,7 @@ export function installHandlers(
 ): void {
   const { protocol } = session;
   const identity = session.client.identity;
+  const emit = (e: ChargerEvent) => host.tell(e);
   // Every handler refuses a call whose message id is longer than OCPP-J allows.
   const guard =
     (fn: CallHandler): CallHandler =>
@@ -157,11 +179,19 @@ export function installHandlers(
     host,
     identity,
     handle: (method, fn) => session.client.handle(method, guard(fn)),
+    meter: (connector, transactionId, meterValue) =>
+      emit({
+        type: 'meter',
+        identity,
+        connector,
+        ...(transactionId !== undefined ? { transactionId: transactionId as number } : {}),
+        readings: readMeterValues(meterValue),
+      }),
   };
 
   c.handle('BootNotification', ({ params }) => {
     const accepted = host.accepts(identity);
-    host.tell({
+    emit({
       type: 'boot',
       identity,
       protocol,
@@ -175,61 +205,37 @@ export function installHandlers(
     };
   });
   c.handle('Heartbeat', () => ({ currentTime: host.now() }));
+  c.handle('StatusNotification', ({ params }) => {
+    const p = params as Record<string, unknown>;
+    const connector = Number(p[version.connector]);
+    const status = String(p[version.status]);
+    session.connectorStatus.set(connector, status);
+    const tx = session.transactions.get(connector);
+    emit({
+      type: 'status',
+      identity,
+      protocol,
+      connector,
+      status,
+      ...(typeof p.errorCode === 'string' ? { errorCode: p.errorCode } : {}),
+      ...(version.chargingState && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
+    });
+    return {};
+  });
+  c.handle('Authorize', () => ({ [version.idInfo]: { status: host.idStatus() } }));
+  c.handle('MeterValues', ({ params }) => {
+    const p = params as Record<string, unknown>;
+    c.meter(Number(p[version.connector]), p.transactionId, p.meterValue);
+    return {};
+  });
   c.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
-  version(c);
+  for (const m of version.notifications) c.handle(m, () => ({}));
+  version.install(c);
   session.client.handle(
     guard(({ method }) => {
       throw createRPCError('NotImplemented', `${method} is not implemented by this central system`);
     }),
   );
-}
-
-/** Answers each of `methods` (notifications) with an empty object. */
-export function acknowledge(c: HandlerContext, methods: readonly string[]): void {
-  for (const m of methods) c.handle(m, () => ({}));
-}
-
-/**
- * StatusNotification: remembers a connector's (1.6) / EVSE's (2.0.1) status and reports it,
- * with the 1.6 errorCode when there is one and, with `chargingState`, the charging state of
- * the connector's running transaction (2.0.1 keeps it out of StatusNotification).
- */
-export function reportStatus(
-  c: HandlerContext,
-  connector: number,
-  status: string,
-  errorCode: unknown,
-  chargingState: boolean,
-): Record<string, never> {
-  const { session, identity } = c;
-  session.connectorStatus.set(connector, status);
-  const tx = session.transactions.get(connector);
-  c.host.tell({
-    type: 'status',
-    identity,
-    protocol: session.protocol,
-    connector,
-    status,
-    ...(typeof errorCode === 'string' ? { errorCode } : {}),
-    ...(chargingState && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
-  });
-  return {};
-}
-
-/** Reports meter values (MeterValues, or those a 2.0.1 TransactionEvent carries). */
-export function reportMeter(
-  c: HandlerContext,
-  connector: number,
-  transactionId: unknown,
-  meterValue: unknown,
-): void {
-  c.host.tell({
-    type: 'meter',
-    identity: c.identity,
-    connector,
-    ...(transactionId !== undefined ? { transactionId: transactionId as number } : {}),
-    readings: readMeterValues(meterValue),
-  });
 }
 
 /** Ends a transaction once (chargers resend StopTransaction / TransactionEvent Ended). */
