@@ -1,5 +1,5 @@
 /**
- * Charging profiles as the simulated charge point (charge-point.ts) keeps and follows them,
+ * Charging profiles as the simulated charge point (charge-point/station.ts) keeps and follows them,
  * as pure functions (no I/O, no clock): checking a profile as a charger does, storing it
  * (replacing one with the same id, or the same purpose and stack level), the limit in force
  * at a time (validFrom / validTo, startSchedule, periods and duration; the highest stack level
