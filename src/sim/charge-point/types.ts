@@ -1,8 +1,8 @@
 /**
  * The simulated charge point's public types (protocol, status, stop reasons, OCPP 1.6 error
- * codes, options, the test hook, limit changes) and its options resolved with their
- * defaults, which the station, the dialects and the session share. No code but the list of
- * error codes.
+ * codes, options, the test hook, limit changes) and the type of its options with their
+ * defaults (session.ts fills them in), which the station, the dialects and the session
+ * share. No code but the list of error codes.
  */
 
 import type { Clock } from '../../clock';
