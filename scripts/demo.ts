@@ -29,6 +29,10 @@
  *   the central system and the Modbus connection), the battery and the HTTP server close,
  *   and the process exits with 0; a shutdown that takes longer than 10 s exits with 1.
  *
+ * Files: this one starts and stops everything (`main`); demo-setup.ts reads the
+ * configuration, writes the flow with this run's ports and checks them; demo-output.ts
+ * prints the lines; demo-fleet.ts runs the fleet's broker and central client.
+ *
  * Environment: QE_DEMO_HOST (editor interface, default 127.0.0.1), QE_DEMO_PORT (editor,
  * 1880), QE_DEMO_OCPP_PORT (central system, 9220), QE_DEMO_MODBUS_PORT (battery, 5020),
  * QE_DEMO_USERDIR (Node-RED user directory, default <repo>/.demo), QE_DEMO_LOG_LEVEL
@@ -37,15 +41,24 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { inspect } from 'node:util';
 import type { LocalSettings } from '@node-red/runtime';
 import type * as Core from '..';
 import { startBroker, startCentral } from './demo-fleet';
+import { EventPrinter, kw, logLine, type RuntimeNodes, say, stopOutput } from './demo-output';
+import {
+  assertFree,
+  demoFlow,
+  explainListen,
+  listen,
+  ROOT,
+  readConfig,
+  urlHost,
+} from './demo-setup';
 
-const ROOT = path.resolve(__dirname, '..');
-const FLOW_FILE = path.join(__dirname, 'demo-flow.json');
+export { eventLine } from './demo-output';
+export { demoFlow, readConfig } from './demo-setup';
+
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /** The simulated chargers: identities as in the demo flow's `OCPP chargers` node. */
@@ -53,295 +66,6 @@ const CHARGERS = [
   { identity: 'CP001', protocol: 'ocpp1.6', evMaxKw: 11 },
   { identity: 'CP002', protocol: 'ocpp2.0.1', evMaxKw: 22 },
 ] as const;
-
-// --- configuration
-
-interface DemoConfig {
-  host: string;
-  port: number;
-  ocppPort: number;
-  modbusPort: number;
-  userDir: string;
-  logLevel: string;
-  mqttPort: number;
-  /** A real broker to use instead of the in-process one; null: the in-process one. */
-  mqttUrl: string | null;
-}
-
-function portFrom(name: string, fallback: number, allowZero: boolean): number {
-  const text = process.env[name];
-  if (text === undefined || text.trim() === '') return fallback;
-  const n = Number(text);
-  const min = allowZero ? 0 : 1;
-  if (!Number.isInteger(n) || n < min || n > 65535) {
-    throw new Error(`${name} must be a TCP port from ${min} to 65535, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-export function readConfig(): DemoConfig {
-  const logLevel = (process.env.QE_DEMO_LOG_LEVEL ?? '').trim() || 'warn';
-  const levels = ['off', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'];
-  if (!levels.includes(logLevel)) {
-    throw new Error(`QE_DEMO_LOG_LEVEL must be one of ${levels.join(', ')}, got ${logLevel}`);
-  }
-  return {
-    host: (process.env.QE_DEMO_HOST ?? '').trim() || '127.0.0.1',
-    port: portFrom('QE_DEMO_PORT', 1880, true),
-    // The flow must name the central system's port before it starts: no "any free port".
-    ocppPort: portFrom('QE_DEMO_OCPP_PORT', 9220, false),
-    modbusPort: portFrom('QE_DEMO_MODBUS_PORT', 5020, true),
-    userDir: path.resolve(process.env.QE_DEMO_USERDIR?.trim() || path.join(ROOT, '.demo')),
-    logLevel,
-    mqttPort: portFrom('QE_DEMO_MQTT_PORT', 1883, true),
-    mqttUrl: mqttUrlFrom(process.env.QE_MQTT_URL),
-  };
-}
-
-function mqttUrlFrom(text: string | undefined): string | null {
-  const url = (text ?? '').trim();
-  if (url === '') return null;
-  if (!/^(mqtts?|wss?):\/\/[^/\s]+/.test(url)) {
-    throw new Error(
-      `QE_MQTT_URL must be a broker URL like mqtt://host:1883, got ${JSON.stringify(url)}`,
-    );
-  }
-  return url;
-}
-
-// --- the flow
-
-interface FlowNode {
-  id: string;
-  type: string;
-  [key: string]: unknown;
-}
-
-/** The demo flow with this run's ports for the central system and the battery's bus, and
- * the URL of the fleet broker. */
-export function demoFlow(ocppPort: number, modbusPort: number, mqttUrl: string): FlowNode[] {
-  const flow = JSON.parse(fs.readFileSync(FLOW_FILE, 'utf8')) as FlowNode[];
-  for (const n of flow) {
-    if (n.type === 'qe-ocpp-server') {
-      Object.assign(n, { host: '127.0.0.1', port: ocppPort, name: `central system :${ocppPort}` });
-    } else if (n.type === 'qe-fleet-broker') {
-      Object.assign(n, { url: mqttUrl, name: `fleet broker ${mqttUrl}` });
-    } else if (n.type === 'qe-modbus-connection') {
-      Object.assign(n, {
-        host: '127.0.0.1',
-        port: modbusPort,
-        name: `battery simulator :${modbusPort}`,
-      });
-    }
-  }
-  return flow;
-}
-
-// --- output
-
-const pad = (text: string, width: number) => text.padEnd(width);
-const time = (d = new Date()) => {
-  const two = (n: number) => String(n).padStart(2, '0');
-  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
-};
-
-/** Set when stdout is closed (`npm start | head`): the demo then stops. */
-let stdoutClosed = false;
-
-/** Width of the site column: the longest siteId followed so far, at least 10. */
-let siteWidth = 10;
-/** The site column of a line that belongs to no site (the demo, its devices, Node-RED). */
-const NO_SITE = '-';
-
-/** One line of the demo's output: time, site, kind, subject, then the rest. */
-function sayFor(site: string, kind: string, subject: string, text: string): void {
-  if (stdoutClosed) return;
-  process.stdout.write(
-    `${time()}  ${pad(site, siteWidth)}  ${pad(kind, 8)} ${pad(subject, 12)} ${text}\n`,
-  );
-}
-
-/** A line that belongs to no site. */
-const say = (kind: string, subject: string, text: string) => sayFor(NO_SITE, kind, subject, text);
-
-const kw = (x: number) => `${Math.round(x * 1000) / 1000} kW`;
-
-/**
- * The line of one bus event, without time and site. Command events read
- * `<time>  <siteId>  command  <asset>  <COMMAND_TYPE>  <value> kW  <STATUS>[  <detail>]`.
- */
-export function eventLine(e: Core.AnyBusEvent): [string, string, string] {
-  switch (e.type) {
-    case 'STATE_CHANGED': {
-      const p = e.payload;
-      return [
-        'state',
-        p.assetId,
-        `${p.from_state} -> ${p.to_state}${p.reason ? `  (${p.reason})` : ''}`,
-      ];
-    }
-    case 'SCHEDULE_RECEIVED': {
-      const p = e.payload;
-      return [
-        'schedule',
-        p.scheduleId,
-        `${p.slots} slots of ${p.slotSeconds} s from ${time(new Date(p.start))}, ${p.commandCount} commands for ${p.assets.join(', ')}`,
-      ];
-    }
-    case 'ASSET_DEVIATION': {
-      const p = e.payload;
-      return ['deviation', p.assetId, p.reason];
-    }
-    case 'ASSET_COMPLIANT': {
-      const p = e.payload;
-      return [
-        'compliant',
-        p.assetId,
-        `${kw(p.measuredKw)} for setpoint ${kw(p.setpointKw)} (deviated ${Math.round(p.deviatedForMs / 1000)} s)`,
-      ];
-    }
-    case 'SETPOINT_LIMITED': {
-      const p = e.payload;
-      return [
-        'limited',
-        p.assetId,
-        `${kw(p.askedKw)} -> ${kw(p.kw)}${p.boundBy ? `  (${p.boundBy})` : ''}`,
-      ];
-    }
-    case 'LIMITS_CHANGED': {
-      const p = e.payload;
-      const stale = p.staleMeters.length > 0 ? `; stale: ${p.staleMeters.join(', ')}` : '';
-      const limits = p.limits.map((l) => `${l.target} ${l.limit} ${l.value} (${l.source})`);
-      return ['limits', '-', `${limits.join(', ')}${stale}`];
-    }
-    case 'OPTIMISER_SILENT': {
-      const p = e.payload;
-      return [
-        'silence',
-        p.scheduleId,
-        `no schedule for ${p.silentForSeconds} s: fallback for ${p.assets.join(', ')}`,
-      ];
-    }
-    default: {
-      const c = e.payload;
-      const status = e.type.replace(/^COMMAND_/, '');
-      let detail = '';
-      if (status === 'DISPATCHED' && c.attempts > 1) detail = `attempt ${c.attempts}`;
-      else if ((status === 'FAILED' || status === 'TIMED_OUT') && c.lastError) detail = c.lastError;
-      else if (status === 'CREATED') detail = `at ${time(new Date(c.scheduledAt))}`;
-      return [
-        'command',
-        c.assetId,
-        `${pad(c.type, 20)} ${kw(c.valueKw).padStart(9)}  ${pad(status, 12)}${detail ? ` ${detail}` : ''}`.trimEnd(),
-      ];
-    }
-  }
-}
-
-/** Node-RED's log levels, by number. */
-const LEVELS: Record<number, string> = {
-  10: 'fatal',
-  20: 'error',
-  30: 'warn',
-  40: 'info',
-  50: 'debug',
-  60: 'trace',
-};
-/** Warnings that every start of an embedded Node-RED gives and that mean nothing here. */
-const START_UP_NOISE = [/^Projects disabled/, /^Encrypted credentials not found/];
-
-/** A Node-RED log handler: one line each, as `node-red <level> [type:name] message`. */
-function logLine(m: { level: number; msg: unknown; type?: string; name?: string }): void {
-  const text = typeof m.msg === 'string' ? m.msg : inspect(m.msg);
-  if (START_UP_NOISE.some((r) => r.test(text))) return;
-  const who = m.type ? `[${m.type}${m.name ? `:${m.name}` : ''}] ` : '';
-  say('node-red', LEVELS[m.level] ?? String(m.level), `${who}${text}`);
-}
-
-// --- the runtime's internals that we read (not in @types/node-red)
-
-interface RuntimeNodes {
-  getNode(id: string): unknown;
-  eachNode(cb: (n: { id: string; type: string }) => void): void;
-}
-
-/**
- * Follows the EventBus of every coordinator in the deployed flows, again after a deploy;
- * each event's line carries the siteId of its coordinator, so that the sites of a flow with
- * several coordinators can be told apart.
- */
-class EventPrinter {
-  private readonly subs = new Map<string, { site: Core.Site; off: Core.Unsubscribe }>();
-
-  constructor(private readonly nodes: RuntimeNodes) {}
-
-  follow(): void {
-    const seen = new Set<string>();
-    this.nodes.eachNode((n) => {
-      if (n.type !== 'qe-coordinator') return;
-      const site = (this.nodes.getNode(n.id) as { site?: Core.Site | null } | null)?.site;
-      if (!site) return;
-      seen.add(n.id);
-      const current = this.subs.get(n.id);
-      if (current?.site === site) return;
-      current?.off();
-      siteWidth = Math.max(siteWidth, site.siteId.length);
-      const off = site.eventBus.subscribe('*', (e) => sayFor(site.siteId, ...eventLine(e)));
-      this.subs.set(n.id, { site, off });
-    });
-    for (const [id, s] of this.subs) {
-      if (!seen.has(id)) {
-        s.off();
-        this.subs.delete(id);
-      }
-    }
-  }
-
-  close(): void {
-    for (const s of this.subs.values()) s.off();
-    this.subs.clear();
-  }
-}
-
-// --- helpers
-
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/** Rejects with a clear error if `port` is taken (the central system would only log it). */
-async function assertFree(port: number, host: string, what: string): Promise<void> {
-  const probe = net.createServer();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.listen(port, host, () => resolve());
-    });
-  } catch (err) {
-    throw explainListen(err, port, what);
-  }
-  await new Promise((resolve) => probe.close(resolve));
-}
-
-function explainListen(err: unknown, port: number, what: string): Error {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') {
-    return new Error(`port ${port} (${what}) is in use: stop what uses it or set another port`);
-  }
-  return new Error(`${what} cannot listen on port ${port}: ${(err as Error).message}`);
-}
-
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
-}
 
 // --- main
 
@@ -413,7 +137,7 @@ async function main(): Promise<void> {
   }
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
-    stdoutClosed = true;
+    stopOutput();
     void shutdown('stdout closed', 0);
   });
   process.on('uncaughtException', (err) => {

@@ -20,8 +20,9 @@ import { resolveMap } from '../adapters/modbus/maps';
 import { GENERIC_MAP } from '../adapters/modbus/register-map';
 import { BatterySimulator, type PowerOnRegister, type SimMode } from './battery';
 import {
-  closeOnSignals,
-  controlChannel,
+  COMMON_OPTIONS,
+  controlled,
+  helpAsked,
   nonNegative,
   numberOption as number,
   type Print,
@@ -181,31 +182,26 @@ export async function command(
   }
 }
 
+/** The command line options (see USAGE). */
+const OPTIONS = {
+  port: { type: 'string', default: '5020' },
+  host: { type: 'string', default: '127.0.0.1' },
+  units: { type: 'string', default: '1' },
+  'capacity-kwh': { type: 'string' },
+  soc: { type: 'string' },
+  'max-kw': { type: 'string' },
+  'watchdog-ms': { type: 'string' },
+  map: { type: 'string' },
+  'reject-out-of-range': { type: 'boolean', default: false },
+  'follow-rate': { type: 'string' },
+  'wrong-way': { type: 'boolean', default: false },
+  'report-s': { type: 'string' },
+  ...COMMON_OPTIONS,
+} as const;
+
 async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string', default: '5020' },
-      host: { type: 'string', default: '127.0.0.1' },
-      units: { type: 'string', default: '1' },
-      'capacity-kwh': { type: 'string' },
-      soc: { type: 'string' },
-      'max-kw': { type: 'string' },
-      'watchdog-ms': { type: 'string' },
-      map: { type: 'string' },
-      'reject-out-of-range': { type: 'boolean', default: false },
-      'follow-rate': { type: 'string' },
-      'wrong-way': { type: 'boolean', default: false },
-      'report-s': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true });
+  if (helpAsked(values, USAGE)) return;
   const port = number('port', values.port, 5020);
   if (!Number.isInteger(port) || port > 65535)
     throw new Error(`--port must be 0 to 65535, got ${values.port}`);
@@ -275,15 +271,13 @@ async function main(argv: string[]): Promise<void> {
         }, reportS * 1000)
       : null;
 
-  let control: { close(): void } | undefined;
-  const shutdown = closeOnSignals((signal) => {
-    if (timer) clearInterval(timer);
-    control?.close();
-    print('closing', { reason: signal }, `${signal}: closing`);
-    return sim.close();
-  });
-  control = controlChannel(
-    (words) => command(sim, words, report, print, () => shutdown.begin('quit')),
+  controlled(
+    (signal) => {
+      if (timer) clearInterval(timer);
+      print('closing', { reason: signal }, `${signal}: closing`);
+      return sim.close();
+    },
+    (words, quit) => command(sim, words, report, print, quit),
     print,
   );
 }

@@ -23,8 +23,9 @@ import {
   type OcppProtocol,
 } from './charge-point';
 import {
-  closeOnSignals,
-  controlChannel,
+  COMMON_OPTIONS,
+  controlled,
+  helpAsked,
   nonNegative,
   numberOption as number,
   type Print,
@@ -177,36 +178,31 @@ export async function command(
   }
 }
 
+/** The command line options (see USAGE). */
+const OPTIONS = {
+  url: { type: 'string' },
+  id: { type: 'string' },
+  protocol: { type: 'string', default: 'ocpp1.6' },
+  password: { type: 'string' },
+  'ev-max-kw': { type: 'string' },
+  'meter-interval': { type: 'string' },
+  soc: { type: 'string' },
+  'plug-in': { type: 'boolean', default: false },
+  start: { type: 'boolean', default: false },
+  count: { type: 'string' },
+  'resume-on-reconnect': { type: 'boolean', default: false },
+  'ignore-profile': { type: 'boolean', default: false },
+  'no-composite-schedule': { type: 'boolean', default: false },
+  'no-smart-charging': { type: 'boolean', default: false },
+  'min-current': { type: 'string' },
+  'apply-delay': { type: 'string' },
+  'honour-unit': { type: 'string' },
+  ...COMMON_OPTIONS,
+} as const;
+
 async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      url: { type: 'string' },
-      id: { type: 'string' },
-      protocol: { type: 'string', default: 'ocpp1.6' },
-      password: { type: 'string' },
-      'ev-max-kw': { type: 'string' },
-      'meter-interval': { type: 'string' },
-      soc: { type: 'string' },
-      'plug-in': { type: 'boolean', default: false },
-      start: { type: 'boolean', default: false },
-      count: { type: 'string' },
-      'resume-on-reconnect': { type: 'boolean', default: false },
-      'ignore-profile': { type: 'boolean', default: false },
-      'no-composite-schedule': { type: 'boolean', default: false },
-      'no-smart-charging': { type: 'boolean', default: false },
-      'min-current': { type: 'string' },
-      'apply-delay': { type: 'string' },
-      'honour-unit': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true });
+  if (helpAsked(values, USAGE)) return;
   if (!values.url || !values.id) throw new Error('--url and --id are required');
   const protocol = values.protocol as OcppProtocol;
   if (protocol !== 'ocpp1.6' && protocol !== 'ocpp2.0.1') {
@@ -266,15 +262,13 @@ async function main(argv: string[]): Promise<void> {
     return sim;
   });
 
-  let control: { close(): void } | undefined;
-  const shutdown = closeOnSignals((signal) => {
-    control?.close();
-    const text = `${signal}: closing ${sims.length} charger(s)`;
-    print('closing', { reason: signal, chargers: sims.length }, text);
-    return Promise.all(sims.map((s) => s.stop()));
-  });
-  control = controlChannel(
-    (words) => command(sims, words, line, () => shutdown.begin('quit')),
+  const shutdown = controlled(
+    (signal) => {
+      const text = `${signal}: closing ${sims.length} charger(s)`;
+      print('closing', { reason: signal, chargers: sims.length }, text);
+      return Promise.all(sims.map((s) => s.stop()));
+    },
+    (words, quit) => command(sims, words, line, quit),
     print,
   );
 

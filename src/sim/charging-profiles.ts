@@ -1,10 +1,10 @@
 /**
- * Charging profiles as the simulated charge point (charge-point.ts) keeps and follows them,
- * as pure functions (no I/O, no clock): checking a profile as a charger does, storing it
- * (replacing one with the same id, or the same purpose and stack level), the limit in force
- * at a time (validFrom / validTo, startSchedule, periods and duration; the highest stack level
- * per purpose; TxProfile over TxDefaultProfile, capped by the station maxima), the composite
- * schedule, and the next time the limit may change (for following a step on time, offline too).
+ * Charging profiles as the simulated charge point (charge-point/station.ts) keeps and follows
+ * them, as pure functions (no I/O, no clock): checking a profile as a charger does, storing it
+ * (replacing one with the same id, or the same purpose and stack level), the limit in force at a
+ * time (validFrom / validTo, startSchedule, periods and duration; the highest stack level per
+ * purpose; TxProfile over TxDefaultProfile, capped by the station maxima), the composite schedule,
+ * and the next time the limit may change (for following a step on time, offline too).
  */
 
 export type ProfilePurpose =

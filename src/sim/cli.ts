@@ -2,7 +2,8 @@
  * What the simulator command lines (qe-sim-charger, qe-sim-battery) share: reading a number
  * option, closing cleanly on SIGINT / SIGTERM, running `main` with the usage on error,
  * printing lines (text, or one JSON object a line with --json), and the control channel: one
- * command a line on stdin, so that a test can play faults on a simulator in another process.
+ * command a line on stdin, so that a test can play faults on a simulator in another process
+ * (`controlled` wires it to the shutdown).
  */
 
 import readline from 'node:readline';
@@ -57,6 +58,37 @@ export function closeOnSignals(close: (reason: string) => Promise<unknown>): Shu
     },
     begin,
   };
+}
+
+/**
+ * A simulator under control: closes on SIGINT / SIGTERM or the `quit` command (the control
+ * channel stops reading first, then `close(reason)`), and runs the commands of the control
+ * channel with `run(words, quit)`. Returns the shutdown.
+ */
+export function controlled(
+  close: (reason: string) => Promise<unknown>,
+  run: (words: string[], quit: () => void) => Promise<void>,
+  print: Print,
+): Shutdown {
+  let control: { close(): void } | undefined;
+  const shutdown = closeOnSignals((reason) => {
+    control?.close();
+    return close(reason);
+  });
+  control = controlChannel((words) => run(words, () => shutdown.begin('quit')), print);
+  return shutdown;
+}
+
+/** The options of every simulator command line: --json, --help / -h. */
+export const COMMON_OPTIONS = {
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** With --help / -h: prints the usage and returns true (the command then does nothing else). */
+export function helpAsked(values: { help?: boolean | undefined }, usage: string): boolean {
+  if (values.help) process.stdout.write(usage);
+  return values.help === true;
 }
 
 /** Runs `main` with the arguments; an error is printed with the usage, exit code 1. */

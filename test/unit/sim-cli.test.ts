@@ -63,7 +63,8 @@ describe('qe-sim-charger (the command line)', () => {
     try {
       const ready = () =>
         booted.size === 3 && charging.has('CP001') && charging.has('CP002') && charging.has('EV7');
-      for (let i = 0; i < 600 && !ready(); i++) await new Promise((r) => setTimeout(r, 10));
+      // Up to ~20 s: two tsx children take 4-5 s just to start on a loaded 2-core machine.
+      for (let i = 0; i < 2000 && !ready(); i++) await new Promise((r) => setTimeout(r, 10));
       should([...booted].sort()).eql(['CP001', 'CP002', 'EV7']);
       // 1.6 chargers start charging; in 2.0.1 plugging in already opens a transaction.
       should([...charging].sort()).eql(['CP001', 'CP002', 'EV7']);

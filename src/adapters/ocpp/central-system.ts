@@ -7,9 +7,10 @@
  * It keeps one session per charger identity, keyed on the live connection (a charger that
  * reconnects while its old socket is still closing replaces it; the old one's close does not
  * remove the new one), answers what chargers send (boot, heartbeat, status, transactions,
- * meter values, authorisation: the handlers are in csms-handlers.ts), and lets callers send
- * calls to a charger: ocpp-rpc sends one call at a time per charger and queues the rest in
- * order.
+ * meter values, authorisation), and lets callers send calls to a charger: ocpp-rpc sends one
+ * call at a time per charger and queues the rest in order. The handlers are split per OCPP
+ * version: what both answer alike in csms-handlers.ts, the rest in central-system-16.ts and
+ * central-system-201.ts; the options and their checks are in central-system-options.ts.
  *
  * Nothing a socket sends may end the process: every listener a socket reaches contains its
  * errors (a malformed upgrade URL gets a 400, a half-sent handshake is cut after
@@ -26,6 +27,15 @@ import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
 import { type NetProblem, netProblem } from '../../net-errors';
+import { handlers16 } from './central-system-16';
+import { handlers201 } from './central-system-201';
+import {
+  type CentralSystemOptions,
+  type KnownCharger,
+  normalisePath,
+  type ResolvedOptions,
+  resolveOptions,
+} from './central-system-options';
 import {
   type ChargerEvent,
   type HandlerHost,
@@ -33,6 +43,7 @@ import {
   type RpcClient,
   type Session,
   tooLong,
+  type VersionHandlers,
 } from './csms-handlers';
 import {
   identityFromUrl,
@@ -41,54 +52,16 @@ import {
   SocketSet,
   within,
 } from './sockets';
-import { OCPP_VERSIONS, type OcppVersion } from './translate';
+import type { OcppVersion } from './translate';
 
+export type { CentralSystemOptions, KnownCharger, SecurityProfile } from './central-system-options';
 export type { ChargerEvent } from './csms-handlers';
 
-export type SecurityProfile = 'none' | 'basic' | 'tls-basic';
-
-export interface KnownCharger {
-  identity: string;
-  /** HTTP Basic password (security profiles 1 and 2). */
-  password?: string;
-}
-
-export interface CentralSystemOptions {
-  /** Listen address for `listen()`. Default 127.0.0.1. */
-  host?: string;
-  /** Port for `listen()`; 0 picks a free one. Default 9220. */
-  port?: number;
-  /** The path before the identity: chargers connect to `ws://host:port<path>/<identity>`. Default '/ocpp'. */
-  path?: string;
-  protocols?: OcppVersion[];
-  security?: SecurityProfile;
-  /** Certificate and key (PEM) for `tls-basic`. */
-  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
-  chargers?: KnownCharger[];
-  /** Accept identities that are not in `chargers` (never with basic security). Default false. */
-  allowUnknown?: boolean;
-  /** Heartbeat interval sent in the BootNotification answer, seconds. Default 300. */
-  heartbeatIntervalSeconds?: number;
-  /** How long a call to a charger waits for its answer, ms. Default 20,000. */
-  callTimeoutMs?: number;
-  /** Bad messages in a row before a charger's connection is closed. Default 5. */
-  maxBadMessages?: number;
-  /** Largest WebSocket frame accepted, bytes. Default 65,536. */
-  maxPayloadBytes?: number;
-  /**
-   * On its own port: how long a new connection may take to send its complete upgrade request
-   * (and TLS handshake), ms; then it is cut. Default 10,000.
-   */
-  handshakeTimeoutMs?: number;
-  /**
-   * How long `close()` waits for chargers to answer the close frame (1001) before it cuts
-   * their sockets, ms. Default 2,000.
-   */
-  closeTimeoutMs?: number;
-  /** Authorize / id tags: accept all (default), or reject all. */
-  authorize?: 'accept' | 'reject';
-  clock?: Clock;
-}
+/** Each OCPP version's own handlers of the calls a charger makes. */
+const HANDLERS: Record<OcppVersion, VersionHandlers> = {
+  'ocpp1.6': handlers16,
+  'ocpp2.0.1': handlers201,
+};
 
 /** A call that was not sent: its `notAfter` had passed when its turn came. */
 export class CallExpiredError extends Error {
@@ -101,9 +74,7 @@ export class CallExpiredError extends Error {
 }
 
 export class CentralSystem extends EventEmitter {
-  readonly options: Required<Omit<CentralSystemOptions, 'tls' | 'chargers' | 'clock'>> & {
-    tls?: CentralSystemOptions['tls'];
-  };
+  readonly options: ResolvedOptions;
   private readonly clock: Clock;
   private readonly rpc: RPCServer;
   private known = new Map<string, KnownCharger>();
@@ -128,52 +99,11 @@ export class CentralSystem extends EventEmitter {
 
   constructor(options: CentralSystemOptions = {}) {
     super();
-    const path = normalisePath(options.path ?? '/ocpp');
-    const protocols = options.protocols ?? [...OCPP_VERSIONS];
-    for (const p of protocols) {
-      if (!OCPP_VERSIONS.includes(p)) {
-        throw new TypeError(
-          `central system: unknown OCPP protocol ${JSON.stringify(p)}; use ${OCPP_VERSIONS.join(' or ')}`,
-        );
-      }
-    }
-    const security = options.security ?? 'none';
-    if (!['none', 'basic', 'tls-basic'].includes(security)) {
-      throw new TypeError(
-        `central system: security must be none, basic or tls-basic, got ${JSON.stringify(security)}`,
-      );
-    }
-    if (security === 'tls-basic' && (!options.tls?.cert || !options.tls?.key)) {
-      throw new TypeError('central system: tls-basic needs a certificate and a key (PEM)');
-    }
-    for (const key of ['handshakeTimeoutMs', 'closeTimeoutMs'] as const) {
-      const v = options[key];
-      if (v !== undefined && !(Number.isFinite(v) && v > 0 && v < 2 ** 31)) {
-        throw new TypeError(
-          `central system: ${key} must be a number of milliseconds above 0, got ${JSON.stringify(v)}`,
-        );
-      }
-    }
-    this.options = {
-      host: options.host ?? '127.0.0.1',
-      port: options.port ?? 9220,
-      path,
-      protocols,
-      security,
-      allowUnknown: options.allowUnknown ?? false,
-      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 300,
-      callTimeoutMs: options.callTimeoutMs ?? 20_000,
-      maxBadMessages: options.maxBadMessages ?? 5,
-      maxPayloadBytes: options.maxPayloadBytes ?? 65_536,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
-      closeTimeoutMs: options.closeTimeoutMs ?? 2_000,
-      authorize: options.authorize ?? 'accept',
-      ...(options.tls ? { tls: options.tls } : {}),
-    };
+    this.options = resolveOptions(options);
     this.clock = options.clock ?? systemClock;
     this.setChargers(options.chargers ?? []);
     this.rpc = new RPCServer({
-      protocols: [...protocols],
+      protocols: [...this.options.protocols],
       strictMode: true,
       callTimeoutMs: this.options.callTimeoutMs,
       // Counted here (ocpp-rpc's count misses over-long message ids, and its own close
@@ -464,7 +394,7 @@ export class CentralSystem extends EventEmitter {
         });
       },
     );
-    installHandlers(session, this.host);
+    installHandlers(session, this.host, HANDLERS[protocol]);
     this.tell({
       type: 'connected',
       identity,
@@ -561,11 +491,6 @@ export class CentralSystem extends EventEmitter {
     await serverClosed;
     this.sessions.clear();
   }
-}
-
-function normalisePath(p: string): string {
-  const s = `/${p}`.replace(/\/+/g, '/').replace(/\/$/, '');
-  return s === '' ? '/' : s;
 }
 
 function sameSecret(a: Buffer, b: Buffer): boolean {

@@ -1,9 +1,12 @@
 /**
- * What the central system answers to the calls that a charger makes (boot, heartbeat,
- * status, authorisation, transactions, meter values, notifications), per OCPP version, and
- * the charger events it reports from them. Every handler refuses a call whose message id is
- * longer than OCPP-J allows. The connection itself (sockets, authentication, sessions)
- * belongs to central-system.ts.
+ * The core of what the central system answers to the calls that a charger makes: the
+ * session and event types, the handlers that both OCPP versions share (BootNotification,
+ * Heartbeat, StatusNotification, Authorize, MeterValues, DataTransfer, notifications, with
+ * the field names of the version; NotImplemented for anything unknown), a transaction that
+ * ends once, and the guard that refuses a call whose message id is longer than OCPP-J allows.
+ * Each version's own calls (transactions) are in central-system-16.ts and
+ * central-system-201.ts; the connection itself (sockets, authentication, sessions) belongs to
+ * central-system.ts.
  */
 
 import type { EventEmitter } from 'node:events';
@@ -118,11 +121,49 @@ export function tooLong(id: string): string {
   return `message id of ${id.length} characters (OCPP-J allows at most ${MAX_MESSAGE_ID_LENGTH})`;
 }
 
-/** Installs the handlers of every call a charger of this session's OCPP version may make. */
-export function installHandlers(session: Session, host: HandlerHost): void {
+/**
+ * What one OCPP version answers to the calls a charger makes (central-system-16.ts,
+ * central-system-201.ts): where it puts what the handlers that both versions share read and
+ * answer, and the handlers of its own calls.
+ */
+export interface VersionHandlers {
+  /** StatusNotification's and MeterValues' connector (1.6) / EVSE (2.0.1) field. */
+  connector: 'connectorId' | 'evseId';
+  /** StatusNotification's status field. */
+  status: 'status' | 'connectorStatus';
+  /** Where Authorize's answer puts the status of the id. */
+  idInfo: 'idTagInfo' | 'idTokenInfo';
+  /** Whether a status event carries the charging state of the transaction (2.0.1). */
+  chargingState: boolean;
+  /** Notifications, answered with an empty object. */
+  notifications: readonly string[];
+  /** Installs the handlers of the version's own calls (transactions). */
+  install(c: HandlerContext): void;
+}
+
+/** What a version's handlers use. */
+export interface HandlerContext {
+  readonly session: Session;
+  readonly host: HandlerHost;
+  readonly identity: string;
+  /** Installs the handler of `method`; it refuses a call with an over-long message id. */
+  handle(method: string, fn: CallHandler): void;
+  /** Reports meter values (MeterValues, or those a 2.0.1 TransactionEvent carries). */
+  meter(connector: number, transactionId: unknown, meterValue: unknown): void;
+}
+
+/**
+ * Installs the handlers of every call a charger of this session's OCPP version may make:
+ * those both versions share (BootNotification, Heartbeat, StatusNotification, Authorize,
+ * MeterValues, DataTransfer, notifications), the version's own, and NotImplemented for the rest.
+ */
+export function installHandlers(
+  session: Session,
+  host: HandlerHost,
+  version: VersionHandlers,
+): void {
   const { protocol } = session;
   const identity = session.client.identity;
-  const v16 = protocol === 'ocpp1.6';
   const emit = (e: ChargerEvent) => host.tell(e);
   // Every handler refuses a call whose message id is longer than OCPP-J allows.
   const guard =
@@ -133,14 +174,22 @@ export function installHandlers(session: Session, host: HandlerHost): void {
       }
       return fn(x);
     };
-  const client = {
-    handle(method: string | CallHandler, fn?: CallHandler) {
-      if (typeof method === 'function') session.client.handle(guard(method));
-      else if (fn) session.client.handle(method, guard(fn));
-    },
+  const c: HandlerContext = {
+    session,
+    host,
+    identity,
+    handle: (method, fn) => session.client.handle(method, guard(fn)),
+    meter: (connector, transactionId, meterValue) =>
+      emit({
+        type: 'meter',
+        identity,
+        connector,
+        ...(transactionId !== undefined ? { transactionId: transactionId as number } : {}),
+        readings: readMeterValues(meterValue),
+      }),
   };
 
-  client.handle('BootNotification', ({ params }) => {
+  c.handle('BootNotification', ({ params }) => {
     const accepted = host.accepts(identity);
     emit({
       type: 'boot',
@@ -155,11 +204,11 @@ export function installHandlers(session: Session, host: HandlerHost): void {
       interval: host.heartbeatIntervalSeconds(),
     };
   });
-  client.handle('Heartbeat', () => ({ currentTime: host.now() }));
-  client.handle('StatusNotification', ({ params }) => {
+  c.handle('Heartbeat', () => ({ currentTime: host.now() }));
+  c.handle('StatusNotification', ({ params }) => {
     const p = params as Record<string, unknown>;
-    const connector = Number(v16 ? p.connectorId : p.evseId);
-    const status = String(v16 ? p.status : p.connectorStatus);
+    const connector = Number(p[version.connector]);
+    const status = String(p[version.status]);
     session.connectorStatus.set(connector, status);
     const tx = session.transactions.get(connector);
     emit({
@@ -169,123 +218,24 @@ export function installHandlers(session: Session, host: HandlerHost): void {
       connector,
       status,
       ...(typeof p.errorCode === 'string' ? { errorCode: p.errorCode } : {}),
-      ...(!v16 && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
+      ...(version.chargingState && tx?.chargingState ? { chargingState: tx.chargingState } : {}),
     });
     return {};
   });
-  client.handle('Authorize', () =>
-    v16 ? { idTagInfo: { status: host.idStatus() } } : { idTokenInfo: { status: host.idStatus() } },
-  );
-  client.handle('MeterValues', ({ params }) => {
+  c.handle('Authorize', () => ({ [version.idInfo]: { status: host.idStatus() } }));
+  c.handle('MeterValues', ({ params }) => {
     const p = params as Record<string, unknown>;
-    const connector = Number(v16 ? p.connectorId : p.evseId);
-    emit({
-      type: 'meter',
-      identity,
-      connector,
-      ...(p.transactionId !== undefined ? { transactionId: p.transactionId as number } : {}),
-      readings: readMeterValues(p.meterValue),
-    });
+    c.meter(Number(p[version.connector]), p.transactionId, p.meterValue);
     return {};
   });
-  client.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
-  for (const m of v16
-    ? ['DiagnosticsStatusNotification', 'FirmwareStatusNotification']
-    : [
-        'FirmwareStatusNotification',
-        'LogStatusNotification',
-        'SecurityEventNotification',
-        'NotifyEvent',
-        'NotifyReport',
-        'NotifyChargingLimit',
-        'ClearedChargingLimit',
-        'ReportChargingProfiles',
-        'NotifyMonitoringReport',
-        'PublishFirmwareStatusNotification',
-      ]) {
-    client.handle(m, () => ({}));
-  }
-
-  if (v16) {
-    client.handle('StartTransaction', ({ params }) => {
-      const p = params as { connectorId: number; idTag?: string };
-      const id = host.newTransactionId();
-      session.transactions.set(p.connectorId, { id, connector: p.connectorId });
-      emit({
-        type: 'transaction-started',
-        identity,
-        connector: p.connectorId,
-        transactionId: id,
-        ...(p.idTag ? { idTag: p.idTag } : {}),
-      });
-      return { transactionId: id, idTagInfo: { status: host.idStatus() } };
-    });
-    client.handle('StopTransaction', ({ params }) => {
-      const p = params as { transactionId: number; reason?: string };
-      // Chargers resend StopTransaction: only the first one ends the transaction.
-      endTransaction(host, session, p.transactionId, p.reason);
-      return {};
-    });
-  } else {
-    client.handle('TransactionEvent', ({ params }) => {
-      const p = params as {
-        eventType: string;
-        transactionInfo: {
-          transactionId: string;
-          chargingState?: string;
-          stoppedReason?: string;
-        };
-        evse?: { id: number };
-        triggerReason?: string;
-      };
-      const txId = p.transactionInfo.transactionId;
-      const existing = [...session.transactions.values()].find((t) => String(t.id) === txId);
-      const connector = p.evse?.id ?? existing?.connector ?? 1;
-      const chargingState = p.transactionInfo.chargingState;
-      if (p.eventType === 'Ended') {
-        endTransaction(host, session, txId, p.transactionInfo.stoppedReason);
-      } else if (!existing && !session.ended.has(txId)) {
-        // Started (or an Updated for a transaction we missed): track it once.
-        session.transactions.set(connector, {
-          id: txId,
-          connector,
-          ...(chargingState ? { chargingState } : {}),
-        });
-        emit({ type: 'transaction-started', identity, connector, transactionId: txId });
-        if (chargingState)
-          emit({
-            type: 'transaction-updated',
-            identity,
-            connector,
-            transactionId: txId,
-            chargingState,
-          });
-      } else if (existing && chargingState && chargingState !== existing.chargingState) {
-        existing.chargingState = chargingState;
-        emit({
-          type: 'transaction-updated',
-          identity,
-          connector,
-          transactionId: txId,
-          chargingState,
-        });
-      }
-      const meterValue = (params as { meterValue?: unknown }).meterValue;
-      if (meterValue) {
-        emit({
-          type: 'meter',
-          identity,
-          connector,
-          transactionId: txId,
-          readings: readMeterValues(meterValue),
-        });
-      }
-      return {};
-    });
-  }
-  client.handle(({ method }) => {
-    throw createRPCError('NotImplemented', `${method} is not implemented by this central system`);
-  });
+  c.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
+  for (const m of version.notifications) c.handle(m, () => ({}));
+  version.install(c);
+  session.client.handle(
+    guard(({ method }) => {
+      throw createRPCError('NotImplemented', `${method} is not implemented by this central system`);
+    }),
+  );
 }
 
 /** Ends a transaction once (chargers resend StopTransaction / TransactionEvent Ended). */

@@ -1,0 +1,110 @@
+/**
+ * The central system's options: the types a caller fills in (security profile, known
+ * chargers, ports, paths, timeouts) and `resolveOptions`, which checks them with an error
+ * that names the option and fills in the defaults. central-system.ts uses what it returns.
+ */
+
+import type { Clock } from '../../clock';
+import { OCPP_VERSIONS, type OcppVersion } from './translate';
+
+export type SecurityProfile = 'none' | 'basic' | 'tls-basic';
+
+export interface KnownCharger {
+  identity: string;
+  /** HTTP Basic password (security profiles 1 and 2). */
+  password?: string;
+}
+
+export interface CentralSystemOptions {
+  /** Listen address for `listen()`. Default 127.0.0.1. */
+  host?: string;
+  /** Port for `listen()`; 0 picks a free one. Default 9220. */
+  port?: number;
+  /** The path before the identity: chargers connect to `ws://host:port<path>/<identity>`. Default '/ocpp'. */
+  path?: string;
+  protocols?: OcppVersion[];
+  security?: SecurityProfile;
+  /** Certificate and key (PEM) for `tls-basic`. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  chargers?: KnownCharger[];
+  /** Accept identities that are not in `chargers` (never with basic security). Default false. */
+  allowUnknown?: boolean;
+  /** Heartbeat interval sent in the BootNotification answer, seconds. Default 300. */
+  heartbeatIntervalSeconds?: number;
+  /** How long a call to a charger waits for its answer, ms. Default 20,000. */
+  callTimeoutMs?: number;
+  /** Bad messages in a row before a charger's connection is closed. Default 5. */
+  maxBadMessages?: number;
+  /** Largest WebSocket frame accepted, bytes. Default 65,536. */
+  maxPayloadBytes?: number;
+  /**
+   * On its own port: how long a new connection may take to send its complete upgrade request
+   * (and TLS handshake), ms; then it is cut. Default 10,000.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * How long `close()` waits for chargers to answer the close frame (1001) before it cuts
+   * their sockets, ms. Default 2,000.
+   */
+  closeTimeoutMs?: number;
+  /** Authorize / id tags: accept all (default), or reject all. */
+  authorize?: 'accept' | 'reject';
+  clock?: Clock;
+}
+
+/** The options with their defaults, as `CentralSystem.options` holds them. */
+export type ResolvedOptions = Required<Omit<CentralSystemOptions, 'tls' | 'chargers' | 'clock'>> & {
+  tls?: CentralSystemOptions['tls'];
+};
+
+/** Checks the options (a TypeError naming the option) and fills in the defaults. */
+export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
+  const path = normalisePath(options.path ?? '/ocpp');
+  const protocols = options.protocols ?? [...OCPP_VERSIONS];
+  for (const p of protocols) {
+    if (!OCPP_VERSIONS.includes(p)) {
+      throw new TypeError(
+        `central system: unknown OCPP protocol ${JSON.stringify(p)}; use ${OCPP_VERSIONS.join(' or ')}`,
+      );
+    }
+  }
+  const security = options.security ?? 'none';
+  if (!['none', 'basic', 'tls-basic'].includes(security)) {
+    throw new TypeError(
+      `central system: security must be none, basic or tls-basic, got ${JSON.stringify(security)}`,
+    );
+  }
+  if (security === 'tls-basic' && (!options.tls?.cert || !options.tls?.key)) {
+    throw new TypeError('central system: tls-basic needs a certificate and a key (PEM)');
+  }
+  for (const key of ['handshakeTimeoutMs', 'closeTimeoutMs'] as const) {
+    const v = options[key];
+    if (v !== undefined && !(Number.isFinite(v) && v > 0 && v < 2 ** 31)) {
+      throw new TypeError(
+        `central system: ${key} must be a number of milliseconds above 0, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+  return {
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 9220,
+    path,
+    protocols,
+    security,
+    allowUnknown: options.allowUnknown ?? false,
+    heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 300,
+    callTimeoutMs: options.callTimeoutMs ?? 20_000,
+    maxBadMessages: options.maxBadMessages ?? 5,
+    maxPayloadBytes: options.maxPayloadBytes ?? 65_536,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 2_000,
+    authorize: options.authorize ?? 'accept',
+    ...(options.tls ? { tls: options.tls } : {}),
+  };
+}
+
+/** `/a//b/` -> `/a/b`; the root stays `/`. */
+export function normalisePath(p: string): string {
+  const s = `/${p}`.replace(/\/+/g, '/').replace(/\/$/, '');
+  return s === '' ? '/' : s;
+}
