@@ -15,6 +15,7 @@ import {
   useCoordinator,
   withSummary,
 } from '../lib/common';
+import { serveModbusMaps } from '../lib/modbus-maps';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
 
 interface ModbusDef extends UserDef {
@@ -202,4 +203,6 @@ export default function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType('qe-modbus', QeModbus as never);
+  // The maps and their validator for the edit dialog (nodes/lib/modbus-maps.ts).
+  serveModbusMaps(RED);
 }
