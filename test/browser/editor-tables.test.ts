@@ -336,6 +336,23 @@ describe('editor: the shared tables and fields (Node-RED + headless Chromium)', 
     should(node.validationErrors ?? []).not.containEql('chargers');
   });
 
+  it('qe-schedule and qe-fleet refuse an asset map or rating that is not a JSON object', async () => {
+    const results = await page.evaluate(() => {
+      const RED = (globalThis as unknown as PageGlobal).RED;
+      const inputs = ['', '{}', '{"ev_001": "ast_ev_001"}', '[1]', 'null', '{bad', '7'];
+      return ['qe-schedule', 'qe-fleet'].flatMap((type) => {
+        const defs = (
+          RED.nodes.getType(type) as {
+            defaults: Record<string, { validate: (v: unknown) => boolean }>;
+          }
+        ).defaults;
+        return ['assetMap', 'ratedKw'].map((k) => inputs.map((v) => defs[k]?.validate(v)));
+      });
+    });
+    const expected = [true, true, true, false, false, false, false];
+    should(results).eql([expected, expected, expected, expected]);
+  });
+
   for (const type of ['qe-schedule', 'qe-fleet']) {
     it(`${type}: the shared schedule fields show, check and save the node's values`, async () => {
       const id = `sf-${type}`;
