@@ -14,7 +14,7 @@ import path from 'node:path';
 import should from 'should';
 import { GENERIC_MAP } from '../../src';
 import { NodeRedProcess } from '../helpers/node-red-process';
-import { runtimePath, runtimeRequire } from './runtime';
+import { nodeRedVersion, runtimePath, runtimeRequire } from './runtime';
 
 const PASSWORD = 'qe-test-password';
 
@@ -77,6 +77,14 @@ describe('nodes: the qe-modbus maps endpoint in a real Node-RED (permission, map
       headers: { Authorization: `Bearer ${tokens[user]}`, 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
+
+  it('runs on the Node-RED of this pass', async () => {
+    const res = await fetch(`${red?.base}/settings`, {
+      headers: { Authorization: `Bearer ${tokens.reader}` },
+    });
+    // Node-RED adds "-git" to its version when a .git lies beside the node_modules it is in.
+    should(((await res.json()) as { version: string }).version).startWith(nodeRedVersion);
+  });
 
   it('refuses a request without a token, and a user without qe-modbus.read', async () => {
     should((await get()).status).equal(401);
