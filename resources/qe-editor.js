@@ -7,7 +7,7 @@
  *   row is read into the object that the node keeps (spec.read), and checked by the node's
  *   own rule (spec.problems), the same function that the node's `validate` runs on the kept
  *   list, so a rule is written once. QeEditor.saveTable and QeEditor.resizeTable are
- *   oneditsave and oneditresize for it.
+ *   oneditsave and oneditresize for it, QeEditor.tableLabel the node's label.
  * - QeEditor.num, QeEditor.blank, QeEditor.rowsOk: the pieces of those rules.
  * - QeEditor.schedule: the schedule fields that qe-schedule and qe-fleet share (asset map,
  *   rated kW, time zone, unmapped columns, limit column): their defaults and their rows.
@@ -171,6 +171,13 @@
     if (items.length === 0) list.editableList('addItem', spec.blankItem || {});
     checkAll();
     return { checkAll, t };
+  }
+
+  /** A table node's label: its name, else the first column of up to 3 rows, else its type's. */
+  function tableLabel(node, rows, key) {
+    if (node.name) return node.name;
+    const ids = Array.isArray(rows) ? [...new Set(rows.map((r) => r?.[key]).filter(Boolean))] : [];
+    return ids.length > 0 && ids.length <= 3 ? ids.join(', ') : node._(`${node.type}.paletteLabel`);
   }
 
   /** oneditsave of a table: the rows as `read` keeps them, less those that `empty` leaves out. */
@@ -408,6 +415,7 @@
     twice,
     rowsOk,
     table,
+    tableLabel,
     saveTable,
     resizeTable,
     schedule,

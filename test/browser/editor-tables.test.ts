@@ -147,6 +147,14 @@ describe('editor: the shared tables and fields (Node-RED + headless Chromium)', 
   const hasError = async (locator: ReturnType<Page['locator']>) =>
     /\binput-error\b/.test((await locator.getAttribute('class')) ?? '');
 
+  /** The label that the canvas shows for node `id`. */
+  const labelOf = (id: string) =>
+    page.evaluate((id) => {
+      const RED = (globalThis as unknown as PageGlobal).RED;
+      const n = RED.nodes.node(id) as EditorNode & { _def: { label(): string } };
+      return n._def.label.call(n);
+    }, id);
+
   const batteries = '#node-input-batteries-container';
   const rowOf = (list: string, i: number) =>
     page.locator(`${list} > li`).nth(i).locator('.red-ui-editableList-item-content');
@@ -223,6 +231,7 @@ describe('editor: the shared tables and fields (Node-RED + headless Chromium)', 
       },
     ]);
     should(node.validationErrors ?? []).not.containEql('batteries');
+    should(await labelOf('mb')).equal('ast_batt_001, ast_batt_002');
   });
 
   it("qe-modbus: a custom map starts as the runtime's generic map; a bad one shows the validator's error", async () => {
@@ -334,6 +343,7 @@ describe('editor: the shared tables and fields (Node-RED + headless Chromium)', 
       },
     ]);
     should(node.validationErrors ?? []).not.containEql('chargers');
+    should(await labelOf('oc')).equal('CP001');
   });
 
   it('qe-schedule and qe-fleet refuse an asset map or rating that is not a JSON object', async () => {
