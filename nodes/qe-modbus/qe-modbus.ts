@@ -15,6 +15,7 @@ import {
 } from '../..';
 import { problemStatus, tableField, type UserDef, withSummary } from '../lib/common';
 import { followDeviations, runDeliveredCommands, setUpDevice } from '../lib/device';
+import { serveModbusMaps } from '../lib/modbus-maps';
 import { Status } from '../lib/status';
 import type { ModbusConnectionNode } from '../qe-modbus-connection/qe-modbus-connection';
 
@@ -166,4 +167,6 @@ export default function (RED: NodeAPI) {
   }
 
   RED.nodes.registerType('qe-modbus', QeModbus as never);
+  // The maps and their validator for the edit dialog (nodes/lib/modbus-maps.ts).
+  serveModbusMaps(RED);
 }

@@ -16,14 +16,13 @@
  * QE_CHROMIUM_PATH, else Debian's /usr/bin/chromium, else the one the devDependency
  * @sparticuz/chromium ships (unpacked into the temporary directory on first use).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, ConsoleMessage, Page } from 'playwright-core';
 import should from 'should';
-import { freePort } from '../../src/sim/battery';
 import { CHROMIUM_FLAGS, findChromium } from '../helpers/chromium';
+import { NodeRedProcess } from '../helpers/node-red-process';
 
 const root = path.join(__dirname, '../..');
 const pkg = require(path.join(root, 'package.json')) as {
@@ -118,9 +117,10 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
   this.timeout(60000);
 
   let tmp = '';
-  let nodeRed: ChildProcess | null = null;
-  let nodeRedExit: Promise<void> = Promise.resolve();
-  let log = '';
+  /** Node-RED, a real process with the package installed in its user directory. */
+  let red: NodeRedProcess | null = null;
+  /** Everything Node-RED has printed so far. */
+  const nodeRedLog = () => red?.log ?? '';
   /** Which Chromium ran, for QE_BROWSER_LOG. */
   let browserInfo = '';
   let base = '';
@@ -129,7 +129,7 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
   /** Console errors and uncaught exceptions of the page, in order. */
   const consoleErrors: string[] = [];
   const logTail = () =>
-    `\n--- Node-RED log (last lines) ---\n${log.split('\n').slice(-30).join('\n')}`;
+    `\n--- Node-RED log (last lines) ---\n${nodeRedLog().split('\n').slice(-30).join('\n')}`;
 
   /** Runs `step`, then fails if the page logged an error meanwhile. */
   async function noConsoleErrors(what: string, step: () => Promise<void>): Promise<void> {
@@ -196,75 +196,17 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
       }
     }
 
-    // A user directory with the package installed as a user would (npm install <pkg>):
-    // listed in its package.json, and in node_modules, here a symlink to the repository.
+    // A user directory with the package installed as a user would (npm install <pkg>): listed
+    // in its package.json, and in node_modules, here a symlink to the repository; the palette
+    // modules that examples need (09: FlowFuse Dashboard 2) likewise, so that every example
+    // imports and deploys (test/helpers/node-red-process.ts).
+    const nodeRed = new NodeRedProcess({ flows: [], modules: PALETTE_MODULES });
+    red = nodeRed;
+    await nodeRed.start(60000).catch((err: Error) => {
+      throw new Error(`${err.message}${logTail()}`);
+    });
+    base = nodeRed.base;
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-editor-'));
-    const userDir = path.join(tmp, 'userdir');
-    const scopeDir = path.join(userDir, 'node_modules', pkg.name.split('/')[0] ?? '');
-    fs.mkdirSync(scopeDir, { recursive: true });
-    fs.symlinkSync(root, path.join(userDir, 'node_modules', pkg.name), 'dir');
-    const dependencies: Record<string, string> = { [pkg.name]: `file:${root}` };
-    // The palette modules that examples need (09: FlowFuse Dashboard 2), devDependencies
-    // linked from the repository's node_modules, so that every example imports and deploys.
-    for (const name of PALETTE_MODULES) {
-      const dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [root] }));
-      fs.mkdirSync(path.dirname(path.join(userDir, 'node_modules', name)), { recursive: true });
-      fs.symlinkSync(dir, path.join(userDir, 'node_modules', name), 'dir');
-      dependencies[name] = `file:${dir}`;
-    }
-    fs.writeFileSync(
-      path.join(userDir, 'package.json'),
-      JSON.stringify({ name: 'node-red-project', private: true, dependencies }),
-    );
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    const settings = path.join(userDir, 'settings.js');
-    fs.writeFileSync(
-      settings,
-      `module.exports = ${JSON.stringify(
-        {
-          uiHost: '127.0.0.1',
-          uiPort: port,
-          flowFile: 'flows.json',
-          credentialSecret: false,
-          telemetry: { enabled: false, updateNotification: false },
-          diagnostics: { enabled: false, ui: false },
-          externalModules: { autoInstall: false, palette: { allowInstall: false } },
-          editorTheme: { tours: false, projects: { enabled: false } },
-          logging: { console: { level: 'info', metrics: false, audit: false } },
-        },
-        null,
-        2,
-      )};\n`,
-    );
-
-    const redJs = require.resolve('node-red/red.js');
-    const child = spawn(process.execPath, [redJs, '--settings', settings, '--userDir', userDir], {
-      cwd: tmp,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    nodeRed = child;
-    nodeRedExit = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.stdout?.on('data', (d: Buffer) => {
-      log += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      log += d.toString();
-    });
-    let exited = false;
-    child.once('exit', () => {
-      exited = true;
-    });
-    await until(
-      'Node-RED to start',
-      async () => {
-        if (exited) throw new Error('exited');
-        return (await fetch(`${base}/settings`)).ok && /Started flows/.test(log);
-      },
-      logTail,
-      60000,
-    );
-    should(exited).be.false();
 
     const profile = path.join(tmp, 'chromium-profile');
     fs.mkdirSync(profile);
@@ -310,16 +252,9 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
 
   after(async function () {
     this.timeout(30000);
-    if (process.env.QE_BROWSER_LOG) console.log(`${browserInfo}\n${log}`);
+    if (process.env.QE_BROWSER_LOG) console.log(`${browserInfo}\n${nodeRedLog()}`);
     await context?.close().catch(() => undefined);
-    if (nodeRed && nodeRed.exitCode === null && nodeRed.signalCode === null) {
-      nodeRed.kill('SIGTERM');
-      const killed = await Promise.race([nodeRedExit.then(() => true), sleep(10000)]);
-      if (!killed) {
-        nodeRed.kill('SIGKILL');
-        await Promise.race([nodeRedExit, sleep(5000)]);
-      }
-    }
+    await red?.dispose();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -372,23 +307,6 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
     );
     await category.scrollIntoViewIfNeeded();
     await category.screenshot({ path: path.join(IMAGES, 'palette.png') });
-  });
-
-  it("qe-schedule's editor refuses an asset map or rating that is not a JSON object", async () => {
-    const results = await page.evaluate(() => {
-      const RED = (globalThis as unknown as EditorGlobal).RED;
-      const defs = (
-        RED.nodes.getType('qe-schedule') as unknown as {
-          defaults: Record<string, { validate: (v: unknown) => boolean }>;
-        }
-      ).defaults;
-      const inputs = ['', '{}', '{"ev_001": "ast_ev_001"}', '[1]', 'null', '{bad', '7'];
-      return ['assetMap', 'ratedKw'].map((k) =>
-        inputs.map((v) => (defs[k] as { validate: (v: unknown) => boolean }).validate(v)),
-      );
-    });
-    const expected = [true, true, true, false, false, false, false];
-    should(results).eql([expected, expected]);
   });
 
   describe('edit dialogs of new nodes open and close with no console error', () => {
@@ -469,7 +387,7 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
         );
         should(problems).eql([], `after importing ${file}:\n  ${problems.join('\n  ')}`);
 
-        const logMark = log.length;
+        const logMark = nodeRedLog().length;
         await noConsoleErrors(`deploying ${file}`, async () => {
           const deployResponse = page.waitForResponse(
             (r) => r.url() === `${base}/flows` && r.request().method() === 'POST',
@@ -498,9 +416,10 @@ describe('editor in a real browser (Node-RED + headless Chromium)', function () 
         // a type that is missing, ... are logged while the flows start).
         await until(
           'Node-RED to start the flows',
-          () => /Started flows/.test(log.slice(logMark)),
+          () => /Started flows/.test(nodeRedLog().slice(logMark)),
           logTail,
         );
+        const log = nodeRedLog();
         const starting = log.slice(logMark, log.indexOf('Started flows', logMark));
         const errors = starting
           .split('\n')

@@ -34,6 +34,8 @@ export interface NodeRedProcessOptions {
    * repository's node_modules), e.g. `@flowfuse/node-red-dashboard`.
    */
   modules?: string[];
+  /** More settings.js entries (plain JSON), e.g. `adminAuth` with bcrypt password hashes. */
+  settings?: Record<string, unknown>;
 }
 
 export class NodeRedProcess {
@@ -97,6 +99,7 @@ export class NodeRedProcess {
         logging: {
           console: { level: this.options.logLevel ?? 'info', metrics: false, audit: false },
         },
+        ...this.options.settings,
       })};\n`,
     );
     const flowFile = path.join(this.userDir, 'flows.json');
