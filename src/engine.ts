@@ -33,6 +33,15 @@ import {
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
 import {
+  isConversion,
+  type PlanCursor,
+  type PlanJSON,
+  planOfConversion,
+  readPlan,
+  type SchedulePlan,
+  type StoredPlan,
+} from './plans';
+import {
   problemAt,
   type RestoreProblem,
   reportToConsole,
@@ -41,6 +50,7 @@ import {
   shown,
 } from './restore';
 import { parseSchedule } from './schedule';
+import { ScheduleIds } from './schedule-ids';
 import {
   isSilenceFallback,
   type LastSchedule,
@@ -158,7 +168,7 @@ export interface EngineDeps {
 }
 
 /** Internal bookkeeping of one command. */
-interface Slot {
+interface Tracked {
   cmd: Command;
   /** Token of the command's live entry in the due heap (stale entries are skipped). */
   dueToken: number;
@@ -169,7 +179,9 @@ interface HeapEntry {
   at: number;
   priority: number;
   seq: number;
-  slot: Slot;
+  /** A tracked command, or (null) the next planned row of `cursor`. */
+  tracked: Tracked | null;
+  cursor: PlanCursor | null;
   token: number;
 }
 
@@ -208,9 +220,26 @@ export interface EngineJSON {
   scheduleRevisions: Record<string, number>;
   /** The last schedule received, for the optimiser silence (absent in older documents). */
   lastSchedule?: LastScheduleJSON | null;
+  /** The rows of submitted plans not yet made into commands (absent when none). */
+  plans?: PlanJSON[];
 }
 
 export type TimeInput = number | Date | string;
+
+/** What `submitPlan` did. */
+export interface PlanSubmission {
+  scheduleId: string;
+  /** Rows registered (commands to come). */
+  count: number;
+  /** The schedule was already registered with the same rows: nothing changed. */
+  duplicate: boolean;
+}
+
+/** A record for persistence (`onPersist`): `value()` is the JSON to keep, undefined: delete. */
+export interface PersistChange {
+  key: string;
+  value(): unknown;
+}
 
 /** See `DispatchEngine.rateSetpoints`. */
 export interface RateSetpoints {
@@ -225,10 +254,10 @@ export class DispatchEngine {
   readonly config: EngineConfig;
   readonly clock: Clock;
 
-  private readonly slots = new Map<string, Slot>();
+  private readonly tracked = new Map<string, Tracked>();
   /** Unfinished commands per asset. */
-  private readonly active = new Map<string, Set<Slot>>();
-  private readonly held = new Map<string, Set<Slot>>();
+  private readonly active = new Map<string, Set<Tracked>>();
+  private readonly held = new Map<string, Set<Tracked>>();
   private readonly due = new Heap<HeapEntry>(dueBefore);
   private readonly deadlines = new Heap<HeapEntry>(
     (a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq),
@@ -238,7 +267,14 @@ export class DispatchEngine {
   /** The site's per-asset facts (the registry's table): state machines live there. */
   private readonly assets: AssetTable;
   private readonly restoredStates = new Map<string, string>();
-  private readonly scheduleRevisions = new Map<string, number>();
+  private readonly scheduleIds = new ScheduleIds();
+  /** Submitted plans with rows not yet made into commands, by schedule id. */
+  private readonly plans = new Map<string, StoredPlan>();
+  /** Per asset, the cursors of the plans with rows left for it. */
+  private readonly cursorsOf = new Map<string, Set<PlanCursor>>();
+  /** Rows planned and not yet made into commands: PENDING commands in every count. */
+  private planned = 0;
+  private readonly persistListeners = new Set<(change: PersistChange) => void>();
   /** The last schedule received (`receiveSchedule`): its silence is counted from then. */
   private lastSchedule: LastSchedule | null = null;
   /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
@@ -279,6 +315,8 @@ export class DispatchEngine {
    * timeout settings, publishes SCHEDULE_RECEIVED and submits the commands (superseding older
    * schedules' commands for the same assets). Returns the registered commands. The schedule
    * id is chosen as `receiveSchedule` says: one already used becomes the next revision.
+   * Makes every command object at once (as `submit` does): for a big schedule,
+   * `submitPlan(receiveSchedule(...))` keeps it as numbers until each command is due.
    */
   scheduleToCommands(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Command[] {
     const conversion = this.receiveSchedule(schedule, options);
@@ -307,10 +345,15 @@ export class DispatchEngine {
       ...(scheduleId === undefined ? {} : { scheduleId }),
       now: this.clock.now(),
     });
-    for (const c of conversion.commands) {
-      if (this.slots.has(c.id)) throw new TypeError(`command id ${c.id} is already registered`);
+    // Its ids are `<scheduleId>:...`: taken if any command or plan of that id is registered
+    // (checked without making the conversion's commands).
+    const sid = conversion.scheduleId;
+    for (const { cmd } of this.tracked.values()) {
+      if (cmd.scheduleId === sid && cmd.id.startsWith(`${sid}:`))
+        throw new TypeError(`command id ${cmd.id} is already registered`);
     }
-    this.noteScheduleId(conversion.scheduleId);
+    if (this.plans.has(sid)) throw new TypeError(`schedule ${sid} is already registered`);
+    this.scheduleIds.note(conversion.scheduleId);
     // A new schedule ends any silence, and the next is counted from now.
     this.lastSchedule = {
       scheduleId: conversion.scheduleId,
@@ -324,45 +367,24 @@ export class DispatchEngine {
   }
 
   /**
-   * A schedule id not used before in this engine: `base` itself the first time, then
-   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last). A
-   * `base` that names a revision (`day#2`) is itself when that revision is newer than any
-   * used, else the next one. Undefined stays undefined (the conversion makes a fresh id).
+   * A schedule id not used before in this engine (see `ScheduleIds.unique`): `base` the first
+   * time, then `base#2`, `base#3`. Undefined stays undefined.
    */
   uniqueScheduleId(base: string | undefined): string | undefined {
-    if (base === undefined) return undefined;
-    const root = base.replace(/#\d+$/, '');
-    const rev = this.scheduleRevisions.get(root);
-    if (rev === undefined) return base;
-    const asked = base === root ? 1 : Number(base.slice(root.length + 1));
-    return asked > rev ? base : `${root}#${rev + 1}`;
+    return this.scheduleIds.unique(base);
   }
 
   /**
-   * Whether schedule id `id` was already used in this engine (persisted with its state):
-   * `day` once `day` or a later revision came, `day#3` once revision 3 or later came. A
+   * Whether schedule id `id` was already used in this engine (persisted with its state). A
    * fleet gateway answers such a schedule `duplicate` instead of making a new revision.
    */
   hasScheduleId(id: string): boolean {
-    const root = id.replace(/#\d+$/, '');
-    const rev = this.scheduleRevisions.get(root);
-    if (rev === undefined) return false;
-    const asked = id === root ? 1 : Number(id.slice(root.length + 1));
-    return asked <= rev;
+    return this.scheduleIds.has(id);
   }
 
-  /**
-   * Records that schedule id `id` (e.g. from `uniqueScheduleId`) is in use, so that the next
-   * `uniqueScheduleId` of the same base gives the next revision.
-   */
+  /** Records that schedule id `id` is in use (the next `uniqueScheduleId` gives a revision). */
   reserveScheduleId(id: string): void {
-    this.noteScheduleId(id);
-  }
-
-  private noteScheduleId(id: string): void {
-    const base = id.replace(/#\d+$/, '');
-    const rev = id === base ? 1 : Number(id.slice(base.length + 1));
-    this.scheduleRevisions.set(base, Math.max(rev, this.scheduleRevisions.get(base) ?? 0));
+    this.scheduleIds.note(id);
   }
 
   /**
@@ -372,7 +394,8 @@ export class DispatchEngine {
    * nothing. A command whose id is already registered with the same content is a re-delivery
    * and is skipped; with other content it is an error. Commands of a schedule supersede the
    * unfinished commands of other schedules for the same assets from that schedule's first
-   * slot on. Returns the registered commands, in input order.
+   * slot on. Returns the registered commands, in input order. Every command is an object from
+   * now on: a big converted schedule is cheaper as a plan (`submitPlan`).
    */
   submit(input: Command | CommandInput | readonly (Command | CommandInput)[]): Command[] {
     const list = Array.isArray(input) ? input : [input];
@@ -392,7 +415,7 @@ export class DispatchEngine {
         throw new TypeError(`command [${i}]: id ${cmd.id} appears twice in the input`);
       }
       seen.add(cmd.id);
-      const existing = this.slots.get(cmd.id);
+      const existing = this.tracked.get(cmd.id);
       if (existing) {
         if (!sameContent(existing.cmd, cmd)) {
           throw new TypeError(
@@ -421,13 +444,13 @@ export class DispatchEngine {
       }
     }
     for (const [scheduleId, { start, assets }] of perSchedule) {
-      this.noteScheduleId(scheduleId);
-      for (const assetId of assets) this.supersede(assetId, scheduleId, start, now);
+      this.scheduleIds.note(scheduleId);
+      this.supersedeAll([...assets], scheduleId, start, now);
     }
     const emit = this.eventBus.hasSubscribers(EventType.COMMAND_CREATED);
     for (const cmd of prepared) {
-      const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
-      this.slots.set(cmd.id, slot);
+      const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
+      this.tracked.set(cmd.id, slot);
       this.counts.PENDING++;
       this.addActive(slot);
       this.enqueue(slot, cmd.scheduledAt.getTime());
@@ -442,7 +465,13 @@ export class DispatchEngine {
     return `cmd-${now.toString(36)}-${this.idCounter.toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   }
 
-  private supersede(assetId: string, scheduleId: string, start: number, now: number): void {
+  private supersede(
+    assetId: string,
+    scheduleId: string,
+    start: number,
+    now: number,
+    budget = { skip: 0 },
+  ): void {
     for (const slot of [...(this.active.get(assetId) ?? [])]) {
       const c = slot.cmd;
       if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
@@ -452,6 +481,20 @@ export class DispatchEngine {
         c.validUntil = new Date(start);
       }
     }
+    const reason = `superseded by schedule ${scheduleId}`;
+    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
+      if (c.plan.scheduleId === scheduleId) continue;
+      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget);
+      if (c.next >= c.end) continue;
+      // The row left last stops where the new schedule begins.
+      const r = c.end - 1;
+      const u = c.plan.until[r] as number;
+      const vu = !Number.isNaN(c.endMs) ? c.endMs : u < 0 ? null : (c.plan.times[u] as number);
+      if (vu === null || vu > start) {
+        c.endMs = start;
+        this.persistPlan(c.plan);
+      }
+    }
     // A silence's fallback that already went out ends too: the new schedule is in force.
     for (const kind of ['rate', 'cap']) {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
@@ -459,6 +502,265 @@ export class DispatchEngine {
       const end = Math.max(start, now);
       if (c.validUntil === null || c.validUntil.getTime() > end) c.validUntil = new Date(end);
     }
+  }
+
+  // ---------------------------------------------------------------- plans
+
+  /**
+   * Registers a converted schedule as its plan (a `Conversion`, or a `SchedulePlan` such as
+   * `planOfConversion` makes and a qe-schedule node sends): the rows are kept as numbers and
+   * each becomes a command only when it is due for its asset, or when something reads it
+   * (`getCommand`, `getCommands`, `getActiveCommands`, ...). Otherwise as `submit` of the
+   * conversion's commands: the same ids, events (COMMAND_CREATED for each row, made from the
+   * row, when someone subscribes), supersession of other schedules' commands and rows for its
+   * assets from its first slot on, and order in which due commands are handed out. Costs
+   * O(assets) plus a copy of the columns. A schedule id already registered with the same rows
+   * is a re-delivery (`duplicate`, nothing changes); with other rows, a TypeError.
+   */
+  submitPlan(input: Conversion | SchedulePlan): PlanSubmission {
+    const plan = readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
+    const id = plan.scheduleId;
+    const known = this.plans.get(id);
+    if (known) {
+      if (!known.sameRows(plan))
+        throw new TypeError(
+          `plan: schedule ${id} is already registered with other content; give it a new schedule id`,
+        );
+      return { scheduleId: id, count: 0, duplicate: true };
+    }
+    for (const { cmd } of this.tracked.values()) {
+      if (cmd.scheduleId !== id || cmd.reapplyOf !== undefined) continue;
+      const c = plan.byAsset.get(cmd.assetId);
+      const r = c && cmd.source ? plan.rowOfSlot(c, cmd.source.slot) : -1;
+      if (c && r >= 0 && plan.rowId(c, r) === cmd.id) {
+        const row = plan.command(c, r);
+        if (row.type === cmd.type && row.valueKw === (cmd.askedKw ?? cmd.valueKw))
+          return { scheduleId: id, count: 0, duplicate: true };
+      }
+      throw new TypeError(
+        `plan: command ${cmd.id} of schedule ${id} is already registered with other content; give the schedule a new id`,
+      );
+    }
+    const count = plan.rowsLeft();
+    if (count === 0) return { scheduleId: id, count: 0, duplicate: false };
+    const now = this.clock.now();
+    this.scheduleIds.note(id);
+    let start = Number.POSITIVE_INFINITY;
+    for (const c of plan.cursors) if (c.next < c.end) start = Math.min(start, plan.timeOf(c.next));
+    const assets = plan.cursors.filter((c) => c.next < c.end).map((c) => c.assetId);
+    this.supersedeAll(assets, id, start, now);
+    this.addPlan(plan);
+    if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) {
+      for (const c of plan.cursors)
+        for (let r = c.next; r < c.end; r++)
+          this.eventBus.publish(EventType.COMMAND_CREATED, commandToJSON(plan.command(c, r)));
+    }
+    this.wake();
+    return { scheduleId: id, count, duplicate: false };
+  }
+
+  /** Whether the plan of schedule `scheduleId` still has rows not made into commands. */
+  hasPlan(scheduleId: string): boolean {
+    return this.plans.has(scheduleId);
+  }
+
+  /**
+   * Calls `listener` with what persistence should record: `p:<scheduleId>` whenever a plan is
+   * registered, cut short (supersession, cancellation) or used up, whose `value()` is the
+   * plan's JSON (the rows still planned) or undefined when nothing is left. Making a due row
+   * into a command writes no `p:` record: the command is what the plan row says, made again
+   * the same way after a restart (a restored command of the plan moves its cursor past it).
+   */
+  onPersist(listener: (change: PersistChange) => void): () => void {
+    this.persistListeners.add(listener);
+    return () => {
+      this.persistListeners.delete(listener);
+    };
+  }
+
+  private persistPlan(plan: StoredPlan): void {
+    if (this.persistListeners.size === 0) return;
+    const change: PersistChange = {
+      key: `p:${plan.scheduleId}`,
+      value: () => (this.plans.get(plan.scheduleId) === plan ? plan.toJSON() : undefined),
+    };
+    for (const l of [...this.persistListeners]) l(change);
+  }
+
+  private addPlan(plan: StoredPlan): void {
+    this.plans.set(plan.scheduleId, plan);
+    plan.seqBase = this.seq + 1;
+    this.seq += plan.slot.length;
+    for (const c of plan.cursors) {
+      if (c.next >= c.end) {
+        plan.closed++;
+        continue;
+      }
+      let set = this.cursorsOf.get(c.assetId);
+      if (!set) {
+        set = new Set();
+        this.cursorsOf.set(c.assetId, set);
+      }
+      set.add(c);
+      this.planned += c.end - c.next;
+      this.pushCursor(c);
+    }
+    this.persistPlan(plan);
+  }
+
+  private pushCursor(c: PlanCursor): void {
+    c.token = ++this.token;
+    const plan = c.plan;
+    this.due.push({
+      at: plan.timeOf(c.next),
+      priority: plan.priority,
+      seq: plan.seqBase + c.next,
+      tracked: null,
+      cursor: c,
+      token: c.token,
+    });
+    this.wake();
+  }
+
+  private closeCursor(c: PlanCursor): void {
+    c.token = ++this.token;
+    const set = this.cursorsOf.get(c.assetId);
+    if (!set?.delete(c)) return;
+    if (set.size === 0) this.cursorsOf.delete(c.assetId);
+    const plan = c.plan;
+    if (plan.cursors.length === ++plan.closed) {
+      this.plans.delete(plan.scheduleId);
+      this.persistPlan(plan);
+    }
+  }
+
+  /** A new PENDING command into the indexes (not the due heap). */
+  private adopt(cmd: Command): Tracked {
+    const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
+    this.tracked.set(cmd.id, slot);
+    this.counts.PENDING++;
+    this.addActive(slot);
+    return slot;
+  }
+
+  /** Makes the rows of `c` up to `upto` into tracked commands, due at their times. */
+  private materialise(c: PlanCursor, upto: number): void {
+    const plan = c.plan;
+    const last = Math.min(upto, c.end - 1);
+    for (let r = c.next; r <= last; r++) {
+      const cmd = plan.command(c, r);
+      this.planned--;
+      c.next = r + 1;
+      if (this.tracked.has(cmd.id)) continue; // submitted by hand under the same id: that one
+      const slot = this.adopt(cmd);
+      this.enqueue(slot, cmd.scheduledAt.getTime(), plan.seqBase + r);
+      this.changed(cmd);
+    }
+    if (c.next < c.end) this.pushCursor(c);
+    else this.closeCursor(c);
+  }
+
+  /** Makes the rows of an asset due at or before `t` into commands. */
+  private catchUp(assetId: string, t: number): void {
+    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
+      let r = c.next;
+      while (r < c.end && c.plan.timeOf(r) <= t) r++;
+      if (r > c.next) this.materialise(c, r - 1);
+    }
+  }
+
+  /** Makes every planned row (of one asset, of one schedule) into a command. */
+  private materialiseAll(assetId?: string, scheduleId?: string): void {
+    if (this.planned === 0) return;
+    const cursors =
+      assetId !== undefined
+        ? [...(this.cursorsOf.get(assetId) ?? [])]
+        : scheduleId !== undefined
+          ? (this.plans.get(scheduleId)?.cursors ?? [])
+          : [...this.plans.values()].flatMap((p) => p.cursors);
+    for (const c of cursors) {
+      if (scheduleId !== undefined && c.plan.scheduleId !== scheduleId) continue;
+      if (c.next < c.end) this.materialise(c, c.end - 1);
+    }
+  }
+
+  /** The planned row with command id `id`, made into a command (with the rows before it). */
+  private planRow(id: string): Tracked | undefined {
+    for (const plan of this.plans.values()) {
+      const sid = plan.scheduleId;
+      if (!id.startsWith(sid) || id.charAt(sid.length) !== ':') continue;
+      const rest = id.slice(sid.length + 1);
+      const k = rest.lastIndexOf(':');
+      const c = plan.byAsset.get(rest.slice(0, k));
+      if (!c || c.next >= c.end) continue;
+      const tail = rest.slice(k + 1);
+      const slot = tail === 'end' ? plan.times.length - 1 : Number(tail);
+      if (tail !== 'end' && String(slot) !== tail) continue;
+      const r = plan.rowOfSlot(c, slot);
+      if (r < 0) continue;
+      this.materialise(c, r);
+      return this.tracked.get(id);
+    }
+    return undefined;
+  }
+
+  /**
+   * Cancels the planned rows of `c` from row `from` on. Each is a CANCELLED command kept
+   * among the finished ones, except the first `budget.skip`, which would be trimmed from the
+   * finished ones within this same operation anyway (maxFinishedCommands): those only get
+   * their COMMAND_CANCELLED event (made from the row, no object kept) and, with `out`, a
+   * command returned to the caller.
+   */
+  private cancelRows(
+    c: PlanCursor,
+    from: number,
+    reason: string,
+    now: number,
+    budget: { skip: number },
+    out?: Command[],
+  ): void {
+    const plan = c.plan;
+    const end = c.end;
+    const emit = this.eventBus.hasSubscribers(EventType.COMMAND_CANCELLED);
+    for (let r = from; r < end; r++) {
+      const cmd = plan.command(c, r);
+      this.planned--;
+      if (budget.skip > 0) {
+        budget.skip--;
+        if (!emit && !out) continue;
+        transition(cmd, CommandStatus.CANCELLED, now, reason);
+        cmd.lastError = reason;
+        if (emit) this.eventBus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
+        out?.push(cmd);
+        continue;
+      }
+      if (this.tracked.has(cmd.id)) continue;
+      this.finish(this.adopt(cmd), CommandStatus.CANCELLED, now, reason);
+      out?.push(cmd);
+    }
+    c.end = Math.min(c.end, from);
+    if (c.next >= c.end) this.closeCursor(c);
+    else this.persistPlan(plan);
+  }
+
+  /** How many of `rows` cancelled at once are never kept (see `cancelRows`). */
+  private skipBudget(rows: number): { skip: number } {
+    return { skip: Math.max(0, rows - this.config.maxFinishedCommands) };
+  }
+
+  /** `supersede` for several assets, planned rows cancelled within one budget. */
+  private supersedeAll(
+    assetIds: readonly string[],
+    scheduleId: string,
+    start: number,
+    now: number,
+  ): void {
+    let rows = 0;
+    for (const a of assetIds)
+      for (const c of this.cursorsOf.get(a) ?? [])
+        if (c.plan.scheduleId !== scheduleId) rows += c.end - c.plan.firstAtOrAfter(c, start);
+    const budget = this.skipBudget(rows);
+    for (const a of assetIds) this.supersede(a, scheduleId, start, now, budget);
   }
 
   // ---------------------------------------------------------------- re-applying
@@ -484,9 +786,10 @@ export class DispatchEngine {
    */
   reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
     const now = this.clock.now();
-    const inForce = new Map<string, Slot | Command>();
-    const startOf = (x: Slot | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
-    const consider = (x: Slot | Command) => {
+    this.catchUp(assetId, now);
+    const inForce = new Map<string, Tracked | Command>();
+    const startOf = (x: Tracked | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
+    const consider = (x: Tracked | Command) => {
       const c = 'cmd' in x ? x.cmd : x;
       if (!SETPOINT_TYPES.has(c.type) || c.scheduledAt.getTime() > now) return;
       if (c.validUntil !== null && c.validUntil.getTime() <= now) return;
@@ -539,6 +842,7 @@ export class DispatchEngine {
    * device; `last`, the latest finished one in force (the device may hold it).
    */
   rateSetpoints(assetId: string, now: number): RateSetpoints {
+    this.catchUp(assetId, now);
     const live = (c: Command) =>
       SETPOINT_TYPES.has(c.type) &&
       c.type !== CommandType.SET_POWER_LIMIT &&
@@ -561,7 +865,7 @@ export class DispatchEngine {
    * limit that bound it. Returns false when the command is not PENDING (nothing changed).
    */
   limitSetpoint(command: Command | string, valueKw: number, limitedBy: string | null): boolean {
-    const cmd = this.slotOf(command).cmd;
+    const cmd = this.trackedOf(command).cmd;
     if (cmd.status !== CommandStatus.PENDING) return false;
     const asked = cmd.askedKw ?? cmd.valueKw;
     cmd.valueKw = valueKw;
@@ -614,7 +918,7 @@ export class DispatchEngine {
   private reapplyCommand(orig: Command, reason: string, now: number): Command {
     const root = orig.reapplyOf ?? orig.id;
     let n = 1;
-    while (this.slots.has(`${root}~${n}`)) n++;
+    while (this.tracked.has(`${root}~${n}`)) n++;
     const at = new Date(now);
     return {
       ...orig,
@@ -648,7 +952,13 @@ export class DispatchEngine {
       const top = this.due.peek();
       if (!top || top.at > t) break;
       this.due.pop();
-      const slot = top.slot;
+      const slot = top.tracked;
+      if (slot === null) {
+        // An asset's next planned row is due: it becomes a command now, handed out below.
+        const c = top.cursor as PlanCursor;
+        if (top.token === c.token && c.next < c.end) this.materialise(c, c.next);
+        continue;
+      }
       if (top.token !== slot.dueToken || slot.cmd.status !== CommandStatus.PENDING) continue;
       if (this.expireIfEnded(slot, t)) continue;
       if (this.holdIfNeeded(slot)) continue;
@@ -656,7 +966,7 @@ export class DispatchEngine {
     }
     for (const e of ready) this.due.push(e);
     ready.sort(readyOrder);
-    return ready.map((e) => e.slot.cmd);
+    return ready.map((e) => (e.tracked as Tracked).cmd);
   }
 
   /**
@@ -680,9 +990,15 @@ export class DispatchEngine {
             maxRetries: this.config.maxRetries,
             timeoutSeconds: this.config.commandTimeoutSeconds,
           })
-    ).filter((c) => !this.slots.has(c.id));
+    ).filter((c) => !this.tracked.has(c.id));
+    if (fresh.length > 0)
+      this.supersedeAll(
+        fresh.map((c) => c.assetId),
+        fresh[0]?.scheduleId as string,
+        t,
+        t,
+      );
     for (const c of fresh) {
-      this.supersede(c.assetId, c.scheduleId as string, t, t);
       // The stale plan's setpoint that went out ends now: the fallback is in force.
       const done = this.lastSetpoint.get(`${c.assetId}\u0000rate`);
       if (done && (done.validUntil === null || done.validUntil.getTime() > t))
@@ -700,7 +1016,7 @@ export class DispatchEngine {
     return fresh;
   }
 
-  private expireIfEnded(slot: Slot, now: number): boolean {
+  private expireIfEnded(slot: Tracked, now: number): boolean {
     const vu = slot.cmd.validUntil;
     if (vu !== null && vu.getTime() <= now) {
       this.finish(
@@ -714,7 +1030,7 @@ export class DispatchEngine {
     return false;
   }
 
-  private holdIfNeeded(slot: Slot): boolean {
+  private holdIfNeeded(slot: Tracked): boolean {
     const m = this.assets.get(slot.cmd.assetId)?.machine;
     if (!m || !HOLD_STATES.has(m.currentState)) return false;
     // The command that makes an asset available again must reach it.
@@ -789,14 +1105,13 @@ export class DispatchEngine {
     });
   }
 
-  private enqueue(slot: Slot, at: number): void {
+  private enqueue(slot: Tracked, at: number, seq = ++this.seq): void {
     this.wake();
     slot.dueToken = ++this.token;
-    this.due.push({ at, priority: slot.cmd.priority, seq: ++this.seq, slot, token: slot.dueToken });
-    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + 1)) {
-      this.due.retain(
-        (e) => e.token === e.slot.dueToken && e.slot.cmd.status === CommandStatus.PENDING,
-      );
+    const token = slot.dueToken;
+    this.due.push({ at, priority: slot.cmd.priority, seq, tracked: slot, cursor: null, token });
+    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + this.planned + 1)) {
+      this.due.retain((e) => liveDue(e));
     }
   }
 
@@ -806,15 +1121,16 @@ export class DispatchEngine {
    */
   nextWakeAt(): number | null {
     let top = this.due.peek();
-    while (
-      top &&
-      (top.token !== top.slot.dueToken || top.slot.cmd.status !== CommandStatus.PENDING)
-    ) {
+    while (top && !liveDue(top)) {
       this.due.pop();
       top = this.due.peek();
     }
     let dl = this.deadlines.peek();
-    while (dl && (dl.token !== dl.slot.deadlineToken || !inFlight(dl.slot.cmd.status))) {
+    while (
+      dl &&
+      (dl.token !== (dl.tracked as Tracked).deadlineToken ||
+        !inFlight((dl.tracked as Tracked).cmd.status))
+    ) {
       this.deadlines.pop();
       dl = this.deadlines.peek();
     }
@@ -837,7 +1153,7 @@ export class DispatchEngine {
     command: Command | string,
     adapter?: Adapter | null,
   ): Promise<CommandStatus> {
-    const slot = this.slotOf(command);
+    const slot = this.trackedOf(command);
     const cmd = slot.cmd;
     const now = this.clock.now();
     if (cmd.status !== CommandStatus.PENDING) return cmd.status;
@@ -851,7 +1167,7 @@ export class DispatchEngine {
       this.finish(slot, CommandStatus.FAILED, now, cmd.lastError);
       return cmd.status;
     }
-    this.dispatchSlot(slot, now);
+    this.dispatchTracked(slot, now);
     await this.runAttempt(cmd, a);
     return cmd.status;
   }
@@ -867,7 +1183,7 @@ export class DispatchEngine {
     command: Command | string,
     adapter: Adapter,
   ): Promise<AdapterResult | undefined> {
-    const slot = this.slotOf(command);
+    const slot = this.trackedOf(command);
     const cmd = slot.cmd;
     const attempt = cmd.attempts;
     const current = () => inFlight(cmd.status) && cmd.attempts === attempt;
@@ -901,10 +1217,10 @@ export class DispatchEngine {
    * the command themselves (a Node-RED wire) and report the answer with `handleResponse`.
    */
   markDispatched(command: Command | string): Command {
-    return this.dispatchSlot(this.slotOf(command), this.clock.now());
+    return this.dispatchTracked(this.trackedOf(command), this.clock.now());
   }
 
-  private dispatchSlot(slot: Slot, now: number): Command {
+  private dispatchTracked(slot: Tracked, now: number): Command {
     const cmd = slot.cmd;
     cmd.attempts++;
     cmd.nextAttemptAt = null;
@@ -923,7 +1239,8 @@ export class DispatchEngine {
       at: deadline,
       priority: 0,
       seq: ++this.seq,
-      slot,
+      tracked: slot,
+      cursor: null,
       token: slot.deadlineToken,
     });
     this.emit(EventType.COMMAND_DISPATCHED, cmd);
@@ -943,7 +1260,7 @@ export class DispatchEngine {
     error?: string | null,
     options: ResponseOptions = {},
   ): boolean {
-    const slot = this.slots.get(typeof command === 'string' ? command : command.id);
+    const slot = this.tracked.get(typeof command === 'string' ? command : command.id);
     if (!slot) return false;
     const cmd = slot.cmd;
     if (!inFlight(cmd.status)) return false;
@@ -988,7 +1305,7 @@ export class DispatchEngine {
       const top = this.deadlines.peek();
       if (!top || top.at > t) break;
       this.deadlines.pop();
-      const slot = top.slot;
+      const slot = top.tracked as Tracked;
       if (top.token !== slot.deadlineToken || !inFlight(slot.cmd.status)) continue;
       slot.cmd.lastError = `no answer within ${slot.cmd.timeoutSeconds} s (attempt ${slot.cmd.attempts})`;
       this.retryOrGiveUp(slot, t, true);
@@ -1003,7 +1320,7 @@ export class DispatchEngine {
     return Math.min(retryBaseSeconds * retryBackoffFactor ** (n - 1), retryMaxSeconds);
   }
 
-  private retryOrGiveUp(slot: Slot, now: number, timedOut: boolean): void {
+  private retryOrGiveUp(slot: Tracked, now: number, timedOut: boolean): void {
     const cmd = slot.cmd;
     slot.deadlineToken = ++this.token;
     cmd.deadline = null;
@@ -1031,7 +1348,8 @@ export class DispatchEngine {
 
   /** Cancels one unfinished command. True if it was cancelled. */
   cancel(command: Command | string, reason = 'cancelled'): boolean {
-    const slot = this.slots.get(typeof command === 'string' ? command : command.id);
+    const id = typeof command === 'string' ? command : command.id;
+    const slot = this.tracked.get(id) ?? this.planRow(id);
     if (!slot || isFinal(slot.cmd.status)) return false;
     this.finish(slot, CommandStatus.CANCELLED, this.clock.now(), reason);
     return true;
@@ -1047,20 +1365,24 @@ export class DispatchEngine {
   ): Command[] {
     const out: Command[] = [];
     const now = this.clock.now();
-    const sets =
+    const assetIds =
       filter.assetId === undefined
-        ? [...this.active.values()]
-        : this.active.has(filter.assetId)
-          ? [this.active.get(filter.assetId) as Set<Slot>]
-          : [];
-    for (const set of sets) {
-      for (const slot of [...set]) {
+        ? [...new Set([...this.active.keys(), ...this.cursorsOf.keys()])]
+        : [filter.assetId];
+    let rows = 0;
+    for (const a of assetIds) for (const c of this.cursorsOf.get(a) ?? []) rows += c.end - c.next;
+    const budget = this.skipBudget(rows);
+    for (const assetId of assetIds) {
+      for (const slot of [...(this.active.get(assetId) ?? [])]) {
         const s = slot.cmd.status;
         if (s === CommandStatus.PENDING || (filter.includeInFlight && inFlight(s))) {
           this.finish(slot, CommandStatus.CANCELLED, now, reason);
           out.push(slot.cmd);
         }
       }
+      // Planned rows too; those beyond what the finished commands keep are made for `out` only.
+      for (const c of [...(this.cursorsOf.get(assetId) ?? [])])
+        this.cancelRows(c, c.next, reason, now, budget, out);
     }
     return out;
   }
@@ -1116,8 +1438,9 @@ export class DispatchEngine {
 
   // ---------------------------------------------------------------- inspection
 
+  /** The command of that id (a planned row is made into its command on the way). */
   getCommand(id: string): Command | undefined {
-    return this.slots.get(id)?.cmd;
+    return (this.tracked.get(id) ?? this.planRow(id))?.cmd;
   }
 
   getCommands(filter: CommandFilter = {}): Command[] {
@@ -1125,8 +1448,11 @@ export class DispatchEngine {
       filter.status === undefined
         ? null
         : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
+    // Planned rows are PENDING: asked for, they are made into their commands.
+    if (statuses === null || statuses.has(CommandStatus.PENDING))
+      this.materialiseAll(filter.assetId, filter.scheduleId);
     const out: Command[] = [];
-    for (const { cmd } of this.slots.values()) {
+    for (const { cmd } of this.tracked.values()) {
       if (filter.assetId !== undefined && cmd.assetId !== filter.assetId) continue;
       if (filter.scheduleId !== undefined && cmd.scheduleId !== filter.scheduleId) continue;
       if (statuses && !statuses.has(cmd.status)) continue;
@@ -1137,6 +1463,7 @@ export class DispatchEngine {
 
   /** The unfinished commands of an asset (from the engine's index: no scan). */
   getActiveCommands(assetId: string): Command[] {
+    this.materialiseAll(assetId);
     return [...(this.active.get(assetId) ?? [])].map((s) => s.cmd);
   }
 
@@ -1147,7 +1474,7 @@ export class DispatchEngine {
   getCommandInForce(assetId: string, now?: TimeInput): Command | undefined {
     const t = this.now(now);
     let best: Command | undefined;
-    for (const { cmd } of this.slots.values()) {
+    for (const { cmd } of this.tracked.values()) {
       if (
         cmd.assetId !== assetId ||
         cmd.status !== CommandStatus.COMPLETED ||
@@ -1165,7 +1492,9 @@ export class DispatchEngine {
   /** Commands of an asset that are held back, oldest first. */
   getHeldCommands(assetId?: string): Command[] {
     const sets =
-      assetId === undefined ? [...this.held.values()] : [this.held.get(assetId) ?? new Set<Slot>()];
+      assetId === undefined
+        ? [...this.held.values()]
+        : [this.held.get(assetId) ?? new Set<Tracked>()];
     return sets
       .flatMap((s) => [...s].map((x) => x.cmd))
       .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
@@ -1174,12 +1503,12 @@ export class DispatchEngine {
   stats(): EngineStats {
     const c = this.counts;
     return {
-      total: this.slots.size,
-      pending: c.PENDING,
+      total: this.tracked.size + this.planned,
+      pending: c.PENDING + this.planned,
       held: this.heldCount,
       inFlight: c.DISPATCHED + c.ACKNOWLEDGED,
       finished: c.COMPLETED + c.FAILED + c.TIMED_OUT + c.CANCELLED,
-      byStatus: { ...c },
+      byStatus: { ...c, PENDING: c.PENDING + this.planned },
     };
   }
 
@@ -1204,10 +1533,11 @@ export class DispatchEngine {
       format: 'qubit-energy/dispatch-engine',
       version: 1,
       savedAt: new Date(this.clock.now()).toISOString(),
-      commands: [...this.slots.values()].map((s) => commandToJSON(s.cmd)),
+      commands: [...this.tracked.values()].map((s) => commandToJSON(s.cmd)),
       assetStates,
-      scheduleRevisions: Object.fromEntries(this.scheduleRevisions),
+      scheduleRevisions: this.scheduleIds.toJSON(),
       lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
+      ...(this.plans.size > 0 ? { plans: [...this.plans.values()].map((p) => p.toJSON()) } : {}),
     };
   }
 
@@ -1243,7 +1573,7 @@ export class DispatchEngine {
       else onProblem(problemAt('assetStates', id, `must be a state name, got ${shown(s)}`));
     }
     for (const [id, r] of restoreEntries(doc.scheduleRevisions, 'scheduleRevisions', onProblem)) {
-      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleRevisions.set(id, r as number);
+      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleIds.set(id, r as number);
       else
         onProblem(problemAt('scheduleRevisions', id, `must be an integer >= 1, got ${shown(r)}`));
     }
@@ -1252,9 +1582,9 @@ export class DispatchEngine {
     const now = engine.clock.now();
     for (const cmd of commands) {
       // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
-      if (cmd.scheduleId !== null) engine.noteScheduleId(cmd.scheduleId);
-      const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
-      engine.slots.set(cmd.id, slot);
+      if (cmd.scheduleId !== null) engine.scheduleIds.note(cmd.scheduleId);
+      const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
+      engine.tracked.set(cmd.id, slot);
       engine.counts[cmd.status]++;
       if (isFinal(cmd.status)) {
         engine.finished.push(cmd.id);
@@ -1272,19 +1602,58 @@ export class DispatchEngine {
       }
     }
     engine.trimFinished();
+    engine.restorePlans(doc.plans, commands, onProblem);
     return engine;
+  }
+
+  /**
+   * The plans of a saved document: each checked (a bad one is left out and reported), its
+   * cursors moved past the rows that were already made into commands (restored above).
+   */
+  private restorePlans(
+    list: unknown,
+    commands: readonly Command[],
+    onProblem: (problem: RestoreProblem) => void,
+  ): void {
+    if (list === undefined) return;
+    if (!Array.isArray(list)) {
+      onProblem(problemAt('plans', '', `must be an array, got ${shown(list)}`));
+      return;
+    }
+    const read = new Map<string, StoredPlan>();
+    list.forEach((entry, i) => {
+      try {
+        const plan = readPlan(entry, `plans[${i}]`);
+        if (read.has(plan.scheduleId) || this.plans.has(plan.scheduleId))
+          throw new TypeError(`plans[${i}]: schedule ${plan.scheduleId} appears twice`);
+        read.set(plan.scheduleId, plan);
+      } catch (err) {
+        onProblem(problemAt('plans', String(i), (err as Error).message));
+      }
+    });
+    for (const cmd of commands) {
+      const plan = cmd.scheduleId === null ? undefined : read.get(cmd.scheduleId);
+      const c = plan?.byAsset.get(cmd.assetId);
+      if (!plan || !c || !cmd.source || cmd.reapplyOf !== undefined) continue;
+      const r = plan.rowOfSlot(c, cmd.source.slot, c.first);
+      if (r >= c.next) c.next = r + 1;
+    }
+    for (const plan of read.values()) {
+      this.scheduleIds.note(plan.scheduleId);
+      if (plan.rowsLeft() > 0) this.addPlan(plan);
+    }
   }
 
   // ---------------------------------------------------------------- internals
 
-  private slotOf(command: Command | string): Slot {
+  private trackedOf(command: Command | string): Tracked {
     const id = typeof command === 'string' ? command : command.id;
-    const slot = this.slots.get(id);
+    const slot = this.tracked.get(id) ?? this.planRow(id);
     if (!slot) throw new RangeError(`unknown command ${id}: submit it to the engine first`);
     return slot;
   }
 
-  private addActive(slot: Slot): void {
+  private addActive(slot: Tracked): void {
     let set = this.active.get(slot.cmd.assetId);
     if (!set) {
       set = new Set();
@@ -1293,7 +1662,7 @@ export class DispatchEngine {
     set.add(slot);
   }
 
-  private move(slot: Slot, to: CommandStatus, now: number, reason?: string): void {
+  private move(slot: Tracked, to: CommandStatus, now: number, reason?: string): void {
     const from = slot.cmd.status;
     transition(slot.cmd, to, now, reason);
     this.counts[from]--;
@@ -1301,7 +1670,7 @@ export class DispatchEngine {
     this.changed(slot.cmd);
   }
 
-  private finish(slot: Slot, to: CommandStatus, now: number, reason?: string): void {
+  private finish(slot: Tracked, to: CommandStatus, now: number, reason?: string): void {
     const cmd = slot.cmd;
     this.move(slot, to, now, reason);
     if (reason !== undefined && to !== CommandStatus.COMPLETED && cmd.lastError === null)
@@ -1350,9 +1719,9 @@ export class DispatchEngine {
     const max = this.config.maxFinishedCommands;
     while (this.finished.length - this.finishedHead > max) {
       const id = this.finished[this.finishedHead++] as string;
-      const slot = this.slots.get(id);
+      const slot = this.tracked.get(id);
       if (slot && isFinal(slot.cmd.status)) {
-        this.slots.delete(id);
+        this.tracked.delete(id);
         this.counts[slot.cmd.status]--;
       }
     }
@@ -1385,6 +1754,15 @@ const EVENT_FOR: Record<CommandStatus, CommandEventType> = {
   TIMED_OUT: EventType.COMMAND_TIMED_OUT,
   CANCELLED: EventType.COMMAND_CANCELLED,
 };
+
+/** Whether a due-heap entry still counts (stale ones are skipped). */
+function liveDue(e: HeapEntry): boolean {
+  if (e.tracked === null) {
+    const c = e.cursor as PlanCursor;
+    return e.token === c.token && c.next < c.end;
+  }
+  return e.token === e.tracked.dueToken && e.tracked.cmd.status === CommandStatus.PENDING;
+}
 
 function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
   return (
