@@ -4,6 +4,7 @@ import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } fro
 
 interface DispatcherMsg extends NodeMessageInFlow {
   reset?: unknown;
+  plan?: unknown;
 }
 
 export default function (RED: NodeAPI) {
@@ -91,6 +92,17 @@ export default function (RED: NodeAPI) {
             return;
           }
           engine.cancelPending({ assetId }, 'cancelled by hand');
+          done();
+          return;
+        }
+        if (msg.plan !== undefined) {
+          // A qe-schedule's plan: registered as columns, each command made as it falls due.
+          try {
+            site.submitPlan(msg.plan as never, node.id);
+          } catch (err) {
+            done(new Error(`qe-dispatcher: msg.${(err as Error).message}`));
+            return;
+          }
           done();
           return;
         }
