@@ -370,31 +370,45 @@ export function readPlan(input: unknown, where = 'plan'): StoredPlan {
     if (v.length !== rows)
       fail(`.${k}`, `has ${v.length} entries, but the assets' counts add up to ${rows}`);
   }
-  const entries = p.assets as PlanAssetEntry[];
-  let asset = 0;
-  let left = entries[0]?.count ?? 0;
-  for (let r = 0; r < rows; r++) {
-    while (left === 0) left = (entries[++asset] as PlanAssetEntry).count;
-    const first = left === (entries[asset] as PlanAssetEntry).count;
-    const ev = (entries[asset] as PlanAssetEntry).kind === 'ev';
-    left--;
-    const s = slot[r] as number;
-    if (!Number.isInteger(s) || s < 0 || s >= n)
-      fail(`.slot[${r}]`, `must be an index into times (0 to ${n - 1}), got ${shownValue(s)}`);
-    if (!first && s <= (slot[r - 1] as number))
-      fail(`.slot[${r}]`, `must come after the asset's row before (${slot[r - 1]}), got ${s}`);
-    const v = valueKw[r] as number;
-    if (typeof v !== 'number' || !(Math.abs(v) <= MAX_POWER_KW) || (ev && v < 0))
-      fail(
-        `.valueKw[${r}]`,
-        `must be a number (kW) within ${ev ? `0 and ${MAX_POWER_KW} for an EV` : `+-${MAX_POWER_KW}`}, got ${shownValue(v)}`,
-      );
-    const u = until[r] as number;
-    if (!Number.isInteger(u) || (u !== -1 && (u <= s || u >= n)))
-      fail(
-        `.until[${r}]`,
-        `must be -1 or an index into times after slot ${s}, got ${shownValue(u)}`,
-      );
+  // Plain arrays (a plan that went through JSON) may hold anything: every entry a number.
+  for (const [k, v] of [
+    ['slot', slot],
+    ['valueKw', valueKw],
+    ['until', until],
+  ] as const) {
+    if (ArrayBuffer.isView(v)) continue;
+    for (let r = 0; r < v.length; r++)
+      if (typeof v[r] !== 'number')
+        fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v[r])}`);
+  }
+  // Checked on float copies: one kind of array in the loops below, whatever came in.
+  const S = Float64Array.from(slot);
+  const V = Float64Array.from(valueKw);
+  const U = Float64Array.from(until);
+  let r = 0;
+  for (const e of p.assets as PlanAssetEntry[]) {
+    const ev = e.kind === 'ev';
+    const end = r + e.count;
+    for (let prev = -1; r < end; r++) {
+      const s = S[r] as number;
+      if (!Number.isInteger(s) || s < 0 || s >= n)
+        fail(`.slot[${r}]`, `must be an index into times (0 to ${n - 1}), got ${shownValue(s)}`);
+      if (s <= prev)
+        fail(`.slot[${r}]`, `must come after the asset's row before (${prev}), got ${s}`);
+      prev = s;
+      const v = V[r] as number;
+      if (!(Math.abs(v) <= MAX_POWER_KW) || (ev && v < 0))
+        fail(
+          `.valueKw[${r}]`,
+          `must be a number (kW) within ${ev ? `0 and ${MAX_POWER_KW} for an EV` : `+-${MAX_POWER_KW}`}, got ${shownValue(v)}`,
+        );
+      const u = U[r] as number;
+      if (!Number.isInteger(u) || (u !== -1 && (u <= s || u >= n)))
+        fail(
+          `.until[${r}]`,
+          `must be -1 or an index into times after slot ${s}, got ${shownValue(u)}`,
+        );
+    }
   }
   return new StoredPlan(input as SchedulePlan);
 }
