@@ -32,6 +32,7 @@ import {
 } from './convert';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
+import { type PersistChange, PlanBook, type PlanHost } from './plan-book';
 import {
   isConversion,
   type PlanCursor,
@@ -39,7 +40,6 @@ import {
   planOfConversion,
   readPlan,
   type SchedulePlan,
-  type StoredPlan,
 } from './plans';
 import {
   problemAt,
@@ -235,11 +235,7 @@ export interface PlanSubmission {
   duplicate: boolean;
 }
 
-/** A record for persistence (`onPersist`): `value()` is the JSON to keep, undefined: delete. */
-export interface PersistChange {
-  key: string;
-  value(): unknown;
-}
+export type { PersistChange } from './plan-book';
 
 /** See `DispatchEngine.rateSetpoints`. */
 export interface RateSetpoints {
@@ -268,13 +264,8 @@ export class DispatchEngine {
   private readonly assets: AssetTable;
   private readonly restoredStates = new Map<string, string>();
   private readonly scheduleIds = new ScheduleIds();
-  /** Submitted plans with rows not yet made into commands, by schedule id. */
-  private readonly plans = new Map<string, StoredPlan>();
-  /** Per asset, the cursors of the plans with rows left for it. */
-  private readonly cursorsOf = new Map<string, Set<PlanCursor>>();
-  /** Rows planned and not yet made into commands: PENDING commands in every count. */
-  private planned = 0;
-  private readonly persistListeners = new Set<(change: PersistChange) => void>();
+  /** Submitted plans: their rows not yet made into commands are PENDING in every count. */
+  private readonly book: PlanBook;
   /** The last schedule received (`receiveSchedule`): its silence is counted from then. */
   private lastSchedule: LastSchedule | null = null;
   /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
@@ -302,6 +293,7 @@ export class DispatchEngine {
     this.eventBus = deps.eventBus ?? new EventBus({ clock: this.clock });
     this.adapterRegistry = deps.adapterRegistry ?? new AdapterRegistry();
     this.assets = this.adapterRegistry.table;
+    this.book = new PlanBook(this.planHost(), () => this.config.maxFinishedCommands);
   }
 
   private now(t?: TimeInput): number {
@@ -352,7 +344,7 @@ export class DispatchEngine {
       if (cmd.scheduleId === sid && cmd.id.startsWith(`${sid}:`))
         throw new TypeError(`command id ${cmd.id} is already registered`);
     }
-    if (this.plans.has(sid)) throw new TypeError(`schedule ${sid} is already registered`);
+    if (this.book.get(sid)) throw new TypeError(`schedule ${sid} is already registered`);
     this.scheduleIds.note(conversion.scheduleId);
     // A new schedule ends any silence, and the next is counted from now.
     this.lastSchedule = {
@@ -481,20 +473,7 @@ export class DispatchEngine {
         c.validUntil = new Date(start);
       }
     }
-    const reason = `superseded by schedule ${scheduleId}`;
-    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
-      if (c.plan.scheduleId === scheduleId) continue;
-      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget);
-      if (c.next >= c.end) continue;
-      // The row left last stops where the new schedule begins.
-      const r = c.end - 1;
-      const u = c.plan.until[r] as number;
-      const vu = !Number.isNaN(c.endMs) ? c.endMs : u < 0 ? null : (c.plan.times[u] as number);
-      if (vu === null || vu > start) {
-        c.endMs = start;
-        this.persistPlan(c.plan);
-      }
-    }
+    this.book.supersede(assetId, scheduleId, start, now, budget);
     // A silence's fallback that already went out ends too: the new schedule is in force.
     for (const kind of ['rate', 'cap']) {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
@@ -520,7 +499,7 @@ export class DispatchEngine {
   submitPlan(input: Conversion | SchedulePlan): PlanSubmission {
     const plan = readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
     const id = plan.scheduleId;
-    const known = this.plans.get(id);
+    const known = this.book.get(id);
     if (known) {
       if (!known.sameRows(plan))
         throw new TypeError(
@@ -549,7 +528,7 @@ export class DispatchEngine {
     for (const c of plan.cursors) if (c.next < c.end) start = Math.min(start, plan.timeOf(c.next));
     const assets = plan.cursors.filter((c) => c.next < c.end).map((c) => c.assetId);
     this.supersedeAll(assets, id, start, now);
-    this.addPlan(plan);
+    this.book.add(plan);
     if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) {
       for (const c of plan.cursors)
         for (let r = c.next; r < c.end; r++)
@@ -561,7 +540,7 @@ export class DispatchEngine {
 
   /** Whether the plan of schedule `scheduleId` still has rows not made into commands. */
   hasPlan(scheduleId: string): boolean {
-    return this.plans.has(scheduleId);
+    return this.book.get(scheduleId) !== undefined;
   }
 
   /**
@@ -572,66 +551,14 @@ export class DispatchEngine {
    * the same way after a restart (a restored command of the plan moves its cursor past it).
    */
   onPersist(listener: (change: PersistChange) => void): () => void {
-    this.persistListeners.add(listener);
-    return () => {
-      this.persistListeners.delete(listener);
-    };
+    return this.book.onPersist(listener);
   }
 
-  private persistPlan(plan: StoredPlan): void {
-    if (this.persistListeners.size === 0) return;
-    const change: PersistChange = {
-      key: `p:${plan.scheduleId}`,
-      value: () => (this.plans.get(plan.scheduleId) === plan ? plan.toJSON() : undefined),
-    };
-    for (const l of [...this.persistListeners]) l(change);
-  }
-
-  private addPlan(plan: StoredPlan): void {
-    this.plans.set(plan.scheduleId, plan);
-    plan.seqBase = this.seq + 1;
-    this.seq += plan.slot.length;
-    for (const c of plan.cursors) {
-      if (c.next >= c.end) {
-        plan.closed++;
-        continue;
-      }
-      let set = this.cursorsOf.get(c.assetId);
-      if (!set) {
-        set = new Set();
-        this.cursorsOf.set(c.assetId, set);
-      }
-      set.add(c);
-      this.planned += c.end - c.next;
-      this.pushCursor(c);
-    }
-    this.persistPlan(plan);
-  }
-
-  private pushCursor(c: PlanCursor): void {
-    c.token = ++this.token;
-    const plan = c.plan;
-    this.due.push({
-      at: plan.timeOf(c.next),
-      priority: plan.priority,
-      seq: plan.seqBase + c.next,
-      tracked: null,
-      cursor: c,
-      token: c.token,
-    });
-    this.wake();
-  }
-
-  private closeCursor(c: PlanCursor): void {
-    c.token = ++this.token;
-    const set = this.cursorsOf.get(c.assetId);
-    if (!set?.delete(c)) return;
-    if (set.size === 0) this.cursorsOf.delete(c.assetId);
-    const plan = c.plan;
-    if (plan.cursors.length === ++plan.closed) {
-      this.plans.delete(plan.scheduleId);
-      this.persistPlan(plan);
-    }
+  /** The tracked command of that id, a planned row made into it if need be. */
+  private trackedOrPlanned(id: string): Tracked | undefined {
+    const t = this.tracked.get(id);
+    if (t || !this.book.materialiseId(id)) return t;
+    return this.tracked.get(id);
   }
 
   /** A new PENDING command into the indexes (not the due heap). */
@@ -643,109 +570,39 @@ export class DispatchEngine {
     return slot;
   }
 
-  /** Makes the rows of `c` up to `upto` into tracked commands, due at their times. */
-  private materialise(c: PlanCursor, upto: number): void {
-    const plan = c.plan;
-    const last = Math.min(upto, c.end - 1);
-    for (let r = c.next; r <= last; r++) {
-      const cmd = plan.command(c, r);
-      this.planned--;
-      c.next = r + 1;
-      if (this.tracked.has(cmd.id)) continue; // submitted by hand under the same id: that one
-      const slot = this.adopt(cmd);
-      this.enqueue(slot, cmd.scheduledAt.getTime(), plan.seqBase + r);
-      this.changed(cmd);
-    }
-    if (c.next < c.end) this.pushCursor(c);
-    else this.closeCursor(c);
-  }
-
-  /** Makes the rows of an asset due at or before `t` into commands. */
-  private catchUp(assetId: string, t: number): void {
-    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
-      let r = c.next;
-      while (r < c.end && c.plan.timeOf(r) <= t) r++;
-      if (r > c.next) this.materialise(c, r - 1);
-    }
-  }
-
-  /** Makes every planned row (of one asset, of one schedule) into a command. */
-  private materialiseAll(assetId?: string, scheduleId?: string): void {
-    if (this.planned === 0) return;
-    const cursors =
-      assetId !== undefined
-        ? [...(this.cursorsOf.get(assetId) ?? [])]
-        : scheduleId !== undefined
-          ? (this.plans.get(scheduleId)?.cursors ?? [])
-          : [...this.plans.values()].flatMap((p) => p.cursors);
-    for (const c of cursors) {
-      if (scheduleId !== undefined && c.plan.scheduleId !== scheduleId) continue;
-      if (c.next < c.end) this.materialise(c, c.end - 1);
-    }
-  }
-
-  /** The planned row with command id `id`, made into a command (with the rows before it). */
-  private planRow(id: string): Tracked | undefined {
-    for (const plan of this.plans.values()) {
-      const sid = plan.scheduleId;
-      if (!id.startsWith(sid) || id.charAt(sid.length) !== ':') continue;
-      const rest = id.slice(sid.length + 1);
-      const k = rest.lastIndexOf(':');
-      const c = plan.byAsset.get(rest.slice(0, k));
-      if (!c || c.next >= c.end) continue;
-      const tail = rest.slice(k + 1);
-      const slot = tail === 'end' ? plan.times.length - 1 : Number(tail);
-      if (tail !== 'end' && String(slot) !== tail) continue;
-      const r = plan.rowOfSlot(c, slot);
-      if (r < 0) continue;
-      this.materialise(c, r);
-      return this.tracked.get(id);
-    }
-    return undefined;
-  }
-
-  /**
-   * Cancels the planned rows of `c` from row `from` on. Each is a CANCELLED command kept
-   * among the finished ones, except the first `budget.skip`, which would be trimmed from the
-   * finished ones within this same operation anyway (maxFinishedCommands): those only get
-   * their COMMAND_CANCELLED event (made from the row, no object kept) and, with `out`, a
-   * command returned to the caller.
-   */
-  private cancelRows(
-    c: PlanCursor,
-    from: number,
-    reason: string,
-    now: number,
-    budget: { skip: number },
-    out?: Command[],
-  ): void {
-    const plan = c.plan;
-    const end = c.end;
-    const emit = this.eventBus.hasSubscribers(EventType.COMMAND_CANCELLED);
-    for (let r = from; r < end; r++) {
-      const cmd = plan.command(c, r);
-      this.planned--;
-      if (budget.skip > 0) {
-        budget.skip--;
-        if (!emit && !out) continue;
-        transition(cmd, CommandStatus.CANCELLED, now, reason);
-        cmd.lastError = reason;
-        if (emit) this.eventBus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
-        out?.push(cmd);
-        continue;
-      }
-      if (this.tracked.has(cmd.id)) continue;
-      this.finish(this.adopt(cmd), CommandStatus.CANCELLED, now, reason);
-      out?.push(cmd);
-    }
-    c.end = Math.min(c.end, from);
-    if (c.next >= c.end) this.closeCursor(c);
-    else this.persistPlan(plan);
-  }
-
-  /** How many of `rows` cancelled at once are never kept (see `cancelRows`). */
-  private skipBudget(rows: number): { skip: number } {
-    return { skip: Math.max(0, rows - this.config.maxFinishedCommands) };
+  /** The engine as its plans' host: rows become tracked commands and due-heap entries. */
+  private planHost(): PlanHost {
+    return {
+      eventBus: this.eventBus,
+      has: (id) => this.tracked.has(id),
+      track: (cmd, seq) => {
+        this.enqueue(this.adopt(cmd), cmd.scheduledAt.getTime(), seq);
+        this.changed(cmd);
+      },
+      trackCancelled: (cmd, now, reason) =>
+        this.finish(this.adopt(cmd), CommandStatus.CANCELLED, now, reason),
+      queue: (c) => {
+        c.token = ++this.token;
+        const plan = c.plan;
+        const at = plan.timeOf(c.next);
+        const seq = plan.seqBase + c.next;
+        this.due.push({
+          at,
+          priority: plan.priority,
+          seq,
+          tracked: null,
+          cursor: c,
+          token: c.token,
+        });
+        this.wake();
+      },
+      newToken: () => ++this.token,
+      reserveSeq: (n) => {
+        const first = this.seq + 1;
+        this.seq += n;
+        return first;
+      },
+    };
   }
 
   /** `supersede` for several assets, planned rows cancelled within one budget. */
@@ -755,11 +612,7 @@ export class DispatchEngine {
     start: number,
     now: number,
   ): void {
-    let rows = 0;
-    for (const a of assetIds)
-      for (const c of this.cursorsOf.get(a) ?? [])
-        if (c.plan.scheduleId !== scheduleId) rows += c.end - c.plan.firstAtOrAfter(c, start);
-    const budget = this.skipBudget(rows);
+    const budget = this.book.budget(this.book.rowsFrom(assetIds, scheduleId, start));
     for (const a of assetIds) this.supersede(a, scheduleId, start, now, budget);
   }
 
@@ -786,7 +639,7 @@ export class DispatchEngine {
    */
   reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
     const now = this.clock.now();
-    this.catchUp(assetId, now);
+    this.book.catchUp(assetId, now);
     const inForce = new Map<string, Tracked | Command>();
     const startOf = (x: Tracked | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
     const consider = (x: Tracked | Command) => {
@@ -842,7 +695,7 @@ export class DispatchEngine {
    * device; `last`, the latest finished one in force (the device may hold it).
    */
   rateSetpoints(assetId: string, now: number): RateSetpoints {
-    this.catchUp(assetId, now);
+    this.book.catchUp(assetId, now);
     const live = (c: Command) =>
       SETPOINT_TYPES.has(c.type) &&
       c.type !== CommandType.SET_POWER_LIMIT &&
@@ -956,7 +809,7 @@ export class DispatchEngine {
       if (slot === null) {
         // An asset's next planned row is due: it becomes a command now, handed out below.
         const c = top.cursor as PlanCursor;
-        if (top.token === c.token && c.next < c.end) this.materialise(c, c.next);
+        if (top.token === c.token && c.next < c.end) this.book.materialise(c, c.next);
         continue;
       }
       if (top.token !== slot.dueToken || slot.cmd.status !== CommandStatus.PENDING) continue;
@@ -1110,7 +963,7 @@ export class DispatchEngine {
     slot.dueToken = ++this.token;
     const token = slot.dueToken;
     this.due.push({ at, priority: slot.cmd.priority, seq, tracked: slot, cursor: null, token });
-    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + this.planned + 1)) {
+    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + this.book.planned + 1)) {
       this.due.retain((e) => liveDue(e));
     }
   }
@@ -1349,7 +1202,7 @@ export class DispatchEngine {
   /** Cancels one unfinished command. True if it was cancelled. */
   cancel(command: Command | string, reason = 'cancelled'): boolean {
     const id = typeof command === 'string' ? command : command.id;
-    const slot = this.tracked.get(id) ?? this.planRow(id);
+    const slot = this.trackedOrPlanned(id);
     if (!slot || isFinal(slot.cmd.status)) return false;
     this.finish(slot, CommandStatus.CANCELLED, this.clock.now(), reason);
     return true;
@@ -1367,11 +1220,9 @@ export class DispatchEngine {
     const now = this.clock.now();
     const assetIds =
       filter.assetId === undefined
-        ? [...new Set([...this.active.keys(), ...this.cursorsOf.keys()])]
+        ? [...new Set([...this.active.keys(), ...this.book.assetIds()])]
         : [filter.assetId];
-    let rows = 0;
-    for (const a of assetIds) for (const c of this.cursorsOf.get(a) ?? []) rows += c.end - c.next;
-    const budget = this.skipBudget(rows);
+    const budget = this.book.budget(this.book.rowsOf(assetIds));
     for (const assetId of assetIds) {
       for (const slot of [...(this.active.get(assetId) ?? [])]) {
         const s = slot.cmd.status;
@@ -1381,8 +1232,7 @@ export class DispatchEngine {
         }
       }
       // Planned rows too; those beyond what the finished commands keep are made for `out` only.
-      for (const c of [...(this.cursorsOf.get(assetId) ?? [])])
-        this.cancelRows(c, c.next, reason, now, budget, out);
+      this.book.cancelAsset(assetId, reason, now, budget, out);
     }
     return out;
   }
@@ -1440,7 +1290,7 @@ export class DispatchEngine {
 
   /** The command of that id (a planned row is made into its command on the way). */
   getCommand(id: string): Command | undefined {
-    return (this.tracked.get(id) ?? this.planRow(id))?.cmd;
+    return this.trackedOrPlanned(id)?.cmd;
   }
 
   getCommands(filter: CommandFilter = {}): Command[] {
@@ -1450,7 +1300,7 @@ export class DispatchEngine {
         : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
     // Planned rows are PENDING: asked for, they are made into their commands.
     if (statuses === null || statuses.has(CommandStatus.PENDING))
-      this.materialiseAll(filter.assetId, filter.scheduleId);
+      this.book.materialiseAll(filter.assetId, filter.scheduleId);
     const out: Command[] = [];
     for (const { cmd } of this.tracked.values()) {
       if (filter.assetId !== undefined && cmd.assetId !== filter.assetId) continue;
@@ -1463,7 +1313,7 @@ export class DispatchEngine {
 
   /** The unfinished commands of an asset (from the engine's index: no scan). */
   getActiveCommands(assetId: string): Command[] {
-    this.materialiseAll(assetId);
+    this.book.materialiseAll(assetId);
     return [...(this.active.get(assetId) ?? [])].map((s) => s.cmd);
   }
 
@@ -1503,12 +1353,12 @@ export class DispatchEngine {
   stats(): EngineStats {
     const c = this.counts;
     return {
-      total: this.tracked.size + this.planned,
-      pending: c.PENDING + this.planned,
+      total: this.tracked.size + this.book.planned,
+      pending: c.PENDING + this.book.planned,
       held: this.heldCount,
       inFlight: c.DISPATCHED + c.ACKNOWLEDGED,
       finished: c.COMPLETED + c.FAILED + c.TIMED_OUT + c.CANCELLED,
-      byStatus: { ...c, PENDING: c.PENDING + this.planned },
+      byStatus: { ...c, PENDING: c.PENDING + this.book.planned },
     };
   }
 
@@ -1537,7 +1387,7 @@ export class DispatchEngine {
       assetStates,
       scheduleRevisions: this.scheduleIds.toJSON(),
       lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
-      ...(this.plans.size > 0 ? { plans: [...this.plans.values()].map((p) => p.toJSON()) } : {}),
+      ...(this.book.size > 0 ? { plans: this.book.toJSON() } : {}),
     };
   }
 
@@ -1602,53 +1452,16 @@ export class DispatchEngine {
       }
     }
     engine.trimFinished();
-    engine.restorePlans(doc.plans, commands, onProblem);
+    for (const id of engine.book.restore(doc.plans, commands, onProblem))
+      engine.scheduleIds.note(id);
     return engine;
-  }
-
-  /**
-   * The plans of a saved document: each checked (a bad one is left out and reported), its
-   * cursors moved past the rows that were already made into commands (restored above).
-   */
-  private restorePlans(
-    list: unknown,
-    commands: readonly Command[],
-    onProblem: (problem: RestoreProblem) => void,
-  ): void {
-    if (list === undefined) return;
-    if (!Array.isArray(list)) {
-      onProblem(problemAt('plans', '', `must be an array, got ${shown(list)}`));
-      return;
-    }
-    const read = new Map<string, StoredPlan>();
-    list.forEach((entry, i) => {
-      try {
-        const plan = readPlan(entry, `plans[${i}]`);
-        if (read.has(plan.scheduleId) || this.plans.has(plan.scheduleId))
-          throw new TypeError(`plans[${i}]: schedule ${plan.scheduleId} appears twice`);
-        read.set(plan.scheduleId, plan);
-      } catch (err) {
-        onProblem(problemAt('plans', String(i), (err as Error).message));
-      }
-    });
-    for (const cmd of commands) {
-      const plan = cmd.scheduleId === null ? undefined : read.get(cmd.scheduleId);
-      const c = plan?.byAsset.get(cmd.assetId);
-      if (!plan || !c || !cmd.source || cmd.reapplyOf !== undefined) continue;
-      const r = plan.rowOfSlot(c, cmd.source.slot, c.first);
-      if (r >= c.next) c.next = r + 1;
-    }
-    for (const plan of read.values()) {
-      this.scheduleIds.note(plan.scheduleId);
-      if (plan.rowsLeft() > 0) this.addPlan(plan);
-    }
   }
 
   // ---------------------------------------------------------------- internals
 
   private trackedOf(command: Command | string): Tracked {
     const id = typeof command === 'string' ? command : command.id;
-    const slot = this.tracked.get(id) ?? this.planRow(id);
+    const slot = this.trackedOrPlanned(id);
     if (!slot) throw new RangeError(`unknown command ${id}: submit it to the engine first`);
     return slot;
   }
