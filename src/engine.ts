@@ -823,6 +823,31 @@ export class DispatchEngine {
   }
 
   /**
+   * Makes the planned rows due by `t` (epoch ms) into their commands now, handing nothing
+   * out: a host can call it ahead of a slot boundary so that `getPendingCommands` at the
+   * boundary finds them made. Returns how many were made.
+   */
+  prepareDue(t: number): number {
+    const back: HeapEntry[] = [];
+    let made = 0;
+    for (;;) {
+      const top = this.due.peek();
+      if (!top || top.at > t) break;
+      this.due.pop();
+      if (!liveDue(top)) continue;
+      if (top.tracked !== null) {
+        back.push(top);
+        continue;
+      }
+      const c = top.cursor as PlanCursor;
+      this.book.materialise(c, c.next);
+      made++;
+    }
+    for (const e of back) this.due.push(e);
+    return made;
+  }
+
+  /**
    * When the optimiser is silent at `now` (`silenceSeconds` set, and no schedule received
    * for that long since the last one): registers, once per silence, a fallback command due
    * now for each asset of the last schedule (the setpoint of `horizonEnd.fallbackKw`),

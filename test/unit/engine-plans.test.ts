@@ -135,6 +135,26 @@ describe('DispatchEngine plans', () => {
     should(engine.stats().pending).equal(conv.commands.length);
   });
 
+  it('prepareDue makes the rows due by then ahead of time; the hand-out is the same', () => {
+    const a = rig();
+    const b = rig();
+    const conv = convert('day', schedule(6, 3), 3, a.clock.now());
+    a.engine.submitPlan(conv);
+    b.engine.submitPlan(conv);
+    const dueBy = conv.commands.filter((c) => c.scheduledAt.getTime() <= T0 + SLOT).length;
+    should(dueBy).be.above(4);
+    should(b.engine.prepareDue(T0 + SLOT)).equal(dueBy);
+    should(privates(b.engine).tracked.size).equal(dueBy);
+    should(b.engine.stats()).eql(a.engine.stats());
+    for (const t of [T0, T0 + SLOT, T0 + 2 * SLOT]) {
+      a.clock.set(t);
+      b.clock.set(t);
+      should(b.engine.getPendingCommands().map((c) => c.id)).eql(
+        a.engine.getPendingCommands().map((c) => c.id),
+      );
+    }
+  });
+
   it('cuts a plan short when superseded: later rows cancelled, the last kept ends at the new start', () => {
     const { engine, clock, events } = rig();
     const ev = (start: number, values: number[], battery?: number) =>
