@@ -141,12 +141,12 @@ describe('DispatchEngine plans', () => {
     const conv = convert('day', schedule(6, 3), 3, a.clock.now());
     a.engine.submitPlan(conv);
     b.engine.submitPlan(conv);
-    const dueBy = conv.commands.filter((c) => c.scheduledAt.getTime() <= T0 + SLOT).length;
+    const dueBy = conv.commands.filter((c) => c.scheduledAt.getTime() <= T0 + 3 * SLOT).length;
     should(dueBy).be.above(4);
-    should(b.engine.prepareDue(T0 + SLOT)).equal(dueBy);
+    should(b.engine.prepareDue(T0 + 3 * SLOT)).equal(dueBy);
     should(privates(b.engine).tracked.size).equal(dueBy);
     should(b.engine.stats()).eql(a.engine.stats());
-    for (const t of [T0, T0 + SLOT, T0 + 2 * SLOT]) {
+    for (const t of [T0, T0 + SLOT, T0 + 2 * SLOT, T0 + 3 * SLOT, T0 + 4 * SLOT]) {
       a.clock.set(t);
       b.clock.set(t);
       should(b.engine.getPendingCommands().map((c) => c.id)).eql(
