@@ -40,6 +40,7 @@ import {
   planOfConversion,
   readPlan,
   type SchedulePlan,
+  StoredPlan,
 } from './plans';
 import {
   problemAt,
@@ -496,8 +497,12 @@ export class DispatchEngine {
    * O(assets) plus a copy of the columns. A schedule id already registered with the same rows
    * is a re-delivery (`duplicate`, nothing changes); with other rows, a TypeError.
    */
-  submitPlan(input: Conversion | SchedulePlan): PlanSubmission {
-    const plan = readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
+  submitPlan(input: Conversion | SchedulePlan | StoredPlan): PlanSubmission {
+    // A StoredPlan (from `readPlanInChunks`, checked already) is taken as it is: use it once.
+    const plan =
+      input instanceof StoredPlan
+        ? input
+        : readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
     const id = plan.scheduleId;
     const known = this.book.get(id);
     if (known) {

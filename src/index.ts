@@ -215,7 +215,9 @@ export {
   type PlanAssetEntry,
   type PlanJSON,
   planOfConversion,
+  readPlanInChunks,
   type SchedulePlan,
+  StoredPlan,
 } from './plans';
 export { formatRestoreProblem, type RestoreProblem } from './restore';
 export {

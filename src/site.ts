@@ -21,7 +21,7 @@ import {
 import type { Conversion, ConvertOptions } from './convert';
 import { DispatchEngine, type EngineConfig, type EngineJSON, type PlanSubmission } from './engine';
 import { EventBus, EventType } from './event-bus';
-import type { SchedulePlan } from './plans';
+import type { SchedulePlan, StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
 import { type LimiterJSON, SiteLimiter } from './site-limits';
 import {
@@ -317,7 +317,7 @@ export class Site implements AdapterHost {
    * Submits a converted schedule as its plan (see `engine.submitPlan`: its commands are made
    * as they fall due) on behalf of dispatcher `owner`, and re-arms.
    */
-  submitPlan(plan: Conversion | SchedulePlan, owner?: string): PlanSubmission {
+  submitPlan(plan: Conversion | SchedulePlan | StoredPlan, owner?: string): PlanSubmission {
     const done = this.engine.submitPlan(plan);
     if (owner !== undefined && done.count > 0) this.planOwners.set(done.scheduleId, owner);
     this.arm(true);

@@ -1,5 +1,11 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Command, commandToJSON, type DueCommandSink, summarizeCommand } from '../..';
+import {
+  type Command,
+  commandToJSON,
+  type DueCommandSink,
+  readPlanInChunks,
+  summarizeCommand,
+} from '../..';
 import { clockTime, refuseInput, type UserDef, useCoordinator, withSummary } from '../lib/common';
 
 interface DispatcherMsg extends NodeMessageInFlow {
@@ -72,7 +78,40 @@ export default function (RED: NodeAPI) {
     const off = engine.onCommandChange(refresh);
     showStatus();
 
+    // A plan is checked in chunks (the event loop stays free): messages that come meanwhile
+    // wait for it, in order.
+    let pending: Promise<void> = Promise.resolve();
+    let waiting = 0;
+    let closed = false;
+    const submitPlan = async (plan: unknown, done: (err?: Error) => void): Promise<void> => {
+      try {
+        const stored = await readPlanInChunks(plan, 'plan');
+        if (!closed) site.submitPlan(stored, node.id);
+        done();
+      } catch (err) {
+        done(new Error(`qe-dispatcher: msg.${(err as Error).message}`));
+      }
+    };
     node.on('input', (msg: DispatcherMsg, _send, done) => {
+      if (waiting > 0) {
+        waiting++;
+        pending = pending
+          .then(() => handle(msg, done))
+          .finally(() => {
+            waiting--;
+          });
+        return;
+      }
+      const later = handle(msg, done);
+      if (later) {
+        waiting++;
+        pending = later.finally(() => {
+          waiting--;
+        });
+      }
+    });
+
+    const handle = (msg: DispatcherMsg, done: (err?: Error) => void): Promise<void> | undefined => {
       try {
         if (msg.reset !== undefined && msg.reset !== false) {
           const cancelled = engine.cancelPending({}, 'reset');
@@ -97,14 +136,7 @@ export default function (RED: NodeAPI) {
         }
         if (msg.plan !== undefined) {
           // A qe-schedule's plan: registered as columns, each command made as it falls due.
-          try {
-            site.submitPlan(msg.plan as never, node.id);
-          } catch (err) {
-            done(new Error(`qe-dispatcher: msg.${(err as Error).message}`));
-            return;
-          }
-          done();
-          return;
+          return submitPlan(msg.plan, done);
         }
         const p = msg.payload;
         if (p === null || typeof p !== 'object') {
@@ -120,9 +152,11 @@ export default function (RED: NodeAPI) {
       } catch (err) {
         done(err as Error);
       }
-    });
+      return undefined;
+    };
 
     node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
       detach();
       off();
       if (statusTimer) clearTimeout(statusTimer);

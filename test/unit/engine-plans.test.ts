@@ -5,7 +5,7 @@ import { type Command, type CommandStatus, commandToJSON } from '../../src/comma
 import { convertSchedule } from '../../src/convert';
 import { DispatchEngine, type EngineConfig, type PersistChange } from '../../src/engine';
 import { type AnyBusEvent, EventBus } from '../../src/event-bus';
-import { planOfConversion, type SchedulePlan } from '../../src/plans';
+import { planOfConversion, readPlan, readPlanInChunks, type SchedulePlan } from '../../src/plans';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const M = 60_000;
@@ -308,6 +308,33 @@ describe('DispatchEngine plans', () => {
     should(seen.at(-1)?.key).equal('p:day');
     engine.cancelPending({});
     should(seen.at(-1)).eql({ key: 'p:day', rows: undefined });
+  });
+
+  it('readPlanInChunks lets the event loop run between chunks and reads what readPlan reads', async () => {
+    const { engine, clock } = rig();
+    const conv = convert('big', schedule(96, 1000), 1000, clock.now());
+    const plan = planOfConversion(conv);
+    should(plan.slot.length).be.above(40_000);
+    // Other work (here: a chain of setImmediate) runs while the plan is read.
+    let ticks = 0;
+    let probing = true;
+    const probe = () => {
+      ticks++;
+      if (probing) setImmediate(probe);
+    };
+    setImmediate(probe);
+    const reading = readPlanInChunks(plan);
+    // Changed after the call: the copy made before the first pause is what counts.
+    (plan.valueKw as Float64Array)[0] = 99;
+    const stored = await reading;
+    probing = false;
+    should(ticks).be.above(1);
+    should(stored.toJSON()).eql(readPlan(planOfConversion(conv)).toJSON());
+    engine.submitPlan(stored);
+    should(engine.stats().pending).equal(conv.changes.count);
+    await should(readPlanInChunks({ ...plan, until: [1] })).be.rejectedWith(
+      /plan\.until: has 1 entries/,
+    );
   });
 
   it('receiveSchedule makes no command objects, and the site flow takes the plan', () => {
