@@ -83,11 +83,11 @@ export function planOfConversion(conversion: Conversion): SchedulePlan {
     priority: m.priority,
     maxRetries: m.maxRetries,
     timeoutSeconds: m.timeoutSeconds,
-    times: Float64Array.from(ch.times),
+    times: new Float64Array(ch.times),
     assets,
-    slot: Int32Array.from(ch.slot),
-    valueKw: Float64Array.from(ch.valueKw),
-    until: Int32Array.from(ch.until),
+    slot: new Int32Array(ch.slot),
+    valueKw: new Float64Array(ch.valueKw),
+    until: new Int32Array(ch.until),
   };
 }
 
@@ -141,10 +141,10 @@ export class StoredPlan {
     this.priority = p.priority;
     this.maxRetries = p.maxRetries;
     this.timeoutSeconds = p.timeoutSeconds;
-    this.times = Float64Array.from(p.times);
-    this.slot = Int32Array.from(p.slot);
-    this.valueKw = Float64Array.from(p.valueKw);
-    this.until = Int32Array.from(p.until);
+    this.times = new Float64Array(p.times);
+    this.slot = new Int32Array(p.slot);
+    this.valueKw = new Float64Array(p.valueKw);
+    this.until = new Int32Array(p.until);
     let row = 0;
     for (const a of p.assets) {
       const c: PlanCursor = {
@@ -416,10 +416,10 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
         fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v[r])}`);
   }
   // Checked on float copies: one kind of array in the loops below, whatever came in.
-  const T = Float64Array.from(times);
-  const S = Float64Array.from(slot);
-  const V = Float64Array.from(valueKw);
-  const U = Float64Array.from(until);
+  const T = new Float64Array(times);
+  const S = new Float64Array(slot);
+  const V = new Float64Array(valueKw);
+  const U = new Float64Array(until);
   let r = 0;
   for (const e of assets) {
     const ev = e.kind === 'ev';
