@@ -1341,7 +1341,17 @@ export class DispatchEngine {
     return out;
   }
 
-  /** The unfinished commands of an asset (from the engine's index: no scan). */
+  /** The commands of an asset awaiting an answer (never a planned row: no row is made). */
+  getInFlightCommands(assetId: string): Command[] {
+    const out: Command[] = [];
+    for (const { cmd } of this.active.get(assetId) ?? []) if (inFlight(cmd.status)) out.push(cmd);
+    return out;
+  }
+
+  /**
+   * The unfinished commands of an asset (from the engine's index: no scan). Its planned rows
+   * are made into their commands: for a count of those in flight, `getInFlightCommands`.
+   */
   getActiveCommands(assetId: string): Command[] {
     this.book.materialiseAll(assetId);
     return [...(this.active.get(assetId) ?? [])].map((s) => s.cmd);

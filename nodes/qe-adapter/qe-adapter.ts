@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Adapter, CommandStatus } from '../..';
+import type { Adapter } from '../..';
 import { listField, refuseInput, type UserDef, useCoordinator } from '../lib/common';
 
 interface AdapterDef extends UserDef {
@@ -100,11 +100,8 @@ export default function (RED: NodeAPI) {
       statusTimer = null;
       let inFlight = 0;
       for (const assetId of registered) {
-        inFlight += engine
-          .getActiveCommands(assetId)
-          .filter(
-            (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
-          ).length;
+        // (Not getActiveCommands: that would make every planned row of the asset.)
+        inFlight += engine.getInFlightCommands(assetId).length;
       }
       this.status({
         fill: inFlight > 0 ? 'blue' : 'green',

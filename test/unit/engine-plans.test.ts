@@ -129,6 +129,8 @@ describe('DispatchEngine plans', () => {
     // Reading one row made those before it for its asset, nothing of the other assets.
     const sameAsset = conv.commands.filter((c) => c.assetId === last.assetId).length;
     should(privates(engine).tracked.size).equal(sameAsset);
+    should(engine.getInFlightCommands('ev0')).eql([]);
+    should(privates(engine).tracked.size).equal(sameAsset); // counting in flight made nothing
     should(engine.getCommand('day:nobody:0')).be.undefined();
     should(engine.getCommand('day:ev0:9999')).be.undefined();
     should(sorted(engine.getCommands())).eql([...expected].sort((x, y) => x.localeCompare(y)));
