@@ -2,7 +2,8 @@
  * DispatchEngine: holds the commands of a site and moves them through their lifecycle:
  * which are due, dispatch through an adapter, the device's answer, retries with backoff,
  * timeouts, holds for faulted or unavailable assets, supersession by newer schedules,
- * expiry of setpoints whose slot has ended. Time comes from an injected clock.
+ * expiry of setpoints whose slot has ended. Time comes from an injected clock. A schedule
+ * submitted as a plan stays columns (src/plan-book.ts) until each row falls due or is read.
  *
  * Due commands and attempt deadlines sit in heaps, so selecting what is due costs
  * O(k log n) for k due commands, not a scan of every pending one.
@@ -14,7 +15,6 @@ import { type Clock, systemClock, toMillis } from './clock';
 import {
   type Command,
   type CommandInput,
-  type CommandJSON,
   CommandStatus,
   CommandType,
   commandToJSON,
@@ -23,20 +23,37 @@ import {
   SharedValues,
   transition,
 } from './commands';
+import { type Conversion, type ConvertOptions, convertSchedule } from './convert';
 import {
-  type Conversion,
-  type ConvertOptions,
-  convertSchedule,
-  DEFAULT_DEADBAND_KW,
-  type HorizonEnd,
-} from './convert';
+  type CommandFilter,
+  type EngineConfig,
+  type EngineJSON,
+  type EngineStats,
+  type PlanSubmission,
+  type RateSetpoints,
+  type ResponseOptions,
+  resolveConfig,
+  type TimeInput,
+} from './engine-config';
+import {
+  type CommandEventType,
+  EVENT_FOR,
+  errorText,
+  inFlight,
+  REAPPLY_MIN_REMAINING_MS,
+  REFUSED,
+  reapplyCommand,
+  responseOptions,
+  SETPOINT_TYPES,
+  sameContent,
+  setpointKind,
+} from './engine-rules';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
 import { type PersistChange, PlanBook, type PlanHost } from './plan-book';
 import {
   isConversion,
   type PlanCursor,
-  type PlanJSON,
   planOfConversion,
   readPlan,
   type SchedulePlan,
@@ -55,111 +72,15 @@ import { ScheduleIds } from './schedule-ids';
 import {
   isSilenceFallback,
   type LastSchedule,
-  type LastScheduleJSON,
   lastScheduleFromJSON,
   lastScheduleToJSON,
-  MAX_SILENCE_SECONDS,
   silenceCommands,
   silenceDeadline,
 } from './silence';
 import { HOLD_STATES, type StateMachine } from './state-machine';
 
-export interface EngineConfig {
-  /** How often a polling host calls the engine (the Node-RED dispatcher uses timers instead). */
-  dispatchIntervalSeconds: number;
-  /** How long one attempt waits for the device's answer. */
-  commandTimeoutSeconds: number;
-  /** Retries after the first attempt. */
-  maxRetries: number;
-  retryBackoffFactor: number;
-  /** A device state older than this is stale (see `isStateStale`). */
-  staleStateSeconds: number;
-  /** Delay before the first retry; retry n waits retryBaseSeconds * factor^(n-1). */
-  retryBaseSeconds: number;
-  retryMaxSeconds: number;
-  deadbandKw: number;
-  horizonEnd: HorizonEnd;
-  /** Finished commands kept for inspection and persistence (oldest dropped first). */
-  maxFinishedCommands: number;
-  /**
-   * Optimiser silence: when no schedule has been received for this long (seconds) since the
-   * last one, the assets of the last schedule are sent the fallback setpoints of
-   * `horizonEnd` (which must then be `{fallbackKw}`), once per silence. Null: off.
-   */
-  silenceSeconds: number | null;
-}
-
-export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
-  dispatchIntervalSeconds: 5,
-  commandTimeoutSeconds: 30,
-  maxRetries: 3,
-  retryBackoffFactor: 2.0,
-  staleStateSeconds: 60,
-  retryBaseSeconds: 2,
-  retryMaxSeconds: 60,
-  deadbandKw: DEFAULT_DEADBAND_KW,
-  horizonEnd: 'hold' as HorizonEnd,
-  maxFinishedCommands: 10_000,
-  silenceSeconds: null as number | null,
-});
-
-const NUMERIC_LIMITS: Record<string, { min: number; integer?: boolean; exclusive?: boolean }> = {
-  dispatchIntervalSeconds: { min: 0, exclusive: true },
-  commandTimeoutSeconds: { min: 0, exclusive: true },
-  maxRetries: { min: 0, integer: true },
-  retryBackoffFactor: { min: 1 },
-  staleStateSeconds: { min: 0, exclusive: true },
-  retryBaseSeconds: { min: 0 },
-  retryMaxSeconds: { min: 0 },
-  deadbandKw: { min: 0 },
-  maxFinishedCommands: { min: 0, integer: true },
-};
-
-/** Merges `partial` over the defaults; throws a TypeError naming any field that is wrong. */
-export function resolveConfig(partial: Partial<EngineConfig> = {}): EngineConfig {
-  const config = { ...DEFAULT_CONFIG, ...partial } as EngineConfig;
-  for (const key of Object.keys(partial)) {
-    if (!(key in DEFAULT_CONFIG)) {
-      throw new TypeError(
-        `engine config: unknown setting ${JSON.stringify(key)}; known: ${Object.keys(DEFAULT_CONFIG).join(', ')}`,
-      );
-    }
-  }
-  for (const [key, lim] of Object.entries(NUMERIC_LIMITS)) {
-    const v = (config as unknown as Record<string, unknown>)[key];
-    const ok =
-      typeof v === 'number' &&
-      Number.isFinite(v) &&
-      (lim.exclusive ? v > lim.min : v >= lim.min) &&
-      (!lim.integer || Number.isInteger(v));
-    if (!ok) {
-      throw new TypeError(
-        `engine config: ${key} must be ${lim.integer ? 'an integer' : 'a number'} ${lim.exclusive ? '>' : '>='} ${lim.min}, got ${JSON.stringify(v)}`,
-      );
-    }
-  }
-  const h = config.horizonEnd;
-  if (h !== 'hold' && (h === null || typeof h !== 'object' || typeof h.fallbackKw !== 'object')) {
-    throw new TypeError(
-      `engine config: horizonEnd must be 'hold' or {fallbackKw: {...}}, got ${JSON.stringify(h)}`,
-    );
-  }
-  if (config.silenceSeconds === undefined) config.silenceSeconds = null;
-  const s = config.silenceSeconds;
-  if (s !== null) {
-    if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0 || s > MAX_SILENCE_SECONDS) {
-      throw new TypeError(
-        `engine config: silenceSeconds must be null (off) or a number > 0 and <= ${MAX_SILENCE_SECONDS} (a year), got ${JSON.stringify(s)}`,
-      );
-    }
-    if (h === 'hold') {
-      throw new TypeError(
-        `engine config: silenceSeconds (${s}) sends the fallback setpoints of horizonEnd: set horizonEnd to {fallbackKw: {...}}`,
-      );
-    }
-  }
-  return config;
-}
+export { DEFAULT_CONFIG, type EngineConfig, resolveConfig } from './engine-config';
+export { REAPPLY_MIN_REMAINING_MS } from './engine-rules';
 
 export interface EngineDeps {
   eventBus?: EventBus;
@@ -186,64 +107,16 @@ interface HeapEntry {
   token: number;
 }
 
-export interface ResponseOptions {
-  /** The device refused the command: FAILED at once, no retry. */
-  final?: boolean;
-  /** With success: confirmed as well as accepted (COMPLETED). Default true. */
-  completed?: boolean;
-  /** The failure is no answer at all (a call timeout): TIMED_OUT when no attempt is left. */
-  timedOut?: boolean;
-  /** Not sent: its slot ended while it waited (CANCELLED, expired). */
-  expired?: boolean;
-}
-
-export interface CommandFilter {
-  assetId?: string;
-  status?: CommandStatus | CommandStatus[];
-  scheduleId?: string;
-}
-
-export interface EngineStats {
-  total: number;
-  pending: number;
-  held: number;
-  inFlight: number;
-  finished: number;
-  byStatus: Record<CommandStatus, number>;
-}
-
-export interface EngineJSON {
-  format: 'qubit-energy/dispatch-engine';
-  version: 1;
-  savedAt: string;
-  commands: CommandJSON[];
-  assetStates: Record<string, string>;
-  scheduleRevisions: Record<string, number>;
-  /** The last schedule received, for the optimiser silence (absent in older documents). */
-  lastSchedule?: LastScheduleJSON | null;
-  /** The rows of submitted plans not yet made into commands (absent when none). */
-  plans?: PlanJSON[];
-}
-
-export type TimeInput = number | Date | string;
-
-/** What `submitPlan` did. */
-export interface PlanSubmission {
-  scheduleId: string;
-  /** Rows registered (commands to come). */
-  count: number;
-  /** The schedule was already registered with the same rows: nothing changed. */
-  duplicate: boolean;
-}
-
+export type {
+  CommandFilter,
+  EngineJSON,
+  EngineStats,
+  PlanSubmission,
+  RateSetpoints,
+  ResponseOptions,
+  TimeInput,
+} from './engine-config';
 export type { PersistChange } from './plan-book';
-
-/** See `DispatchEngine.rateSetpoints`. */
-export interface RateSetpoints {
-  plan?: Command;
-  inFlight: Command[];
-  last?: Command;
-}
 
 export class DispatchEngine {
   readonly eventBus: EventBus;
@@ -504,27 +377,8 @@ export class DispatchEngine {
         ? input
         : readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
     const id = plan.scheduleId;
-    const known = this.book.get(id);
-    if (known) {
-      if (!known.sameRows(plan))
-        throw new TypeError(
-          `plan: schedule ${id} is already registered with other content; give it a new schedule id`,
-        );
+    if (this.book.isRedelivery(plan, this.tracked.values()))
       return { scheduleId: id, count: 0, duplicate: true };
-    }
-    for (const { cmd } of this.tracked.values()) {
-      if (cmd.scheduleId !== id || cmd.reapplyOf !== undefined) continue;
-      const c = plan.byAsset.get(cmd.assetId);
-      const r = c && cmd.source ? plan.rowOfSlot(c, cmd.source.slot) : -1;
-      if (c && r >= 0 && plan.rowId(c, r) === cmd.id) {
-        const row = plan.command(c, r);
-        if (row.type === cmd.type && row.valueKw === (cmd.askedKw ?? cmd.valueKw))
-          return { scheduleId: id, count: 0, duplicate: true };
-      }
-      throw new TypeError(
-        `plan: command ${cmd.id} of schedule ${id} is already registered with other content; give the schedule a new id`,
-      );
-    }
     const count = plan.rowsLeft();
     if (count === 0) return { scheduleId: id, count: 0, duplicate: false };
     const now = this.clock.now();
@@ -534,11 +388,7 @@ export class DispatchEngine {
     const assets = plan.cursors.filter((c) => c.next < c.end).map((c) => c.assetId);
     this.supersedeAll(assets, id, start, now);
     this.book.add(plan);
-    if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) {
-      for (const c of plan.cursors)
-        for (let r = c.next; r < c.end; r++)
-          this.eventBus.publish(EventType.COMMAND_CREATED, commandToJSON(plan.command(c, r)));
-    }
+    this.book.announce(plan);
     this.wake();
     return { scheduleId: id, count, duplicate: false };
   }
@@ -685,7 +535,7 @@ export class DispatchEngine {
       // reach the device as the slot ends (or after, on a busy network).
       if (x.validUntil !== null && x.validUntil.getTime() - now < REAPPLY_MIN_REMAINING_MS)
         continue;
-      const c = this.reapplyCommand(x, reason, now);
+      const c = reapplyCommand(this.tracked, x, reason, now);
       fresh.push(c);
       out.push(c);
     }
@@ -755,7 +605,7 @@ export class DispatchEngine {
     for (const { assetId, kw, limitedBy } of changes) {
       const plan = this.rateSetpoints(assetId, now).plan;
       if (!plan || plan.status === CommandStatus.PENDING) continue;
-      const c = this.reapplyCommand(plan, `limits: ${reason}`, now);
+      const c = reapplyCommand(this.tracked, plan, `limits: ${reason}`, now);
       const asked = plan.askedKw ?? plan.valueKw;
       c.valueKw = Math.abs(kw);
       if (kw < 0) c.type = CommandType.SET_DISCHARGE_RATE;
@@ -771,27 +621,6 @@ export class DispatchEngine {
     }
     if (fresh.length > 0) this.register(fresh, now, false);
     return fresh;
-  }
-
-  private reapplyCommand(orig: Command, reason: string, now: number): Command {
-    const root = orig.reapplyOf ?? orig.id;
-    let n = 1;
-    while (this.tracked.has(`${root}~${n}`)) n++;
-    const at = new Date(now);
-    return {
-      ...orig,
-      id: `${root}~${n}`,
-      reapplyOf: root,
-      scheduledAt: at,
-      status: CommandStatus.PENDING,
-      attempts: 0,
-      lastError: null,
-      holdReason: null,
-      nextAttemptAt: null,
-      deadline: null,
-      createdAt: at,
-      history: [{ status: CommandStatus.PENDING, at, reason: `re-apply ${root}: ${reason}` }],
-    };
   }
 
   // ---------------------------------------------------------------- due commands
@@ -1589,25 +1418,6 @@ export class DispatchEngine {
   }
 }
 
-type CommandEventType =
-  | EventType.COMMAND_CREATED
-  | EventType.COMMAND_DISPATCHED
-  | EventType.COMMAND_ACKNOWLEDGED
-  | EventType.COMMAND_COMPLETED
-  | EventType.COMMAND_FAILED
-  | EventType.COMMAND_TIMED_OUT
-  | EventType.COMMAND_CANCELLED;
-
-const EVENT_FOR: Record<CommandStatus, CommandEventType> = {
-  PENDING: EventType.COMMAND_CREATED,
-  DISPATCHED: EventType.COMMAND_DISPATCHED,
-  ACKNOWLEDGED: EventType.COMMAND_ACKNOWLEDGED,
-  COMPLETED: EventType.COMMAND_COMPLETED,
-  FAILED: EventType.COMMAND_FAILED,
-  TIMED_OUT: EventType.COMMAND_TIMED_OUT,
-  CANCELLED: EventType.COMMAND_CANCELLED,
-};
-
 /** Whether a due-heap entry still counts (stale ones are skipped). */
 function liveDue(e: HeapEntry): boolean {
   if (e.tracked === null) {
@@ -1627,47 +1437,4 @@ function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
 /** Order of due commands handed out: highest priority first, then the oldest. */
 function readyOrder(a: HeapEntry, b: HeapEntry): number {
   return b.priority - a.priority || a.at - b.at || a.seq - b.seq;
-}
-
-const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
-  CommandType.SET_CHARGE_RATE,
-  CommandType.SET_DISCHARGE_RATE,
-  CommandType.SET_POWER_LIMIT,
-]);
-
-/** A setpoint that ends sooner than this is not re-applied: its successor is about to go. */
-export const REAPPLY_MIN_REMAINING_MS = 1000;
-
-/** How the reason of a command that its device refused begins. */
-const REFUSED = 'refused: ';
-
-function setpointKind(type: CommandType): 'rate' | 'cap' {
-  return type === CommandType.SET_POWER_LIMIT ? 'cap' : 'rate';
-}
-
-function inFlight(s: CommandStatus): boolean {
-  return s === CommandStatus.DISPATCHED || s === CommandStatus.ACKNOWLEDGED;
-}
-
-function responseOptions(r: AdapterResult): ResponseOptions {
-  const opts: ResponseOptions = {};
-  if (r.final !== undefined) opts.final = r.final;
-  if (r.completed !== undefined) opts.completed = r.completed;
-  if (r.timedOut !== undefined) opts.timedOut = r.timedOut;
-  if (r.expired !== undefined) opts.expired = r.expired;
-  return opts;
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
-}
-
-function sameContent(a: Command, b: Command): boolean {
-  return (
-    a.assetId === b.assetId &&
-    a.type === b.type &&
-    a.valueKw === b.valueKw &&
-    a.scheduledAt.getTime() === b.scheduledAt.getTime()
-  );
 }

@@ -60,6 +60,43 @@ export class PlanBook {
     return this.cursorsOf.keys();
   }
 
+  /**
+   * Whether `plan` was registered before with the same rows (a re-delivery: true), as a plan
+   * still kept or as commands among `tracked`; with other rows, a TypeError.
+   */
+  isRedelivery(plan: StoredPlan, tracked: Iterable<{ cmd: Command }>): boolean {
+    const id = plan.scheduleId;
+    const known = this.plans.get(id);
+    if (known) {
+      if (known.sameRows(plan)) return true;
+      throw new TypeError(
+        `plan: schedule ${id} is already registered with other content; give it a new schedule id`,
+      );
+    }
+    for (const { cmd } of tracked) {
+      if (cmd.scheduleId !== id || cmd.reapplyOf !== undefined) continue;
+      const c = plan.byAsset.get(cmd.assetId);
+      const r = c && cmd.source ? plan.rowOfSlot(c, cmd.source.slot) : -1;
+      if (c && r >= 0 && plan.rowId(c, r) === cmd.id) {
+        const row = plan.command(c, r);
+        if (row.type === cmd.type && row.valueKw === (cmd.askedKw ?? cmd.valueKw)) return true;
+      }
+      throw new TypeError(
+        `plan: command ${cmd.id} of schedule ${id} is already registered with other content; give the schedule a new id`,
+      );
+    }
+    return false;
+  }
+
+  /** COMMAND_CREATED for every row of a new plan, made from the row, when someone listens. */
+  announce(plan: StoredPlan): void {
+    const bus = this.host.eventBus;
+    if (!bus.hasSubscribers(EventType.COMMAND_CREATED)) return;
+    for (const c of plan.cursors)
+      for (let r = c.next; r < c.end; r++)
+        bus.publish(EventType.COMMAND_CREATED, commandToJSON(plan.command(c, r)));
+  }
+
   /** Starts keeping `plan`: its cursors go into the due heap. */
   add(plan: StoredPlan): void {
     this.plans.set(plan.scheduleId, plan);
