@@ -1,11 +1,14 @@
 import should from 'should';
-import { AdapterRegistry } from '../../src/adapters/registry';
+import { type Adapter, AdapterRegistry } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, type CommandStatus, commandToJSON } from '../../src/commands';
 import { convertSchedule } from '../../src/convert';
 import { DispatchEngine, type EngineConfig, type PersistChange } from '../../src/engine';
 import { type AnyBusEvent, EventBus } from '../../src/event-bus';
 import { planOfConversion, readPlan, readPlanInChunks, type SchedulePlan } from '../../src/plans';
+import { type DueCommandSink, Site } from '../../src/site';
+import { MemoryStore } from '../../src/store';
+import { FakeTimers } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const M = 60_000;
@@ -348,5 +351,64 @@ describe('DispatchEngine plans', () => {
     const sub = engine.submitPlan(conv);
     should(sub.count).equal(conv.changes.count);
     should(privates(engine).tracked.size).equal(0);
+  });
+});
+
+describe('Site.submitPlan', () => {
+  class Sink implements DueCommandSink {
+    readonly delivered: string[] = [];
+    deliver(cmd: Command) {
+      this.delivered.push(cmd.id);
+    }
+    undeliverable() {}
+  }
+  const adapter: Adapter = { protocol: 'test', dispatch: () => undefined };
+  const rows = (start: number) =>
+    [0, 1, 2, 3].map((i) => ({
+      timestamp: new Date(start + i * SLOT).toISOString(),
+      ev_0_kw: i + 1,
+      ev_1_kw: 10 + i,
+    }));
+
+  it('hands the rows to the plan’s dispatcher; the plan and its dispatcher survive a restart', async () => {
+    const store = new MemoryStore();
+    const open = () => {
+      const clock = new ManualClock(T0 - M);
+      const timers = new FakeTimers(clock);
+      const site = new Site({ siteId: 's', clock, timers, store, autoDispatch: false });
+      for (const a of ['ev0', 'ev1']) site.adapterRegistry.register(a, adapter);
+      const d1 = new Sink();
+      const d2 = new Sink();
+      site.attachDispatcher('d1', d1);
+      site.attachDispatcher('d2', d2);
+      site.start();
+      return { site, timers, d1, d2 };
+    };
+    const first = open();
+    const conv = convertSchedule(rows(T0), {
+      assetMap: { ev_0: 'ev0', ev_1: 'ev1' },
+      scheduleId: 'day',
+      now: T0 - M,
+    });
+    should(first.site.submitPlan(conv, 'd2')).eql({
+      scheduleId: 'day',
+      count: 8,
+      duplicate: false,
+    });
+    await first.timers.advanceTo(T0);
+    should(first.d2.delivered).eql(['day:ev0:0', 'day:ev1:0']);
+    should(first.d1.delivered).eql([]);
+    for (const id of first.d2.delivered) first.site.respond(id, true);
+    await first.site.save();
+    await first.site.stop();
+    const doc = store.doc as { planOwners?: Record<string, string>; engine: { plans?: unknown[] } };
+    should(doc.planOwners).eql({ day: 'd2' });
+    should(doc.engine.plans).have.length(1);
+    const second = open();
+    await second.timers.advanceTo(T0 + SLOT);
+    should(second.d2.delivered).eql(['day:ev0:1', 'day:ev1:1']);
+    should(second.d1.delivered).eql([]);
+    should(second.site.engine.getCommand('day:ev0:0')?.status).equal('COMPLETED');
+    await second.site.stop();
   });
 });
