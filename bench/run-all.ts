@@ -12,6 +12,7 @@ import path from 'node:path';
 const ALL: { name: string; flags: string[] }[] = [
   { name: 'schedule', flags: ['--expose-gc'] },
   { name: 'schedule-flow', flags: ['--expose-gc'] },
+  { name: 'plans', flags: ['--expose-gc'] },
   { name: 'engine', flags: ['--expose-gc'] },
   { name: 'dispatch-lateness', flags: [] },
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },

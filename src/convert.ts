@@ -65,11 +65,21 @@ export interface Conversion {
   limits: ImportLimit[];
   /** What changes when, columnar: the conversion's result before any object is made. */
   changes: ChangePlan;
+  /** What every command of the plan carries: creation time (epoch ms) and settings. */
+  made: PlanSettings;
   /**
    * The commands, one per change, PENDING: made from `changes` the first time they are
    * read, then the same array every time.
    */
   readonly commands: Command[];
+}
+
+/** The settings the commands of one conversion share. */
+export interface PlanSettings {
+  now: number;
+  maxRetries: number;
+  timeoutSeconds: number;
+  priority: number;
 }
 
 /** An asset of a change plan, with the schedule columns that set it. */
@@ -375,7 +385,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     commandCount: changes.count,
     ...(schedule.limitColumn === null ? {} : { limitColumn: schedule.limitColumn }),
   };
-  const made = {
+  const made: PlanSettings & { scheduleId: string } = {
     scheduleId,
     now: options.now ?? Date.now(),
     maxRetries: options.maxRetries ?? 3,
@@ -389,6 +399,7 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     summary,
     changes,
     limits: limitsOf(schedule),
+    made,
     get commands(): Command[] {
       commands ??= commandsOf(changes, made);
       return commands;

@@ -2,7 +2,8 @@
  * DispatchEngine: holds the commands of a site and moves them through their lifecycle:
  * which are due, dispatch through an adapter, the device's answer, retries with backoff,
  * timeouts, holds for faulted or unavailable assets, supersession by newer schedules,
- * expiry of setpoints whose slot has ended. Time comes from an injected clock.
+ * expiry of setpoints whose slot has ended. Time comes from an injected clock. A schedule
+ * submitted as a plan stays columns (src/plan-book.ts) until each row falls due or is read.
  *
  * Due commands and attempt deadlines sit in heaps, so selecting what is due costs
  * O(k log n) for k due commands, not a scan of every pending one.
@@ -14,7 +15,6 @@ import { type Clock, systemClock, toMillis } from './clock';
 import {
   type Command,
   type CommandInput,
-  type CommandJSON,
   CommandStatus,
   CommandType,
   commandToJSON,
@@ -23,15 +23,42 @@ import {
   SharedValues,
   transition,
 } from './commands';
+import { type Conversion, type ConvertOptions, convertSchedule } from './convert';
 import {
-  type Conversion,
-  type ConvertOptions,
-  convertSchedule,
-  DEFAULT_DEADBAND_KW,
-  type HorizonEnd,
-} from './convert';
+  type CommandFilter,
+  type EngineConfig,
+  type EngineJSON,
+  type EngineStats,
+  type PlanSubmission,
+  type RateSetpoints,
+  type ResponseOptions,
+  resolveConfig,
+  type TimeInput,
+} from './engine-config';
+import {
+  type CommandEventType,
+  EVENT_FOR,
+  errorText,
+  inFlight,
+  REAPPLY_MIN_REMAINING_MS,
+  REFUSED,
+  reapplyCommand,
+  responseOptions,
+  SETPOINT_TYPES,
+  sameContent,
+  setpointKind,
+} from './engine-rules';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
+import { type PersistChange, PlanBook, type PlanHost } from './plan-book';
+import {
+  isConversion,
+  type PlanCursor,
+  planOfConversion,
+  readPlan,
+  type SchedulePlan,
+  StoredPlan,
+} from './plans';
 import {
   problemAt,
   type RestoreProblem,
@@ -41,114 +68,19 @@ import {
   shown,
 } from './restore';
 import { parseSchedule } from './schedule';
+import { ScheduleIds } from './schedule-ids';
 import {
   isSilenceFallback,
   type LastSchedule,
-  type LastScheduleJSON,
   lastScheduleFromJSON,
   lastScheduleToJSON,
-  MAX_SILENCE_SECONDS,
   silenceCommands,
   silenceDeadline,
 } from './silence';
 import { HOLD_STATES, type StateMachine } from './state-machine';
 
-export interface EngineConfig {
-  /** How often a polling host calls the engine (the Node-RED dispatcher uses timers instead). */
-  dispatchIntervalSeconds: number;
-  /** How long one attempt waits for the device's answer. */
-  commandTimeoutSeconds: number;
-  /** Retries after the first attempt. */
-  maxRetries: number;
-  retryBackoffFactor: number;
-  /** A device state older than this is stale (see `isStateStale`). */
-  staleStateSeconds: number;
-  /** Delay before the first retry; retry n waits retryBaseSeconds * factor^(n-1). */
-  retryBaseSeconds: number;
-  retryMaxSeconds: number;
-  deadbandKw: number;
-  horizonEnd: HorizonEnd;
-  /** Finished commands kept for inspection and persistence (oldest dropped first). */
-  maxFinishedCommands: number;
-  /**
-   * Optimiser silence: when no schedule has been received for this long (seconds) since the
-   * last one, the assets of the last schedule are sent the fallback setpoints of
-   * `horizonEnd` (which must then be `{fallbackKw}`), once per silence. Null: off.
-   */
-  silenceSeconds: number | null;
-}
-
-export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
-  dispatchIntervalSeconds: 5,
-  commandTimeoutSeconds: 30,
-  maxRetries: 3,
-  retryBackoffFactor: 2.0,
-  staleStateSeconds: 60,
-  retryBaseSeconds: 2,
-  retryMaxSeconds: 60,
-  deadbandKw: DEFAULT_DEADBAND_KW,
-  horizonEnd: 'hold' as HorizonEnd,
-  maxFinishedCommands: 10_000,
-  silenceSeconds: null as number | null,
-});
-
-const NUMERIC_LIMITS: Record<string, { min: number; integer?: boolean; exclusive?: boolean }> = {
-  dispatchIntervalSeconds: { min: 0, exclusive: true },
-  commandTimeoutSeconds: { min: 0, exclusive: true },
-  maxRetries: { min: 0, integer: true },
-  retryBackoffFactor: { min: 1 },
-  staleStateSeconds: { min: 0, exclusive: true },
-  retryBaseSeconds: { min: 0 },
-  retryMaxSeconds: { min: 0 },
-  deadbandKw: { min: 0 },
-  maxFinishedCommands: { min: 0, integer: true },
-};
-
-/** Merges `partial` over the defaults; throws a TypeError naming any field that is wrong. */
-export function resolveConfig(partial: Partial<EngineConfig> = {}): EngineConfig {
-  const config = { ...DEFAULT_CONFIG, ...partial } as EngineConfig;
-  for (const key of Object.keys(partial)) {
-    if (!(key in DEFAULT_CONFIG)) {
-      throw new TypeError(
-        `engine config: unknown setting ${JSON.stringify(key)}; known: ${Object.keys(DEFAULT_CONFIG).join(', ')}`,
-      );
-    }
-  }
-  for (const [key, lim] of Object.entries(NUMERIC_LIMITS)) {
-    const v = (config as unknown as Record<string, unknown>)[key];
-    const ok =
-      typeof v === 'number' &&
-      Number.isFinite(v) &&
-      (lim.exclusive ? v > lim.min : v >= lim.min) &&
-      (!lim.integer || Number.isInteger(v));
-    if (!ok) {
-      throw new TypeError(
-        `engine config: ${key} must be ${lim.integer ? 'an integer' : 'a number'} ${lim.exclusive ? '>' : '>='} ${lim.min}, got ${JSON.stringify(v)}`,
-      );
-    }
-  }
-  const h = config.horizonEnd;
-  if (h !== 'hold' && (h === null || typeof h !== 'object' || typeof h.fallbackKw !== 'object')) {
-    throw new TypeError(
-      `engine config: horizonEnd must be 'hold' or {fallbackKw: {...}}, got ${JSON.stringify(h)}`,
-    );
-  }
-  if (config.silenceSeconds === undefined) config.silenceSeconds = null;
-  const s = config.silenceSeconds;
-  if (s !== null) {
-    if (typeof s !== 'number' || !Number.isFinite(s) || s <= 0 || s > MAX_SILENCE_SECONDS) {
-      throw new TypeError(
-        `engine config: silenceSeconds must be null (off) or a number > 0 and <= ${MAX_SILENCE_SECONDS} (a year), got ${JSON.stringify(s)}`,
-      );
-    }
-    if (h === 'hold') {
-      throw new TypeError(
-        `engine config: silenceSeconds (${s}) sends the fallback setpoints of horizonEnd: set horizonEnd to {fallbackKw: {...}}`,
-      );
-    }
-  }
-  return config;
-}
+export { DEFAULT_CONFIG, type EngineConfig, resolveConfig } from './engine-config';
+export { REAPPLY_MIN_REMAINING_MS } from './engine-rules';
 
 export interface EngineDeps {
   eventBus?: EventBus;
@@ -158,7 +90,7 @@ export interface EngineDeps {
 }
 
 /** Internal bookkeeping of one command. */
-interface Slot {
+interface Tracked {
   cmd: Command;
   /** Token of the command's live entry in the due heap (stale entries are skipped). */
   dueToken: number;
@@ -169,55 +101,22 @@ interface HeapEntry {
   at: number;
   priority: number;
   seq: number;
-  slot: Slot;
+  /** A tracked command, or (null) the next planned row of `cursor`. */
+  tracked: Tracked | null;
+  cursor: PlanCursor | null;
   token: number;
 }
 
-export interface ResponseOptions {
-  /** The device refused the command: FAILED at once, no retry. */
-  final?: boolean;
-  /** With success: confirmed as well as accepted (COMPLETED). Default true. */
-  completed?: boolean;
-  /** The failure is no answer at all (a call timeout): TIMED_OUT when no attempt is left. */
-  timedOut?: boolean;
-  /** Not sent: its slot ended while it waited (CANCELLED, expired). */
-  expired?: boolean;
-}
-
-export interface CommandFilter {
-  assetId?: string;
-  status?: CommandStatus | CommandStatus[];
-  scheduleId?: string;
-}
-
-export interface EngineStats {
-  total: number;
-  pending: number;
-  held: number;
-  inFlight: number;
-  finished: number;
-  byStatus: Record<CommandStatus, number>;
-}
-
-export interface EngineJSON {
-  format: 'qubit-energy/dispatch-engine';
-  version: 1;
-  savedAt: string;
-  commands: CommandJSON[];
-  assetStates: Record<string, string>;
-  scheduleRevisions: Record<string, number>;
-  /** The last schedule received, for the optimiser silence (absent in older documents). */
-  lastSchedule?: LastScheduleJSON | null;
-}
-
-export type TimeInput = number | Date | string;
-
-/** See `DispatchEngine.rateSetpoints`. */
-export interface RateSetpoints {
-  plan?: Command;
-  inFlight: Command[];
-  last?: Command;
-}
+export type {
+  CommandFilter,
+  EngineJSON,
+  EngineStats,
+  PlanSubmission,
+  RateSetpoints,
+  ResponseOptions,
+  TimeInput,
+} from './engine-config';
+export type { PersistChange } from './plan-book';
 
 export class DispatchEngine {
   readonly eventBus: EventBus;
@@ -225,10 +124,10 @@ export class DispatchEngine {
   readonly config: EngineConfig;
   readonly clock: Clock;
 
-  private readonly slots = new Map<string, Slot>();
+  private readonly tracked = new Map<string, Tracked>();
   /** Unfinished commands per asset. */
-  private readonly active = new Map<string, Set<Slot>>();
-  private readonly held = new Map<string, Set<Slot>>();
+  private readonly active = new Map<string, Set<Tracked>>();
+  private readonly held = new Map<string, Set<Tracked>>();
   private readonly due = new Heap<HeapEntry>(dueBefore);
   private readonly deadlines = new Heap<HeapEntry>(
     (a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq),
@@ -238,7 +137,9 @@ export class DispatchEngine {
   /** The site's per-asset facts (the registry's table): state machines live there. */
   private readonly assets: AssetTable;
   private readonly restoredStates = new Map<string, string>();
-  private readonly scheduleRevisions = new Map<string, number>();
+  private readonly scheduleIds = new ScheduleIds();
+  /** Submitted plans: their rows not yet made into commands are PENDING in every count. */
+  private readonly book: PlanBook;
   /** The last schedule received (`receiveSchedule`): its silence is counted from then. */
   private lastSchedule: LastSchedule | null = null;
   /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
@@ -266,6 +167,7 @@ export class DispatchEngine {
     this.eventBus = deps.eventBus ?? new EventBus({ clock: this.clock });
     this.adapterRegistry = deps.adapterRegistry ?? new AdapterRegistry();
     this.assets = this.adapterRegistry.table;
+    this.book = new PlanBook(this.planHost(), () => this.config.maxFinishedCommands);
   }
 
   private now(t?: TimeInput): number {
@@ -279,6 +181,8 @@ export class DispatchEngine {
    * timeout settings, publishes SCHEDULE_RECEIVED and submits the commands (superseding older
    * schedules' commands for the same assets). Returns the registered commands. The schedule
    * id is chosen as `receiveSchedule` says: one already used becomes the next revision.
+   * Makes every command object at once (as `submit` does): for a big schedule,
+   * `submitPlan(receiveSchedule(...))` keeps it as numbers until each command is due.
    */
   scheduleToCommands(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Command[] {
     const conversion = this.receiveSchedule(schedule, options);
@@ -307,10 +211,15 @@ export class DispatchEngine {
       ...(scheduleId === undefined ? {} : { scheduleId }),
       now: this.clock.now(),
     });
-    for (const c of conversion.commands) {
-      if (this.slots.has(c.id)) throw new TypeError(`command id ${c.id} is already registered`);
+    // Its ids are `<scheduleId>:...`: taken if any command or plan of that id is registered
+    // (checked without making the conversion's commands).
+    const sid = conversion.scheduleId;
+    for (const { cmd } of this.tracked.values()) {
+      if (cmd.scheduleId === sid && cmd.id.startsWith(`${sid}:`))
+        throw new TypeError(`command id ${cmd.id} is already registered`);
     }
-    this.noteScheduleId(conversion.scheduleId);
+    if (this.book.get(sid)) throw new TypeError(`schedule ${sid} is already registered`);
+    this.scheduleIds.note(conversion.scheduleId);
     // A new schedule ends any silence, and the next is counted from now.
     this.lastSchedule = {
       scheduleId: conversion.scheduleId,
@@ -324,45 +233,24 @@ export class DispatchEngine {
   }
 
   /**
-   * A schedule id not used before in this engine: `base` itself the first time, then
-   * `base#2`, `base#3` (a re-sent schedule is a new revision that supersedes the last). A
-   * `base` that names a revision (`day#2`) is itself when that revision is newer than any
-   * used, else the next one. Undefined stays undefined (the conversion makes a fresh id).
+   * A schedule id not used before in this engine (see `ScheduleIds.unique`): `base` the first
+   * time, then `base#2`, `base#3`. Undefined stays undefined.
    */
   uniqueScheduleId(base: string | undefined): string | undefined {
-    if (base === undefined) return undefined;
-    const root = base.replace(/#\d+$/, '');
-    const rev = this.scheduleRevisions.get(root);
-    if (rev === undefined) return base;
-    const asked = base === root ? 1 : Number(base.slice(root.length + 1));
-    return asked > rev ? base : `${root}#${rev + 1}`;
+    return this.scheduleIds.unique(base);
   }
 
   /**
-   * Whether schedule id `id` was already used in this engine (persisted with its state):
-   * `day` once `day` or a later revision came, `day#3` once revision 3 or later came. A
+   * Whether schedule id `id` was already used in this engine (persisted with its state). A
    * fleet gateway answers such a schedule `duplicate` instead of making a new revision.
    */
   hasScheduleId(id: string): boolean {
-    const root = id.replace(/#\d+$/, '');
-    const rev = this.scheduleRevisions.get(root);
-    if (rev === undefined) return false;
-    const asked = id === root ? 1 : Number(id.slice(root.length + 1));
-    return asked <= rev;
+    return this.scheduleIds.has(id);
   }
 
-  /**
-   * Records that schedule id `id` (e.g. from `uniqueScheduleId`) is in use, so that the next
-   * `uniqueScheduleId` of the same base gives the next revision.
-   */
+  /** Records that schedule id `id` is in use (the next `uniqueScheduleId` gives a revision). */
   reserveScheduleId(id: string): void {
-    this.noteScheduleId(id);
-  }
-
-  private noteScheduleId(id: string): void {
-    const base = id.replace(/#\d+$/, '');
-    const rev = id === base ? 1 : Number(id.slice(base.length + 1));
-    this.scheduleRevisions.set(base, Math.max(rev, this.scheduleRevisions.get(base) ?? 0));
+    this.scheduleIds.note(id);
   }
 
   /**
@@ -372,7 +260,8 @@ export class DispatchEngine {
    * nothing. A command whose id is already registered with the same content is a re-delivery
    * and is skipped; with other content it is an error. Commands of a schedule supersede the
    * unfinished commands of other schedules for the same assets from that schedule's first
-   * slot on. Returns the registered commands, in input order.
+   * slot on. Returns the registered commands, in input order. Every command is an object from
+   * now on: a big converted schedule is cheaper as a plan (`submitPlan`).
    */
   submit(input: Command | CommandInput | readonly (Command | CommandInput)[]): Command[] {
     const list = Array.isArray(input) ? input : [input];
@@ -392,7 +281,7 @@ export class DispatchEngine {
         throw new TypeError(`command [${i}]: id ${cmd.id} appears twice in the input`);
       }
       seen.add(cmd.id);
-      const existing = this.slots.get(cmd.id);
+      const existing = this.tracked.get(cmd.id);
       if (existing) {
         if (!sameContent(existing.cmd, cmd)) {
           throw new TypeError(
@@ -421,13 +310,13 @@ export class DispatchEngine {
       }
     }
     for (const [scheduleId, { start, assets }] of perSchedule) {
-      this.noteScheduleId(scheduleId);
-      for (const assetId of assets) this.supersede(assetId, scheduleId, start, now);
+      this.scheduleIds.note(scheduleId);
+      this.supersedeAll([...assets], scheduleId, start, now);
     }
     const emit = this.eventBus.hasSubscribers(EventType.COMMAND_CREATED);
     for (const cmd of prepared) {
-      const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
-      this.slots.set(cmd.id, slot);
+      const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
+      this.tracked.set(cmd.id, slot);
       this.counts.PENDING++;
       this.addActive(slot);
       this.enqueue(slot, cmd.scheduledAt.getTime());
@@ -442,7 +331,13 @@ export class DispatchEngine {
     return `cmd-${now.toString(36)}-${this.idCounter.toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   }
 
-  private supersede(assetId: string, scheduleId: string, start: number, now: number): void {
+  private supersede(
+    assetId: string,
+    scheduleId: string,
+    start: number,
+    now: number,
+    budget = { skip: 0 },
+  ): void {
     for (const slot of [...(this.active.get(assetId) ?? [])]) {
       const c = slot.cmd;
       if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
@@ -452,6 +347,7 @@ export class DispatchEngine {
         c.validUntil = new Date(start);
       }
     }
+    this.book.supersede(assetId, scheduleId, start, now, budget);
     // A silence's fallback that already went out ends too: the new schedule is in force.
     for (const kind of ['rate', 'cap']) {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
@@ -459,6 +355,120 @@ export class DispatchEngine {
       const end = Math.max(start, now);
       if (c.validUntil === null || c.validUntil.getTime() > end) c.validUntil = new Date(end);
     }
+  }
+
+  // ---------------------------------------------------------------- plans
+
+  /**
+   * Registers a converted schedule as its plan (a `Conversion`, or a `SchedulePlan` such as
+   * `planOfConversion` makes and a qe-schedule node sends): the rows are kept as numbers and
+   * each becomes a command only when it is due for its asset, or when something reads it
+   * (`getCommand`, `getCommands`, `getActiveCommands`, ...). Otherwise as `submit` of the
+   * conversion's commands: the same ids, events (COMMAND_CREATED for each row, made from the
+   * row, when someone subscribes), supersession of other schedules' commands and rows for its
+   * assets from its first slot on, and order in which due commands are handed out. Costs
+   * O(assets) plus a copy of the columns. A schedule id already registered with the same rows
+   * is a re-delivery (`duplicate`, nothing changes); with other rows, a TypeError.
+   */
+  submitPlan(input: Conversion | SchedulePlan | StoredPlan): PlanSubmission {
+    // A StoredPlan (from `readPlanInChunks`, checked already) is taken as it is: use it once.
+    const plan =
+      input instanceof StoredPlan
+        ? input
+        : readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
+    const id = plan.scheduleId;
+    if (this.book.isRedelivery(plan, this.tracked.values()))
+      return { scheduleId: id, count: 0, duplicate: true };
+    const count = plan.rowsLeft();
+    if (count === 0) return { scheduleId: id, count: 0, duplicate: false };
+    const now = this.clock.now();
+    this.scheduleIds.note(id);
+    let start = Number.POSITIVE_INFINITY;
+    for (const c of plan.cursors) if (c.next < c.end) start = Math.min(start, plan.timeOf(c.next));
+    const assets = plan.cursors.filter((c) => c.next < c.end).map((c) => c.assetId);
+    this.supersedeAll(assets, id, start, now);
+    this.book.add(plan);
+    this.book.announce(plan);
+    this.wake();
+    return { scheduleId: id, count, duplicate: false };
+  }
+
+  /** Whether the plan of schedule `scheduleId` still has rows not made into commands. */
+  hasPlan(scheduleId: string): boolean {
+    return this.book.get(scheduleId) !== undefined;
+  }
+
+  /**
+   * Calls `listener` with what persistence should record: `p:<scheduleId>` whenever a plan is
+   * registered, cut short (supersession, cancellation) or used up, whose `value()` is the
+   * plan's JSON (the rows still planned) or undefined when nothing is left. Making a due row
+   * into a command writes no `p:` record: the command is what the plan row says, made again
+   * the same way after a restart (a restored command of the plan moves its cursor past it).
+   */
+  onPersist(listener: (change: PersistChange) => void): () => void {
+    return this.book.onPersist(listener);
+  }
+
+  /** The tracked command of that id, a planned row made into it if need be. */
+  private trackedOrPlanned(id: string): Tracked | undefined {
+    const t = this.tracked.get(id);
+    if (t || !this.book.materialiseId(id)) return t;
+    return this.tracked.get(id);
+  }
+
+  /** A new PENDING command into the indexes (not the due heap). */
+  private adopt(cmd: Command): Tracked {
+    const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
+    this.tracked.set(cmd.id, slot);
+    this.counts.PENDING++;
+    this.addActive(slot);
+    return slot;
+  }
+
+  /** The engine as its plans' host: rows become tracked commands and due-heap entries. */
+  private planHost(): PlanHost {
+    return {
+      eventBus: this.eventBus,
+      has: (id) => this.tracked.has(id),
+      track: (cmd, seq) => {
+        this.enqueue(this.adopt(cmd), cmd.scheduledAt.getTime(), seq);
+        this.changed(cmd);
+      },
+      trackCancelled: (cmd, now, reason) =>
+        this.finish(this.adopt(cmd), CommandStatus.CANCELLED, now, reason),
+      queue: (c) => {
+        c.token = ++this.token;
+        const plan = c.plan;
+        const at = plan.timeOf(c.next);
+        const seq = plan.seqBase + c.next;
+        this.due.push({
+          at,
+          priority: plan.priority,
+          seq,
+          tracked: null,
+          cursor: c,
+          token: c.token,
+        });
+        this.wake();
+      },
+      newToken: () => ++this.token,
+      reserveSeq: (n) => {
+        const first = this.seq + 1;
+        this.seq += n;
+        return first;
+      },
+    };
+  }
+
+  /** `supersede` for several assets, planned rows cancelled within one budget. */
+  private supersedeAll(
+    assetIds: readonly string[],
+    scheduleId: string,
+    start: number,
+    now: number,
+  ): void {
+    const budget = this.book.budget(this.book.rowsFrom(assetIds, scheduleId, start));
+    for (const a of assetIds) this.supersede(a, scheduleId, start, now, budget);
   }
 
   // ---------------------------------------------------------------- re-applying
@@ -484,9 +494,10 @@ export class DispatchEngine {
    */
   reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
     const now = this.clock.now();
-    const inForce = new Map<string, Slot | Command>();
-    const startOf = (x: Slot | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
-    const consider = (x: Slot | Command) => {
+    this.book.catchUp(assetId, now);
+    const inForce = new Map<string, Tracked | Command>();
+    const startOf = (x: Tracked | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
+    const consider = (x: Tracked | Command) => {
       const c = 'cmd' in x ? x.cmd : x;
       if (!SETPOINT_TYPES.has(c.type) || c.scheduledAt.getTime() > now) return;
       if (c.validUntil !== null && c.validUntil.getTime() <= now) return;
@@ -524,7 +535,7 @@ export class DispatchEngine {
       // reach the device as the slot ends (or after, on a busy network).
       if (x.validUntil !== null && x.validUntil.getTime() - now < REAPPLY_MIN_REMAINING_MS)
         continue;
-      const c = this.reapplyCommand(x, reason, now);
+      const c = reapplyCommand(this.tracked, x, reason, now);
       fresh.push(c);
       out.push(c);
     }
@@ -539,6 +550,7 @@ export class DispatchEngine {
    * device; `last`, the latest finished one in force (the device may hold it).
    */
   rateSetpoints(assetId: string, now: number): RateSetpoints {
+    this.book.catchUp(assetId, now);
     const live = (c: Command) =>
       SETPOINT_TYPES.has(c.type) &&
       c.type !== CommandType.SET_POWER_LIMIT &&
@@ -561,7 +573,7 @@ export class DispatchEngine {
    * limit that bound it. Returns false when the command is not PENDING (nothing changed).
    */
   limitSetpoint(command: Command | string, valueKw: number, limitedBy: string | null): boolean {
-    const cmd = this.slotOf(command).cmd;
+    const cmd = this.trackedOf(command).cmd;
     if (cmd.status !== CommandStatus.PENDING) return false;
     const asked = cmd.askedKw ?? cmd.valueKw;
     cmd.valueKw = valueKw;
@@ -593,7 +605,7 @@ export class DispatchEngine {
     for (const { assetId, kw, limitedBy } of changes) {
       const plan = this.rateSetpoints(assetId, now).plan;
       if (!plan || plan.status === CommandStatus.PENDING) continue;
-      const c = this.reapplyCommand(plan, `limits: ${reason}`, now);
+      const c = reapplyCommand(this.tracked, plan, `limits: ${reason}`, now);
       const asked = plan.askedKw ?? plan.valueKw;
       c.valueKw = Math.abs(kw);
       if (kw < 0) c.type = CommandType.SET_DISCHARGE_RATE;
@@ -609,27 +621,6 @@ export class DispatchEngine {
     }
     if (fresh.length > 0) this.register(fresh, now, false);
     return fresh;
-  }
-
-  private reapplyCommand(orig: Command, reason: string, now: number): Command {
-    const root = orig.reapplyOf ?? orig.id;
-    let n = 1;
-    while (this.slots.has(`${root}~${n}`)) n++;
-    const at = new Date(now);
-    return {
-      ...orig,
-      id: `${root}~${n}`,
-      reapplyOf: root,
-      scheduledAt: at,
-      status: CommandStatus.PENDING,
-      attempts: 0,
-      lastError: null,
-      holdReason: null,
-      nextAttemptAt: null,
-      deadline: null,
-      createdAt: at,
-      history: [{ status: CommandStatus.PENDING, at, reason: `re-apply ${root}: ${reason}` }],
-    };
   }
 
   // ---------------------------------------------------------------- due commands
@@ -648,7 +639,13 @@ export class DispatchEngine {
       const top = this.due.peek();
       if (!top || top.at > t) break;
       this.due.pop();
-      const slot = top.slot;
+      const slot = top.tracked;
+      if (slot === null) {
+        // An asset's next planned row is due: it becomes a command now, handed out below.
+        const c = top.cursor as PlanCursor;
+        if (top.token === c.token && c.next < c.end) this.book.materialise(c, c.next);
+        continue;
+      }
       if (top.token !== slot.dueToken || slot.cmd.status !== CommandStatus.PENDING) continue;
       if (this.expireIfEnded(slot, t)) continue;
       if (this.holdIfNeeded(slot)) continue;
@@ -656,7 +653,32 @@ export class DispatchEngine {
     }
     for (const e of ready) this.due.push(e);
     ready.sort(readyOrder);
-    return ready.map((e) => e.slot.cmd);
+    return ready.map((e) => (e.tracked as Tracked).cmd);
+  }
+
+  /**
+   * Makes the planned rows due by `t` (epoch ms) into their commands now, handing nothing
+   * out: a host can call it ahead of a slot boundary so that `getPendingCommands` at the
+   * boundary finds them made. Returns how many were made.
+   */
+  prepareDue(t: number): number {
+    const back: HeapEntry[] = [];
+    let made = 0;
+    for (;;) {
+      const top = this.due.peek();
+      if (!top || top.at > t) break;
+      this.due.pop();
+      if (!liveDue(top)) continue;
+      if (top.tracked !== null) {
+        back.push(top);
+        continue;
+      }
+      const c = top.cursor as PlanCursor;
+      this.book.materialise(c, c.next);
+      made++;
+    }
+    for (const e of back) this.due.push(e);
+    return made;
   }
 
   /**
@@ -680,9 +702,15 @@ export class DispatchEngine {
             maxRetries: this.config.maxRetries,
             timeoutSeconds: this.config.commandTimeoutSeconds,
           })
-    ).filter((c) => !this.slots.has(c.id));
+    ).filter((c) => !this.tracked.has(c.id));
+    if (fresh.length > 0)
+      this.supersedeAll(
+        fresh.map((c) => c.assetId),
+        fresh[0]?.scheduleId as string,
+        t,
+        t,
+      );
     for (const c of fresh) {
-      this.supersede(c.assetId, c.scheduleId as string, t, t);
       // The stale plan's setpoint that went out ends now: the fallback is in force.
       const done = this.lastSetpoint.get(`${c.assetId}\u0000rate`);
       if (done && (done.validUntil === null || done.validUntil.getTime() > t))
@@ -700,7 +728,7 @@ export class DispatchEngine {
     return fresh;
   }
 
-  private expireIfEnded(slot: Slot, now: number): boolean {
+  private expireIfEnded(slot: Tracked, now: number): boolean {
     const vu = slot.cmd.validUntil;
     if (vu !== null && vu.getTime() <= now) {
       this.finish(
@@ -714,7 +742,7 @@ export class DispatchEngine {
     return false;
   }
 
-  private holdIfNeeded(slot: Slot): boolean {
+  private holdIfNeeded(slot: Tracked): boolean {
     const m = this.assets.get(slot.cmd.assetId)?.machine;
     if (!m || !HOLD_STATES.has(m.currentState)) return false;
     // The command that makes an asset available again must reach it.
@@ -789,14 +817,13 @@ export class DispatchEngine {
     });
   }
 
-  private enqueue(slot: Slot, at: number): void {
+  private enqueue(slot: Tracked, at: number, seq = ++this.seq): void {
     this.wake();
     slot.dueToken = ++this.token;
-    this.due.push({ at, priority: slot.cmd.priority, seq: ++this.seq, slot, token: slot.dueToken });
-    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + 1)) {
-      this.due.retain(
-        (e) => e.token === e.slot.dueToken && e.slot.cmd.status === CommandStatus.PENDING,
-      );
+    const token = slot.dueToken;
+    this.due.push({ at, priority: slot.cmd.priority, seq, tracked: slot, cursor: null, token });
+    if (this.due.size > 1024 && this.due.size > 3 * (this.counts.PENDING + this.book.planned + 1)) {
+      this.due.retain((e) => liveDue(e));
     }
   }
 
@@ -806,15 +833,16 @@ export class DispatchEngine {
    */
   nextWakeAt(): number | null {
     let top = this.due.peek();
-    while (
-      top &&
-      (top.token !== top.slot.dueToken || top.slot.cmd.status !== CommandStatus.PENDING)
-    ) {
+    while (top && !liveDue(top)) {
       this.due.pop();
       top = this.due.peek();
     }
     let dl = this.deadlines.peek();
-    while (dl && (dl.token !== dl.slot.deadlineToken || !inFlight(dl.slot.cmd.status))) {
+    while (
+      dl &&
+      (dl.token !== (dl.tracked as Tracked).deadlineToken ||
+        !inFlight((dl.tracked as Tracked).cmd.status))
+    ) {
       this.deadlines.pop();
       dl = this.deadlines.peek();
     }
@@ -837,7 +865,7 @@ export class DispatchEngine {
     command: Command | string,
     adapter?: Adapter | null,
   ): Promise<CommandStatus> {
-    const slot = this.slotOf(command);
+    const slot = this.trackedOf(command);
     const cmd = slot.cmd;
     const now = this.clock.now();
     if (cmd.status !== CommandStatus.PENDING) return cmd.status;
@@ -851,7 +879,7 @@ export class DispatchEngine {
       this.finish(slot, CommandStatus.FAILED, now, cmd.lastError);
       return cmd.status;
     }
-    this.dispatchSlot(slot, now);
+    this.dispatchTracked(slot, now);
     await this.runAttempt(cmd, a);
     return cmd.status;
   }
@@ -867,7 +895,7 @@ export class DispatchEngine {
     command: Command | string,
     adapter: Adapter,
   ): Promise<AdapterResult | undefined> {
-    const slot = this.slotOf(command);
+    const slot = this.trackedOf(command);
     const cmd = slot.cmd;
     const attempt = cmd.attempts;
     const current = () => inFlight(cmd.status) && cmd.attempts === attempt;
@@ -901,10 +929,10 @@ export class DispatchEngine {
    * the command themselves (a Node-RED wire) and report the answer with `handleResponse`.
    */
   markDispatched(command: Command | string): Command {
-    return this.dispatchSlot(this.slotOf(command), this.clock.now());
+    return this.dispatchTracked(this.trackedOf(command), this.clock.now());
   }
 
-  private dispatchSlot(slot: Slot, now: number): Command {
+  private dispatchTracked(slot: Tracked, now: number): Command {
     const cmd = slot.cmd;
     cmd.attempts++;
     cmd.nextAttemptAt = null;
@@ -923,7 +951,8 @@ export class DispatchEngine {
       at: deadline,
       priority: 0,
       seq: ++this.seq,
-      slot,
+      tracked: slot,
+      cursor: null,
       token: slot.deadlineToken,
     });
     this.emit(EventType.COMMAND_DISPATCHED, cmd);
@@ -943,7 +972,7 @@ export class DispatchEngine {
     error?: string | null,
     options: ResponseOptions = {},
   ): boolean {
-    const slot = this.slots.get(typeof command === 'string' ? command : command.id);
+    const slot = this.tracked.get(typeof command === 'string' ? command : command.id);
     if (!slot) return false;
     const cmd = slot.cmd;
     if (!inFlight(cmd.status)) return false;
@@ -988,7 +1017,7 @@ export class DispatchEngine {
       const top = this.deadlines.peek();
       if (!top || top.at > t) break;
       this.deadlines.pop();
-      const slot = top.slot;
+      const slot = top.tracked as Tracked;
       if (top.token !== slot.deadlineToken || !inFlight(slot.cmd.status)) continue;
       slot.cmd.lastError = `no answer within ${slot.cmd.timeoutSeconds} s (attempt ${slot.cmd.attempts})`;
       this.retryOrGiveUp(slot, t, true);
@@ -1003,7 +1032,7 @@ export class DispatchEngine {
     return Math.min(retryBaseSeconds * retryBackoffFactor ** (n - 1), retryMaxSeconds);
   }
 
-  private retryOrGiveUp(slot: Slot, now: number, timedOut: boolean): void {
+  private retryOrGiveUp(slot: Tracked, now: number, timedOut: boolean): void {
     const cmd = slot.cmd;
     slot.deadlineToken = ++this.token;
     cmd.deadline = null;
@@ -1031,7 +1060,8 @@ export class DispatchEngine {
 
   /** Cancels one unfinished command. True if it was cancelled. */
   cancel(command: Command | string, reason = 'cancelled'): boolean {
-    const slot = this.slots.get(typeof command === 'string' ? command : command.id);
+    const id = typeof command === 'string' ? command : command.id;
+    const slot = this.trackedOrPlanned(id);
     if (!slot || isFinal(slot.cmd.status)) return false;
     this.finish(slot, CommandStatus.CANCELLED, this.clock.now(), reason);
     return true;
@@ -1047,20 +1077,21 @@ export class DispatchEngine {
   ): Command[] {
     const out: Command[] = [];
     const now = this.clock.now();
-    const sets =
+    const assetIds =
       filter.assetId === undefined
-        ? [...this.active.values()]
-        : this.active.has(filter.assetId)
-          ? [this.active.get(filter.assetId) as Set<Slot>]
-          : [];
-    for (const set of sets) {
-      for (const slot of [...set]) {
+        ? [...new Set([...this.active.keys(), ...this.book.assetIds()])]
+        : [filter.assetId];
+    const budget = this.book.budget(this.book.rowsOf(assetIds));
+    for (const assetId of assetIds) {
+      for (const slot of [...(this.active.get(assetId) ?? [])]) {
         const s = slot.cmd.status;
         if (s === CommandStatus.PENDING || (filter.includeInFlight && inFlight(s))) {
           this.finish(slot, CommandStatus.CANCELLED, now, reason);
           out.push(slot.cmd);
         }
       }
+      // Planned rows too; those beyond what the finished commands keep are made for `out` only.
+      this.book.cancelAsset(assetId, reason, now, budget, out);
     }
     return out;
   }
@@ -1116,8 +1147,9 @@ export class DispatchEngine {
 
   // ---------------------------------------------------------------- inspection
 
+  /** The command of that id (a planned row is made into its command on the way). */
   getCommand(id: string): Command | undefined {
-    return this.slots.get(id)?.cmd;
+    return this.trackedOrPlanned(id)?.cmd;
   }
 
   getCommands(filter: CommandFilter = {}): Command[] {
@@ -1125,8 +1157,11 @@ export class DispatchEngine {
       filter.status === undefined
         ? null
         : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
+    // Planned rows are PENDING: asked for, they are made into their commands.
+    if (statuses === null || statuses.has(CommandStatus.PENDING))
+      this.book.materialiseAll(filter.assetId, filter.scheduleId);
     const out: Command[] = [];
-    for (const { cmd } of this.slots.values()) {
+    for (const { cmd } of this.tracked.values()) {
       if (filter.assetId !== undefined && cmd.assetId !== filter.assetId) continue;
       if (filter.scheduleId !== undefined && cmd.scheduleId !== filter.scheduleId) continue;
       if (statuses && !statuses.has(cmd.status)) continue;
@@ -1135,8 +1170,19 @@ export class DispatchEngine {
     return out;
   }
 
-  /** The unfinished commands of an asset (from the engine's index: no scan). */
+  /** The commands of an asset awaiting an answer (never a planned row: no row is made). */
+  getInFlightCommands(assetId: string): Command[] {
+    const out: Command[] = [];
+    for (const { cmd } of this.active.get(assetId) ?? []) if (inFlight(cmd.status)) out.push(cmd);
+    return out;
+  }
+
+  /**
+   * The unfinished commands of an asset (from the engine's index: no scan). Its planned rows
+   * are made into their commands: for a count of those in flight, `getInFlightCommands`.
+   */
   getActiveCommands(assetId: string): Command[] {
+    this.book.materialiseAll(assetId);
     return [...(this.active.get(assetId) ?? [])].map((s) => s.cmd);
   }
 
@@ -1147,7 +1193,7 @@ export class DispatchEngine {
   getCommandInForce(assetId: string, now?: TimeInput): Command | undefined {
     const t = this.now(now);
     let best: Command | undefined;
-    for (const { cmd } of this.slots.values()) {
+    for (const { cmd } of this.tracked.values()) {
       if (
         cmd.assetId !== assetId ||
         cmd.status !== CommandStatus.COMPLETED ||
@@ -1165,7 +1211,9 @@ export class DispatchEngine {
   /** Commands of an asset that are held back, oldest first. */
   getHeldCommands(assetId?: string): Command[] {
     const sets =
-      assetId === undefined ? [...this.held.values()] : [this.held.get(assetId) ?? new Set<Slot>()];
+      assetId === undefined
+        ? [...this.held.values()]
+        : [this.held.get(assetId) ?? new Set<Tracked>()];
     return sets
       .flatMap((s) => [...s].map((x) => x.cmd))
       .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
@@ -1174,12 +1222,12 @@ export class DispatchEngine {
   stats(): EngineStats {
     const c = this.counts;
     return {
-      total: this.slots.size,
-      pending: c.PENDING,
+      total: this.tracked.size + this.book.planned,
+      pending: c.PENDING + this.book.planned,
       held: this.heldCount,
       inFlight: c.DISPATCHED + c.ACKNOWLEDGED,
       finished: c.COMPLETED + c.FAILED + c.TIMED_OUT + c.CANCELLED,
-      byStatus: { ...c },
+      byStatus: { ...c, PENDING: c.PENDING + this.book.planned },
     };
   }
 
@@ -1204,10 +1252,11 @@ export class DispatchEngine {
       format: 'qubit-energy/dispatch-engine',
       version: 1,
       savedAt: new Date(this.clock.now()).toISOString(),
-      commands: [...this.slots.values()].map((s) => commandToJSON(s.cmd)),
+      commands: [...this.tracked.values()].map((s) => commandToJSON(s.cmd)),
       assetStates,
-      scheduleRevisions: Object.fromEntries(this.scheduleRevisions),
+      scheduleRevisions: this.scheduleIds.toJSON(),
       lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
+      ...(this.book.size > 0 ? { plans: this.book.toJSON() } : {}),
     };
   }
 
@@ -1243,7 +1292,7 @@ export class DispatchEngine {
       else onProblem(problemAt('assetStates', id, `must be a state name, got ${shown(s)}`));
     }
     for (const [id, r] of restoreEntries(doc.scheduleRevisions, 'scheduleRevisions', onProblem)) {
-      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleRevisions.set(id, r as number);
+      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleIds.set(id, r as number);
       else
         onProblem(problemAt('scheduleRevisions', id, `must be an integer >= 1, got ${shown(r)}`));
     }
@@ -1252,9 +1301,9 @@ export class DispatchEngine {
     const now = engine.clock.now();
     for (const cmd of commands) {
       // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
-      if (cmd.scheduleId !== null) engine.noteScheduleId(cmd.scheduleId);
-      const slot: Slot = { cmd, dueToken: 0, deadlineToken: 0 };
-      engine.slots.set(cmd.id, slot);
+      if (cmd.scheduleId !== null) engine.scheduleIds.note(cmd.scheduleId);
+      const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
+      engine.tracked.set(cmd.id, slot);
       engine.counts[cmd.status]++;
       if (isFinal(cmd.status)) {
         engine.finished.push(cmd.id);
@@ -1272,19 +1321,21 @@ export class DispatchEngine {
       }
     }
     engine.trimFinished();
+    for (const id of engine.book.restore(doc.plans, commands, onProblem))
+      engine.scheduleIds.note(id);
     return engine;
   }
 
   // ---------------------------------------------------------------- internals
 
-  private slotOf(command: Command | string): Slot {
+  private trackedOf(command: Command | string): Tracked {
     const id = typeof command === 'string' ? command : command.id;
-    const slot = this.slots.get(id);
+    const slot = this.trackedOrPlanned(id);
     if (!slot) throw new RangeError(`unknown command ${id}: submit it to the engine first`);
     return slot;
   }
 
-  private addActive(slot: Slot): void {
+  private addActive(slot: Tracked): void {
     let set = this.active.get(slot.cmd.assetId);
     if (!set) {
       set = new Set();
@@ -1293,7 +1344,7 @@ export class DispatchEngine {
     set.add(slot);
   }
 
-  private move(slot: Slot, to: CommandStatus, now: number, reason?: string): void {
+  private move(slot: Tracked, to: CommandStatus, now: number, reason?: string): void {
     const from = slot.cmd.status;
     transition(slot.cmd, to, now, reason);
     this.counts[from]--;
@@ -1301,7 +1352,7 @@ export class DispatchEngine {
     this.changed(slot.cmd);
   }
 
-  private finish(slot: Slot, to: CommandStatus, now: number, reason?: string): void {
+  private finish(slot: Tracked, to: CommandStatus, now: number, reason?: string): void {
     const cmd = slot.cmd;
     this.move(slot, to, now, reason);
     if (reason !== undefined && to !== CommandStatus.COMPLETED && cmd.lastError === null)
@@ -1350,9 +1401,9 @@ export class DispatchEngine {
     const max = this.config.maxFinishedCommands;
     while (this.finished.length - this.finishedHead > max) {
       const id = this.finished[this.finishedHead++] as string;
-      const slot = this.slots.get(id);
+      const slot = this.tracked.get(id);
       if (slot && isFinal(slot.cmd.status)) {
-        this.slots.delete(id);
+        this.tracked.delete(id);
         this.counts[slot.cmd.status]--;
       }
     }
@@ -1367,24 +1418,14 @@ export class DispatchEngine {
   }
 }
 
-type CommandEventType =
-  | EventType.COMMAND_CREATED
-  | EventType.COMMAND_DISPATCHED
-  | EventType.COMMAND_ACKNOWLEDGED
-  | EventType.COMMAND_COMPLETED
-  | EventType.COMMAND_FAILED
-  | EventType.COMMAND_TIMED_OUT
-  | EventType.COMMAND_CANCELLED;
-
-const EVENT_FOR: Record<CommandStatus, CommandEventType> = {
-  PENDING: EventType.COMMAND_CREATED,
-  DISPATCHED: EventType.COMMAND_DISPATCHED,
-  ACKNOWLEDGED: EventType.COMMAND_ACKNOWLEDGED,
-  COMPLETED: EventType.COMMAND_COMPLETED,
-  FAILED: EventType.COMMAND_FAILED,
-  TIMED_OUT: EventType.COMMAND_TIMED_OUT,
-  CANCELLED: EventType.COMMAND_CANCELLED,
-};
+/** Whether a due-heap entry still counts (stale ones are skipped). */
+function liveDue(e: HeapEntry): boolean {
+  if (e.tracked === null) {
+    const c = e.cursor as PlanCursor;
+    return e.token === c.token && c.next < c.end;
+  }
+  return e.token === e.tracked.dueToken && e.tracked.cmd.status === CommandStatus.PENDING;
+}
 
 function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
   return (
@@ -1396,47 +1437,4 @@ function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
 /** Order of due commands handed out: highest priority first, then the oldest. */
 function readyOrder(a: HeapEntry, b: HeapEntry): number {
   return b.priority - a.priority || a.at - b.at || a.seq - b.seq;
-}
-
-const SETPOINT_TYPES: ReadonlySet<CommandType> = new Set([
-  CommandType.SET_CHARGE_RATE,
-  CommandType.SET_DISCHARGE_RATE,
-  CommandType.SET_POWER_LIMIT,
-]);
-
-/** A setpoint that ends sooner than this is not re-applied: its successor is about to go. */
-export const REAPPLY_MIN_REMAINING_MS = 1000;
-
-/** How the reason of a command that its device refused begins. */
-const REFUSED = 'refused: ';
-
-function setpointKind(type: CommandType): 'rate' | 'cap' {
-  return type === CommandType.SET_POWER_LIMIT ? 'cap' : 'rate';
-}
-
-function inFlight(s: CommandStatus): boolean {
-  return s === CommandStatus.DISPATCHED || s === CommandStatus.ACKNOWLEDGED;
-}
-
-function responseOptions(r: AdapterResult): ResponseOptions {
-  const opts: ResponseOptions = {};
-  if (r.final !== undefined) opts.final = r.final;
-  if (r.completed !== undefined) opts.completed = r.completed;
-  if (r.timedOut !== undefined) opts.timedOut = r.timedOut;
-  if (r.expired !== undefined) opts.expired = r.expired;
-  return opts;
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
-}
-
-function sameContent(a: Command, b: Command): boolean {
-  return (
-    a.assetId === b.assetId &&
-    a.type === b.type &&
-    a.valueKw === b.valueKw &&
-    a.scheduledAt.getTime() === b.scheduledAt.getTime()
-  );
 }

@@ -104,6 +104,7 @@ export {
   type ImportLimit,
   mapKeysFor,
   type PlannedAsset,
+  type PlanSettings,
 } from './convert';
 export {
   type CommandFilter,
@@ -113,6 +114,8 @@ export {
   type EngineDeps,
   type EngineJSON,
   type EngineStats,
+  type PersistChange,
+  type PlanSubmission,
   type ResponseOptions,
   resolveConfig,
 } from './engine';
@@ -208,6 +211,14 @@ export {
   type NetTarget,
   netProblem,
 } from './net-errors';
+export {
+  type PlanAssetEntry,
+  type PlanJSON,
+  planOfConversion,
+  readPlanInChunks,
+  type SchedulePlan,
+  StoredPlan,
+} from './plans';
 export { formatRestoreProblem, type RestoreProblem } from './restore';
 export {
   classifyColumn,

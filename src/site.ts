@@ -19,8 +19,9 @@ import {
   type Transition,
 } from './compliance';
 import type { Conversion, ConvertOptions } from './convert';
-import { DispatchEngine, type EngineConfig, type EngineJSON } from './engine';
+import { DispatchEngine, type EngineConfig, type EngineJSON, type PlanSubmission } from './engine';
 import { EventBus, EventType } from './event-bus';
+import type { SchedulePlan, StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
 import { type LimiterJSON, SiteLimiter } from './site-limits';
 import {
@@ -95,6 +96,8 @@ export interface SiteJSON {
   engine: EngineJSON;
   /** Which dispatcher submitted each unfinished command. */
   owners: Record<string, string>;
+  /** Which dispatcher submitted each plan with rows left (absent in older documents). */
+  planOwners?: Record<string, string>;
   /** The dynamic caps in force (a site with limits). */
   limits?: LimiterJSON;
 }
@@ -121,6 +124,8 @@ export class Site implements AdapterHost {
   private readonly sinks = new Map<string, DueCommandSink>();
   private readonly sinkIds = new WeakMap<DueCommandSink, string>();
   private readonly owners = new Map<string, string>();
+  /** Which dispatcher submitted each plan (`submitPlan`), by schedule id. */
+  private readonly planOwners = new Map<string, string>();
   /**
    * Per asset seen by the compliance check: its COMPLETED setpoints that may be in force (a
    * short list, pruned as they end), so that a measurement does not scan the engine.
@@ -202,6 +207,11 @@ export class Site implements AdapterHost {
               this.owners.set(id, owner);
             }
           }
+          for (const [id, owner] of restoreEntries(site.planOwners, 'planOwners', report)) {
+            if (typeof owner !== 'string')
+              report(problemAt('planOwners', id, `must be a dispatcher id, got ${shown(owner)}`));
+            else if (engine.hasPlan(id)) this.planOwners.set(id, owner);
+          }
           if (problems.length > 0) {
             this.loadError = new PartialRestoreError(
               this.store.location,
@@ -244,7 +254,12 @@ export class Site implements AdapterHost {
     // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
-      if (isFinal(cmd.status)) this.owners.delete(cmd.id);
+      if (isFinal(cmd.status)) {
+        this.owners.delete(cmd.id);
+        const sid = cmd.scheduleId;
+        if (sid !== null && this.planOwners.has(sid) && !this.engine.hasPlan(sid))
+          this.planOwners.delete(sid);
+      }
       if (cmd.status === CommandStatus.COMPLETED) this.noteCompleted(cmd);
       if (this.limiter && isFinal(cmd.status)) {
         this.limiter.commandFinished(cmd);
@@ -298,6 +313,17 @@ export class Site implements AdapterHost {
     return added;
   }
 
+  /**
+   * Submits a converted schedule as its plan (see `engine.submitPlan`: its commands are made
+   * as they fall due) on behalf of dispatcher `owner`, and re-arms.
+   */
+  submitPlan(plan: Conversion | SchedulePlan | StoredPlan, owner?: string): PlanSubmission {
+    const done = this.engine.submitPlan(plan);
+    if (owner !== undefined && done.count > 0) this.planOwners.set(done.scheduleId, owner);
+    this.arm(true);
+    return done;
+  }
+
   /** Runs one round now: time out late attempts, hand out what is due. */
   async runOnce(): Promise<void> {
     const now = this.clock.now();
@@ -312,7 +338,11 @@ export class Site implements AdapterHost {
       // Its own dispatcher; else (a re-apply, a command restored without one) the one that
       // last delivered to the asset, whose wires reach its adapter; else the first.
       const entry = this.assets.get(cmd.assetId);
-      const owner = this.owners.get(cmd.id) ?? entry?.dispatcher ?? undefined;
+      const owner =
+        this.owners.get(cmd.id) ??
+        (cmd.scheduleId === null ? undefined : this.planOwners.get(cmd.scheduleId)) ??
+        entry?.dispatcher ??
+        undefined;
       const sink = (owner !== undefined ? this.sinks.get(owner) : undefined) ?? first;
       if (!sink) {
         if (this.autoDispatch) {
@@ -699,6 +729,7 @@ export class Site implements AdapterHost {
       siteId: this.siteId,
       engine: this.engine.toJSON(),
       owners,
+      ...(this.planOwners.size > 0 ? { planOwners: Object.fromEntries(this.planOwners) } : {}),
       ...(this.limiter ? { limits: this.limiter.toJSON() } : {}),
     };
   }

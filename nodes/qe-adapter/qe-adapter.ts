@@ -5,7 +5,7 @@
  * status counts the assets and the commands awaiting an answer.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Adapter, CommandStatus } from '../..';
+import type { Adapter } from '../..';
 import { closeWith, listField, setUp, type UserDef, useCoordinator } from '../lib/common';
 import { NodeConfigError, NodeInputError } from '../lib/errors';
 import { Status } from '../lib/status';
@@ -100,11 +100,8 @@ export default function (RED: NodeAPI) {
     const status = new Status(this, () => {
       let inFlight = 0;
       for (const assetId of registered) {
-        inFlight += engine
-          .getActiveCommands(assetId)
-          .filter(
-            (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
-          ).length;
+        // (Not getActiveCommands: that would make every planned row of the asset.)
+        inFlight += engine.getInFlightCommands(assetId).length;
       }
       return {
         fill: inFlight > 0 ? 'blue' : 'green',

@@ -5,7 +5,13 @@
  * ones; the status shows what is pending and when the next is due.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Command, commandToJSON, type DueCommandSink, summarizeCommand } from '../..';
+import {
+  type Command,
+  commandToJSON,
+  type DueCommandSink,
+  readPlanInChunks,
+  summarizeCommand,
+} from '../..';
 import {
   clockTime,
   closeWith,
@@ -19,6 +25,7 @@ import { Status } from '../lib/status';
 
 interface DispatcherMsg extends NodeMessageInFlow {
   reset?: unknown;
+  plan?: unknown;
 }
 
 export default function (RED: NodeAPI) {
@@ -77,7 +84,40 @@ export default function (RED: NodeAPI) {
     const off = engine.onCommandChange(status.refresh);
     status.update();
 
+    // A plan is checked in chunks (the event loop stays free): messages that come meanwhile
+    // wait for it, in order.
+    let pending: Promise<void> = Promise.resolve();
+    let waiting = 0;
+    let closed = false;
+    const submitPlan = async (plan: unknown, done: (err?: Error) => void): Promise<void> => {
+      try {
+        const stored = await readPlanInChunks(plan, 'plan');
+        if (!closed) site.submitPlan(stored, node.id);
+        done();
+      } catch (err) {
+        done(NodeInputError.from('qe-dispatcher', `msg.${(err as Error).message}`));
+      }
+    };
     node.on('input', (msg: DispatcherMsg, _send, done) => {
+      if (waiting > 0) {
+        waiting++;
+        pending = pending
+          .then(() => handle(msg, done))
+          .finally(() => {
+            waiting--;
+          });
+        return;
+      }
+      const later = handle(msg, done);
+      if (later) {
+        waiting++;
+        pending = later.finally(() => {
+          waiting--;
+        });
+      }
+    });
+
+    const handle = (msg: DispatcherMsg, done: (err?: Error) => void): Promise<void> | undefined => {
       try {
         if (msg.reset !== undefined && msg.reset !== false) {
           const cancelled = engine.cancelPending({}, 'reset');
@@ -101,6 +141,10 @@ export default function (RED: NodeAPI) {
           done();
           return;
         }
+        if (msg.plan !== undefined) {
+          // A qe-schedule's plan: registered as columns, each command made as it falls due.
+          return submitPlan(msg.plan, done);
+        }
         const p = msg.payload;
         if (p === null || typeof p !== 'object') {
           done(
@@ -116,8 +160,17 @@ export default function (RED: NodeAPI) {
       } catch (err) {
         done(err as Error);
       }
-    });
-    closeWith(node, detach, off);
+      return undefined;
+    };
+
+    closeWith(
+      node,
+      () => {
+        closed = true;
+      },
+      detach,
+      off,
+    );
   }
 
   RED.nodes.registerType('qe-dispatcher', QeDispatcher as never);

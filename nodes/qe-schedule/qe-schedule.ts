@@ -4,7 +4,7 @@
  * qe-dispatcher; the status says how many, or that the schedule was rejected.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Conversion, commandToJSON } from '../..';
+import { type Conversion, commandToJSON, planOfConversion } from '../..';
 import {
   parseJsonObject,
   type ScheduleFields,
@@ -17,11 +17,18 @@ import { NodeConfigError, NodeInputError } from '../lib/errors';
 
 interface ScheduleDef extends UserDef, ScheduleFields {}
 
+/**
+ * Up to this many commands, msg.payload carries them as JSON too (for debug nodes, functions
+ * and older flows); a bigger schedule travels only as msg.plan, its columns of numbers.
+ */
+const PAYLOAD_COMMANDS_MAX = 1000;
+
 interface ScheduleMsg extends NodeMessageInFlow {
   assetMap?: unknown;
   scheduleId?: unknown;
   schedule?: unknown;
   limits?: unknown;
+  plan?: unknown;
 }
 
 export default function (RED: NodeAPI) {
@@ -65,13 +72,17 @@ export default function (RED: NodeAPI) {
         done(err as Error);
         return;
       }
-      msg.payload = conversion.commands.map(commandToJSON);
+      // The dispatcher registers msg.plan; commands are made as they fall due.
+      const count = conversion.changes.count;
+      msg.plan = planOfConversion(conversion);
+      msg.payload =
+        count <= PAYLOAD_COMMANDS_MAX ? conversion.commands.map(commandToJSON) : conversion.summary;
       msg.schedule = conversion.summary;
       if (options.limitColumn !== undefined) msg.limits = conversion.limits;
       this.status({
         fill: 'green',
         shape: 'dot',
-        text: RED._('qe-schedule.status.converted', { count: conversion.commands.length }),
+        text: RED._('qe-schedule.status.converted', { count }),
       });
       send(msg);
       done();

@@ -147,6 +147,48 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
     should(caught.msgs).have.length(0);
   });
 
+  it('a big schedule travels as msg.plan only; the dispatcher makes its commands as they fall due', async () => {
+    await helper.load(allNodes(), onTab(dispatchFlow()));
+    const out = inbox('out');
+    const schedOut = inbox('schedOut');
+    const caught = inbox('caught');
+    const site = siteOf();
+    // 3 vehicles x 400 quarter hours, a new value every slot: 1,200 commands.
+    const rows = Array.from({ length: 400 }, (_, i) => ({
+      timestamp: new Date(T0 + i * 900 * S).toISOString(),
+      ev_001_kw: 1 + (i % 7),
+      ev_002_kw: 2 + (i % 5),
+      ev_003_kw: 3 + (i % 3),
+    }));
+    helper.getNode('sched').receive({ payload: rows, scheduleId: 'big' } as never);
+    await schedOut.count(1);
+    await settle(10);
+    const msg = schedOut.msgs[0] as {
+      payload: { commandCount: number };
+      schedule: { commandCount: number };
+      plan: { scheduleId: string; slot: ArrayLike<number> };
+    };
+    should(msg.schedule.commandCount).equal(1200);
+    should(msg.payload).eql(msg.schedule); // not 1,200 commands' JSON
+    should(msg.plan.scheduleId).equal('big');
+    should(msg.plan.slot.length).equal(1200);
+    should(site.engine.stats().pending).equal(1200);
+    await clock.tickAsync(60 * S);
+    await out.count(3);
+    should(out.msgs.map((m) => (m as { commandId: string }).commandId)).eql([
+      'big:ast_ev_001:0',
+      'big:ast_ev_002:0',
+      'big:ast_ev_003:0',
+    ]);
+    // A bad plan reaches a Catch node, naming the field, and changes nothing.
+    helper.getNode('disp').receive({ plan: { ...msg.plan, scheduleId: '' } } as never);
+    await caught.count(1);
+    should((caught.msgs[0] as { error: { message: string } }).error.message).match(
+      /qe-dispatcher: msg\.plan\.scheduleId: must be a non-empty string/,
+    );
+    should(site.engine.stats().pending + site.engine.stats().inFlight).equal(1200);
+  });
+
   it('sends each command at its slot start, by timer, and the custom adapter completes it', async () => {
     await helper.load(allNodes(), onTab(dispatchFlow()));
     const out = inbox('out');

@@ -1,0 +1,355 @@
+/**
+ * PlanBook: the engine's submitted plans (see src/plans.ts) and their rows not yet made into
+ * commands. It decides when a row becomes a command (due, read, caught up to a time), cuts
+ * plans short (supersession, cancellation), counts the planned rows (PENDING commands in every
+ * figure of the engine), persists plans (`p:<scheduleId>` records, the `plans` of EngineJSON)
+ * and restores them. The engine owns the commands: a row becomes one through `PlanHost`.
+ */
+
+import { type Command, CommandStatus, commandToJSON, transition } from './commands';
+import { type EventBus, EventType } from './event-bus';
+import { type PlanCursor, type PlanJSON, readPlan, type StoredPlan } from './plans';
+import { problemAt, type RestoreProblem, shown } from './restore';
+
+/** A record for persistence (`onPersist`): `value()` is the JSON to keep, undefined: delete. */
+export interface PersistChange {
+  key: string;
+  value(): unknown;
+}
+
+/** What the book needs of the engine. */
+export interface PlanHost {
+  readonly eventBus: EventBus;
+  /** Whether a command of that id is tracked. */
+  has(id: string): boolean;
+  /** A row made into a PENDING command: tracked, due at its time, with sequence `seq`. */
+  track(cmd: Command, seq: number): void;
+  /** A row cancelled: tracked as a finished (CANCELLED) command. */
+  trackCancelled(cmd: Command, now: number, reason: string): void;
+  /** Puts the cursor's next row into the due heap under a new token (`c.token`). */
+  queue(c: PlanCursor): void;
+  /** A new token: a cursor that takes it has no live entry in the due heap any more. */
+  newToken(): number;
+  /** Reserves `n` sequence numbers (the submission order of the rows); returns the first. */
+  reserveSeq(n: number): number;
+}
+
+export class PlanBook {
+  private readonly plans = new Map<string, StoredPlan>();
+  /** Per asset, the cursors of the plans with rows left for it. */
+  private readonly cursorsOf = new Map<string, Set<PlanCursor>>();
+  private readonly listeners = new Set<(change: PersistChange) => void>();
+  /** Rows planned and not yet made into commands. */
+  planned = 0;
+
+  constructor(
+    private readonly host: PlanHost,
+    private readonly maxFinished: () => number,
+  ) {}
+
+  get(scheduleId: string): StoredPlan | undefined {
+    return this.plans.get(scheduleId);
+  }
+
+  get size(): number {
+    return this.plans.size;
+  }
+
+  /** The assets with planned rows. */
+  assetIds(): IterableIterator<string> {
+    return this.cursorsOf.keys();
+  }
+
+  /**
+   * Whether `plan` was registered before with the same rows (a re-delivery: true), as a plan
+   * still kept or as commands among `tracked`; with other rows, a TypeError.
+   */
+  isRedelivery(plan: StoredPlan, tracked: Iterable<{ cmd: Command }>): boolean {
+    const id = plan.scheduleId;
+    const known = this.plans.get(id);
+    if (known) {
+      if (known.sameRows(plan)) return true;
+      throw new TypeError(
+        `plan: schedule ${id} is already registered with other content; give it a new schedule id`,
+      );
+    }
+    for (const { cmd } of tracked) {
+      if (cmd.scheduleId !== id || cmd.reapplyOf !== undefined) continue;
+      const c = plan.byAsset.get(cmd.assetId);
+      const r = c && cmd.source ? plan.rowOfSlot(c, cmd.source.slot) : -1;
+      if (c && r >= 0 && plan.rowId(c, r) === cmd.id) {
+        const row = plan.command(c, r);
+        if (row.type === cmd.type && row.valueKw === (cmd.askedKw ?? cmd.valueKw)) return true;
+      }
+      throw new TypeError(
+        `plan: command ${cmd.id} of schedule ${id} is already registered with other content; give the schedule a new id`,
+      );
+    }
+    return false;
+  }
+
+  /** COMMAND_CREATED for every row of a new plan, made from the row, when someone listens. */
+  announce(plan: StoredPlan): void {
+    const bus = this.host.eventBus;
+    if (!bus.hasSubscribers(EventType.COMMAND_CREATED)) return;
+    for (const c of plan.cursors)
+      for (let r = c.next; r < c.end; r++)
+        bus.publish(EventType.COMMAND_CREATED, commandToJSON(plan.command(c, r)));
+  }
+
+  /** Starts keeping `plan`: its cursors go into the due heap. */
+  add(plan: StoredPlan): void {
+    this.plans.set(plan.scheduleId, plan);
+    plan.seqBase = this.host.reserveSeq(plan.slot.length);
+    for (const c of plan.cursors) {
+      if (c.next >= c.end) {
+        plan.closed++;
+        continue;
+      }
+      let set = this.cursorsOf.get(c.assetId);
+      if (!set) {
+        set = new Set();
+        this.cursorsOf.set(c.assetId, set);
+      }
+      set.add(c);
+      this.planned += c.end - c.next;
+      this.host.queue(c);
+    }
+    this.persist(plan);
+  }
+
+  private close(c: PlanCursor): void {
+    c.token = this.host.newToken();
+    const set = this.cursorsOf.get(c.assetId);
+    if (!set?.delete(c)) return;
+    if (set.size === 0) this.cursorsOf.delete(c.assetId);
+    const plan = c.plan;
+    if (plan.cursors.length === ++plan.closed) {
+      this.plans.delete(plan.scheduleId);
+      this.persist(plan);
+    }
+  }
+
+  /**
+   * Makes the rows of `c` up to `upto` into tracked commands, due at their times. (The
+   * command is what the row says, made again the same way after a restart: no `p:` record.)
+   */
+  materialise(c: PlanCursor, upto: number): void {
+    const plan = c.plan;
+    const last = Math.min(upto, c.end - 1);
+    for (let r = c.next; r <= last; r++) {
+      const cmd = plan.command(c, r);
+      this.planned--;
+      c.next = r + 1;
+      if (this.host.has(cmd.id)) continue; // submitted by hand under the same id: that one
+      this.host.track(cmd, plan.seqBase + r);
+    }
+    if (c.next < c.end) this.host.queue(c);
+    else this.close(c);
+  }
+
+  /** Makes the rows of an asset due at or before `t` into commands. */
+  catchUp(assetId: string, t: number): void {
+    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
+      let r = c.next;
+      while (r < c.end && c.plan.timeOf(r) <= t) r++;
+      if (r > c.next) this.materialise(c, r - 1);
+    }
+  }
+
+  /** Makes every planned row (of one asset, of one schedule) into a command. */
+  materialiseAll(assetId?: string, scheduleId?: string): void {
+    if (this.planned === 0) return;
+    const cursors =
+      assetId !== undefined
+        ? [...(this.cursorsOf.get(assetId) ?? [])]
+        : scheduleId !== undefined
+          ? (this.plans.get(scheduleId)?.cursors ?? [])
+          : [...this.plans.values()].flatMap((p) => p.cursors);
+    for (const c of cursors) {
+      if (scheduleId !== undefined && c.plan.scheduleId !== scheduleId) continue;
+      if (c.next < c.end) this.materialise(c, c.end - 1);
+    }
+  }
+
+  /** Makes the planned row of command id `id` (and those before it) into commands. */
+  materialiseId(id: string): boolean {
+    for (const plan of this.plans.values()) {
+      const sid = plan.scheduleId;
+      if (!id.startsWith(sid) || id.charAt(sid.length) !== ':') continue;
+      const rest = id.slice(sid.length + 1);
+      const k = rest.lastIndexOf(':');
+      const c = plan.byAsset.get(rest.slice(0, k));
+      if (!c || c.next >= c.end) continue;
+      const tail = rest.slice(k + 1);
+      const slot = tail === 'end' ? plan.times.length - 1 : Number(tail);
+      if (tail !== 'end' && String(slot) !== tail) continue;
+      const r = plan.rowOfSlot(c, slot);
+      if (r < 0) continue;
+      this.materialise(c, r);
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * How many of `rows` cancelled in one operation are never kept: the first ones, which the
+   * finished commands (maxFinishedCommands) would drop within that same operation anyway.
+   */
+  budget(rows: number): { skip: number } {
+    return { skip: Math.max(0, rows - this.maxFinished()) };
+  }
+
+  /** The rows of `assetIds` that a schedule other than `scheduleId` plans from `start` on. */
+  rowsFrom(assetIds: readonly string[], scheduleId: string | null, start: number): number {
+    let rows = 0;
+    for (const a of assetIds)
+      for (const c of this.cursorsOf.get(a) ?? [])
+        if (c.plan.scheduleId !== scheduleId) rows += c.end - c.plan.firstAtOrAfter(c, start);
+    return rows;
+  }
+
+  /**
+   * Cancels the planned rows of `c` from row `from` on. Each is a CANCELLED command kept
+   * among the finished ones, except the first `budget.skip`: those only get their
+   * COMMAND_CANCELLED event (made from the row, no object kept) and, with `out`, a command
+   * returned to the caller.
+   */
+  cancelRows(
+    c: PlanCursor,
+    from: number,
+    reason: string,
+    now: number,
+    budget: { skip: number },
+    out?: Command[],
+  ): void {
+    const plan = c.plan;
+    const end = c.end;
+    const bus = this.host.eventBus;
+    const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
+    for (let r = from; r < end; r++) {
+      const cmd = plan.command(c, r);
+      this.planned--;
+      if (budget.skip > 0) {
+        budget.skip--;
+        if (!emit && !out) continue;
+        transition(cmd, CommandStatus.CANCELLED, now, reason);
+        cmd.lastError = reason;
+        if (emit) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
+        out?.push(cmd);
+        continue;
+      }
+      if (this.host.has(cmd.id)) continue;
+      this.host.trackCancelled(cmd, now, reason);
+      out?.push(cmd);
+    }
+    c.end = Math.min(c.end, from);
+    if (c.next >= c.end) this.close(c);
+    else this.persist(plan);
+  }
+
+  /**
+   * Schedule `scheduleId` takes over asset `assetId` from `start`: other plans' rows from
+   * then on are cancelled, and the row each keeps last stops at `start`.
+   */
+  supersede(
+    assetId: string,
+    scheduleId: string,
+    start: number,
+    now: number,
+    budget: { skip: number },
+  ): void {
+    const reason = `superseded by schedule ${scheduleId}`;
+    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
+      if (c.plan.scheduleId === scheduleId) continue;
+      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget);
+      if (c.next >= c.end) continue;
+      const r = c.end - 1;
+      const u = c.plan.until[r] as number;
+      const vu = !Number.isNaN(c.endMs) ? c.endMs : u < 0 ? null : (c.plan.times[u] as number);
+      if (vu === null || vu > start) {
+        c.endMs = start;
+        this.persist(c.plan);
+      }
+    }
+  }
+
+  /** Cancels every planned row of an asset (`cancelPending`). */
+  cancelAsset(
+    assetId: string,
+    reason: string,
+    now: number,
+    budget: { skip: number },
+    out: Command[],
+  ): void {
+    for (const c of [...(this.cursorsOf.get(assetId) ?? [])])
+      this.cancelRows(c, c.next, reason, now, budget, out);
+  }
+
+  /** Planned rows of these assets. */
+  rowsOf(assetIds: readonly string[]): number {
+    let rows = 0;
+    for (const a of assetIds) for (const c of this.cursorsOf.get(a) ?? []) rows += c.end - c.next;
+    return rows;
+  }
+
+  // ------------------------------------------------------------ persistence
+
+  /** See `DispatchEngine.onPersist`. */
+  onPersist(listener: (change: PersistChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  persist(plan: StoredPlan): void {
+    if (this.listeners.size === 0) return;
+    const change: PersistChange = {
+      key: `p:${plan.scheduleId}`,
+      value: () => (this.plans.get(plan.scheduleId) === plan ? plan.toJSON() : undefined),
+    };
+    for (const l of [...this.listeners]) l(change);
+  }
+
+  toJSON(): PlanJSON[] {
+    return [...this.plans.values()].map((p) => p.toJSON());
+  }
+
+  /**
+   * The plans of a saved document: each checked (a bad one is left out and reported), its
+   * cursors moved past the rows already made into commands (`commands`, restored before).
+   * Returns the schedule ids restored.
+   */
+  restore(
+    list: unknown,
+    commands: readonly Command[],
+    onProblem: (problem: RestoreProblem) => void,
+  ): string[] {
+    if (list === undefined) return [];
+    if (!Array.isArray(list)) {
+      onProblem(problemAt('plans', '', `must be an array, got ${shown(list)}`));
+      return [];
+    }
+    const read = new Map<string, StoredPlan>();
+    list.forEach((entry, i) => {
+      try {
+        const plan = readPlan(entry, `plans[${i}]`);
+        if (read.has(plan.scheduleId) || this.plans.has(plan.scheduleId))
+          throw new TypeError(`plans[${i}]: schedule ${plan.scheduleId} appears twice`);
+        read.set(plan.scheduleId, plan);
+      } catch (err) {
+        onProblem(problemAt('plans', String(i), (err as Error).message));
+      }
+    });
+    for (const cmd of commands) {
+      const plan = cmd.scheduleId === null ? undefined : read.get(cmd.scheduleId);
+      const c = plan?.byAsset.get(cmd.assetId);
+      if (!plan || !c || !cmd.source || cmd.reapplyOf !== undefined) continue;
+      const r = plan.rowOfSlot(c, cmd.source.slot, c.first);
+      if (r >= c.next) c.next = r + 1;
+    }
+    for (const plan of read.values()) if (plan.rowsLeft() > 0) this.add(plan);
+    return [...read.keys()];
+  }
+}
