@@ -4,6 +4,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { CHUNK, runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import {
   type Command,
   CommandStatus,
@@ -14,7 +15,7 @@ import {
 import type { ScheduleSummary } from './event-bus';
 import {
   type ParseOptions,
-  parseSchedule,
+  parseSteps,
   type Schedule,
   ScheduleError,
   type ScheduleProblem,
@@ -139,6 +140,24 @@ export function newScheduleId(): string {
 }
 
 export function convertSchedule(input: unknown, options: ConvertOptions): Conversion {
+  return runSync(convertSteps(input, options));
+}
+
+/**
+ * `convertSchedule` in slices of a few milliseconds, the event loop served between them:
+ * the same conversion, or the same ScheduleError (row, column, value) as a rejection. The
+ * commands are made, as by `convertSchedule`, when `commands` is first read.
+ */
+export function convertScheduleAsync(
+  input: unknown,
+  options: ConvertOptions,
+  slicing: SliceOptions = {},
+): Promise<Conversion> {
+  return runSliced(convertSteps(input, options), slicing);
+}
+
+/** `convertSchedule` as a loop that yields at checkpoints (see chunks.ts). */
+function* convertSteps(input: unknown, options: ConvertOptions): Steps<Conversion> {
   const problems: ScheduleProblem[] = [];
   const assetMap = options.assetMap ?? {};
   if (assetMap === null || typeof assetMap !== 'object' || Array.isArray(assetMap)) {
@@ -197,13 +216,18 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     }
   }
 
-  const schedule = parseSchedule(input, options);
+  const schedule = yield* parseSteps(input, options);
   const scheduleId = options.scheduleId ?? schedule.scheduleId ?? newScheduleId();
 
   // Which columns feed which asset.
   const byAsset = new Map<string, AssetColumns>();
   const unmapped: string[] = [];
+  let work = 0;
   for (const col of schedule.setpoints) {
+    if (++work >= CHUNK / 8) {
+      work = 0;
+      yield;
+    }
     const key = mapKeysFor(col).find((k) => Object.hasOwn(assetMap, k));
     if (key === undefined) {
       unmapped.push(col.name);
@@ -351,6 +375,11 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
       plan.valueKw.push(fb);
       plan.until.push(-1);
     }
+    work += n + 1;
+    if (work >= CHUNK) {
+      work = 0;
+      yield;
+    }
   }
   if (problems.length > 0) throw new ScheduleError(problems);
 
@@ -382,18 +411,53 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     timeoutSeconds: options.timeoutSeconds ?? 30,
     priority: options.priority ?? 1,
   };
+  return conversionOf(schedule, summary, changes, limitsOf(schedule), made);
+}
+
+type Made = Parameters<typeof commandsOf>[1];
+
+/** How each conversion's commands are made (for `withScheduleId`). */
+const madeOf = new WeakMap<Conversion, Made>();
+
+function conversionOf(
+  schedule: Schedule,
+  summary: ScheduleSummary,
+  changes: ChangePlan,
+  limits: ImportLimit[],
+  made: Made,
+): Conversion {
   let commands: Command[] | undefined;
-  return {
+  const conversion: Conversion = {
     schedule,
-    scheduleId,
+    scheduleId: made.scheduleId,
     summary,
     changes,
-    limits: limitsOf(schedule),
+    limits,
     get commands(): Command[] {
       commands ??= commandsOf(changes, made);
       return commands;
     },
   };
+  madeOf.set(conversion, made);
+  return conversion;
+}
+
+/**
+ * The same conversion under another schedule id (its summary and its commands' ids and
+ * `scheduleId`): for a host that picks the id after converting in slices, when another
+ * schedule took the one it converted under. Shares the schedule, plan and limits.
+ */
+export function withScheduleId(conversion: Conversion, scheduleId: string): Conversion {
+  const made = madeOf.get(conversion);
+  if (made === undefined) throw new TypeError('not a conversion made by convertSchedule');
+  if (scheduleId === conversion.scheduleId) return conversion;
+  return conversionOf(
+    conversion.schedule,
+    { ...conversion.summary, scheduleId },
+    conversion.changes,
+    conversion.limits,
+    { ...made, scheduleId },
+  );
 }
 
 /** A schedule's import limits per slot as runs of equal values (NaN: no limit). */

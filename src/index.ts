@@ -64,6 +64,7 @@ export {
   type AdapterResult,
 } from './adapters/registry';
 export { type AssetEntry, AssetTable } from './assets';
+export { DEFAULT_SLICE_MS, type SliceOptions } from './chunks';
 export { type Clock, ManualClock, systemClock, toMillis } from './clock';
 export {
   type Command,
@@ -99,6 +100,7 @@ export {
   type Conversion,
   type ConvertOptions,
   convertSchedule,
+  convertScheduleAsync,
   DEFAULT_DEADBAND_KW,
   type HorizonEnd,
   type ImportLimit,
@@ -214,6 +216,7 @@ export {
   NEGATIVE_TOLERANCE_KW,
   type ParseOptions,
   parseSchedule,
+  parseScheduleAsync,
   Schedule,
   ScheduleError,
   type ScheduleProblem,
