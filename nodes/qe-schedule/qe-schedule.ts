@@ -30,7 +30,19 @@ export default function (RED: NodeAPI) {
         : { fill: 'grey', shape: 'ring', text: 'qe-schedule.status.waiting' },
     );
 
-    this.on('input', (msg: ScheduleMsg, send, done) => {
+    // One schedule at a time, in the order they came: the next is converted when the one
+    // before has been sent (or rejected). The conversion runs in slices of a few ms
+    // (receiveScheduleAsync), so a schedule of 10,000 assets does not hold the event loop.
+    let queue: Promise<void> = Promise.resolve();
+    let closed = false;
+    type Send = (msg: NodeMessageInFlow) => void;
+    type Done = (err?: Error) => void;
+
+    const handle = async (msg: ScheduleMsg, send: Send, done: Done): Promise<void> => {
+      if (closed) {
+        done(new Error('qe-schedule: closed before this schedule was converted; nothing changed'));
+        return;
+      }
       if (setupError || 'error' in found || options instanceof Error) {
         done(new Error(setupError ?? 'qe-schedule: no coordinator'));
         return;
@@ -53,7 +65,7 @@ export default function (RED: NodeAPI) {
       try {
         // The core picks the id (a re-sent one is the next revision) and publishes
         // SCHEDULE_RECEIVED; the dispatcher registers the commands when they reach it.
-        conversion = site.receiveSchedule(msg.payload, {
+        conversion = await site.receiveScheduleAsync(msg.payload, {
           ...options,
           assetMap: map,
           ...(requested === undefined ? {} : { scheduleId: requested }),
@@ -73,6 +85,18 @@ export default function (RED: NodeAPI) {
       });
       send(msg);
       done();
+    };
+
+    this.on('input', (msg: ScheduleMsg, send, done) => {
+      queue = queue.then(() =>
+        handle(msg, send as Send, done).catch((err: unknown) => done(err as Error)),
+      );
+    });
+
+    // A redeploy waits for the schedule being converted; those queued behind it are dropped.
+    this.on('close', (doneClosing: () => void) => {
+      closed = true;
+      void queue.then(doneClosing);
     });
   }
 
