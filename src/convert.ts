@@ -140,7 +140,7 @@ export function newScheduleId(): string {
 }
 
 export function convertSchedule(input: unknown, options: ConvertOptions): Conversion {
-  return runSync(convertSteps(input, options));
+  return runSync(convertSteps(input, options, false));
 }
 
 /**
@@ -153,11 +153,15 @@ export function convertScheduleAsync(
   options: ConvertOptions,
   slicing: SliceOptions = {},
 ): Promise<Conversion> {
-  return runSliced(convertSteps(input, options), slicing);
+  return runSliced(convertSteps(input, options, true), slicing);
 }
 
 /** `convertSchedule` as a loop that yields at checkpoints (see chunks.ts). */
-function* convertSteps(input: unknown, options: ConvertOptions): Steps<Conversion> {
+function* convertSteps(
+  input: unknown,
+  options: ConvertOptions,
+  sliced: boolean,
+): Steps<Conversion> {
   const problems: ScheduleProblem[] = [];
   const assetMap = options.assetMap ?? {};
   if (assetMap === null || typeof assetMap !== 'object' || Array.isArray(assetMap)) {
@@ -216,7 +220,7 @@ function* convertSteps(input: unknown, options: ConvertOptions): Steps<Conversio
     }
   }
 
-  const schedule = yield* parseSteps(input, options);
+  const schedule = yield* parseSteps(input, options, sliced);
   const scheduleId = options.scheduleId ?? schedule.scheduleId ?? newScheduleId();
 
   // Which columns feed which asset.

@@ -15,6 +15,7 @@
 
 import { CHUNK, runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import { describe, MAX_POWER_KW } from './commands';
+import { parseJsonSteps } from './json-chunks';
 import {
   EARLIEST_PLAUSIBLE_MS,
   type EpochUnit,
@@ -229,11 +230,18 @@ export function parseScheduleAsync(
   options: ParseOptions = {},
   slicing: SliceOptions = {},
 ): Promise<Schedule> {
-  return runSliced(parseSteps(input, options), slicing);
+  return runSliced(parseSteps(input, options, true), slicing);
 }
 
-/** `parseSchedule` as a loop that yields at checkpoints (see chunks.ts). */
-export function* parseSteps(input: unknown, options: ParseOptions = {}): Steps<Schedule> {
+/**
+ * `parseSchedule` as a loop that yields at checkpoints (see chunks.ts); `sliced`: JSON text
+ * is parsed in pieces too (parseJsonSteps), for a result the same as JSON.parse's.
+ */
+export function* parseSteps(
+  input: unknown,
+  options: ParseOptions = {},
+  sliced = false,
+): Steps<Schedule> {
   if (input instanceof Schedule) return input;
   const timeZone = options.timeZone ?? 'UTC';
   if (!isValidTimeZone(timeZone)) {
@@ -254,7 +262,7 @@ export function* parseSteps(input: unknown, options: ParseOptions = {}): Steps<S
       `slotSeconds must be a number > 0, got ${JSON.stringify(options.slotSeconds)}`,
     );
   }
-  let value = yield* decode(input);
+  let value = yield* decode(input, sliced);
   let meta: Record<string, unknown> = {};
   let scheduleId = options.scheduleId ?? null;
   if (isPlainObject(value) && 'schedule' in value) {
@@ -266,21 +274,21 @@ export function* parseSteps(input: unknown, options: ParseOptions = {}): Steps<S
     ) {
       scheduleId = String(rest.scheduleId);
     }
-    value = yield* decode(schedule);
+    value = yield* decode(schedule, sliced);
   }
   const table = yield* toRawTable(value, options);
   return yield* buildSchedule(table, { ...options, timeZone }, scheduleId, meta);
 }
 
-function* decode(input: unknown): Steps<unknown> {
-  if (Buffer.isBuffer(input)) return yield* decode(input.toString('utf8'));
+function* decode(input: unknown, sliced: boolean): Steps<unknown> {
+  if (Buffer.isBuffer(input)) return yield* decode(input.toString('utf8'), sliced);
   if (typeof input !== 'string') return input;
   const text = input.replace(/^\uFEFF/, '');
   const t = text.trimStart();
   if (t === '') throw new ScheduleError('the schedule is empty');
   if (t[0] === '{' || t[0] === '[') {
     try {
-      return JSON.parse(text);
+      return sliced ? yield* parseJsonSteps(text) : JSON.parse(text);
     } catch (err) {
       throw new ScheduleError(`the schedule is not valid JSON: ${(err as Error).message}`);
     }
