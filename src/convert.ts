@@ -418,10 +418,10 @@ function* convertSteps(
   return conversionOf(schedule, summary, changes, limitsOf(schedule), made);
 }
 
-type Made = Parameters<typeof commandsOf>[1];
+type Made = Parameters<typeof commandSteps>[1];
 
-/** How each conversion's commands are made (for `withScheduleId`). */
-const madeOf = new WeakMap<Conversion, Made>();
+/** How each conversion's commands are made, and once made, the commands. */
+const madeOf = new WeakMap<Conversion, { made: Made; commands?: Command[] }>();
 
 function conversionOf(
   schedule: Schedule,
@@ -430,7 +430,7 @@ function conversionOf(
   limits: ImportLimit[],
   made: Made,
 ): Conversion {
-  let commands: Command[] | undefined;
+  const state: { made: Made; commands?: Command[] } = { made };
   const conversion: Conversion = {
     schedule,
     scheduleId: made.scheduleId,
@@ -438,12 +438,26 @@ function conversionOf(
     changes,
     limits,
     get commands(): Command[] {
-      commands ??= commandsOf(changes, made);
-      return commands;
+      state.commands ??= runSync(commandSteps(changes, made));
+      return state.commands;
     },
   };
-  madeOf.set(conversion, made);
+  madeOf.set(conversion, state);
   return conversion;
+}
+
+/**
+ * A conversion's `commands`, made in slices of a few ms if not made yet (160,000 of them
+ * for 10,000 assets x 96 slots): then `conversion.commands` is that same array.
+ */
+export async function commandsAsync(
+  conversion: Conversion,
+  slicing: SliceOptions = {},
+): Promise<Command[]> {
+  const state = madeOf.get(conversion);
+  if (state === undefined) return conversion.commands;
+  state.commands ??= await runSliced(commandSteps(conversion.changes, state.made), slicing);
+  return state.commands;
 }
 
 /**
@@ -452,7 +466,7 @@ function conversionOf(
  * schedule took the one it converted under. Shares the schedule, plan and limits.
  */
 export function withScheduleId(conversion: Conversion, scheduleId: string): Conversion {
-  const made = madeOf.get(conversion);
+  const made = madeOf.get(conversion)?.made;
   if (made === undefined) throw new TypeError('not a conversion made by convertSchedule');
   if (scheduleId === conversion.scheduleId) return conversion;
   return conversionOf(
@@ -491,7 +505,7 @@ function limitsOf(schedule: Schedule): ImportLimit[] {
  * settings of the conversion. Commands of one plan share their Dates (one per slot) and
  * their first history entry (a frozen array that `transition` copies on the first change).
  */
-function commandsOf(
+function* commandSteps(
   changes: ChangePlan,
   made: {
     scheduleId: string;
@@ -500,7 +514,7 @@ function commandsOf(
     timeoutSeconds: number;
     priority: number;
   },
-): Command[] {
+): Steps<Command[]> {
   const { scheduleId, maxRetries, timeoutSeconds, priority } = made;
   const createdAt = new Date(made.now);
   const history = Object.freeze([
@@ -547,6 +561,7 @@ function commandsOf(
       createdAt,
       history,
     };
+    if ((k & 1023) === 1023) yield;
   }
   return out;
 }

@@ -22,6 +22,7 @@ import {
 import {
   type Conversion,
   type ConvertOptions,
+  commandsAsync,
   convertScheduleAsync,
   withScheduleId,
 } from './convert';
@@ -694,8 +695,14 @@ export class Site implements AdapterHost {
       engine.conversionOptions(options, engine.uniqueScheduleId(base)),
       slicing,
     );
-    const id = engine.uniqueScheduleId(base);
-    const conversion = id === undefined ? converted : withScheduleId(converted, id);
+    let conversion = converted;
+    for (;;) {
+      const id = engine.uniqueScheduleId(base);
+      if (id !== undefined) conversion = withScheduleId(converted, id);
+      // acceptConversion reads every command (their ids): made here in slices first.
+      await commandsAsync(conversion, slicing);
+      if (engine.uniqueScheduleId(base) === id) break; // else another schedule took the id
+    }
     engine.acceptConversion(conversion);
     if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);
     this.arm(true);

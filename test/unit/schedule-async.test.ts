@@ -12,6 +12,7 @@ import { commandToJSON } from '../../src/commands';
 import {
   type Conversion,
   type ConvertOptions,
+  commandsAsync,
   convertSchedule,
   convertScheduleAsync,
 } from '../../src/convert';
@@ -217,9 +218,13 @@ describe('schedules parsed and converted in slices', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const c = randomCase(seed);
       const sync = outcomeOf(() => conversionView(convertSchedule(c.input, c.options)));
-      const slices = await asyncOutcomeOf(async () =>
-        conversionView(await convertScheduleAsync(c.input, c.options, EVERY_CHECKPOINT)),
-      );
+      const slices = await asyncOutcomeOf(async () => {
+        const conv = await convertScheduleAsync(c.input, c.options, EVERY_CHECKPOINT);
+        // The commands made in slices are the ones `commands` then gives.
+        const made = await commandsAsync(conv, EVERY_CHECKPOINT);
+        should(conv.commands).equal(made);
+        return conversionView(conv);
+      });
       should(slices).eql(sync, c.what);
       const parsed = outcomeOf(() => scheduleView(parseSchedule(c.input, c.options)));
       const parsedAsync = await asyncOutcomeOf(async () =>
@@ -283,15 +288,23 @@ describe('schedules parsed and converted in slices', () => {
       setImmediate(spin);
     };
     setImmediate(spin);
+    // As JSON text (4 MB): parsed in pieces too.
+    const text = JSON.stringify({ columns, index, data });
     const conversion = await convertScheduleAsync(
-      { columns, index, data },
-      { assetMap, now: NOW },
+      text,
+      { assetMap, now: NOW, scheduleId: 'big' },
       EVERY_CHECKPOINT,
     );
+    const atConverted = turns;
+    await commandsAsync(conversion, EVERY_CHECKPOINT);
     spinning = false;
-    // 192,000 cells read and converted in checkpoints of at most 4,096 cells each.
-    should(turns).be.above(40);
-    should(conversion.summary.assets.length).equal(assets);
+    // 192,000 cells read and converted in checkpoints of at most 4,096 cells each, the
+    // commands made 1,024 at a time.
+    should(atConverted).be.above(40);
+    should(turns - atConverted).be.above(10);
+    const sync = convertSchedule(text, { assetMap, now: NOW, scheduleId: 'big' });
+    should(conversion.summary).eql(sync.summary);
+    should(conversion.changes).eql(sync.changes);
   });
 });
 
