@@ -99,6 +99,7 @@ export {
   type ChangePlan,
   type Conversion,
   type ConvertOptions,
+  commandsAsync,
   convertSchedule,
   convertScheduleAsync,
   DEFAULT_DEADBAND_KW,
