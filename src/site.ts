@@ -680,7 +680,8 @@ export class Site implements AdapterHost {
    * `receiveSchedule` in slices of a few milliseconds (`parseScheduleAsync`,
    * `convertScheduleAsync`), the event loop served between them: the same conversion, or the
    * same ScheduleError as a rejection. The schedule id is taken when the conversion is done,
-   * so a schedule received meanwhile does not get the same revision.
+   * so a schedule received meanwhile does not get the same revision. A site stopped meanwhile
+   * rejects it and changes nothing.
    */
   async receiveScheduleAsync(
     schedule: unknown,
@@ -702,6 +703,11 @@ export class Site implements AdapterHost {
       // acceptConversion reads every command (their ids): made here in slices first.
       await commandsAsync(conversion, slicing);
       if (engine.uniqueScheduleId(base) === id) break; // else another schedule took the id
+    }
+    if (this.stopped) {
+      throw new Error(
+        `site ${this.siteId} stopped while the schedule was converted; nothing changed`,
+      );
     }
     engine.acceptConversion(conversion);
     if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);

@@ -93,7 +93,8 @@ export default function (RED: NodeAPI) {
       );
     });
 
-    // A redeploy waits for the schedule being converted; those queued behind it are dropped.
+    // A redeploy waits for the schedule being converted (rejected if the site stopped
+    // meanwhile); those queued behind it are rejected.
     this.on('close', (doneClosing: () => void) => {
       closed = true;
       void queue.then(doneClosing);

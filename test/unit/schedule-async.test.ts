@@ -352,6 +352,25 @@ describe('Site.receiveScheduleAsync', () => {
     ).be.true();
   });
 
+  it('a site stopped while the schedule converts rejects it and changes nothing', async () => {
+    const site = new Site({ siteId: 's' });
+    const seen: unknown[] = [];
+    site.eventBus.subscribe(EventType.SCHEDULE_RECEIVED, (e) => seen.push(e));
+    const pending = site.receiveScheduleAsync(
+      text(),
+      { assetMap, scheduleId: 'day' },
+      EVERY_CHECKPOINT,
+    );
+    await site.stop();
+    const err = await pending.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    should((err as Error).message).match(/site s stopped while the schedule was converted/);
+    should(seen).eql([]);
+    should(site.engine.stats().total).equal(0);
+  });
+
   it('a bad schedule rejects with the ScheduleError and changes nothing', async () => {
     const site = new Site({ siteId: 's' });
     const seen: unknown[] = [];
