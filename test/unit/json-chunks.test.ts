@@ -4,7 +4,7 @@
  */
 import should from 'should';
 import { runSync } from '../../src/chunks';
-import { parseJsonSteps } from '../../src/json-chunks';
+import { parseJsonSteps, stringifySteps } from '../../src/json-chunks';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -85,5 +85,36 @@ describe('parseJsonSteps: JSON.parse in pieces', () => {
     // Large texts were taken apart, and the mutations gave errors.
     should(pieces).be.above(8);
     should(errors).be.above(10);
+  });
+
+  it('stringifySteps gives the text JSON.stringify gives, in pieces', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const r = rng(seed);
+      const v = randomValue(r, 12_000) as Record<string, unknown>;
+      // Long arrays, and what JSON.stringify leaves out or changes: undefined, functions,
+      // Dates (toJSON), NaN.
+      const doc = {
+        v,
+        long: Array.from({ length: 2500 + seed }, (_, i) =>
+          i % 97 === 0
+            ? undefined
+            : i % 89 === 0
+              ? new Date(i * 1e9)
+              : { i, x: i % 7 ? i / 3 : Number.NaN },
+        ),
+        skip: undefined,
+        fn: () => 1,
+        nested: { rows: Array.from({ length: 1500 }, (_, i) => [i, `r${i}`, null]) },
+      };
+      let yields = 0;
+      const steps = stringifySteps(doc);
+      let x = steps.next();
+      while (!x.done) {
+        yields++;
+        x = steps.next();
+      }
+      should(x.value).equal(JSON.stringify(doc));
+      should(yields).be.above(3);
+    }
   });
 });
