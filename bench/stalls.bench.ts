@@ -10,15 +10,19 @@
  *   qe-schedule -> qe-dispatcher, from the message until every command is PENDING.
  * - Other operations on a site holding that schedule's commands, each synchronous, so its
  *   time is its stall: `engine.getCommands()`, `site.toJSON()` (a whole save), the
- *   timeline's full snapshot of 2,000 x 96.
+ *   timeline's full snapshot of 2,000 x 96; and that snapshot as the admin endpoint now
+ *   makes it, in slices.
  *
  *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS)
  *
  * Prints figures; passes or fails nothing.
  */
+
+import { runSliced } from '../src/chunks';
 import { commandsAsync, convertScheduleAsync } from '../src/convert';
+import { stringifySteps } from '../src/json-chunks';
 import { Site } from '../src/site';
-import { buildSnapshot } from '../src/timeline';
+import { buildSnapshot, TimelineFeed } from '../src/timeline';
 import {
   COORDINATOR,
   deadline,
@@ -204,6 +208,13 @@ async function main(): Promise<void> {
   await measure(`... and JSON.stringify (${(snap.length / 1e6).toFixed(1)} MB)`, () =>
     JSON.stringify(buildSnapshot(tl, Date.now())),
   );
+  // What the admin endpoint now does: both in slices.
+  const feed = new TimelineFeed(tl, { publish: () => {} });
+  await measure('timeline snapshot in slices: snapshotAsync + stringifySteps', async () => {
+    const text = await runSliced(stringifySteps(await feed.snapshotAsync()));
+    return text.length;
+  });
+  feed.stop();
 }
 
 runBenchmark(main);
