@@ -23,6 +23,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'limits-site', flags: ['--expose-gc'] },
   { name: 'timeline', flags: [] },
   { name: 'fleet', flags: [] },
+  { name: 'stalls', flags: ['--expose-gc'] },
 ];
 
 const only = process.argv.slice(2);

@@ -4,6 +4,7 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { CHUNK, runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import {
   type Command,
   CommandStatus,
@@ -14,7 +15,7 @@ import {
 import type { ScheduleSummary } from './event-bus';
 import {
   type ParseOptions,
-  parseSchedule,
+  parseSteps,
   type Schedule,
   ScheduleError,
   type ScheduleProblem,
@@ -149,6 +150,28 @@ export function newScheduleId(): string {
 }
 
 export function convertSchedule(input: unknown, options: ConvertOptions): Conversion {
+  return runSync(convertSteps(input, options, false));
+}
+
+/**
+ * `convertSchedule` in slices of a few milliseconds, the event loop served between them:
+ * the same conversion, or the same ScheduleError (row, column, value) as a rejection. The
+ * commands are made, as by `convertSchedule`, when `commands` is first read.
+ */
+export function convertScheduleAsync(
+  input: unknown,
+  options: ConvertOptions,
+  slicing: SliceOptions = {},
+): Promise<Conversion> {
+  return runSliced(convertSteps(input, options, true), slicing);
+}
+
+/** `convertSchedule` as a loop that yields at checkpoints (see chunks.ts). */
+function* convertSteps(
+  input: unknown,
+  options: ConvertOptions,
+  sliced: boolean,
+): Steps<Conversion> {
   const problems: ScheduleProblem[] = [];
   const assetMap = options.assetMap ?? {};
   if (assetMap === null || typeof assetMap !== 'object' || Array.isArray(assetMap)) {
@@ -207,13 +230,18 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     }
   }
 
-  const schedule = parseSchedule(input, options);
+  const schedule = yield* parseSteps(input, options, sliced);
   const scheduleId = options.scheduleId ?? schedule.scheduleId ?? newScheduleId();
 
   // Which columns feed which asset.
   const byAsset = new Map<string, AssetColumns>();
   const unmapped: string[] = [];
+  let work = 0;
   for (const col of schedule.setpoints) {
+    if (++work >= CHUNK / 8) {
+      work = 0;
+      yield;
+    }
     const key = mapKeysFor(col).find((k) => Object.hasOwn(assetMap, k));
     if (key === undefined) {
       unmapped.push(col.name);
@@ -361,6 +389,11 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
       plan.valueKw.push(fb);
       plan.until.push(-1);
     }
+    work += n + 1;
+    if (work >= CHUNK) {
+      work = 0;
+      yield;
+    }
   }
   if (problems.length > 0) throw new ScheduleError(problems);
 
@@ -392,19 +425,68 @@ export function convertSchedule(input: unknown, options: ConvertOptions): Conver
     timeoutSeconds: options.timeoutSeconds ?? 30,
     priority: options.priority ?? 1,
   };
-  let commands: Command[] | undefined;
-  return {
+  return conversionOf(schedule, summary, changes, limitsOf(schedule), made);
+}
+
+type Made = Parameters<typeof commandSteps>[1];
+
+/** How each conversion's commands are made, and once made, the commands. */
+const madeOf = new WeakMap<Conversion, { made: Made; commands?: Command[] }>();
+
+function conversionOf(
+  schedule: Schedule,
+  summary: ScheduleSummary,
+  changes: ChangePlan,
+  limits: ImportLimit[],
+  made: Made,
+): Conversion {
+  const state: { made: Made; commands?: Command[] } = { made };
+  const conversion: Conversion = {
     schedule,
-    scheduleId,
+    scheduleId: made.scheduleId,
     summary,
     changes,
-    limits: limitsOf(schedule),
+    limits,
     made,
     get commands(): Command[] {
-      commands ??= commandsOf(changes, made);
-      return commands;
+      state.commands ??= runSync(commandSteps(changes, made));
+      return state.commands;
     },
   };
+  madeOf.set(conversion, state);
+  return conversion;
+}
+
+/**
+ * A conversion's `commands`, made in slices of a few ms if not made yet (160,000 of them
+ * for 10,000 assets x 96 slots): then `conversion.commands` is that same array.
+ */
+export async function commandsAsync(
+  conversion: Conversion,
+  slicing: SliceOptions = {},
+): Promise<Command[]> {
+  const state = madeOf.get(conversion);
+  if (state === undefined) return conversion.commands;
+  state.commands ??= await runSliced(commandSteps(conversion.changes, state.made), slicing);
+  return state.commands;
+}
+
+/**
+ * The same conversion under another schedule id (its summary and its commands' ids and
+ * `scheduleId`): for a host that picks the id after converting in slices, when another
+ * schedule took the one it converted under. Shares the schedule, plan and limits.
+ */
+export function withScheduleId(conversion: Conversion, scheduleId: string): Conversion {
+  const made = madeOf.get(conversion)?.made;
+  if (made === undefined) throw new TypeError('not a conversion made by convertSchedule');
+  if (scheduleId === conversion.scheduleId) return conversion;
+  return conversionOf(
+    conversion.schedule,
+    { ...conversion.summary, scheduleId },
+    conversion.changes,
+    conversion.limits,
+    { ...made, scheduleId },
+  );
 }
 
 /** A schedule's import limits per slot as runs of equal values (NaN: no limit). */
@@ -434,7 +516,7 @@ function limitsOf(schedule: Schedule): ImportLimit[] {
  * settings of the conversion. Commands of one plan share their Dates (one per slot) and
  * their first history entry (a frozen array that `transition` copies on the first change).
  */
-function commandsOf(
+function* commandSteps(
   changes: ChangePlan,
   made: {
     scheduleId: string;
@@ -443,7 +525,7 @@ function commandsOf(
     timeoutSeconds: number;
     priority: number;
   },
-): Command[] {
+): Steps<Command[]> {
   const { scheduleId, maxRetries, timeoutSeconds, priority } = made;
   const createdAt = new Date(made.now);
   const history = Object.freeze([
@@ -490,6 +572,7 @@ function commandsOf(
       createdAt,
       history,
     };
+    if ((k & 1023) === 1023) yield;
   }
   return out;
 }

@@ -202,7 +202,16 @@ export class DispatchEngine {
     // Parsed first, for the id it carries; the conversion takes the parsed schedule as it is.
     const parsed = parseSchedule(schedule, options);
     const scheduleId = this.uniqueScheduleId(options.scheduleId ?? parsed.scheduleId ?? undefined);
-    const conversion = convertSchedule(parsed, {
+    const conversion = convertSchedule(parsed, this.conversionOptions(options, scheduleId));
+    return this.acceptConversion(conversion);
+  }
+
+  /** What `receiveSchedule` converts with: the engine's settings, `options`, the id, now. */
+  conversionOptions(
+    options: Omit<ConvertOptions, 'now'>,
+    scheduleId: string | undefined,
+  ): ConvertOptions {
+    return {
       deadbandKw: this.config.deadbandKw,
       horizonEnd: this.config.horizonEnd,
       maxRetries: this.config.maxRetries,
@@ -210,7 +219,16 @@ export class DispatchEngine {
       ...options,
       ...(scheduleId === undefined ? {} : { scheduleId }),
       now: this.clock.now(),
-    });
+    };
+  }
+
+  /**
+   * The end of `receiveSchedule`, for a conversion made elsewhere with this engine's settings
+   * under an id from `uniqueScheduleId` taken just before (Site's `receiveScheduleAsync`
+   * converts in slices): records the id, publishes SCHEDULE_RECEIVED. Changes nothing and
+   * throws if one of its command ids is already registered.
+   */
+  acceptConversion(conversion: Conversion): Conversion {
     // Its ids are `<scheduleId>:...`: taken if any command or plan of that id is registered
     // (checked without making the conversion's commands).
     const sid = conversion.scheduleId;

@@ -64,6 +64,7 @@ export {
   type AdapterResult,
 } from './adapters/registry';
 export { type AssetEntry, AssetTable } from './assets';
+export { DEFAULT_SLICE_MS, runSliced, type SliceOptions, type Steps } from './chunks';
 export { type Clock, ManualClock, systemClock, toMillis } from './clock';
 export {
   type Command,
@@ -98,7 +99,9 @@ export {
   type ChangePlan,
   type Conversion,
   type ConvertOptions,
+  commandsAsync,
   convertSchedule,
+  convertScheduleAsync,
   DEFAULT_DEADBAND_KW,
   type HorizonEnd,
   type ImportLimit,
@@ -166,6 +169,7 @@ export {
   telemetryTopic,
 } from './fleet/contract';
 export { FleetGateway, type FleetGatewayOptions, type FleetGatewayStats } from './fleet/gateway';
+export { stringifySteps } from './json-chunks';
 // Site limits (src/limits/): circuits, meters of uncontrolled load, limit sources and the
 // allocator that keeps every circuit within its limits. Pure, no I/O.
 export {
@@ -225,6 +229,7 @@ export {
   NEGATIVE_TOLERANCE_KW,
   type ParseOptions,
   parseSchedule,
+  parseScheduleAsync,
   Schedule,
   ScheduleError,
   type ScheduleProblem,

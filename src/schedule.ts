@@ -13,7 +13,9 @@
  * `ignoredColumns`.
  */
 
+import { CHUNK, runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import { describe, MAX_POWER_KW } from './commands';
+import { parseJsonSteps } from './json-chunks';
 import {
   EARLIEST_PLAUSIBLE_MS,
   type EpochUnit,
@@ -215,6 +217,31 @@ interface RawTable {
  * `ScheduleError` that names each row, column and value that was wrong.
  */
 export function parseSchedule(input: unknown, options: ParseOptions = {}): Schedule {
+  return runSync(parseSteps(input, options));
+}
+
+/**
+ * `parseSchedule` in slices of a few milliseconds, the event loop served between them (a
+ * schedule of 10,000 columns takes hundreds of ms): the same result, or the same
+ * ScheduleError as a rejection. JSON text is parsed by `JSON.parse` in one piece.
+ */
+export function parseScheduleAsync(
+  input: unknown,
+  options: ParseOptions = {},
+  slicing: SliceOptions = {},
+): Promise<Schedule> {
+  return runSliced(parseSteps(input, options, true), slicing);
+}
+
+/**
+ * `parseSchedule` as a loop that yields at checkpoints (see chunks.ts); `sliced`: JSON text
+ * is parsed in pieces too (parseJsonSteps), for a result the same as JSON.parse's.
+ */
+export function* parseSteps(
+  input: unknown,
+  options: ParseOptions = {},
+  sliced = false,
+): Steps<Schedule> {
   if (input instanceof Schedule) return input;
   const timeZone = options.timeZone ?? 'UTC';
   if (!isValidTimeZone(timeZone)) {
@@ -235,7 +262,7 @@ export function parseSchedule(input: unknown, options: ParseOptions = {}): Sched
       `slotSeconds must be a number > 0, got ${JSON.stringify(options.slotSeconds)}`,
     );
   }
-  let value = decode(input);
+  let value = yield* decode(input, sliced);
   let meta: Record<string, unknown> = {};
   let scheduleId = options.scheduleId ?? null;
   if (isPlainObject(value) && 'schedule' in value) {
@@ -247,26 +274,26 @@ export function parseSchedule(input: unknown, options: ParseOptions = {}): Sched
     ) {
       scheduleId = String(rest.scheduleId);
     }
-    value = decode(schedule);
+    value = yield* decode(schedule, sliced);
   }
-  const table = toRawTable(value, options);
-  return buildSchedule(table, { ...options, timeZone }, scheduleId, meta);
+  const table = yield* toRawTable(value, options);
+  return yield* buildSchedule(table, { ...options, timeZone }, scheduleId, meta);
 }
 
-function decode(input: unknown): unknown {
-  if (Buffer.isBuffer(input)) return decode(input.toString('utf8'));
+function* decode(input: unknown, sliced: boolean): Steps<unknown> {
+  if (Buffer.isBuffer(input)) return yield* decode(input.toString('utf8'), sliced);
   if (typeof input !== 'string') return input;
   const text = input.replace(/^\uFEFF/, '');
   const t = text.trimStart();
   if (t === '') throw new ScheduleError('the schedule is empty');
   if (t[0] === '{' || t[0] === '[') {
     try {
-      return JSON.parse(text);
+      return sliced ? yield* parseJsonSteps(text) : JSON.parse(text);
     } catch (err) {
       throw new ScheduleError(`the schedule is not valid JSON: ${(err as Error).message}`);
     }
   }
-  return parseCsv(text);
+  return yield* csvSteps(text);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -282,9 +309,9 @@ export class CsvRows {
   ) {}
 }
 
-function toRawTable(value: unknown, options: ParseOptions): RawTable {
+function* toRawTable(value: unknown, options: ParseOptions): Steps<RawTable> {
   if (value instanceof CsvRows) return csvTable(value, options);
-  if (Array.isArray(value)) return recordsTable(value, options, 'records');
+  if (Array.isArray(value)) return yield* recordsTable(value, options, 'records');
   if (!isPlainObject(value)) {
     throw new ScheduleError(
       `expected a schedule (an object, an array of rows, or CSV or JSON text), got ${describe(value)}`,
@@ -292,14 +319,14 @@ function toRawTable(value: unknown, options: ParseOptions): RawTable {
   }
   if ('columns' in value && 'data' in value && Array.isArray(value.data)) return splitTable(value);
   if ('schema' in value && 'data' in value && Array.isArray(value.data))
-    return tableOrient(value, options);
+    return yield* tableOrient(value, options);
   if (
     'data' in value &&
     !('columns' in value) &&
     Array.isArray(value.data) &&
     !('index' in value)
   ) {
-    return recordsTable(value.data, options, 'data');
+    return yield* recordsTable(value.data, options, 'data');
   }
   const keys = Object.keys(value);
   if (keys.length === 0) throw new ScheduleError('the schedule is empty');
@@ -312,7 +339,7 @@ function toRawTable(value: unknown, options: ParseOptions): RawTable {
   }
   const tz = { timeZone: options.timeZone ?? 'UTC', epochUnit: options.epochUnit };
   const topIsTime = typeof parseTimestamp(keys[0], tz) === 'number';
-  return topIsTime ? indexOrient(value, keys) : columnsOrient(value, keys);
+  return topIsTime ? yield* indexOrient(value, keys) : yield* columnsOrient(value, keys);
 }
 
 function splitTable(v: Record<string, unknown>): RawTable {
@@ -349,10 +376,11 @@ function splitTable(v: Record<string, unknown>): RawTable {
   };
 }
 
-function indexOrient(v: Record<string, unknown>, keys: string[]): RawTable {
+function* indexOrient(v: Record<string, unknown>, keys: string[]): Steps<RawTable> {
   const columns: string[] = [];
   const seen = new Set<string>();
   const rows: Record<string, unknown>[] = [];
+  let work = 0;
   for (let r = 0; r < keys.length; r++) {
     const row = v[keys[r] as string];
     if (!isPlainObject(row)) {
@@ -365,11 +393,17 @@ function indexOrient(v: Record<string, unknown>, keys: string[]): RawTable {
       ]);
     }
     rows.push(row);
-    for (const c of Object.keys(row)) {
+    const names = Object.keys(row);
+    for (const c of names) {
       if (!seen.has(c)) {
         seen.add(c);
         columns.push(c);
       }
+    }
+    work += names.length + 1;
+    if (work >= CHUNK) {
+      work = 0;
+      yield;
     }
   }
   return {
@@ -379,11 +413,12 @@ function indexOrient(v: Record<string, unknown>, keys: string[]): RawTable {
   };
 }
 
-function columnsOrient(v: Record<string, unknown>, columns: string[]): RawTable {
+function* columnsOrient(v: Record<string, unknown>, columns: string[]): Steps<RawTable> {
   // Rows are the union of the time keys, in the order first seen.
   const rowOf = new Map<string, number>();
   const times: string[] = [];
   const colObjs: Record<string, unknown>[] = [];
+  let work = 0;
   for (const c of columns) {
     const obj = v[c];
     if (!isPlainObject(obj)) {
@@ -397,6 +432,11 @@ function columnsOrient(v: Record<string, unknown>, columns: string[]): RawTable 
         rowOf.set(k, times.length);
         times.push(k);
       }
+      work++;
+    }
+    if (++work >= CHUNK) {
+      work = 0;
+      yield;
     }
   }
   return {
@@ -424,20 +464,27 @@ function findTimeColumn(columns: string[], options: ParseOptions, what: string):
   );
 }
 
-function recordsTable(rows: unknown[], options: ParseOptions, what: string): RawTable {
+function* recordsTable(rows: unknown[], options: ParseOptions, what: string): Steps<RawTable> {
   if (rows.length === 0) throw new ScheduleError('the schedule has no rows');
   const columns: string[] = [];
   const seen = new Set<string>();
+  let work = 0;
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r];
     if (!isPlainObject(row)) {
       throw new ScheduleError([{ row: r, reason: `expected a row object, got ${describe(row)}` }]);
     }
-    for (const c of Object.keys(row)) {
+    const names = Object.keys(row);
+    for (const c of names) {
       if (!seen.has(c)) {
         seen.add(c);
         columns.push(c);
       }
+    }
+    work += names.length + 1;
+    if (work >= CHUNK) {
+      work = 0;
+      yield;
     }
   }
   const timeCol = findTimeColumn(columns, options, what);
@@ -450,7 +497,7 @@ function recordsTable(rows: unknown[], options: ParseOptions, what: string): Raw
   };
 }
 
-function tableOrient(v: Record<string, unknown>, options: ParseOptions): RawTable {
+function* tableOrient(v: Record<string, unknown>, options: ParseOptions): Steps<RawTable> {
   const schema = v.schema as { primaryKey?: unknown; fields?: unknown } | undefined;
   let timeColumn = options.timeColumn;
   if (
@@ -468,11 +515,15 @@ function tableOrient(v: Record<string, unknown>, options: ParseOptions): RawTabl
     if (f && typeof f.name === 'string') timeColumn = f.name;
   }
   const opts = timeColumn === undefined ? options : { ...options, timeColumn };
-  return recordsTable(v.data as unknown[], opts, 'table orient');
+  return yield* recordsTable(v.data as unknown[], opts, 'table orient');
 }
 
 /** RFC 4180 CSV as pandas writes it: comma separated, quotes where needed, "" inside quotes. */
 export function parseCsv(text: string): CsvRows {
+  return runSync(csvSteps(text));
+}
+
+function* csvSteps(text: string): Steps<CsvRows> {
   const records: string[][] = [];
   const lines: number[] = [];
   let field = '';
@@ -482,6 +533,7 @@ export function parseCsv(text: string): CsvRows {
   let i = 0;
   let quoted = false;
   const n = text.length;
+  let mark = 0;
   while (i < n) {
     const ch = text.charCodeAt(i);
     if (quoted) {
@@ -519,6 +571,10 @@ export function parseCsv(text: string): CsvRows {
       i++;
       line++;
       rowLine = line;
+      if (i - mark >= CHUNK * 16) {
+        mark = i;
+        yield;
+      }
     } else {
       // Take a run of plain characters at once.
       let j = i + 1;
@@ -577,12 +633,12 @@ function csvTable(csv: CsvRows, options: ParseOptions): RawTable {
   };
 }
 
-function buildSchedule(
+function* buildSchedule(
   table: RawTable,
   options: ParseOptions & { timeZone: string },
   scheduleId: string | null,
   meta: Record<string, unknown>,
-): Schedule {
+): Steps<Schedule> {
   const n = table.times.length;
   if (n === 0) throw new ScheduleError('the schedule has no rows');
   const problems = new Problems();
@@ -615,6 +671,7 @@ function buildSchedule(
     } else {
       times[r] = t;
     }
+    if ((r & 255) === 255) yield;
   }
   problems.throwIfAny();
   for (let r = 1; r < n; r++) {
@@ -661,24 +718,26 @@ function buildSchedule(
   const spIndex: number[] = [];
   const limitColumn = options.limitColumn ?? null;
   let limitIndex = -1;
-  table.columns.forEach((name, c) => {
+  for (let c = 0; c < table.columns.length; c++) {
+    const name = table.columns[c] as string;
+    if ((c & 1023) === 1023) yield;
     if (seenCols.has(name)) {
       problems.add({ column: name, reason: 'the column appears twice' });
-      return;
+      continue;
     }
     seenCols.add(name);
     if (name === limitColumn) {
       limitIndex = c;
-      return;
+      continue;
     }
     const sp = classifyColumn(name);
     if (!sp) {
       ignoredColumns.push(name);
-      return;
+      continue;
     }
     setpoints.push(sp);
     spIndex.push(c);
-  });
+  }
   // All setpoint columns in one buffer (column after column), each column a view of it: one
   // allocation instead of one ArrayBuffer per column (10,000 of them for a large depot).
   const m = spIndex.length;
@@ -691,6 +750,7 @@ function buildSchedule(
     return Number.NaN;
   };
   const rows = table.rows;
+  let work = 0;
   if (rows) {
     // Row after row: each row array is read from start to end. Setpoint columns usually
     // come first and together (the optimiser writes them so): then no index lookup.
@@ -704,6 +764,11 @@ function buildSchedule(
         all[j * n + r] =
           typeof raw === 'number' && raw >= 0 && raw <= MAX_POWER_KW ? raw : read(raw, r, j);
       }
+      work += m + 1;
+      if (work >= CHUNK) {
+        work = 0;
+        yield;
+      }
     }
   } else {
     for (let j = 0; j < m; j++) {
@@ -713,12 +778,19 @@ function buildSchedule(
         all[j * n + r] =
           typeof raw === 'number' && raw >= 0 && raw <= MAX_POWER_KW ? raw : read(raw, r, j);
       }
+      work += n + 1;
+      if (work >= CHUNK) {
+        work = 0;
+        yield;
+      }
     }
   }
   for (let j = 0; j < m; j++) {
     values.set((setpoints[j] as SetpointColumn).name, all.subarray(j * n, (j + 1) * n));
+    if ((j & 1023) === 1023) yield;
   }
-  const limits = limitColumn === null ? null : readLimits(table, limitColumn, limitIndex, rowName);
+  const limits =
+    limitColumn === null ? null : yield* readLimits(table, limitColumn, limitIndex, rowName);
   if (limits !== null && !(limits instanceof Float64Array)) for (const p of limits) problems.add(p);
   problems.throwIfAny();
   return new Schedule({
@@ -736,12 +808,12 @@ function buildSchedule(
 }
 
 /** The limit column's values (kW, NaN: no limit), or the problems of its cells. */
-function readLimits(
+function* readLimits(
   table: RawTable,
   name: string,
   c: number,
   rowName: (r: number) => string | undefined,
-): Float64Array | ScheduleProblem[] {
+): Steps<Float64Array | ScheduleProblem[]> {
   if (c < 0) {
     return [
       {
@@ -761,6 +833,7 @@ function readLimits(
     const v = readValue(raw, table.emptyIsNull === true, 'limit');
     if (typeof v === 'number') out[r] = v;
     else problems.push({ row: r, time: rowName(r), column: name, value: raw, reason: v.reason });
+    if ((r & 1023) === 1023) yield;
   }
   return problems.length > 0 ? problems : out;
 }

@@ -9,6 +9,7 @@
 import type { AdapterHost, AssetKind, AssetMeasurement } from './adapters/host';
 import { type Adapter, AdapterRegistry } from './adapters/registry';
 import { AssetTable } from './assets';
+import type { SliceOptions } from './chunks';
 import { type Clock, systemClock } from './clock';
 import { type Command, type CommandInput, CommandStatus, CommandType, isFinal } from './commands';
 import {
@@ -18,11 +19,17 @@ import {
   type Setpoint,
   type Transition,
 } from './compliance';
-import type { Conversion, ConvertOptions } from './convert';
+import {
+  type Conversion,
+  type ConvertOptions,
+  convertScheduleAsync,
+  withScheduleId,
+} from './convert';
 import { DispatchEngine, type EngineConfig, type EngineJSON, type PlanSubmission } from './engine';
 import { EventBus, EventType } from './event-bus';
 import type { SchedulePlan, StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
+import { parseScheduleAsync } from './schedule';
 import { type LimiterJSON, SiteLimiter } from './site-limits';
 import {
   BATTERY_DEFINITION,
@@ -693,6 +700,41 @@ export class Site implements AdapterHost {
    */
   receiveSchedule(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Conversion {
     const conversion = this.engine.receiveSchedule(schedule, options);
+    if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);
+    this.arm(true);
+    return conversion;
+  }
+
+  /**
+   * `receiveSchedule` in slices of a few milliseconds (`parseScheduleAsync`,
+   * `convertScheduleAsync`), the event loop served between them: the same conversion, or the
+   * same ScheduleError as a rejection. The schedule id is taken when the conversion is done,
+   * so a schedule received meanwhile does not get the same revision. A site stopped meanwhile
+   * rejects it and changes nothing.
+   */
+  async receiveScheduleAsync(
+    schedule: unknown,
+    options: Omit<ConvertOptions, 'now'>,
+    slicing: SliceOptions = {},
+  ): Promise<Conversion> {
+    const engine = this.engine;
+    const parsed = await parseScheduleAsync(schedule, options, slicing);
+    const base = options.scheduleId ?? parsed.scheduleId ?? undefined;
+    const converted = await convertScheduleAsync(
+      parsed,
+      engine.conversionOptions(options, engine.uniqueScheduleId(base)),
+      slicing,
+    );
+    // The id is taken now, synchronously with acceptConversion: another schedule may have
+    // taken the one it was converted under meanwhile. (acceptConversion makes no commands.)
+    const id = engine.uniqueScheduleId(base);
+    const conversion = id === undefined ? converted : withScheduleId(converted, id);
+    if (this.stopped) {
+      throw new Error(
+        `site ${this.siteId} stopped while the schedule was converted; nothing changed`,
+      );
+    }
+    engine.acceptConversion(conversion);
     if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);
     this.arm(true);
     return conversion;

@@ -9,6 +9,7 @@
  * asset's latest measurement). Clock and timers are injected; nothing here knows Node-RED.
  */
 
+import { runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import { type Clock, systemClock } from './clock';
 import { type Command, CommandStatus } from './commands';
 import { EventType, type StateChange } from './event-bus';
@@ -131,7 +132,22 @@ export function buildSnapshot(
   measurements: Record<string, [number, number][]> = {},
   seq = 0,
 ): TimelineSnapshot {
-  const commands = site.engine.getCommands().map(timelineCommand);
+  return runSync(snapshotSteps(site, now, measurements, seq));
+}
+
+/** `buildSnapshot` as a loop that yields every 1,024 commands (see chunks.ts). */
+function* snapshotSteps(
+  site: Site,
+  now: number,
+  measurements: Record<string, [number, number][]>,
+  seq: number,
+): Steps<TimelineSnapshot> {
+  const all = site.engine.getCommands();
+  const commands: TimelineCommand[] = new Array(all.length);
+  for (let i = 0; i < all.length; i++) {
+    commands[i] = timelineCommand(all[i] as Command);
+    if ((i & 1023) === 1023) yield;
+  }
   const assets = new Map<string, TimelineAsset>();
   for (const e of site.assets.values()) {
     const m = e.machine;
@@ -232,6 +248,17 @@ export class TimelineFeed {
     const m: Record<string, [number, number][]> = {};
     for (const [id, list] of this.measurements) m[id] = list.slice();
     return buildSnapshot(this.site, this.clock.now(), m, this.seq);
+  }
+
+  /**
+   * `snapshot()` built in slices of a few ms. The lease starts first, so a command that
+   * changes while it is built is also in a delta after the snapshot's `seq`.
+   */
+  snapshotAsync(slicing: SliceOptions = {}): Promise<TimelineSnapshot> {
+    this.lease();
+    const m: Record<string, [number, number][]> = {};
+    for (const [id, list] of this.measurements) m[id] = list.slice();
+    return runSliced(snapshotSteps(this.site, this.clock.now(), m, this.seq), slicing);
   }
 
   /** Extends the lease if the feed is active; false when it is not (ask for a snapshot). */

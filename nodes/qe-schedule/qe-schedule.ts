@@ -1,7 +1,8 @@
 /**
  * qe-schedule ("schedule to commands"): an optimiser's schedule in msg.payload (JSON, CSV,
- * columns) converted by the core (`site.receiveSchedule`) into commands on msg.payload, for a
- * qe-dispatcher; the status says how many, or that the schedule was rejected.
+ * columns) converted by the core in slices (`site.receiveScheduleAsync`, one schedule at a
+ * time) into its columnar plan on msg.plan (and the commands' JSON on msg.payload while they
+ * are few), for a qe-dispatcher; the status says how many, or that it was rejected.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
 import { type Conversion, commandToJSON, planOfConversion } from '../..';
@@ -44,7 +45,24 @@ export default function (RED: NodeAPI) {
     const { site, options } = found;
     this.status({ fill: 'grey', shape: 'ring', text: 'qe-schedule.status.waiting' });
 
-    this.on('input', (msg: ScheduleMsg, send, done) => {
+    // One schedule at a time, in the order they came: the next is converted when the one
+    // before has been sent (or rejected). The conversion runs in slices of a few ms
+    // (receiveScheduleAsync), so a schedule of 10,000 assets does not hold the event loop.
+    let queue: Promise<void> = Promise.resolve();
+    let closed = false;
+    type Send = (msg: NodeMessageInFlow) => void;
+    type Done = (err?: Error) => void;
+
+    const handle = async (msg: ScheduleMsg, send: Send, done: Done): Promise<void> => {
+      if (closed) {
+        done(
+          new NodeInputError(
+            'qe-schedule',
+            'qe-schedule: closed before this schedule was converted; nothing changed',
+          ),
+        );
+        return;
+      }
       let map = options.assetMap;
       if (msg.assetMap !== undefined) {
         const m = parseJsonObject(msg.assetMap, 'msg.assetMap', 'qe-schedule');
@@ -62,7 +80,7 @@ export default function (RED: NodeAPI) {
       try {
         // The core picks the id (a re-sent one is the next revision) and publishes
         // SCHEDULE_RECEIVED; the dispatcher registers the commands when they reach it.
-        conversion = site.receiveSchedule(msg.payload, {
+        conversion = await site.receiveScheduleAsync(msg.payload, {
           ...options,
           assetMap: map,
           ...(requested === undefined ? {} : { scheduleId: requested }),
@@ -86,6 +104,19 @@ export default function (RED: NodeAPI) {
       });
       send(msg);
       done();
+    };
+
+    this.on('input', (msg: ScheduleMsg, send, done) => {
+      queue = queue.then(() =>
+        handle(msg, send as Send, done).catch((err: unknown) => done(err as Error)),
+      );
+    });
+
+    // A redeploy waits for the schedule being converted (rejected if the site stopped
+    // meanwhile); those queued behind it are rejected.
+    this.on('close', (doneClosing: () => void) => {
+      closed = true;
+      void queue.then(doneClosing);
     });
   }
 

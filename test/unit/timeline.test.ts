@@ -82,6 +82,26 @@ describe('timeline of a site', () => {
     should(snap.measurements).eql({ ev1: [[T0, 7.2]] });
   });
 
+  it('snapshotAsync (in slices) gives what snapshot gives, and starts the lease', async () => {
+    const { site, feed } = make();
+    const inputs = [];
+    for (let i = 0; i < 3000; i++) {
+      inputs.push({
+        assetId: i % 2 ? 'ev1' : 'ev2',
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: i % 11,
+        scheduledAt: T0 + (i + 1) * 60 * S,
+      });
+    }
+    site.submit(inputs, 'd');
+    should(feed.active).be.false();
+    const sliced = await feed.snapshotAsync({ sliceMs: 0 });
+    should(feed.active).be.true();
+    should(sliced).eql(feed.snapshot());
+    should(sliced.commands).have.length(3000);
+    feed.stop();
+  });
+
   it('shows a command held by its faulted asset as held', () => {
     const { site } = make();
     site.ensureStateMachine('ev1', 'ev-charger');

@@ -1,0 +1,220 @@
+/**
+ * Event-loop stalls (issue 17: nothing may hold Node-RED's event loop more than 50 ms at a
+ * time). A probe (a 1-ms interval timer) records the longest gap between its ticks while an
+ * operation runs: that gap is the longest the operation held the loop.
+ *
+ * - A schedule of ASSETS x 96 slots (pandas split orient, as JSON text): its floor, the
+ *   `JSON.parse` of the text (one piece, not split); the sync conversion
+ *   (`site.receiveSchedule`); the same in slices (`convertScheduleAsync`,
+ *   `site.receiveScheduleAsync`); and through a real Node-RED flow, qe-coordinator +
+ *   qe-schedule -> qe-dispatcher, from the message until every command is PENDING.
+ * - Other operations on a site holding that schedule's commands, each synchronous, so its
+ *   time is its stall: `engine.getCommands()`, `site.toJSON()` (a whole save), the
+ *   timeline's full snapshot of 2,000 x 96; and that snapshot as the admin endpoint now
+ *   makes it, in slices.
+ *
+ *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS)
+ *
+ * Prints figures; passes or fails nothing.
+ */
+
+import { runSliced } from '../src/chunks';
+import { commandsAsync, convertScheduleAsync } from '../src/convert';
+import { stringifySteps } from '../src/json-chunks';
+import { Site } from '../src/site';
+import { buildSnapshot, TimelineFeed } from '../src/timeline';
+import {
+  COORDINATOR,
+  deadline,
+  fmt,
+  helper,
+  loadFlow,
+  loadNodes,
+  machine,
+  runBenchmark,
+  runs,
+  sleep,
+  startServer,
+  stopServer,
+  until,
+} from './lib';
+
+const SLOTS = 96;
+const RUNS = runs(3);
+deadline(900);
+
+const collect = () => (globalThis as { gc?: () => void }).gc?.();
+
+function makeSplit(
+  assets: number,
+  everySlot = false,
+): { text: string; assetMap: Record<string, string> } {
+  const start = Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000; // nothing falls due
+  const columns: string[] = [];
+  const assetMap: Record<string, string> = {};
+  for (let a = 0; a < assets; a++) {
+    columns.push(`ev_ev_${a}_kw`);
+    assetMap[`ev_${a}`] = `ast_ev_${a}`;
+  }
+  const index: string[] = [];
+  const data: number[][] = [];
+  for (let s = 0; s < SLOTS; s++) {
+    index.push(new Date(start + s * 900_000).toISOString());
+    const row: number[] = [];
+    for (let a = 0; a < assets; a++) {
+      // Changes every 4 to 9 slots as bench/schedule-flow.bench.ts, or every slot.
+      const phase = everySlot ? s : Math.floor(s / (4 + (a % 6)));
+      row.push(Math.round((((a * 37 + phase * 53) % 221) / 10) * 10) / 10);
+    }
+    data.push(row);
+  }
+  return { text: JSON.stringify({ columns, index, data }), assetMap };
+}
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/**
+ * The longest gap between ticks of a 1-ms interval while `op` runs (ms, wall clock), the
+ * most CPU time the process used within one gap (ms: what the loop was held for, without
+ * the time the OS gave other processes on a loaded machine), and op's time.
+ */
+async function stallOf(op: () => unknown): Promise<{ stallMs: number; cpuMs: number; ms: number }> {
+  collect();
+  let stallMs = 0;
+  let stallCpu = 0;
+  let last = performance.now();
+  let lastCpu = cpuMs();
+  const probe = setInterval(() => {
+    const now = performance.now();
+    const cpu = cpuMs();
+    stallMs = Math.max(stallMs, now - last);
+    stallCpu = Math.max(stallCpu, cpu - lastCpu);
+    last = now;
+    lastCpu = cpu;
+  }, 1);
+  await sleep(20);
+  stallMs = 0;
+  stallCpu = 0;
+  last = performance.now();
+  lastCpu = cpuMs();
+  const t = performance.now();
+  await op();
+  const ms = performance.now() - t;
+  await sleep(5); // the probe's tick after the last piece of work
+  clearInterval(probe);
+  return { stallMs, cpuMs: stallCpu, ms };
+}
+
+async function measure(name: string, op: () => unknown): Promise<void> {
+  const stalls: number[] = [];
+  const cpus: number[] = [];
+  const times: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const { stallMs, cpuMs, ms } = await stallOf(op);
+    stalls.push(stallMs);
+    cpus.push(cpuMs);
+    times.push(ms);
+  }
+  report(name, stalls, cpus, times);
+}
+
+function report(name: string, stalls: number[], cpus: number[], times: number[]): void {
+  console.log(
+    `  ${name.padEnd(52)} longest stall ${fmt(stalls)}, in CPU ${fmt(cpus)}; total ${fmt(times)}`,
+  );
+}
+
+async function flowRun(text: string, assetMap: Record<string, string>): Promise<void> {
+  const stalls: number[] = [];
+  const cpus: number[] = [];
+  const times: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const flow = [
+      { id: 'f1', type: 'tab', label: 'bench' },
+      COORDINATOR,
+      {
+        id: 'sch',
+        type: 'qe-schedule',
+        z: 'f1',
+        coordinator: 'coord',
+        assetMap: JSON.stringify(assetMap),
+        ratedKw: '{}',
+        timeZone: 'UTC',
+        wires: [['disp']],
+      },
+      { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: 'coord', wires: [[]] },
+    ];
+    await loadFlow(loadNodes('qe-coordinator', 'qe-schedule', 'qe-dispatcher'), flow);
+    const site = (helper.getNode('coord') as unknown as { site: Site }).site;
+    const { stallMs, cpuMs, ms } = await stallOf(async () => {
+      helper.getNode('sch').receive({ payload: text } as never);
+      await until(() => site.engine.stats().pending > 0, 'commands pending', 300_000, 1);
+    });
+    stalls.push(stallMs);
+    cpus.push(cpuMs);
+    times.push(ms);
+    await helper.unload();
+  }
+  report('through the flow: message -> every command PENDING', stalls, cpus, times);
+}
+
+async function main(): Promise<void> {
+  const assets = Number(process.argv[2]) > 0 ? Number(process.argv[2]) : 10_000;
+  console.log(`event-loop stalls: ${RUNS} runs each; ${machine()}`);
+  const { text, assetMap } = makeSplit(assets);
+  console.log(
+    `\na schedule of ${assets} assets x ${SLOTS} slots (${(text.length / 1e6).toFixed(1)} MB of JSON)`,
+  );
+  // What the machine itself adds: the probe with nothing else to do.
+  await measure('nothing: the probe alone for 500 ms', () => sleep(500));
+  await measure('floor: JSON.parse of the text', () => JSON.parse(text));
+  let id = 0;
+  await measure('site.receiveSchedule (sync)', () =>
+    new Site({ siteId: 'b' }).receiveSchedule(text, { assetMap, scheduleId: `s${id++}` }),
+  );
+  await measure('convertScheduleAsync (in slices)', () => convertScheduleAsync(text, { assetMap }));
+  await measure('... and its commands made in slices (commandsAsync)', async () => {
+    const c = await convertScheduleAsync(text, { assetMap });
+    return (await commandsAsync(c)).length;
+  });
+  await measure('site.receiveScheduleAsync (in slices)', () =>
+    new Site({ siteId: 'b' }).receiveScheduleAsync(text, { assetMap, scheduleId: `s${id++}` }),
+  );
+  await startServer();
+  try {
+    await flowRun(text, assetMap);
+  } finally {
+    await stopServer();
+  }
+
+  console.log(`\na site holding those ${assets} x ${SLOTS} schedule's commands`);
+  const site = new Site({ siteId: 'big', onError: () => {} });
+  site.engine.scheduleToCommands(text, { assetMap });
+  console.log(`  (${site.engine.stats().pending} commands pending)`);
+  await measure('engine.getCommands() (all of them)', () => site.engine.getCommands().length);
+  await measure('site.toJSON() (a whole save, before the file)', () => site.toJSON());
+  await measure('JSON.stringify(site.toJSON())', () => JSON.stringify(site.toJSON()).length);
+
+  const small = makeSplit(2000, true); // a command per slot: 192,000
+
+  const tl = new Site({ siteId: 'tl', onError: () => {} });
+  tl.engine.scheduleToCommands(small.text, { assetMap: small.assetMap });
+  console.log(`  (timeline site: ${tl.engine.stats().pending} commands pending)`);
+  await measure('timeline snapshot, 2,000 assets (build)', () => buildSnapshot(tl, Date.now()));
+  const snap = JSON.stringify(buildSnapshot(tl, Date.now()));
+  await measure(`... and JSON.stringify (${(snap.length / 1e6).toFixed(1)} MB)`, () =>
+    JSON.stringify(buildSnapshot(tl, Date.now())),
+  );
+  // What the admin endpoint now does: both in slices.
+  const feed = new TimelineFeed(tl, { publish: () => {} });
+  await measure('timeline snapshot in slices: snapshotAsync + stringifySteps', async () => {
+    const text = await runSliced(stringifySteps(await feed.snapshotAsync()));
+    return text.length;
+  });
+  feed.stop();
+}
+
+runBenchmark(main);
