@@ -80,7 +80,9 @@ const skipped: Result = {
   connectMs: Number.NaN,
   bootMs: Number.NaN,
   connectStallMs: Number.NaN,
+  connectCpuUs: Number.NaN,
   updateMs: [Number.NaN],
+  updateCpuUs: [Number.NaN],
   updateStallMs: Number.NaN,
   heapKb: Number.NaN,
   rssKb: Number.NaN,
@@ -116,6 +118,8 @@ function startProc(url: string, first: number, count: number, ramp: string) {
   const child = spawn(
     process.execPath,
     [
+      // e.g. BENCH_SIM_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them
+      ...(process.env.BENCH_SIM_FLAGS?.split(' ').filter(Boolean) ?? []),
       '--import',
       'tsx',
       path.join(__dirname, 'fleet-sims.ts'),
@@ -195,6 +199,11 @@ function mem(): { heap: number; rss: number } {
   return { heap: m.heapUsed, rss: m.rss };
 }
 
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /** The event loop's longest delay from now until the returned function is called, ms. */
 function stallMeter(): () => number {
   const h = monitorEventLoopDelay({ resolution: 10 });
@@ -209,7 +218,11 @@ interface Result {
   connectMs: number;
   bootMs: number;
   connectStallMs: number;
+  /** CPU time of the central process (user + system) per charger, connecting and booting. */
+  connectCpuUs: number;
   updateMs: number[];
+  /** CPU time of the central process per setpoint, from the submit to the last answer. */
+  updateCpuUs: number[];
   updateStallMs: number;
   heapKb: number;
   rssKb: number;
@@ -226,35 +239,50 @@ async function measure(
   await sleep(300);
   const idle = mem();
   const connectStall = stallMeter();
+  const cpu0 = cpuMs();
   let allConnectedAt = 0;
   const watch = setInterval(() => {
     if (allConnectedAt === 0 && connected() === N) allConnectedAt = Date.now();
   }, 5);
+  const trace = process.env.BENCH_TRACE
+    ? setInterval(
+        () => console.error(`  ${new Date().toISOString()} connected ${connected()}`),
+        1000,
+      )
+    : undefined;
   const fleet = await startFleet(url, N, ramp);
   try {
     await until(() => allConnectedAt > 0, 'every charger connected', 30_000, 20);
     clearInterval(watch);
+    clearInterval(trace);
     await ready();
     const connectStallMs = connectStall();
+    const connectCpuUs = ((cpuMs() - cpu0) / N) * 1000;
     await sleep(500);
     const loaded = mem();
     const updateStall = stallMeter();
     const updateMs: number[] = [];
+    const updateCpuUs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
+      const c0 = cpuMs();
       updateMs.push(await boundary(r));
+      updateCpuUs.push(((cpuMs() - c0) / N) * 1000);
       await sleep(500);
     }
     return {
       connectMs: allConnectedAt - fleet.connectingAt,
       bootMs: fleet.bootedAt - fleet.connectingAt,
       connectStallMs,
+      connectCpuUs,
       updateMs,
+      updateCpuUs,
       updateStallMs: updateStall(),
       heapKb: (loaded.heap - idle.heap) / N / 1024,
       rssKb: (loaded.rss - idle.rss) / N / 1024,
     };
   } finally {
     clearInterval(watch);
+    clearInterval(trace);
     await stopFleet(fleet);
   }
 }
@@ -433,6 +461,7 @@ async function floor(ramp: string): Promise<Result> {
 
 const kb = (x: number) => `${x.toFixed(1)} KB`;
 const ms = (x: number) => `${Math.round(x)} ms`;
+const us = (x: number) => `${Math.round(x)} us`;
 
 async function main(): Promise<void> {
   deadline(ramps.length * (2 * (BOOT_TIMEOUT_MS / 1000 + 30 + RUNS * 70) + 30), killChildren);
@@ -464,10 +493,12 @@ async function main(): Promise<void> {
         `${kb(f.heapKb)}, ${kb(f.rssKb)}`,
         `target heap+rss < ${TARGET_KB} KB`,
       );
+      line('CPU per charger, connecting', us(o.connectCpuUs), us(f.connectCpuUs), '');
+      line('CPU per setpoint', us(median(o.updateCpuUs)), us(median(f.updateCpuUs)), '');
       line('longest stall, connecting', ms(o.connectStallMs), ms(f.connectStallMs), '');
       line('longest stall, updates', ms(o.updateStallMs), ms(f.updateStallMs), '');
       rows.push(
-        `| ${ramp} | ${ms(o.connectMs)} / ${ms(f.connectMs)} | ${ms(o.bootMs)} / ${ms(f.bootMs)} | ${ms(median(o.updateMs))} / ${ms(median(f.updateMs))} (${ratio(o.updateMs, f.updateMs)}) | ${kb(o.heapKb + o.rssKb)} / ${kb(f.heapKb + f.rssKb)} | ${ms(o.connectStallMs)} / ${ms(f.connectStallMs)} | ${ms(o.updateStallMs)} / ${ms(f.updateStallMs)} |`,
+        `| ${ramp} | ${ms(o.connectMs)} / ${ms(f.connectMs)} | ${ms(o.bootMs)} / ${ms(f.bootMs)} | ${ms(median(o.updateMs))} / ${ms(median(f.updateMs))} (${ratio(o.updateMs, f.updateMs)}) | ${kb(o.heapKb + o.rssKb)} / ${kb(f.heapKb + f.rssKb)} | ${us(o.connectCpuUs)} / ${us(f.connectCpuUs)}; ${us(median(o.updateCpuUs))} / ${us(median(f.updateCpuUs))} | ${ms(o.connectStallMs)} / ${ms(f.connectStallMs)} | ${ms(o.updateStallMs)} / ${ms(f.updateStallMs)} |`,
       );
     }
   } finally {
@@ -475,9 +506,9 @@ async function main(): Promise<void> {
     await stopServer();
   }
   console.log(
-    '\n| ramp | connect ours / floor | boot | update (ratio) | heap+rss per charger | stall connecting | stall updates |',
+    '\n| ramp | connect ours / floor | boot | update (ratio) | heap+rss per charger | CPU per charger connecting / per setpoint | stall connecting | stall updates |',
   );
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
 }
 
