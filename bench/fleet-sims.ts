@@ -7,12 +7,14 @@
  *
  * Charger i (0-based, from `first`) is `<prefix><i+1, 5 digits>`. `ramp` is how they connect:
  * `batch:<k>` (default batch:100: k handshakes at a time, the next k when those have booted),
- * `burst` (all at once, as a site whose power came back: the listen backlog overflows and the
- * kernel's SYN retries pace the rest) or `rate:<r>` (r new chargers a second, evenly).
+ * `burst` (all at once, as a site whose power came back: the listen backlog overflows, and a
+ * charger whose connection is refused or reset tries again after 1 s, 2 s, 4 s... up to 8 s,
+ * as chargers do) or `rate:<r>` (r new chargers a second, evenly).
  *
  * Tells its parent over IPC: {type: 'connecting', at} when it starts; {type: 'ready', count,
- * at} once every charger has booted (`at`: when the last BootNotification was accepted, epoch
- * ms); {type: 'error', message} if one could not. On {type: 'stop'} (or when the parent goes
+ * at, retries} once every charger has booted (`at`: when the last BootNotification was
+ * accepted, epoch ms; `retries`: failed connection attempts that were tried again);
+ * {type: 'error', message} if one could not. On {type: 'stop'} (or when the parent goes
  * away) it closes every connection and exits. Not a benchmark itself.
  */
 import { ChargePointSimulator } from '../src/sim/charge-point';
@@ -50,6 +52,7 @@ process.on('disconnect', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 
 let lastBootAt = 0;
+let retries = 0;
 
 async function boot(sim: ChargePointSimulator): Promise<void> {
   const r = await sim.start();
@@ -64,10 +67,15 @@ async function main(): Promise<void> {
       identity: identity(i),
       protocol: 'ocpp1.6',
       meterIntervalMs: 0,
-      reconnect: false,
+      // Connection attempts are retried with backoff (the fleet stops with stop(): no
+      // reconnect then).
+      reconnect: true,
+      backoff: { initialDelay: 1000, maxDelay: 8000, factor: 2 },
       callTimeoutMs: 60_000,
     });
-    sim.on('warning', () => {});
+    sim.on('warning', () => {
+      retries++;
+    });
     sims.push(sim);
   }
   process.send?.({ type: 'connecting', at: Date.now() });
@@ -89,7 +97,7 @@ async function main(): Promise<void> {
   } else {
     await Promise.all(sims.map(boot));
   }
-  process.send?.({ type: 'ready', count: sims.length, at: lastBootAt });
+  process.send?.({ type: 'ready', count: sims.length, at: lastBootAt, retries });
 }
 
 main().catch((err: Error) => {

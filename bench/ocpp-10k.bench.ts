@@ -79,6 +79,7 @@ const SIDES = (process.env.BENCH_SIDES ?? 'floor,ours').split(',');
 const skipped: Result = {
   connectMs: Number.NaN,
   bootMs: Number.NaN,
+  retries: Number.NaN,
   connectStallMs: Number.NaN,
   connectCpuUs: Number.NaN,
   updateMs: [Number.NaN],
@@ -112,6 +113,8 @@ interface Fleet {
   connectingAt: number;
   /** When the last BootNotification was accepted, charger side (epoch ms). */
   bootedAt: number;
+  /** Connection attempts that failed and were tried again. */
+  retries: number;
 }
 
 function startProc(url: string, first: number, count: number, ramp: string) {
@@ -133,19 +136,22 @@ function startProc(url: string, first: number, count: number, ramp: string) {
   );
   children.add(child);
   let connectingAt = Number.POSITIVE_INFINITY;
+  let retries = 0;
   const booted = new Promise<number>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`${count} chargers did not boot within ${BOOT_TIMEOUT_MS} ms`)),
       BOOT_TIMEOUT_MS,
     );
-    child.on('message', (m: { type: string; message?: string; at?: number }) => {
+    child.on('message', (m: { type: string; message?: string; at?: number; retries?: number }) => {
       if (m.type === 'connecting') {
         connectingAt = m.at ?? Date.now();
         return;
       }
       clearTimeout(timer);
-      if (m.type === 'ready') resolve(m.at ?? Date.now());
-      else reject(new Error(`fleet: ${m.message}`));
+      if (m.type === 'ready') {
+        retries += m.retries ?? 0;
+        resolve(m.at ?? Date.now());
+      } else reject(new Error(`fleet: ${m.message}`));
     });
     child.on('exit', (code) => {
       children.delete(child);
@@ -153,7 +159,7 @@ function startProc(url: string, first: number, count: number, ramp: string) {
       reject(new Error(`fleet process exited (${code})`));
     });
   });
-  return { child, booted, connectingAt: () => connectingAt };
+  return { child, booted, connectingAt: () => connectingAt, retries: () => retries };
 }
 
 /** `n` chargers over PROCS processes, connecting as `ramp` says (a rate is split over them). */
@@ -169,6 +175,7 @@ async function startFleet(url: string, n: number, ramp: string): Promise<Fleet> 
     procs: started.map((s) => s.child),
     connectingAt: Math.min(...started.map((s) => s.connectingAt())),
     bootedAt,
+    retries: started.reduce((sum, s) => sum + s.retries(), 0),
   };
 }
 
@@ -217,6 +224,8 @@ function stallMeter(): () => number {
 interface Result {
   connectMs: number;
   bootMs: number;
+  /** Connection attempts the chargers tried again (refused or reset under the burst). */
+  retries: number;
   connectStallMs: number;
   /** CPU time of the central process (user + system) per charger, connecting and booting. */
   connectCpuUs: number;
@@ -272,6 +281,7 @@ async function measure(
     return {
       connectMs: allConnectedAt - fleet.connectingAt,
       bootMs: fleet.bootedAt - fleet.connectingAt,
+      retries: fleet.retries,
       connectStallMs,
       connectCpuUs,
       updateMs,
@@ -481,6 +491,7 @@ async function main(): Promise<void> {
       console.log(`\n${N} chargers, ramp ${ramp}`);
       line('connect (all connected)', ms(o.connectMs), ms(f.connectMs), '');
       line('boot (all accepted)', ms(o.bootMs), ms(f.bootMs), '');
+      line('connection attempts retried', String(o.retries), String(f.retries), '');
       line(
         'update (slot start -> last)',
         `${fmt(o.updateMs, 'ms', 0)} ${ratio(o.updateMs, f.updateMs)}`,
