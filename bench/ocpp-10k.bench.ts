@@ -469,6 +469,11 @@ async function floor(ramp: string): Promise<Result> {
 
 // ------------------------------------------------------------ main
 
+/** One side's figures on one line, printed as soon as it is done. */
+function brief(r: Result): string {
+  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint, stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)}`;
+}
+
 const kb = (x: number) => `${x.toFixed(1)} KB`;
 const ms = (x: number) => `${Math.round(x)} ms`;
 const us = (x: number) => `${Math.round(x)} us`;
@@ -485,6 +490,7 @@ async function main(): Promise<void> {
   try {
     for (const ramp of ramps) {
       const f = SIDES.includes('floor') ? await floor(ramp) : skipped;
+      if (f !== skipped) console.log(`  (floor, ${ramp}: ${brief(f)})`);
       const o = SIDES.includes('ours') ? await ours(ramp) : skipped;
       const line = (what: string, a: string, b: string, target: string) =>
         console.log(`  ${what.padEnd(26)} ours ${a.padEnd(40)} floor ${b.padEnd(14)} ${target}`);
