@@ -29,15 +29,14 @@
  * wait is bounded, the children are killed by pid at the end (also on error), and the whole
  * run has a deadline. Prints figures; passes or fails nothing.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RPCServer } from 'ocpp-rpc';
 import type { CentralSystem, ChargerEvent } from '../src/adapters/ocpp/central-system';
 import { commandToCall } from '../src/adapters/ocpp/translate';
 import { DispatchEngine } from '../src/engine';
 import type { Site } from '../src/site';
+import { killChildren, startFleet, stopFleet } from './fleet-procs';
 import {
   COORDINATOR,
   deadline,
@@ -91,111 +90,6 @@ const skipped: Result = {
 };
 
 const identity = (i: number) => `CP${String(i + 1).padStart(5, '0')}`;
-
-// ------------------------------------------------------------ the simulated fleet
-
-const children = new Set<ChildProcess>();
-
-function killChildren(): void {
-  for (const c of children) {
-    try {
-      if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  children.clear();
-}
-process.on('exit', killChildren);
-
-interface Fleet {
-  procs: ChildProcess[];
-  /** When the first process started connecting (epoch ms). */
-  connectingAt: number;
-  /** When the last BootNotification was accepted, charger side (epoch ms). */
-  bootedAt: number;
-  /** Connection attempts that failed and were tried again. */
-  retries: number;
-}
-
-function startProc(url: string, first: number, count: number, ramp: string) {
-  const child = spawn(
-    process.execPath,
-    [
-      // e.g. BENCH_SIM_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile them
-      ...(process.env.BENCH_SIM_FLAGS?.split(' ').filter(Boolean) ?? []),
-      '--import',
-      'tsx',
-      path.join(__dirname, 'fleet-sims.ts'),
-      url,
-      String(count),
-      'CP',
-      String(first),
-      ramp,
-    ],
-    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
-  );
-  children.add(child);
-  let connectingAt = Number.POSITIVE_INFINITY;
-  let retries = 0;
-  const booted = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${count} chargers did not boot within ${BOOT_TIMEOUT_MS} ms`)),
-      BOOT_TIMEOUT_MS,
-    );
-    child.on('message', (m: { type: string; message?: string; at?: number; retries?: number }) => {
-      if (m.type === 'connecting') {
-        connectingAt = m.at ?? Date.now();
-        return;
-      }
-      clearTimeout(timer);
-      if (m.type === 'ready') {
-        retries += m.retries ?? 0;
-        resolve(m.at ?? Date.now());
-      } else reject(new Error(`fleet: ${m.message}`));
-    });
-    child.on('exit', (code) => {
-      children.delete(child);
-      clearTimeout(timer);
-      reject(new Error(`fleet process exited (${code})`));
-    });
-  });
-  return { child, booted, connectingAt: () => connectingAt, retries: () => retries };
-}
-
-/** `n` chargers over PROCS processes, connecting as `ramp` says (a rate is split over them). */
-async function startFleet(url: string, n: number, ramp: string): Promise<Fleet> {
-  const per = Math.ceil(n / PROCS);
-  const rate = /^rate:(\d+)$/.exec(ramp);
-  const procRamp = rate ? `rate:${Math.max(1, Math.round(Number(rate[1]) / PROCS))}` : ramp;
-  const started = [];
-  for (let first = 0; first < n; first += per)
-    started.push(startProc(url, first, Math.min(per, n - first), procRamp));
-  const bootedAt = Math.max(...(await Promise.all(started.map((s) => s.booted))));
-  return {
-    procs: started.map((s) => s.child),
-    connectingAt: Math.min(...started.map((s) => s.connectingAt())),
-    bootedAt,
-    retries: started.reduce((sum, s) => sum + s.retries(), 0),
-  };
-}
-
-async function stopFleet(fleet: Fleet): Promise<void> {
-  await Promise.all(
-    fleet.procs.map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.send({ type: 'stop' });
-      const t = setTimeout(
-        () => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'),
-        8000,
-      );
-      await exited;
-      clearTimeout(t);
-      children.delete(child);
-    }),
-  );
-}
 
 // ------------------------------------------------------------ measuring
 
@@ -260,7 +154,7 @@ async function measure(
         1000,
       )
     : undefined;
-  const fleet = await startFleet(url, N, ramp);
+  const fleet = await startFleet(url, N, ramp, PROCS, BOOT_TIMEOUT_MS);
   try {
     await until(() => allConnectedAt > 0, 'every charger connected', 30_000, 20);
     clearInterval(watch);
