@@ -16,6 +16,8 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'engine', flags: ['--expose-gc'] },
   { name: 'dispatch-lateness', flags: [] },
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },
+  // 10,000 chargers, two ramps: minutes; bounded by its own deadline.
+  { name: 'ocpp-10k', flags: ['--expose-gc'] },
   { name: 'modbus', flags: [] },
   { name: 'events', flags: [] },
   { name: 'compliance', flags: [] },

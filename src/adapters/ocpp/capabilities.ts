@@ -4,7 +4,9 @@
  * the failsafe chain), kept in the site's AssetTable
  * (`capabilities` of each asset of the charger, through the AdapterHost port), told once when
  * learned, forgotten when the charger boots again, and summed up for a node's status; also
- * the unit an asset's limits go in after its configured one was not followed.
+ * the unit an asset's limits go in after its configured one was not followed. It keeps the
+ * identities that may have learned something, so a summary reads those, not the whole fleet
+ * (a node's status asks for one on every change of thousands of chargers).
  */
 
 import type { AdapterHost } from '../host';
@@ -41,11 +43,30 @@ const NAMES: readonly CapabilityEvent['capability'][] = [
 ];
 
 export class LearnedCapabilities {
+  /** Identities that may have something learned (a superset; forgotten on boot). */
+  private readonly marked = new Set<string>();
+  /** Each identity's place in `byIdentity` (the order of a summary). */
+  private readonly order = new Map<string, number>();
+  private readonly identityOf = new Map<string, string>();
+
   constructor(
     private readonly host: AdapterHost,
     private readonly byIdentity: ReadonlyMap<string, ChargerConfig[]>,
     private readonly tell: (e: CapabilityEvent & { assetIds: string[] }) => void,
-  ) {}
+  ) {
+    for (const [identity, list] of byIdentity) {
+      this.order.set(identity, this.order.size);
+      for (const c of list) {
+        this.identityOf.set(c.assetId, identity);
+        // Learned before this adapter was made (a redeploy keeps the site's asset table).
+        if (
+          NAMES.some((name) => host.capability(c.assetId, name) === false) ||
+          host.capability(c.assetId, 'unit') !== undefined
+        )
+          this.marked.add(identity);
+      }
+    }
+  }
 
   /** The charger's answer if the asset is known to lack `name`, else undefined. */
   lacks(assetId: string, name: CapabilityEvent['capability']): string | undefined {
@@ -62,6 +83,7 @@ export class LearnedCapabilities {
     message: string,
   ): void {
     const list = this.byIdentity.get(identity) ?? [];
+    this.marked.add(identity);
     const known = list.every((c) => this.host.capability(c.assetId, name) === false);
     for (const c of list) {
       this.host.setCapability(c.assetId, name, false);
@@ -87,6 +109,7 @@ export class LearnedCapabilities {
           this.host.setCapability(c.assetId, key, undefined);
       this.host.setCapability(c.assetId, 'unit', undefined);
     }
+    this.marked.delete(identity);
   }
 
   /** The unit learned for the asset's limits (it did not follow the configured one), if any. */
@@ -98,12 +121,19 @@ export class LearnedCapabilities {
   /** Remembers that the asset's limits go in `unit` from now on (until the charger boots). */
   learnUnit(assetId: string, unit: 'W' | 'A'): void {
     this.host.setCapability(assetId, 'unit', unit);
+    const identity = this.identityOf.get(assetId);
+    if (identity !== undefined) this.marked.add(identity);
   }
 
   /** What the chargers lack, in short, for a status: e.g. `CP001: no smart charging`. */
   summary(): string[] {
     const out: string[] = [];
-    for (const [identity, list] of this.byIdentity) {
+    if (this.marked.size === 0) return out;
+    const identities = [...this.marked].sort(
+      (a, b) => (this.order.get(a) ?? 0) - (this.order.get(b) ?? 0),
+    );
+    for (const identity of identities) {
+      const list = this.byIdentity.get(identity) ?? [];
       const has = (name: CapabilityEvent['capability']) =>
         list.some((c) => this.lacks(c.assetId, name) !== undefined);
       if (has('smartCharging')) out.push(`${identity}: no smart charging`);

@@ -27,6 +27,7 @@ import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
 import { type NetProblem, netProblem } from '../../net-errors';
+import { CallTimer } from './call-timer';
 import { handlers16 } from './central-system-16';
 import { handlers201 } from './central-system-201';
 import {
@@ -82,6 +83,8 @@ export class CentralSystem extends EventEmitter {
   private readonly sockets = new SocketSet();
   /** Every charger connection, replaced ones too, until it has closed. */
   private readonly clients = new Set<RpcClient>();
+  /** Each connection's call timeout (call-timer.ts), where ocpp-rpc lets us time its calls. */
+  private readonly callTimers = new WeakMap<RpcClient, CallTimer>();
   private server: http.Server | https.Server | null = null;
   private detachers: (() => void)[] = [];
   private txCounter = 0;
@@ -375,8 +378,10 @@ export class CentralSystem extends EventEmitter {
     client.on('badMessage', (e: { error?: Error }) => bad(e?.error?.message ?? 'bad message'));
     // Every CALL that ocpp-rpc could read: an over-long id is a bad message (the handler
     // answers it with a FormatViolation), a good one ends a run of bad ones.
+    const timer = CallTimer.for(client);
+    if (timer) this.callTimers.set(client, timer);
     client.on('call', (e: { outbound?: boolean; payload?: unknown[] }) => {
-      if (e?.outbound) return;
+      if (e?.outbound) return timer?.sent(String(e.payload?.[1]));
       const id = String(e?.payload?.[1] ?? '');
       if (id.length > MAX_MESSAGE_ID_LENGTH) bad(tooLong(id));
       else session.badInARow = 0;
@@ -447,6 +452,14 @@ export class CentralSystem extends EventEmitter {
     const run = () => {
       if (options.notAfter !== undefined && this.clock.now() >= options.notAfter)
         throw new CallExpiredError(identity, method, options.notAfter);
+      const timer = this.callTimers.get(session.client);
+      const ms = options.timeoutMs ?? this.options.callTimeoutMs;
+      if (timer && CallTimer.handles(ms)) {
+        timer.arm(ms);
+        return session.client
+          .call(method, params, { callTimeoutMs: Number.POSITIVE_INFINITY })
+          .finally(() => timer.settled());
+      }
       return session.client.call(method, params, {
         ...(options.timeoutMs !== undefined ? { callTimeoutMs: options.timeoutMs } : {}),
       });

@@ -5,7 +5,10 @@
  * 2.0.1 ChargingStationMaxProfile on EVSE 0) with two periods: the cap in force (a
  * SET_POWER_LIMIT setpoint, else the rating) from now, and min(failsafe share, cap) from
  * `failsafeAfterS` on. While the charge point is connected the profile is sent again every
- * `failsafeAfterS / 3`, so the step stays in the future; when the gateway, Node-RED or the
+ * `failsafeAfterS / 3`, so the step stays in the future (the first refresh after a send that
+ * is not itself a refresh comes a little earlier, between a half and the whole interval, by a
+ * fraction fixed per identity: thousands of chargers that booted together then refresh spread
+ * over the interval, not in one wave); when the gateway, Node-RED or the
  * network is gone, nobody moves it and the charger steps down to its failsafe share on its
  * own. It is sent with the re-apply after a boot or a connect (first, before the setpoints,
  * see chargers.ts), when the share changes (`refresh`) and by
@@ -40,6 +43,16 @@ export const DEFAULT_FAILSAFE_AFTER_S = 60;
 /** The shortest refresh interval, s: `failsafeAfterS` is at least 3 times this. */
 export const MIN_REFRESH_S = 0.5;
 const MAX_AFTER_S = 86_400;
+
+/**
+ * The fraction (0 to 1/2) of the refresh interval by which the first refresh after a fresh
+ * send comes earlier, fixed per identity (FNV-1a of it): spreads a fleet's refreshes.
+ */
+export function refreshStagger(identity: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < identity.length; i++) h = Math.imul(h ^ identity.charCodeAt(i), 0x01000193);
+  return (h >>> 0) / 2 ** 33;
+}
 
 /** Throws a clear error unless `v` is a valid failsafeAfterS. */
 export function checkFailsafeAfterS(v: unknown, where: string): void {
@@ -208,13 +221,13 @@ export class StationFailsafe {
    * Sends the profile to the charge point after `delayMs` (a connect, a boot, a change of
    * its share), replacing a refresh that was waiting; then every third of `afterS`.
    */
-  schedule(identity: string, delayMs: number): void {
+  schedule(identity: string, delayMs: number, periodic = false): void {
     if (!this.running || !this.d.byIdentity.has(identity)) return;
     const s = this.station(identity);
     if (s.timer) clearTimeout(s.timer);
     s.timer = setTimeout(() => {
       s.timer = undefined;
-      this.send(identity).catch((err) => this.d.onError(err as Error));
+      this.send(identity, periodic).catch((err) => this.d.onError(err as Error));
     }, delayMs);
     s.timer.unref?.();
   }
@@ -250,9 +263,10 @@ export class StationFailsafe {
 
   /** What is wrong, in short, for a status: e.g. `CP1: failsafe profile failed`. */
   summary(): string[] {
-    return [...this.stations]
-      .filter(([, s]) => s.status === 'failed')
-      .map(([identity]) => `${identity}: failsafe profile failed`);
+    const out: string[] = [];
+    for (const [identity, s] of this.stations)
+      if (s.status === 'failed') out.push(`${identity}: failsafe profile failed`);
+    return out;
   }
 
   private report(identity: string, status: FailsafeEvent['status'], message: string): void {
@@ -281,7 +295,8 @@ export class StationFailsafe {
     this.send(identity).catch((err) => this.d.onError(err as Error));
   }
 
-  private async send(identity: string): Promise<void> {
+  /** `periodic`: a refresh (the next one comes a whole interval later, else a little earlier). */
+  private async send(identity: string, periodic = false): Promise<void> {
     const version = this.d.central.protocolOf(identity);
     if (!this.running || !version) return;
     const why = this.why(identity);
@@ -292,8 +307,14 @@ export class StationFailsafe {
       return;
     }
     const afterS = this.afterS(identity);
-    // The next refresh, whatever becomes of this one (a failure is retried then).
-    this.schedule(identity, (afterS * 1000) / 3);
+    // The next refresh, whatever becomes of this one (a failure is retried then); never later
+    // than a third of afterS.
+    const intervalMs = (afterS * 1000) / 3;
+    this.schedule(
+      identity,
+      periodic ? intervalMs : intervalMs * (1 - refreshStagger(identity)),
+      true,
+    );
     // A charger that does not answer: one refresh waits in its queue, not one per interval.
     const s = this.station(identity);
     if (s.inFlight) return;

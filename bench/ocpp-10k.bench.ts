@@ -1,0 +1,427 @@
+/**
+ * 10,000 chargers (issue 17): simulated OCPP 1.6 chargers (bench/fleet-sims.ts, in child
+ * processes) on ONE central system: ours is qe-ocpp-server + qe-ocpp in Node-RED (a Site in
+ * qe-coordinator, qe-dispatcher -> qe-ocpp, every charger with a failsafe share, so each holds
+ * the station maximum profile and has it refreshed); the floor is a bare ocpp-rpc RPCServer
+ * (strict mode, as ours) answering the same chargers, with no package code but the params of
+ * the setpoint calls (commandToCall). For each way of connecting (a ramp: `batch:<k>`, k at
+ * a time; `burst`, all at once as after a site's power cut; `rate:<r>`, r a second) it prints:
+ *
+ *   connect  the first handshake until the central side has every connection
+ *   boot     the first handshake until every BootNotification was accepted (charger side)
+ *   update   at a slot boundary, a setpoint to every charger: the slot start until the last
+ *            SetChargingProfile is answered (median of BENCH_RUNS boundaries)
+ *   memory   the central process's heap and rss above its idle baseline (after gc), per charger
+ *   stall    the event loop's longest delay (perf_hooks monitorEventLoopDelay), while the
+ *            fleet connects and boots, and over the boundaries
+ *
+ * beside the floor and the targets (update within 2 s of the slot start and 1.5x the floor;
+ * under 50 KB per charger).
+ *
+ *   node --expose-gc --import tsx bench/ocpp-10k.bench.ts [count] [ramp...]
+ *     (default 10000 batch:100; e.g. `10000 burst rate:1000` for a site's reboot, all at once
+ *     and paced; BENCH_RUNS boundaries, default 3; BENCH_SIM_PROCS simulator processes,
+ *     default 2)
+ *
+ * File descriptors: one per charger on each side; the simulators are split over processes
+ * (a process's limit is `ulimit -n`, 20,000 here) and the central process needs `count` plus
+ * a few hundred. Everything binds to 127.0.0.1 (ephemeral ports are enough for 10k), every
+ * wait is bounded, the children are killed by pid at the end (also on error), and the whole
+ * run has a deadline. Prints figures; passes or fails nothing.
+ */
+import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { RPCServer } from 'ocpp-rpc';
+import type { CentralSystem, ChargerEvent } from '../src/adapters/ocpp/central-system';
+import { commandToCall } from '../src/adapters/ocpp/translate';
+import { DispatchEngine } from '../src/engine';
+import type { Site } from '../src/site';
+import { killChildren, startFleet, stopFleet } from './fleet-procs';
+import {
+  COORDINATOR,
+  deadline,
+  fmt,
+  helper,
+  loadFlow,
+  loadNodes,
+  machine,
+  median,
+  nowMs,
+  ratio,
+  runBenchmark,
+  runs,
+  sleep,
+  startServer,
+  stopServer,
+  until,
+} from './lib';
+
+const args = process.argv.slice(2);
+const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 10_000);
+const RAMPS = args.filter((a) => !/^\d+$/.test(a));
+const ramps = RAMPS.length > 0 ? RAMPS : ['batch:100'];
+const RUNS = runs(3);
+const PROCS = Math.max(1, Number(process.env.BENCH_SIM_PROCS) || 2);
+const RATED_KW = 22;
+const FAILSAFE_KW = 4;
+const LEAD_MS = 2000; // the boundary is this far after the submit
+const BOOT_TIMEOUT_MS = 300_000;
+const TARGET_UPDATE_MS = 2000;
+const TARGET_RATIO = 1.5;
+const TARGET_KB = 50;
+/**
+ * When our setpoint counts: `accepted` (SetChargingProfile answered, as the floor's) or
+ * `confirmed` (the default of qe-ocpp: also read back with GetCompositeSchedule).
+ */
+const CONFIRM = process.env.BENCH_CONFIRM === 'confirmed' ? 'confirmed' : 'accepted';
+/** BENCH_SIDES=ours (or floor) runs one side alone, e.g. under a profiler. */
+const SIDES = (process.env.BENCH_SIDES ?? 'floor,ours').split(',');
+const skipped: Result = {
+  connectMs: Number.NaN,
+  bootMs: Number.NaN,
+  retries: Number.NaN,
+  connectStallMs: Number.NaN,
+  connectCpuUs: Number.NaN,
+  updateMs: [Number.NaN],
+  updateCpuUs: [Number.NaN],
+  updateStallMs: Number.NaN,
+  heapKb: Number.NaN,
+  rssKb: Number.NaN,
+};
+
+const identity = (i: number) => `CP${String(i + 1).padStart(5, '0')}`;
+
+// ------------------------------------------------------------ measuring
+
+function mem(): { heap: number; rss: number } {
+  const g = (globalThis as { gc?: () => void }).gc;
+  g?.();
+  g?.();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, rss: m.rss };
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** The event loop's longest delay from now until the returned function is called, ms. */
+function stallMeter(): () => number {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  return () => {
+    h.disable();
+    return h.max / 1e6;
+  };
+}
+
+interface Result {
+  connectMs: number;
+  bootMs: number;
+  /** Connection attempts the chargers tried again (refused or reset under the burst). */
+  retries: number;
+  connectStallMs: number;
+  /** CPU time of the central process (user + system) per charger, connecting and booting. */
+  connectCpuUs: number;
+  updateMs: number[];
+  /** CPU time of the central process per setpoint, from the submit to the last answer. */
+  updateCpuUs: number[];
+  updateStallMs: number;
+  heapKb: number;
+  rssKb: number;
+}
+
+/** Connects the fleet; `connected()` is the central side's count. Then the boundaries. */
+async function measure(
+  url: string,
+  ramp: string,
+  connected: () => number,
+  ready: () => Promise<void>,
+  boundary: (r: number) => Promise<number>,
+): Promise<Result> {
+  await sleep(300);
+  const idle = mem();
+  const connectStall = stallMeter();
+  const cpu0 = cpuMs();
+  let allConnectedAt = 0;
+  const watch = setInterval(() => {
+    if (allConnectedAt === 0 && connected() === N) allConnectedAt = Date.now();
+  }, 5);
+  const trace = process.env.BENCH_TRACE
+    ? setInterval(
+        () => console.error(`  ${new Date().toISOString()} connected ${connected()}`),
+        1000,
+      )
+    : undefined;
+  const fleet = await startFleet(url, N, ramp, PROCS, BOOT_TIMEOUT_MS);
+  try {
+    await until(() => allConnectedAt > 0, 'every charger connected', 30_000, 20);
+    clearInterval(watch);
+    clearInterval(trace);
+    await ready();
+    const connectStallMs = connectStall();
+    const connectCpuUs = ((cpuMs() - cpu0) / N) * 1000;
+    await sleep(500);
+    const loaded = mem();
+    const updateStall = stallMeter();
+    const updateMs: number[] = [];
+    const updateCpuUs: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const c0 = cpuMs();
+      updateMs.push(await boundary(r));
+      updateCpuUs.push(((cpuMs() - c0) / N) * 1000);
+      await sleep(500);
+    }
+    return {
+      connectMs: allConnectedAt - fleet.connectingAt,
+      bootMs: fleet.bootedAt - fleet.connectingAt,
+      retries: fleet.retries,
+      connectStallMs,
+      connectCpuUs,
+      updateMs,
+      updateCpuUs,
+      updateStallMs: updateStall(),
+      heapKb: (loaded.heap - idle.heap) / N / 1024,
+      rssKb: (loaded.rss - idle.rss) / N / 1024,
+    };
+  } finally {
+    clearInterval(watch);
+    clearInterval(trace);
+    await stopFleet(fleet);
+  }
+}
+
+// ------------------------------------------------------------ ours: Node-RED
+
+async function ours(ramp: string): Promise<Result> {
+  const chargers = Array.from({ length: N }, (_, i) => ({
+    identity: identity(i),
+    assetId: `ev${i}`,
+    ratedKw: RATED_KW,
+    failsafeKw: FAILSAFE_KW,
+    confirm: CONFIRM,
+  }));
+  const flow = [
+    { id: 'f1', type: 'tab', label: 'bench' },
+    COORDINATOR,
+    {
+      id: 'srv',
+      type: 'qe-ocpp-server',
+      mode: 'port',
+      host: '127.0.0.1',
+      port: 0,
+      path: '/ocpp',
+      protocols: 'ocpp1.6',
+      security: 'none',
+      callTimeoutSeconds: 60,
+    },
+    { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: 'coord', wires: [['ocpp']] },
+    {
+      id: 'ocpp',
+      type: 'qe-ocpp',
+      z: 'f1',
+      coordinator: 'coord',
+      server: 'srv',
+      chargers,
+      wires: [['results'], []],
+    },
+    { id: 'results', type: 'helper', z: 'f1' },
+  ];
+  await loadFlow(loadNodes('qe-coordinator', 'qe-dispatcher', 'qe-ocpp-server', 'qe-ocpp'), flow);
+  const srv = helper.getNode('srv') as unknown as {
+    ready: Promise<void>;
+    port: number | null;
+    central: CentralSystem;
+  };
+  await srv.ready;
+  if (srv.port === null) throw new Error('the OCPP server did not start');
+  const site = (helper.getNode('coord') as unknown as { site: Site }).site;
+  let connected = 0;
+  srv.central.on('charger', (e: ChargerEvent) => {
+    if (e.type === 'connected') connected++;
+    else if (e.type === 'disconnected') connected--;
+  });
+  let results = 0;
+  let failures = 0;
+  let lastAt = 0;
+  helper.getNode('results').on('input', (msg: Record<string, unknown>) => {
+    results++;
+    if (!(msg.payload as { success: boolean }).success) failures++;
+    lastAt = nowMs();
+  });
+  try {
+    return await measure(
+      `ws://127.0.0.1:${srv.port}/ocpp`,
+      ramp,
+      () => connected,
+      // Every charger AVAILABLE: the re-apply after the boot has asked its status.
+      () =>
+        until(
+          () =>
+            chargers.every((c) => site.getStateMachine(c.assetId)?.currentState === 'AVAILABLE'),
+          'every charger AVAILABLE',
+          60_000,
+          100,
+        ),
+      async (r) => {
+        const before = results;
+        const at = Date.now() + LEAD_MS;
+        const input = chargers.map((c, i) => ({
+          id: `r${r}-${i}`,
+          assetId: c.assetId,
+          type: 'SET_CHARGE_RATE',
+          valueKw: 4 + ((i + r) % 17),
+          scheduledAt: at,
+          validUntil: at + 900_000,
+        }));
+        helper.getNode('disp').receive({ payload: input } as never);
+        await until(() => results - before === N, `${N} answers`, 60_000, 5);
+        if (failures > 0) throw new Error(`${failures} setpoints failed`);
+        return lastAt - at;
+      },
+    );
+  } finally {
+    await helper.unload();
+  }
+}
+
+// ------------------------------------------------------------ the floor: bare ocpp-rpc
+
+interface BareClient {
+  identity: string;
+  handle(m: string | ((x: { method: string }) => unknown), h?: () => unknown): void;
+  call(method: string, params: unknown): Promise<unknown>;
+}
+
+async function floor(ramp: string): Promise<Result> {
+  const rpc = new RPCServer({ protocols: ['ocpp1.6'], strictMode: true, callTimeoutMs: 60_000 });
+  const clients = new Map<string, BareClient>();
+  rpc.on('client', (client: BareClient) => {
+    clients.set(client.identity, client);
+    const now = () => new Date().toISOString();
+    client.handle('BootNotification', () => ({
+      status: 'Accepted',
+      currentTime: now(),
+      interval: 300,
+    }));
+    client.handle('Heartbeat', () => ({ currentTime: now() }));
+    client.handle('StatusNotification', () => ({}));
+    client.handle(() => ({}));
+  });
+  const server = http.createServer();
+  server.on('upgrade', (req, socket, head) => rpc.handleUpgrade(req, socket as never, head));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const engine = new DispatchEngine({});
+  try {
+    return await measure(
+      `ws://127.0.0.1:${port}/ocpp`,
+      ramp,
+      () => clients.size,
+      async () => {},
+      (r) => {
+        const at = Date.now() + LEAD_MS;
+        return new Promise<number>((resolve, reject) => {
+          setTimeout(
+            () => {
+              let left = N;
+              for (let i = 0; i < N; i++) {
+                const id = identity(i);
+                const [cmd] = engine.submit({
+                  id: `f${r}-${i}`,
+                  assetId: `ev${i}`,
+                  type: 'SET_CHARGE_RATE',
+                  valueKw: 4 + ((i + r) % 17),
+                  scheduledAt: at,
+                } as never);
+                const call = commandToCall(
+                  cmd as never,
+                  { identity: id, assetId: `ev${i}`, ratedKw: RATED_KW },
+                  'ocpp1.6',
+                  null,
+                );
+                (clients.get(id) as BareClient).call(call.method, call.params).then((res) => {
+                  if ((res as { status?: string }).status !== 'Accepted')
+                    reject(new Error(`not accepted: ${JSON.stringify(res)}`));
+                  if (--left === 0) resolve(nowMs() - at);
+                }, reject);
+              }
+            },
+            Math.max(0, at - Date.now()),
+          );
+        });
+      },
+    );
+  } finally {
+    await rpc.close({ force: true, awaitPending: false }).catch(() => {});
+    await new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    });
+  }
+}
+
+// ------------------------------------------------------------ main
+
+/** One side's figures on one line, printed as soon as it is done. */
+function brief(r: Result): string {
+  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint, stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)}`;
+}
+
+const kb = (x: number) => `${x.toFixed(1)} KB`;
+const ms = (x: number) => `${Math.round(x)} ms`;
+const us = (x: number) => `${Math.round(x)} us`;
+
+async function main(): Promise<void> {
+  deadline(ramps.length * (2 * (BOOT_TIMEOUT_MS / 1000 + 30 + RUNS * 70) + 30), killChildren);
+  if (!(globalThis as { gc?: unknown }).gc)
+    console.log('(run with --expose-gc for the memory figures)');
+  console.log(
+    `OCPP ${N} chargers: OCPP 1.6 simulated chargers in ${PROCS} child processes, ${RUNS} boundaries per ramp, ours counts a setpoint when ${CONFIRM}; ${machine()}`,
+  );
+  await startServer();
+  const rows: string[] = [];
+  try {
+    for (const ramp of ramps) {
+      const f = SIDES.includes('floor') ? await floor(ramp) : skipped;
+      if (f !== skipped) console.log(`  (floor, ${ramp}: ${brief(f)})`);
+      const o = SIDES.includes('ours') ? await ours(ramp) : skipped;
+      const line = (what: string, a: string, b: string, target: string) =>
+        console.log(`  ${what.padEnd(26)} ours ${a.padEnd(40)} floor ${b.padEnd(14)} ${target}`);
+      console.log(`\n${N} chargers, ramp ${ramp}`);
+      line('connect (all connected)', ms(o.connectMs), ms(f.connectMs), '');
+      line('boot (all accepted)', ms(o.bootMs), ms(f.bootMs), '');
+      line('connection attempts retried', String(o.retries), String(f.retries), '');
+      line(
+        'update (slot start -> last)',
+        `${fmt(o.updateMs, 'ms', 0)} ${ratio(o.updateMs, f.updateMs)}`,
+        ms(median(f.updateMs)),
+        `target <= ${TARGET_UPDATE_MS} ms and <= ${TARGET_RATIO}x`,
+      );
+      line(
+        'memory per charger',
+        `heap ${kb(o.heapKb)}, rss ${kb(o.rssKb)}`,
+        `${kb(f.heapKb)}, ${kb(f.rssKb)}`,
+        `target heap+rss < ${TARGET_KB} KB`,
+      );
+      line('CPU per charger, connecting', us(o.connectCpuUs), us(f.connectCpuUs), '');
+      line('CPU per setpoint', us(median(o.updateCpuUs)), us(median(f.updateCpuUs)), '');
+      line('longest stall, connecting', ms(o.connectStallMs), ms(f.connectStallMs), '');
+      line('longest stall, updates', ms(o.updateStallMs), ms(f.updateStallMs), '');
+      rows.push(
+        `| ${ramp} | ${ms(o.connectMs)} / ${ms(f.connectMs)} | ${ms(o.bootMs)} / ${ms(f.bootMs)} | ${ms(median(o.updateMs))} / ${ms(median(f.updateMs))} (${ratio(o.updateMs, f.updateMs)}) | ${kb(o.heapKb + o.rssKb)} / ${kb(f.heapKb + f.rssKb)} | ${us(o.connectCpuUs)} / ${us(f.connectCpuUs)}; ${us(median(o.updateCpuUs))} / ${us(median(f.updateCpuUs))} | ${ms(o.connectStallMs)} / ${ms(f.connectStallMs)} | ${ms(o.updateStallMs)} / ${ms(f.updateStallMs)} |`,
+      );
+    }
+  } finally {
+    killChildren();
+    await stopServer();
+  }
+  console.log(
+    '\n| ramp | connect ours / floor | boot | update (ratio) | heap+rss per charger | CPU per charger connecting / per setpoint | stall connecting | stall updates |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+}
+
+runBenchmark(main, killChildren);

@@ -1,0 +1,74 @@
+import should from 'should';
+import { LearnedCapabilities } from '../../src/adapters/ocpp/capabilities';
+import type { CentralSystem } from '../../src/adapters/ocpp/central-system';
+import { refreshStagger, StationFailsafe } from '../../src/adapters/ocpp/failsafe';
+import { Site } from '../../src/site';
+
+// The failsafe refreshes of a fleet spread over the interval (issue 17): the first refresh
+// after a fresh send comes earlier by a fraction fixed per identity, the next ones a whole
+// interval apart; never later than failsafeAfterS / 3.
+
+describe('OCPP failsafe: refreshes of a fleet spread over the interval (unit)', () => {
+  it('the stagger is fixed per identity, from 0 to 1/2, and spread over a fleet', () => {
+    should(refreshStagger('CP00001')).equal(refreshStagger('CP00001'));
+    const xs = Array.from({ length: 10_000 }, (_, i) =>
+      refreshStagger(`CP${String(i + 1).padStart(5, '0')}`),
+    );
+    for (const x of xs) should(x >= 0 && x < 0.5).be.true();
+    // Each fifth of the range holds 10 % to 30 % of 10,000 sequential identities (20 % expected).
+    for (let b = 0; b < 5; b++) {
+      const n = xs.filter((x) => x >= b * 0.1 && x < (b + 1) * 0.1).length;
+      should(n).be.within(1000, 3000);
+    }
+  });
+
+  it('first refresh after a send: the interval less its stagger; then whole intervals', async () => {
+    const site = new Site({ siteId: 't', autoDispatch: true });
+    const chargers = new Map([
+      ['CP1', [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22, failsafeKw: 4 }]],
+    ]);
+    const central = {
+      protocolOf: () => 'ocpp1.6',
+      isConnected: () => true,
+      call: async () => ({ status: 'Accepted' }),
+    } as unknown as CentralSystem;
+    const fs = new StationFailsafe({
+      host: site,
+      central,
+      byIdentity: chargers,
+      learned: new LearnedCapabilities(site, chargers, () => {}),
+      afterS: 30,
+      tell: () => {},
+      onError: (e) => {
+        throw e;
+      },
+    });
+    // The timers it sets, not run: each is fired by hand below.
+    const timers: { fn: () => void; ms: number }[] = [];
+    const real = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms: number) => {
+      timers.push({ fn, ms });
+      return { unref() {}, ref() {}, hasRef: () => false } as unknown as NodeJS.Timeout;
+    }) as typeof setTimeout;
+    try {
+      fs.start();
+      fs.sendNow('CP1');
+      should(timers).have.length(1);
+      const first = timers[0]?.ms ?? 0;
+      should(first).equal(10_000 * (1 - refreshStagger('CP1')));
+      should(first).be.within(5000, 10_000);
+      timers[0]?.fn(); // the refresh: the next one a whole interval later
+      should(timers).have.length(2);
+      should(timers[1]?.ms).equal(10_000);
+      timers[1]?.fn();
+      should(timers[2]?.ms).equal(10_000);
+      fs.refresh('ev1'); // a change of the share: sent now (0), a fresh send again
+      should(timers[3]?.ms).equal(0);
+      timers[3]?.fn();
+      should(timers[4]?.ms).equal(first);
+    } finally {
+      globalThis.setTimeout = real;
+      fs.stop();
+    }
+  });
+});
