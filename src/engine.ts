@@ -212,6 +212,25 @@ export interface EngineJSON {
 
 export type TimeInput = number | Date | string;
 
+/**
+ * One change of persisted state (`onPersist`): `key` names the entry (`c:<commandId>` a
+ * command, `meta` the asset states, schedule revisions and last schedule; other keys are
+ * hosts' own), `value()` its JSON now (undefined: the entry was removed). Call `value()` late
+ * (a journal calls it when it writes, at the end of the turn), so that an entry changed many
+ * times in a turn is written once, as it ended up.
+ */
+export interface PersistChange {
+  key: string;
+  value(): unknown;
+}
+
+/** The `meta` entry of `onPersist`: the engine's small fields besides its commands. */
+export interface EngineMetaJSON {
+  assetStates: Record<string, string>;
+  scheduleRevisions: Record<string, number>;
+  lastSchedule: LastScheduleJSON | null;
+}
+
 /** See `DispatchEngine.rateSetpoints`. */
 export interface RateSetpoints {
   plan?: Command;
@@ -255,6 +274,8 @@ export class DispatchEngine {
   private heldCount = 0;
   private readonly wakeListeners = new Set<() => void>();
   private readonly changeListeners = new Set<(cmd: Command) => void>();
+  private readonly persistListeners = new Set<(change: PersistChange) => void>();
+  private readonly metaChange: PersistChange = { key: 'meta', value: () => this.metaJSON() };
   private wakeQueued = false;
   private seq = 0;
   private token = 0;
@@ -318,6 +339,7 @@ export class DispatchEngine {
       assets: conversion.changes.assets.map((a) => ({ assetId: a.assetId, kind: a.kind })),
       silentAt: null,
     };
+    this.persistMeta();
     this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
     this.wake();
     return conversion;
@@ -362,7 +384,11 @@ export class DispatchEngine {
   private noteScheduleId(id: string): void {
     const base = id.replace(/#\d+$/, '');
     const rev = id === base ? 1 : Number(id.slice(base.length + 1));
-    this.scheduleRevisions.set(base, Math.max(rev, this.scheduleRevisions.get(base) ?? 0));
+    const before = this.scheduleRevisions.get(base) ?? 0;
+    if (rev > before) {
+      this.scheduleRevisions.set(base, rev);
+      this.persistMeta();
+    }
   }
 
   /**
@@ -450,6 +476,7 @@ export class DispatchEngine {
         this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
       } else if (c.validUntil === null || c.validUntil.getTime() > start) {
         c.validUntil = new Date(start);
+        this.persistCommand(c.id);
       }
     }
     // A silence's fallback that already went out ends too: the new schedule is in force.
@@ -457,7 +484,10 @@ export class DispatchEngine {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
       if (!c || !isSilenceFallback(c) || c.scheduleId === scheduleId) continue;
       const end = Math.max(start, now);
-      if (c.validUntil === null || c.validUntil.getTime() > end) c.validUntil = new Date(end);
+      if (c.validUntil === null || c.validUntil.getTime() > end) {
+        c.validUntil = new Date(end);
+        this.persistCommand(c.id);
+      }
     }
   }
 
@@ -506,6 +536,7 @@ export class DispatchEngine {
         const cmd = x.cmd;
         if (cmd.status === CommandStatus.PENDING && cmd.holdReason === null) {
           cmd.nextAttemptAt = null;
+          this.persistCommand(cmd.id);
           this.enqueue(x, now);
         }
         out.push(cmd);
@@ -672,6 +703,7 @@ export class DispatchEngine {
     const deadline = silenceDeadline(last, this.config.silenceSeconds);
     if (last === null || deadline === null || t < deadline) return [];
     last.silentAt = t;
+    this.persistMeta();
     const h = this.config.horizonEnd;
     const fresh = (
       h === 'hold'
@@ -778,6 +810,50 @@ export class DispatchEngine {
     // Called for every change of every command: no copy of the set (a listener removed
     // while others run is simply not called again).
     for (const l of this.changeListeners) l(cmd);
+    this.persistCommand(cmd.id);
+  }
+
+  /**
+   * Calls `listener` with each change of the state that `toJSON` persists, as it happens:
+   * `c:<commandId>` for a command that is new, changed or (value undefined) trimmed, `meta`
+   * for the asset states, schedule revisions and last schedule (value an EngineMetaJSON).
+   * For journals: `value()` gives the entry's JSON at the time it is called. Returns
+   * unsubscribe.
+   */
+  onPersist(listener: (change: PersistChange) => void): () => void {
+    this.persistListeners.add(listener);
+    return () => {
+      this.persistListeners.delete(listener);
+    };
+  }
+
+  private persistCommand(id: string): void {
+    if (this.persistListeners.size === 0) return;
+    const change: PersistChange = {
+      key: `c:${id}`,
+      value: () => {
+        const slot = this.slots.get(id);
+        return slot ? commandToJSON(slot.cmd) : undefined;
+      },
+    };
+    for (const l of this.persistListeners) l(change);
+  }
+
+  private persistMeta(): void {
+    for (const l of this.persistListeners) l(this.metaChange);
+  }
+
+  /** The `meta` entry: what `toJSON` holds besides the commands. */
+  private metaJSON(): EngineMetaJSON {
+    const assetStates: Record<string, string> = {};
+    for (const [id, s] of this.restoredStates) assetStates[id] = s;
+    for (const e of this.assets.values())
+      if (e.machine) assetStates[e.assetId] = e.machine.currentState;
+    return {
+      assetStates,
+      scheduleRevisions: Object.fromEntries(this.scheduleRevisions),
+      lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
+    };
   }
 
   private wake(): void {
@@ -1075,12 +1151,14 @@ export class DispatchEngine {
   registerStateMachine(machine: StateMachine): void {
     this.unregisterStateMachine(machine.assetId);
     const off = machine.onChange((change) => {
+      this.persistMeta();
       if (!HOLD_STATES.has(change.to_state)) this.release(change.assetId);
     });
     const entry = this.assets.ensure(machine.assetId);
     entry.machine = machine;
     entry.offMachine = off;
     const restored = this.restoredStates.get(machine.assetId);
+    this.persistMeta();
     if (restored !== undefined) {
       this.restoredStates.delete(machine.assetId);
       if (machine.states.includes(restored) && restored !== machine.currentState) {
@@ -1099,6 +1177,7 @@ export class DispatchEngine {
     e.machineKind = null;
     e.machineUsers.clear();
     this.assets.prune(assetId);
+    this.persistMeta();
     this.release(assetId);
     return true;
   }
@@ -1196,18 +1275,15 @@ export class DispatchEngine {
 
   /** Everything needed to carry on after a restart, as JSON-safe data. */
   toJSON(): EngineJSON {
-    const assetStates: Record<string, string> = {};
-    for (const [id, s] of this.restoredStates) assetStates[id] = s;
-    for (const e of this.assets.values())
-      if (e.machine) assetStates[e.assetId] = e.machine.currentState;
+    const { assetStates, scheduleRevisions, lastSchedule } = this.metaJSON();
     return {
       format: 'qubit-energy/dispatch-engine',
       version: 1,
       savedAt: new Date(this.clock.now()).toISOString(),
       commands: [...this.slots.values()].map((s) => commandToJSON(s.cmd)),
       assetStates,
-      scheduleRevisions: Object.fromEntries(this.scheduleRevisions),
-      lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
+      scheduleRevisions,
+      lastSchedule,
     };
   }
 
@@ -1354,6 +1430,7 @@ export class DispatchEngine {
       if (slot && isFinal(slot.cmd.status)) {
         this.slots.delete(id);
         this.counts[slot.cmd.status]--;
+        this.persistCommand(id);
       }
     }
     if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finished.length) {
