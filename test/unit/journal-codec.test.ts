@@ -48,7 +48,7 @@ describe('journal codec', () => {
     should(lines[1]).startWith('["d",');
     should(lines[2]).startWith('["d",');
     // A status change is ~100 bytes, well under the command's JSON.
-    should(lines[1].length).be.below(JSON.stringify(commandToJSON(cmd)).length / 2);
+    should(lines[1]?.length).be.below(JSON.stringify(commandToJSON(cmd)).length / 2);
     should(replay(lines).get(`c:${cmd.id}`)).eql(commandToJSON(cmd));
   });
 
@@ -91,7 +91,10 @@ describe('journal codec', () => {
     const state = replay(lines);
     should(state.get('c:a~1')).eql(commandToJSON(cmd));
     should(JSON.stringify(state.get('c:a~1'))).equal(JSON.stringify(commandToJSON(cmd)));
-    should(state.get('meta')).eql({ assetStates: { ev1: 'CHARGING' }, scheduleRevisions: { d: 2 } });
+    should(state.get('meta')).eql({
+      assetStates: { ev1: 'CHARGING' },
+      scheduleRevisions: { d: 2 },
+    });
     should(state.get('p:day')).eql({ columns: [1, 2, 3] });
     should(state.has('o:a~1')).be.false();
   });

@@ -1,0 +1,475 @@
+/**
+ * JournalStore: a StateStore that persists a site's changes as they happen, for edge gateways
+ * on SD cards. Each change (an `onPersist` entry of the engine or the site) is appended to a
+ * log segment as one small record (see journal-codec.ts); all the changes of one turn of the
+ * event loop go out as one write when that turn ends (`setImmediate`), so the window of
+ * changes a crash can lose is the current turn, and an entry changed many times in a turn is
+ * written once. Now and then the site asks for a snapshot (`save(doc)`): the journal moves
+ * to a new segment first (records that come during the snapshot go there), writes the
+ * document in pieces to a temporary file, renames it over, then drops the segments it covers.
+ *
+ * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and
+ * `journal-<n>.log` (records, one a line). Load = the newest snapshot + the segments from
+ * its number on, in order (`applyEntries` maps the entries onto the site's document). A torn
+ * last line (a kill mid-write) is dropped, reported and cut off the file; a bad line in the
+ * middle is reported with its file, line and offset, and the lines around it are kept.
+ * Before any snapshot, `legacyFile` (a FileStore state file) is the base: migration.
+ */
+
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { CommandJSON } from './commands';
+import type { PersistChange } from './engine';
+import { applyDelta, type CommandDelta, decodeRecord, RecordEncoder } from './journal-codec';
+import type { RestoreProblem } from './restore';
+import { type StateStore, StoreCorruptError, writeJson } from './store';
+
+export interface JournalOptions {
+  /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
+  legacyFile?: string;
+  /** Journal bytes after which a snapshot is asked for; at least the last snapshot's size. */
+  compactAfterBytes?: number;
+  /** fsync after every group written (survives power loss, costs a flush per turn). Default false. */
+  syncEveryWrite?: boolean;
+}
+
+/** Default for `compactAfterBytes`: 4 MiB. */
+export const COMPACT_AFTER_BYTES = 4 * 1024 * 1024;
+
+const SNAPSHOT = /^snapshot-(\d+)\.json$/;
+const SEGMENT = /^journal-(\d+)\.log$/;
+const pad = (n: number) => String(n).padStart(8, '0');
+
+/** Figures of what the journal wrote, for benchmarks and status. */
+export interface JournalStats {
+  records: number;
+  recordBytes: number;
+  writes: number;
+  snapshots: number;
+  snapshotBytes: number;
+}
+
+export class JournalStore implements StateStore {
+  readonly location: string;
+  readonly stats: JournalStats = {
+    records: 0,
+    recordBytes: 0,
+    writes: 0,
+    snapshots: 0,
+    snapshotBytes: 0,
+  };
+  /** What the last `load()` found wrong in the journal (torn or bad records). */
+  problems: RestoreProblem[] = [];
+  private readonly encoder = new RecordEncoder();
+  private pending = new Map<string, PersistChange>();
+  private flushQueued = false;
+  private fd: number | null = null;
+  private segment = 0;
+  /** Bytes of journal since the last snapshot. */
+  private sinceSnapshot = 0;
+  private lastSnapshotBytes = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private queuedDoc: { doc: unknown; n: number } | null = null;
+  private readonly compactAfter: number;
+
+  constructor(
+    readonly dir: string,
+    private readonly options: JournalOptions = {},
+  ) {
+    this.location = dir;
+    this.compactAfter = options.compactAfterBytes ?? COMPACT_AFTER_BYTES;
+  }
+
+  // ------------------------------------------------------------ loading
+
+  /** The snapshot with the segments replayed over it; undefined when there is nothing. */
+  load(): unknown {
+    this.problems = [];
+    mkdirSync(this.dir, { recursive: true });
+    const names = readdirSync(this.dir);
+    const snapshots = numbered(names, SNAPSHOT).reverse();
+    let base: unknown;
+    let from = 0;
+    for (const n of snapshots) {
+      const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
+      try {
+        base = JSON.parse(readFileSync(file, 'utf8'));
+        from = n;
+        this.lastSnapshotBytes = fileSize(file);
+        break;
+      } catch (err) {
+        // An older snapshot with its segments (kept until a newer one is whole) is the base.
+        this.problems.push({
+          entry: path.basename(file),
+          reason: `cannot be read (${(err as Error).message}); an older snapshot is used`,
+        });
+      }
+    }
+    if (base === undefined && snapshots.length > 0) {
+      throw new StoreCorruptError(
+        `no snapshot in ${this.dir} can be read: ${this.problems.map((p) => p.reason).join('; ')}`,
+        this.dir,
+        null,
+      );
+    }
+    if (base === undefined && this.options.legacyFile && existsSync(this.options.legacyFile)) {
+      try {
+        base = JSON.parse(readFileSync(this.options.legacyFile, 'utf8'));
+      } catch (err) {
+        throw new StoreCorruptError(
+          `state file ${this.options.legacyFile} is not valid JSON (${(err as Error).message})`,
+          this.options.legacyFile,
+          null,
+        );
+      }
+    }
+    const segments = numbered(names, SEGMENT).filter((n) => n >= from);
+    const entries: [string, ReplayValue][] = [];
+    let replayed = 0;
+    for (const n of segments) replayed += this.readSegment(n, entries);
+    this.segment = (segments.at(-1) ?? from) + 1;
+    this.sinceSnapshot = 0;
+    for (const n of segments) this.sinceSnapshot += fileSize(this.segmentFile(n));
+    if (base === undefined && replayed === 0) return undefined;
+    const doc = (base ?? emptySiteDocument()) as SiteDocument;
+    for (const p of applyEntries(doc, entries)) this.problems.push(p);
+    return doc;
+  }
+
+  /** Reads segment n's records into `out`; returns how many. Cuts a torn last line off. */
+  private readSegment(n: number, out: [string, ReplayValue][]): number {
+    const file = this.segmentFile(n);
+    const name = path.basename(file);
+    const text = readFileSync(file, 'utf8');
+    let count = 0;
+    let offset = 0;
+    let line = 0;
+    while (offset < text.length) {
+      line++;
+      const nl = text.indexOf('\n', offset);
+      if (nl < 0) {
+        // Torn: the process died in the middle of writing it. Never applied; cut off so that
+        // nothing is appended after half a line.
+        this.problems.push({
+          entry: `${name} line ${line} (offset ${offset})`,
+          reason: `torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored`,
+        });
+        const fd = openSync(file, 'r+');
+        try {
+          ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
+        } finally {
+          closeSync(fd);
+        }
+        break;
+      }
+      const raw = text.slice(offset, nl);
+      try {
+        const r = decodeRecord(raw);
+        out.push([
+          r.key,
+          r.kind === 'set' ? r.value : r.kind === 'remove' ? undefined : new DeltaValue(r.delta),
+        ]);
+        count++;
+      } catch (err) {
+        this.problems.push({
+          entry: `${name} line ${line} (offset ${offset})`,
+          reason: `${(err as Error).message}; left out, the records around it are kept`,
+        });
+      }
+      offset = nl + 1;
+    }
+    return count;
+  }
+
+  // ------------------------------------------------------------ journaling
+
+  /**
+   * Records that an entry changed: written (its `value()` then) when this turn of the event
+   * loop ends. Returns true when the journal has grown enough that a snapshot (`save`) is due.
+   */
+  journal(change: PersistChange): boolean {
+    this.pending.set(change.key, change);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => this.flush());
+    }
+    return this.sinceSnapshot >= Math.max(this.compactAfter, this.lastSnapshotBytes);
+  }
+
+  /** Writes the pending changes now, as one write. */
+  flush(): void {
+    this.flushQueued = false;
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    const lines: string[] = [];
+    for (const [key, change] of batch) lines.push(this.encoder.encode(key, change.value()));
+    const text = lines.join('');
+    const fd = this.openSegment();
+    const bytes = Buffer.byteLength(text, 'utf8');
+    writeSync(fd, text, null, 'utf8');
+    if (this.options.syncEveryWrite) fsyncSync(fd);
+    this.stats.records += lines.length;
+    this.stats.recordBytes += bytes;
+    this.stats.writes++;
+    this.sinceSnapshot += bytes;
+  }
+
+  private openSegment(): number {
+    if (this.fd === null) {
+      mkdirSync(this.dir, { recursive: true });
+      this.fd = openSync(this.segmentFile(this.segment), 'a');
+    }
+    return this.fd;
+  }
+
+  private segmentFile(n: number): string {
+    return path.join(this.dir, `journal-${pad(n)}.log`);
+  }
+
+  // ------------------------------------------------------------ snapshots
+
+  /**
+   * Writes `doc` (the whole state, as of now: build it in the same turn) as the new snapshot
+   * and drops the segments it covers. The pending records go to the current segment first
+   * and a new segment begins, so that records arriving meanwhile are never lost. Snapshots
+   * are serialised; one asked for while one runs is coalesced into one more of the latest.
+   */
+  save(doc: unknown): Promise<void> {
+    // `doc` is the state of the records written so far: those pending go to this segment,
+    // then a new one begins, now, for every later change.
+    this.flush();
+    const n = this.rotate();
+    const scheduled = this.queuedDoc !== null;
+    this.queuedDoc = { doc, n };
+    if (!scheduled) {
+      this.chain = this.chain
+        .catch(() => {})
+        .then(() => {
+          const next = this.queuedDoc as { doc: unknown; n: number };
+          this.queuedDoc = null;
+          return this.snapshot(next.doc, next.n);
+        });
+    }
+    return this.chain;
+  }
+
+  private async snapshot(doc: unknown, n: number): Promise<void> {
+    const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
+    const tmp = `${file}.tmp-${process.pid}`;
+    const fh = await open(tmp, 'w');
+    let bytes = 0;
+    try {
+      let buffered: string[] = [];
+      let size = 0;
+      const write = async () => {
+        const text = buffered.join('');
+        buffered = [];
+        size = 0;
+        bytes += Buffer.byteLength(text, 'utf8');
+        await fh.write(text, null, 'utf8');
+      };
+      await writeJson(doc, async (piece) => {
+        buffered.push(piece);
+        size += piece.length;
+        if (size >= 1 << 20) await write();
+      });
+      if (size > 0) await write();
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, file);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    this.stats.snapshots++;
+    this.stats.snapshotBytes += bytes;
+    this.lastSnapshotBytes = bytes;
+    // Everything before segment n is in the snapshot now.
+    for (const name of readdirSync(this.dir)) {
+      const s = SNAPSHOT.exec(name) ?? SEGMENT.exec(name);
+      if (s && Number(s[1]) < n) unlinkSyncQuiet(path.join(this.dir, name));
+    }
+  }
+
+  /** Closes the current segment and starts the next; returns its number. */
+  private rotate(): number {
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.fd = null;
+    }
+    this.segment++;
+    this.sinceSnapshot = 0;
+    this.openSegment();
+    return this.segment;
+  }
+
+  /** Writes what is pending and closes the segment (a later change opens it again). */
+  async close(): Promise<void> {
+    this.flush();
+    await this.chain.catch(() => {});
+    if (this.fd !== null) {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  /** Copies the journal directory's files beside it as `<dir>.bad-entries-<time>`. */
+  keepCopy(): string | null {
+    const copy = `${this.dir}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      mkdirSync(copy, { recursive: true });
+      for (const name of readdirSync(this.dir)) {
+        if (SNAPSHOT.test(name) || SEGMENT.test(name))
+          copyFileSync(path.join(this.dir, name), path.join(copy, name));
+      }
+      return copy;
+    } catch {
+      return null;
+    }
+  }
+}
+
+// ------------------------------------------------------------ replay
+
+/** A command delta read from the journal, applied over the command's JSON on replay. */
+export class DeltaValue {
+  constructor(readonly delta: CommandDelta) {}
+}
+
+/** What a replayed record sets a key to: a value, undefined (removed), or a DeltaValue. */
+type ReplayValue = unknown;
+
+/** The parts of a site document (SiteJSON) that replay touches. */
+interface SiteDocument {
+  format: string;
+  version: number;
+  siteId: string;
+  engine: {
+    commands: CommandJSON[];
+    assetStates: Record<string, string>;
+    scheduleRevisions: Record<string, number>;
+    lastSchedule?: unknown;
+    [k: string]: unknown;
+  };
+  owners: Record<string, string>;
+  limits?: unknown;
+  [k: string]: unknown;
+}
+
+/** A site document with nothing in it: the base of a journal that has no snapshot yet. */
+function emptySiteDocument(): SiteDocument {
+  return {
+    format: 'qubit-energy/site',
+    version: 1,
+    siteId: '',
+    engine: {
+      format: 'qubit-energy/dispatch-engine',
+      version: 1,
+      savedAt: new Date(0).toISOString(),
+      commands: [],
+      assetStates: {},
+      scheduleRevisions: {},
+      lastSchedule: null,
+    },
+    owners: {},
+  };
+}
+
+/**
+ * Applies replayed entries, in order, to a site document (SiteJSON): the one place that
+ * knows what each key means. `c:<id>` a command (a value, a delta, or removed), `meta` the
+ * engine's asset states / schedule revisions / last schedule, `o:<id>` a command's owner,
+ * `limits` the limiter's state. Returns the problems (an unknown key, a delta for a command
+ * the document does not hold); those entries are left out, the others applied.
+ */
+export function applyEntries(
+  doc: SiteDocument,
+  entries: Iterable<[string, ReplayValue]>,
+): RestoreProblem[] {
+  const problems: RestoreProblem[] = [];
+  const engine = doc.engine;
+  if (!Array.isArray(engine?.commands)) throw new TypeError('not a site state document');
+  const commands = new Map<string, CommandJSON>();
+  for (const c of engine.commands) commands.set(c.id, c);
+  if (doc.owners === null || typeof doc.owners !== 'object') doc.owners = {};
+  for (const [key, value] of entries) {
+    if (key.startsWith('c:')) {
+      const id = key.slice(2);
+      if (value === undefined) commands.delete(id);
+      else if (value instanceof DeltaValue) {
+        const base = commands.get(id);
+        if (base === undefined) {
+          problems.push({
+            entry: `journal ${key}`,
+            id,
+            reason: 'a change of a command that the journal does not hold; left out',
+          });
+        } else commands.set(id, applyDelta(base, value.delta));
+      } else commands.set(id, value as CommandJSON);
+    } else if (key.startsWith('o:')) {
+      const id = key.slice(2);
+      if (value === undefined) delete doc.owners[id];
+      else doc.owners[id] = value as string;
+    } else if (key === 'meta') {
+      const m = value as Record<string, unknown> | undefined;
+      if (m === null || typeof m !== 'object') {
+        problems.push({ entry: 'journal meta', reason: 'must be an object; left out' });
+        continue;
+      }
+      engine.assetStates = m.assetStates as Record<string, string>;
+      engine.scheduleRevisions = m.scheduleRevisions as Record<string, number>;
+      engine.lastSchedule = m.lastSchedule;
+    } else if (key === 'limits') {
+      if (value === undefined) delete doc.limits;
+      else doc.limits = value;
+    } else {
+      problems.push({ entry: `journal ${key}`, reason: 'an entry of a kind not known; left out' });
+    }
+  }
+  engine.commands = [...commands.values()];
+  return problems;
+}
+
+function numbered(names: readonly string[], re: RegExp): number[] {
+  const out: number[] = [];
+  for (const name of names) {
+    const m = re.exec(name);
+    if (m) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function unlinkSyncQuiet(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone: nothing to drop.
+  }
+}
