@@ -112,7 +112,9 @@ export {
   type EngineConfig,
   type EngineDeps,
   type EngineJSON,
+  type EngineMetaJSON,
   type EngineStats,
+  type PersistChange,
   type ResponseOptions,
   resolveConfig,
 } from './engine';
@@ -163,6 +165,12 @@ export {
   telemetryTopic,
 } from './fleet/contract';
 export { FleetGateway, type FleetGatewayOptions, type FleetGatewayStats } from './fleet/gateway';
+export {
+  COMPACT_AFTER_BYTES,
+  type JournalOptions,
+  type JournalStats,
+  JournalStore,
+} from './journal';
 // Site limits (src/limits/): circuits, meters of uncontrolled load, limit sources and the
 // allocator that keeps every circuit within its limits. Pure, no I/O.
 export {

@@ -13,7 +13,8 @@
  * its number on, in order (`applyEntries` maps the entries onto the site's document). A torn
  * last line (a kill mid-write) is dropped, reported and cut off the file; a bad line in the
  * middle is reported with its file, line and offset, and the lines around it are kept.
- * Before any snapshot, `legacyFile` (a FileStore state file) is the base: migration.
+ * Before any snapshot, `legacyFile` (a FileStore state file) is the base: migration; once the
+ * first snapshot is written it is renamed `<file>.migrated` (kept, no longer read).
  */
 
 import {
@@ -26,6 +27,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -36,7 +38,7 @@ import type { CommandJSON } from './commands';
 import type { PersistChange } from './engine';
 import { applyDelta, type CommandDelta, decodeRecord, RecordEncoder } from './journal-codec';
 import type { RestoreProblem } from './restore';
-import { type StateStore, StoreCorruptError, writeJson } from './store';
+import { FileStore, type StateStore, StoreCorruptError, writeJson } from './store';
 
 export interface JournalOptions {
   /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
@@ -85,6 +87,8 @@ export class JournalStore implements StateStore {
   private chain: Promise<void> = Promise.resolve();
   private queuedDoc: { doc: unknown; n: number } | null = null;
   private readonly compactAfter: number;
+  /** The base of the last load is the legacy state file (no snapshot yet). */
+  private legacyBase = false;
 
   constructor(
     readonly dir: string,
@@ -126,16 +130,13 @@ export class JournalStore implements StateStore {
         null,
       );
     }
-    if (base === undefined && this.options.legacyFile && existsSync(this.options.legacyFile)) {
-      try {
-        base = JSON.parse(readFileSync(this.options.legacyFile, 'utf8'));
-      } catch (err) {
-        throw new StoreCorruptError(
-          `state file ${this.options.legacyFile} is not valid JSON (${(err as Error).message})`,
-          this.options.legacyFile,
-          null,
-        );
-      }
+    const legacy = this.options.legacyFile;
+    this.legacyBase = false;
+    if (base === undefined && legacy && existsSync(legacy)) {
+      // Migration: today's state file is the base until the first snapshot is written.
+      const file = new FileStore(legacy);
+      base = file.load(); // a file that is not JSON is moved aside (StoreCorruptError)
+      this.legacyBase = base !== undefined;
     }
     const segments = numbered(names, SEGMENT).filter((n) => n >= from);
     const entries: [string, ReplayValue][] = [];
@@ -300,6 +301,15 @@ export class JournalStore implements StateStore {
       throw err;
     }
     this.stats.snapshots++;
+    if (this.legacyBase && this.options.legacyFile) {
+      // Migrated: the snapshot holds what the old file held; it is kept, renamed, not used.
+      this.legacyBase = false;
+      try {
+        renameSync(this.options.legacyFile, `${this.options.legacyFile}.migrated`);
+      } catch {
+        // Gone already: nothing to keep.
+      }
+    }
     this.stats.snapshotBytes += bytes;
     this.lastSnapshotBytes = bytes;
     // Everything before segment n is in the snapshot now.
@@ -332,7 +342,10 @@ export class JournalStore implements StateStore {
     }
   }
 
-  /** Copies the journal directory's files beside it as `<dir>.bad-entries-<time>`. */
+  /**
+   * Copies the journal's files (and the legacy state file when it is the base) into a
+   * directory beside it, `<dir>.bad-entries-<time>`; returns it, or null.
+   */
   keepCopy(): string | null {
     const copy = `${this.dir}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     try {
@@ -341,6 +354,8 @@ export class JournalStore implements StateStore {
         if (SNAPSHOT.test(name) || SEGMENT.test(name))
           copyFileSync(path.join(this.dir, name), path.join(copy, name));
       }
+      const legacy = this.options.legacyFile;
+      if (this.legacyBase && legacy) copyFileSync(legacy, path.join(copy, path.basename(legacy)));
       return copy;
     } catch {
       return null;
