@@ -76,7 +76,21 @@ const COMMAND_FIELDS = new Set([
   'history',
 ]);
 
-const ms = (iso: string | null): number | null => (iso === null ? null : Date.parse(iso));
+/**
+ * Epoch ms of ISO strings, cached: a schedule's commands share a few instants (their slot
+ * times, the time they were made), and parsing is most of the cost of a record.
+ */
+const msByIso = new Map<string, number>();
+function msOf(iso: string): number {
+  let t = msByIso.get(iso);
+  if (t === undefined) {
+    t = Date.parse(iso);
+    if (msByIso.size >= 4096) msByIso.clear();
+    msByIso.set(iso, t);
+  }
+  return t;
+}
+const ms = (iso: string | null): number | null => (iso === null ? null : msOf(iso));
 const iso = (t: unknown, what: string): string | null => {
   if (t === null) return null;
   if (typeof t !== 'number' || !Number.isFinite(t)) throw new TypeError(`${what} must be a time`);
@@ -89,7 +103,7 @@ const isoReq = (t: unknown, what: string): string => {
 };
 
 const historyOut = (h: HistoryJSON): unknown[] =>
-  h.reason === undefined ? [h.status, Date.parse(h.at)] : [h.status, Date.parse(h.at), h.reason];
+  h.reason === undefined ? [h.status, msOf(h.at)] : [h.status, msOf(h.at), h.reason];
 
 function historyIn(v: unknown): HistoryJSON[] {
   if (!Array.isArray(v)) throw new TypeError('history must be an array');
@@ -170,7 +184,7 @@ export class RecordEncoder {
         c.assetId,
         c.type,
         c.valueKw,
-        Date.parse(c.scheduledAt),
+        msOf(c.scheduledAt),
         ms(c.validUntil),
         c.status,
         c.priority,
@@ -186,7 +200,7 @@ export class RecordEncoder {
         c.holdReason,
         ms(c.nextAttemptAt),
         ms(c.deadline),
-        Date.parse(c.createdAt),
+        msOf(c.createdAt),
         h.map(historyOut),
       ];
     }

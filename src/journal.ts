@@ -4,7 +4,10 @@
  * log segment as one small record (see journal-codec.ts); all the changes of one turn of the
  * event loop go out as one write when that turn ends (`setImmediate`), so the window of
  * changes a crash can lose is the current turn, and an entry changed many times in a turn is
- * written once. Now and then the site asks for a snapshot (`save(doc)`): the journal moves
+ * written once. (A burst of more than FLUSH_SLICE entries, a big schedule's commands, goes
+ * out FLUSH_SLICE a turn over the next turns, so that it does not stall the loop.) Records
+ * are written, not fsynced (`syncEveryWrite` to fsync each group): a killed process loses
+ * nothing written; a power cut can lose what the OS had not yet put on the card. Now and then the site asks for a snapshot (`save(doc)`): the journal moves
  * to a new segment first (records that come during the snapshot go there), writes the
  * document in pieces to a temporary file, renames it over, then drops the segments it covers.
  *
@@ -43,14 +46,23 @@ import { FileStore, type StateStore, StoreCorruptError, writeJson } from './stor
 export interface JournalOptions {
   /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
   legacyFile?: string;
-  /** Journal bytes after which a snapshot is asked for; at least the last snapshot's size. */
+  /**
+   * Journal bytes after which a snapshot is asked for (default COMPACT_AFTER_BYTES); at least
+   * twice the last snapshot's size, so snapshots are at most a third of what is written.
+   */
   compactAfterBytes?: number;
   /** fsync after every group written (survives power loss, costs a flush per turn). Default false. */
   syncEveryWrite?: boolean;
 }
 
-/** Default for `compactAfterBytes`: 4 MiB. */
-export const COMPACT_AFTER_BYTES = 4 * 1024 * 1024;
+/** Default for `compactAfterBytes`: 16 MiB. */
+export const COMPACT_AFTER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Changes written at the end of a turn at most; a larger burst goes out over the next turns,
+ * this many a turn, so that journaling it does not stall the event loop.
+ */
+export const FLUSH_SLICE = 5000;
 
 const SNAPSHOT = /^snapshot-(\d+)\.json$/;
 const SEGMENT = /^journal-(\d+)\.log$/;
@@ -137,6 +149,7 @@ export class JournalStore implements StateStore {
       const file = new FileStore(legacy);
       base = file.load(); // a file that is not JSON is moved aside (StoreCorruptError)
       this.legacyBase = base !== undefined;
+      this.lastSnapshotBytes = fileSize(legacy);
     }
     const segments = numbered(names, SEGMENT).filter((n) => n >= from);
     const entries: [string, ReplayValue][] = [];
@@ -204,21 +217,35 @@ export class JournalStore implements StateStore {
    */
   journal(change: PersistChange): boolean {
     this.pending.set(change.key, change);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      setImmediate(() => this.flush());
-    }
-    return this.sinceSnapshot >= Math.max(this.compactAfter, this.lastSnapshotBytes);
+    this.queueFlush();
+    return this.sinceSnapshot >= Math.max(this.compactAfter, 2 * this.lastSnapshotBytes);
   }
 
-  /** Writes the pending changes now, as one write. */
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      // A large burst (a big schedule's commands) goes out FLUSH_SLICE entries a turn.
+      this.write(FLUSH_SLICE);
+      if (this.pending.size > 0) this.queueFlush();
+    });
+  }
+
+  /** Writes every pending change now, as one write. */
   flush(): void {
-    this.flushQueued = false;
+    this.write(Number.POSITIVE_INFINITY);
+  }
+
+  /** Writes up to `max` pending changes (the oldest first) as one write. */
+  private write(max: number): void {
     if (this.pending.size === 0) return;
-    const batch = this.pending;
-    this.pending = new Map();
     const lines: string[] = [];
-    for (const [key, change] of batch) lines.push(this.encoder.encode(key, change.value()));
+    for (const [key, change] of this.pending) {
+      if (lines.length >= max) break;
+      this.pending.delete(key);
+      lines.push(this.encoder.encode(key, change.value()));
+    }
     const text = lines.join('');
     const fd = this.openSegment();
     const bytes = Buffer.byteLength(text, 'utf8');

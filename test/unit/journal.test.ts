@@ -6,7 +6,7 @@ import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { CommandStatus } from '../../src/commands';
-import { JournalStore } from '../../src/journal';
+import { FLUSH_SLICE, JournalStore } from '../../src/journal';
 import { Site, type SiteJSON } from '../../src/site';
 import { FileStore, PartialRestoreError } from '../../src/store';
 import { FakeTimers, flush } from '../helpers/fake-timers';
@@ -155,6 +155,28 @@ describe('JournalStore', () => {
     const perChange = store.stats.recordBytes - before;
     should(perChange).be.below(200);
     should(perChange).be.below(JSON.stringify(m.site.engine.getCommand('x7')).length);
+    await m.site.stop();
+  });
+
+  it('writes a burst larger than FLUSH_SLICE over the next turns, FLUSH_SLICE a turn', async () => {
+    const dir = tmp();
+    const store = new JournalStore(dir);
+    const m = make(store);
+    store.load();
+    m.site.submit(
+      Array.from({ length: FLUSH_SLICE * 2 + 10 }, (_, i) => ({
+        id: `b${i}`,
+        assetId: 'ev1',
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: 1,
+        scheduledAt: T0 + H,
+      })),
+    );
+    await new Promise((r) => setImmediate(r));
+    should(store.stats).match({ writes: 1, records: FLUSH_SLICE });
+    await flush();
+    should(store.stats).match({ writes: 3, records: FLUSH_SLICE * 2 + 10 });
+    should(comparable(new JournalStore(dir).load())).eql(comparable(m.site.toJSON()));
     await m.site.stop();
   });
 
