@@ -140,13 +140,7 @@ async function compaction(): Promise<void> {
       });
     }
   }
-  // The turn that journals a large schedule: one write of all its commands.
-  let t = process.hrtime.bigint();
-  site.submit(cmds);
-  store.flush();
-  const bigTurnMs = Number(process.hrtime.bigint() - t) / 1e6;
-  const journalBytes = store.stats.recordBytes;
-  // The snapshot: the document is built in one turn, then written in pieces.
+  // The turns that journal a large schedule: FLUSH_SLICE commands a turn.
   let maxGap = 0;
   let last = process.hrtime.bigint();
   let watching = true;
@@ -156,12 +150,23 @@ async function compaction(): Promise<void> {
     last = now;
     if (watching) setImmediate(watch);
   };
+  let t = process.hrtime.bigint();
+  site.submit(cmds);
+  const submitMs = Number(process.hrtime.bigint() - t) / 1e6;
+  last = process.hrtime.bigint();
+  setImmediate(watch);
+  while (store.backlog > 0) await turn();
+  const drainMs = Number(process.hrtime.bigint() - last) / 1e6;
+  const drainGap = maxGap;
+  const journalBytes = store.stats.recordBytes;
+  const writes = store.stats.writes;
+  maxGap = 0;
   t = process.hrtime.bigint();
   const doc = site.toJSON();
   const buildMs = Number(process.hrtime.bigint() - t) / 1e6;
   await turn();
+  maxGap = 0;
   last = process.hrtime.bigint();
-  setImmediate(watch);
   t = process.hrtime.bigint();
   await site.save();
   const saveMs = Number(process.hrtime.bigint() - t) / 1e6;
@@ -170,7 +175,7 @@ async function compaction(): Promise<void> {
     `a large state: ${ASSETS * PER} pending commands (${ASSETS} assets x ${PER} slots), snapshot ${mb(store.stats.snapshotBytes)}`,
   );
   console.log(
-    `  journaling the schedule's turn   ${bigTurnMs.toFixed(0)} ms (one write of ${mb(journalBytes)}, ${(journalBytes / (ASSETS * PER)).toFixed(0)} bytes a command; a stall)`,
+    `  journaling the schedule          ${drainMs.toFixed(0)} ms over ${writes} turns (${mb(journalBytes)}, ${(journalBytes / (ASSETS * PER)).toFixed(0)} bytes a command), longest stall ${drainGap.toFixed(0)} ms; floor: registering it (engine.submit) ${submitMs.toFixed(0)} ms in one turn`,
   );
   console.log(
     `  snapshot (site.save)             ${saveMs.toFixed(0)} ms, longest event-loop stall while written in pieces ${maxGap.toFixed(0)} ms; floor: building the document in one turn ${buildMs.toFixed(0)} ms (doc of ${doc.engine.commands.length} commands)`,

@@ -232,6 +232,11 @@ export class JournalStore implements StateStore {
     });
   }
 
+  /** Changes waiting to be written. */
+  get backlog(): number {
+    return this.pending.size;
+  }
+
   /** Writes every pending change now, as one write. */
   flush(): void {
     this.write(Number.POSITIVE_INFINITY);
