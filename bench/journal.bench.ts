@@ -153,10 +153,11 @@ async function compaction(): Promise<void> {
   let t = process.hrtime.bigint();
   site.submit(cmds);
   const submitMs = Number(process.hrtime.bigint() - t) / 1e6;
-  last = process.hrtime.bigint();
+  const drainStart = process.hrtime.bigint();
+  last = drainStart;
   setImmediate(watch);
   while (store.backlog > 0) await turn();
-  const drainMs = Number(process.hrtime.bigint() - last) / 1e6;
+  const drainMs = Number(process.hrtime.bigint() - drainStart) / 1e6;
   const drainGap = maxGap;
   const journalBytes = store.stats.recordBytes;
   const writes = store.stats.writes;

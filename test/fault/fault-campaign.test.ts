@@ -131,13 +131,14 @@ function flows(ocppPort: number, modbusPort: number): unknown[] {
       coordinator: 'coord',
       eventTypes: ['COMMAND_DISPATCHED', 'COMMAND_ACKNOWLEDGED', 'COMMAND_COMPLETED'],
       assetFilter: '',
-      wires: [['evlog'], ['evlog'], ['evlog']],
+      wires: [['event-log'], ['event-log'], ['event-log']],
     },
     {
-      id: 'evlog',
+      // Its name must not be a node id: Node-RED would take it for a reference to that node.
+      id: 'event-log',
       type: 'function',
       z: 'tab',
-      name: 'evlog',
+      name: 'command events',
       func: `node.log('${EVENT_MARK}' + JSON.stringify({ at: Date.now(), type: msg.topic, id: msg.payload.id, reapplyOf: msg.payload.reapplyOf })); return null;`,
       outputs: 0,
       wires: [],
