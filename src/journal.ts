@@ -7,17 +7,20 @@
  * written once. (A burst of more than FLUSH_SLICE entries, a big schedule's commands, goes
  * out FLUSH_SLICE a turn over the next turns, so that it does not stall the loop.) Records
  * are written, not fsynced (`syncEveryWrite` to fsync each group): a killed process loses
- * nothing written; a power cut can lose what the OS had not yet put on the card. Now and then the site asks for a snapshot (`save(doc)`): the journal moves
- * to a new segment first (records that come during the snapshot go there), writes the
- * document in pieces to a temporary file, renames it over, then drops the segments it covers.
+ * nothing written; a power cut can lose what the OS had not yet put on the card.
+ *
+ * Now and then the site asks for a snapshot (`save(doc)`): the journal moves to a new
+ * segment first (records that come during the snapshot go there), writes the document in
+ * pieces to a temporary file, renames it over, then drops the segments it covers.
  *
  * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and
  * `journal-<n>.log` (records, one a line). Load = the newest snapshot + the segments from
- * its number on, in order (`applyEntries` maps the entries onto the site's document). A torn
- * last line (a kill mid-write) is dropped, reported and cut off the file; a bad line in the
- * middle is reported with its file, line and offset, and the lines around it are kept.
- * Before any snapshot, `legacyFile` (a FileStore state file) is the base: migration; once the
- * first snapshot is written it is renamed `<file>.migrated` (kept, no longer read).
+ * its number on, in order (`applyEntries` in journal-replay.ts maps the entries onto the
+ * site's document). A torn last line (a kill mid-write) is dropped, reported (`warnings`)
+ * and cut off the file; a bad line in the middle is reported (`problems`) with its file,
+ * line and offset, and the lines around it are kept. Before any snapshot, `legacyFile` (a
+ * FileStore state file) is the base: migration; once the first snapshot is written it is
+ * renamed `<file>.migrated` (kept, no longer read).
  */
 
 import {
@@ -37,9 +40,15 @@ import {
 } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { CommandJSON } from './commands';
 import type { PersistChange } from './engine';
-import { applyDelta, type CommandDelta, decodeRecord, RecordEncoder } from './journal-codec';
+import { decodeRecord, RecordEncoder } from './journal-codec';
+import {
+  applyEntries,
+  DeltaValue,
+  emptySiteDocument,
+  type ReplayValue,
+  type SiteDocument,
+} from './journal-replay';
 import type { RestoreProblem } from './restore';
 import { FileStore, type StateStore, StoreCorruptError, writeJson } from './store';
 
@@ -86,8 +95,10 @@ export class JournalStore implements StateStore {
     snapshots: 0,
     snapshotBytes: 0,
   };
-  /** What the last `load()` found wrong in the journal (torn or bad records). */
+  /** What the last `load()` found wrong and left out (a bad record, an unknown key). */
   problems: RestoreProblem[] = [];
+  /** What the last `load()` found and dealt with, to report: torn last records. */
+  warnings: string[] = [];
   private readonly encoder = new RecordEncoder();
   private pending = new Map<string, PersistChange>();
   private flushQueued = false;
@@ -115,6 +126,7 @@ export class JournalStore implements StateStore {
   /** The snapshot with the segments replayed over it; undefined when there is nothing. */
   load(): unknown {
     this.problems = [];
+    this.warnings = [];
     mkdirSync(this.dir, { recursive: true });
     const names = readdirSync(this.dir);
     const snapshots = numbered(names, SNAPSHOT).reverse();
@@ -178,10 +190,9 @@ export class JournalStore implements StateStore {
       if (nl < 0) {
         // Torn: the process died in the middle of writing it. Never applied; cut off so that
         // nothing is appended after half a line.
-        this.problems.push({
-          entry: `${name} line ${line} (offset ${offset})`,
-          reason: `torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored`,
-        });
+        this.warnings.push(
+          `${name} line ${line} (offset ${offset}): a torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
+        );
         const fd = openSync(file, 'r+');
         try {
           ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
@@ -393,107 +404,6 @@ export class JournalStore implements StateStore {
       return null;
     }
   }
-}
-
-// ------------------------------------------------------------ replay
-
-/** A command delta read from the journal, applied over the command's JSON on replay. */
-export class DeltaValue {
-  constructor(readonly delta: CommandDelta) {}
-}
-
-/** What a replayed record sets a key to: a value, undefined (removed), or a DeltaValue. */
-type ReplayValue = unknown;
-
-/** The parts of a site document (SiteJSON) that replay touches. */
-interface SiteDocument {
-  format: string;
-  version: number;
-  siteId: string;
-  engine: {
-    commands: CommandJSON[];
-    assetStates: Record<string, string>;
-    scheduleRevisions: Record<string, number>;
-    lastSchedule?: unknown;
-    [k: string]: unknown;
-  };
-  owners: Record<string, string>;
-  limits?: unknown;
-  [k: string]: unknown;
-}
-
-/** A site document with nothing in it: the base of a journal that has no snapshot yet. */
-function emptySiteDocument(): SiteDocument {
-  return {
-    format: 'qubit-energy/site',
-    version: 1,
-    siteId: '',
-    engine: {
-      format: 'qubit-energy/dispatch-engine',
-      version: 1,
-      savedAt: new Date(0).toISOString(),
-      commands: [],
-      assetStates: {},
-      scheduleRevisions: {},
-      lastSchedule: null,
-    },
-    owners: {},
-  };
-}
-
-/**
- * Applies replayed entries, in order, to a site document (SiteJSON): the one place that
- * knows what each key means. `c:<id>` a command (a value, a delta, or removed), `meta` the
- * engine's asset states / schedule revisions / last schedule, `o:<id>` a command's owner,
- * `limits` the limiter's state. Returns the problems (an unknown key, a delta for a command
- * the document does not hold); those entries are left out, the others applied.
- */
-export function applyEntries(
-  doc: SiteDocument,
-  entries: Iterable<[string, ReplayValue]>,
-): RestoreProblem[] {
-  const problems: RestoreProblem[] = [];
-  const engine = doc.engine;
-  if (!Array.isArray(engine?.commands)) throw new TypeError('not a site state document');
-  const commands = new Map<string, CommandJSON>();
-  for (const c of engine.commands) commands.set(c.id, c);
-  if (doc.owners === null || typeof doc.owners !== 'object') doc.owners = {};
-  for (const [key, value] of entries) {
-    if (key.startsWith('c:')) {
-      const id = key.slice(2);
-      if (value === undefined) commands.delete(id);
-      else if (value instanceof DeltaValue) {
-        const base = commands.get(id);
-        if (base === undefined) {
-          problems.push({
-            entry: `journal ${key}`,
-            id,
-            reason: 'a change of a command that the journal does not hold; left out',
-          });
-        } else commands.set(id, applyDelta(base, value.delta));
-      } else commands.set(id, value as CommandJSON);
-    } else if (key.startsWith('o:')) {
-      const id = key.slice(2);
-      if (value === undefined) delete doc.owners[id];
-      else doc.owners[id] = value as string;
-    } else if (key === 'meta') {
-      const m = value as Record<string, unknown> | undefined;
-      if (m === null || typeof m !== 'object') {
-        problems.push({ entry: 'journal meta', reason: 'must be an object; left out' });
-        continue;
-      }
-      engine.assetStates = m.assetStates as Record<string, string>;
-      engine.scheduleRevisions = m.scheduleRevisions as Record<string, number>;
-      engine.lastSchedule = m.lastSchedule;
-    } else if (key === 'limits') {
-      if (value === undefined) delete doc.limits;
-      else doc.limits = value;
-    } else {
-      problems.push({ entry: `journal ${key}`, reason: 'an entry of a kind not known; left out' });
-    }
-  }
-  engine.commands = [...commands.values()];
-  return problems;
 }
 
 function numbered(names: readonly string[], re: RegExp): number[] {

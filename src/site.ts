@@ -205,6 +205,8 @@ export class Site implements AdapterHost {
             }
           }
           for (const p of this.store.problems ?? []) problems.push(p);
+          for (const w of this.store.warnings ?? [])
+            this.onError(new Error(`saved state in ${this.store.location}: ${w}`));
           if (problems.length > 0) {
             this.loadError = new PartialRestoreError(
               this.store.location,

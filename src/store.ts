@@ -28,6 +28,8 @@ export interface StateStore {
   close?(): Promise<void>;
   /** Optional: what loading found wrong but left out (a journal's torn or bad records). */
   readonly problems?: readonly RestoreProblem[];
+  /** Optional: what loading found and dealt with, to report (a journal's torn last record). */
+  readonly warnings?: readonly string[];
 }
 
 /** A state file that could not be read; it has been moved aside to `movedTo`. */
