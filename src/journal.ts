@@ -62,6 +62,8 @@ export interface JournalOptions {
   compactAfterBytes?: number;
   /** fsync after every group written (survives power loss, costs a flush per turn). Default false. */
   syncEveryWrite?: boolean;
+  /** Where a failed write of records is reported (they are lost). Default console.error. */
+  onError?: (error: Error) => void;
 }
 
 /** Default for `compactAfterBytes`: 16 MiB. */
@@ -237,8 +239,19 @@ export class JournalStore implements StateStore {
     this.flushQueued = true;
     setImmediate(() => {
       this.flushQueued = false;
-      // A large burst (a big schedule's commands) goes out FLUSH_SLICE entries a turn.
-      this.write(FLUSH_SLICE);
+      try {
+        // A large burst (a big schedule's commands) goes out FLUSH_SLICE entries a turn.
+        this.write(FLUSH_SLICE);
+      } catch (err) {
+        // Never thrown from a timer (it would end the process): reported, and each command's
+        // next record is written in full, as its last ones may be missing.
+        this.encoder.reset();
+        const e = new Error(
+          `cannot write the journal in ${this.dir}: ${(err as Error).message}; the changes of this turn are not saved`,
+        );
+        if (this.options.onError) this.options.onError(e);
+        else console.error(e.message);
+      }
       if (this.pending.size > 0) this.queueFlush();
     });
   }

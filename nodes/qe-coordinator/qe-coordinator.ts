@@ -101,7 +101,10 @@ export default function (RED: NodeAPI) {
     // (<id>.json) is its first snapshot.
     const base = path.join(userDir, 'qe-coordinator', this.id.replace(/[^\w.-]/g, '_'));
     const store = persist
-      ? new JournalStore(`${base}.journal`, { legacyFile: `${base}.json` })
+      ? new JournalStore(`${base}.journal`, {
+          legacyFile: `${base}.json`,
+          onError: (e) => report(e),
+        })
       : null;
     // The runtime passes a config node's error on to the Catch nodes of its users' flows
     // only when the error comes with a message: msg.payload = {siteId, problems} (the

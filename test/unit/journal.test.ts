@@ -180,6 +180,33 @@ describe('JournalStore', () => {
     await m.site.stop();
   });
 
+  it('reports a write that fails instead of throwing from its timer, then writes commands in full', async () => {
+    const dir = tmp();
+    const errors: Error[] = [];
+    const store = new JournalStore(dir, { onError: (e) => errors.push(e) });
+    const m = make(store);
+    store.load();
+    m.site.submit({
+      id: 'w',
+      assetId: 'ev1',
+      type: 'SET_CHARGE_RATE',
+      valueKw: 3,
+      scheduledAt: T0 + H,
+    });
+    await flush();
+    // The segment's descriptor closed behind its back: the next write fails (EBADF).
+    fs.closeSync((store as unknown as { fd: number }).fd);
+    m.site.engine.markDispatched('w');
+    await flush();
+    should(errors).have.length(1);
+    should(errors[0]?.message).match(/^cannot write the journal in .*: .*EBADF/);
+    (store as unknown as { fd: number | null }).fd = null; // a new descriptor next time
+    m.site.engine.handleResponse('w', true);
+    await flush();
+    should(comparable(new JournalStore(dir).load())).eql(comparable(m.site.toJSON()));
+    await m.site.stop();
+  });
+
   it('ignores, reports and cuts off a torn last record; keeps everything before it', async () => {
     const dir = tmp();
     const store = new JournalStore(dir);
