@@ -1,5 +1,5 @@
 /**
- * Runs every benchmark of issue 7, and the schedule through a flow, one after the other,
+ * Runs every benchmark of issue 7, and the schedule through a flow (and the journal, issue 17), one after the other,
  * each in its own process (as `node --import tsx bench/<name>.bench.ts` would). Needs the
  * build (`npm run build`) for the Node-RED ones. Prints figures; passes or fails nothing
  * (a benchmark that crashes is reported and the others still run).
@@ -26,6 +26,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'timeline', flags: [] },
   { name: 'fleet', flags: [] },
   { name: 'stalls', flags: ['--expose-gc'] },
+  { name: 'journal', flags: [] },
 ];
 
 const only = process.argv.slice(2);

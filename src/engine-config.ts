@@ -145,6 +145,13 @@ export interface EngineJSON {
   plans?: PlanJSON[];
 }
 
+/** The `meta` entry of `onPersist`: the engine's small fields besides its commands. */
+export interface EngineMetaJSON {
+  assetStates: Record<string, string>;
+  scheduleRevisions: Record<string, number>;
+  lastSchedule: LastScheduleJSON | null;
+}
+
 export type TimeInput = number | Date | string;
 
 /** What `submitPlan` did. */

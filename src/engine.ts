@@ -28,6 +28,7 @@ import {
   type CommandFilter,
   type EngineConfig,
   type EngineJSON,
+  type EngineMetaJSON,
   type EngineStats,
   type PlanSubmission,
   type RateSetpoints,
@@ -110,6 +111,7 @@ interface HeapEntry {
 export type {
   CommandFilter,
   EngineJSON,
+  EngineMetaJSON,
   EngineStats,
   PlanSubmission,
   RateSetpoints,
@@ -156,6 +158,8 @@ export class DispatchEngine {
   private heldCount = 0;
   private readonly wakeListeners = new Set<() => void>();
   private readonly changeListeners = new Set<(cmd: Command) => void>();
+  private readonly persistListeners = new Set<(change: PersistChange) => void>();
+  private readonly metaChange: PersistChange = { key: 'meta', value: () => this.metaJSON() };
   private wakeQueued = false;
   private seq = 0;
   private token = 0;
@@ -237,7 +241,7 @@ export class DispatchEngine {
         throw new TypeError(`command id ${cmd.id} is already registered`);
     }
     if (this.book.get(sid)) throw new TypeError(`schedule ${sid} is already registered`);
-    this.scheduleIds.note(conversion.scheduleId);
+    this.noteScheduleId(conversion.scheduleId);
     // A new schedule ends any silence, and the next is counted from now.
     this.lastSchedule = {
       scheduleId: conversion.scheduleId,
@@ -245,6 +249,7 @@ export class DispatchEngine {
       assets: conversion.changes.assets.map((a) => ({ assetId: a.assetId, kind: a.kind })),
       silentAt: null,
     };
+    this.persistMeta();
     this.eventBus.publish(EventType.SCHEDULE_RECEIVED, conversion.summary);
     this.wake();
     return conversion;
@@ -268,7 +273,12 @@ export class DispatchEngine {
 
   /** Records that schedule id `id` is in use (the next `uniqueScheduleId` gives a revision). */
   reserveScheduleId(id: string): void {
-    this.scheduleIds.note(id);
+    this.noteScheduleId(id);
+  }
+
+  /** Notes a schedule id in use; a new revision is a change of the `meta` entry. */
+  private noteScheduleId(id: string): void {
+    if (this.scheduleIds.note(id)) this.persistMeta();
   }
 
   /**
@@ -328,7 +338,7 @@ export class DispatchEngine {
       }
     }
     for (const [scheduleId, { start, assets }] of perSchedule) {
-      this.scheduleIds.note(scheduleId);
+      this.noteScheduleId(scheduleId);
       this.supersedeAll([...assets], scheduleId, start, now);
     }
     const emit = this.eventBus.hasSubscribers(EventType.COMMAND_CREATED);
@@ -363,6 +373,7 @@ export class DispatchEngine {
         this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
       } else if (c.validUntil === null || c.validUntil.getTime() > start) {
         c.validUntil = new Date(start);
+        this.persistCommand(c.id);
       }
     }
     this.book.supersede(assetId, scheduleId, start, now, budget);
@@ -371,7 +382,10 @@ export class DispatchEngine {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
       if (!c || !isSilenceFallback(c) || c.scheduleId === scheduleId) continue;
       const end = Math.max(start, now);
-      if (c.validUntil === null || c.validUntil.getTime() > end) c.validUntil = new Date(end);
+      if (c.validUntil === null || c.validUntil.getTime() > end) {
+        c.validUntil = new Date(end);
+        this.persistCommand(c.id);
+      }
     }
   }
 
@@ -400,7 +414,7 @@ export class DispatchEngine {
     const count = plan.rowsLeft();
     if (count === 0) return { scheduleId: id, count: 0, duplicate: false };
     const now = this.clock.now();
-    this.scheduleIds.note(id);
+    this.noteScheduleId(id);
     let start = Number.POSITIVE_INFINITY;
     for (const c of plan.cursors) if (c.next < c.end) start = Math.min(start, plan.timeOf(c.next));
     const assets = plan.cursors.filter((c) => c.next < c.end).map((c) => c.assetId);
@@ -414,17 +428,6 @@ export class DispatchEngine {
   /** Whether the plan of schedule `scheduleId` still has rows not made into commands. */
   hasPlan(scheduleId: string): boolean {
     return this.book.get(scheduleId) !== undefined;
-  }
-
-  /**
-   * Calls `listener` with what persistence should record: `p:<scheduleId>` whenever a plan is
-   * registered, cut short (supersession, cancellation) or used up, whose `value()` is the
-   * plan's JSON (the rows still planned) or undefined when nothing is left. Making a due row
-   * into a command writes no `p:` record: the command is what the plan row says, made again
-   * the same way after a restart (a restored command of the plan moves its cursor past it).
-   */
-  onPersist(listener: (change: PersistChange) => void): () => void {
-    return this.book.onPersist(listener);
   }
 
   /** The tracked command of that id, a planned row made into it if need be. */
@@ -535,6 +538,7 @@ export class DispatchEngine {
         const cmd = x.cmd;
         if (cmd.status === CommandStatus.PENDING && cmd.holdReason === null) {
           cmd.nextAttemptAt = null;
+          this.persistCommand(cmd.id);
           this.enqueue(x, now);
         }
         out.push(cmd);
@@ -712,6 +716,7 @@ export class DispatchEngine {
     const deadline = silenceDeadline(last, this.config.silenceSeconds);
     if (last === null || deadline === null || t < deadline) return [];
     last.silentAt = t;
+    this.persistMeta();
     const h = this.config.horizonEnd;
     const fresh = (
       h === 'hold'
@@ -824,6 +829,57 @@ export class DispatchEngine {
     // Called for every change of every command: no copy of the set (a listener removed
     // while others run is simply not called again).
     for (const l of this.changeListeners) l(cmd);
+    this.persistCommand(cmd.id);
+  }
+
+  /**
+   * Calls `listener` with each change of the state that `toJSON` persists, as it happens:
+   * `c:<commandId>` for a command that is new, changed or (value undefined) trimmed, `meta`
+   * for the asset states, schedule revisions and last schedule (value an EngineMetaJSON).
+   * For journals: `value()` gives the entry's JSON at the time it is called. Returns
+   * unsubscribe.
+   */
+  onPersist(listener: (change: PersistChange) => void): () => void {
+    this.persistListeners.add(listener);
+    // Plans: `p:<scheduleId>` whenever a plan is registered, cut short (supersession,
+    // cancellation) or used up, value() the rows still planned, undefined when none is left.
+    // Making a due row into a command writes no `p:` record: the command is what the row
+    // says, made again the same way after a restart (a restored command of the plan moves
+    // its cursor past it); its changes from then on are `c:` records.
+    const offBook = this.book.onPersist(listener);
+    return () => {
+      this.persistListeners.delete(listener);
+      offBook();
+    };
+  }
+
+  private persistCommand(id: string): void {
+    if (this.persistListeners.size === 0) return;
+    const change: PersistChange = {
+      key: `c:${id}`,
+      value: () => {
+        const t = this.tracked.get(id);
+        return t ? commandToJSON(t.cmd) : undefined;
+      },
+    };
+    for (const l of this.persistListeners) l(change);
+  }
+
+  private persistMeta(): void {
+    for (const l of this.persistListeners) l(this.metaChange);
+  }
+
+  /** The `meta` entry: what `toJSON` holds besides the commands. */
+  private metaJSON(): EngineMetaJSON {
+    const assetStates: Record<string, string> = {};
+    for (const [id, s] of this.restoredStates) assetStates[id] = s;
+    for (const e of this.assets.values())
+      if (e.machine) assetStates[e.assetId] = e.machine.currentState;
+    return {
+      assetStates,
+      scheduleRevisions: this.scheduleIds.toJSON(),
+      lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
+    };
   }
 
   private wake(): void {
@@ -1124,12 +1180,14 @@ export class DispatchEngine {
   registerStateMachine(machine: StateMachine): void {
     this.unregisterStateMachine(machine.assetId);
     const off = machine.onChange((change) => {
+      this.persistMeta();
       if (!HOLD_STATES.has(change.to_state)) this.release(change.assetId);
     });
     const entry = this.assets.ensure(machine.assetId);
     entry.machine = machine;
     entry.offMachine = off;
     const restored = this.restoredStates.get(machine.assetId);
+    this.persistMeta();
     if (restored !== undefined) {
       this.restoredStates.delete(machine.assetId);
       if (machine.states.includes(restored) && restored !== machine.currentState) {
@@ -1148,6 +1206,7 @@ export class DispatchEngine {
     e.machineKind = null;
     e.machineUsers.clear();
     this.assets.prune(assetId);
+    this.persistMeta();
     this.release(assetId);
     return true;
   }
@@ -1262,18 +1321,15 @@ export class DispatchEngine {
 
   /** Everything needed to carry on after a restart, as JSON-safe data. */
   toJSON(): EngineJSON {
-    const assetStates: Record<string, string> = {};
-    for (const [id, s] of this.restoredStates) assetStates[id] = s;
-    for (const e of this.assets.values())
-      if (e.machine) assetStates[e.assetId] = e.machine.currentState;
+    const { assetStates, scheduleRevisions, lastSchedule } = this.metaJSON();
     return {
       format: 'qubit-energy/dispatch-engine',
       version: 1,
       savedAt: new Date(this.clock.now()).toISOString(),
       commands: [...this.tracked.values()].map((s) => commandToJSON(s.cmd)),
       assetStates,
-      scheduleRevisions: this.scheduleIds.toJSON(),
-      lastSchedule: this.lastSchedule === null ? null : lastScheduleToJSON(this.lastSchedule),
+      scheduleRevisions,
+      lastSchedule,
       ...(this.book.size > 0 ? { plans: this.book.toJSON() } : {}),
     };
   }
@@ -1423,6 +1479,7 @@ export class DispatchEngine {
       if (slot && isFinal(slot.cmd.status)) {
         this.tracked.delete(id);
         this.counts[slot.cmd.status]--;
+        this.persistCommand(id);
       }
     }
     if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finished.length) {

@@ -116,6 +116,7 @@ export {
   type EngineConfig,
   type EngineDeps,
   type EngineJSON,
+  type EngineMetaJSON,
   type EngineStats,
   type PersistChange,
   type PlanSubmission,
@@ -169,6 +170,12 @@ export {
   telemetryTopic,
 } from './fleet/contract';
 export { FleetGateway, type FleetGatewayOptions, type FleetGatewayStats } from './fleet/gateway';
+export {
+  COMPACT_AFTER_BYTES,
+  type JournalOptions,
+  type JournalStats,
+  JournalStore,
+} from './journal';
 export { stringifySteps } from './json-chunks';
 // Site limits (src/limits/): circuits, meters of uncontrolled load, limit sources and the
 // allocator that keeps every circuit within its limits. Pure, no I/O.

@@ -39,9 +39,11 @@ export class ScheduleIds {
   }
 
   /** Records that `id` is in use: the next `unique` of the same base gives the next revision. */
-  note(id: string): void {
+  note(id: string): boolean {
     const { base, rev } = split(id);
-    this.revisions.set(base, Math.max(rev, this.revisions.get(base) ?? 0));
+    if (rev <= (this.revisions.get(base) ?? 0)) return false;
+    this.revisions.set(base, rev);
+    return true;
   }
 
   /** Sets the highest revision of a base (restoring a saved document). */

@@ -25,7 +25,13 @@ import {
   convertScheduleAsync,
   withScheduleId,
 } from './convert';
-import { DispatchEngine, type EngineConfig, type EngineJSON, type PlanSubmission } from './engine';
+import {
+  DispatchEngine,
+  type EngineConfig,
+  type EngineJSON,
+  type PersistChange,
+  type PlanSubmission,
+} from './engine';
 import { EventBus, EventType } from './event-bus';
 import type { SchedulePlan, StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
@@ -128,6 +134,8 @@ export class Site implements AdapterHost {
   readonly limiter: SiteLimiter | null;
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   private persistBlocked = false;
+  /** The store journals changes (StateStore.journal): no whole saves after each burst. */
+  private readonly journaling: boolean;
   private readonly sinks = new Map<string, DueCommandSink>();
   private readonly sinkIds = new WeakMap<DueCommandSink, string>();
   private readonly owners = new Map<string, string>();
@@ -219,6 +227,9 @@ export class Site implements AdapterHost {
               report(problemAt('planOwners', id, `must be a dispatcher id, got ${shown(owner)}`));
             else if (engine.hasPlan(id)) this.planOwners.set(id, owner);
           }
+          for (const p of this.store.problems ?? []) problems.push(p);
+          for (const w of this.store.warnings ?? [])
+            this.onError(new Error(`saved state in ${this.store.location}: ${w}`));
           if (problems.length > 0) {
             this.loadError = new PartialRestoreError(
               this.store.location,
@@ -247,6 +258,7 @@ export class Site implements AdapterHost {
       }
     }
     this.engine = engine ?? new DispatchEngine(deps);
+    this.journaling = typeof this.store?.journal === 'function' && !this.persistBlocked;
     this.limiter =
       options.limits === undefined || options.limits === null
         ? null
@@ -262,27 +274,37 @@ export class Site implements AdapterHost {
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
       if (isFinal(cmd.status)) {
-        this.owners.delete(cmd.id);
+        if (this.owners.delete(cmd.id)) this.journalOwner(cmd.id);
         const sid = cmd.scheduleId;
-        if (sid !== null && this.planOwners.has(sid) && !this.engine.hasPlan(sid))
+        if (sid !== null && this.planOwners.has(sid) && !this.engine.hasPlan(sid)) {
           this.planOwners.delete(sid);
+          this.journalPlanOwner(sid);
+        }
       }
       if (cmd.status === CommandStatus.COMPLETED) this.noteCompleted(cmd);
       if (this.limiter && isFinal(cmd.status)) {
         this.limiter.commandFinished(cmd);
         this.arm();
       }
-      this.scheduleSave();
+      if (!this.journaling) this.scheduleSave();
     });
-    const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => this.scheduleSave());
+    const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => {
+      if (!this.journaling) this.scheduleSave();
+    });
     const offWake = this.engine.onWake(() => {
-      this.scheduleSave();
+      if (!this.journaling) this.scheduleSave();
       this.arm();
     });
+    const offPersist = this.journaling
+      ? this.engine.onPersist((change) => this.journalChange(change))
+      : () => {};
+    // A restore changed what it restored (expired, timed out): a snapshot records that.
+    if (this.journaling && engine !== null) this.scheduleSave();
     this.offBus = () => {
       offChanges();
       offStates();
       offWake();
+      offPersist();
     };
   }
 
@@ -315,7 +337,12 @@ export class Site implements AdapterHost {
     owner?: string,
   ): Command[] {
     const added = this.engine.submit(commands);
-    if (owner !== undefined) for (const c of added) this.owners.set(c.id, owner);
+    if (owner !== undefined) {
+      for (const c of added) {
+        this.owners.set(c.id, owner);
+        this.journalOwner(c.id);
+      }
+    }
     this.arm(true);
     return added;
   }
@@ -326,7 +353,10 @@ export class Site implements AdapterHost {
    */
   submitPlan(plan: Conversion | SchedulePlan | StoredPlan, owner?: string): PlanSubmission {
     const done = this.engine.submitPlan(plan);
-    if (owner !== undefined && done.count > 0) this.planOwners.set(done.scheduleId, owner);
+    if (owner !== undefined && done.count > 0) {
+      this.planOwners.set(done.scheduleId, owner);
+      this.journalPlanOwner(done.scheduleId);
+    }
     this.arm(true);
     return done;
   }
@@ -743,7 +773,8 @@ export class Site implements AdapterHost {
   /** Sets or clears a dynamic cap (`DynamicCap`), then re-allocates. Throws a CapError. */
   setCap(cap: unknown): Command[] {
     const made = this.needLimiter().setCap(cap);
-    this.scheduleSave();
+    if (this.journaling) this.journalChange(this.limitsChange);
+    else this.scheduleSave();
     this.arm(true);
     return made;
   }
@@ -774,6 +805,33 @@ export class Site implements AdapterHost {
       ...(this.planOwners.size > 0 ? { planOwners: Object.fromEntries(this.planOwners) } : {}),
       ...(this.limiter ? { limits: this.limiter.toJSON() } : {}),
     };
+  }
+
+  /** The `limits` entry of the journal. */
+  private readonly limitsChange: PersistChange = {
+    key: 'limits',
+    value: () => this.limiter?.toJSON(),
+  };
+
+  /** Hands a change to a journaling store; a snapshot when the journal asks for one. */
+  private journalChange(change: PersistChange): void {
+    if (!this.journaling || this.stopped || !this.store?.journal) return;
+    if (this.store.journal(change)) this.scheduleSave();
+  }
+
+  /** The `o:<commandId>` entry: the command's owner (undefined once it has none). */
+  private journalOwner(id: string): void {
+    if (!this.journaling) return;
+    this.journalChange({
+      key: `o:${id}`,
+      value: () => (this.engine.getCommand(id) ? this.owners.get(id) : undefined),
+    });
+  }
+
+  /** The `po:<scheduleId>` entry: the dispatcher of a plan (undefined once it has none). */
+  private journalPlanOwner(scheduleId: string): void {
+    if (!this.journaling) return;
+    this.journalChange({ key: `po:${scheduleId}`, value: () => this.planOwners.get(scheduleId) });
   }
 
   private scheduleSave(): void {
@@ -813,7 +871,10 @@ export class Site implements AdapterHost {
     }
   }
 
-  /** Stops the loop and every timer, saves the state one last time. Idempotent. */
+  /**
+   * Stops the loop and every timer, saves the state one last time (a journaling store: writes
+   * what is pending and closes its segment, no whole save). Idempotent.
+   */
   async stop(): Promise<void> {
     this.cancelTimer();
     if (this.saveTimer !== null) this.timers.clearTimeout(this.saveTimer);
@@ -825,7 +886,17 @@ export class Site implements AdapterHost {
     this.running = false;
     if (!wasStopped) {
       this.offBus();
-      await this.save().catch(() => {});
+      if (this.journaling) {
+        try {
+          await this.store?.close?.();
+        } catch (err) {
+          this.onError(
+            new Error(
+              `cannot write the journal in ${this.store?.location}: ${(err as Error).message}`,
+            ),
+          );
+        }
+      } else await this.save().catch(() => {});
     }
   }
 }

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import type { PersistChange } from './engine';
 import { formatRestoreProblem, type RestoreProblem } from './restore';
 
 /** Where a site keeps its state between restarts. */
@@ -15,6 +16,20 @@ export interface StateStore {
    * and the next save leaves them out); returns where, or null. Optional.
    */
   keepCopy?(): string | null;
+  /**
+   * Optional: a store that journals (JournalStore) persists changes as they happen. The site
+   * hands it every change (`DispatchEngine.onPersist` entries and its own: `o:<id>` owners,
+   * `limits`) instead of saving after every change burst, and calls `save` only when this
+   * returns true (the journal has grown enough to be compacted into a snapshot) and after a
+   * restore. Without it the site saves the whole document after every burst.
+   */
+  journal?(change: PersistChange): boolean;
+  /** Optional: writes what is pending and lets go of open files (a journal), on `Site.stop()`. */
+  close?(): Promise<void>;
+  /** Optional: what loading found wrong but left out (a journal's torn or bad records). */
+  readonly problems?: readonly RestoreProblem[];
+  /** Optional: what loading found and dealt with, to report (a journal's torn last record). */
+  readonly warnings?: readonly string[];
 }
 
 /** A state file that could not be read; it has been moved aside to `movedTo`. */

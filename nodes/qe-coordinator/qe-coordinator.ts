@@ -7,8 +7,8 @@ import path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
 import {
   type EngineConfig,
-  FileStore,
   type HorizonEnd,
+  JournalStore,
   PartialRestoreError,
   resolveConfig,
   Site,
@@ -97,10 +97,14 @@ export default function (RED: NodeAPI) {
     }
     const userDir = (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();
     const persist = def.persist !== false;
+    // A journal of changes (qe-coordinator/<id>.journal/); a state file of an older version
+    // (<id>.json) is its first snapshot.
+    const base = path.join(userDir, 'qe-coordinator', this.id.replace(/[^\w.-]/g, '_'));
     const store = persist
-      ? new FileStore(
-          path.join(userDir, 'qe-coordinator', `${this.id.replace(/[^\w.-]/g, '_')}.json`),
-        )
+      ? new JournalStore(`${base}.journal`, {
+          legacyFile: `${base}.json`,
+          onError: (e) => report(e),
+        })
       : null;
     // The runtime passes a config node's error on to the Catch nodes of its users' flows
     // only when the error comes with a message: msg.payload = {siteId, problems} (the

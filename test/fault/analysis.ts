@@ -8,6 +8,11 @@
  *   `latestMs` is the latest such receipt within the tolerance, for the report;
  * - recovery: for each fault, the time from the moment everything was back up until the
  *   device held the setpoint of the slot then in force (0 if it never lost it).
+ * And for the site, from the coordinator's command events (`duplicates`):
+ * - duplicated: a command that was answered (its ACKNOWLEDGED or COMPLETED event came out
+ *   before a restart of Node-RED) and was sent again (a DISPATCHED event of the same command
+ *   id) after that restart. A re-apply after a restart is a new command (its own id, with
+ *   `reapplyOf`), not a duplicate; a retry within one run is not one either.
  */
 
 export interface Slot {
@@ -117,4 +122,45 @@ export function spread(values: readonly (number | null)[]): string {
   if (v.length === 0) return '-';
   const median = v[Math.floor((v.length - 1) / 2)] as number;
   return `median ${(median / 1000).toFixed(2)} s, max ${((v.at(-1) as number) / 1000).toFixed(2)} s (n=${v.length})`;
+}
+
+/** A command event the coordinator published, as the campaign logged it. */
+export interface CommandEvent {
+  at: number;
+  type: string;
+  id: string;
+  reapplyOf?: string;
+}
+
+export interface Duplicate {
+  id: string;
+  answeredAt: number;
+  restartAt: number;
+  sentAgainAt: number;
+}
+
+/**
+ * Commands sent again after a restart although they had been answered before it (see the
+ * opening comment). `restarts`: when Node-RED was killed, ms.
+ */
+export function duplicates(
+  events: readonly CommandEvent[],
+  restarts: readonly number[],
+): Duplicate[] {
+  const answered = new Map<string, number>();
+  for (const e of events) {
+    if (e.type !== 'COMMAND_ACKNOWLEDGED' && e.type !== 'COMMAND_COMPLETED') continue;
+    const first = answered.get(e.id);
+    if (first === undefined || e.at < first) answered.set(e.id, e.at);
+  }
+  const out: Duplicate[] = [];
+  for (const e of events) {
+    if (e.type !== 'COMMAND_DISPATCHED') continue;
+    const a = answered.get(e.id);
+    if (a === undefined) continue;
+    const restart = restarts.find((r) => a < r && r < e.at);
+    if (restart !== undefined)
+      out.push({ id: e.id, answeredAt: a, restartAt: restart, sentAgainAt: e.at });
+  }
+  return out;
 }

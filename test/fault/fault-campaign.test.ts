@@ -6,14 +6,26 @@
  * network drops without reboot, battery restarts (setpoint back to 0). The devices record
  * what they received and held; `analysis.ts` counts lost and stale setpoints and the time
  * from each fault until the device holds the setpoint in force, and the test prints them.
- * It asserts: nothing lost while Node-RED is up, nothing stale, every fault recovered.
+ * The coordinator persists through its journal; its command events are logged, and a command
+ * answered before a kill -9 and sent again after it counts as duplicated (analysis.ts).
+ * It asserts: nothing lost while Node-RED is up, nothing stale, nothing duplicated, every
+ * fault recovered.
  * QE_FAULT_SEED sets the seed (printed), QE_FAULT_KILLS the number of kill -9 (default 10).
  */
 import should from 'should';
 import { BatterySimulator } from '../../src/sim/battery';
 import { ChargePointSimulator } from '../../src/sim/charge-point';
 import { freePort, NodeRedProcess } from '../helpers/node-red-process';
-import { analyse, type Fault, type Held, type Interval, type Received, spread } from './analysis';
+import {
+  analyse,
+  type CommandEvent,
+  duplicates,
+  type Fault,
+  type Held,
+  type Interval,
+  type Received,
+  spread,
+} from './analysis';
 
 const SLOT_MS = 8000;
 /** Nothing counts as lost unless Node-RED and the device were up this long before its end. */
@@ -24,6 +36,8 @@ const GRACE_MS = 5000;
  */
 const TOLERANCE_MS = 250;
 const KILLS = Number(process.env.QE_FAULT_KILLS ?? 10);
+/** Marks a logged command event in Node-RED's output. */
+const EVENT_MARK = 'QE-COMMAND-EVENT ';
 const SEED = Number(process.env.QE_FAULT_SEED ?? Date.now() % 1_000_000);
 
 /** A small seeded PRNG (mulberry32), so that a failing campaign can be run again. */
@@ -108,6 +122,27 @@ function flows(ocppPort: number, modbusPort: number): unknown[] {
       wires: [['disp', 'reply']],
     },
     { id: 'reply', type: 'http response', z: 'tab', statusCode: '202', wires: [] },
+    {
+      // The command events, logged as they come out (Node-RED's log goes to its stdout, a
+      // pipe: written synchronously, so what was logged before a kill -9 is read).
+      id: 'events',
+      type: 'qe-events',
+      z: 'tab',
+      coordinator: 'coord',
+      eventTypes: ['COMMAND_DISPATCHED', 'COMMAND_ACKNOWLEDGED', 'COMMAND_COMPLETED'],
+      assetFilter: '',
+      wires: [['event-log'], ['event-log'], ['event-log']],
+    },
+    {
+      // Its name must not be a node id: Node-RED would take it for a reference to that node.
+      id: 'event-log',
+      type: 'function',
+      z: 'tab',
+      name: 'command events',
+      func: `node.log('${EVENT_MARK}' + JSON.stringify({ at: Date.now(), type: msg.topic, id: msg.payload.id, reapplyOf: msg.payload.reapplyOf })); return null;`,
+      outputs: 0,
+      wires: [],
+    },
     {
       id: 'disp',
       type: 'qe-dispatcher',
@@ -378,7 +413,31 @@ describe('fault campaign: Node-RED killed, chargers rebooted and dropped, batter
         );
       }
     }
+    // Duplicates: answered before a kill -9, sent again after it (see analysis.ts).
+    const events: CommandEvent[] = nodeRed.log
+      .split('\n')
+      .filter((l) => l.includes(EVENT_MARK))
+      .map((l) => JSON.parse(l.slice(l.indexOf(EVENT_MARK) + EVENT_MARK.length)) as CommandEvent);
+    const kills = faults.filter((f) => f.kind === 'kill-9').map((f) => f.at);
+    const dups = duplicates(events, kills);
+    const answered = new Set(events.filter((e) => e.type !== 'COMMAND_DISPATCHED').map((e) => e.id))
+      .size;
+    report.push(
+      `  commands: ${new Set(events.map((e) => e.id)).size} sent, ${answered} answered, ${events.filter((e) => e.reapplyOf).length} re-apply sends; duplicated (answered before a kill -9, sent again after it) ${dups.length}${
+        dups.length
+          ? `: ${dups.map((d) => `${d.id} answered ${d.restartAt - d.answeredAt} ms before the kill`).join(', ')}`
+          : ''
+      }`,
+    );
     console.log(report.join('\n'));
+    should(answered).be.above(
+      slotsCount,
+      `too few answers logged to count duplicates\n${report.join('\n')}`,
+    );
+    should(dups).eql(
+      [],
+      `commands sent again after a restart although answered\n${report.join('\n')}`,
+    );
     for (const f of figures) {
       should(f.lost).eql([], `${f.device}: slots lost while Node-RED was up\n${report.join('\n')}`);
       should(f.stale).eql([], `${f.device}: stale setpoints\n${report.join('\n')}`);

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import should from 'should';
 import sinon from 'sinon';
+import { JournalStore } from '../../src/journal';
 import {
   allNodes,
   catcher,
@@ -395,9 +396,9 @@ describe('nodes: asset state, events, coordinator', () => {
         .receive({ payload: { commandId: 'now-1', success: true } } as never);
       await settle(10);
       should(siteOf().engine.getCommand('now-1')?.status).equal('COMPLETED');
-      await helper.unload(); // stops the flows: the coordinator saves on close
-      const file = path.join(userDir, 'qe-coordinator', 'coord.json');
-      should(fs.existsSync(file)).be.true();
+      await helper.unload(); // stops the flows: the coordinator's journal is flushed on close
+      const journal = path.join(userDir, 'qe-coordinator', 'coord.journal');
+      should(fs.readdirSync(journal).some((n) => /^journal-\d+\.log$/.test(n))).be.true();
 
       clock.tick(10 * S);
       await helper.load(allNodes(), flow());
@@ -427,13 +428,17 @@ describe('nodes: asset state, events, coordinator', () => {
         })),
       } as never);
       await settle(10);
-      await helper.unload(); // the coordinator saves on close
+      await helper.unload(); // the coordinator's journal is flushed on close
       const dir = path.join(userDir, 'qe-coordinator');
-      const file = path.join(dir, 'coord.json');
-      const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+      const journal = path.join(dir, 'coord.journal');
+      const doc = new JournalStore(journal).load() as {
+        engine: { commands: { valueKw: unknown }[] };
+      };
       should(doc.engine.commands).have.length(3);
-      doc.engine.commands[1].valueKw = null; // what an overflowed setpoint was saved as
-      fs.writeFileSync(file, JSON.stringify(doc));
+      // A state file of the version before the journal, with an overflowed setpoint in it.
+      (doc.engine.commands[1] as { valueKw: unknown }).valueKw = null;
+      fs.rmSync(journal, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'coord.json'), JSON.stringify(doc));
 
       await helper.load(allNodes(), onTab([...flow().slice(1), ...catcher()]));
       const caught = inbox('caught');
@@ -448,9 +453,9 @@ describe('nodes: asset state, events, coordinator', () => {
         'c0 PENDING',
         'c2 PENDING',
       ]);
-      should(
-        fs.readdirSync(dir).filter((n) => n.startsWith('coord.json.bad-entries-')),
-      ).have.length(1);
+      const copies = fs.readdirSync(dir).filter((n) => n.startsWith('coord.journal.bad-entries-'));
+      should(copies).have.length(1);
+      should(fs.readdirSync(path.join(dir, copies[0] as string))).containEql('coord.json');
       should(fs.readdirSync(dir).some((n) => n.includes('.corrupt-'))).be.false();
     });
 

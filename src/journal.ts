@@ -1,0 +1,445 @@
+/**
+ * JournalStore: a StateStore that persists a site's changes as they happen, for edge gateways
+ * on SD cards. Each change (an `onPersist` entry of the engine or the site) is appended to a
+ * log segment as one small record (see journal-codec.ts); all the changes of one turn of the
+ * event loop go out as one write when that turn ends (`setImmediate`), so the window of
+ * changes a crash can lose is the current turn, and an entry changed many times in a turn is
+ * written once. (A burst of more than FLUSH_SLICE entries, a big schedule's commands, goes
+ * out FLUSH_SLICE a turn over the next turns, so that it does not stall the loop.) Records
+ * are written, not fsynced (`syncEveryWrite` to fsync each group): a killed process loses
+ * nothing written; a power cut can lose what the OS had not yet put on the card.
+ *
+ * Now and then the site asks for a snapshot (`save(doc)`): the journal moves to a new
+ * segment first (records that come during the snapshot go there), writes the document in
+ * pieces to a temporary file, renames it over, then drops the segments it covers.
+ *
+ * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and
+ * `journal-<n>.log` (records, one a line). Load = the newest snapshot + the segments from
+ * its number on, in order (`applyEntries` in journal-replay.ts maps the entries onto the
+ * site's document). A torn last line (a kill mid-write) is dropped, reported (`warnings`)
+ * and cut off the file; a bad line in the middle is reported (`problems`) with its file,
+ * line and offset, and the lines around it are kept. Before any snapshot, `legacyFile` (a
+ * FileStore state file) is the base: migration; once the first snapshot is written it is
+ * renamed `<file>.migrated` (kept, no longer read).
+ */
+
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { PersistChange } from './engine';
+import { decodeRecord, RecordEncoder } from './journal-codec';
+import {
+  applyEntries,
+  DeltaValue,
+  emptySiteDocument,
+  type ReplayValue,
+  type SiteDocument,
+} from './journal-replay';
+import type { RestoreProblem } from './restore';
+import { FileStore, type StateStore, StoreCorruptError, writeJson } from './store';
+
+export interface JournalOptions {
+  /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
+  legacyFile?: string;
+  /**
+   * Journal bytes after which a snapshot is asked for (default COMPACT_AFTER_BYTES); at least
+   * twice the last snapshot's size, so snapshots are at most a third of what is written.
+   */
+  compactAfterBytes?: number;
+  /** fsync after every group written (survives power loss, costs a flush per turn). Default false. */
+  syncEveryWrite?: boolean;
+  /** Where a failed write of records is reported (they are lost). Default console.error. */
+  onError?: (error: Error) => void;
+}
+
+/** Default for `compactAfterBytes`: 16 MiB. */
+export const COMPACT_AFTER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Changes written at the end of a turn at most; a larger burst goes out over the next turns,
+ * this many a turn, so that journaling it does not stall the event loop.
+ */
+export const FLUSH_SLICE = 5000;
+
+const SNAPSHOT = /^snapshot-(\d+)\.json$/;
+const SEGMENT = /^journal-(\d+)\.log$/;
+const pad = (n: number) => String(n).padStart(8, '0');
+
+/** Figures of what the journal wrote, for benchmarks and status. */
+export interface JournalStats {
+  records: number;
+  recordBytes: number;
+  writes: number;
+  snapshots: number;
+  snapshotBytes: number;
+}
+
+export class JournalStore implements StateStore {
+  readonly location: string;
+  readonly stats: JournalStats = {
+    records: 0,
+    recordBytes: 0,
+    writes: 0,
+    snapshots: 0,
+    snapshotBytes: 0,
+  };
+  /** What the last `load()` found wrong and left out (a bad record, an unknown key). */
+  problems: RestoreProblem[] = [];
+  /** What the last `load()` found and dealt with, to report: torn last records. */
+  warnings: string[] = [];
+  private readonly encoder = new RecordEncoder();
+  private pending = new Map<string, PersistChange>();
+  private flushQueued = false;
+  private fd: number | null = null;
+  private segment = 0;
+  /** Bytes of journal since the last snapshot. */
+  private sinceSnapshot = 0;
+  private lastSnapshotBytes = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private queuedDoc: { doc: unknown; n: number } | null = null;
+  private readonly compactAfter: number;
+  /** The base of the last load is the legacy state file (no snapshot yet). */
+  private legacyBase = false;
+
+  constructor(
+    readonly dir: string,
+    private readonly options: JournalOptions = {},
+  ) {
+    this.location = dir;
+    this.compactAfter = options.compactAfterBytes ?? COMPACT_AFTER_BYTES;
+  }
+
+  // ------------------------------------------------------------ loading
+
+  /** The snapshot with the segments replayed over it; undefined when there is nothing. */
+  load(): unknown {
+    this.problems = [];
+    this.warnings = [];
+    mkdirSync(this.dir, { recursive: true });
+    const names = readdirSync(this.dir);
+    const snapshots = numbered(names, SNAPSHOT).reverse();
+    let base: unknown;
+    let from = 0;
+    for (const n of snapshots) {
+      const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
+      try {
+        base = JSON.parse(readFileSync(file, 'utf8'));
+        from = n;
+        this.lastSnapshotBytes = fileSize(file);
+        break;
+      } catch (err) {
+        // An older snapshot with its segments (kept until a newer one is whole) is the base.
+        this.problems.push({
+          entry: path.basename(file),
+          reason: `cannot be read (${(err as Error).message}); an older snapshot is used`,
+        });
+      }
+    }
+    if (base === undefined && snapshots.length > 0) {
+      throw new StoreCorruptError(
+        `no snapshot in ${this.dir} can be read: ${this.problems.map((p) => p.reason).join('; ')}`,
+        this.dir,
+        null,
+      );
+    }
+    const legacy = this.options.legacyFile;
+    this.legacyBase = false;
+    if (base === undefined && legacy && existsSync(legacy)) {
+      // Migration: today's state file is the base until the first snapshot is written.
+      const file = new FileStore(legacy);
+      base = file.load(); // a file that is not JSON is moved aside (StoreCorruptError)
+      this.legacyBase = base !== undefined;
+      this.lastSnapshotBytes = fileSize(legacy);
+    }
+    const segments = numbered(names, SEGMENT).filter((n) => n >= from);
+    const entries: [string, ReplayValue][] = [];
+    let replayed = 0;
+    for (const n of segments) replayed += this.readSegment(n, entries);
+    this.segment = (segments.at(-1) ?? from) + 1;
+    this.sinceSnapshot = 0;
+    for (const n of segments) this.sinceSnapshot += fileSize(this.segmentFile(n));
+    if (base === undefined && replayed === 0) return undefined;
+    const doc = (base ?? emptySiteDocument()) as SiteDocument;
+    for (const p of applyEntries(doc, entries)) this.problems.push(p);
+    return doc;
+  }
+
+  /** Reads segment n's records into `out`; returns how many. Cuts a torn last line off. */
+  private readSegment(n: number, out: [string, ReplayValue][]): number {
+    const file = this.segmentFile(n);
+    const name = path.basename(file);
+    const text = readFileSync(file, 'utf8');
+    let count = 0;
+    let offset = 0;
+    let line = 0;
+    while (offset < text.length) {
+      line++;
+      const nl = text.indexOf('\n', offset);
+      if (nl < 0) {
+        // Torn: the process died in the middle of writing it. Never applied; cut off so that
+        // nothing is appended after half a line.
+        this.warnings.push(
+          `${name} line ${line} (offset ${offset}): a torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
+        );
+        const fd = openSync(file, 'r+');
+        try {
+          ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
+        } finally {
+          closeSync(fd);
+        }
+        break;
+      }
+      const raw = text.slice(offset, nl);
+      try {
+        const r = decodeRecord(raw);
+        out.push([
+          r.key,
+          r.kind === 'set' ? r.value : r.kind === 'remove' ? undefined : new DeltaValue(r.delta),
+        ]);
+        count++;
+      } catch (err) {
+        this.problems.push({
+          entry: `${name} line ${line} (offset ${offset})`,
+          reason: `${(err as Error).message}; left out, the records around it are kept`,
+        });
+      }
+      offset = nl + 1;
+    }
+    return count;
+  }
+
+  // ------------------------------------------------------------ journaling
+
+  /**
+   * Records that an entry changed: written (its `value()` then) when this turn of the event
+   * loop ends. Returns true when the journal has grown enough that a snapshot (`save`) is due.
+   */
+  journal(change: PersistChange): boolean {
+    this.pending.set(change.key, change);
+    this.queueFlush();
+    return this.sinceSnapshot >= Math.max(this.compactAfter, 2 * this.lastSnapshotBytes);
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      try {
+        // A large burst (a big schedule's commands) goes out FLUSH_SLICE entries a turn.
+        this.write(FLUSH_SLICE);
+      } catch (err) {
+        // Never thrown from a timer (it would end the process): reported, and each command's
+        // next record is written in full, as its last ones may be missing.
+        this.encoder.reset();
+        const e = new Error(
+          `cannot write the journal in ${this.dir}: ${(err as Error).message}; the changes of this turn are not saved`,
+        );
+        if (this.options.onError) this.options.onError(e);
+        else console.error(e.message);
+      }
+      if (this.pending.size > 0) this.queueFlush();
+    });
+  }
+
+  /** Changes waiting to be written. */
+  get backlog(): number {
+    return this.pending.size;
+  }
+
+  /** Writes every pending change now, as one write. */
+  flush(): void {
+    this.write(Number.POSITIVE_INFINITY);
+  }
+
+  /** Writes up to `max` pending changes (the oldest first) as one write. */
+  private write(max: number): void {
+    if (this.pending.size === 0) return;
+    const lines: string[] = [];
+    for (const [key, change] of this.pending) {
+      if (lines.length >= max) break;
+      this.pending.delete(key);
+      lines.push(this.encoder.encode(key, change.value()));
+    }
+    const text = lines.join('');
+    const fd = this.openSegment();
+    const bytes = Buffer.byteLength(text, 'utf8');
+    writeSync(fd, text, null, 'utf8');
+    if (this.options.syncEveryWrite) fsyncSync(fd);
+    this.stats.records += lines.length;
+    this.stats.recordBytes += bytes;
+    this.stats.writes++;
+    this.sinceSnapshot += bytes;
+  }
+
+  private openSegment(): number {
+    if (this.fd === null) {
+      mkdirSync(this.dir, { recursive: true });
+      this.fd = openSync(this.segmentFile(this.segment), 'a');
+    }
+    return this.fd;
+  }
+
+  private segmentFile(n: number): string {
+    return path.join(this.dir, `journal-${pad(n)}.log`);
+  }
+
+  // ------------------------------------------------------------ snapshots
+
+  /**
+   * Writes `doc` (the whole state, as of now: build it in the same turn) as the new snapshot
+   * and drops the segments it covers. The pending records go to the current segment first
+   * and a new segment begins, so that records arriving meanwhile are never lost. Snapshots
+   * are serialised; one asked for while one runs is coalesced into one more of the latest.
+   */
+  save(doc: unknown): Promise<void> {
+    // `doc` is the state of the records written so far: those pending go to this segment,
+    // then a new one begins, now, for every later change.
+    this.flush();
+    const n = this.rotate();
+    const scheduled = this.queuedDoc !== null;
+    this.queuedDoc = { doc, n };
+    if (!scheduled) {
+      this.chain = this.chain
+        .catch(() => {})
+        .then(() => {
+          const next = this.queuedDoc as { doc: unknown; n: number };
+          this.queuedDoc = null;
+          return this.snapshot(next.doc, next.n);
+        });
+    }
+    return this.chain;
+  }
+
+  private async snapshot(doc: unknown, n: number): Promise<void> {
+    const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
+    const tmp = `${file}.tmp-${process.pid}`;
+    const fh = await open(tmp, 'w');
+    let bytes = 0;
+    try {
+      let buffered: string[] = [];
+      let size = 0;
+      const write = async () => {
+        const text = buffered.join('');
+        buffered = [];
+        size = 0;
+        bytes += Buffer.byteLength(text, 'utf8');
+        await fh.write(text, null, 'utf8');
+      };
+      await writeJson(doc, async (piece) => {
+        buffered.push(piece);
+        size += piece.length;
+        if (size >= 1 << 20) await write();
+      });
+      if (size > 0) await write();
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, file);
+    } catch (err) {
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    this.stats.snapshots++;
+    if (this.legacyBase && this.options.legacyFile) {
+      // Migrated: the snapshot holds what the old file held; it is kept, renamed, not used.
+      this.legacyBase = false;
+      try {
+        renameSync(this.options.legacyFile, `${this.options.legacyFile}.migrated`);
+      } catch {
+        // Gone already: nothing to keep.
+      }
+    }
+    this.stats.snapshotBytes += bytes;
+    this.lastSnapshotBytes = bytes;
+    // Everything before segment n is in the snapshot now.
+    for (const name of readdirSync(this.dir)) {
+      const s = SNAPSHOT.exec(name) ?? SEGMENT.exec(name);
+      if (s && Number(s[1]) < n) unlinkSyncQuiet(path.join(this.dir, name));
+    }
+  }
+
+  /** Closes the current segment and starts the next; returns its number. */
+  private rotate(): number {
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.fd = null;
+    }
+    this.segment++;
+    this.sinceSnapshot = 0;
+    this.openSegment();
+    return this.segment;
+  }
+
+  /** Writes what is pending and closes the segment (a later change opens it again). */
+  async close(): Promise<void> {
+    this.flush();
+    await this.chain.catch(() => {});
+    if (this.fd !== null) {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  /**
+   * Copies the journal's files (and the legacy state file when it is the base) into a
+   * directory beside it, `<dir>.bad-entries-<time>`; returns it, or null.
+   */
+  keepCopy(): string | null {
+    const copy = `${this.dir}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      mkdirSync(copy, { recursive: true });
+      for (const name of readdirSync(this.dir)) {
+        if (SNAPSHOT.test(name) || SEGMENT.test(name))
+          copyFileSync(path.join(this.dir, name), path.join(copy, name));
+      }
+      const legacy = this.options.legacyFile;
+      if (this.legacyBase && legacy) copyFileSync(legacy, path.join(copy, path.basename(legacy)));
+      return copy;
+    } catch {
+      return null;
+    }
+  }
+}
+
+function numbered(names: readonly string[], re: RegExp): number[] {
+  const out: number[] = [];
+  for (const name of names) {
+    const m = re.exec(name);
+    if (m) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+function unlinkSyncQuiet(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone: nothing to drop.
+  }
+}
