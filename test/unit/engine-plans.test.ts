@@ -303,6 +303,7 @@ describe('DispatchEngine plans', () => {
     const { engine, clock } = rig();
     const seen: { key: string; rows: number | undefined }[] = [];
     engine.onPersist((c: PersistChange) => {
+      if (!c.key.startsWith('p:')) return; // (`meta`, `c:<id>`: the engine's other entries)
       const v = c.value() as SchedulePlan | undefined;
       seen.push({ key: c.key, rows: v?.slot.length });
     });

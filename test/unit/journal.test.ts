@@ -6,6 +6,7 @@ import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { CommandStatus } from '../../src/commands';
+import { DispatchEngine } from '../../src/engine';
 import { FLUSH_SLICE, JournalStore } from '../../src/journal';
 import { Site, type SiteJSON } from '../../src/site';
 import { FileStore, PartialRestoreError } from '../../src/store';
@@ -312,6 +313,52 @@ describe('JournalStore', () => {
     should(comparable(again.load())).eql(comparable(m.site.toJSON()));
     should(again.problems).eql([]);
     await m.site.stop();
+  });
+
+  it('replays plans: rows made due, answered and cut short by a newer plan restore as the live state does', async () => {
+    const dir = tmp();
+    const store = new JournalStore(dir);
+    const m = make(store);
+    const { site, clock, timers } = m;
+    const slotMs = 900 * S;
+    const MAP = { a: 'ev1', b: 'ev2' };
+    const rows = (from: number, n: number, base: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        timestamp: new Date(from + i * slotMs).toISOString(),
+        ev_a_kw: base + (i % 3),
+        ev_b_kw: base + 1 + (i % 2),
+      }));
+    const first = site.receiveSchedule(rows(T0, 8, 2), { scheduleId: 'day', assetMap: MAP });
+    site.submitPlan(first, 'd1');
+    for (let k = 0; k < 3; k++) {
+      await timers.advanceTo(T0 + k * slotMs);
+      for (const c of site.engine.getPendingCommands()) {
+        site.engine.markDispatched(c);
+        site.engine.handleResponse(c, k !== 1, k === 1 ? 'busy' : null, { completed: true });
+      }
+      await flush();
+    }
+    // A newer plan for both assets from slot 5 on: the old plan's rows from then on are cut.
+    const second = site.receiveSchedule(rows(T0 + 5 * slotMs, 4, 7), {
+      scheduleId: 'next',
+      assetMap: MAP,
+    });
+    site.submitPlan(second, 'd2');
+    await flush();
+    should(site.toJSON().engine.plans?.length).be.above(0);
+    const doc = new JournalStore(dir).load() as SiteJSON;
+    const at = clock.now();
+    const fromJournal = DispatchEngine.restore(doc.engine, { clock: new ManualClock(at) });
+    const fromLive = DispatchEngine.restore(site.toJSON().engine, { clock: new ManualClock(at) });
+    should(comparable({ engine: fromJournal.toJSON() })).eql(
+      comparable({ engine: fromLive.toJSON() }),
+    );
+    const view = (e: DispatchEngine) =>
+      e.getCommands().map((c) => [c.id, c.status, c.valueKw, c.scheduledAt.getTime()]);
+    should(view(fromJournal)).eql(view(fromLive));
+    should(view(fromJournal).filter((v) => v[1] === 'PENDING').length).be.above(4);
+    should(doc.planOwners).eql(site.toJSON().planOwners);
+    await site.stop();
   });
 
   it("loads today's FileStore state file as its first snapshot (migration)", async () => {
