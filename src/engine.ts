@@ -230,6 +230,11 @@ export class DispatchEngine {
   private readonly active = new Map<string, Set<Slot>>();
   private readonly held = new Map<string, Set<Slot>>();
   private readonly due = new Heap<HeapEntry>(dueBefore);
+  /**
+   * Entries taken out of `due` ahead of their time by `prepareDue`, in `dueBefore` order:
+   * handed out from here at their time. Stale ones (token or status changed) are skipped.
+   */
+  private prepared: HeapEntry[] = [];
   private readonly deadlines = new Heap<HeapEntry>(
     (a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq),
   );
@@ -644,6 +649,25 @@ export class DispatchEngine {
     const t = this.now(now);
     this.checkSilence(t);
     const ready: HeapEntry[] = [];
+    // Prepared ahead (`prepareDue`): already selected and in order; they stay prepared
+    // (PENDING) until dispatched, as heap entries stay in the heap.
+    if (this.prepared.length > 0) {
+      const keep: HeapEntry[] = [];
+      for (const e of this.prepared) {
+        const slot = e.slot;
+        if (e.token !== slot.dueToken || slot.cmd.status !== CommandStatus.PENDING) continue;
+        if (e.at > t) {
+          keep.push(e);
+          continue;
+        }
+        if (this.expireIfEnded(slot, t)) continue;
+        if (this.holdIfNeeded(slot)) continue;
+        ready.push(e);
+        keep.push(e);
+      }
+      this.prepared = keep;
+    }
+    const fromPrepared = ready.length;
     for (;;) {
       const top = this.due.peek();
       if (!top || top.at > t) break;
@@ -654,9 +678,47 @@ export class DispatchEngine {
       if (this.holdIfNeeded(slot)) continue;
       ready.push(top);
     }
-    for (const e of ready) this.due.push(e);
-    ready.sort(readyOrder);
-    return ready.map((e) => e.slot.cmd);
+    for (let i = fromPrepared; i < ready.length; i++) this.due.push(ready[i] as HeapEntry);
+    // Prepared entries of one due time are in order already (the common burst: no sort).
+    const first = ready[0];
+    const last = ready[ready.length - 1];
+    if (fromPrepared < ready.length || (first && last && first.at !== last.at))
+      ready.sort(readyOrder);
+    const out: Command[] = new Array(ready.length);
+    for (let i = 0; i < ready.length; i++) out[i] = (ready[i] as HeapEntry).slot.cmd;
+    return out;
+  }
+
+  /**
+   * Prepares what will be due by `until` (epoch ms), ahead of its time, so that the handout
+   * at the boundary (`getPendingCommands`) has only to check and hand out: the pending
+   * commands due by then are selected (taken out of the due heap, in the order they will be
+   * handed out) and returned, oldest due first. Nothing changes state: each is still checked
+   * at its time (its slot ended, its asset held, a newer schedule superseded it, a retry or a
+   * release moved it: a prepared command that changed is skipped and, where it is due again,
+   * found again). Calling it again adds what became due by `until` since. Returns the commands
+   * prepared (every one still prepared, not only the new ones).
+   */
+  prepareDue(until: TimeInput): Command[] {
+    const t = this.now(until);
+    const added: HeapEntry[] = [];
+    for (;;) {
+      const top = this.due.peek();
+      if (!top || top.at > t) break;
+      this.due.pop();
+      const slot = top.slot;
+      if (top.token !== slot.dueToken || slot.cmd.status !== CommandStatus.PENDING) continue;
+      added.push(top);
+    }
+    let list = this.prepared.filter(
+      (e) => e.token === e.slot.dueToken && e.slot.cmd.status === CommandStatus.PENDING,
+    );
+    if (added.length > 0) {
+      list = list.length === 0 ? added : list.concat(added);
+      list.sort((a, b) => (dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0));
+    }
+    this.prepared = list;
+    return list.map((e) => e.slot.cmd);
   }
 
   /**
@@ -813,6 +875,17 @@ export class DispatchEngine {
       this.due.pop();
       top = this.due.peek();
     }
+    // The prepared (in due order): the first live one is the earliest.
+    const p = this.prepared;
+    let stale = 0;
+    while (
+      stale < p.length &&
+      ((p[stale] as HeapEntry).token !== (p[stale] as HeapEntry).slot.dueToken ||
+        (p[stale] as HeapEntry).slot.cmd.status !== CommandStatus.PENDING)
+    )
+      stale++;
+    if (stale > 0) p.splice(0, stale);
+    const firstPrepared = p[0];
     let dl = this.deadlines.peek();
     while (dl && (dl.token !== dl.slot.deadlineToken || !inFlight(dl.slot.cmd.status))) {
       this.deadlines.pop();
@@ -821,6 +894,7 @@ export class DispatchEngine {
     const silence = silenceDeadline(this.lastSchedule, this.config.silenceSeconds);
     let at = silence ?? Number.POSITIVE_INFINITY;
     if (top) at = Math.min(at, top.at);
+    if (firstPrepared) at = Math.min(at, firstPrepared.at);
     if (dl) at = Math.min(at, dl.at);
     return at === Number.POSITIVE_INFINITY ? null : at;
   }
