@@ -10,33 +10,43 @@
  * moment an OCPP or Modbus adapter would start building and writing its frame. p50, p99 and
  * max over every command of a run; the figures are the median (min, max) over runs.
  *
- * Shapes:
+ * Shapes, each with the prepare step (`prepareAheadMs` 250, the default) and without (0):
  *   - plain:  a site without limits;
  *   - limits: the same 1,000 assets on a site with limits (a connection, 10 feeders, 1,000
  *             chargers), so that every due setpoint is allocated before it leaves.
  * The floor: a bare timer per boundary that calls the same adapter's `dispatch` for 1,000
  * prepared commands: what Node's timers and the adapter cost with no engine at all.
+ * Beside the lateness, the CPU time the process spent from 30 ms before each boundary to its
+ * last command's dispatch (process.cpuUsage, all threads: GC and compiler included), median
+ * over the boundaries: on a loaded machine it says more about the work than the wall clock.
  *
- *   node --import tsx bench/burst.bench.ts [plain|limits] [floor]   (BENCH_RUNS, BURST_IDLE_MS,
- *   BURST_SLOTS, BURST_LEAD_MS: the site's prepareAheadMs, 0 = off)
+ *   npm run build && node --import tsx bench/burst.bench.ts [plain|limits|on|off|floor ...]
+ *   (BENCH_RUNS default 3, BURST_IDLE_MS default 5000, BURST_SLOTS default 10)
  *
  * Prints figures; passes or fails nothing.
  */
-import { type Command, CommandType } from '../src/commands';
+// The build (`npm run build`), as users run it: tsx's transform names every closure it makes
+// (a call per closure, `__name`), which the dispatch path would pay here and not in production.
+
+import { type Command, CommandType, Site } from '../dist';
 import type { LimitsConfig } from '../src/limits/types';
-import { Site } from '../src/site';
 import { deadline, fmt, machine, median, nowMs, quantile, runBenchmark, runs, sleep } from './lib';
 
 const ASSETS = 1000;
 const SLOTS = Number(process.env.BURST_SLOTS ?? 10);
 const IDLE_MS = Number(process.env.BURST_IDLE_MS ?? 5000);
-const LEAD = process.env.BURST_LEAD_MS;
 const RUNS = runs(3);
 const args = process.argv.slice(2);
-const SHAPES = (['plain', 'limits'] as const).filter((s) => args.length === 0 || args.includes(s));
+function pick<T extends string>(all: readonly T[]): T[] {
+  const chosen = all.filter((x) => args.includes(x));
+  return chosen.length > 0 ? chosen : [...all];
+}
+const SHAPES = pick(['plain', 'limits'] as const);
+const LEADS = pick(['on', 'off'] as const);
 const WITH_FLOOR = args.length === 0 || args.includes('floor');
+const VARIANTS = SHAPES.flatMap((shape) => LEADS.map((lead) => ({ shape, lead })));
 
-deadline(60 + RUNS * (SHAPES.length + 1) * (SLOTS * (IDLE_MS / 1000 + 1) + 20));
+deadline(60 + RUNS * (VARIANTS.length + 1) * (SLOTS * (IDLE_MS / 1000 + 1) + 20));
 
 function limitsConfig(): LimitsConfig {
   const circuits: LimitsConfig['circuits'] = [{ id: 'grid', importKw: 20_000 }];
@@ -56,18 +66,8 @@ function limitsConfig(): LimitsConfig {
 interface Result {
   lateness: number[]; // sorted, ms
   perBoundaryP99: number[];
-}
-
-function summarise(lateness: number[], perBoundary: number[][]): Result {
-  return {
-    lateness: lateness.sort((a, b) => a - b),
-    perBoundaryP99: perBoundary.map((xs) =>
-      quantile(
-        xs.sort((a, b) => a - b),
-        0.99,
-      ),
-    ),
-  };
+  /** CPU ms from 30 ms before each boundary to its last dispatch. */
+  cpu: number[];
 }
 
 /** Boundaries: the first 2 s from now on a whole second, then one every IDLE_MS. */
@@ -76,25 +76,71 @@ function boundaries(): number[] {
   return Array.from({ length: SLOTS }, (_, k) => t0 + k * IDLE_MS);
 }
 
-async function siteRun(shape: 'plain' | 'limits'): Promise<Result> {
+/**
+ * Records the lateness of each command at the adapter, per boundary, and the CPU time from
+ * 30 ms before each boundary to its last command.
+ */
+function recorder(at: number[]) {
+  const lateness: number[] = [];
+  const perBoundary: number[][] = at.map(() => []);
+  const from: (NodeJS.CpuUsage | null)[] = at.map(() => null);
+  const cpu: number[] = [];
+  const timers = at.map((t, k) =>
+    setTimeout(
+      () => {
+        from[k] = process.cpuUsage();
+      },
+      t - 30 - Date.now(),
+    ),
+  );
+  return {
+    count: () => lateness.length,
+    arrived(k: number, dueAt: number) {
+      const late = nowMs() - dueAt;
+      lateness.push(late);
+      const mine = perBoundary[k] as number[];
+      mine.push(late);
+      const f = from[k];
+      if (mine.length === ASSETS && f) {
+        const d = process.cpuUsage(f);
+        cpu.push((d.user + d.system) / 1000);
+      }
+    },
+    result(): Result {
+      for (const t of timers) clearTimeout(t);
+      const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+      return {
+        lateness: sorted(lateness),
+        perBoundaryP99: perBoundary.map((xs) => quantile(sorted(xs), 0.99)),
+        cpu,
+      };
+    },
+  };
+}
+
+async function waitFor(count: () => number, at: number[]): Promise<void> {
+  const end = (at.at(-1) as number) + 3000;
+  while (count() < SLOTS * ASSETS && Date.now() < end) await sleep(100);
+  if (count() < SLOTS * ASSETS)
+    throw new Error(`only ${count()} of ${SLOTS * ASSETS} commands reached the adapter`);
+}
+
+async function siteRun(shape: 'plain' | 'limits', lead: 'on' | 'off'): Promise<Result> {
   const site = new Site({
     siteId: 'burst',
     ...(shape === 'limits' ? { limits: limitsConfig() } : {}),
-    ...(LEAD !== undefined ? { prepareAheadMs: Number(LEAD) } : {}),
+    prepareAheadMs: lead === 'on' ? 250 : 0,
     config: { commandTimeoutSeconds: 60, maxRetries: 0, dispatchIntervalSeconds: 60 },
     onError: (e) => console.error(e.message),
   });
   const at = boundaries();
   const slotOf = new Map<number, number>(at.map((t, k) => [t, k]));
-  const lateness: number[] = [];
-  const perBoundary: number[][] = at.map(() => []);
+  const rec = recorder(at);
   const adapter = {
     protocol: 'bench',
     dispatch: (cmd: Command) => {
       const due = cmd.scheduledAt.getTime();
-      const late = nowMs() - due;
-      lateness.push(late);
-      perBoundary[slotOf.get(due) ?? 0]?.push(late);
+      rec.arrived(slotOf.get(due) ?? 0, due);
       return { success: true };
     },
   };
@@ -121,25 +167,22 @@ async function siteRun(shape: 'plain' | 'limits'): Promise<Result> {
   site.start();
   if (Date.now() >= (at[0] as number))
     throw new Error('submitting took so long that slot 1 passed');
-  const end = (at.at(-1) as number) + 3000;
-  while (lateness.length < SLOTS * ASSETS && Date.now() < end) await sleep(100);
-  await site.stop();
-  if (lateness.length < SLOTS * ASSETS)
-    throw new Error(`only ${lateness.length} of ${SLOTS * ASSETS} commands reached the adapter`);
-  return summarise(lateness, perBoundary);
+  try {
+    await waitFor(rec.count, at);
+  } finally {
+    await site.stop();
+  }
+  return rec.result();
 }
 
 /** The floor: a timer per boundary, and the adapter called for 1,000 prepared commands. */
 async function floorRun(): Promise<Result> {
   const at = boundaries();
-  const lateness: number[] = [];
-  const perBoundary: number[][] = at.map(() => []);
+  const rec = recorder(at);
   const adapter = {
     protocol: 'bench',
     dispatch: (cmd: { scheduledAt: Date }, k: number) => {
-      const late = nowMs() - cmd.scheduledAt.getTime();
-      lateness.push(late);
-      perBoundary[k]?.push(late);
+      rec.arrived(k, cmd.scheduledAt.getTime());
       return { success: true };
     },
   };
@@ -153,46 +196,50 @@ async function floorRun(): Promise<Result> {
       for (const c of cmds) adapter.dispatch(c, k);
     }, t - Date.now());
   });
-  const end = (at.at(-1) as number) + 3000;
-  while (lateness.length < SLOTS * ASSETS && Date.now() < end) await sleep(100);
-  for (const t of timers) clearTimeout(t);
-  return summarise(lateness, perBoundary);
+  try {
+    await waitFor(rec.count, at);
+  } finally {
+    for (const t of timers) clearTimeout(t);
+  }
+  return rec.result();
 }
 
-type Figures = Record<'p50' | 'p99' | 'max' | 'worstBoundaryP99', number[]>;
-const empty = (): Figures => ({ p50: [], p99: [], max: [], worstBoundaryP99: [] });
+type Figures = Record<'p50' | 'p99' | 'max' | 'worstBoundaryP99' | 'cpu', number[]>;
+const empty = (): Figures => ({ p50: [], p99: [], max: [], worstBoundaryP99: [], cpu: [] });
 
 function record(into: Figures, r: Result, label: string): void {
   const p50 = quantile(r.lateness, 0.5);
   const p99 = quantile(r.lateness, 0.99);
   const max = quantile(r.lateness, 1);
-  const worst = Math.max(...r.perBoundaryP99);
+  const cpu = median(r.cpu);
   into.p50.push(p50);
   into.p99.push(p99);
   into.max.push(max);
-  into.worstBoundaryP99.push(worst);
+  into.worstBoundaryP99.push(Math.max(...r.perBoundaryP99));
+  into.cpu.push(cpu);
   console.log(
-    `  ${label}: p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} max ${max.toFixed(2)} ms; p99 per boundary ${r.perBoundaryP99.map((x) => x.toFixed(1)).join(' ')}`,
+    `  ${label}: p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} max ${max.toFixed(2)} ms; CPU at a boundary ${cpu.toFixed(1)} ms; p99 per boundary ${r.perBoundaryP99.map((x) => x.toFixed(1)).join(' ')}`,
   );
 }
 
 async function main(): Promise<void> {
   console.log(
-    `burst: ${ASSETS} commands due in the same ms at ${SLOTS} boundaries ${IDLE_MS} ms apart; ${RUNS} runs; prepareAheadMs ${LEAD ?? 'default'}; ${machine()}`,
+    `burst: ${ASSETS} commands due in the same ms at ${SLOTS} boundaries ${IDLE_MS} ms apart; ${RUNS} runs; ${machine()}`,
   );
   console.log('lateness = adapter dispatch entry - scheduledAt (ms)');
   const figures = new Map<string, Figures>();
+  const into = (name: string) => {
+    const f = figures.get(name) ?? empty();
+    figures.set(name, f);
+    return f;
+  };
+  // Alternate, so that every variant sees the same machine over time.
   for (let r = 0; r < RUNS; r++) {
-    for (const shape of SHAPES) {
-      const f = figures.get(shape) ?? empty();
-      figures.set(shape, f);
-      record(f, await siteRun(shape), `run ${r + 1} site ${shape.padEnd(6)}`);
+    for (const { shape, lead } of VARIANTS) {
+      const name = `${shape}, prepare ${lead}`;
+      record(into(name), await siteRun(shape, lead), `run ${r + 1} ${name.padEnd(18)}`);
     }
-    if (WITH_FLOOR) {
-      const f = figures.get('floor') ?? empty();
-      figures.set('floor', f);
-      record(f, await floorRun(), `run ${r + 1} floor      `);
-    }
+    if (WITH_FLOOR) record(into('floor'), await floorRun(), `run ${r + 1} ${'floor'.padEnd(18)}`);
   }
   console.log('median over runs (min, max):');
   for (const [name, f] of figures) {
@@ -201,14 +248,8 @@ async function main(): Promise<void> {
     console.log(`    p99  ${fmt(f.p99, 'ms', 2)}   target < 10 ms`);
     console.log(`    max  ${fmt(f.max, 'ms', 2)}`);
     console.log(`    worst boundary's p99  ${fmt(f.worstBoundaryP99, 'ms', 2)}`);
+    console.log(`    CPU at a boundary  ${fmt(f.cpu, 'ms', 1)}`);
   }
-  const floor = figures.get('floor');
-  if (floor)
-    for (const s of SHAPES) {
-      const f = figures.get(s);
-      if (f)
-        console.log(`  ${s} p99 - floor p99: ${(median(f.p99) - median(floor.p99)).toFixed(2)} ms`);
-    }
 }
 
 runBenchmark(main);

@@ -9,7 +9,8 @@ import { DispatchEngine } from '../../src/engine';
 import type { LimitsConfig } from '../../src/limits/types';
 import { type DueCommandSink, Site } from '../../src/site';
 import { BATTERY_DEFINITION, StateMachine } from '../../src/state-machine';
-import { FakeTimers } from '../helpers/fake-timers';
+import { WARM_COMMANDS, warmScratch } from '../../src/warm';
+import { FakeTimers, flush } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
@@ -155,6 +156,35 @@ describe('Site: the prepare step before a boundary', () => {
     ]);
     should(sink.delivered).have.length(3);
     should(errors).eql([]);
+    await site.stop();
+  });
+
+  it('the prepare step warms the handout on a scratch site of its own: nothing of it reaches the real one', async () => {
+    const { site, timers, sink } = make({ prepareAheadMs: 300 });
+    site.adapterRegistry.register('a', { protocol: 't', dispatch: () => {} });
+    const seen: string[] = [];
+    site.eventBus.subscribe('*', (e) => {
+      const id = (e.payload as { assetId?: string }).assetId;
+      if (id !== undefined) seen.push(id);
+    });
+    site.submit(rate('a', 1, T0 + 10 * S));
+    await timers.advanceTo(T0 + 10 * S - 1);
+    await flush();
+    const before = warmScratch()?.answered ?? 0;
+    site.prepare(T0 + 10 * S); // once more, to count one warm-up
+    await flush();
+    const scratch = warmScratch();
+    should(scratch?.site).not.be.undefined();
+    should(scratch?.site).not.equal(site);
+    // The scratch site handed out and answered its batch: nothing left pending or in flight.
+    should(scratch?.answered).equal(before + WARM_COMMANDS);
+    const stats = scratch?.site.engine.stats();
+    should(stats?.pending).equal(0);
+    should(stats?.inFlight).equal(0);
+    await timers.advanceTo(T0 + 10 * S);
+    should(sink.delivered.map((d) => d.cmd.assetId)).eql(['a']);
+    should(seen.every((id) => id === 'a')).be.true();
+    should(site.engine.stats().total).equal(1);
     await site.stop();
   });
 
