@@ -14,6 +14,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'schedule-flow', flags: ['--expose-gc'] },
   { name: 'engine', flags: ['--expose-gc'] },
   { name: 'dispatch-lateness', flags: [] },
+  { name: 'burst', flags: [] },
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },
   { name: 'modbus', flags: [] },
   { name: 'events', flags: [] },

@@ -5,7 +5,9 @@
  * expiry of setpoints whose slot has ended. Time comes from an injected clock.
  *
  * Due commands and attempt deadlines sit in heaps, so selecting what is due costs
- * O(k log n) for k due commands, not a scan of every pending one.
+ * O(k log n) for k due commands, not a scan of every pending one. A host can have what will
+ * be due selected ahead of its time (`prepareDue`), so that at the slot boundary it is only
+ * checked and handed out.
  */
 
 import { type Adapter, AdapterRegistry, type AdapterResult } from './adapters/registry';
