@@ -21,7 +21,8 @@
  * over the boundaries: on a loaded machine it says more about the work than the wall clock.
  *
  *   npm run build && node --import tsx bench/burst.bench.ts [plain|limits|on|off|floor ...]
- *   (BENCH_RUNS default 3, BURST_IDLE_MS default 5000, BURST_SLOTS default 10)
+ *   (BENCH_RUNS default 3, BURST_IDLE_MS default 5000, BURST_SLOTS default 10,
+ *   BURST_LEAD_MS default 250: prepareAheadMs when on)
  *
  * Prints figures; passes or fails nothing.
  */
@@ -36,6 +37,8 @@ const ASSETS = 1000;
 const SLOTS = Number(process.env.BURST_SLOTS ?? 10);
 const IDLE_MS = Number(process.env.BURST_IDLE_MS ?? 5000);
 const RUNS = runs(3);
+/** The prepare step's lead when on (the site's `prepareAheadMs`). */
+const LEAD_MS = Number(process.env.BURST_LEAD_MS ?? 250);
 const args = process.argv.slice(2);
 function pick<T extends string>(all: readonly T[]): T[] {
   const chosen = all.filter((x) => args.includes(x));
@@ -68,6 +71,9 @@ interface Result {
   perBoundaryP99: number[];
   /** CPU ms from 30 ms before each boundary to its last dispatch. */
   cpu: number[];
+  /** Per prepare step: its CPU ms, and how long before its boundary it ended (ms). */
+  prepareCpu: number[];
+  prepareEndedBefore: number[];
 }
 
 /** Boundaries: the first 2 s from now on a whole second, then one every IDLE_MS. */
@@ -113,6 +119,8 @@ function recorder(at: number[]) {
         lateness: sorted(lateness),
         perBoundaryP99: perBoundary.map((xs) => quantile(sorted(xs), 0.99)),
         cpu,
+        prepareCpu: [],
+        prepareEndedBefore: [],
       };
     },
   };
@@ -129,7 +137,7 @@ async function siteRun(shape: 'plain' | 'limits', lead: 'on' | 'off'): Promise<R
   const site = new Site({
     siteId: 'burst',
     ...(shape === 'limits' ? { limits: limitsConfig() } : {}),
-    prepareAheadMs: lead === 'on' ? 250 : 0,
+    prepareAheadMs: lead === 'on' ? LEAD_MS : 0,
     config: { commandTimeoutSeconds: 60, maxRetries: 0, dispatchIntervalSeconds: 60 },
     onError: (e) => console.error(e.message),
   });
@@ -163,6 +171,18 @@ async function siteRun(shape: 'plain' | 'limits', lead: 'on' | 'off'): Promise<R
       });
     }
   }
+  // The prepare step (Site.prepare, called by the loop): what it costs, when it ends.
+  const prepareCpu: number[] = [];
+  const prepareEndedBefore: number[] = [];
+  const prepare = site.prepare.bind(site);
+  site.prepare = (dueAt: number) => {
+    const c0 = process.cpuUsage();
+    const out = prepare(dueAt);
+    const c = process.cpuUsage(c0);
+    prepareCpu.push((c.user + c.system) / 1000);
+    prepareEndedBefore.push(dueAt - nowMs());
+    return out;
+  };
   site.submit(input);
   site.start();
   if (Date.now() >= (at[0] as number))
@@ -172,7 +192,7 @@ async function siteRun(shape: 'plain' | 'limits', lead: 'on' | 'off'): Promise<R
   } finally {
     await site.stop();
   }
-  return rec.result();
+  return { ...rec.result(), prepareCpu, prepareEndedBefore };
 }
 
 /** The floor: a timer per boundary, and the adapter called for 1,000 prepared commands. */
@@ -217,14 +237,18 @@ function record(into: Figures, r: Result, label: string): void {
   into.max.push(max);
   into.worstBoundaryP99.push(Math.max(...r.perBoundaryP99));
   into.cpu.push(cpu);
+  const prep =
+    r.prepareCpu.length > 0
+      ? `; prepare step CPU ${median(r.prepareCpu).toFixed(1)} ms, ended ${Math.min(...r.prepareEndedBefore).toFixed(0)}-${Math.max(...r.prepareEndedBefore).toFixed(0)} ms before`
+      : '';
   console.log(
-    `  ${label}: p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} max ${max.toFixed(2)} ms; CPU at a boundary ${cpu.toFixed(1)} ms; p99 per boundary ${r.perBoundaryP99.map((x) => x.toFixed(1)).join(' ')}`,
+    `  ${label}: p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} max ${max.toFixed(2)} ms; CPU at a boundary ${cpu.toFixed(1)} ms${prep}; p99 per boundary ${r.perBoundaryP99.map((x) => x.toFixed(1)).join(' ')}`,
   );
 }
 
 async function main(): Promise<void> {
   console.log(
-    `burst: ${ASSETS} commands due in the same ms at ${SLOTS} boundaries ${IDLE_MS} ms apart; ${RUNS} runs; ${machine()}`,
+    `burst: ${ASSETS} commands due in the same ms at ${SLOTS} boundaries ${IDLE_MS} ms apart; ${RUNS} runs; prepare on = prepareAheadMs ${LEAD_MS}; ${machine()}`,
   );
   console.log('lateness = adapter dispatch entry - scheduledAt (ms)');
   const figures = new Map<string, Figures>();
