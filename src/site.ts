@@ -35,6 +35,14 @@ import { warm } from './warm';
 /** How long before a due time the loop prepares it by default, ms (`prepareAheadMs`). */
 export const DEFAULT_PREPARE_AHEAD_MS = 250;
 
+/**
+ * The prepare step starts at least this many times as long before its due time as the last
+ * one took (clock ms), so that a slow one (a large site's allocation, a loaded machine) ends
+ * before the boundary instead of delaying it; at most MAX_PREPARE_AHEAD_MS before.
+ */
+export const PREPARE_MARGIN = 3;
+export const MAX_PREPARE_AHEAD_MS = 5000;
+
 /** A save waits at least this many times as long as the last one took: at most ~1/5 of the time saving. */
 export const SAVE_PACING = 4;
 
@@ -93,7 +101,8 @@ export interface SiteOptions {
   /**
    * How long before the next due time the loop prepares it, ms (default 250; 0: off): the
    * commands due then are selected (`engine.prepareDue`) and, on a site with limits,
-   * allocated, so that at the boundary they are only checked and handed out.
+   * allocated, so that at the boundary they are only checked and handed out. Earlier when
+   * the last prepare step took long (PREPARE_MARGIN times as long as it took, up to 5 s).
    */
   prepareAheadMs?: number;
 }
@@ -145,6 +154,8 @@ export class Site implements AdapterHost {
   private prepareFor: number | null = null;
   /** The due time last prepared, or null; cleared by what may add due commands. */
   private preparedFor: number | null = null;
+  /** How long the last prepare step took (clock ms): the next starts PREPARE_MARGIN times as early. */
+  private lastPrepareMs = 0;
   readonly prepareAheadMs: number;
   private saveTimer: unknown = null;
   /** How long the last save took (clock ms): the next waits SAVE_PACING times as long. */
@@ -420,8 +431,14 @@ export class Site implements AdapterHost {
           this.onError(err instanceof Error ? err : new Error(String(err)));
         }
       },
-      Math.max(0, at - this.prepareAheadMs - now),
+      Math.max(0, at - this.prepareLeadMs - now),
     );
+  }
+
+  /** How long before a due time its prepare step starts (ms): see PREPARE_MARGIN. */
+  get prepareLeadMs(): number {
+    const lead = Math.max(this.prepareAheadMs, PREPARE_MARGIN * this.lastPrepareMs);
+    return Math.min(lead, Math.max(this.prepareAheadMs, MAX_PREPARE_AHEAD_MS));
   }
 
   private cancelPrepare(): void {
@@ -438,6 +455,7 @@ export class Site implements AdapterHost {
    * used only if nothing it depends on changed since. Returns the commands prepared.
    */
   prepare(at: number): Command[] {
+    const started = this.clock.now();
     const due = this.engine.prepareDue(at);
     this.limiter?.prepare(due, at);
     // Prunes the entries of what finished since the last run (not at the boundary).
@@ -448,6 +466,7 @@ export class Site implements AdapterHost {
       warm((options) => new Site(options)).catch((err) =>
         this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
       );
+    this.lastPrepareMs = Math.max(0, this.clock.now() - started);
     return due;
   }
 

@@ -7,7 +7,7 @@ import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus, CommandType } from '../../src/commands';
 import { DispatchEngine } from '../../src/engine';
 import type { LimitsConfig } from '../../src/limits/types';
-import { type DueCommandSink, Site } from '../../src/site';
+import { type DueCommandSink, PREPARE_MARGIN, Site } from '../../src/site';
 import { BATTERY_DEFINITION, StateMachine } from '../../src/state-machine';
 import { WARM_COMMANDS, warmScratch } from '../../src/warm';
 import { FakeTimers, flush } from '../helpers/fake-timers';
@@ -204,6 +204,43 @@ describe('Site: the prepare step before a boundary', () => {
     should(prepared.at(-1)).eql({ at: T0 + 10 * S - 100, for: T0 + 10 * S, ids: ['a', 'b'] });
     await timers.advanceTo(T0 + 10 * S);
     should(sink.delivered.map((d) => `${d.cmd.assetId}:${d.cmd.valueKw}`)).eql(['a:5', 'b:6']);
+    await site.stop();
+  });
+
+  it('a prepare step that took long starts the next one earlier: PREPARE_MARGIN times as long ahead, at most 5 s', async () => {
+    const { site, timers, clock, prepared } = make({ prepareAheadMs: 300 });
+    site.adapterRegistry.register('a', { protocol: 't', dispatch: () => {} });
+    site.submit([rate('a', 1, T0 + 10 * S), rate('a', 2, T0 + 20 * S), rate('a', 3, T0 + 40 * S)]);
+    // The step before the first boundary takes 400 ms of the clock (a slow allocation).
+    const slow = site.prepare.bind(site);
+    let took = 400;
+    site.prepare = (at: number) => {
+      const out = slow(at);
+      clock.advance(took);
+      return out;
+    };
+    await timers.advanceTo(T0 + 10 * S);
+    should(prepared.map((p) => p.at)).eql([T0 + 10 * S - 300]);
+    should(site.prepareLeadMs).equal(300); // measured inside prepare: the advance is after it
+    await timers.advanceTo(T0 + 15 * S);
+    took = 0;
+    // Measured from the clock inside the step: make the next step itself take 400 ms.
+    const inner = site.engine.prepareDue.bind(site.engine);
+    site.engine.prepareDue = (until) => {
+      clock.advance(400);
+      return inner(until);
+    };
+    await timers.advanceTo(T0 + 20 * S);
+    should(prepared.at(-1)?.for).equal(T0 + 20 * S);
+    should(site.prepareLeadMs).equal(PREPARE_MARGIN * 400);
+    site.engine.prepareDue = inner;
+    await timers.advanceTo(T0 + 40 * S - 1);
+    // The next step started PREPARE_MARGIN x 400 ms ahead, not 300.
+    should(prepared.at(-1)).containEql({
+      at: T0 + 40 * S - PREPARE_MARGIN * 400,
+      for: T0 + 40 * S,
+    });
+    should(site.prepareLeadMs).equal(300);
     await site.stop();
   });
 
