@@ -154,6 +154,8 @@ export class Site implements AdapterHost {
   private prepareFor: number | null = null;
   /** The due time last prepared, or null; cleared by what may add due commands. */
   private preparedFor: number | null = null;
+  /** The due time of the last prepare step (not cleared): it warmed the handout for it. */
+  private preparedAt: number | null = null;
   /** How long the last prepare step took (clock ms): the next starts PREPARE_MARGIN times as early. */
   private lastPrepareMs = 0;
   readonly prepareAheadMs: number;
@@ -460,9 +462,12 @@ export class Site implements AdapterHost {
     this.limiter?.prepare(due, at);
     // Prunes the entries of what finished since the last run (not at the boundary).
     this.engine.nextWakeAt();
-    this.preparedFor = at;
     // The handout's code compiled again before it runs (src/warm.ts); a scratch site's own.
-    if (due.length > 0)
+    // Once per boundary: a step run again (a reading, a new schedule) finds it warm.
+    const warmed = this.preparedAt === at;
+    this.preparedFor = at;
+    this.preparedAt = at;
+    if (due.length > 0 && !warmed)
       warm((options) => new Site(options)).catch((err) =>
         this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
       );

@@ -171,7 +171,11 @@ describe('Site: the prepare step before a boundary', () => {
     await timers.advanceTo(T0 + 10 * S - 1);
     await flush();
     const before = warmScratch()?.answered ?? 0;
-    site.prepare(T0 + 10 * S); // once more, to count one warm-up
+    should(before).be.above(0); // the loop's own prepare step warmed it
+    site.prepare(T0 + 10 * S); // the same boundary again (a reading, a schedule): warm already
+    await flush();
+    should(warmScratch()?.answered).equal(before);
+    site.prepare(T0 + 11 * S); // another due time: one warm-up
     await flush();
     const scratch = warmScratch();
     should(scratch?.site).not.be.undefined();
