@@ -15,6 +15,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'plans', flags: ['--expose-gc'] },
   { name: 'engine', flags: ['--expose-gc'] },
   { name: 'dispatch-lateness', flags: [] },
+  { name: 'burst', flags: [] },
   { name: 'ocpp-fleet', flags: ['--expose-gc'] },
   // 10,000 chargers, two ramps: minutes; bounded by its own deadline.
   { name: 'ocpp-10k', flags: ['--expose-gc'] },

@@ -6,7 +6,9 @@
  * submitted as a plan stays columns (src/plan-book.ts) until each row falls due or is read.
  *
  * Due commands and attempt deadlines sit in heaps, so selecting what is due costs
- * O(k log n) for k due commands, not a scan of every pending one.
+ * O(k log n) for k due commands, not a scan of every pending one. A host can have what will
+ * be due selected ahead of its time (`prepareDue`), so that at the slot boundary it is only
+ * checked and handed out.
  */
 
 import { type Adapter, AdapterRegistry, type AdapterResult } from './adapters/registry';
@@ -131,6 +133,11 @@ export class DispatchEngine {
   private readonly active = new Map<string, Set<Tracked>>();
   private readonly held = new Map<string, Set<Tracked>>();
   private readonly due = new Heap<HeapEntry>(dueBefore);
+  /**
+   * Entries taken out of `due` ahead of their time by `prepareDue`, in `dueBefore` order:
+   * handed out from here at their time. Stale ones (token or status changed) are skipped.
+   */
+  private prepared: HeapEntry[] = [];
   private readonly deadlines = new Heap<HeapEntry>(
     (a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq),
   );
@@ -657,6 +664,25 @@ export class DispatchEngine {
     const t = this.now(now);
     this.checkSilence(t);
     const ready: HeapEntry[] = [];
+    // Prepared ahead (`prepareDue`): already selected and in order; they stay prepared
+    // (PENDING) until dispatched, as heap entries stay in the heap.
+    if (this.prepared.length > 0) {
+      const keep: HeapEntry[] = [];
+      for (const e of this.prepared) {
+        if (!liveDue(e)) continue;
+        const slot = e.tracked as Tracked;
+        if (e.at > t) {
+          keep.push(e);
+          continue;
+        }
+        if (this.expireIfEnded(slot, t)) continue;
+        if (this.holdIfNeeded(slot)) continue;
+        ready.push(e);
+        keep.push(e);
+      }
+      this.prepared = keep;
+    }
+    const fromPrepared = ready.length;
     for (;;) {
       const top = this.due.peek();
       if (!top || top.at > t) break;
@@ -673,34 +699,53 @@ export class DispatchEngine {
       if (this.holdIfNeeded(slot)) continue;
       ready.push(top);
     }
-    for (const e of ready) this.due.push(e);
-    ready.sort(readyOrder);
-    return ready.map((e) => (e.tracked as Tracked).cmd);
+    for (let i = fromPrepared; i < ready.length; i++) this.due.push(ready[i] as HeapEntry);
+    // Prepared entries of one due time are in order already (the common burst: no sort).
+    const first = ready[0];
+    const last = ready[ready.length - 1];
+    if (fromPrepared < ready.length || (first && last && first.at !== last.at))
+      ready.sort(readyOrder);
+    const out: Command[] = new Array(ready.length);
+    for (let i = 0; i < ready.length; i++)
+      out[i] = ((ready[i] as HeapEntry).tracked as Tracked).cmd;
+    return out;
   }
 
   /**
-   * Makes the planned rows due by `t` (epoch ms) into their commands now, handing nothing
-   * out: a host can call it ahead of a slot boundary so that `getPendingCommands` at the
-   * boundary finds them made. Returns how many were made.
+   * Prepares what will be due by `until` (epoch ms), ahead of its time, so that the handout
+   * at the boundary (`getPendingCommands`) has only to check and hand out: the pending
+   * commands due by then are selected (taken out of the due heap, in the order they will be
+   * handed out) and returned, oldest due first. Nothing changes state: each is still checked
+   * at its time (its slot ended, its asset held, a newer schedule superseded it, a retry or a
+   * release moved it: a prepared command that changed is skipped and, where it is due again,
+   * found again). Calling it again adds what became due by `until` since. Returns the commands
+   * prepared (every one still prepared, not only the new ones). Planned rows due by then
+   * are made into their commands here (see `PlanBook.materialise`), not at the boundary.
    */
-  prepareDue(t: number): number {
-    const back: HeapEntry[] = [];
-    let made = 0;
+  prepareDue(until: TimeInput): Command[] {
+    const t = this.now(until);
+    const added: HeapEntry[] = [];
     for (;;) {
       const top = this.due.peek();
       if (!top || top.at > t) break;
       this.due.pop();
       if (!liveDue(top)) continue;
-      if (top.tracked !== null) {
-        back.push(top);
+      if (top.tracked === null) {
+        // A planned row due by then: made into its command now, which is queued at the
+        // same time and taken out of the heap by this loop.
+        const c = top.cursor as PlanCursor;
+        this.book.materialise(c, c.next);
         continue;
       }
-      const c = top.cursor as PlanCursor;
-      this.book.materialise(c, c.next);
-      made++;
+      added.push(top);
     }
-    for (const e of back) this.due.push(e);
-    return made;
+    let list = this.prepared.filter(liveDue);
+    if (added.length > 0) {
+      list = list.length === 0 ? added : list.concat(added);
+      list.sort((a, b) => (dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0));
+    }
+    this.prepared = list;
+    return list.map((e) => (e.tracked as Tracked).cmd);
   }
 
   /**
@@ -911,6 +956,12 @@ export class DispatchEngine {
       this.due.pop();
       top = this.due.peek();
     }
+    // The prepared (in due order): the first live one is the earliest.
+    const p = this.prepared;
+    let stale = 0;
+    while (stale < p.length && !liveDue(p[stale] as HeapEntry)) stale++;
+    if (stale > 0) p.splice(0, stale);
+    const firstPrepared = p[0];
     let dl = this.deadlines.peek();
     while (
       dl &&
@@ -923,6 +974,7 @@ export class DispatchEngine {
     const silence = silenceDeadline(this.lastSchedule, this.config.silenceSeconds);
     let at = silence ?? Number.POSITIVE_INFINITY;
     if (top) at = Math.min(at, top.at);
+    if (firstPrepared) at = Math.min(at, firstPrepared.at);
     if (dl) at = Math.min(at, dl.at);
     return at === Number.POSITIVE_INFINITY ? null : at;
   }

@@ -3,7 +3,9 @@
  * the devices. It owns the site's validated limits (`src/limits/`), the meter readings and
  * the limit sources, and applies the allocator:
  * - as rate setpoints are about to leave (`beforeDispatch`, from Site's loop): each gets at
- *   most what fits; the asked value stays on the command (`askedKw`, `limitedBy`);
+ *   most what fits; the asked value stays on the command (`askedKw`, `limitedBy`). Site has it
+ *   decided ahead of the boundary (`prepare`), and it is only carried out there when nothing
+ *   it depends on changed since (`touch` and every input bump a version);
  * - when a reading, a cap, a schedule's limit, a meter's staleness or a finished command
  *   changes what fits (`rebalance`): a setpoint that must come down goes out at once as a
  *   tracked command (`engine.reallocate`), one that may go up goes out at most once every
@@ -49,6 +51,18 @@ function within(target: number, v: number): number {
   return target >= 0 ? Math.min(Math.max(v, 0), target) : Math.max(Math.min(v, 0), target);
 }
 
+/** What one allocation decided (`decide`), carried out by `apply`, now or at the boundary. */
+interface Decision {
+  reason: string;
+  dueBy: Map<string, Command>;
+  /** Whether increases were paced when it was decided. */
+  pacing: boolean;
+  leaving: { t: Allocation; cmd: Command; kw: number; boundBy: string | null }[];
+  sends: { t: Allocation; kw: number; up: boolean; limitedBy: string | null }[];
+  increased: boolean;
+  paced: boolean;
+}
+
 export interface SiteLimiterDeps {
   clock: Clock;
   engine: DispatchEngine;
@@ -71,6 +85,10 @@ export class SiteLimiter {
   /** When the last allocation ran: `tick` looks for changes by the clock since then. */
   private lastAllocatedAt = Number.NEGATIVE_INFINITY;
   private lastPublished = '';
+  /** Bumped by every change the allocation depends on: a prepared one must match it. */
+  private version = 0;
+  /** The allocation decided ahead of the next boundary (`prepare`), or null. */
+  private prepared: { decision: Decision; version: number } | null = null;
 
   constructor(config: unknown, deps: SiteLimiterDeps) {
     this.limits = validateLimits(config);
@@ -98,6 +116,7 @@ export class SiteLimiter {
   measure(reading: unknown): Command[] {
     const now = this.clock.now();
     this.meters.record(reading, now);
+    this.version++;
     const meter = (reading as { meter?: unknown }).meter;
     return this.rebalance(`meter ${String(meter)}`);
   }
@@ -105,6 +124,7 @@ export class SiteLimiter {
   /** Sets (or, with `clear: true`, removes) a dynamic cap (throws a CapError) and re-allocates. */
   setCap(cap: unknown): Command[] {
     this.sources.setCap(cap, this.clock.now());
+    this.version++;
     const c = cap as { id?: unknown; source?: unknown };
     return this.rebalance(`cap ${String(c.id)}${c.source ? ` (${String(c.source)})` : ''}`);
   }
@@ -115,6 +135,7 @@ export class SiteLimiter {
     slots: { from: number; until: number | null; importKw: number }[],
   ): Command[] {
     this.sources.setScheduleLimits(scheduleId, slots);
+    this.version++;
     return this.rebalance(`schedule ${scheduleId}`);
   }
 
@@ -141,6 +162,7 @@ export class SiteLimiter {
     const times = [this.sources.nextChangeAt(since), this.meters.nextStaleAt(since), this.owedAt];
     if (!times.some((t) => t !== null && t <= now)) return [];
     this.owedAt = null;
+    this.version++;
     return this.rebalance('time');
   }
 
@@ -149,6 +171,7 @@ export class SiteLimiter {
     if (!isFinal(cmd.status) || !this.has(cmd.assetId)) return;
     if (cmd.type !== CommandType.SET_CHARGE_RATE && cmd.type !== CommandType.SET_DISCHARGE_RATE)
       return;
+    this.version++;
     const at = Math.max(this.clock.now(), this.lastIncreaseAt + this.minIntervalMs);
     if (this.owedAt === null || at < this.owedAt) this.owedAt = at;
   }
@@ -158,15 +181,11 @@ export class SiteLimiter {
    * `limitSetpoint`), and brings down other assets where the new ones need room.
    */
   beforeDispatch(due: readonly Command[]): void {
-    // Every one: a new slot's setpoint, a retry, a re-apply after a reboot, and the limiter's
-    // own commands (what fits may have changed while they waited: a hold, a backoff).
-    const mine = due.filter(
-      (c) =>
-        this.has(c.assetId) &&
-        (c.type === CommandType.SET_CHARGE_RATE || c.type === CommandType.SET_DISCHARGE_RATE),
-    );
+    const mine = this.steered(due);
+    const now = this.clock.now();
+    const ready = this.takePrepared(mine, now);
     if (mine.length === 0) return;
-    this.allocateAndSend('dispatch', mine);
+    this.apply(ready ?? this.decide('dispatch', mine, now), now);
   }
 
   /** Re-allocates every steered asset now; returns the commands it made. */
@@ -175,8 +194,65 @@ export class SiteLimiter {
   }
 
   private allocateAndSend(reason: string, due: readonly Command[]): Command[] {
-    const now = this.clock.now();
-    this.lastAllocatedAt = now;
+    return this.apply(this.decide(reason, due, this.clock.now()), this.clock.now());
+  }
+
+  /**
+   * Allocates ahead of a slot boundary (Site's prepare step, `prepareAheadMs` before it): what
+   * `beforeDispatch(due)` would decide at `at`, kept until the boundary. There, `beforeDispatch`
+   * applies it as it is when nothing changed since (no reading, cap, schedule limit, finished
+   * command nor change of any command; the same due setpoints; the same pacing), and
+   * allocates again otherwise. Returns whether there was anything to allocate.
+   */
+  prepare(due: readonly Command[], at: number): boolean {
+    const mine = this.steered(due);
+    this.prepared = null;
+    if (mine.length === 0) return false;
+    this.prepared = { decision: this.decide('dispatch', mine, at), version: this.version };
+    return true;
+  }
+
+  /**
+   * Something that the allocation depends on changed (Site calls it on every command change):
+   * an allocation prepared ahead is no longer used.
+   */
+  touch(): void {
+    this.version++;
+  }
+
+  /** Whether an allocation prepared ahead is held (for tests and status). */
+  get hasPrepared(): boolean {
+    return this.prepared !== null;
+  }
+
+  private steered(due: readonly Command[]): Command[] {
+    // Every one: a new slot's setpoint, a retry, a re-apply after a reboot, and the limiter's
+    // own commands (what fits may have changed while they waited: a hold, a backoff).
+    return due.filter(
+      (c) =>
+        this.has(c.assetId) &&
+        (c.type === CommandType.SET_CHARGE_RATE || c.type === CommandType.SET_DISCHARGE_RATE),
+    );
+  }
+
+  /** The prepared allocation, if it still holds for exactly these due setpoints at `now`. */
+  private takePrepared(mine: readonly Command[], now: number): Decision | null {
+    const p = this.prepared;
+    this.prepared = null;
+    if (!p || p.version !== this.version) return null;
+    const d = p.decision;
+    if (d.dueBy.size !== mine.length) return null;
+    for (const c of mine) if (d.dueBy.get(c.assetId) !== c) return null;
+    if (this.isPacing(now) !== d.pacing) return null;
+    return d;
+  }
+
+  private isPacing(now: number): boolean {
+    return now < this.lastIncreaseAt + this.minIntervalMs;
+  }
+
+  /** What the allocation at `now` decides for `due` (the setpoints leaving): no side effect. */
+  private decide(reason: string, due: readonly Command[], now: number): Decision {
     const dueBy = new Map(due.map((c) => [c.assetId, c]));
     const requests: AllocationRequest[] = [];
     const committed = new Map<string, number>();
@@ -203,10 +279,16 @@ export class SiteLimiter {
       effective,
       this.hysteresisKw,
     );
-    const sends: { t: Allocation; kw: number; up: boolean; limitedBy: string | null }[] = [];
-    let increased = false;
-    let paced = false;
-    const pacing = now < this.lastIncreaseAt + this.minIntervalMs;
+    const pacing = this.isPacing(now);
+    const decision: Decision = {
+      reason,
+      dueBy,
+      pacing,
+      leaving: [],
+      sends: [],
+      increased: false,
+      paced: false,
+    };
     for (const t of targets) {
       const before = committed.get(t.assetId) ?? 0;
       const leaving = dueBy.get(t.assetId);
@@ -215,10 +297,9 @@ export class SiteLimiter {
         const planned = changes.get(t.assetId);
         const kw = within(t.kw, planned ?? before);
         const boundBy = kw !== t.kw ? WAITING : t.boundBy;
-        this.engine.limitSetpoint(leaving, Math.abs(kw), kw === t.askedKw ? null : boundBy);
-        if (kw !== t.askedKw) this.publishLimited(t, leaving, kw, boundBy, reason);
+        decision.leaving.push({ t, cmd: leaving, kw, boundBy });
         // It goes out anyway (not paced), but counts as an increase for the pacing.
-        if (Math.abs(kw) > Math.abs(before)) increased = true;
+        if (Math.abs(kw) > Math.abs(before)) decision.increased = true;
         continue;
       }
       // Nothing to send (within the hysteresis, or no room until decreases are confirmed:
@@ -230,25 +311,36 @@ export class SiteLimiter {
       if (last && signedKw(last) === kw) continue;
       const up = Math.abs(kw) > Math.abs(before);
       if (up && pacing) {
-        paced = true;
+        decision.paced = true;
         continue;
       }
-      sends.push({ t, kw, up, limitedBy: kw !== t.kw ? WAITING : t.boundBy });
+      decision.sends.push({ t, kw, up, limitedBy: kw !== t.kw ? WAITING : t.boundBy });
+    }
+    return decision;
+  }
+
+  /** Carries out a decision at `now`: limits the leaving setpoints, sends the others' changes. */
+  private apply(d: Decision, now: number): Command[] {
+    this.lastAllocatedAt = now;
+    let increased = d.increased;
+    for (const x of d.leaving) {
+      this.engine.limitSetpoint(x.cmd, Math.abs(x.kw), x.kw === x.t.askedKw ? null : x.boundBy);
+      if (x.kw !== x.t.askedKw) this.publishLimited(x.t, x.cmd, x.kw, x.boundBy, d.reason);
     }
     const made = this.engine.reallocate(
-      sends.map((x) => ({ assetId: x.t.assetId, kw: x.kw, limitedBy: x.limitedBy })),
-      reason,
+      d.sends.map((x) => ({ assetId: x.t.assetId, kw: x.kw, limitedBy: x.limitedBy })),
+      d.reason,
     );
     const byAsset = new Map(made.map((c) => [c.assetId, c]));
-    for (const x of sends) {
+    for (const x of d.sends) {
       const cmd = byAsset.get(x.t.assetId);
       if (!cmd) continue;
       if (x.up) increased = true;
-      if (x.kw !== x.t.askedKw) this.publishLimited(x.t, cmd, x.kw, x.limitedBy, reason);
+      if (x.kw !== x.t.askedKw) this.publishLimited(x.t, cmd, x.kw, x.limitedBy, d.reason);
     }
     if (increased) this.lastIncreaseAt = now;
     // An increase held back by the pacing: look again when the interval is over.
-    if (paced) {
+    if (d.paced) {
       const at = this.lastIncreaseAt + this.minIntervalMs;
       if (this.owedAt === null || at < this.owedAt) this.owedAt = at;
     }

@@ -44,6 +44,18 @@ import {
   type StateMachineDefinition,
 } from './state-machine';
 import { PartialRestoreError, type StateStore, StoreCorruptError } from './store';
+import { warm } from './warm';
+
+/** How long before a due time the loop prepares it by default, ms (`prepareAheadMs`). */
+export const DEFAULT_PREPARE_AHEAD_MS = 250;
+
+/**
+ * The prepare step starts at least this many times as long before its due time as the last
+ * one took (clock ms), so that a slow one (a large site's allocation, a loaded machine) ends
+ * before the boundary instead of delaying it; at most MAX_PREPARE_AHEAD_MS before.
+ */
+export const PREPARE_MARGIN = 3;
+export const MAX_PREPARE_AHEAD_MS = 5000;
 
 /** A save waits at least this many times as long as the last one took: at most ~1/5 of the time saving. */
 export const SAVE_PACING = 4;
@@ -100,6 +112,13 @@ export interface SiteOptions {
    * validated: a LimitsConfigError names the field). None: setpoints go out as asked.
    */
   limits?: unknown;
+  /**
+   * How long before the next due time the loop prepares it, ms (default 250; 0: off): the
+   * commands due then are selected (`engine.prepareDue`) and, on a site with limits,
+   * allocated, so that at the boundary they are only checked and handed out. Earlier when
+   * the last prepare step took long (PREPARE_MARGIN times as long as it took, up to 5 s).
+   */
+  prepareAheadMs?: number;
 }
 
 export interface SiteJSON {
@@ -150,6 +169,16 @@ export class Site implements AdapterHost {
   private readonly measuredListeners = new Set<(assetId: string, m: AssetMeasurement) => void>();
   private timer: unknown = null;
   private timerAt: number | null = null;
+  /** The prepare step's timer (`prepareAheadMs` before timerAt), and the time it prepares. */
+  private prepareTimer: unknown = null;
+  private prepareFor: number | null = null;
+  /** The due time last prepared, or null; cleared by what may add due commands. */
+  private preparedFor: number | null = null;
+  /** The due time of the last prepare step (not cleared): it warmed the handout for it. */
+  private preparedAt: number | null = null;
+  /** How long the last prepare step took (clock ms): the next starts PREPARE_MARGIN times as early. */
+  private lastPrepareMs = 0;
+  readonly prepareAheadMs: number;
   private saveTimer: unknown = null;
   /** How long the last save took (clock ms): the next waits SAVE_PACING times as long. */
   private lastSaveMs = 0;
@@ -175,6 +204,13 @@ export class Site implements AdapterHost {
     this.store = options.store ?? null;
     this.saveDelayMs = options.saveDelayMs ?? 200;
     this.autoDispatch = options.autoDispatch ?? false;
+    const lead = options.prepareAheadMs ?? DEFAULT_PREPARE_AHEAD_MS;
+    if (typeof lead !== 'number' || !Number.isFinite(lead) || lead < 0 || lead > 60_000) {
+      throw new TypeError(
+        `site: prepareAheadMs must be a number of ms from 0 (off) to 60000, got ${JSON.stringify(lead)}`,
+      );
+    }
+    this.prepareAheadMs = lead;
     this.onError = options.onError ?? ((e) => console.error(`site ${this.siteId}:`, e.message));
     this.eventBus = new EventBus({
       clock: this.clock,
@@ -273,6 +309,7 @@ export class Site implements AdapterHost {
     // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
+      this.limiter?.touch();
       if (isFinal(cmd.status)) {
         if (this.owners.delete(cmd.id)) this.journalOwner(cmd.id);
         const sid = cmd.scheduleId;
@@ -292,6 +329,7 @@ export class Site implements AdapterHost {
       if (!this.journaling) this.scheduleSave();
     });
     const offWake = this.engine.onWake(() => {
+      this.preparedFor = null; // something new may be due: prepare again
       if (!this.journaling) this.scheduleSave();
       this.arm();
     });
@@ -343,6 +381,7 @@ export class Site implements AdapterHost {
         this.journalOwner(c.id);
       }
     }
+    this.preparedFor = null; // new commands may be due at the next boundary: prepare again
     this.arm(true);
     return added;
   }
@@ -357,6 +396,7 @@ export class Site implements AdapterHost {
       this.planOwners.set(done.scheduleId, owner);
       this.journalPlanOwner(done.scheduleId);
     }
+    this.preparedFor = null; // its rows may be due at the next boundary: prepare again
     this.arm(true);
     return done;
   }
@@ -408,12 +448,19 @@ export class Site implements AdapterHost {
     const now = this.clock.now();
     const interval = this.engine.config.dispatchIntervalSeconds * 1000;
     let at = this.engine.nextWakeAt();
+    // Only a run at a due time (or a deadline) is prepared, not one at the interval.
+    const dueAt = at;
     const limitsAt = this.limiter?.nextWakeAt() ?? null;
     if (limitsAt !== null && (at === null || limitsAt < at)) at = limitsAt;
     if (at === null || at > now + interval) at = now + interval;
     if (notBefore !== undefined && at < notBefore) at = notBefore;
-    if (!force && this.timer !== null && this.timerAt !== null && this.timerAt <= at) return;
-    if (this.timer !== null && this.timerAt === at) return;
+    if (
+      (!force && this.timer !== null && this.timerAt !== null && this.timerAt <= at) ||
+      (this.timer !== null && this.timerAt === at)
+    ) {
+      if (this.timerAt !== null && this.timerAt === dueAt) this.armPrepare(this.timerAt, now);
+      return;
+    }
     this.cancelTimer();
     this.timerAt = at;
     const run = () => {
@@ -430,9 +477,74 @@ export class Site implements AdapterHost {
     } else {
       this.timer = this.timers.setTimeout(run, at - now);
     }
+    if (at === dueAt) this.armPrepare(at, now);
+  }
+
+  /**
+   * Sets the prepare step for the run at `at`: `prepareAheadMs` before it (at once when that
+   * is past), unless `at` is prepared already and nothing new became due since.
+   */
+  private armPrepare(at: number, now: number): void {
+    if (this.prepareAheadMs === 0 || at <= now) return;
+    if (this.preparedFor === at || this.prepareFor === at) return;
+    this.cancelPrepare();
+    this.prepareFor = at;
+    this.prepareTimer = this.timers.setTimeout(
+      () => {
+        this.prepareTimer = null;
+        this.prepareFor = null;
+        // The run moved (a submit, a cancel): its own prepare step is set.
+        if (this.timerAt !== at) return;
+        try {
+          this.prepare(at);
+        } catch (err) {
+          this.onError(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+      Math.max(0, at - this.prepareLeadMs - now),
+    );
+  }
+
+  /** How long before a due time its prepare step starts (ms): see PREPARE_MARGIN. */
+  get prepareLeadMs(): number {
+    const lead = Math.max(this.prepareAheadMs, PREPARE_MARGIN * this.lastPrepareMs);
+    return Math.min(lead, Math.max(this.prepareAheadMs, MAX_PREPARE_AHEAD_MS));
+  }
+
+  private cancelPrepare(): void {
+    if (this.prepareTimer !== null) this.timers.clearTimeout(this.prepareTimer);
+    this.prepareTimer = null;
+    this.prepareFor = null;
+  }
+
+  /**
+   * The prepare step before the run at `at` (the loop calls it `prepareAheadMs` ahead): the
+   * commands due by then are selected in their handout order (`engine.prepareDue`) and, on a
+   * site with limits, their rate setpoints allocated as of `at` (`limiter.prepare`). Nothing
+   * leaves and nothing changes state: at `at` each is checked again, and the allocation is
+   * used only if nothing it depends on changed since. Returns the commands prepared.
+   */
+  prepare(at: number): Command[] {
+    const started = this.clock.now();
+    const due = this.engine.prepareDue(at);
+    this.limiter?.prepare(due, at);
+    // Prunes the entries of what finished since the last run (not at the boundary).
+    this.engine.nextWakeAt();
+    // The handout's code compiled again before it runs (src/warm.ts); a scratch site's own.
+    // Once per boundary: a step run again (a reading, a new schedule) finds it warm.
+    const warmed = this.preparedAt === at;
+    this.preparedFor = at;
+    this.preparedAt = at;
+    if (due.length > 0 && !warmed)
+      warm((options) => new Site(options)).catch((err) =>
+        this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
+      );
+    this.lastPrepareMs = Math.max(0, this.clock.now() - started);
+    return due;
   }
 
   private cancelTimer(): void {
+    this.cancelPrepare();
     if (this.timer === null) return;
     const t = this.timer as { immediate?: NodeJS.Immediate };
     if (typeof t === 'object' && t.immediate !== undefined) clearImmediate(t.immediate);
@@ -720,6 +832,7 @@ export class Site implements AdapterHost {
    */
   measure(reading: unknown): Command[] {
     const made = this.needLimiter().measure(reading);
+    this.preparedFor = null;
     this.arm(true);
     return made;
   }
@@ -731,6 +844,7 @@ export class Site implements AdapterHost {
   receiveSchedule(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Conversion {
     const conversion = this.engine.receiveSchedule(schedule, options);
     if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);
+    this.preparedFor = null;
     this.arm(true);
     return conversion;
   }
@@ -773,6 +887,7 @@ export class Site implements AdapterHost {
   /** Sets or clears a dynamic cap (`DynamicCap`), then re-allocates. Throws a CapError. */
   setCap(cap: unknown): Command[] {
     const made = this.needLimiter().setCap(cap);
+    this.preparedFor = null;
     if (this.journaling) this.journalChange(this.limitsChange);
     else this.scheduleSave();
     this.arm(true);
