@@ -98,14 +98,7 @@ function* indexOrient(v: Record<string, unknown>, keys: string[]): Steps<RawTabl
       ]);
     }
     rows.push(row);
-    const names = Object.keys(row);
-    for (const c of names) {
-      if (!seen.has(c)) {
-        seen.add(c);
-        columns.push(c);
-      }
-    }
-    work += names.length + 1;
+    work += addColumns(row, seen, columns) + 1;
     if (work >= CHUNK) {
       work = 0;
       yield;
@@ -116,6 +109,18 @@ function* indexOrient(v: Record<string, unknown>, keys: string[]): Steps<RawTabl
     columns,
     cell: (r, c) => (rows[r] as Record<string, unknown>)[columns[c] as string],
   };
+}
+
+/** Adds the row's column names not seen before to `columns`, in order; returns its count. */
+function addColumns(row: Record<string, unknown>, seen: Set<string>, columns: string[]): number {
+  const names = Object.keys(row);
+  for (const c of names) {
+    if (!seen.has(c)) {
+      seen.add(c);
+      columns.push(c);
+    }
+  }
+  return names.length;
 }
 
 function* columnsOrient(v: Record<string, unknown>, columns: string[]): Steps<RawTable> {
@@ -179,14 +184,7 @@ function* recordsTable(rows: unknown[], options: ParseOptions, what: string): St
     if (!isPlainObject(row)) {
       throw new ScheduleError([{ row: r, reason: `expected a row object, got ${describe(row)}` }]);
     }
-    const names = Object.keys(row);
-    for (const c of names) {
-      if (!seen.has(c)) {
-        seen.add(c);
-        columns.push(c);
-      }
-    }
-    work += names.length + 1;
+    work += addColumns(row, seen, columns) + 1;
     if (work >= CHUNK) {
       work = 0;
       yield;
