@@ -4,7 +4,7 @@
  * is left out and reported (which entry, why); it never costs the others.
  */
 
-import { type Command, type CommandJSON, commandFromJSON, SharedValues } from './commands';
+import { type Command, type CommandJSON, commandFromJSON, InternCache } from './commands';
 
 /** An entry of a saved state that could not be restored, and was left out. */
 export interface RestoreProblem {
@@ -55,7 +55,7 @@ export function restoreCommands(list: unknown, onProblem: (p: RestoreProblem) =>
     onProblem({ entry: 'commands', reason: `must be an array, got ${shown(list)}` });
     return out;
   }
-  const shared = new SharedValues();
+  const shared = new InternCache();
   const ids = new Set<string>();
   list.forEach((json: unknown, i) => {
     const raw = (json as { id?: unknown } | null)?.id;

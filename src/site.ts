@@ -278,8 +278,8 @@ export class Site implements AdapterHost {
         const e =
           err instanceof StoreCorruptError
             ? err
-            : 'setAside' in this.store && typeof this.store.setAside === 'function'
-              ? (this.store.setAside as (r: string) => Error)(
+            : this.store.setAside
+              ? this.store.setAside(
                   `saved state in ${this.store.location} cannot be restored: ${(err as Error).message}`,
                 )
               : new Error(

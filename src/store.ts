@@ -17,6 +17,14 @@ export interface StateStore {
    */
   keepCopy?(): string | null;
   /**
+   * Optional: moves the saved state out of the way (never overwriting it) when it cannot be
+   * restored, and returns the error that says why and where it went (FileStore: a
+   * StoreCorruptError with `movedTo`). The site calls it when the saved state cannot be
+   * restored (any failure but a StoreCorruptError from `load`); without it the site reports
+   * a plain Error and leaves the state where it is.
+   */
+  setAside?(reason: string): Error;
+  /**
    * Optional: a store that journals (JournalStore) persists changes as they happen. The site
    * hands it every change (`DispatchEngine.onPersist` entries and its own: `o:<id>` owners,
    * `limits`) instead of saving after every change burst, and calls `save` only when this

@@ -7,7 +7,7 @@
  * is an answer. The FleetGateway puts the answer on the wire as an Ack.
  */
 
-import { type Command, createCommand, SharedValues } from '../commands';
+import { type Command, createCommand, InternCache } from '../commands';
 import type { Conversion, ConvertOptions } from '../convert';
 import { ScheduleError } from '../schedule';
 import type { Site } from '../site';
@@ -220,7 +220,7 @@ export class FleetRequests {
       maxRetries: engine.config.maxRetries,
       timeoutSeconds: engine.config.commandTimeoutSeconds,
       newId: () => `mqtt-${now.toString(36)}-${(++this.idCounter).toString(36)}`,
-      shared: new SharedValues(),
+      shared: new InternCache(),
     };
     let commands: Command[];
     try {
