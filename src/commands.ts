@@ -4,8 +4,6 @@
  * (command-json.ts). Code outside these three files imports from here.
  */
 
-import { InternCache } from './command-create';
-
 export {
   type CommandDefaults,
   type CommandInput,
@@ -36,8 +34,3 @@ export {
   MAX_TIMEOUT_SECONDS,
   transition,
 } from './command-model';
-
-/** @deprecated The former name of `InternCache` (src/engine.ts still uses it). */
-export const SharedValues = InternCache;
-/** @deprecated The former name of `InternCache`. */
-export type SharedValues = InternCache;

@@ -21,8 +21,8 @@ import {
   CommandType,
   commandToJSON,
   createCommand,
+  InternCache,
   isFinal,
-  SharedValues,
   transition,
 } from './commands';
 import { type Conversion, type ConvertOptions, convertSchedule } from './convert';
@@ -308,7 +308,7 @@ export class DispatchEngine {
       maxRetries: this.config.maxRetries,
       timeoutSeconds: this.config.commandTimeoutSeconds,
       newId: () => this.newCommandId(now),
-      shared: new SharedValues(),
+      shared: new InternCache(),
     };
     list.forEach((item, i) => {
       const cmd = createCommand(item, defaults, Array.isArray(input) ? i : undefined);
