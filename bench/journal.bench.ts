@@ -5,7 +5,11 @@
  * and per day, beside their floors (the raw facts of the changes; the whole-state saves of
  * FileStore, one per burst of changes). Then a snapshot of a large state (160,000 pending
  * commands): its time and the longest event-loop stall while it runs, beside the floor
- * (building the document, which happens in one turn). Prints figures; passes or fails nothing.
+ * (building the document, which happens in one turn). Then the same day the way qe-schedule ->
+ * qe-dispatcher registers it: every 15 minutes the optimiser's whole next 24 hours (96 slots,
+ * every value new) submitted as a plan (`site.submitPlan`), which supersedes the last one:
+ * what the plans' `p:` records add (`JOURNAL_PLANS=0` leaves it out). Prints figures; passes
+ * or fails nothing.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -185,10 +189,68 @@ async function compaction(): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** A day of whole-day plans, one every 15 minutes, each superseding the last. */
+async function dayOfPlans(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-journal-bench-'));
+  const clock = new ManualClock(T0 - 60_000);
+  const timers = new StepTimers();
+  const store = new JournalStore(dir);
+  const site = new Site({ siteId: 'depot', clock, timers, store });
+  const adapter = { protocol: 'bench', dispatch: () => undefined };
+  const assetMap: Record<string, string> = {};
+  const columns: string[] = [];
+  for (let a = 0; a < CHARGERS; a++) {
+    site.adapterRegistry.register(`cp${a}`, adapter);
+    assetMap[`cp${a}`] = `cp${a}`;
+    columns.push(`ev_cp${a}_kw`);
+  }
+  let planRows = 0;
+  let planFacts = 0; // a row's raw facts: asset index (2), slot (2), value (4)
+  const started = process.hrtime.bigint();
+  for (let s = 0; s < SLOTS; s++) {
+    const at = T0 + s * SLOT_MS;
+    clock.set(at - 60_000);
+    const index = Array.from({ length: SLOTS }, (_, k) => new Date(at + k * SLOT_MS).toISOString());
+    const data = index.map((_, k) => columns.map((_, a) => ((a + s + 3 * k) % 22) + 0.5));
+    const conversion = site.receiveSchedule({ columns, index, data }, { assetMap });
+    planRows += conversion.changes.count;
+    planFacts += conversion.changes.count * 8;
+    site.submitPlan(conversion, 'disp-1');
+    await turn();
+    timers.run();
+    clock.set(at);
+    const due = site.engine.getPendingCommands(at);
+    for (const c of due) site.engine.markDispatched(c);
+    await turn();
+    clock.set(at + 2000);
+    for (const c of due) site.engine.handleResponse(c, true, null, { completed: false });
+    await turn();
+    clock.set(at + 30_000);
+    for (const c of due) site.engine.complete(c);
+    await turn();
+    timers.run();
+  }
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  await site.stop();
+  const st = store.stats;
+  const written = st.recordBytes + st.snapshotBytes;
+  console.log(
+    `a day of ${CHARGERS} chargers, a plan of the next 96 slots every 15 min (${planRows} planned rows, ${SLOTS * CHARGERS} of them made into commands and answered), simulated in ${(wallMs / 1000).toFixed(1)} s`,
+  );
+  console.log(
+    `  journal records       ${mb(st.recordBytes)} in ${st.records} records; snapshots ${mb(st.snapshotBytes)} in ${st.snapshots}`,
+  );
+  console.log(
+    `  written per day       ${mb(written)}: ${(written / planRows).toFixed(1)} bytes per planned row; floor (raw facts of the rows, 8 bytes each) ${mb(planFacts)} (${(written / planFacts).toFixed(1)}x)`,
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   console.log(`journal benchmark; ${machine()}`);
   await day();
   await compaction();
+  if (process.env.JOURNAL_PLANS !== '0') await dayOfPlans();
 }
 
 main().catch((err) => {

@@ -98,6 +98,12 @@ interface Tracked {
   /** Token of the command's live entry in the due heap (stale entries are skipped). */
   dueToken: number;
   deadlineToken: number;
+  /**
+   * A planned row that a newer schedule cut, kept as a CANCELLED command for inspection only:
+   * its making and cancelling are not journaled (`onPersist`): the cut plan's `p:` record says
+   * the row is gone, and after a restart it is simply not among the finished commands.
+   */
+  unjournaled?: true;
 }
 
 interface HeapEntry {
@@ -462,8 +468,11 @@ export class DispatchEngine {
         this.enqueue(this.adopt(cmd), cmd.scheduledAt.getTime(), seq);
         this.changed(cmd);
       },
-      trackCancelled: (cmd, now, reason) =>
-        this.finish(this.adopt(cmd), CommandStatus.CANCELLED, now, reason),
+      trackCancelled: (cmd, now, reason) => {
+        const t = this.adopt(cmd);
+        t.unjournaled = true;
+        this.finish(t, CommandStatus.CANCELLED, now, reason);
+      },
       queue: (c) => {
         c.token = ++this.token;
         const plan = c.plan;
@@ -899,7 +908,7 @@ export class DispatchEngine {
   }
 
   private persistCommand(id: string): void {
-    if (this.persistListeners.size === 0) return;
+    if (this.persistListeners.size === 0 || this.tracked.get(id)?.unjournaled) return;
     const change: PersistChange = {
       key: `c:${id}`,
       value: () => {
