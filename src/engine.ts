@@ -38,19 +38,24 @@ import {
   resolveConfig,
   type TimeInput,
 } from './engine-config';
+import { engineToJSON, type PersistHost, restoreInto } from './engine-persist';
+import { commandInForce, commandsMatching, heldOf, inFlightOf, statsOf } from './engine-queries';
+import {
+  type ReapplyHost,
+  rateSetpointsOf,
+  reallocateRates,
+  reapplyInForce,
+} from './engine-reapply';
 import {
   type CommandEventType,
   EVENT_FOR,
   errorText,
   inFlight,
-  REAPPLY_MIN_REMAINING_MS,
   REFUSED,
-  reapplyCommand,
   responseOptions,
-  SETPOINT_TYPES,
   sameContent,
-  setpointKind,
 } from './engine-rules';
+import { type HeapEntry, noteFinishedSetpoint, type Tracked } from './engine-slots';
 import { EventBus, EventType } from './event-bus';
 import { Heap } from './heap';
 import { type PersistChange, PlanBook, type PlanHost } from './plan-book';
@@ -62,20 +67,12 @@ import {
   type SchedulePlan,
   StoredPlan,
 } from './plans';
-import {
-  problemAt,
-  type RestoreProblem,
-  reportToConsole,
-  restoreCommands,
-  restoreEntries,
-  shown,
-} from './restore';
+import { type RestoreProblem, reportToConsole } from './restore';
 import { parseSchedule } from './schedule';
 import { ScheduleIds } from './schedule-ids';
 import {
   isSilenceFallback,
   type LastSchedule,
-  lastScheduleFromJSON,
   lastScheduleToJSON,
   silenceCommands,
   silenceDeadline,
@@ -90,24 +87,6 @@ export interface EngineDeps {
   adapterRegistry?: AdapterRegistry;
   config?: Partial<EngineConfig>;
   clock?: Clock;
-}
-
-/** Internal bookkeeping of one command. */
-interface Tracked {
-  cmd: Command;
-  /** Token of the command's live entry in the due heap (stale entries are skipped). */
-  dueToken: number;
-  deadlineToken: number;
-}
-
-interface HeapEntry {
-  at: number;
-  priority: number;
-  seq: number;
-  /** A tracked command, or (null) the next planned row of `cursor`. */
-  tracked: Tracked | null;
-  cursor: PlanCursor | null;
-  token: number;
 }
 
 export type {
@@ -149,6 +128,8 @@ export class DispatchEngine {
   private readonly scheduleIds = new ScheduleIds();
   /** Submitted plans: their rows not yet made into commands are PENDING in every count. */
   private readonly book: PlanBook;
+  /** The engine as host of its re-apply logic (src/engine-reapply.ts). */
+  private readonly reapplyHost: ReapplyHost;
   /** The last schedule received (`receiveSchedule`): its silence is counted from then. */
   private lastSchedule: LastSchedule | null = null;
   /** Per asset and kind of setpoint, the latest finished (not cancelled) setpoint command. */
@@ -179,6 +160,16 @@ export class DispatchEngine {
     this.adapterRegistry = deps.adapterRegistry ?? new AdapterRegistry();
     this.assets = this.adapterRegistry.table;
     this.book = new PlanBook(this.planHost(), () => this.config.maxFinishedCommands);
+    this.reapplyHost = {
+      book: this.book,
+      tracked: this.tracked,
+      active: this.active,
+      lastSetpoint: this.lastSetpoint,
+      now: () => this.clock.now(),
+      persistCommand: (id) => this.persistCommand(id),
+      enqueue: (slot, at) => this.enqueue(slot, at),
+      register: (fresh, now) => this.register(fresh, now, false),
+    };
   }
 
   private now(t?: TimeInput): number {
@@ -521,55 +512,7 @@ export class DispatchEngine {
    * (empty when nothing is in force).
    */
   reapply(assetId: string, reason: string, options: { appliedSince?: number } = {}): Command[] {
-    const now = this.clock.now();
-    this.book.catchUp(assetId, now);
-    const inForce = new Map<string, Tracked | Command>();
-    const startOf = (x: Tracked | Command) => ('cmd' in x ? x.cmd : x).scheduledAt.getTime();
-    const consider = (x: Tracked | Command) => {
-      const c = 'cmd' in x ? x.cmd : x;
-      if (!SETPOINT_TYPES.has(c.type) || c.scheduledAt.getTime() > now) return;
-      if (c.validUntil !== null && c.validUntil.getTime() <= now) return;
-      const kind = setpointKind(c.type);
-      const best = inForce.get(kind);
-      if (!best || startOf(x) >= startOf(best)) inForce.set(kind, x);
-    };
-    for (const kind of ['rate', 'cap']) {
-      const last = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
-      if (last) consider(last);
-    }
-    for (const slot of this.active.get(assetId) ?? []) consider(slot);
-    const out: Command[] = [];
-    const fresh: Command[] = [];
-    for (const x of inForce.values()) {
-      if ('cmd' in x) {
-        const cmd = x.cmd;
-        if (cmd.status === CommandStatus.PENDING && cmd.holdReason === null) {
-          cmd.nextAttemptAt = null;
-          this.persistCommand(cmd.id);
-          this.enqueue(x, now);
-        }
-        out.push(cmd);
-        continue;
-      }
-      const completedAt = x.history.at(-1)?.at.getTime() ?? Number.NEGATIVE_INFINITY;
-      if (
-        x.status === CommandStatus.COMPLETED &&
-        options.appliedSince !== undefined &&
-        completedAt >= options.appliedSince
-      ) {
-        out.push(x);
-        continue;
-      }
-      // About to end: the next slot's command goes out in a moment; this one would only
-      // reach the device as the slot ends (or after, on a busy network).
-      if (x.validUntil !== null && x.validUntil.getTime() - now < REAPPLY_MIN_REMAINING_MS)
-        continue;
-      const c = reapplyCommand(this.tracked, x, reason, now);
-      fresh.push(c);
-      out.push(c);
-    }
-    if (fresh.length > 0) this.register(fresh, now, false);
-    return out;
+    return reapplyInForce(this.reapplyHost, assetId, reason, options);
   }
 
   /**
@@ -579,21 +522,7 @@ export class DispatchEngine {
    * device; `last`, the latest finished one in force (the device may hold it).
    */
   rateSetpoints(assetId: string, now: number): RateSetpoints {
-    this.book.catchUp(assetId, now);
-    const live = (c: Command) =>
-      SETPOINT_TYPES.has(c.type) &&
-      c.type !== CommandType.SET_POWER_LIMIT &&
-      c.scheduledAt.getTime() <= now &&
-      (c.validUntil === null || c.validUntil.getTime() > now);
-    const out: RateSetpoints = { inFlight: [] };
-    const last = this.lastSetpoint.get(`${assetId}\u0000rate`);
-    if (last && live(last)) out.last = out.plan = last;
-    for (const { cmd } of this.active.get(assetId) ?? []) {
-      if (!live(cmd)) continue;
-      if (inFlight(cmd.status)) out.inFlight.push(cmd);
-      if (!out.plan || cmd.scheduledAt.getTime() >= out.plan.scheduledAt.getTime()) out.plan = cmd;
-    }
-    return out;
+    return rateSetpointsOf(this.reapplyHost, assetId, now);
   }
 
   /**
@@ -629,27 +558,7 @@ export class DispatchEngine {
     changes: readonly { assetId: string; kw: number; limitedBy: string | null }[],
     reason: string,
   ): Command[] {
-    const now = this.clock.now();
-    const fresh: Command[] = [];
-    for (const { assetId, kw, limitedBy } of changes) {
-      const plan = this.rateSetpoints(assetId, now).plan;
-      if (!plan || plan.status === CommandStatus.PENDING) continue;
-      const c = reapplyCommand(this.tracked, plan, `limits: ${reason}`, now);
-      const asked = plan.askedKw ?? plan.valueKw;
-      c.valueKw = Math.abs(kw);
-      if (kw < 0) c.type = CommandType.SET_DISCHARGE_RATE;
-      else if (kw > 0 && c.type === CommandType.SET_DISCHARGE_RATE)
-        c.type = CommandType.SET_CHARGE_RATE;
-      delete c.askedKw;
-      delete c.limitedBy;
-      if (limitedBy !== null && c.valueKw !== asked) {
-        c.askedKw = asked;
-        c.limitedBy = limitedBy;
-      }
-      fresh.push(c);
-    }
-    if (fresh.length > 0) this.register(fresh, now, false);
-    return fresh;
+    return reallocateRates(this.reapplyHost, changes, reason);
   }
 
   // ---------------------------------------------------------------- due commands
@@ -1282,28 +1191,12 @@ export class DispatchEngine {
   }
 
   getCommands(filter: CommandFilter = {}): Command[] {
-    const statuses =
-      filter.status === undefined
-        ? null
-        : new Set(Array.isArray(filter.status) ? filter.status : [filter.status]);
-    // Planned rows are PENDING: asked for, they are made into their commands.
-    if (statuses === null || statuses.has(CommandStatus.PENDING))
-      this.book.materialiseAll(filter.assetId, filter.scheduleId);
-    const out: Command[] = [];
-    for (const { cmd } of this.tracked.values()) {
-      if (filter.assetId !== undefined && cmd.assetId !== filter.assetId) continue;
-      if (filter.scheduleId !== undefined && cmd.scheduleId !== filter.scheduleId) continue;
-      if (statuses && !statuses.has(cmd.status)) continue;
-      out.push(cmd);
-    }
-    return out;
+    return commandsMatching(this.tracked, this.book, filter);
   }
 
   /** The commands of an asset awaiting an answer (never a planned row: no row is made). */
   getInFlightCommands(assetId: string): Command[] {
-    const out: Command[] = [];
-    for (const { cmd } of this.active.get(assetId) ?? []) if (inFlight(cmd.status)) out.push(cmd);
-    return out;
+    return inFlightOf(this.active.get(assetId));
   }
 
   /**
@@ -1320,44 +1213,16 @@ export class DispatchEngine {
    * SET_DISCHARGE_RATE or SET_POWER_LIMIT whose slot has begun and not ended, or undefined.
    */
   getCommandInForce(assetId: string, now?: TimeInput): Command | undefined {
-    const t = this.now(now);
-    let best: Command | undefined;
-    for (const { cmd } of this.tracked.values()) {
-      if (
-        cmd.assetId !== assetId ||
-        cmd.status !== CommandStatus.COMPLETED ||
-        !SETPOINT_TYPES.has(cmd.type) ||
-        cmd.scheduledAt.getTime() > t ||
-        (cmd.validUntil !== null && cmd.validUntil.getTime() <= t)
-      ) {
-        continue;
-      }
-      if (!best || cmd.scheduledAt.getTime() > best.scheduledAt.getTime()) best = cmd;
-    }
-    return best;
+    return commandInForce(this.tracked, assetId, this.now(now));
   }
 
   /** Commands of an asset that are held back, oldest first. */
   getHeldCommands(assetId?: string): Command[] {
-    const sets =
-      assetId === undefined
-        ? [...this.held.values()]
-        : [this.held.get(assetId) ?? new Set<Tracked>()];
-    return sets
-      .flatMap((s) => [...s].map((x) => x.cmd))
-      .sort((a, b) => a.scheduledAt.getTime() - b.scheduledAt.getTime());
+    return heldOf(this.held, assetId);
   }
 
   stats(): EngineStats {
-    const c = this.counts;
-    return {
-      total: this.tracked.size + this.book.planned,
-      pending: c.PENDING + this.book.planned,
-      held: this.heldCount,
-      inFlight: c.DISPATCHED + c.ACKNOWLEDGED,
-      finished: c.COMPLETED + c.FAILED + c.TIMED_OUT + c.CANCELLED,
-      byStatus: { ...c, PENDING: c.PENDING + this.book.planned },
-    };
+    return statsOf(this.counts, this.heldCount, this.tracked.size, this.book.planned);
   }
 
   /** Convenience for a polling host: time out late attempts, then dispatch what is due. */
@@ -1373,17 +1238,7 @@ export class DispatchEngine {
 
   /** Everything needed to carry on after a restart, as JSON-safe data. */
   toJSON(): EngineJSON {
-    const { assetStates, scheduleRevisions, lastSchedule } = this.metaJSON();
-    return {
-      format: 'qubit-energy/dispatch-engine',
-      version: 1,
-      savedAt: new Date(this.clock.now()).toISOString(),
-      commands: [...this.tracked.values()].map((s) => commandToJSON(s.cmd)),
-      assetStates,
-      scheduleRevisions,
-      lastSchedule,
-      ...(this.book.size > 0 ? { plans: this.book.toJSON() } : {}),
-    };
+    return engineToJSON(this.persistHost());
   }
 
   /**
@@ -1404,52 +1259,31 @@ export class DispatchEngine {
     onProblem: (problem: RestoreProblem) => void = reportToConsole,
   ): DispatchEngine {
     const engine = new DispatchEngine(deps);
-    if (json === null || typeof json !== 'object')
-      throw new TypeError('restore: expected an object from engine.toJSON()');
-    const doc = json as Partial<EngineJSON>;
-    if (doc.format !== 'qubit-energy/dispatch-engine' || doc.version !== 1) {
-      throw new TypeError(
-        `restore: not a dispatch engine document of version 1 (format ${JSON.stringify(doc.format)}, version ${JSON.stringify(doc.version)})`,
-      );
-    }
-    const commands = restoreCommands(doc.commands, onProblem);
-    for (const [id, s] of restoreEntries(doc.assetStates, 'assetStates', onProblem)) {
-      if (typeof s === 'string' && s !== '') engine.restoredStates.set(id, s);
-      else onProblem(problemAt('assetStates', id, `must be a state name, got ${shown(s)}`));
-    }
-    for (const [id, r] of restoreEntries(doc.scheduleRevisions, 'scheduleRevisions', onProblem)) {
-      if (Number.isInteger(r) && (r as number) >= 1) engine.scheduleIds.set(id, r as number);
-      else
-        onProblem(problemAt('scheduleRevisions', id, `must be an integer >= 1, got ${shown(r)}`));
-    }
-    // The silence goes on counting from the last schedule received before the restart.
-    engine.lastSchedule = lastScheduleFromJSON(doc.lastSchedule, onProblem);
-    const now = engine.clock.now();
-    for (const cmd of commands) {
-      // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
-      if (cmd.scheduleId !== null) engine.scheduleIds.note(cmd.scheduleId);
-      const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
-      engine.tracked.set(cmd.id, slot);
-      engine.counts[cmd.status]++;
-      if (isFinal(cmd.status)) {
-        engine.finished.push(cmd.id);
-        engine.noteFinishedSetpoint(cmd);
-        continue;
-      }
-      engine.addActive(slot);
-      cmd.holdReason = null;
-      if (cmd.status === CommandStatus.PENDING) {
-        if (engine.expireIfEnded(slot, now)) continue;
-        engine.enqueue(slot, cmd.nextAttemptAt?.getTime() ?? cmd.scheduledAt.getTime());
-      } else {
-        cmd.lastError = `no answer before the restart (attempt ${cmd.attempts})`;
-        engine.retryOrGiveUp(slot, now, true);
-      }
-    }
-    engine.trimFinished();
-    for (const id of engine.book.restore(doc.plans, commands, onProblem))
-      engine.scheduleIds.note(id);
+    restoreInto(engine.persistHost(), json, onProblem);
     return engine;
+  }
+
+  /** The engine as its persistence's host (src/engine-persist.ts). */
+  private persistHost(): PersistHost {
+    return {
+      clock: this.clock,
+      book: this.book,
+      tracked: this.tracked,
+      counts: this.counts,
+      finished: this.finished,
+      restoredStates: this.restoredStates,
+      scheduleIds: this.scheduleIds,
+      metaJSON: () => this.metaJSON(),
+      setLastSchedule: (last) => {
+        this.lastSchedule = last;
+      },
+      noteFinishedSetpoint: (cmd) => this.noteFinishedSetpoint(cmd),
+      addActive: (slot) => this.addActive(slot),
+      expireIfEnded: (slot, now) => this.expireIfEnded(slot, now),
+      enqueue: (slot, at) => this.enqueue(slot, at),
+      retryOrGiveUp: (slot, now, timedOut) => this.retryOrGiveUp(slot, now, timedOut),
+      trimFinished: () => this.trimFinished(),
+    };
   }
 
   // ---------------------------------------------------------------- internals
@@ -1507,20 +1341,7 @@ export class DispatchEngine {
 
   /** A finished setpoint that a device should hold: not cancelled, not refused by it. */
   private noteFinishedSetpoint(cmd: Command): void {
-    if (!SETPOINT_TYPES.has(cmd.type) || cmd.status === CommandStatus.CANCELLED) return;
-    if (cmd.status === CommandStatus.FAILED && cmd.history.at(-1)?.reason?.startsWith(REFUSED))
-      return;
-    const key = `${cmd.assetId}\u0000${setpointKind(cmd.type)}`;
-    const last = this.lastSetpoint.get(key);
-    if (
-      !last ||
-      cmd.scheduledAt.getTime() >= last.scheduledAt.getTime() ||
-      // A silence's fallback cut short by a newer schedule, whose setpoint outlasts it.
-      (isSilenceFallback(last) &&
-        last.validUntil !== null &&
-        (cmd.validUntil === null || cmd.validUntil.getTime() > last.validUntil.getTime()))
-    )
-      this.lastSetpoint.set(key, cmd);
+    noteFinishedSetpoint(this.lastSetpoint, cmd);
   }
 
   private trimFinished(): void {
