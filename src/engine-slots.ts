@@ -1,8 +1,9 @@
 /**
  * The engine's bookkeeping records (src/engine.ts): `Tracked`, one command with the tokens of
  * its live due-heap and deadline-heap entries, and `HeapEntry`, an entry of those heaps (a
- * tracked command, or the next planned row of a plan cursor). Also the rule for the latest
- * finished setpoint a device should hold, which `reapply` and the limits read.
+ * tracked command, or the next planned row of a plan cursor), with the due heap's order and
+ * liveness. Also the rule for the latest finished setpoint a device should hold, which
+ * `reapply` and the limits read.
  */
 
 import { type Command, CommandStatus } from './commands';
@@ -47,4 +48,25 @@ export function noteFinishedSetpoint(lastSetpoint: Map<string, Command>, cmd: Co
       (cmd.validUntil === null || cmd.validUntil.getTime() > last.validUntil.getTime()))
   )
     lastSetpoint.set(key, cmd);
+}
+
+/** Whether a due-heap entry still counts (stale ones are skipped). */
+export function liveDue(e: HeapEntry): boolean {
+  if (e.tracked === null) {
+    const c = e.cursor as PlanCursor;
+    return e.token === c.token && c.next < c.end;
+  }
+  return e.token === e.tracked.dueToken && e.tracked.cmd.status === CommandStatus.PENDING;
+}
+
+export function dueBefore(a: HeapEntry, b: HeapEntry): boolean {
+  return (
+    a.at < b.at ||
+    (a.at === b.at && (a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq)))
+  );
+}
+
+/** Order of due commands handed out: highest priority first, then the oldest. */
+export function readyOrder(a: HeapEntry, b: HeapEntry): number {
+  return b.priority - a.priority || a.at - b.at || a.seq - b.seq;
 }
