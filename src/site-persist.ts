@@ -150,7 +150,7 @@ export abstract class SitePersist {
       eventBus: this.eventBus,
       compliance: this.compliance,
       clock: this.clock,
-      onError: this.onError,
+      onError: (e) => this.onError(e),
     });
     // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
     // A finished command is never handed out again: forget its owner at once (no scans).
