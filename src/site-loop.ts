@@ -1,0 +1,236 @@
+/**
+ * A Site's dispatch loop (layer of Site, src/site.ts): attaching dispatchers, submitting on
+ * their behalf, the timer set to the next due time or deadline (`arm`), the prepare step
+ * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
+ * (`runOnce`: each due command to its dispatcher's sink, or through the adapters).
+ */
+
+import type { Command, CommandInput } from './commands';
+import type { Conversion } from './convert';
+import type { PlanSubmission } from './engine';
+import type { SchedulePlan, StoredPlan } from './plans';
+import type { Site } from './site';
+import {
+  type DueCommandSink,
+  MAX_PREPARE_AHEAD_MS,
+  PREPARE_MARGIN,
+  type SiteOptions,
+} from './site-options';
+import { SitePersist } from './site-persist';
+import { warm } from './warm';
+
+export abstract class SiteLoop extends SitePersist {
+  /** Makes the scratch site that warms the handout's code (src/warm.ts). */
+  protected abstract scratchSite(): (options: SiteOptions) => Site;
+
+  // ------------------------------------------------------------ dispatchers and the loop
+
+  /** Starts the dispatch loop. */
+  start(): void {
+    this.stopped = false;
+    this.running = true;
+    this.arm(true);
+  }
+
+  /**
+   * Attaches a sink for due commands (a dispatcher). Commands go to the sink that submitted
+   * them, or, when that one is gone (a redeploy, a restart), to the first attached sink.
+   * Returns a function that detaches it.
+   */
+  attachDispatcher(id: string, sink: DueCommandSink): () => void {
+    this.sinks.set(id, sink);
+    this.sinkIds.set(sink, id);
+    this.arm(true);
+    return () => {
+      if (this.sinks.get(id) === sink) this.sinks.delete(id);
+    };
+  }
+
+  /** Submits commands (see `engine.submit`) on behalf of dispatcher `owner`, and re-arms. */
+  submit(
+    commands: Command | CommandInput | readonly (Command | CommandInput)[],
+    owner?: string,
+  ): Command[] {
+    const added = this.engine.submit(commands);
+    if (owner !== undefined) {
+      for (const c of added) {
+        this.owners.set(c.id, owner);
+        this.journalOwner(c.id);
+      }
+    }
+    this.preparedFor = null; // new commands may be due at the next boundary: prepare again
+    this.arm(true);
+    return added;
+  }
+
+  /**
+   * Submits a converted schedule as its plan (see `engine.submitPlan`: its commands are made
+   * as they fall due) on behalf of dispatcher `owner`, and re-arms.
+   */
+  submitPlan(plan: Conversion | SchedulePlan | StoredPlan, owner?: string): PlanSubmission {
+    const done = this.engine.submitPlan(plan);
+    if (owner !== undefined && done.count > 0) {
+      this.planOwners.set(done.scheduleId, owner);
+      this.journalPlanOwner(done.scheduleId);
+    }
+    this.preparedFor = null; // its rows may be due at the next boundary: prepare again
+    this.arm(true);
+    return done;
+  }
+
+  /** Runs one round now: time out late attempts, hand out what is due. */
+  async runOnce(): Promise<void> {
+    const now = this.clock.now();
+    this.engine.checkTimeouts(now);
+    this.limiter?.tick();
+    const due = this.engine.getPendingCommands(now);
+    // Every rate setpoint of a steered asset leaves with at most what fits.
+    this.limiter?.beforeDispatch(due);
+    let waiting = false;
+    const first = this.sinks.values().next().value as DueCommandSink | undefined;
+    for (const cmd of due) {
+      // Its own dispatcher; else (a re-apply, a command restored without one) the one that
+      // last delivered to the asset, whose wires reach its adapter; else the first.
+      const entry = this.assets.get(cmd.assetId);
+      const owner =
+        this.owners.get(cmd.id) ??
+        (cmd.scheduleId === null ? undefined : this.planOwners.get(cmd.scheduleId)) ??
+        entry?.dispatcher ??
+        undefined;
+      const sink = (owner !== undefined ? this.sinks.get(owner) : undefined) ?? first;
+      if (!sink) {
+        if (this.autoDispatch) {
+          await this.engine.dispatchCommand(cmd);
+        } else {
+          waiting = true;
+        }
+        continue;
+      }
+      if (!this.adapterRegistry.has(cmd.assetId)) {
+        await this.engine.dispatchCommand(cmd, null); // FAILS, saying no adapter serves it
+        sink.undeliverable(cmd, cmd.lastError ?? `no adapter serves asset ${cmd.assetId}`);
+        continue;
+      }
+      this.engine.markDispatched(cmd);
+      if (entry) entry.dispatcher = this.sinkIds.get(sink) ?? null;
+      sink.deliver(cmd);
+    }
+    // Due commands with nobody to take them: look again after the interval, not at once.
+    this.arm(false, waiting ? now + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
+  }
+
+  /** Sets the timer to the next due time or deadline (at most dispatchIntervalSeconds away). */
+  protected arm(force = false, notBefore?: number): void {
+    if (!this.running || this.stopped) return;
+    const now = this.clock.now();
+    const interval = this.engine.config.dispatchIntervalSeconds * 1000;
+    let at = this.engine.nextWakeAt();
+    // Only a run at a due time (or a deadline) is prepared, not one at the interval.
+    const dueAt = at;
+    const limitsAt = this.limiter?.nextWakeAt() ?? null;
+    if (limitsAt !== null && (at === null || limitsAt < at)) at = limitsAt;
+    if (at === null || at > now + interval) at = now + interval;
+    if (notBefore !== undefined && at < notBefore) at = notBefore;
+    if (
+      (!force && this.timer !== null && this.timerAt !== null && this.timerAt <= at) ||
+      (this.timer !== null && this.timerAt === at)
+    ) {
+      if (this.timerAt !== null && this.timerAt === dueAt) this.armPrepare(this.timerAt, now);
+      return;
+    }
+    this.cancelTimer();
+    this.timerAt = at;
+    const run = () => {
+      this.timer = null;
+      this.timerAt = null;
+      this.runOnce().catch((err) =>
+        this.onError(err instanceof Error ? err : new Error(String(err))),
+      );
+    };
+    if (at <= now) {
+      // Due now: run as soon as the current event (a submit, an answer) is done.
+      const handle = setImmediate(run);
+      this.timer = { immediate: handle };
+    } else {
+      this.timer = this.timers.setTimeout(run, at - now);
+    }
+    if (at === dueAt) this.armPrepare(at, now);
+  }
+
+  /**
+   * Sets the prepare step for the run at `at`: `prepareAheadMs` before it (at once when that
+   * is past), unless `at` is prepared already and nothing new became due since.
+   */
+  protected armPrepare(at: number, now: number): void {
+    if (this.prepareAheadMs === 0 || at <= now) return;
+    if (this.preparedFor === at || this.prepareFor === at) return;
+    this.cancelPrepare();
+    this.prepareFor = at;
+    this.prepareTimer = this.timers.setTimeout(
+      () => {
+        this.prepareTimer = null;
+        this.prepareFor = null;
+        // The run moved (a submit, a cancel): its own prepare step is set.
+        if (this.timerAt !== at) return;
+        try {
+          this.prepare(at);
+        } catch (err) {
+          this.onError(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+      Math.max(0, at - this.prepareLeadMs - now),
+    );
+  }
+
+  /** How long before a due time its prepare step starts (ms): see PREPARE_MARGIN. */
+  get prepareLeadMs(): number {
+    const lead = Math.max(this.prepareAheadMs, PREPARE_MARGIN * this.lastPrepareMs);
+    return Math.min(lead, Math.max(this.prepareAheadMs, MAX_PREPARE_AHEAD_MS));
+  }
+
+  protected cancelPrepare(): void {
+    if (this.prepareTimer !== null) this.timers.clearTimeout(this.prepareTimer);
+    this.prepareTimer = null;
+    this.prepareFor = null;
+  }
+
+  /**
+   * The prepare step before the run at `at` (the loop calls it `prepareAheadMs` ahead): the
+   * commands due by then are selected in their handout order (`engine.prepareDue`) and, on a
+   * site with limits, their rate setpoints allocated as of `at` (`limiter.prepare`). Nothing
+   * leaves and nothing changes state: at `at` each is checked again, and the allocation is
+   * used only if nothing it depends on changed since. Returns the commands prepared.
+   */
+  prepare(at: number): Command[] {
+    const started = this.clock.now();
+    const due = this.engine.prepareDue(at);
+    this.limiter?.prepare(due, at);
+    // Prunes the entries of what finished since the last run (not at the boundary).
+    this.engine.nextWakeAt();
+    // The handout's code compiled again before it runs (src/warm.ts); a scratch site's own.
+    // Once per boundary: a step run again (a reading, a new schedule) finds it warm.
+    const warmed = this.preparedAt === at;
+    this.preparedFor = at;
+    this.preparedAt = at;
+    if (due.length > 0 && !warmed)
+      warm(this.scratchSite()).catch((err) =>
+        this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
+      );
+    this.lastPrepareMs = Math.max(0, this.clock.now() - started);
+    return due;
+  }
+
+  protected cancelTimer(): void {
+    this.cancelPrepare();
+    if (this.timer === null) return;
+    const t = this.timer as { immediate?: NodeJS.Immediate };
+    if (typeof t === 'object' && t.immediate !== undefined) clearImmediate(t.immediate);
+    else this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** When the loop will next run (epoch ms), or null when it is stopped. */
+  get nextRunAt(): number | null {
+    return this.timerAt;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * A Site's options and document (src/site.ts): `SiteOptions`, `SiteJSON`, the injectable
+ * `Timers`, the `DueCommandSink` a dispatcher attaches, and the loop's and saves' pacing
+ * constants. Re-exported by src/site.ts, the entry point.
+ */
+
+import type { Clock } from './clock';
+import type { Command } from './commands';
+import type { ComplianceOptions } from './compliance';
+import type { EngineConfig, EngineJSON } from './engine';
+import type { LimiterJSON } from './site-limits';
+import type { StateStore } from './store';
+
+/** How long before a due time the loop prepares it by default, ms (`prepareAheadMs`). */
+export const DEFAULT_PREPARE_AHEAD_MS = 250;
+
+/**
+ * The prepare step starts at least this many times as long before its due time as the last
+ * one took (clock ms), so that a slow one (a large site's allocation, a loaded machine) ends
+ * before the boundary instead of delaying it; at most MAX_PREPARE_AHEAD_MS before.
+ */
+export const PREPARE_MARGIN = 3;
+export const MAX_PREPARE_AHEAD_MS = 5000;
+
+/** A save waits at least this many times as long as the last one took: at most ~1/5 of the time saving. */
+export const SAVE_PACING = 4;
+
+/** Timer functions, injectable (fake timers in tests). Defaults to the globals. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const globalTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** Receives due commands: the Node-RED dispatcher sends them on its output. */
+export interface DueCommandSink {
+  /** The command is DISPATCHED: deliver it to its adapter. */
+  deliver(command: Command): void;
+  /** The command FAILED before delivery (no adapter serves its asset). */
+  undeliverable(command: Command, error: string): void;
+}
+
+export interface SiteOptions {
+  siteId: string;
+  config?: Partial<EngineConfig>;
+  clock?: Clock;
+  timers?: Timers;
+  /** Where to persist commands and asset states; none: nothing is persisted. */
+  store?: StateStore | null;
+  /**
+   * Delay between a change and its persistence (coalesces bursts). Default 200 ms; at least
+   * SAVE_PACING times as long as the last save took, so that a large site (80 MB of state for
+   * 160,000 pending commands, ~0.5 s a save) does not spend its time saving.
+   */
+  saveDelayMs?: number;
+  /**
+   * With no dispatcher sink attached, dispatch due commands straight through the adapters in
+   * the registry (`engine.dispatchCommand`). Default false: wait for a sink.
+   */
+  autoDispatch?: boolean;
+  /** Problems that have no caller to throw to: persistence, subscribers. Default console.error. */
+  onError?: (error: Error) => void;
+  /** Tolerances and grace periods of the compliance check (measurements vs setpoints). */
+  compliance?: Omit<ComplianceOptions, 'clock'>;
+  /**
+   * The site's circuits, how its assets hang off them, and its meters (`LimitsConfig`,
+   * validated: a LimitsConfigError names the field). None: setpoints go out as asked.
+   */
+  limits?: unknown;
+  /**
+   * How long before the next due time the loop prepares it, ms (default 250; 0: off): the
+   * commands due then are selected (`engine.prepareDue`) and, on a site with limits,
+   * allocated, so that at the boundary they are only checked and handed out. Earlier when
+   * the last prepare step took long (PREPARE_MARGIN times as long as it took, up to 5 s).
+   */
+  prepareAheadMs?: number;
+}
+
+export interface SiteJSON {
+  format: 'qubit-energy/site';
+  version: 1;
+  siteId: string;
+  engine: EngineJSON;
+  /** Which dispatcher submitted each unfinished command. */
+  owners: Record<string, string>;
+  /** Which dispatcher submitted each plan with rows left (absent in older documents). */
+  planOwners?: Record<string, string>;
+  /** The dynamic caps in force (a site with limits). */
+  limits?: LimiterJSON;
+}

@@ -1,0 +1,303 @@
+/**
+ * The base of a Site (src/site.ts): its state, its construction (the saved state loaded
+ * through src/site-restore.ts, the limiter, the engine's change hooks) and its persistence:
+ * the journal's entries (owners, plan owners, limits), whole saves paced by SAVE_PACING,
+ * `toJSON`, `save` and `stop`. Layered: SitePersist, then SiteLoop (src/site-loop.ts, the
+ * dispatch loop) and the public Site, so that the loop's handout uses the state directly.
+ */
+
+import { AdapterRegistry } from './adapters/registry';
+import { AssetTable } from './assets';
+import { type Clock, systemClock } from './clock';
+import { CommandStatus, isFinal } from './commands';
+import { ComplianceMonitor } from './compliance';
+import { DispatchEngine, type PersistChange } from './engine';
+import { EventBus, EventType } from './event-bus';
+import { SiteCompliance } from './site-compliance';
+import { SiteLimiter } from './site-limits';
+import {
+  DEFAULT_PREPARE_AHEAD_MS,
+  type DueCommandSink,
+  globalTimers,
+  SAVE_PACING,
+  type SiteJSON,
+  type SiteOptions,
+  type Timers,
+} from './site-options';
+import { loadSite } from './site-restore';
+import type { StateStore } from './store';
+
+export abstract class SitePersist {
+  /** Sets the loop's timer (src/site-loop.ts). */
+  protected abstract arm(force?: boolean, notBefore?: number): void;
+  /** Clears the loop's timers (src/site-loop.ts). */
+  protected abstract cancelTimer(): void;
+
+  readonly siteId: string;
+  readonly eventBus: EventBus;
+  readonly adapterRegistry: AdapterRegistry;
+  readonly engine: DispatchEngine;
+  readonly clock: Clock;
+  protected readonly timers: Timers;
+  protected readonly store: StateStore | null;
+  protected readonly saveDelayMs: number;
+  protected readonly autoDispatch: boolean;
+  protected readonly onError: (error: Error) => void;
+  /** The one table of per-asset facts: adapters, state machines, capabilities. */
+  readonly assets: AssetTable;
+  /** Decides from measurements whether each asset follows its setpoint in force. */
+  readonly compliance: ComplianceMonitor;
+  /** Keeps setpoints within the circuits' limits; null for a site without limits. */
+  readonly limiter: SiteLimiter | null;
+  /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
+  protected persistBlocked = false;
+  /** The store journals changes (StateStore.journal): no whole saves after each burst. */
+  protected readonly journaling: boolean;
+  protected readonly sinks = new Map<string, DueCommandSink>();
+  protected readonly sinkIds = new WeakMap<DueCommandSink, string>();
+  protected readonly owners = new Map<string, string>();
+  /** Which dispatcher submitted each plan (`submitPlan`), by schedule id. */
+  protected readonly planOwners = new Map<string, string>();
+  /** The compliance check's side of measurements (src/site-compliance.ts). */
+  protected readonly measurements: SiteCompliance;
+  protected timer: unknown = null;
+  protected timerAt: number | null = null;
+  /** The prepare step's timer (`prepareAheadMs` before timerAt), and the time it prepares. */
+  protected prepareTimer: unknown = null;
+  protected prepareFor: number | null = null;
+  /** The due time last prepared, or null; cleared by what may add due commands. */
+  protected preparedFor: number | null = null;
+  /** The due time of the last prepare step (not cleared): it warmed the handout for it. */
+  protected preparedAt: number | null = null;
+  /** How long the last prepare step took (clock ms): the next starts PREPARE_MARGIN times as early. */
+  protected lastPrepareMs = 0;
+  readonly prepareAheadMs: number;
+  protected saveTimer: unknown = null;
+  /** How long the last save took (clock ms): the next waits SAVE_PACING times as long. */
+  protected lastSaveMs = 0;
+  protected saving = false;
+  /** A change came while a save was running: schedule the next one when it ends. */
+  protected saveAgain = false;
+  protected running = false;
+  protected stopped = false;
+  protected readonly offBus: () => void;
+  /**
+   * The error met while loading the saved state, if any: the site started empty, or, for a
+   * PartialRestoreError, without the entries it lists (and restored all the others).
+   */
+  readonly loadError: Error | null = null;
+
+  constructor(options: SiteOptions) {
+    if (typeof options.siteId !== 'string' || options.siteId.trim() === '') {
+      throw new TypeError('site: siteId must be a non-empty string');
+    }
+    this.siteId = options.siteId;
+    this.clock = options.clock ?? systemClock;
+    this.timers = options.timers ?? globalTimers;
+    this.store = options.store ?? null;
+    this.saveDelayMs = options.saveDelayMs ?? 200;
+    this.autoDispatch = options.autoDispatch ?? false;
+    const lead = options.prepareAheadMs ?? DEFAULT_PREPARE_AHEAD_MS;
+    if (typeof lead !== 'number' || !Number.isFinite(lead) || lead < 0 || lead > 60_000) {
+      throw new TypeError(
+        `site: prepareAheadMs must be a number of ms from 0 (off) to 60000, got ${JSON.stringify(lead)}`,
+      );
+    }
+    this.prepareAheadMs = lead;
+    this.onError = options.onError ?? ((e) => console.error(`site ${this.siteId}:`, e.message));
+    this.eventBus = new EventBus({
+      clock: this.clock,
+      onError: (err, event) =>
+        this.onError(
+          new Error(
+            `a subscriber to ${event.type} failed: ${err instanceof Error ? err.message : String(err)}`,
+          ),
+        ),
+    });
+    this.assets = new AssetTable();
+    this.compliance = new ComplianceMonitor({ ...(options.compliance ?? {}), clock: this.clock });
+    this.adapterRegistry = new AdapterRegistry(this.assets);
+    const deps = {
+      eventBus: this.eventBus,
+      adapterRegistry: this.adapterRegistry,
+      clock: this.clock,
+      config: options.config ?? {},
+    };
+    let engine: DispatchEngine | null = null;
+    let savedLimits: unknown;
+    if (this.store) {
+      const loaded = loadSite(this.store, deps, this.owners, this.planOwners, this.onError);
+      engine = loaded.engine;
+      savedLimits = loaded.savedLimits;
+      this.loadError = loaded.loadError;
+      if (loaded.persistBlocked) this.persistBlocked = true;
+    }
+    this.engine = engine ?? new DispatchEngine(deps);
+    this.journaling = typeof this.store?.journal === 'function' && !this.persistBlocked;
+    this.limiter =
+      options.limits === undefined || options.limits === null
+        ? null
+        : new SiteLimiter(options.limits, {
+            clock: this.clock,
+            engine: this.engine,
+            eventBus: this.eventBus,
+          });
+    if (this.limiter && savedLimits !== undefined) {
+      for (const p of this.limiter.restore(savedLimits)) this.onError(new Error(p));
+    }
+    this.measurements = new SiteCompliance({
+      engine: this.engine,
+      eventBus: this.eventBus,
+      compliance: this.compliance,
+      clock: this.clock,
+      onError: (e) => this.onError(e),
+    });
+    // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
+    // A finished command is never handed out again: forget its owner at once (no scans).
+    const offChanges = this.engine.onCommandChange((cmd) => {
+      this.limiter?.touch();
+      if (isFinal(cmd.status)) {
+        if (this.owners.delete(cmd.id)) this.journalOwner(cmd.id);
+        const sid = cmd.scheduleId;
+        if (sid !== null && this.planOwners.has(sid) && !this.engine.hasPlan(sid)) {
+          this.planOwners.delete(sid);
+          this.journalPlanOwner(sid);
+        }
+      }
+      if (cmd.status === CommandStatus.COMPLETED) this.measurements.noteCompleted(cmd);
+      if (this.limiter && isFinal(cmd.status)) {
+        this.limiter.commandFinished(cmd);
+        this.arm();
+      }
+      if (!this.journaling) this.scheduleSave();
+    });
+    const offStates = this.eventBus.subscribe(EventType.STATE_CHANGED, () => {
+      if (!this.journaling) this.scheduleSave();
+    });
+    const offWake = this.engine.onWake(() => {
+      this.preparedFor = null; // something new may be due: prepare again
+      if (!this.journaling) this.scheduleSave();
+      this.arm();
+    });
+    const offPersist = this.journaling
+      ? this.engine.onPersist((change) => this.journalChange(change))
+      : () => {};
+    // A restore changed what it restored (expired, timed out): a snapshot records that.
+    if (this.journaling && engine !== null) this.scheduleSave();
+    this.offBus = () => {
+      offChanges();
+      offStates();
+      offWake();
+      offPersist();
+    };
+  }
+
+  // ------------------------------------------------------------ persistence
+
+  toJSON(): SiteJSON {
+    const owners: Record<string, string> = {};
+    for (const [id, o] of this.owners) if (this.engine.getCommand(id)) owners[id] = o;
+    return {
+      format: 'qubit-energy/site',
+      version: 1,
+      siteId: this.siteId,
+      engine: this.engine.toJSON(),
+      owners,
+      ...(this.planOwners.size > 0 ? { planOwners: Object.fromEntries(this.planOwners) } : {}),
+      ...(this.limiter ? { limits: this.limiter.toJSON() } : {}),
+    };
+  }
+
+  /** The `limits` entry of the journal. */
+  protected readonly limitsChange: PersistChange = {
+    key: 'limits',
+    value: () => this.limiter?.toJSON(),
+  };
+
+  /** Hands a change to a journaling store; a snapshot when the journal asks for one. */
+  protected journalChange(change: PersistChange): void {
+    if (!this.journaling || this.stopped || !this.store?.journal) return;
+    if (this.store.journal(change)) this.scheduleSave();
+  }
+
+  /** The `o:<commandId>` entry: the command's owner (undefined once it has none). */
+  protected journalOwner(id: string): void {
+    if (!this.journaling) return;
+    this.journalChange({
+      key: `o:${id}`,
+      value: () => (this.engine.getCommand(id) ? this.owners.get(id) : undefined),
+    });
+  }
+
+  /** The `po:<scheduleId>` entry: the dispatcher of a plan (undefined once it has none). */
+  protected journalPlanOwner(scheduleId: string): void {
+    if (!this.journaling) return;
+    this.journalChange({ key: `po:${scheduleId}`, value: () => this.planOwners.get(scheduleId) });
+  }
+
+  protected scheduleSave(): void {
+    if (!this.store || this.persistBlocked || this.saveTimer !== null || this.stopped) return;
+    if (this.saving) {
+      // Paced once this save has ended and its duration is known.
+      this.saveAgain = true;
+      return;
+    }
+    this.saveTimer = this.timers.setTimeout(
+      () => {
+        this.saveTimer = null;
+        this.save().catch(() => {});
+      },
+      Math.max(this.saveDelayMs, SAVE_PACING * this.lastSaveMs),
+    );
+  }
+
+  /** Writes the state now (when a store is configured). Errors are reported and rethrown. */
+  async save(): Promise<void> {
+    if (!this.store || this.persistBlocked) return;
+    const started = this.clock.now();
+    this.saving = true;
+    try {
+      await this.store.save(this.toJSON());
+      this.lastSaveMs = Math.max(0, this.clock.now() - started);
+    } catch (err) {
+      const e = new Error(`cannot save state to ${this.store.location}: ${(err as Error).message}`);
+      this.onError(e);
+      throw e;
+    } finally {
+      this.saving = false;
+      if (this.saveAgain) {
+        this.saveAgain = false;
+        this.scheduleSave();
+      }
+    }
+  }
+
+  /**
+   * Stops the loop and every timer, saves the state one last time (a journaling store: writes
+   * what is pending and closes its segment, no whole save). Idempotent.
+   */
+  async stop(): Promise<void> {
+    this.cancelTimer();
+    if (this.saveTimer !== null) this.timers.clearTimeout(this.saveTimer);
+    this.timer = null;
+    this.timerAt = null;
+    this.saveTimer = null;
+    const wasStopped = this.stopped;
+    this.stopped = true;
+    this.running = false;
+    if (!wasStopped) {
+      this.offBus();
+      if (this.journaling) {
+        try {
+          await this.store?.close?.();
+        } catch (err) {
+          this.onError(
+            new Error(
+              `cannot write the journal in ${this.store?.location}: ${(err as Error).message}`,
+            ),
+          );
+        }
+      } else await this.save().catch(() => {});
+    }
+  }
+}
