@@ -186,3 +186,35 @@ export function runBenchmark(main: () => Promise<void>, cleanup?: () => void): v
     },
   );
 }
+
+/**
+ * An optimiser's schedule as pandas split JSON text: `assets` chargers (`ev_ev_<a>_kw`, mapped
+ * to `ast_ev_<a>`) over `slots` quarter hours from `start`, each value changing every 4 to 9
+ * slots between 0 and 22 kW, or every slot (`everySlot`). The benches of schedules through a
+ * flow, of plans and of stalls share it, so their figures are of the same schedule.
+ */
+export function splitSchedule(
+  assets: number,
+  start: number,
+  options: { slots?: number; everySlot?: boolean } = {},
+): { text: string; assetMap: Record<string, string> } {
+  const slots = options.slots ?? 96;
+  const columns: string[] = [];
+  const assetMap: Record<string, string> = {};
+  for (let a = 0; a < assets; a++) {
+    columns.push(`ev_ev_${a}_kw`);
+    assetMap[`ev_${a}`] = `ast_ev_${a}`;
+  }
+  const index: string[] = [];
+  const data: number[][] = [];
+  for (let s = 0; s < slots; s++) {
+    index.push(new Date(start + s * 900_000).toISOString());
+    const row: number[] = [];
+    for (let a = 0; a < assets; a++) {
+      const phase = options.everySlot ? s : Math.floor(s / (4 + (a % 6)));
+      row.push(Math.round((((a * 37 + phase * 53) % 221) / 10) * 10) / 10);
+    }
+    data.push(row);
+  }
+  return { text: JSON.stringify({ columns, index, data }), assetMap };
+}

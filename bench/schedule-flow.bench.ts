@@ -27,6 +27,7 @@ import {
   runBenchmark,
   runs,
   sleep,
+  splitSchedule,
   startServer,
   stopServer,
   until,
@@ -36,30 +37,7 @@ const SLOTS = 96;
 const RUNS = runs(3);
 deadline(600);
 
-function makeSplit(
-  assets: number,
-  start: number,
-): { text: string; assetMap: Record<string, string> } {
-  const columns: string[] = [];
-  const assetMap: Record<string, string> = {};
-  for (let a = 0; a < assets; a++) {
-    columns.push(`ev_ev_${a}_kw`);
-    assetMap[`ev_${a}`] = `ast_ev_${a}`;
-  }
-  const index: string[] = [];
-  const data: number[][] = [];
-  for (let s = 0; s < SLOTS; s++) {
-    index.push(new Date(start + s * 900_000).toISOString());
-    const row: number[] = [];
-    for (let a = 0; a < assets; a++) {
-      // Changes every 4 to 9 slots, between 0 and 22 kW (as bench/schedule.bench.ts).
-      const phase = Math.floor(s / (4 + (a % 6)));
-      row.push(Math.round((((a * 37 + phase * 53) % 221) / 10) * 10) / 10);
-    }
-    data.push(row);
-  }
-  return { text: JSON.stringify({ columns, index, data }), assetMap };
-}
+const makeSplit = (assets: number, start: number) => splitSchedule(assets, start, { slots: SLOTS });
 
 const collect = () => (globalThis as { gc?: () => void }).gc?.();
 

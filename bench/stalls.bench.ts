@@ -34,6 +34,7 @@ import {
   runBenchmark,
   runs,
   sleep,
+  splitSchedule,
   startServer,
   stopServer,
   until,
@@ -45,31 +46,12 @@ deadline(900);
 
 const collect = () => (globalThis as { gc?: () => void }).gc?.();
 
-function makeSplit(
-  assets: number,
-  everySlot = false,
-): { text: string; assetMap: Record<string, string> } {
-  const start = Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000; // nothing falls due
-  const columns: string[] = [];
-  const assetMap: Record<string, string> = {};
-  for (let a = 0; a < assets; a++) {
-    columns.push(`ev_ev_${a}_kw`);
-    assetMap[`ev_${a}`] = `ast_ev_${a}`;
-  }
-  const index: string[] = [];
-  const data: number[][] = [];
-  for (let s = 0; s < SLOTS; s++) {
-    index.push(new Date(start + s * 900_000).toISOString());
-    const row: number[] = [];
-    for (let a = 0; a < assets; a++) {
-      // Changes every 4 to 9 slots as bench/schedule-flow.bench.ts, or every slot.
-      const phase = everySlot ? s : Math.floor(s / (4 + (a % 6)));
-      row.push(Math.round((((a * 37 + phase * 53) % 221) / 10) * 10) / 10);
-    }
-    data.push(row);
-  }
-  return { text: JSON.stringify({ columns, index, data }), assetMap };
-}
+/** An hour ahead (nothing falls due), every value changing every 4 to 9 slots or every slot. */
+const makeSplit = (assets: number, everySlot = false) =>
+  splitSchedule(assets, Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000, {
+    slots: SLOTS,
+    everySlot,
+  });
 
 const cpuMs = (): number => {
   const u = process.cpuUsage();
