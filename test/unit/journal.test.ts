@@ -391,6 +391,12 @@ describe('JournalStore', () => {
     const doc = again.load() as SiteJSON;
     should(doc.engine.commands.map((c) => [c.id, c.status])).eql([['m1', 'DISPATCHED']]);
     should(doc.owners).eql({ m1: 'd9' });
+    // Once a snapshot is written, the legacy file is kept as <file>.migrated and not read again.
+    await again.save(doc);
+    should(fs.existsSync(file)).be.false();
+    should(fs.existsSync(`${file}.migrated`)).be.true();
+    const after = new JournalStore(journalDir, { legacyFile: file }).load() as SiteJSON;
+    should(after.engine.commands.map((c) => [c.id, c.status])).eql([['m1', 'DISPATCHED']]);
   });
 
   it('survives kill -9 of a process that journals in a loop: everything it knew written is there', async function () {
