@@ -6,7 +6,8 @@
  * scan yields at checkpoints (see chunks.ts). On anything it does not accept, it gives up and
  * the whole text goes to `JSON.parse`, so a bad text fails with `JSON.parse`'s own error, and
  * a good one gives what `JSON.parse` gives. Stringify: the same text as `JSON.stringify`,
- * large arrays 1,000 elements at a time.
+ * large arrays 1,000 elements at a time, in pieces (`jsonPieces`) that the sliced form
+ * (`stringifySteps`) and the stores' file writes (`writeJson` in store.ts) share.
  */
 
 import { CHUNK, type Steps } from './chunks';
@@ -170,11 +171,21 @@ const skipped = (v: unknown): boolean =>
  */
 export function* stringifySteps(value: unknown): Steps<string> {
   const out: string[] = [];
-  yield* pieces(value, out, 0);
+  for (const piece of jsonPieces(value)) {
+    out.push(piece);
+    yield;
+  }
   return out.join('');
 }
 
-function* pieces(value: unknown, out: string[], depth: number): Steps<void> {
+/**
+ * The pieces of the text `JSON.stringify(value)` gives, in order: plain objects and arrays
+ * of the top levels piece by piece, a large array JSON_SLICE elements at a time. Joined, the
+ * very text of `JSON.stringify`; one piece is never more than a slice of a large array. The
+ * one way of turning a large document into text in pieces: `stringifySteps` (with
+ * checkpoints) and the stores' `writeJson` (to a file) both read it.
+ */
+export function* jsonPieces(value: unknown, depth = 0): Generator<string, void, void> {
   if (depth < 4 && Array.isArray(value) && value.length > JSON_SLICE) {
     for (let i = 0; i < value.length; i += JSON_SLICE) {
       const part: string[] = [];
@@ -182,10 +193,9 @@ function* pieces(value: unknown, out: string[], depth: number): Steps<void> {
         const v = value[j];
         part.push(skipped(v) ? 'null' : (JSON.stringify(v) ?? 'null'));
       }
-      out.push((i === 0 ? '[' : ',') + part.join(','));
-      yield;
+      yield (i === 0 ? '[' : ',') + part.join(',');
     }
-    out.push(']');
+    yield ']';
     return;
   }
   if (
@@ -197,15 +207,15 @@ function* pieces(value: unknown, out: string[], depth: number): Steps<void> {
     !('toJSON' in value)
   ) {
     let first = true;
-    out.push('{');
+    yield '{';
     for (const [k, v] of Object.entries(value)) {
       if (skipped(v)) continue;
-      out.push(`${first ? '' : ','}${JSON.stringify(k)}:`);
+      yield `${first ? '' : ','}${JSON.stringify(k)}:`;
       first = false;
-      yield* pieces(v, out, depth + 1);
+      yield* jsonPieces(v, depth + 1);
     }
-    out.push('}');
+    yield '}';
     return;
   }
-  out.push(JSON.stringify(value) ?? 'null');
+  yield JSON.stringify(value) ?? 'null';
 }

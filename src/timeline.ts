@@ -13,7 +13,8 @@ import { runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import { type Clock, systemClock } from './clock';
 import { type Command, CommandStatus } from './commands';
 import { EventType, type StateChange } from './event-bus';
-import type { Site, Timers } from './site';
+import type { Site } from './site';
+import { globalTimers, type Timers } from './site-options';
 
 /** How a command shows: its status, with `held` for a PENDING command held back by its asset. */
 export type TimelineStatus =
@@ -189,15 +190,6 @@ export interface TimelineFeedOptions {
   maxCommands?: number;
 }
 
-const defaultTimers: Timers = {
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref?.();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 /** Counters of a feed, for tests and benchmarks. */
 export interface TimelineFeedStats {
   /** Changes seen while leased (commands, states, measurements). */
@@ -230,7 +222,7 @@ export class TimelineFeed {
     this.site = site;
     this.publish = options.publish;
     this.clock = options.clock ?? site.clock ?? systemClock;
-    this.timers = options.timers ?? defaultTimers;
+    this.timers = options.timers ?? globalTimers;
     this.throttleMs = positive(options.throttleMs ?? 250, 'throttleMs');
     this.leaseMs = positive(options.leaseMs ?? 30_000, 'leaseMs');
     this.keep = positive(options.keepMeasurements ?? 96, 'keepMeasurements');
