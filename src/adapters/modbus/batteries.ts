@@ -11,79 +11,27 @@
  * own revert timer (the map's `revert` register and its enable), so a battery that no one
  * writes to (Node-RED, this gateway or the network gone) falls back to its safe setting by
  * itself; the watchdog keeps re-writing below that time while the gateway runs.
+ *
+ * The register traffic of one battery (a setpoint written and read back, a telemetry read)
+ * is in battery-registers.ts; this file decides when, and what the answers mean.
  */
 
 import { type Command, CommandStatus, CommandType } from '../../commands';
-import type { OnDeviation } from '../../compliance';
 import { BatteryState } from '../../state-machine';
 import type { AdapterHost } from '../host';
-import { type Adapter, AdapterError, type AdapterResult } from '../registry';
+import type { Adapter, AdapterResult } from '../registry';
 import {
-  decodeValue,
-  EncodeError,
-  encodeValue,
-  orient,
-  readBackMatches,
-  registerValueToSetpoint,
-  setpointToRegisterValue,
-} from './codec';
-import {
-  type ModbusConnection,
-  ModbusDeviceError,
-  ModbusExpiredError,
-  ModbusTransportError,
-} from './connection';
+  type Battery,
+  type BatteryConfig,
+  readTelemetry,
+  type Telemetry,
+  writeSetpoint,
+} from './battery-registers';
+import type { ModbusConnection } from './connection';
 import { checkTimers, writeRevertTimer } from './failsafe';
-import {
-  type RegisterMap,
-  type RegisterSpec,
-  registerCount,
-  validateRegisterMap,
-} from './register-map';
+import { validateRegisterMap } from './register-map';
 
-export interface BatteryConfig {
-  assetId: string;
-  /** Modbus unit id (slave id), 1 to 247 (0 and 255 are accepted for gateways). */
-  unitId: number;
-  map: RegisterMap;
-  ratedChargeKw: number;
-  ratedDischargeKw: number;
-  /** Telemetry poll period, ms. Default 5000. */
-  pollIntervalMs?: number;
-  /**
-   * Re-write the setpoint in force this often (below the device's revert timeout); 0 = never.
-   * Default: revertSeconds / 3 when revertSeconds is set, else 0. Must be below revertSeconds.
-   */
-  watchdogSeconds?: number;
-  /**
-   * The failsafe: the device reverts to its safe setting when no one writes a setpoint for
-   * this long. With a map that has a `revert` register, written to the device on every
-   * connect (a whole number of seconds); without one, the device's own configured timeout,
-   * which this adapter cannot set: it only keeps the watchdog below it.
-   */
-  revertSeconds?: number;
-  /** At or below this SoC (last reading) a discharge setpoint is written as 0. */
-  socMinPercent?: number;
-  /** At or above this SoC (last reading) a charge setpoint is written as 0. */
-  socMaxPercent?: number;
-  /**
-   * When the measured power does not follow the setpoint in force (compliance): 'report'
-   * (default: ASSET_DEVIATION) or 'reapply' (also re-apply it, once per deviation).
-   */
-  onDeviation?: OnDeviation;
-}
-
-export interface Telemetry {
-  assetId: string;
-  unitId: number;
-  /** ISO time of the reading. */
-  at: string;
-  socPercent?: number;
-  /** Measured power, kW, positive = charging. */
-  powerKw?: number;
-  statusCode?: number;
-  state?: string;
-}
+export type { BatteryConfig, Telemetry } from './battery-registers';
 
 export interface ModbusBatteriesOptions {
   owner?: string;
@@ -92,31 +40,6 @@ export interface ModbusBatteriesOptions {
   onEvent?: (e: { type: string; assetId: string; detail?: unknown }) => void;
   /** A failure with no caller to throw to (a re-apply when the bus connects). */
   onError?: (error: Error) => void;
-}
-
-interface Active {
-  /** Signed kW, positive = charge, as last accepted. */
-  kw: number;
-  validUntil: number | null;
-}
-
-interface Battery {
-  config: BatteryConfig;
-  /** The watchdog period in force, seconds (0: none). */
-  watchdogSeconds: number;
-  /** Why the revert timer could not be written at the last connect (null: written, or not asked). */
-  revertError: string | null;
-  active: Active | null;
-  /** Scale factors read from the device (SunSpec), by register address. */
-  scaleFactors: Map<number, number>;
-  limitKw: number | null;
-  lastOk: number;
-  pollTimer: NodeJS.Timeout | null;
-  watchdogTimer: NodeJS.Timeout | null;
-  counter: number;
-  polling: boolean;
-  /** Last SoC read, percent. */
-  soc: number | null;
 }
 
 export class ModbusBatteries implements Adapter {
@@ -316,92 +239,13 @@ export class ModbusBatteries implements Adapter {
       };
     }
     const notAfter = cmd.validUntil?.getTime();
-    const result = await this.write(b, kw, notAfter, () => {
+    const result = await writeSetpoint(this.connection, b, kw, notAfter, () => {
       // The device took the write: ACKNOWLEDGED before the read-back confirms it.
       if (cmd.status === CommandStatus.DISPATCHED)
         this.host.respond(cmd.id, true, null, { completed: false });
     });
     if (result.success) b.active = { kw, validUntil: cmd.validUntil?.getTime() ?? null };
     return result;
-  }
-
-  /** Writes mode and setpoint, then reads the setpoint back. Throws AdapterError when retryable. */
-  private async write(
-    b: Battery,
-    kw: number,
-    notAfter?: number,
-    onWritten?: () => void,
-  ): Promise<AdapterResult> {
-    const { map, unitId, assetId } = b.config;
-    const spec = map.setpoint;
-    try {
-      const sf =
-        spec.scaleFactorAddress === undefined
-          ? 0
-          : await this.scaleFactor(b, spec.scaleFactorAddress);
-      const rated = { charge: b.config.ratedChargeKw, discharge: b.config.ratedDischargeKw };
-      const value = setpointToRegisterValue(kw, spec, rated);
-      const words = encodeValue(value, spec, sf);
-      if (map.mode) {
-        const m = map.mode.values;
-        const mode = kw > 0 ? m.charge : kw < 0 ? m.discharge : m.idle;
-        await this.connection.write(
-          unitId,
-          map.mode.address,
-          [mode],
-          map.mode.function ?? 'FC16',
-          notAfter === undefined ? {} : { notAfter },
-        );
-      }
-      await this.connection.write(
-        unitId,
-        spec.address,
-        words,
-        spec.function ?? 'FC16',
-        notAfter === undefined ? {} : { notAfter },
-      );
-      onWritten?.();
-      if (spec.readBack === false) return { success: true };
-      const back = await this.connection.readHolding(
-        unitId,
-        spec.address,
-        registerCount(spec.type),
-      );
-      // The register must hold what was written, as its type can hold it (float32: exactly).
-      if (!readBackMatches(value, back, spec, sf)) {
-        const readKw = registerValueToSetpoint(decodeValue(back, spec, sf), spec, rated);
-        return {
-          success: false,
-          final: true,
-          error: `battery ${assetId}: wrote ${kw} kW but read back ${readKw} kW at register ${spec.address}`,
-        };
-      }
-      return { success: true };
-    } catch (err) {
-      if (err instanceof ModbusDeviceError)
-        return { success: false, final: true, error: `battery ${assetId}: ${err.message}` };
-      if (err instanceof EncodeError)
-        return { success: false, final: true, error: `battery ${assetId}: ${err.message}` };
-      if (err instanceof ModbusExpiredError)
-        return { success: false, expired: true, error: `battery ${assetId}: ${err.message}` };
-      throw new AdapterError(`battery ${assetId}: ${(err as Error).message}`, {
-        cause: err,
-        timedOut: err instanceof ModbusTransportError && err.timeout,
-      });
-    }
-  }
-
-  private async scaleFactor(b: Battery, address: number): Promise<number> {
-    const known = b.scaleFactors.get(address);
-    if (known !== undefined) return known;
-    const [w] = await this.connection.readHolding(b.config.unitId, address, 1);
-    const sf = w === undefined ? 0 : w > 0x7fff ? w - 0x10000 : w;
-    if (sf === -32768)
-      throw new EncodeError(
-        `scale factor at register ${address} is not implemented by the device (0x8000)`,
-      );
-    b.scaleFactors.set(address, sf);
-    return sf;
   }
 
   /**
@@ -431,7 +275,7 @@ export class ModbusBatteries implements Adapter {
           (c) => c.status === CommandStatus.DISPATCHED || c.status === CommandStatus.ACKNOWLEDGED,
         );
       if (busy) return;
-      const r = await this.write(b, a.kw, a.validUntil ?? undefined);
+      const r = await writeSetpoint(this.connection, b, a.kw, a.validUntil ?? undefined);
       this.options.onEvent?.({ type: 'watchdog-rewrite', assetId, detail: { kw: a.kw, ...r } });
     } catch (err) {
       this.options.onEvent?.({ type: 'watchdog-failed', assetId, detail: (err as Error).message });
@@ -439,19 +283,6 @@ export class ModbusBatteries implements Adapter {
   }
 
   // ------------------------------------------------------------ telemetry -> states
-
-  private async readSpec(b: Battery, spec: RegisterSpec): Promise<number> {
-    const n = registerCount(spec.type);
-    const words =
-      spec.table === 'input'
-        ? await this.connection.readInput(b.config.unitId, spec.address, n)
-        : await this.connection.readHolding(b.config.unitId, spec.address, n);
-    const sf =
-      spec.scaleFactorAddress === undefined
-        ? 0
-        : await this.scaleFactor(b, spec.scaleFactorAddress);
-    return decodeValue(words, spec, sf);
-  }
 
   /** Has the site check the measured power against the setpoint in force. */
   private checkCompliance(b: Battery, kw: number, at: number): void {
@@ -476,34 +307,11 @@ export class ModbusBatteries implements Adapter {
     const battery = typeof b === 'string' ? this.batteries.get(b) : b;
     if (!battery || !this.started || battery.polling) return null;
     battery.polling = true;
-    const { map, assetId, unitId } = battery.config;
+    const { assetId } = battery.config;
     const machine = this.host.stateMachine(assetId);
     const now = this.host.clock.now();
     try {
-      const t: Telemetry = { assetId, unitId, at: new Date(now).toISOString() };
-      if (map.telemetry.soc) {
-        t.socPercent = await this.readSpec(battery, map.telemetry.soc);
-        battery.soc = t.socPercent;
-      }
-      if (map.telemetry.power) {
-        const p = map.telemetry.power;
-        const v = await this.readSpec(battery, p);
-        t.powerKw = orient(p.unit === 'W' ? v / 1000 : v, p.sign);
-      }
-      let state: string | undefined;
-      if (map.telemetry.status) {
-        const code = await this.readSpec(battery, map.telemetry.status);
-        t.statusCode = code;
-        state = map.telemetry.status.states[String(code)];
-      }
-      if (state === undefined && t.powerKw !== undefined) {
-        state =
-          t.powerKw > 1e-3
-            ? BatteryState.CHARGING
-            : t.powerKw < -1e-3
-              ? BatteryState.DISCHARGING
-              : BatteryState.IDLE;
-      }
+      const { telemetry: t, state } = await readTelemetry(this.connection, battery, now);
       battery.lastOk = this.host.clock.now();
       if (machine) {
         if (state !== undefined) {
