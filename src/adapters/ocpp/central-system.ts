@@ -10,7 +10,8 @@
  * meter values, authorisation), and lets callers send calls to a charger: ocpp-rpc sends one
  * call at a time per charger and queues the rest in order. The handlers are split per OCPP
  * version: what both answer alike in csms-handlers.ts, the rest in central-system-16.ts and
- * central-system-201.ts; the options and their checks are in central-system-options.ts.
+ * central-system-201.ts; the options and their checks are in central-system-options.ts, who
+ * may connect (path, versions, identities, passwords) in admission.ts.
  *
  * Nothing a socket sends may end the process: every listener a socket reaches contains its
  * errors (a malformed upgrade URL gets a 400, a half-sent handshake is cut after
@@ -18,22 +19,21 @@
  * 1001 (going away) and lets the closing handshake finish, for at most `closeTimeoutMs`.
  */
 
-import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
 import { type NetProblem, netProblem } from '../../net-errors';
+import { type Handshake, refusalOf } from './admission';
 import { CallTimer } from './call-timer';
 import { handlers16 } from './central-system-16';
 import { handlers201 } from './central-system-201';
 import {
   type CentralSystemOptions,
   type KnownCharger,
-  normalisePath,
   type ResolvedOptions,
   resolveOptions,
 } from './central-system-options';
@@ -49,6 +49,7 @@ import {
 import {
   identityFromUrl,
   MAX_MESSAGE_ID_LENGTH,
+  ownServer,
   refuseUpgrade,
   SocketSet,
   within,
@@ -209,36 +210,13 @@ export class CentralSystem extends EventEmitter {
    */
   async listen(): Promise<number> {
     if (this.server) throw new Error('central system: already listening');
-    const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
-      res.statusCode = 426;
-      res.setHeader('Upgrade', 'websocket');
-      res.setHeader('Connection', 'close');
-      res.end('OCPP-J central system: connect with a WebSocket to <path>/<identity>\n');
-    };
-    const tls = this.options.tls;
-    const handshakeMs = this.options.handshakeTimeoutMs;
-    const secure = this.options.security === 'tls-basic' && tls;
-    const server = secure
-      ? https.createServer(
-          {
-            cert: tls.cert,
-            key: tls.key,
-            ...(tls.ca ? { ca: tls.ca } : {}),
-            handshakeTimeout: handshakeMs,
-          },
-          onRequest,
-        )
-      : http.createServer(onRequest);
-    // This server is ours: every connection counts (close() ends them), and one that has not
-    // sent a complete upgrade request within handshakeTimeoutMs is cut.
-    server.on('connection', (socket: Duplex) => this.sockets.add(socket));
-    server.on(secure ? 'secureConnection' : 'connection', (socket: Duplex) =>
-      this.sockets.deadline(socket, handshakeMs),
+    const { tls, security, handshakeTimeoutMs } = this.options;
+    const server = ownServer(
+      security === 'tls-basic' ? tls : undefined,
+      handshakeTimeoutMs,
+      this.sockets,
+      (req, socket, head) => this.upgrade(req, socket, head),
     );
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.sockets.clearDeadline(socket);
-      this.upgrade(req, socket, head);
-    });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
@@ -288,57 +266,20 @@ export class CentralSystem extends EventEmitter {
   private authenticate(
     accept: (session?: Record<string, unknown>, protocol?: string | false) => void,
     reject: (code: number, message: string) => void,
-    handshake: {
-      identity: string;
-      endpoint: string;
-      password: Buffer | undefined;
-      remoteAddress: string | undefined;
-      protocols: Set<string>;
-    },
+    handshake: Handshake,
   ): void {
-    const { identity } = handshake;
-    const refuse = (code: number, message: string) => {
-      this.tell({
-        type: 'refused',
-        identity,
-        reason: message,
-        remoteAddress: handshake.remoteAddress,
-      });
-      reject(code, message);
-    };
-    if (normalisePath(handshake.endpoint) !== this.options.path) {
-      refuse(
-        404,
-        `unknown path ${handshake.endpoint}: chargers connect to ${this.options.path}/<identity>`,
-      );
+    const refusal = refusalOf(handshake, this.options, this.known);
+    if (refusal === null) {
+      accept({ identity: handshake.identity });
       return;
     }
-    if (
-      ![...(handshake.protocols ?? [])].some((p) =>
-        (this.options.protocols as string[]).includes(p),
-      )
-    ) {
-      refuse(
-        400,
-        `charger ${identity} offers no supported OCPP version (offered: ${[...(handshake.protocols ?? [])].join(', ') || 'none'}; served: ${this.options.protocols.join(', ')})`,
-      );
-      return;
-    }
-    const known = this.known.get(identity);
-    const basic = this.options.security !== 'none';
-    if (!known && (!this.options.allowUnknown || basic)) {
-      refuse(404, `unknown charger identity ${JSON.stringify(identity)}`);
-      return;
-    }
-    if (basic) {
-      const expected = known?.password;
-      const given = handshake.password;
-      if (!expected || !given || !sameSecret(given, Buffer.from(expected, 'utf8'))) {
-        refuse(401, `charger ${identity}: wrong or missing password`);
-        return;
-      }
-    }
-    accept({ identity });
+    this.tell({
+      type: 'refused',
+      identity: handshake.identity,
+      reason: refusal.message,
+      remoteAddress: handshake.remoteAddress,
+    });
+    reject(refusal.code, refusal.message);
   }
 
   private onClient(client: RpcClient): void {
@@ -504,8 +445,4 @@ export class CentralSystem extends EventEmitter {
     await serverClosed;
     this.sessions.clear();
   }
-}
-
-function sameSecret(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }

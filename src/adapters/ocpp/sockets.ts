@@ -2,11 +2,13 @@
  * The central system's sockets before ocpp-rpc owns them and while it lets them go: the
  * check of an upgrade URL before ocpp-rpc decodes it (ocpp-rpc's decodeURIComponent throws
  * on a malformed percent-encoding, outside any handler), a plain HTTP refusal written on
- * the raw socket, the deadline a connection has to send its handshake, and the set of
- * sockets that close() ends when chargers do not finish the closing handshake in time.
+ * the raw socket, the deadline a connection has to send its handshake, the set of sockets
+ * that close() ends when chargers do not finish the closing handshake in time, and the
+ * HTTP(S) server of its own port that counts them.
  */
 
 import http from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
 
 /** OCPP-J: a message's unique id is at most 36 characters. */
@@ -86,6 +88,46 @@ export class SocketSet {
   destroyAll(): void {
     for (const s of this.open) s.destroy();
   }
+}
+
+/**
+ * The central system's own HTTP(S) server (with `tls`: https): a plain request gets 426
+ * (connect with a WebSocket); every connection counts in `sockets` (close() ends them), and
+ * one that has not sent a complete upgrade request within `handshakeMs` is cut; upgrade
+ * requests go to `onUpgrade`.
+ */
+export function ownServer(
+  tls: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer } | undefined,
+  handshakeMs: number,
+  sockets: SocketSet,
+  onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void,
+): http.Server | https.Server {
+  const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.statusCode = 426;
+    res.setHeader('Upgrade', 'websocket');
+    res.setHeader('Connection', 'close');
+    res.end('OCPP-J central system: connect with a WebSocket to <path>/<identity>\n');
+  };
+  const server = tls
+    ? https.createServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          handshakeTimeout: handshakeMs,
+        },
+        onRequest,
+      )
+    : http.createServer(onRequest);
+  server.on('connection', (socket: Duplex) => sockets.add(socket));
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Duplex) =>
+    sockets.deadline(socket, handshakeMs),
+  );
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    sockets.clearDeadline(socket);
+    onUpgrade(req, socket, head);
+  });
+  return server;
 }
 
 /** Resolves true when `p` settles within `ms`, false when the time ran out first. */
