@@ -6,7 +6,8 @@
  * setpoint in force when a charger connects or boots. A setpoint the charger accepted is
  * confirmed with GetCompositeSchedule (setting `confirm`), and what a charger does not
  * implement (smart charging, the composite schedule) is learned once, until it boots again.
- * A charger with a failsafe share holds the station maximum profile of failsafe.ts.
+ * A charger with a failsafe share holds the station maximum profile of failsafe.ts. How the
+ * state machines follow the charger's reports is in charger-states.ts.
  */
 
 import { TimeoutError } from 'ocpp-rpc';
@@ -16,7 +17,8 @@ import type { AdapterHost } from '../host';
 import { type Adapter, AdapterError, type AdapterResult } from '../registry';
 import { type CapabilityEvent, LearnedCapabilities, type UnitEvent } from './capabilities';
 import { CallExpiredError, type CentralSystem, type ChargerEvent } from './central-system';
-import { checkCharger, moveTo } from './config';
+import { ChargerStates } from './charger-states';
+import { checkCharger } from './config';
 import { confirmLimit, NOT_IMPLEMENTED } from './confirm';
 import {
   checkFailsafeAfterS,
@@ -25,14 +27,11 @@ import {
   StationFailsafe,
 } from './failsafe';
 import {
-  CHARGING_STATE_201,
   type ChargerConfig,
   commandToCall,
   FINAL_RPC_ERRORS,
   interpretResponse,
   type MeterReading,
-  STATUS_16,
-  STATUS_201,
   TranslationError,
 } from './translate';
 
@@ -70,8 +69,7 @@ export class OcppChargers implements Adapter {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** When each charger's current connection opened or it last booted (epoch ms). */
   private readonly connectedAt = new Map<string, number>();
-  /** The state each asset's charger last reported (to restore when it reconnects). */
-  private readonly reported = new Map<string, string>();
+  private readonly states: ChargerStates;
   private readonly onCharger: (e: ChargerEvent) => void;
   private readonly learned: LearnedCapabilities;
   private readonly failsafe: StationFailsafe;
@@ -95,6 +93,7 @@ export class OcppChargers implements Adapter {
       this.byIdentity.set(c.identity, list);
     });
     this.onCharger = (e) => this.handleChargerEvent(e);
+    this.states = new ChargerStates((assetId) => this.machine(assetId));
     this.learned = new LearnedCapabilities(host, this.byIdentity, (e) => options.onEvent?.(e));
     if (options.failsafeAfterS !== undefined)
       checkFailsafeAfterS(options.failsafeAfterS, 'OCPP chargers');
@@ -300,13 +299,15 @@ export class OcppChargers implements Adapter {
     return [...this.learned.summary(), ...this.failsafe.summary()];
   }
 
-  // ------------------------------------------------------------ chargers -> states
+  // ------------------------------------------------------------ charger events
 
+  /** What a charger event means for the adapter; its assets' states follow in charger-states.ts. */
   private handleChargerEvent(e: ChargerEvent): void {
     const list = this.byIdentity.get(e.identity);
     if (!list) return;
+    const protocol = this.central.protocolOf(e.identity);
     const connectorOf = (c: ChargerConfig) =>
-      this.central.protocolOf(e.identity) === 'ocpp2.0.1' ? (c.evseId ?? 1) : (c.connectorId ?? 1);
+      protocol === 'ocpp2.0.1' ? (c.evseId ?? 1) : (c.connectorId ?? 1);
     const affected =
       'connector' in e && e.connector !== 0
         ? list.filter((c) => connectorOf(c) === e.connector)
@@ -314,86 +315,25 @@ export class OcppChargers implements Adapter {
     switch (e.type) {
       case 'disconnected':
         this.failsafe.disconnected(e.identity);
-        for (const c of list)
-          this.machine(c.assetId)?.forceState(EvChargerState.UNAVAILABLE, 'charger disconnected');
         break;
       case 'connected':
-        // A charger that reconnects need not say anything (no boot, no status): hold nothing
-        // on a guess. Back to what it last reported, and ask it (TriggerMessage) at the re-apply.
         this.connectedAt.set(e.identity, this.host.clock.now());
-        for (const c of list) {
-          const m = this.machine(c.assetId);
-          if (m?.currentState === EvChargerState.UNAVAILABLE && !this.reported.has(c.assetId))
-            this.applyState(c.assetId, EvChargerState.AVAILABLE, 'charger connected');
-          else if (m?.currentState === EvChargerState.UNAVAILABLE)
-            this.applyState(
-              c.assetId,
-              this.reported.get(c.assetId) as string,
-              'charger connected: its last reported state',
-            );
-        }
         this.scheduleReapply(e.identity, 'charger connected');
         break;
       case 'boot':
-        // It rebooted: what it reported before means nothing now; it holds no profile.
+        // It rebooted: it holds no profile, and what it could not do may have changed.
         this.connectedAt.set(e.identity, this.host.clock.now());
-        for (const c of list) this.reported.delete(c.assetId);
         this.learned.forget(e.identity);
         this.scheduleReapply(e.identity, 'charger booted', true);
         break;
-      case 'status': {
-        const table = e.protocol === 'ocpp1.6' ? STATUS_16 : STATUS_201;
-        let target = table[e.status];
-        if (e.protocol === 'ocpp2.0.1' && e.status === 'Occupied' && e.chargingState) {
-          target = CHARGING_STATE_201[e.chargingState] ?? target;
-        }
-        // Connector 0 (the whole charge point) going Unavailable or Faulted affects every connector.
-        const targets =
-          e.connector === 0
-            ? target === EvChargerState.UNAVAILABLE || target === EvChargerState.FAULTED
-              ? list
-              : []
-            : affected;
-        if (target)
-          for (const c of targets) {
-            this.reported.set(c.assetId, target);
-            this.applyState(c.assetId, target, `OCPP ${e.status}`);
-          }
-        break;
-      }
-      case 'transaction-ended': {
-        // 2.0.1 has no Finishing status: a transaction that ended on an occupied connector is.
-        if (this.central.protocolOf(e.identity) === 'ocpp2.0.1') {
-          for (const c of affected) {
-            const m = this.machine(c.assetId);
-            if (
-              m &&
-              [
-                EvChargerState.CHARGING,
-                EvChargerState.SUSPENDED,
-                EvChargerState.PREPARING,
-              ].includes(m.currentState as EvChargerState)
-            ) {
-              this.applyState(c.assetId, EvChargerState.FINISHING, 'OCPP TransactionEvent Ended');
-            }
-          }
-        }
-        break;
-      }
       case 'meter':
         // Connector 0 measures the whole charge point, not one EV.
         if (e.connector !== 0) this.checkCompliance(e.readings, affected);
         break;
-      case 'transaction-updated': {
-        const target = e.chargingState ? CHARGING_STATE_201[e.chargingState] : undefined;
-        if (target)
-          for (const c of affected)
-            this.applyState(c.assetId, target, `OCPP chargingState ${e.chargingState}`);
-        break;
-      }
       default:
         break;
     }
+    this.states.follow(e, list, affected, protocol);
     this.options.onEvent?.({
       ...e,
       assetIds: (e.type === 'status' && e.connector === 0 ? list : affected).map((c) => c.assetId),
@@ -445,12 +385,6 @@ export class OcppChargers implements Adapter {
       assetIds: [c.assetId],
     });
     this.host.reapply(c.assetId, `deviation in ${from}: sent in ${to}`);
-  }
-
-  /** Moves the machine to `target` by a trigger where one leads there, else by force. */
-  private applyState(assetId: string, target: string, reason: string): void {
-    const m = this.machine(assetId);
-    if (m) moveTo(m, target, reason);
   }
 
   // ------------------------------------------------------------ re-applying after a connect

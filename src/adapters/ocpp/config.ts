@@ -1,10 +1,8 @@
 /**
  * Checks of the OCPP adapter's configuration: each charger's fields (identity, asset, rating,
- * units, the failsafe chain's share and delay), with an error that names the charger; and
- * how an asset's EV charger state machine follows what its charger reports (`moveTo`).
+ * units, the failsafe chain's share and delay), with an error that names the charger.
  */
 
-import { EvChargerState, type StateMachine } from '../../state-machine';
 import { checkFailsafeAfterS } from './failsafe';
 import type { ChargerConfig } from './translate';
 
@@ -39,32 +37,4 @@ export function checkCharger(c: ChargerConfig, i: number): void {
       throw new TypeError(`${named}: failsafeKw (${c.failsafeKw}) is above ratedKw (${c.ratedKw})`);
   }
   if (c.failsafeAfterS !== undefined) checkFailsafeAfterS(c.failsafeAfterS, named);
-}
-
-/** Moves the machine to `target` by a trigger where one leads there, else by force. */
-export function moveTo(m: StateMachine, target: string, reason: string): void {
-  if (m.currentState === target) {
-    m.forceState(target, reason); // refreshes updatedAt
-    return;
-  }
-  const defs: Record<string, string> = {
-    PREPARING: 'plug_in',
-    CHARGING: m.currentState === EvChargerState.SUSPENDED ? 'resume' : 'start_charge',
-    SUSPENDED: 'suspend',
-    FINISHING: 'complete',
-    AVAILABLE:
-      m.currentState === EvChargerState.FAULTED
-        ? 'reset'
-        : m.currentState === EvChargerState.UNAVAILABLE
-          ? 'enable'
-          : 'unplug',
-    FAULTED: 'fault',
-    UNAVAILABLE: 'disable',
-  };
-  const trigger = defs[target];
-  if (trigger && m.canTrigger(trigger)) {
-    m.trigger(trigger);
-    if (m.currentState === target) return;
-  }
-  m.forceState(target, reason);
 }
