@@ -15,37 +15,23 @@ import {
 import {
   type Command,
   type CommandHistoryEntry,
-  type CommandSource,
   type CommandStatus,
-  type CommandType,
   MAX_POWER_KW,
 } from './command-model';
 
-/** A command in JSON form: times are ISO 8601 strings. */
-export interface CommandJSON {
-  id: string;
-  assetId: string;
-  type: CommandType;
-  valueKw: number;
-  scheduledAt: string;
-  validUntil: string | null;
-  status: CommandStatus;
-  priority: number;
-  attempts: number;
-  maxRetries: number;
-  timeoutSeconds: number;
-  scheduleId: string | null;
-  source: CommandSource | null;
-  reapplyOf?: string;
-  askedKw?: number;
-  limitedBy?: string;
-  lastError: string | null;
-  holdReason: string | null;
-  nextAttemptAt: string | null;
-  deadline: string | null;
-  createdAt: string;
-  history: { status: CommandStatus; at: string; reason?: string }[];
-}
+/** `T` as JSON carries it: every Date (also in a list's entries) an ISO 8601 string. */
+type WithIsoTimes<T> = {
+  [K in keyof T]: T[K] extends Date
+    ? string
+    : T[K] extends Date | null
+      ? string | null
+      : T[K] extends readonly (infer E)[]
+        ? WithIsoTimes<E>[]
+        : T[K];
+};
+
+/** A command in JSON form: the fields of `Command`, times as ISO 8601 strings. */
+export type CommandJSON = WithIsoTimes<Command>;
 
 /**
  * ISO strings of times, cached by epoch millisecond: a command's JSON form is built for every
