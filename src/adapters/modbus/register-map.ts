@@ -107,6 +107,11 @@ export class RegisterMapError extends Error {
   }
 }
 
+/** The error for `field` of map `name`: `register map <name>: <field> <problem>`. */
+function bad(name: string, field: string, problem: string): RegisterMapError {
+  return new RegisterMapError(`register map ${name}: ${field} ${problem}`, field);
+}
+
 const TYPES: readonly DataType[] = ['int16', 'uint16', 'int32', 'uint32', 'float32'];
 const STATES = new Set<string>(Object.values(BatteryState));
 
@@ -121,42 +126,38 @@ function isAddress(v: unknown): v is number {
 
 function checkSpec(spec: unknown, field: string, name: string): void {
   const where = `register map ${name}: ${field}`;
-  if (!spec || typeof spec !== 'object')
-    throw new RegisterMapError(`${where} must be an object`, field);
+  if (!spec || typeof spec !== 'object') throw bad(name, field, 'must be an object');
   const s = spec as Record<string, unknown>;
   if (!isAddress(s.address))
-    throw new RegisterMapError(
-      `${where}.address must be an integer from 0 to 65535, got ${JSON.stringify(s.address)}`,
+    throw bad(
+      name,
       `${field}.address`,
+      `must be an integer from 0 to 65535, got ${JSON.stringify(s.address)}`,
     );
   if (!TYPES.includes(s.type as DataType))
-    throw new RegisterMapError(
-      `${where}.type must be one of ${TYPES.join(', ')}, got ${JSON.stringify(s.type)}`,
+    throw bad(
+      name,
       `${field}.type`,
+      `must be one of ${TYPES.join(', ')}, got ${JSON.stringify(s.type)}`,
     );
   if (s.wordOrder !== undefined && s.wordOrder !== 'high-first' && s.wordOrder !== 'low-first') {
-    throw new RegisterMapError(
-      `${where}.wordOrder must be high-first or low-first, got ${JSON.stringify(s.wordOrder)}`,
+    throw bad(
+      name,
       `${field}.wordOrder`,
+      `must be high-first or low-first, got ${JSON.stringify(s.wordOrder)}`,
     );
   }
   if (
     s.scale !== undefined &&
     !(typeof s.scale === 'number' && Number.isFinite(s.scale) && s.scale !== 0)
   ) {
-    throw new RegisterMapError(
-      `${where}.scale must be a non-zero number, got ${JSON.stringify(s.scale)}`,
-      `${field}.scale`,
-    );
+    throw bad(name, `${field}.scale`, `must be a non-zero number, got ${JSON.stringify(s.scale)}`);
   }
   if (s.scaleFactorAddress !== undefined && !isAddress(s.scaleFactorAddress)) {
-    throw new RegisterMapError(
-      `${where}.scaleFactorAddress must be a register address`,
-      `${field}.scaleFactorAddress`,
-    );
+    throw bad(name, `${field}.scaleFactorAddress`, 'must be a register address');
   }
   if (s.table !== undefined && s.table !== 'holding' && s.table !== 'input') {
-    throw new RegisterMapError(`${where}.table must be holding or input`, `${field}.table`);
+    throw bad(name, `${field}.table`, 'must be holding or input');
   }
   if ((s.address as number) + registerCount(s.type as DataType) - 1 > 65535) {
     throw new RegisterMapError(`${where} runs past register 65535`, `${field}.address`);
@@ -165,16 +166,9 @@ function checkSpec(spec: unknown, field: string, name: string): void {
 
 function checkFunction(fn: unknown, type: DataType | 'uint16', field: string, name: string): void {
   if (fn === undefined) return;
-  if (fn !== 'FC16' && fn !== 'FC6')
-    throw new RegisterMapError(
-      `register map ${name}: ${field}.function must be FC16 or FC6`,
-      `${field}.function`,
-    );
+  if (fn !== 'FC16' && fn !== 'FC6') throw bad(name, `${field}.function`, 'must be FC16 or FC6');
   if (fn === 'FC6' && registerCount(type) !== 1) {
-    throw new RegisterMapError(
-      `register map ${name}: ${field}.function FC6 writes one register; a ${type} needs FC16`,
-      `${field}.function`,
-    );
+    throw bad(name, `${field}.function`, `FC6 writes one register; a ${type} needs FC16`);
   }
 }
 
@@ -188,15 +182,13 @@ export function validateRegisterMap(input: unknown): RegisterMap {
   checkSpec(m.setpoint, 'setpoint', name);
   const sp = m.setpoint as Record<string, unknown>;
   if (sp.unit !== 'W' && sp.unit !== 'kW' && sp.unit !== 'percent') {
-    throw new RegisterMapError(
-      `register map ${name}: setpoint.unit must be W, kW or percent, got ${JSON.stringify(sp.unit)}`,
-      'setpoint.unit',
-    );
+    throw bad(name, 'setpoint.unit', `must be W, kW or percent, got ${JSON.stringify(sp.unit)}`);
   }
   if (sp.sign !== 'charge-positive' && sp.sign !== 'discharge-positive') {
-    throw new RegisterMapError(
-      `register map ${name}: setpoint.sign must be charge-positive or discharge-positive, got ${JSON.stringify(sp.sign)}`,
+    throw bad(
+      name,
       'setpoint.sign',
+      `must be charge-positive or discharge-positive, got ${JSON.stringify(sp.sign)}`,
     );
   }
   if (sp.table === 'input')
@@ -208,48 +200,32 @@ export function validateRegisterMap(input: unknown): RegisterMap {
   if (m.mode !== undefined) {
     const mode = m.mode as Record<string, unknown>;
     if (!mode || !isAddress(mode.address))
-      throw new RegisterMapError(
-        `register map ${name}: mode.address must be a register address`,
-        'mode.address',
-      );
+      throw bad(name, 'mode.address', 'must be a register address');
     checkFunction(mode.function, 'uint16', 'mode', name);
     const v = mode.values as Record<string, unknown> | undefined;
     for (const k of ['charge', 'discharge', 'idle']) {
       const x = v?.[k];
       if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 65535)) {
-        throw new RegisterMapError(
-          `register map ${name}: mode.values.${k} must be an integer from 0 to 65535`,
-          `mode.values.${k}`,
-        );
+        throw bad(name, `mode.values.${k}`, 'must be an integer from 0 to 65535');
       }
     }
   }
   const t = (m.telemetry ?? {}) as Record<string, unknown>;
-  if (typeof t !== 'object')
-    throw new RegisterMapError(`register map ${name}: telemetry must be an object`, 'telemetry');
+  if (typeof t !== 'object') throw bad(name, 'telemetry', 'must be an object');
   if (t.soc !== undefined) checkSpec(t.soc, 'telemetry.soc', name);
   if (t.power !== undefined) {
     checkSpec(t.power, 'telemetry.power', name);
     const p = t.power as Record<string, unknown>;
     if (p.unit !== 'W' && p.unit !== 'kW')
-      throw new RegisterMapError(
-        `register map ${name}: telemetry.power.unit must be W or kW`,
-        'telemetry.power.unit',
-      );
+      throw bad(name, 'telemetry.power.unit', 'must be W or kW');
     if (p.sign !== 'charge-positive' && p.sign !== 'discharge-positive')
-      throw new RegisterMapError(
-        `register map ${name}: telemetry.power.sign must be charge-positive or discharge-positive`,
-        'telemetry.power.sign',
-      );
+      throw bad(name, 'telemetry.power.sign', 'must be charge-positive or discharge-positive');
   }
   if (t.status !== undefined) {
     checkSpec(t.status, 'telemetry.status', name);
     const states = (t.status as Record<string, unknown>).states;
     if (!states || typeof states !== 'object')
-      throw new RegisterMapError(
-        `register map ${name}: telemetry.status.states must map codes to states`,
-        'telemetry.status.states',
-      );
+      throw bad(name, 'telemetry.status.states', 'must map codes to states');
     for (const [code, st] of Object.entries(states)) {
       if (!STATES.has(st as string)) {
         throw new RegisterMapError(
@@ -262,10 +238,7 @@ export function validateRegisterMap(input: unknown): RegisterMap {
   if (m.watchdog !== undefined) {
     const w = m.watchdog as Record<string, unknown>;
     if (!w || !isAddress(w.address))
-      throw new RegisterMapError(
-        `register map ${name}: watchdog.address must be a register address`,
-        'watchdog.address',
-      );
+      throw bad(name, 'watchdog.address', 'must be a register address');
     checkFunction(w.function, 'uint16', 'watchdog', name);
     if (
       !(
@@ -276,10 +249,7 @@ export function validateRegisterMap(input: unknown): RegisterMap {
           w.value <= 65535)
       )
     ) {
-      throw new RegisterMapError(
-        `register map ${name}: watchdog.value must be 'counter' or an integer from 0 to 65535`,
-        'watchdog.value',
-      );
+      throw bad(name, 'watchdog.value', `must be 'counter' or an integer from 0 to 65535`);
     }
   }
   if (m.revert !== undefined) checkRevert(m.revert, name);
@@ -289,51 +259,54 @@ export function validateRegisterMap(input: unknown): RegisterMap {
 function checkRevert(input: unknown, name: string): void {
   const where = `register map ${name}: revert`;
   if (!input || typeof input !== 'object' || Array.isArray(input))
-    throw new RegisterMapError(`${where} must be an object`, 'revert');
+    throw bad(name, 'revert', 'must be an object');
   const r = input as Record<string, unknown>;
   if (!isAddress(r.address))
-    throw new RegisterMapError(
-      `${where}.address must be an integer from 0 to 65535, got ${JSON.stringify(r.address)}`,
+    throw bad(
+      name,
       'revert.address',
+      `must be an integer from 0 to 65535, got ${JSON.stringify(r.address)}`,
     );
   if (r.type !== 'uint16' && r.type !== 'uint32')
-    throw new RegisterMapError(
-      `${where}.type must be uint16 or uint32 (a time in seconds), got ${JSON.stringify(r.type)}`,
+    throw bad(
+      name,
       'revert.type',
+      `must be uint16 or uint32 (a time in seconds), got ${JSON.stringify(r.type)}`,
     );
   if (r.address + registerCount(r.type) - 1 > 65535)
     throw new RegisterMapError(`${where} runs past register 65535`, 'revert.address');
   if (r.wordOrder !== undefined && r.wordOrder !== 'high-first' && r.wordOrder !== 'low-first')
-    throw new RegisterMapError(
-      `${where}.wordOrder must be high-first or low-first, got ${JSON.stringify(r.wordOrder)}`,
+    throw bad(
+      name,
       'revert.wordOrder',
+      `must be high-first or low-first, got ${JSON.stringify(r.wordOrder)}`,
     );
   if (r.unit !== 's')
-    throw new RegisterMapError(
-      `${where}.unit must be "s" (the revert time in seconds), got ${JSON.stringify(r.unit)}`,
+    throw bad(
+      name,
       'revert.unit',
+      `must be "s" (the revert time in seconds), got ${JSON.stringify(r.unit)}`,
     );
   checkFunction(r.function, r.type, 'revert', name);
   if (r.enable === undefined) return;
   const e = r.enable as Record<string, unknown>;
   if (!e || typeof e !== 'object' || Array.isArray(e))
-    throw new RegisterMapError(`${where}.enable must be an object`, 'revert.enable');
+    throw bad(name, 'revert.enable', 'must be an object');
   if (!isAddress(e.address))
-    throw new RegisterMapError(
-      `${where}.enable.address must be an integer from 0 to 65535, got ${JSON.stringify(e.address)}`,
+    throw bad(
+      name,
       'revert.enable.address',
+      `must be an integer from 0 to 65535, got ${JSON.stringify(e.address)}`,
     );
   if (e.address >= r.address && e.address < r.address + registerCount(r.type))
-    throw new RegisterMapError(
-      `${where}.enable.address ${e.address} is a register of the revert time`,
-      'revert.enable.address',
-    );
+    throw bad(name, 'revert.enable.address', `${e.address} is a register of the revert time`);
   if (
     !(typeof e.value === 'number' && Number.isInteger(e.value) && e.value >= 0 && e.value <= 65535)
   )
-    throw new RegisterMapError(
-      `${where}.enable.value must be an integer from 0 to 65535, got ${JSON.stringify(e.value)}`,
+    throw bad(
+      name,
       'revert.enable.value',
+      `must be an integer from 0 to 65535, got ${JSON.stringify(e.value)}`,
     );
   checkFunction(e.function, 'uint16', 'revert.enable', name);
 }
