@@ -367,14 +367,11 @@
 
   // ---- What every node's definition and dialog share ----
 
-  const paletteLabel = (type) =>
-    function () {
-      return this._(`${type}.paletteLabel`);
-    };
-
   /** paletteLabel and label of a config node: its name, else `this[key]`, else its type's. */
   const configLabels = (type, key) => ({
-    paletteLabel: paletteLabel(type),
+    paletteLabel: function () {
+      return this._(`${type}.paletteLabel`);
+    },
     label: function () {
       return this.name || (key ? this[key] : '') || this._(`${type}.paletteLabel`);
     },
@@ -412,8 +409,7 @@
         (v === '' || /^\$\{/.test(String(v)) || ok(Number(v)))),
   });
 
-  const attr = (s) =>
-    String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  const attr = (s) => String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;');
 
   /** The HTML of the row that `marker` (a parsed marker element) describes. */
   function row(type, prefix, marker) {
