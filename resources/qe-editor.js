@@ -1,6 +1,5 @@
 /*
- * Editor code shared by the package's edit dialogs, loaded from resources/ (no CDN) by
- * qe-modbus.html, qe-ocpp.html, qe-schedule.html and qe-fleet.html before their own scripts:
+ * Editor code shared by the package's edit dialogs, loaded from resources/ (no CDN):
  *
  * - QeEditor.table(node, spec): an editable table (one row per battery, per charger) built on
  *   Node-RED's editableList, with a header, a first line of fields and a "more" box; each
@@ -13,11 +12,29 @@
  *   rated kW, time zone, unmapped columns, limit column): their defaults and their rows.
  * - QeEditor.events: the event types of the core (src/event-bus.ts EventType, in its order;
  *   the browser test checks it) and the checklist that qe-events and qe-fleet pick them in.
- * - QeEditor.modbusMaps: the register maps and the core's map validator, from the runtime's
- *   admin endpoint (nodes/lib/modbus-maps.ts): GET qe-modbus/maps, POST
- *   qe-modbus/maps/validate; verdicts are kept by map text.
+ * - QeEditor.labels(type, key): paletteLabel, label (the name, else `this[key]`, else the
+ *   palette label), labelStyle, and the ports' labels (`<type>.label.input`, `.output`, or
+ *   `.output1`, `.output2`... on several outputs) from the i18n catalog; configLabels(type,
+ *   key) the first two, for a config node. QeEditor.defaults(): `name` and `coordinator` of
+ *   a flow node; configDefaults(): the `name` of a config node.
+ * - QeEditor.number(value, ok): a number field: blank, an env var `${...}`, or a number that
+ *   RED.validators.number accepts and `ok` passes.
+ * - QeEditor.form(type): the rows of the node's edit template, built once when the .html
+ *   registers the type (after registerType): Node-RED copies the template's text into the
+ *   dialog each time it opens, and binds `node-input-<prop>` (`node-config-input-<prop>`)
+ *   before oneditprepare, so the rows must be in that text. Node-RED appends a node's .html
+ *   whole (jQuery inserts the elements, then runs the scripts), so the template is there.
+ *   Every dialog opens with the `name` row, then `coordinator` on a node that has one; the
+ *   template's other rows are one-line markers, `<div data-qe-row="<prop>" ...></div>`:
+ *   data-icon="fa-..."; data-width="70%" (the input's); data-placeholder (the text
+ *   `<type>.placeholder.<prop>`); data-unit="seconds" (`<type>.label.<unit>` after the
+ *   input); data-input="password", "checkbox" (text `<type>.label.<data-text, else
+ *   <prop>Text>`) or "select" (data-options="a b c=k": values shown as `<type>.<prop>.<k or
+ *   value>`); data-label (the label's key when not <prop>); data-class, data-style (the
+ *   row's). The ids and i18n keys are those of the rows written out before.
  *
- * Loaded once per edit file that names it: the first load defines window.QeEditor.
+ * Loaded by every nodes/<type>/<type>.html before its own script (qe-modbus.html also loads
+ * qe-modbus-maps.js); the first load defines window.QeEditor.
  */
 (() => {
   if (window.QeEditor) return;
@@ -348,64 +365,116 @@
         .map((el) => el.value),
   };
 
-  // ---- The register maps of qe-modbus, from the runtime ----
+  // ---- What every node's definition and dialog share ----
 
-  /** Verdicts of the runtime's validator by map text: {valid, errors}. */
-  const verdicts = new Map();
-  const waiting = new Map();
-  let shipped = null;
-  const modbusMaps = {
-    /** The shipped maps and profiles: a promise of {maps, profiles}. */
-    get() {
-      if (!shipped) {
-        shipped = $.getJSON('qe-modbus/maps').then(
-          (r) => r,
-          (xhr) => {
-            shipped = null;
-            return $.Deferred().reject(
-              new Error(`qe-modbus/maps: ${xhr.status} ${xhr.statusText}`),
-            );
-          },
+  /** paletteLabel and label of a config node: its name, else `this[key]`, else its type's. */
+  const configLabels = (type, key) => ({
+    paletteLabel: function () {
+      return this._(`${type}.paletteLabel`);
+    },
+    label: function () {
+      return this.name || (key ? this[key] : '') || this._(`${type}.paletteLabel`);
+    },
+  });
+
+  /** A flow node's labels: configLabels, italic when named, its ports' from the catalog. */
+  const labels = (type, key) => ({
+    ...configLabels(type, key),
+    labelStyle: function () {
+      return this.name ? 'node_label_italic' : '';
+    },
+    inputLabels: function () {
+      return this._(`${type}.label.input`);
+    },
+    outputLabels: function (index) {
+      const several = Number(this._def.outputs) > 1;
+      return this._(several ? `${type}.label.output${index + 1}` : `${type}.label.output`);
+    },
+  });
+
+  /** The `name` of a config node, a new object for each type. */
+  const configDefaults = () => ({ name: { value: '' } });
+  /** The `name` and `coordinator` of a flow node, a new object for each type. */
+  const defaults = () => ({
+    name: { value: '' },
+    coordinator: { value: '', type: 'qe-coordinator', required: true },
+  });
+
+  /** A number field's default `value` and its check; a missing field (undefined) passes. */
+  const number = (value, ok) => ({
+    value,
+    validate: (v, opt) =>
+      v === undefined ||
+      (RED.validators.number(true)(v, opt) === true &&
+        (v === '' || /^\$\{/.test(String(v)) || ok(Number(v)))),
+  });
+
+  const attr = (s) => String(s).replace(/&/g, '&amp;').replace(/"/g, '&quot;');
+
+  /** The HTML of the row that `marker` (a parsed marker element) describes. */
+  function row(type, prefix, marker) {
+    const d = (k) => marker.attr(`data-${k}`);
+    const prop = d('qe-row');
+    const id = `${prefix}-${prop}`;
+    const icon = d('icon') || { name: 'fa-tag', coordinator: 'fa-building' }[prop] || '';
+    const width = d('width') ? ` style="width: ${attr(d('width'))};"` : '';
+    const cls = d('class') ? ` ${attr(d('class'))}` : '';
+    const style = d('style') ? ` style="${attr(d('style'))}"` : '';
+    const label = `${type}.label.${d('label') || prop}`;
+    const out = [
+      `<div class="form-row${cls}"${style}>`,
+      `  <label for="${id}"><i class="fa ${attr(icon)}"></i> <span data-i18n="${label}"></span></label>`,
+    ];
+    const input = d('input') || 'text';
+    if (input === 'checkbox') {
+      const text = `${type}.label.${d('text') || `${prop}Text`}`;
+      out.push(
+        `  <input type="checkbox" id="${id}" style="display: inline-block; width: auto; vertical-align: top;">`,
+        `  <label for="${id}" style="width: 70%;" data-i18n="${text}"></label>`,
+      );
+    } else if (input === 'select') {
+      out.push(`  <select id="${id}"${width}>`);
+      for (const option of String(d('options') || '')
+        .split(/\s+/)
+        .filter(Boolean)) {
+        const [value, key] = option.split('=');
+        out.push(
+          `    <option value="${attr(value)}" data-i18n="${type}.${prop}.${attr(key || value)}"></option>`,
         );
       }
-      return shipped;
-    },
-    /** The runtime's verdict on a map's text, if it has given one. */
-    known: (text) => verdicts.get(text),
-    /** Asks the runtime to check a map's text; a promise of {valid, errors}. */
-    check(text) {
-      if (verdicts.has(text)) return $.Deferred().resolve(verdicts.get(text)).promise();
-      if (waiting.has(text)) return waiting.get(text);
-      const p = $.ajax({
-        url: 'qe-modbus/maps/validate',
-        method: 'POST',
-        contentType: 'application/json',
-        data: JSON.stringify({ map: text }),
-        dataType: 'json',
-      }).then(
-        (v) => {
-          waiting.delete(text);
-          verdicts.set(text, v);
-          return v;
-        },
-        (xhr) => {
-          waiting.delete(text);
-          return $.Deferred().reject(
-            new Error(`qe-modbus/maps/validate: ${xhr.status} ${xhr.statusText}`),
-          );
-        },
-      );
-      waiting.set(text, p);
-      return p;
-    },
-  };
+      out.push('  </select>');
+    } else {
+      const placeholder =
+        prop === 'name'
+          ? ` data-i18n="[placeholder]${label}"`
+          : marker.is('[data-placeholder]')
+            ? ` data-i18n="[placeholder]${type}.placeholder.${prop}"`
+            : '';
+      const unit = d('unit') ? ` <span data-i18n="${type}.label.${attr(d('unit'))}"></span>` : '';
+      out.push(`  <input type="${attr(input)}" id="${id}"${width}${placeholder}>${unit}`);
+    }
+    out.push('</div>');
+    return out.join('\n');
+  }
 
-  /** Re-validates `node` on the canvas (after an answer came that its `validate` waited for). */
-  const revalidate = (node) => {
-    if (!node || !RED?.editor?.validateNode) return;
-    RED.editor.validateNode(node);
-    RED.view?.redraw?.(true);
-  };
+  /** Expands the row markers of the edit template of `type` (a registered type), once. */
+  function form(type) {
+    const script = $(`script[data-template-name="${type}"]`);
+    if (script.length !== 1) {
+      throw new Error(
+        `QeEditor.form: no single edit template for ${type} (found ${script.length})`,
+      );
+    }
+    const def = RED.nodes.getType(type);
+    if (!def) throw new Error(`QeEditor.form: ${type} is not registered yet`);
+    const prefix = def.category === 'config' ? 'node-config-input' : 'node-input';
+    // Every dialog opens with the name, then the coordinator of a node that has one.
+    const first = ['name', ...(def.defaults?.coordinator ? ['coordinator'] : [])];
+    const text = first.map((p) => `<div data-qe-row="${p}"></div>\n`).join('') + script.html();
+    script.text(
+      text.replace(/<div data-qe-row="[^"]*"[^>]*><\/div>/g, (m) => row(type, prefix, $(m))),
+    );
+  }
 
   window.QeEditor = {
     blank,
@@ -420,7 +489,11 @@
     resizeTable,
     schedule,
     events,
-    modbusMaps,
-    revalidate,
+    labels,
+    configLabels,
+    defaults,
+    configDefaults,
+    number,
+    form,
   };
 })();
