@@ -13,12 +13,23 @@
  *   timeline's full snapshot of 2,000 x 96; and that snapshot as the admin endpoint now
  *   makes it, in slices.
  *
- *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS)
+ * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots
+ *   (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
+ *   160,000 pending commands, both on a JournalStore in a temporary directory.
+ *
+ *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS;
+ *   STALLS_PART=journal runs the journal's part alone)
  *
  * Prints figures; passes or fails nothing.
  */
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { runSliced } from '../src/chunks';
+import { CommandType } from '../src/commands';
+import type { PersistChange } from '../src/engine';
+import { JournalStore } from '../src/journal';
 import { commandsAsync, convertScheduleAsync } from '../src/convert';
 import { stringifySteps } from '../src/json-chunks';
 import { Site } from '../src/site';
@@ -143,10 +154,61 @@ async function flowRun(text: string, assetMap: Record<string, string>): Promise<
   report('through the flow: message -> every command PENDING', stalls, cpus, times);
 }
 
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+/** The journal's work: a big plan's record, and a snapshot of a large state. */
+async function journalStalls(text: string, assetMap: Record<string, string>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-stalls-journal-'));
+  try {
+    const planSite = new Site({ siteId: 'plan', onError: () => {} });
+    let change: PersistChange | null = null;
+    planSite.engine.onPersist((c) => {
+      if (c.key.startsWith('p:')) change = c;
+    });
+    planSite.submitPlan(planSite.receiveSchedule(text, { assetMap, scheduleId: 'big' }));
+    const p = change as PersistChange | null;
+    if (p === null) throw new Error('no p: record');
+    const rows = planSite.engine.stats().pending;
+    console.log(`
+the journal (${dir})`);
+    const planStore = new JournalStore(path.join(dir, 'plan'));
+    await measure(`a plan's p: record (${rows} rows) journaled`, async () => {
+      planStore.journal(p);
+      while (planStore.backlog > 0) await nextTurn();
+    });
+    await planStore.close();
+    console.log(`  (${(planStore.stats.recordBytes / 1e6 / RUNS).toFixed(1)} MB a record)`);
+
+    const store = new JournalStore(path.join(dir, 'snap'));
+    const site = new Site({ siteId: 'snap', store, onError: () => {} });
+    const cmds = [];
+    const t0 = Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000;
+    for (let a = 0; a < 10_000; a++)
+      for (let s = 0; s < 16; s++)
+        cmds.push({
+          id: `c${a}-${s}`,
+          assetId: `a${a}`,
+          type: CommandType.SET_CHARGE_RATE,
+          valueKw: (s % 22) + 1,
+          scheduledAt: t0 + s * 900_000,
+        });
+    site.submit(cmds);
+    while (store.backlog > 0) await nextTurn();
+    await measure(`a snapshot (site.save) of ${site.engine.stats().pending} pending commands`, () =>
+      site.save(),
+    );
+    console.log(`  (${(store.stats.snapshotBytes / 1e6 / RUNS).toFixed(1)} MB a snapshot)`);
+    await site.stop();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const assets = Number(process.argv[2]) > 0 ? Number(process.argv[2]) : 10_000;
   console.log(`event-loop stalls: ${RUNS} runs each; ${machine()}`);
   const { text, assetMap } = makeSplit(assets);
+  if (process.env.STALLS_PART === 'journal') return journalStalls(text, assetMap);
   console.log(
     `\na schedule of ${assets} assets x ${SLOTS} slots (${(text.length / 1e6).toFixed(1)} MB of JSON)`,
   );
@@ -197,6 +259,7 @@ async function main(): Promise<void> {
     return text.length;
   });
   feed.stop();
+  await journalStalls(text, assetMap);
 }
 
 runBenchmark(main);

@@ -4,14 +4,22 @@
  * log segment as one small record (see journal-codec.ts); all the changes of one turn of the
  * event loop go out as one write when that turn ends (`setImmediate`), so the window of
  * changes a crash can lose is the current turn, and an entry changed many times in a turn is
- * written once. (A burst of more than FLUSH_SLICE entries, a big schedule's commands, goes
- * out FLUSH_SLICE a turn over the next turns, so that it does not stall the loop.) Records
- * are written, not fsynced (`syncEveryWrite` to fsync each group): a killed process loses
- * nothing written; a power cut can lose what the OS had not yet put on the card.
+ * written once. No turn writes for more than `sliceMs` (8 ms) or FLUSH_SLICE entries: the
+ * rest of a burst (a big schedule's commands) goes out over the next turns, in order. An
+ * entry whose change gives its JSON in pieces (`PersistChange.json`: a plan's `p:` record,
+ * ~12 MB at 10,000 assets x 96 slots) is captured at its turn and written as one line over
+ * as many turns as it takes, the records after it waiting behind it (so the window a kill
+ * can lose grows, while such a record is written, to the turns it takes; a kill meanwhile
+ * leaves a torn last line, ignored on load). Records are written, not fsynced
+ * (`syncEveryWrite` to fsync each group): a killed process loses nothing written; a power
+ * cut can lose what the OS had not yet put on the card.
  *
- * Now and then the site asks for a snapshot (`save(doc)`): the journal moves to a new
- * segment first (records that come during the snapshot go there), writes the document in
- * pieces to a temporary file, renames it over, then drops the segments it covers.
+ * Now and then the site asks for a snapshot (`compact()`): the journal moves to a new
+ * segment (records from then on go there) and builds the snapshot from its own files, the
+ * previous snapshot with the closed segments replayed over it, in slices
+ * (journal-snapshot.ts), writes it to a temporary file, renames it over, then drops the
+ * segments it covers. `save(doc)` writes a document built by the caller instead (the site
+ * does it once after a restore, whose changes are not journaled).
  *
  * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and
  * `journal-<n>.log` (records, one a line). Load = the newest snapshot + the segments from
@@ -27,6 +35,7 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
@@ -38,19 +47,20 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { DEFAULT_SLICE_MS } from './chunks';
 import type { PersistChange } from './engine';
 import { decodeRecord, RecordEncoder } from './journal-codec';
 import {
   applyEntries,
-  DeltaValue,
   emptySiteDocument,
   type ReplayValue,
+  replayEntry,
   type SiteDocument,
 } from './journal-replay';
+import { compactedDocument, writeSnapshot } from './journal-snapshot';
 import type { RestoreProblem } from './restore';
-import { FileStore, type StateStore, StoreCorruptError, writeJson } from './store';
+import { FileStore, type StateStore, StoreCorruptError } from './store';
 
 export interface JournalOptions {
   /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
@@ -64,6 +74,11 @@ export interface JournalOptions {
   syncEveryWrite?: boolean;
   /** Where a failed write of records is reported (they are lost). Default console.error. */
   onError?: (error: Error) => void;
+  /**
+   * How long one turn may write records before the rest waits for the next turn, ms
+   * (default 8; 0: one piece or 64 records a turn, for tests).
+   */
+  sliceMs?: number;
 }
 
 /** Default for `compactAfterBytes`: 16 MiB. */
@@ -71,12 +86,26 @@ export const COMPACT_AFTER_BYTES = 16 * 1024 * 1024;
 
 /**
  * Changes written at the end of a turn at most; a larger burst goes out over the next turns,
- * this many a turn, so that journaling it does not stall the event loop.
+ * this many a turn (fewer when `sliceMs` runs out), so that journaling it does not stall
+ * the event loop.
  */
 export const FLUSH_SLICE = 5000;
+/** Records encoded between two looks at the clock. */
+const CLOCK_EVERY = 64;
+/** Characters of a large record gathered before a write. */
+const BIG_WRITE_CHARS = 1 << 20;
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+/** A large record being written over several turns: the rest of its pieces, where it began. */
+interface BigRecord {
+  key: string;
+  pieces: Iterator<string, void, void>;
+  start: number;
+}
 
 const SNAPSHOT = /^snapshot-(\d+)\.json$/;
 const SEGMENT = /^journal-(\d+)\.log$/;
+const TEMPORARY = /^snapshot-(\d+)\.json\.tmp-\d+$/;
 const pad = (n: number) => String(n).padStart(8, '0');
 
 /** Figures of what the journal wrote, for benchmarks and status. */
@@ -111,9 +140,16 @@ export class JournalStore implements StateStore {
   private lastSnapshotBytes = 0;
   private chain: Promise<void> = Promise.resolve();
   private queuedDoc: { doc: unknown; n: number } | null = null;
+  /** A compaction is asked for and has not begun. */
+  private compactQueued = false;
   private readonly compactAfter: number;
+  private readonly sliceMs: number;
   /** The base of the last load is the legacy state file (no snapshot yet). */
   private legacyBase = false;
+  /** The number of the snapshot the journal's segments follow (null: none, or not loaded). */
+  private baseSnapshot: number | null = null;
+  /** A large record being written, the records after it waiting. */
+  private big: BigRecord | null = null;
 
   constructor(
     readonly dir: string,
@@ -121,6 +157,7 @@ export class JournalStore implements StateStore {
   ) {
     this.location = dir;
     this.compactAfter = options.compactAfterBytes ?? COMPACT_AFTER_BYTES;
+    this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
   }
 
   // ------------------------------------------------------------ loading
@@ -129,6 +166,7 @@ export class JournalStore implements StateStore {
   load(): unknown {
     this.problems = [];
     this.warnings = [];
+    this.baseSnapshot = null;
     mkdirSync(this.dir, { recursive: true });
     const names = readdirSync(this.dir);
     const snapshots = numbered(names, SNAPSHOT).reverse();
@@ -139,6 +177,7 @@ export class JournalStore implements StateStore {
       try {
         base = JSON.parse(readFileSync(file, 'utf8'));
         from = n;
+        this.baseSnapshot = n;
         this.lastSnapshotBytes = fileSize(file);
         break;
       } catch (err) {
@@ -205,11 +244,7 @@ export class JournalStore implements StateStore {
       }
       const raw = text.slice(offset, nl);
       try {
-        const r = decodeRecord(raw);
-        out.push([
-          r.key,
-          r.kind === 'set' ? r.value : r.kind === 'remove' ? undefined : new DeltaValue(r.delta),
-        ]);
+        out.push(replayEntry(decodeRecord(raw)));
         count++;
       } catch (err) {
         this.problems.push({
@@ -240,47 +275,118 @@ export class JournalStore implements StateStore {
     setImmediate(() => {
       this.flushQueued = false;
       try {
-        // A large burst (a big schedule's commands) goes out FLUSH_SLICE entries a turn.
-        this.write(FLUSH_SLICE);
+        // A large burst or record goes out over several turns, sliceMs a turn.
+        this.write(this.sliceMs, false);
       } catch (err) {
         // Never thrown from a timer (it would end the process): reported, and each command's
         // next record is written in full, as its last ones may be missing.
         this.encoder.reset();
+        const lost = this.dropBig();
         const e = new Error(
-          `cannot write the journal in ${this.dir}: ${(err as Error).message}; the changes of this turn are not saved`,
+          `cannot write the journal in ${this.dir}: ${(err as Error).message}; the changes of this turn${lost} are not saved`,
         );
         if (this.options.onError) this.options.onError(e);
         else console.error(e.message);
       }
-      if (this.pending.size > 0) this.queueFlush();
+      if (this.backlog > 0) this.queueFlush();
     });
   }
 
-  /** Changes waiting to be written. */
+  /** Changes waiting to be written (a large record being written counts as one). */
   get backlog(): number {
-    return this.pending.size;
+    return this.pending.size + (this.big === null ? 0 : 1);
   }
 
-  /** Writes every pending change now, as one write. */
+  /** Writes every pending change now (a large record being written: its rest first). */
   flush(): void {
-    this.write(Number.POSITIVE_INFINITY);
+    this.write(Number.POSITIVE_INFINITY, true);
   }
 
-  /** Writes up to `max` pending changes (the oldest first) as one write. */
-  private write(max: number): void {
-    if (this.pending.size === 0) return;
-    const lines: string[] = [];
-    for (const [key, change] of this.pending) {
-      if (lines.length >= max) break;
-      this.pending.delete(key);
-      lines.push(this.encoder.encode(key, change.value()));
+  /**
+   * Writes the pending changes, the oldest first: all of them, or for up to `budgetMs` (at
+   * least one piece or CLOCK_EVERY records) and FLUSH_SLICE records; a large record is
+   * started and continued as far as the budget goes.
+   */
+  private write(budgetMs: number, all: boolean): void {
+    const started = performance.now();
+    const over = () => !all && performance.now() - started >= budgetMs;
+    for (;;) {
+      if (this.big !== null && !this.continueBig(over)) return;
+      if (this.pending.size === 0) return;
+      const lines: string[] = [];
+      for (const [key, change] of this.pending) {
+        if (!all && lines.length >= FLUSH_SLICE) break;
+        if (lines.length > 0 && lines.length % CLOCK_EVERY === 0 && over()) break;
+        this.pending.delete(key);
+        const pieces = change.json?.();
+        if (pieces === undefined || pieces === null) {
+          lines.push(this.encoder.encode(key, pieces === null ? undefined : change.value()));
+          continue;
+        }
+        // Captured now, written from the next line on, the later records behind it.
+        this.append(lines.join(''), lines.length);
+        lines.length = 0;
+        const fd = this.openSegment();
+        this.big = { key, pieces, start: fstatSync(fd).size };
+        this.appendRaw(`["s",${JSON.stringify(key)},`);
+        break;
+      }
+      if (lines.length > 0) this.append(lines.join(''), lines.length);
+      if (this.big === null) return;
     }
-    const text = lines.join('');
+  }
+
+  /** Writes the next pieces of the large record; true when it is whole. */
+  private continueBig(over: () => boolean): boolean {
+    const big = this.big as BigRecord;
+    let buffered: string[] = [];
+    let size = 0;
+    for (;;) {
+      const r = big.pieces.next();
+      if (r.done) buffered.push(']\n');
+      else {
+        buffered.push(r.value);
+        size += r.value.length;
+      }
+      if (r.done || size >= BIG_WRITE_CHARS || over()) {
+        this.appendRaw(buffered.join(''));
+        buffered = [];
+        size = 0;
+      }
+      if (r.done) {
+        this.big = null;
+        this.stats.records++;
+        return true;
+      }
+      if (over()) return false;
+    }
+  }
+
+  /** Forgets a large record cut by a failed write, and cuts its start off the segment. */
+  private dropBig(): string {
+    const big = this.big;
+    if (big === null) return '';
+    this.big = null;
+    try {
+      if (this.fd !== null) ftruncateSync(this.fd, big.start);
+    } catch {
+      // The next load drops the torn line, or reports it in the middle.
+    }
+    return ` (and the record ${big.key})`;
+  }
+
+  /** Appends `count` whole records. */
+  private append(text: string, count: number): void {
+    if (count === 0) return;
+    this.appendRaw(text);
+    this.stats.records += count;
+  }
+
+  private appendRaw(text: string): void {
     const fd = this.openSegment();
     const bytes = Buffer.byteLength(text, 'utf8');
     writeSync(fd, text, null, 'utf8');
     if (this.options.syncEveryWrite) fsyncSync(fd);
-    this.stats.records += lines.length;
     this.stats.recordBytes += bytes;
     this.stats.writes++;
     this.sinceSnapshot += bytes;
@@ -325,37 +431,40 @@ export class JournalStore implements StateStore {
     return this.chain;
   }
 
-  private async snapshot(doc: unknown, n: number): Promise<void> {
-    const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w');
-    let bytes = 0;
-    try {
-      let buffered: string[] = [];
-      let size = 0;
-      const write = async () => {
-        const text = buffered.join('');
-        buffered = [];
-        size = 0;
-        bytes += Buffer.byteLength(text, 'utf8');
-        await fh.write(text, null, 'utf8');
-      };
-      await writeJson(doc, async (piece) => {
-        buffered.push(piece);
-        size += piece.length;
-        if (size >= 1 << 20) await write();
+  /**
+   * Writes a new snapshot built from the journal's own files (see journal-snapshot.ts): a
+   * new segment begins now (between two records, never inside a large one); the snapshot is
+   * the previous one with the segments before the new one replayed over it, made in slices,
+   * then written as `save` writes one; the segments it covers are dropped. A kill at any
+   * point leaves files that load to what the journal holds. One asked for before the last
+   * one began is the same one.
+   */
+  compact(): Promise<void> {
+    if (this.compactQueued) return this.chain;
+    this.compactQueued = true;
+    this.chain = this.chain
+      .catch(() => {})
+      .then(async () => {
+        this.compactQueued = false;
+        while (this.big !== null) await nextTurn(); // its segment must be whole
+        const n = this.rotate();
+        const names = readdirSync(this.dir);
+        const base = this.baseSnapshot ?? numbered(names, SNAPSHOT).filter((k) => k < n).at(-1);
+        const legacy = this.legacyBase ? (this.options.legacyFile ?? null) : null;
+        const segments = numbered(names, SEGMENT)
+          .filter((k) => k >= (base ?? 0) && k < n)
+          .map((k) => this.segmentFile(k));
+        const { doc } = await compactedDocument(
+          base === undefined || base === null ? legacy : this.snapshotFile(base),
+          segments,
+        );
+        await this.snapshot(doc, n);
       });
-      if (size > 0) await write();
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, file);
-    } catch (err) {
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    return this.chain;
+  }
+
+  private async snapshot(doc: unknown, n: number): Promise<void> {
+    const bytes = await writeSnapshot(this.snapshotFile(n), doc);
     this.stats.snapshots++;
     if (this.legacyBase && this.options.legacyFile) {
       // Migrated: the snapshot holds what the old file held; it is kept, renamed, not used.
@@ -368,11 +477,19 @@ export class JournalStore implements StateStore {
     }
     this.stats.snapshotBytes += bytes;
     this.lastSnapshotBytes = bytes;
-    // Everything before segment n is in the snapshot now.
+    if (this.baseSnapshot === null || n > this.baseSnapshot) this.baseSnapshot = n;
+    // Everything before segment n is in the snapshot now; a temporary file left by a
+    // snapshot that did not finish (a kill) is dropped too.
     for (const name of readdirSync(this.dir)) {
       const s = SNAPSHOT.exec(name) ?? SEGMENT.exec(name);
-      if (s && Number(s[1]) < n) unlinkSyncQuiet(path.join(this.dir, name));
+      const t = TEMPORARY.exec(name);
+      if ((s && Number(s[1]) < n) || (t && Number(t[1]) <= n))
+        unlinkSyncQuiet(path.join(this.dir, name));
     }
+  }
+
+  private snapshotFile(n: number): string {
+    return path.join(this.dir, `snapshot-${pad(n)}.json`);
   }
 
   /** Closes the current segment and starts the next; returns its number. */

@@ -1,0 +1,107 @@
+/**
+ * The journal's snapshots (journal.ts): writing a document as a snapshot file (in pieces, to
+ * a temporary file, fsynced, renamed over), and compaction: the document a snapshot holds,
+ * made from the journal's own files instead of the live site: the previous snapshot (or
+ * the legacy state file, or nothing) with the closed segments after it replayed over it
+ * (`applyEntriesSteps`, the same replay as a load), all of it in slices (src/chunks.ts), so
+ * that the site never builds its whole document in one turn of the event loop. Reading is
+ * asynchronous I/O; a large text (a snapshot, a plan's record) is parsed in pieces
+ * (`parseJsonSteps`). Records that cannot be read are left out, as a load leaves them out
+ * (and reported them when it read them).
+ */
+
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { runSliced, type Steps } from './chunks';
+import { readRecord } from './journal-codec';
+import {
+  applyEntriesSteps,
+  emptySiteDocument,
+  type ReplayValue,
+  replayEntry,
+  type SiteDocument,
+} from './journal-replay';
+import { parseJsonSteps } from './json-chunks';
+import type { RestoreProblem } from './restore';
+import { writeJson } from './store';
+
+/** Characters gathered before a write to the snapshot file. */
+const WRITE_CHARS = 1 << 20;
+/** A record line longer than this is parsed in slices. */
+const LONG_LINE = 1 << 16;
+/** Record lines decoded between two checkpoints. */
+const LINES = 256;
+
+/**
+ * Writes `doc` as the JSON file `file`: in pieces (a large array 1,000 elements at a time,
+ * a write per MB, each awaited) to a temporary file, fsynced, then renamed over `file`.
+ * Returns the bytes written.
+ */
+export async function writeSnapshot(file: string, doc: unknown): Promise<number> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w');
+  let bytes = 0;
+  try {
+    let buffered: string[] = [];
+    let size = 0;
+    const write = async () => {
+      const text = buffered.join('');
+      buffered = [];
+      size = 0;
+      bytes += Buffer.byteLength(text, 'utf8');
+      await fh.write(text, null, 'utf8');
+    };
+    await writeJson(doc, async (piece) => {
+      buffered.push(piece);
+      size += piece.length;
+      if (size >= WRITE_CHARS) await write();
+    });
+    if (size > 0) await write();
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  return bytes;
+}
+
+/**
+ * The state that `base` (a snapshot or legacy state file; null: none) and `segments` (closed
+ * journal files, in order) hold together, as a load would give it, made in slices.
+ */
+export async function compactedDocument(
+  base: string | null,
+  segments: readonly string[],
+): Promise<{ doc: SiteDocument; problems: RestoreProblem[] }> {
+  const doc =
+    base === null
+      ? emptySiteDocument()
+      : ((await runSliced(parseJsonSteps(await readFile(base, 'utf8')))) as SiteDocument);
+  const entries: [string, ReplayValue][] = [];
+  for (const file of segments) await runSliced(decodeSegment(await readFile(file, 'utf8'), entries));
+  const problems = await runSliced(applyEntriesSteps(doc, entries));
+  return { doc, problems };
+}
+
+/** The records of a segment's text, appended to `out`; a torn last line is left out. */
+function* decodeSegment(text: string, out: [string, ReplayValue][]): Steps<void> {
+  let offset = 0;
+  let lines = 0;
+  while (offset < text.length) {
+    const nl = text.indexOf('\n', offset);
+    if (nl < 0) break; // torn (a load cuts it off): never applied
+    const raw = text.slice(offset, nl);
+    offset = nl + 1;
+    try {
+      const parsed = raw.length > LONG_LINE ? yield* parseJsonSteps(raw) : JSON.parse(raw);
+      out.push(replayEntry(readRecord(parsed)));
+    } catch {
+      // Left out, as a load leaves it out (and reports it).
+    }
+    if (++lines % LINES === 0) yield;
+  }
+}
