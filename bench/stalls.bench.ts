@@ -13,8 +13,8 @@
  *   timeline's full snapshot of 2,000 x 96; and that snapshot as the admin endpoint now
  *   makes it, in slices.
  *
- * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots
- *   (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
+ * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots,
+ *   a new value every slot (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
  *   160,000 pending commands, both on a JournalStore in a temporary directory.
  *
  *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS;
@@ -28,9 +28,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { runSliced } from '../src/chunks';
 import { CommandType } from '../src/commands';
+import { commandsAsync, convertScheduleAsync } from '../src/convert';
 import type { PersistChange } from '../src/engine';
 import { JournalStore } from '../src/journal';
-import { commandsAsync, convertScheduleAsync } from '../src/convert';
 import { stringifySteps } from '../src/json-chunks';
 import { Site } from '../src/site';
 import { buildSnapshot, TimelineFeed } from '../src/timeline';
@@ -156,8 +156,12 @@ async function flowRun(text: string, assetMap: Record<string, string>): Promise<
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
-/** The journal's work: a big plan's record, and a snapshot of a large state. */
-async function journalStalls(text: string, assetMap: Record<string, string>): Promise<void> {
+/**
+ * The journal's work: the record of a plan of `assets` x 96 slots, every value new each slot
+ * (the largest such plan), and a snapshot of a large state.
+ */
+async function journalStalls(assets: number): Promise<void> {
+  const { text, assetMap } = makeSplit(assets, true);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-stalls-journal-'));
   try {
     const planSite = new Site({ siteId: 'plan', onError: () => {} });
@@ -208,7 +212,7 @@ async function main(): Promise<void> {
   const assets = Number(process.argv[2]) > 0 ? Number(process.argv[2]) : 10_000;
   console.log(`event-loop stalls: ${RUNS} runs each; ${machine()}`);
   const { text, assetMap } = makeSplit(assets);
-  if (process.env.STALLS_PART === 'journal') return journalStalls(text, assetMap);
+  if (process.env.STALLS_PART === 'journal') return journalStalls(assets);
   console.log(
     `\na schedule of ${assets} assets x ${SLOTS} slots (${(text.length / 1e6).toFixed(1)} MB of JSON)`,
   );
@@ -259,7 +263,7 @@ async function main(): Promise<void> {
     return text.length;
   });
   feed.stop();
-  await journalStalls(text, assetMap);
+  await journalStalls(assets);
 }
 
 runBenchmark(main);

@@ -8,9 +8,15 @@
  * asynchronous I/O; a large text (a snapshot, a plan's record) is parsed in pieces
  * (`parseJsonSteps`). Records that cannot be read are left out, as a load leaves them out
  * (and reported them when it read them).
+ *
+ * `compactInWorker` does all of it in a worker_thread (journal-worker.ts): slices do not
+ * split garbage collection, and the collections of a 160,000-command document held the loop
+ * for 70–140 ms each on the loaded test machine; a worker's heap is its own.
  */
 
 import { open, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { runSliced, type Steps } from './chunks';
 import { readRecord } from './journal-codec';
 import {
@@ -82,7 +88,8 @@ export async function compactedDocument(
       ? emptySiteDocument()
       : ((await runSliced(parseJsonSteps(await readFile(base, 'utf8')))) as SiteDocument);
   const entries: [string, ReplayValue][] = [];
-  for (const file of segments) await runSliced(decodeSegment(await readFile(file, 'utf8'), entries));
+  for (const file of segments)
+    await runSliced(decodeSegment(await readFile(file, 'utf8'), entries));
   const problems = await runSliced(applyEntriesSteps(doc, entries));
   return { doc, problems };
 }
@@ -104,4 +111,33 @@ function* decodeSegment(text: string, out: [string, ReplayValue][]): Steps<void>
     }
     if (++lines % LINES === 0) yield;
   }
+}
+
+/**
+ * `compactedDocument` then `writeSnapshot(file, ...)`, in a worker thread; returns the bytes
+ * written. From the TypeScript sources (tests, benches) the worker loads them through tsx.
+ */
+export function compactInWorker(
+  base: string | null,
+  segments: readonly string[],
+  file: string,
+): Promise<number> {
+  const entry = path.join(__dirname, `journal-worker${path.extname(__filename)}`);
+  const workerData = { base, segments: [...segments], file };
+  const worker = entry.endsWith('.ts')
+    ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(entry)});`, {
+        eval: true,
+        workerData,
+      })
+    : new Worker(entry, { workerData });
+  return new Promise<number>((resolve, reject) => {
+    worker.once('message', (m: { bytes?: number; error?: string }) => {
+      if (m.error !== undefined) reject(new Error(m.error));
+      else resolve(m.bytes as number);
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) =>
+      reject(new Error(`the snapshot worker stopped before it finished (exit code ${code})`)),
+    );
+  });
 }

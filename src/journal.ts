@@ -58,7 +58,7 @@ import {
   replayEntry,
   type SiteDocument,
 } from './journal-replay';
-import { compactedDocument, writeSnapshot } from './journal-snapshot';
+import { compactedDocument, compactInWorker, writeSnapshot } from './journal-snapshot';
 import type { RestoreProblem } from './restore';
 import { FileStore, type StateStore, StoreCorruptError } from './store';
 
@@ -79,6 +79,11 @@ export interface JournalOptions {
    * (default 8; 0: one piece or 64 records a turn, for tests).
    */
   sliceMs?: number;
+  /**
+   * Whether `compact` builds the snapshot in a worker thread (default true); false: on the
+   * event loop, in slices.
+   */
+  snapshotWorker?: boolean;
 }
 
 /** Default for `compactAfterBytes`: 16 MiB. */
@@ -115,6 +120,8 @@ export interface JournalStats {
   writes: number;
   snapshots: number;
   snapshotBytes: number;
+  /** Snapshots that `compact` built in a worker thread. */
+  workerSnapshots: number;
 }
 
 export class JournalStore implements StateStore {
@@ -125,6 +132,7 @@ export class JournalStore implements StateStore {
     writes: 0,
     snapshots: 0,
     snapshotBytes: 0,
+    workerSnapshots: 0,
   };
   /** What the last `load()` found wrong and left out (a bad record, an unknown key). */
   problems: RestoreProblem[] = [];
@@ -449,22 +457,35 @@ export class JournalStore implements StateStore {
         while (this.big !== null) await nextTurn(); // its segment must be whole
         const n = this.rotate();
         const names = readdirSync(this.dir);
-        const base = this.baseSnapshot ?? numbered(names, SNAPSHOT).filter((k) => k < n).at(-1);
+        const base =
+          this.baseSnapshot ??
+          numbered(names, SNAPSHOT)
+            .filter((k) => k < n)
+            .at(-1);
         const legacy = this.legacyBase ? (this.options.legacyFile ?? null) : null;
         const segments = numbered(names, SEGMENT)
           .filter((k) => k >= (base ?? 0) && k < n)
           .map((k) => this.segmentFile(k));
-        const { doc } = await compactedDocument(
-          base === undefined || base === null ? legacy : this.snapshotFile(base),
-          segments,
-        );
-        await this.snapshot(doc, n);
+        const from = base === undefined || base === null ? legacy : this.snapshotFile(base);
+        let bytes: number;
+        if (this.options.snapshotWorker !== false) {
+          bytes = await compactInWorker(from, segments, this.snapshotFile(n));
+          this.stats.workerSnapshots++;
+        } else {
+          const { doc } = await compactedDocument(from, segments);
+          bytes = await writeSnapshot(this.snapshotFile(n), doc);
+        }
+        this.snapshotWritten(n, bytes);
       });
     return this.chain;
   }
 
   private async snapshot(doc: unknown, n: number): Promise<void> {
-    const bytes = await writeSnapshot(this.snapshotFile(n), doc);
+    this.snapshotWritten(n, await writeSnapshot(this.snapshotFile(n), doc));
+  }
+
+  /** Snapshot n is written: the files it covers are dropped. */
+  private snapshotWritten(n: number, bytes: number): void {
     this.stats.snapshots++;
     if (this.legacyBase && this.options.legacyFile) {
       // Migrated: the snapshot holds what the old file held; it is kept, renamed, not used.
