@@ -173,8 +173,8 @@ async function journalStalls(assets: number): Promise<void> {
     const p = change as PersistChange | null;
     if (p === null) throw new Error('no p: record');
     const rows = planSite.engine.stats().pending;
-    console.log(`
-the journal (${dir})`);
+    console.log(`\nthe journal (${dir})`);
+    await measure('nothing: the probe alone for 500 ms', () => sleep(500));
     const planStore = new JournalStore(path.join(dir, 'plan'));
     await measure(`a plan's p: record (${rows} rows) journaled`, async () => {
       planStore.journal(p);
@@ -183,10 +183,8 @@ the journal (${dir})`);
     await planStore.close();
     console.log(`  (${(planStore.stats.recordBytes / 1e6 / RUNS).toFixed(1)} MB a record)`);
 
-    const store = new JournalStore(path.join(dir, 'snap'));
-    const site = new Site({ siteId: 'snap', store, onError: () => {} });
-    const cmds = [];
     const t0 = Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000;
+    const cmds = [];
     for (let a = 0; a < 10_000; a++)
       for (let s = 0; s < 16; s++)
         cmds.push({
@@ -196,13 +194,28 @@ the journal (${dir})`);
           valueKw: (s % 22) + 1,
           scheduledAt: t0 + s * 900_000,
         });
-    site.submit(cmds);
-    while (store.backlog > 0) await nextTurn();
-    await measure(`a snapshot (site.save) of ${site.engine.stats().pending} pending commands`, () =>
-      site.save(),
-    );
-    console.log(`  (${(store.stats.snapshotBytes / 1e6 / RUNS).toFixed(1)} MB a snapshot)`);
-    await site.stop();
+    // Snapshots as the site takes them (`compact`): in a worker thread (the default), and
+    // on the event loop in slices (`snapshotWorker: false`). The CPU column counts every
+    // thread of the process, the worker's too.
+    for (const snapshotWorker of [true, false]) {
+      const store = new JournalStore(path.join(dir, `snap-${snapshotWorker}`), { snapshotWorker });
+      const site = new Site({ siteId: 'snap', store, onError: () => {} });
+      site.submit(cmds);
+      if (snapshotWorker) {
+        // The burst's records (the submit itself, engine work, is before the probe starts).
+        const { stallMs, cpuMs, ms } = await stallOf(async () => {
+          while (store.backlog > 0) await nextTurn();
+        });
+        report(`the records of ${cmds.length} new commands journaled`, [stallMs], [cpuMs], [ms]);
+      } else while (store.backlog > 0) await nextTurn();
+      const pending = site.engine.stats().pending;
+      const how = snapshotWorker ? 'in a worker' : 'on the loop, in slices';
+      await measure(`a snapshot (site.save) of ${pending} pending commands, ${how}`, () =>
+        site.save(),
+      );
+      console.log(`  (${(store.stats.snapshotBytes / 1e6 / RUNS).toFixed(1)} MB a snapshot)`);
+      await site.stop();
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
