@@ -5,62 +5,56 @@
  * event loop go out as one write when that turn ends (`setImmediate`), so the window of
  * changes a crash can lose is the current turn, and an entry changed many times in a turn is
  * written once. No turn writes for more than `sliceMs` (8 ms) or FLUSH_SLICE entries: the
- * rest of a burst (a big schedule's commands) goes out over the next turns, in order. An
- * entry whose change gives its JSON in pieces (`PersistChange.json`: a plan's `p:` record,
- * ~12 MB at 10,000 assets x 96 slots) is captured at its turn and written as one line over
- * as many turns as it takes, the records after it waiting behind it (so the window a kill
- * can lose grows, while such a record is written, to the turns it takes; a kill meanwhile
- * leaves a torn last line, ignored on load). Records are written, not fsynced
- * (`syncEveryWrite` to fsync each group): a killed process loses nothing written; a power
- * cut can lose what the OS had not yet put on the card.
+ * rest of a burst goes out over the next turns, in order. A change that gives its JSON in
+ * pieces (`PersistChange.json`: a plan's `p:` record, ~10 MB at 10,000 assets x 96 slots) is
+ * captured at its turn and written as one line over as many turns as it takes, the records
+ * after it waiting behind it: while it is written, the window a kill can lose spans those
+ * turns (a kill leaves a torn last line, ignored on load). Records are written, not fsynced
+ * (`syncEveryWrite`): a killed process loses nothing written; a power cut can lose what the
+ * OS had not yet put on the card.
  *
- * Now and then the site asks for a snapshot (`compact()`): the journal moves to a new
- * segment (records from then on go there) and builds the snapshot from its own files, the
- * previous snapshot with the closed segments replayed over it, in slices
- * (journal-snapshot.ts), writes it to a temporary file, renames it over, then drops the
- * segments it covers. `save(doc)` writes a document built by the caller instead (the site
- * does it once after a restore, whose changes are not journaled).
+ * Snapshots (`compact()`, when the journal has grown): the journal moves to a new segment,
+ * then builds the snapshot from its own files (the previous snapshot with the closed segments
+ * replayed, in a worker thread or in slices: journal-snapshot.ts), writes it to a temporary
+ * file, renames it over and drops the segments it covers. `save(doc)` writes a document the
+ * caller built (the site, once after a restore, whose changes are not journaled).
  *
- * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and
- * `journal-<n>.log` (records, one a line). Load = the newest snapshot + the segments from
- * its number on, in order (`applyEntries` in journal-replay.ts maps the entries onto the
- * site's document). A torn last line (a kill mid-write) is dropped, reported (`warnings`)
- * and cut off the file; a bad line in the middle is reported (`problems`) with its file,
- * line and offset, and the lines around it are kept. Before any snapshot, `legacyFile` (a
- * FileStore state file) is the base: migration; once the first snapshot is written it is
- * renamed `<file>.migrated` (kept, no longer read).
+ * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and `journal-<n>.log`
+ * (records, one a line). Load (journal-load.ts) = the newest snapshot + the segments from its
+ * number on, in order; a torn last line is dropped and cut off, a bad line in the middle
+ * reported. Before any snapshot, `legacyFile` (a FileStore state file) is the base:
+ * migration; once the first snapshot is written it is renamed `<file>.migrated`.
  */
 
 import {
   closeSync,
-  copyFileSync,
-  existsSync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   renameSync,
-  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_SLICE_MS } from './chunks';
 import type { PersistChange } from './engine';
-import { decodeRecord, RecordEncoder } from './journal-codec';
+import { RecordEncoder } from './journal-codec';
 import {
-  applyEntries,
-  emptySiteDocument,
-  type ReplayValue,
-  replayEntry,
-  type SiteDocument,
-} from './journal-replay';
+  copyJournal,
+  loadJournal,
+  numbered,
+  SEGMENT,
+  SNAPSHOT,
+  segmentFile,
+  snapshotFile,
+  TEMPORARY,
+} from './journal-load';
 import { compactedDocument, compactInWorker, writeSnapshot } from './journal-snapshot';
 import type { RestoreProblem } from './restore';
-import { FileStore, type StateStore, StoreCorruptError } from './store';
+import type { StateStore } from './store';
 
 export interface JournalOptions {
   /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
@@ -107,11 +101,6 @@ interface BigRecord {
   pieces: Iterator<string, void, void>;
   start: number;
 }
-
-const SNAPSHOT = /^snapshot-(\d+)\.json$/;
-const SEGMENT = /^journal-(\d+)\.log$/;
-const TEMPORARY = /^snapshot-(\d+)\.json\.tmp-\d+$/;
-const pad = (n: number) => String(n).padStart(8, '0');
 
 /** Figures of what the journal wrote, for benchmarks and status. */
 export interface JournalStats {
@@ -172,97 +161,15 @@ export class JournalStore implements StateStore {
 
   /** The snapshot with the segments replayed over it; undefined when there is nothing. */
   load(): unknown {
-    this.problems = [];
-    this.warnings = [];
-    this.baseSnapshot = null;
-    mkdirSync(this.dir, { recursive: true });
-    const names = readdirSync(this.dir);
-    const snapshots = numbered(names, SNAPSHOT).reverse();
-    let base: unknown;
-    let from = 0;
-    for (const n of snapshots) {
-      const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
-      try {
-        base = JSON.parse(readFileSync(file, 'utf8'));
-        from = n;
-        this.baseSnapshot = n;
-        this.lastSnapshotBytes = fileSize(file);
-        break;
-      } catch (err) {
-        // An older snapshot with its segments (kept until a newer one is whole) is the base.
-        this.problems.push({
-          entry: path.basename(file),
-          reason: `cannot be read (${(err as Error).message}); an older snapshot is used`,
-        });
-      }
-    }
-    if (base === undefined && snapshots.length > 0) {
-      throw new StoreCorruptError(
-        `no snapshot in ${this.dir} can be read: ${this.problems.map((p) => p.reason).join('; ')}`,
-        this.dir,
-        null,
-      );
-    }
-    const legacy = this.options.legacyFile;
-    this.legacyBase = false;
-    if (base === undefined && legacy && existsSync(legacy)) {
-      // Migration: today's state file is the base until the first snapshot is written.
-      const file = new FileStore(legacy);
-      base = file.load(); // a file that is not JSON is moved aside (StoreCorruptError)
-      this.legacyBase = base !== undefined;
-      this.lastSnapshotBytes = fileSize(legacy);
-    }
-    const segments = numbered(names, SEGMENT).filter((n) => n >= from);
-    const entries: [string, ReplayValue][] = [];
-    let replayed = 0;
-    for (const n of segments) replayed += this.readSegment(n, entries);
-    this.segment = (segments.at(-1) ?? from) + 1;
-    this.sinceSnapshot = 0;
-    for (const n of segments) this.sinceSnapshot += fileSize(this.segmentFile(n));
-    if (base === undefined && replayed === 0) return undefined;
-    const doc = (base ?? emptySiteDocument()) as SiteDocument;
-    for (const p of applyEntries(doc, entries)) this.problems.push(p);
-    return doc;
-  }
-
-  /** Reads segment n's records into `out`; returns how many. Cuts a torn last line off. */
-  private readSegment(n: number, out: [string, ReplayValue][]): number {
-    const file = this.segmentFile(n);
-    const name = path.basename(file);
-    const text = readFileSync(file, 'utf8');
-    let count = 0;
-    let offset = 0;
-    let line = 0;
-    while (offset < text.length) {
-      line++;
-      const nl = text.indexOf('\n', offset);
-      if (nl < 0) {
-        // Torn: the process died in the middle of writing it. Never applied; cut off so that
-        // nothing is appended after half a line.
-        this.warnings.push(
-          `${name} line ${line} (offset ${offset}): a torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
-        );
-        const fd = openSync(file, 'r+');
-        try {
-          ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
-        } finally {
-          closeSync(fd);
-        }
-        break;
-      }
-      const raw = text.slice(offset, nl);
-      try {
-        out.push(replayEntry(decodeRecord(raw)));
-        count++;
-      } catch (err) {
-        this.problems.push({
-          entry: `${name} line ${line} (offset ${offset})`,
-          reason: `${(err as Error).message}; left out, the records around it are kept`,
-        });
-      }
-      offset = nl + 1;
-    }
-    return count;
+    const loaded = loadJournal(this.dir, this.options.legacyFile);
+    this.problems = loaded.problems;
+    this.warnings = loaded.warnings;
+    this.baseSnapshot = loaded.baseSnapshot;
+    this.legacyBase = loaded.legacyBase;
+    this.lastSnapshotBytes = loaded.lastSnapshotBytes;
+    this.segment = loaded.nextSegment;
+    this.sinceSnapshot = loaded.sinceSnapshot;
+    return loaded.doc;
   }
 
   // ------------------------------------------------------------ journaling
@@ -409,7 +316,7 @@ export class JournalStore implements StateStore {
   }
 
   private segmentFile(n: number): string {
-    return path.join(this.dir, `journal-${pad(n)}.log`);
+    return segmentFile(this.dir, n);
   }
 
   // ------------------------------------------------------------ snapshots
@@ -504,13 +411,18 @@ export class JournalStore implements StateStore {
     for (const name of readdirSync(this.dir)) {
       const s = SNAPSHOT.exec(name) ?? SEGMENT.exec(name);
       const t = TEMPORARY.exec(name);
-      if ((s && Number(s[1]) < n) || (t && Number(t[1]) <= n))
-        unlinkSyncQuiet(path.join(this.dir, name));
+      if ((s && Number(s[1]) < n) || (t && Number(t[1]) <= n)) {
+        try {
+          unlinkSync(path.join(this.dir, name));
+        } catch {
+          // Already gone: nothing to drop.
+        }
+      }
     }
   }
 
   private snapshotFile(n: number): string {
-    return path.join(this.dir, `snapshot-${pad(n)}.json`);
+    return snapshotFile(this.dir, n);
   }
 
   /** Closes the current segment and starts the next; returns its number. */
@@ -541,43 +453,6 @@ export class JournalStore implements StateStore {
    * directory beside it, `<dir>.bad-entries-<time>`; returns it, or null.
    */
   keepCopy(): string | null {
-    const copy = `${this.dir}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    try {
-      mkdirSync(copy, { recursive: true });
-      for (const name of readdirSync(this.dir)) {
-        if (SNAPSHOT.test(name) || SEGMENT.test(name))
-          copyFileSync(path.join(this.dir, name), path.join(copy, name));
-      }
-      const legacy = this.options.legacyFile;
-      if (this.legacyBase && legacy) copyFileSync(legacy, path.join(copy, path.basename(legacy)));
-      return copy;
-    } catch {
-      return null;
-    }
-  }
-}
-
-function numbered(names: readonly string[], re: RegExp): number[] {
-  const out: number[] = [];
-  for (const name of names) {
-    const m = re.exec(name);
-    if (m) out.push(Number(m[1]));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-function fileSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-function unlinkSyncQuiet(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    // Already gone: nothing to drop.
+    return copyJournal(this.dir, this.legacyBase ? this.options.legacyFile : undefined);
   }
 }
