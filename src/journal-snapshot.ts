@@ -17,7 +17,7 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { runSliced, type Steps } from './chunks';
+import { runSliced, runSync, type Steps } from './chunks';
 import { readRecord } from './journal-codec';
 import {
   applyEntriesSteps,
@@ -77,20 +77,24 @@ export async function writeSnapshot(file: string, doc: unknown): Promise<number>
 
 /**
  * The state that `base` (a snapshot or legacy state file; null: none) and `segments` (closed
- * journal files, in order) hold together, as a load would give it, made in slices.
+ * journal files, in order) hold together, as a load would give it: made in slices, or at
+ * once (`sliced` false: in the worker, where nothing else waits).
  */
 export async function compactedDocument(
   base: string | null,
   segments: readonly string[],
+  sliced = true,
 ): Promise<{ doc: SiteDocument; problems: RestoreProblem[] }> {
-  const doc =
-    base === null
-      ? emptySiteDocument()
-      : ((await runSliced(parseJsonSteps(await readFile(base, 'utf8')))) as SiteDocument);
+  const run = <T>(steps: Steps<T>): Promise<T> =>
+    sliced ? runSliced(steps) : Promise.resolve(runSync(steps));
+  let doc = emptySiteDocument();
+  if (base !== null) {
+    const text = await readFile(base, 'utf8');
+    doc = (sliced ? await runSliced(parseJsonSteps(text)) : JSON.parse(text)) as SiteDocument;
+  }
   const entries: [string, ReplayValue][] = [];
-  for (const file of segments)
-    await runSliced(decodeSegment(await readFile(file, 'utf8'), entries));
-  const problems = await runSliced(applyEntriesSteps(doc, entries));
+  for (const file of segments) await run(decodeSegment(await readFile(file, 'utf8'), entries));
+  const problems = await run(applyEntriesSteps(doc, entries));
   return { doc, problems };
 }
 

@@ -11,7 +11,7 @@ import { compactedDocument, writeSnapshot } from './journal-snapshot';
 
 const job = workerData as { base: string | null; segments: string[]; file: string };
 
-compactedDocument(job.base, job.segments)
+compactedDocument(job.base, job.segments, false)
   .then(({ doc }) => writeSnapshot(job.file, doc))
   .then(
     (bytes) => parentPort?.postMessage({ bytes }),
