@@ -188,6 +188,8 @@ export abstract class SitePersist {
       ? this.engine.onPersist((change) => this.journalChange(change))
       : () => {};
     // A restore changed what it restored (expired, timed out): a snapshot records that.
+    // A load that failed (in part) leaves files the journal cannot compact from either.
+    if (this.loadError !== null) this.wholeSaveDue = true;
     if (this.journaling && engine !== null) {
       this.wholeSaveDue = true;
       this.scheduleSave();

@@ -13,6 +13,7 @@ import { ManualClock } from '../../src/clock';
 import { DispatchEngine, type PersistChange } from '../../src/engine';
 import { JournalStore } from '../../src/journal';
 import { Site, type SiteJSON } from '../../src/site';
+import { FileStore } from '../../src/store';
 import { FakeTimers } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
@@ -23,7 +24,7 @@ const adapter: Adapter = { protocol: 'test', dispatch: () => undefined };
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'qe-journal-slices-'));
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
-function make(store: JournalStore) {
+function make(store: JournalStore | FileStore) {
   const clock = new ManualClock(T0);
   const timers = new FakeTimers(clock);
   const site = new Site({
@@ -280,5 +281,28 @@ describe('JournalStore in slices', () => {
     await r.site.save();
     should(calls).eql(['save', 'compact']);
     await r.site.stop();
+  });
+
+  it('compacts over the legacy state file (migration): the snapshot holds it and the journal, the file is kept as .migrated', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'state.json');
+    const old = make(new FileStore(file));
+    old.site.submit(
+      { id: 'm1', assetId: 'ev1', type: 'SET_CHARGE_RATE', valueKw: 2, scheduledAt: T0 + 3600 * S },
+      'd9',
+    );
+    await old.site.stop();
+    const journalDir = path.join(dir, 'state.journal');
+    const store = new JournalStore(journalDir, { legacyFile: file });
+    should(store.load()).be.ok();
+    store.journal({ key: 'o:m1', value: () => 'd2' });
+    store.flush();
+    await store.compact();
+    should(fs.existsSync(file)).be.false();
+    should(fs.existsSync(`${file}.migrated`)).be.true();
+    const doc = new JournalStore(journalDir, { legacyFile: file }).load() as SiteJSON;
+    should(doc.engine.commands.map((c) => c.id)).eql(['m1']);
+    should(doc.owners).eql({ m1: 'd2' });
+    should(store.stats.workerSnapshots).equal(1);
   });
 });
