@@ -30,11 +30,11 @@ import {
   closeSync,
   fstatSync,
   fsyncSync,
-  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
   renameSync,
+  truncateSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -214,7 +214,14 @@ export class JournalStore implements StateStore {
 
   /** Writes every pending change now (a large record being written: its rest first). */
   flush(): void {
-    this.write(Number.POSITIVE_INFINITY, true);
+    try {
+      this.write(Number.POSITIVE_INFINITY, true);
+    } catch (err) {
+      // As a failed turn: the next records of commands in full, no half record continued.
+      this.encoder.reset();
+      this.dropBig();
+      throw err;
+    }
   }
 
   /**
@@ -283,7 +290,7 @@ export class JournalStore implements StateStore {
     if (big === null) return '';
     this.big = null;
     try {
-      if (this.fd !== null) ftruncateSync(this.fd, big.start);
+      truncateSync(this.segmentFile(this.segment), big.start);
     } catch {
       // The next load drops the torn line, or reports it in the middle.
     }

@@ -243,6 +243,43 @@ describe('JournalStore in slices', () => {
       await site.stop();
     });
 
+  it('cuts a large record whose write failed off the segment, reports it, and goes on with the next records', async () => {
+    const dir = tmp();
+    const errors: Error[] = [];
+    const store = new JournalStore(dir, { sliceMs: 0, onError: (e) => errors.push(e) });
+    const m = make(store);
+    store.load();
+    const { site, assetMap } = m;
+    site.submitPlan(
+      site.receiveSchedule(schedule(T0 + SLOT, 1), { scheduleId: 'day', assetMap }),
+      'd1',
+    );
+    await turn();
+    await turn();
+    should(store.backlog).be.above(0);
+    // The segment's descriptor closed behind its back: the next piece's write fails (EBADF).
+    fs.closeSync((store as unknown as { fd: number }).fd);
+    await turn();
+    should(errors).have.length(1);
+    should(errors[0]?.message).match(/EBADF.*\(and the record p:day\) are not saved/);
+    (store as unknown as { fd: number | null }).fd = null; // a new descriptor next time
+    site.submit({
+      id: 'after',
+      assetId: 'ev1',
+      type: 'SET_CHARGE_RATE',
+      valueKw: 3,
+      scheduledAt: T0 + 5 * S,
+    });
+    while (store.backlog > 0) await turn();
+    const again = new JournalStore(dir);
+    const doc = again.load() as SiteJSON;
+    should(again.problems).eql([]);
+    should(again.warnings).eql([]);
+    should(doc.engine.plans).be.undefined();
+    should(doc.engine.commands.map((c) => c.id)).containEql('after');
+    await site.stop();
+  });
+
   it('compacts a journal holding large plan records, and the first save after a restore is the whole document', async () => {
     const dir = tmp();
     const store = new JournalStore(dir);
