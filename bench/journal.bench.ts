@@ -4,8 +4,9 @@
  * command dispatched, acknowledged, completed), journaled by a JournalStore: bytes per change
  * and per day, beside their floors (the raw facts of the changes; the whole-state saves of
  * FileStore, one per burst of changes). Then a snapshot of a large state (160,000 pending
- * commands): its time and the longest event-loop stall while it runs, beside the floor
- * (building the document, which happens in one turn). Then the same day the way qe-schedule ->
+ * commands): its time and the longest event-loop stall while it runs (the journal compacts
+ * its own files in a worker thread), beside what a snapshot of the live site costs at least
+ * (building its document, in one turn). Then the same day the way qe-schedule ->
  * qe-dispatcher registers it: every 15 minutes the optimiser's whole next 24 hours (96 slots,
  * every value new) submitted as a plan (`site.submitPlan`), which supersedes the last one:
  * what the plans' `p:` records add (`JOURNAL_PLANS=0` leaves it out). Prints figures; passes
@@ -144,7 +145,7 @@ async function compaction(): Promise<void> {
       });
     }
   }
-  // The turns that journal a large schedule: FLUSH_SLICE commands a turn.
+  // The turns that journal a large schedule: ~8 ms (at most FLUSH_SLICE commands) a turn.
   let maxGap = 0;
   let last = process.hrtime.bigint();
   let watching = true;
@@ -183,7 +184,7 @@ async function compaction(): Promise<void> {
     `  journaling the schedule          ${drainMs.toFixed(0)} ms over ${writes} turns (${mb(journalBytes)}, ${(journalBytes / (ASSETS * PER)).toFixed(0)} bytes a command), longest stall ${drainGap.toFixed(0)} ms; floor: registering it (engine.submit) ${submitMs.toFixed(0)} ms in one turn`,
   );
   console.log(
-    `  snapshot (site.save)             ${saveMs.toFixed(0)} ms, longest event-loop stall while written in pieces ${maxGap.toFixed(0)} ms; floor: building the document in one turn ${buildMs.toFixed(0)} ms (doc of ${doc.engine.commands.length} commands)`,
+    `  snapshot (site.save)             ${saveMs.toFixed(0)} ms, longest event-loop stall meanwhile ${maxGap.toFixed(0)} ms (compacted from the journal's files in a worker); a snapshot of the live site would first build its document in one turn: ${buildMs.toFixed(0)} ms (doc of ${doc.engine.commands.length} commands)`,
   );
   await site.stop();
   fs.rmSync(dir, { recursive: true, force: true });

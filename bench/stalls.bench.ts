@@ -13,13 +13,24 @@
  *   timeline's full snapshot of 2,000 x 96; and that snapshot as the admin endpoint now
  *   makes it, in slices.
  *
- *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS)
+ * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots,
+ *   a new value every slot (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
+ *   160,000 pending commands, both on a JournalStore in a temporary directory.
+ *
+ *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS;
+ *   STALLS_PART=journal runs the journal's part alone)
  *
  * Prints figures; passes or fails nothing.
  */
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { runSliced } from '../src/chunks';
+import { CommandType } from '../src/commands';
 import { commandsAsync, convertScheduleAsync } from '../src/convert';
+import type { PersistChange } from '../src/engine';
+import { JournalStore } from '../src/journal';
 import { stringifySteps } from '../src/json-chunks';
 import { Site } from '../src/site';
 import { buildSnapshot, TimelineFeed } from '../src/timeline';
@@ -59,35 +70,76 @@ const cpuMs = (): number => {
 };
 
 /**
+ * CPU time of the main thread alone, ms (Linux: its schedstat, in ns), or NaN elsewhere:
+ * a worker thread's and the GC helpers' time are not the event loop's.
+ */
+const mainSchedstat = `/proc/self/task/${process.pid}/schedstat`;
+const mainCpuMs = (): number => {
+  try {
+    return Number(fs.readFileSync(mainSchedstat, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+};
+
+/**
  * The longest gap between ticks of a 1-ms interval while `op` runs (ms, wall clock), the
  * most CPU time the process used within one gap (ms: what the loop was held for, without
  * the time the OS gave other processes on a loaded machine), and op's time.
  */
-async function stallOf(op: () => unknown): Promise<{ stallMs: number; cpuMs: number; ms: number }> {
+async function stallOf(
+  op: () => unknown,
+): Promise<{ stallMs: number; cpuMs: number; mainMs: number; ms: number }> {
   collect();
   let stallMs = 0;
   let stallCpu = 0;
+  let stallMain = 0; // the main thread's CPU within a gap (the journal's part)
   let last = performance.now();
   let lastCpu = cpuMs();
+  let lastMain = mainCpuMs();
   const probe = setInterval(() => {
     const now = performance.now();
     const cpu = cpuMs();
+    const main = mainCpuMs();
     stallMs = Math.max(stallMs, now - last);
     stallCpu = Math.max(stallCpu, cpu - lastCpu);
+    stallMain = Math.max(stallMain, main - lastMain);
     last = now;
     lastCpu = cpu;
+    lastMain = main;
   }, 1);
   await sleep(20);
   stallMs = 0;
   stallCpu = 0;
+  stallMain = 0;
   last = performance.now();
   lastCpu = cpuMs();
+  lastMain = mainCpuMs();
   const t = performance.now();
   await op();
   const ms = performance.now() - t;
   await sleep(5); // the probe's tick after the last piece of work
   clearInterval(probe);
-  return { stallMs, cpuMs: stallCpu, ms };
+  return { stallMs, cpuMs: stallCpu, mainMs: stallMain, ms };
+}
+
+/** `measure` with the main thread's CPU within a gap too (the journal's figures). */
+async function measureMain(name: string, op: () => unknown): Promise<void> {
+  const runs: Awaited<ReturnType<typeof stallOf>>[] = [];
+  for (let r = 0; r < RUNS; r++) runs.push(await stallOf(op));
+  reportMain(name, runs);
+}
+
+function reportMain(name: string, runs: Awaited<ReturnType<typeof stallOf>>[]): void {
+  report(
+    name,
+    runs.map((r) => r.stallMs),
+    runs.map((r) => r.cpuMs),
+    runs.map((r) => r.ms),
+  );
+  console.log(
+    `  ${''.padEnd(52)} main thread's CPU within a gap ${fmt(runs.map((r) => r.mainMs))}`,
+  );
 }
 
 async function measure(name: string, op: () => unknown): Promise<void> {
@@ -143,10 +195,78 @@ async function flowRun(text: string, assetMap: Record<string, string>): Promise<
   report('through the flow: message -> every command PENDING', stalls, cpus, times);
 }
 
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * The journal's work: the record of a plan of `assets` x 96 slots, every value new each slot
+ * (the largest such plan), and a snapshot of a large state.
+ */
+async function journalStalls(assets: number): Promise<void> {
+  const { text, assetMap } = makeSplit(assets, true);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-stalls-journal-'));
+  try {
+    const planSite = new Site({ siteId: 'plan', onError: () => {} });
+    let change: PersistChange | null = null;
+    planSite.engine.onPersist((c) => {
+      if (c.key.startsWith('p:')) change = c;
+    });
+    planSite.submitPlan(planSite.receiveSchedule(text, { assetMap, scheduleId: 'big' }));
+    const p = change as PersistChange | null;
+    if (p === null) throw new Error('no p: record');
+    const rows = planSite.engine.stats().pending;
+    console.log(`\nthe journal (${dir})`);
+    await measureMain('nothing: the probe alone for 500 ms', () => sleep(500));
+    const planStore = new JournalStore(path.join(dir, 'plan'));
+    await measureMain(`a plan's p: record (${rows} rows) journaled`, async () => {
+      planStore.journal(p);
+      while (planStore.backlog > 0) await nextTurn();
+    });
+    await planStore.close();
+    console.log(`  (${(planStore.stats.recordBytes / 1e6 / RUNS).toFixed(1)} MB a record)`);
+
+    const t0 = Math.ceil(Date.now() / 900_000) * 900_000 + 3_600_000;
+    const cmds = [];
+    for (let a = 0; a < 10_000; a++)
+      for (let s = 0; s < 16; s++)
+        cmds.push({
+          id: `c${a}-${s}`,
+          assetId: `a${a}`,
+          type: CommandType.SET_CHARGE_RATE,
+          valueKw: (s % 22) + 1,
+          scheduledAt: t0 + s * 900_000,
+        });
+    // Snapshots as the site takes them (`compact`): in a worker thread (the default), and
+    // on the event loop in slices (`snapshotWorker: false`). The CPU column counts every
+    // thread of the process, the worker's too.
+    for (const snapshotWorker of [true, false]) {
+      const store = new JournalStore(path.join(dir, `snap-${snapshotWorker}`), { snapshotWorker });
+      const site = new Site({ siteId: 'snap', store, onError: () => {} });
+      site.submit(cmds);
+      if (snapshotWorker) {
+        // The burst's records (the submit itself, engine work, is before the probe starts).
+        const run = await stallOf(async () => {
+          while (store.backlog > 0) await nextTurn();
+        });
+        reportMain(`the records of ${cmds.length} new commands journaled`, [run]);
+      } else while (store.backlog > 0) await nextTurn();
+      const pending = site.engine.stats().pending;
+      const how = snapshotWorker ? 'in a worker' : 'on the loop, in slices';
+      await measureMain(`a snapshot (site.save) of ${pending} pending commands, ${how}`, () =>
+        site.save(),
+      );
+      console.log(`  (${(store.stats.snapshotBytes / 1e6 / RUNS).toFixed(1)} MB a snapshot)`);
+      await site.stop();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const assets = Number(process.argv[2]) > 0 ? Number(process.argv[2]) : 10_000;
   console.log(`event-loop stalls: ${RUNS} runs each; ${machine()}`);
   const { text, assetMap } = makeSplit(assets);
+  if (process.env.STALLS_PART === 'journal') return journalStalls(assets);
   console.log(
     `\na schedule of ${assets} assets x ${SLOTS} slots (${(text.length / 1e6).toFixed(1)} MB of JSON)`,
   );
@@ -197,6 +317,7 @@ async function main(): Promise<void> {
     return text.length;
   });
   feed.stop();
+  await journalStalls(assets);
 }
 
 runBenchmark(main);

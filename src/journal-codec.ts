@@ -253,6 +253,11 @@ export function decodeRecord(line: string): DecodedRecord {
   } catch (err) {
     throw new TypeError(`not valid JSON (${(err as Error).message})`);
   }
+  return readRecord(r);
+}
+
+/** `decodeRecord` of a line already parsed (a long one, parsed in slices). */
+export function readRecord(r: unknown): DecodedRecord {
   if (!Array.isArray(r) || typeof r[0] !== 'string') throw new TypeError('not a journal record');
   switch (r[0]) {
     case 's':

@@ -4,8 +4,9 @@
  * plan's rows still planned, `meta`, `o:<id>`, `po:<scheduleId>`, `limits`); a key it does not know is reported and left out, never fatal. Pure: no I/O.
  */
 
+import { CHUNK, runSync, type Steps } from './chunks';
 import type { CommandJSON } from './commands';
-import { applyDelta, type CommandDelta } from './journal-codec';
+import { applyDelta, type CommandDelta, type DecodedRecord } from './journal-codec';
 import type { RestoreProblem } from './restore';
 
 /** A command delta read from the journal, applied over the command's JSON on replay. */
@@ -15,6 +16,14 @@ export class DeltaValue {
 
 /** What a replayed record sets a key to: a value, undefined (removed), or a DeltaValue. */
 export type ReplayValue = unknown;
+
+/** The entry a decoded record replays as. */
+export function replayEntry(r: DecodedRecord): [string, ReplayValue] {
+  return [
+    r.key,
+    r.kind === 'set' ? r.value : r.kind === 'remove' ? undefined : new DeltaValue(r.delta),
+  ];
+}
 
 /** The parts of a site document (SiteJSON) that replay touches. */
 export interface SiteDocument {
@@ -64,17 +73,30 @@ export function applyEntries(
   doc: SiteDocument,
   entries: Iterable<[string, ReplayValue]>,
 ): RestoreProblem[] {
+  return runSync(applyEntriesSteps(doc, entries));
+}
+
+/** `applyEntries` with a checkpoint every few thousand entries and commands (chunks.ts). */
+export function* applyEntriesSteps(
+  doc: SiteDocument,
+  entries: Iterable<[string, ReplayValue]>,
+): Steps<RestoreProblem[]> {
   const problems: RestoreProblem[] = [];
   const engine = doc.engine;
   if (!Array.isArray(engine?.commands)) throw new TypeError('not a site state document');
   const commands = new Map<string, CommandJSON>();
-  for (const c of engine.commands) commands.set(c.id, c);
+  let n = 0;
+  for (const c of engine.commands) {
+    commands.set(c.id, c);
+    if (++n % CHUNK === 0) yield;
+  }
   if (doc.owners === null || typeof doc.owners !== 'object') doc.owners = {};
   const plans = new Map<string, unknown>();
   if (Array.isArray(engine.plans))
     for (const p of engine.plans as { scheduleId?: unknown }[]) plans.set(String(p?.scheduleId), p);
   let plansTouched = false;
   for (const [key, value] of entries) {
+    if (++n % CHUNK === 0) yield;
     if (key.startsWith('p:')) {
       // A plan (src/plans.ts PlanJSON) as it is now; undefined: used up or superseded.
       plansTouched = true;

@@ -4,53 +4,57 @@
  * log segment as one small record (see journal-codec.ts); all the changes of one turn of the
  * event loop go out as one write when that turn ends (`setImmediate`), so the window of
  * changes a crash can lose is the current turn, and an entry changed many times in a turn is
- * written once. (A burst of more than FLUSH_SLICE entries, a big schedule's commands, goes
- * out FLUSH_SLICE a turn over the next turns, so that it does not stall the loop.) Records
- * are written, not fsynced (`syncEveryWrite` to fsync each group): a killed process loses
- * nothing written; a power cut can lose what the OS had not yet put on the card.
+ * written once. No turn writes for more than `sliceMs` (8 ms) or FLUSH_SLICE entries: the
+ * rest of a burst goes out over the next turns, in order. A change that gives its JSON in
+ * pieces (`PersistChange.json`: a plan's `p:` record, ~10 MB at 10,000 assets x 96 slots) is
+ * captured at its turn and written as one line over as many turns as it takes, the records
+ * after it waiting behind it: while it is written, the window a kill can lose spans those
+ * turns (a kill leaves a torn last line, ignored on load). Records are written, not fsynced
+ * (`syncEveryWrite`): a killed process loses nothing written; a power cut can lose what the
+ * OS had not yet put on the card.
  *
- * Now and then the site asks for a snapshot (`save(doc)`): the journal moves to a new
- * segment first (records that come during the snapshot go there), writes the document in
- * pieces to a temporary file, renames it over, then drops the segments it covers.
+ * Snapshots (`compact()`, when the journal has grown): the journal moves to a new segment,
+ * then builds the snapshot from its own files (the previous snapshot with the closed segments
+ * replayed, in a worker thread or in slices: journal-snapshot.ts), writes it to a temporary
+ * file, renames it over and drops the segments it covers. `save(doc)` writes a document the
+ * caller built (the site, once after a restore, whose changes are not journaled).
  *
- * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and
- * `journal-<n>.log` (records, one a line). Load = the newest snapshot + the segments from
- * its number on, in order (`applyEntries` in journal-replay.ts maps the entries onto the
- * site's document). A torn last line (a kill mid-write) is dropped, reported (`warnings`)
- * and cut off the file; a bad line in the middle is reported (`problems`) with its file,
- * line and offset, and the lines around it are kept. Before any snapshot, `legacyFile` (a
- * FileStore state file) is the base: migration; once the first snapshot is written it is
- * renamed `<file>.migrated` (kept, no longer read).
+ * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and `journal-<n>.log`
+ * (records, one a line). Load (journal-load.ts) = the newest snapshot + the segments from its
+ * number on, in order; a torn last line is dropped and cut off, a bad line in the middle
+ * reported. Before any snapshot, `legacyFile` (a FileStore state file) is the base:
+ * migration; once the first snapshot is written it is renamed `<file>.migrated`.
  */
 
 import {
   closeSync,
-  copyFileSync,
-  existsSync,
+  fstatSync,
   fsyncSync,
-  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   renameSync,
-  statSync,
+  truncateSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { DEFAULT_SLICE_MS } from './chunks';
 import type { PersistChange } from './engine';
-import { decodeRecord, RecordEncoder } from './journal-codec';
+import { RecordEncoder } from './journal-codec';
 import {
-  applyEntries,
-  DeltaValue,
-  emptySiteDocument,
-  type ReplayValue,
-  type SiteDocument,
-} from './journal-replay';
+  copyJournal,
+  loadJournal,
+  numbered,
+  SEGMENT,
+  SNAPSHOT,
+  segmentFile,
+  snapshotFile,
+  TEMPORARY,
+} from './journal-load';
+import { compactedDocument, compactInWorker, writeSnapshot } from './journal-snapshot';
 import type { RestoreProblem } from './restore';
-import { FileStore, type StateStore, StoreCorruptError, writeJson } from './store';
+import type { StateStore } from './store';
 
 export interface JournalOptions {
   /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
@@ -64,6 +68,16 @@ export interface JournalOptions {
   syncEveryWrite?: boolean;
   /** Where a failed write of records is reported (they are lost). Default console.error. */
   onError?: (error: Error) => void;
+  /**
+   * How long one turn may write records before the rest waits for the next turn, ms
+   * (default 8; 0: one piece or 64 records a turn, for tests).
+   */
+  sliceMs?: number;
+  /**
+   * Whether `compact` builds the snapshot in a worker thread (default true); false: on the
+   * event loop, in slices.
+   */
+  snapshotWorker?: boolean;
 }
 
 /** Default for `compactAfterBytes`: 16 MiB. */
@@ -71,13 +85,22 @@ export const COMPACT_AFTER_BYTES = 16 * 1024 * 1024;
 
 /**
  * Changes written at the end of a turn at most; a larger burst goes out over the next turns,
- * this many a turn, so that journaling it does not stall the event loop.
+ * this many a turn (fewer when `sliceMs` runs out), so that journaling it does not stall
+ * the event loop.
  */
 export const FLUSH_SLICE = 5000;
+/** Records encoded between two looks at the clock. */
+const CLOCK_EVERY = 64;
+/** Characters of a large record gathered before a write. */
+const BIG_WRITE_CHARS = 1 << 20;
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
-const SNAPSHOT = /^snapshot-(\d+)\.json$/;
-const SEGMENT = /^journal-(\d+)\.log$/;
-const pad = (n: number) => String(n).padStart(8, '0');
+/** A large record being written over several turns: the rest of its pieces, where it began. */
+interface BigRecord {
+  key: string;
+  pieces: Iterator<string, void, void>;
+  start: number;
+}
 
 /** Figures of what the journal wrote, for benchmarks and status. */
 export interface JournalStats {
@@ -86,6 +109,8 @@ export interface JournalStats {
   writes: number;
   snapshots: number;
   snapshotBytes: number;
+  /** Snapshots that `compact` built in a worker thread. */
+  workerSnapshots: number;
 }
 
 export class JournalStore implements StateStore {
@@ -96,6 +121,7 @@ export class JournalStore implements StateStore {
     writes: 0,
     snapshots: 0,
     snapshotBytes: 0,
+    workerSnapshots: 0,
   };
   /** What the last `load()` found wrong and left out (a bad record, an unknown key). */
   problems: RestoreProblem[] = [];
@@ -111,9 +137,16 @@ export class JournalStore implements StateStore {
   private lastSnapshotBytes = 0;
   private chain: Promise<void> = Promise.resolve();
   private queuedDoc: { doc: unknown; n: number } | null = null;
+  /** A compaction is asked for and has not begun. */
+  private compactQueued = false;
   private readonly compactAfter: number;
+  private readonly sliceMs: number;
   /** The base of the last load is the legacy state file (no snapshot yet). */
   private legacyBase = false;
+  /** The number of the snapshot the journal's segments follow (null: none, or not loaded). */
+  private baseSnapshot: number | null = null;
+  /** A large record being written, the records after it waiting. */
+  private big: BigRecord | null = null;
 
   constructor(
     readonly dir: string,
@@ -121,105 +154,22 @@ export class JournalStore implements StateStore {
   ) {
     this.location = dir;
     this.compactAfter = options.compactAfterBytes ?? COMPACT_AFTER_BYTES;
+    this.sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
   }
 
   // ------------------------------------------------------------ loading
 
   /** The snapshot with the segments replayed over it; undefined when there is nothing. */
   load(): unknown {
-    this.problems = [];
-    this.warnings = [];
-    mkdirSync(this.dir, { recursive: true });
-    const names = readdirSync(this.dir);
-    const snapshots = numbered(names, SNAPSHOT).reverse();
-    let base: unknown;
-    let from = 0;
-    for (const n of snapshots) {
-      const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
-      try {
-        base = JSON.parse(readFileSync(file, 'utf8'));
-        from = n;
-        this.lastSnapshotBytes = fileSize(file);
-        break;
-      } catch (err) {
-        // An older snapshot with its segments (kept until a newer one is whole) is the base.
-        this.problems.push({
-          entry: path.basename(file),
-          reason: `cannot be read (${(err as Error).message}); an older snapshot is used`,
-        });
-      }
-    }
-    if (base === undefined && snapshots.length > 0) {
-      throw new StoreCorruptError(
-        `no snapshot in ${this.dir} can be read: ${this.problems.map((p) => p.reason).join('; ')}`,
-        this.dir,
-        null,
-      );
-    }
-    const legacy = this.options.legacyFile;
-    this.legacyBase = false;
-    if (base === undefined && legacy && existsSync(legacy)) {
-      // Migration: today's state file is the base until the first snapshot is written.
-      const file = new FileStore(legacy);
-      base = file.load(); // a file that is not JSON is moved aside (StoreCorruptError)
-      this.legacyBase = base !== undefined;
-      this.lastSnapshotBytes = fileSize(legacy);
-    }
-    const segments = numbered(names, SEGMENT).filter((n) => n >= from);
-    const entries: [string, ReplayValue][] = [];
-    let replayed = 0;
-    for (const n of segments) replayed += this.readSegment(n, entries);
-    this.segment = (segments.at(-1) ?? from) + 1;
-    this.sinceSnapshot = 0;
-    for (const n of segments) this.sinceSnapshot += fileSize(this.segmentFile(n));
-    if (base === undefined && replayed === 0) return undefined;
-    const doc = (base ?? emptySiteDocument()) as SiteDocument;
-    for (const p of applyEntries(doc, entries)) this.problems.push(p);
-    return doc;
-  }
-
-  /** Reads segment n's records into `out`; returns how many. Cuts a torn last line off. */
-  private readSegment(n: number, out: [string, ReplayValue][]): number {
-    const file = this.segmentFile(n);
-    const name = path.basename(file);
-    const text = readFileSync(file, 'utf8');
-    let count = 0;
-    let offset = 0;
-    let line = 0;
-    while (offset < text.length) {
-      line++;
-      const nl = text.indexOf('\n', offset);
-      if (nl < 0) {
-        // Torn: the process died in the middle of writing it. Never applied; cut off so that
-        // nothing is appended after half a line.
-        this.warnings.push(
-          `${name} line ${line} (offset ${offset}): a torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
-        );
-        const fd = openSync(file, 'r+');
-        try {
-          ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
-        } finally {
-          closeSync(fd);
-        }
-        break;
-      }
-      const raw = text.slice(offset, nl);
-      try {
-        const r = decodeRecord(raw);
-        out.push([
-          r.key,
-          r.kind === 'set' ? r.value : r.kind === 'remove' ? undefined : new DeltaValue(r.delta),
-        ]);
-        count++;
-      } catch (err) {
-        this.problems.push({
-          entry: `${name} line ${line} (offset ${offset})`,
-          reason: `${(err as Error).message}; left out, the records around it are kept`,
-        });
-      }
-      offset = nl + 1;
-    }
-    return count;
+    const loaded = loadJournal(this.dir, this.options.legacyFile);
+    this.problems = loaded.problems;
+    this.warnings = loaded.warnings;
+    this.baseSnapshot = loaded.baseSnapshot;
+    this.legacyBase = loaded.legacyBase;
+    this.lastSnapshotBytes = loaded.lastSnapshotBytes;
+    this.segment = loaded.nextSegment;
+    this.sinceSnapshot = loaded.sinceSnapshot;
+    return loaded.doc;
   }
 
   // ------------------------------------------------------------ journaling
@@ -240,47 +190,125 @@ export class JournalStore implements StateStore {
     setImmediate(() => {
       this.flushQueued = false;
       try {
-        // A large burst (a big schedule's commands) goes out FLUSH_SLICE entries a turn.
-        this.write(FLUSH_SLICE);
+        // A large burst or record goes out over several turns, sliceMs a turn.
+        this.write(this.sliceMs, false);
       } catch (err) {
         // Never thrown from a timer (it would end the process): reported, and each command's
         // next record is written in full, as its last ones may be missing.
         this.encoder.reset();
+        const lost = this.dropBig();
         const e = new Error(
-          `cannot write the journal in ${this.dir}: ${(err as Error).message}; the changes of this turn are not saved`,
+          `cannot write the journal in ${this.dir}: ${(err as Error).message}; the changes of this turn${lost} are not saved`,
         );
         if (this.options.onError) this.options.onError(e);
         else console.error(e.message);
       }
-      if (this.pending.size > 0) this.queueFlush();
+      if (this.backlog > 0) this.queueFlush();
     });
   }
 
-  /** Changes waiting to be written. */
+  /** Changes waiting to be written (a large record being written counts as one). */
   get backlog(): number {
-    return this.pending.size;
+    return this.pending.size + (this.big === null ? 0 : 1);
   }
 
-  /** Writes every pending change now, as one write. */
+  /** Writes every pending change now (a large record being written: its rest first). */
   flush(): void {
-    this.write(Number.POSITIVE_INFINITY);
+    try {
+      this.write(Number.POSITIVE_INFINITY, true);
+    } catch (err) {
+      // As a failed turn: the next records of commands in full, no half record continued.
+      this.encoder.reset();
+      this.dropBig();
+      throw err;
+    }
   }
 
-  /** Writes up to `max` pending changes (the oldest first) as one write. */
-  private write(max: number): void {
-    if (this.pending.size === 0) return;
-    const lines: string[] = [];
-    for (const [key, change] of this.pending) {
-      if (lines.length >= max) break;
-      this.pending.delete(key);
-      lines.push(this.encoder.encode(key, change.value()));
+  /**
+   * Writes the pending changes, the oldest first: all of them, or for up to `budgetMs` (at
+   * least one piece or CLOCK_EVERY records) and FLUSH_SLICE records; a large record is
+   * started and continued as far as the budget goes.
+   */
+  private write(budgetMs: number, all: boolean): void {
+    const started = performance.now();
+    const over = () => !all && performance.now() - started >= budgetMs;
+    for (;;) {
+      if (this.big !== null && !this.continueBig(over)) return;
+      if (this.pending.size === 0) return;
+      const lines: string[] = [];
+      for (const [key, change] of this.pending) {
+        if (!all && lines.length >= FLUSH_SLICE) break;
+        if (lines.length > 0 && lines.length % CLOCK_EVERY === 0 && over()) break;
+        this.pending.delete(key);
+        const pieces = change.json?.();
+        if (pieces === undefined || pieces === null) {
+          lines.push(this.encoder.encode(key, pieces === null ? undefined : change.value()));
+          continue;
+        }
+        // Captured now, written from the next line on, the later records behind it.
+        this.append(lines.join(''), lines.length);
+        lines.length = 0;
+        const fd = this.openSegment();
+        this.big = { key, pieces, start: fstatSync(fd).size };
+        this.appendRaw(`["s",${JSON.stringify(key)},`);
+        break;
+      }
+      if (lines.length > 0) this.append(lines.join(''), lines.length);
+      if (this.big === null) return;
     }
-    const text = lines.join('');
+  }
+
+  /** Writes the next pieces of the large record; true when it is whole. */
+  private continueBig(over: () => boolean): boolean {
+    const big = this.big as BigRecord;
+    let buffered: string[] = [];
+    let size = 0;
+    for (;;) {
+      const r = big.pieces.next();
+      if (r.done) buffered.push(']\n');
+      else {
+        buffered.push(r.value);
+        size += r.value.length;
+      }
+      if (r.done || size >= BIG_WRITE_CHARS || over()) {
+        this.appendRaw(buffered.join(''));
+        buffered = [];
+        size = 0;
+      }
+      if (r.done) {
+        this.big = null;
+        this.stats.records++;
+        return true;
+      }
+      if (over()) return false;
+    }
+  }
+
+  /** Forgets a large record cut by a failed write, and cuts its start off the segment. */
+  private dropBig(): string {
+    const big = this.big;
+    if (big === null) return '';
+    this.big = null;
+    try {
+      truncateSync(this.segmentFile(this.segment), big.start);
+    } catch {
+      // The next load drops the torn line, or reports it in the middle.
+    }
+    return ` (and the record ${big.key})`;
+  }
+
+  /** Appends `count` whole records. */
+  private append(text: string, count: number): void {
+    if (count === 0) return;
+    this.appendRaw(text);
+    this.stats.records += count;
+  }
+
+  private appendRaw(text: string): void {
     const fd = this.openSegment();
     const bytes = Buffer.byteLength(text, 'utf8');
     writeSync(fd, text, null, 'utf8');
     if (this.options.syncEveryWrite) fsyncSync(fd);
-    this.stats.records += lines.length;
     this.stats.recordBytes += bytes;
     this.stats.writes++;
     this.sinceSnapshot += bytes;
@@ -295,7 +323,7 @@ export class JournalStore implements StateStore {
   }
 
   private segmentFile(n: number): string {
-    return path.join(this.dir, `journal-${pad(n)}.log`);
+    return segmentFile(this.dir, n);
   }
 
   // ------------------------------------------------------------ snapshots
@@ -325,37 +353,53 @@ export class JournalStore implements StateStore {
     return this.chain;
   }
 
-  private async snapshot(doc: unknown, n: number): Promise<void> {
-    const file = path.join(this.dir, `snapshot-${pad(n)}.json`);
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w');
-    let bytes = 0;
-    try {
-      let buffered: string[] = [];
-      let size = 0;
-      const write = async () => {
-        const text = buffered.join('');
-        buffered = [];
-        size = 0;
-        bytes += Buffer.byteLength(text, 'utf8');
-        await fh.write(text, null, 'utf8');
-      };
-      await writeJson(doc, async (piece) => {
-        buffered.push(piece);
-        size += piece.length;
-        if (size >= 1 << 20) await write();
+  /**
+   * Writes a new snapshot built from the journal's own files (see journal-snapshot.ts): a
+   * new segment begins now (between two records, never inside a large one); the snapshot is
+   * the previous one with the segments before the new one replayed over it, made in slices,
+   * then written as `save` writes one; the segments it covers are dropped. A kill at any
+   * point leaves files that load to what the journal holds. One asked for before the last
+   * one began is the same one.
+   */
+  compact(): Promise<void> {
+    if (this.compactQueued) return this.chain;
+    this.compactQueued = true;
+    this.chain = this.chain
+      .catch(() => {})
+      .then(async () => {
+        this.compactQueued = false;
+        while (this.big !== null) await nextTurn(); // its segment must be whole
+        const n = this.rotate();
+        const names = readdirSync(this.dir);
+        const base =
+          this.baseSnapshot ??
+          numbered(names, SNAPSHOT)
+            .filter((k) => k < n)
+            .at(-1);
+        const legacy = this.legacyBase ? (this.options.legacyFile ?? null) : null;
+        const segments = numbered(names, SEGMENT)
+          .filter((k) => k >= (base ?? 0) && k < n)
+          .map((k) => this.segmentFile(k));
+        const from = base === undefined || base === null ? legacy : this.snapshotFile(base);
+        let bytes: number;
+        if (this.options.snapshotWorker !== false) {
+          bytes = await compactInWorker(from, segments, this.snapshotFile(n));
+          this.stats.workerSnapshots++;
+        } else {
+          const { doc } = await compactedDocument(from, segments);
+          bytes = await writeSnapshot(this.snapshotFile(n), doc);
+        }
+        this.snapshotWritten(n, bytes);
       });
-      if (size > 0) await write();
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, file);
-    } catch (err) {
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    return this.chain;
+  }
+
+  private async snapshot(doc: unknown, n: number): Promise<void> {
+    this.snapshotWritten(n, await writeSnapshot(this.snapshotFile(n), doc));
+  }
+
+  /** Snapshot n is written: the files it covers are dropped. */
+  private snapshotWritten(n: number, bytes: number): void {
     this.stats.snapshots++;
     if (this.legacyBase && this.options.legacyFile) {
       // Migrated: the snapshot holds what the old file held; it is kept, renamed, not used.
@@ -368,11 +412,24 @@ export class JournalStore implements StateStore {
     }
     this.stats.snapshotBytes += bytes;
     this.lastSnapshotBytes = bytes;
-    // Everything before segment n is in the snapshot now.
+    if (this.baseSnapshot === null || n > this.baseSnapshot) this.baseSnapshot = n;
+    // Everything before segment n is in the snapshot now; a temporary file left by a
+    // snapshot that did not finish (a kill) is dropped too.
     for (const name of readdirSync(this.dir)) {
       const s = SNAPSHOT.exec(name) ?? SEGMENT.exec(name);
-      if (s && Number(s[1]) < n) unlinkSyncQuiet(path.join(this.dir, name));
+      const t = TEMPORARY.exec(name);
+      if ((s && Number(s[1]) < n) || (t && Number(t[1]) <= n)) {
+        try {
+          unlinkSync(path.join(this.dir, name));
+        } catch {
+          // Already gone: nothing to drop.
+        }
+      }
     }
+  }
+
+  private snapshotFile(n: number): string {
+    return snapshotFile(this.dir, n);
   }
 
   /** Closes the current segment and starts the next; returns its number. */
@@ -403,43 +460,6 @@ export class JournalStore implements StateStore {
    * directory beside it, `<dir>.bad-entries-<time>`; returns it, or null.
    */
   keepCopy(): string | null {
-    const copy = `${this.dir}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    try {
-      mkdirSync(copy, { recursive: true });
-      for (const name of readdirSync(this.dir)) {
-        if (SNAPSHOT.test(name) || SEGMENT.test(name))
-          copyFileSync(path.join(this.dir, name), path.join(copy, name));
-      }
-      const legacy = this.options.legacyFile;
-      if (this.legacyBase && legacy) copyFileSync(legacy, path.join(copy, path.basename(legacy)));
-      return copy;
-    } catch {
-      return null;
-    }
-  }
-}
-
-function numbered(names: readonly string[], re: RegExp): number[] {
-  const out: number[] = [];
-  for (const name of names) {
-    const m = re.exec(name);
-    if (m) out.push(Number(m[1]));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-function fileSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
-}
-
-function unlinkSyncQuiet(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    // Already gone: nothing to drop.
+    return copyJournal(this.dir, this.legacyBase ? this.options.legacyFile : undefined);
   }
 }

@@ -8,6 +8,7 @@
 
 import { type Command, CommandStatus, commandToJSON, transition } from './commands';
 import { type EventBus, EventType } from './event-bus';
+import { planJsonPieces } from './plan-json';
 import { type PlanCursor, type PlanJSON, readPlan, type StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, shown } from './restore';
 
@@ -15,6 +16,12 @@ import { problemAt, type RestoreProblem, shown } from './restore';
 export interface PersistChange {
   key: string;
   value(): unknown;
+  /**
+   * Optional, for a large value (a plan): the JSON text of `value()` as of this call, in
+   * pieces made as they are pulled (a journal writes it over several turns; a change after
+   * the call does not alter it); null when `value()` is undefined.
+   */
+  json?(): Iterator<string, void, void> | null;
 }
 
 /** What the book needs of the engine. */
@@ -305,9 +312,11 @@ export class PlanBook {
 
   persist(plan: StoredPlan): void {
     if (this.listeners.size === 0) return;
+    const kept = () => this.plans.get(plan.scheduleId) === plan;
     const change: PersistChange = {
       key: `p:${plan.scheduleId}`,
-      value: () => (this.plans.get(plan.scheduleId) === plan ? plan.toJSON() : undefined),
+      value: () => (kept() ? plan.toJSON() : undefined),
+      json: () => (kept() ? planJsonPieces(plan) : null),
     };
     for (const l of [...this.listeners]) l(change);
   }

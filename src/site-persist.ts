@@ -76,6 +76,11 @@ export abstract class SitePersist {
   /** How long the last save took (clock ms): the next waits SAVE_PACING times as long. */
   protected lastSaveMs = 0;
   protected saving = false;
+  /**
+   * A journaling store's next save is the whole document (`toJSON`): a restore changed what
+   * it restored without journaling it. Otherwise the journal compacts its own files.
+   */
+  protected wholeSaveDue = false;
   /** A change came while a save was running: schedule the next one when it ends. */
   protected saveAgain = false;
   protected running = false;
@@ -183,7 +188,12 @@ export abstract class SitePersist {
       ? this.engine.onPersist((change) => this.journalChange(change))
       : () => {};
     // A restore changed what it restored (expired, timed out): a snapshot records that.
-    if (this.journaling && engine !== null) this.scheduleSave();
+    // A load that failed (in part) leaves files the journal cannot compact from either.
+    if (this.loadError !== null) this.wholeSaveDue = true;
+    if (this.journaling && engine !== null) {
+      this.wholeSaveDue = true;
+      this.scheduleSave();
+    }
     this.offBus = () => {
       offChanges();
       offStates();
@@ -251,13 +261,21 @@ export abstract class SitePersist {
     );
   }
 
-  /** Writes the state now (when a store is configured). Errors are reported and rethrown. */
+  /**
+   * Writes the state now (when a store is configured): a journaling store that can compact
+   * builds its snapshot from its own files, in slices (no document built here); otherwise
+   * the whole document. Errors are reported and rethrown.
+   */
   async save(): Promise<void> {
     if (!this.store || this.persistBlocked) return;
     const started = this.clock.now();
     this.saving = true;
     try {
-      await this.store.save(this.toJSON());
+      if (this.journaling && !this.wholeSaveDue && this.store.compact) await this.store.compact();
+      else {
+        await this.store.save(this.toJSON());
+        this.wholeSaveDue = false;
+      }
       this.lastSaveMs = Math.max(0, this.clock.now() - started);
     } catch (err) {
       const e = new Error(`cannot save state to ${this.store.location}: ${(err as Error).message}`);

@@ -39,6 +39,11 @@ export interface StateStore {
    * restore. Without it the site saves the whole document after every burst.
    */
   journal?(change: PersistChange): boolean;
+  /**
+   * Optional: a journal's snapshot built from its own files (JournalStore): the site calls it
+   * instead of `save(toJSON())` when the journal asks for a snapshot.
+   */
+  compact?(): Promise<void>;
   /** Optional: writes what is pending and lets go of open files (a journal), on `Site.stop()`. */
   close?(): Promise<void>;
   /** Optional: what loading found wrong but left out (a journal's torn or bad records). */

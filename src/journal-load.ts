@@ -1,0 +1,195 @@
+/**
+ * Loading a journal's directory (journal.ts): its file names, and `loadJournal`: the newest
+ * snapshot that can be read (or the legacy state file, migration), with the segments from
+ * its number on replayed over it in order (`applyEntries`). A torn last line (a kill
+ * mid-write) is dropped, reported (`warnings`) and cut off the file; a bad line in the
+ * middle is reported (`problems`) with its file, line and offset, and the lines around it
+ * are kept.
+ */
+
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
+import path from 'node:path';
+import { decodeRecord } from './journal-codec';
+import {
+  applyEntries,
+  emptySiteDocument,
+  type ReplayValue,
+  replayEntry,
+  type SiteDocument,
+} from './journal-replay';
+import type { RestoreProblem } from './restore';
+import { FileStore, StoreCorruptError } from './store';
+
+export const SNAPSHOT = /^snapshot-(\d+)\.json$/;
+export const SEGMENT = /^journal-(\d+)\.log$/;
+/** A snapshot being written (or left by a kill while it was). */
+export const TEMPORARY = /^snapshot-(\d+)\.json\.tmp-\d+$/;
+const pad = (n: number) => String(n).padStart(8, '0');
+export const snapshotFile = (dir: string, n: number) => path.join(dir, `snapshot-${pad(n)}.json`);
+export const segmentFile = (dir: string, n: number) => path.join(dir, `journal-${pad(n)}.log`);
+
+/** What a load found, and where the journal goes on from. */
+export interface LoadedJournal {
+  /** The state; undefined when there is nothing. */
+  doc: unknown;
+  problems: RestoreProblem[];
+  warnings: string[];
+  /** The snapshot used as the base, or null. */
+  baseSnapshot: number | null;
+  /** The legacy state file is the base. */
+  legacyBase: boolean;
+  lastSnapshotBytes: number;
+  /** The segment to write next. */
+  nextSegment: number;
+  /** Bytes of the segments after the base. */
+  sinceSnapshot: number;
+}
+
+/** Loads the journal in `dir` (see the file's comment). Throws StoreCorruptError. */
+export function loadJournal(dir: string, legacyFile?: string): LoadedJournal {
+  const out: LoadedJournal = {
+    doc: undefined,
+    problems: [],
+    warnings: [],
+    baseSnapshot: null,
+    legacyBase: false,
+    lastSnapshotBytes: 0,
+    nextSegment: 0,
+    sinceSnapshot: 0,
+  };
+  mkdirSync(dir, { recursive: true });
+  const names = readdirSync(dir);
+  const snapshots = numbered(names, SNAPSHOT).reverse();
+  let base: unknown;
+  let from = 0;
+  for (const n of snapshots) {
+    const file = snapshotFile(dir, n);
+    try {
+      base = JSON.parse(readFileSync(file, 'utf8'));
+      from = n;
+      out.baseSnapshot = n;
+      out.lastSnapshotBytes = fileSize(file);
+      break;
+    } catch (err) {
+      // An older snapshot with its segments (kept until a newer one is whole) is the base.
+      out.problems.push({
+        entry: path.basename(file),
+        reason: `cannot be read (${(err as Error).message}); an older snapshot is used`,
+      });
+    }
+  }
+  if (base === undefined && snapshots.length > 0) {
+    throw new StoreCorruptError(
+      `no snapshot in ${dir} can be read: ${out.problems.map((p) => p.reason).join('; ')}`,
+      dir,
+      null,
+    );
+  }
+  if (base === undefined && legacyFile && existsSync(legacyFile)) {
+    // Migration: today's state file is the base until the first snapshot is written.
+    base = new FileStore(legacyFile).load(); // not JSON: moved aside (StoreCorruptError)
+    out.legacyBase = base !== undefined;
+    out.lastSnapshotBytes = fileSize(legacyFile);
+  }
+  const segments = numbered(names, SEGMENT).filter((n) => n >= from);
+  const entries: [string, ReplayValue][] = [];
+  let replayed = 0;
+  for (const n of segments) replayed += readSegment(segmentFile(dir, n), entries, out);
+  out.nextSegment = (segments.at(-1) ?? from) + 1;
+  for (const n of segments) out.sinceSnapshot += fileSize(segmentFile(dir, n));
+  if (base === undefined && replayed === 0) return out;
+  const doc = (base ?? emptySiteDocument()) as SiteDocument;
+  for (const p of applyEntries(doc, entries)) out.problems.push(p);
+  out.doc = doc;
+  return out;
+}
+
+/** Reads a segment's records into `entries`; returns how many. Cuts a torn last line off. */
+function readSegment(
+  file: string,
+  entries: [string, ReplayValue][],
+  out: { problems: RestoreProblem[]; warnings: string[] },
+): number {
+  const name = path.basename(file);
+  const text = readFileSync(file, 'utf8');
+  let count = 0;
+  let offset = 0;
+  let line = 0;
+  while (offset < text.length) {
+    line++;
+    const nl = text.indexOf('\n', offset);
+    if (nl < 0) {
+      // Torn: the process died in the middle of writing it. Never applied; cut off so that
+      // nothing is appended after half a line.
+      out.warnings.push(
+        `${name} line ${line} (offset ${offset}): a torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
+      );
+      const fd = openSync(file, 'r+');
+      try {
+        ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    }
+    const raw = text.slice(offset, nl);
+    try {
+      entries.push(replayEntry(decodeRecord(raw)));
+      count++;
+    } catch (err) {
+      out.problems.push({
+        entry: `${name} line ${line} (offset ${offset})`,
+        reason: `${(err as Error).message}; left out, the records around it are kept`,
+      });
+    }
+    offset = nl + 1;
+  }
+  return count;
+}
+
+/** The numbers of the names that `re` matches, in order. */
+export function numbered(names: readonly string[], re: RegExp): number[] {
+  const out: number[] = [];
+  for (const name of names) {
+    const m = re.exec(name);
+    if (m) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Copies the journal's files (and `legacyFile`, when given: it is the base) into a directory
+ * beside `dir`, `<dir>.bad-entries-<time>`; returns it, or null.
+ */
+export function copyJournal(dir: string, legacyFile?: string): string | null {
+  const copy = `${dir}.bad-entries-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    mkdirSync(copy, { recursive: true });
+    for (const name of readdirSync(dir)) {
+      if (SNAPSHOT.test(name) || SEGMENT.test(name))
+        copyFileSync(path.join(dir, name), path.join(copy, name));
+    }
+    if (legacyFile) copyFileSync(legacyFile, path.join(copy, path.basename(legacyFile)));
+    return copy;
+  } catch {
+    return null;
+  }
+}
