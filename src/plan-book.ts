@@ -227,12 +227,19 @@ export class PlanBook {
     const end = c.end;
     const bus = this.host.eventBus;
     const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
-    for (let r = from; r < end; r++) {
+    let r = from;
+    if (!emit && !out) {
+      // Rows that would be dropped at once and that nobody hears of: no command made.
+      const skipped = Math.min(budget.skip, end - r);
+      budget.skip -= skipped;
+      this.planned -= skipped;
+      r += skipped;
+    }
+    for (; r < end; r++) {
       const cmd = plan.command(c, r);
       this.planned--;
       if (budget.skip > 0) {
         budget.skip--;
-        if (!emit && !out) continue;
         transition(cmd, CommandStatus.CANCELLED, now, reason);
         cmd.lastError = reason;
         if (emit) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));

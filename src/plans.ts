@@ -7,6 +7,7 @@
  * the very command (`id`, times, settings) that `convertSchedule`'s `commands` would give.
  */
 
+import { CHUNK, runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import {
   type Command,
   CommandStatus,
@@ -15,6 +16,9 @@ import {
   MAX_TIMEOUT_SECONDS,
 } from './commands';
 import type { Conversion } from './convert';
+
+/** Assets handled between two checkpoints when a plan is made or read in steps. */
+const ASSETS_PER_CHUNK = CHUNK / 4;
 
 /** One asset of a plan: its rows are the next `count` rows of the columns, in time order. */
 export interface PlanAssetEntry {
@@ -65,29 +69,52 @@ export interface PlanJSON extends SchedulePlan {
  * copies numbers, makes no command. Assets without any change are left out.
  */
 export function planOfConversion(conversion: Conversion): SchedulePlan {
+  return runSync(planOfConversionSteps(conversion));
+}
+
+/** `planOfConversion` in slices of a few ms (`runSliced`), the event loop served between. */
+export function planOfConversionAsync(
+  conversion: Conversion,
+  slicing: SliceOptions = {},
+): Promise<SchedulePlan> {
+  return runSliced(planOfConversionSteps(conversion), slicing);
+}
+
+/** `planOfConversion` as a loop that yields at checkpoints (see chunks.ts). */
+export function* planOfConversionSteps(conversion: Conversion): Steps<SchedulePlan> {
   const ch = conversion.changes;
-  const counts = new Array<number>(ch.assets.length).fill(0);
+  const counts = new Int32Array(ch.assets.length);
   for (let k = 0; k < ch.count; k++) {
     const a = ch.asset[k] as number;
     counts[a] = (counts[a] as number) + 1;
+    if (k % (CHUNK * 4) === CHUNK * 4 - 1) yield;
   }
   const assets: PlanAssetEntry[] = [];
-  ch.assets.forEach((a, i) => {
+  for (let i = 0; i < ch.assets.length; i++) {
+    const a = ch.assets[i] as Conversion['changes']['assets'][number];
     const count = counts[i] as number;
     if (count > 0) assets.push({ assetId: a.assetId, kind: a.kind, columns: a.columns, count });
-  });
+    if (i % ASSETS_PER_CHUNK === ASSETS_PER_CHUNK - 1) yield;
+  }
   const m = conversion.made;
+  const times = new Float64Array(ch.times);
+  yield;
+  const slot = new Int32Array(ch.slot);
+  yield;
+  const valueKw = new Float64Array(ch.valueKw);
+  yield;
+  const until = new Int32Array(ch.until);
   return {
     scheduleId: conversion.scheduleId,
     createdAt: m.now,
     priority: m.priority,
     maxRetries: m.maxRetries,
     timeoutSeconds: m.timeoutSeconds,
-    times: new Float64Array(ch.times),
+    times,
     assets,
-    slot: new Int32Array(ch.slot),
-    valueKw: new Float64Array(ch.valueKw),
-    until: new Int32Array(ch.until),
+    slot,
+    valueKw,
+    until,
   };
 }
 
@@ -135,7 +162,11 @@ export class StoredPlan {
   private readonly created: Date;
   private readonly history: Command['history'];
 
-  constructor(p: SchedulePlan) {
+  /**
+   * A stored copy of `p`: its arrays copied, one cursor per asset (`later`: none yet, for
+   * `build`).
+   */
+  constructor(p: SchedulePlan, later = false) {
     this.scheduleId = p.scheduleId;
     this.createdAt = p.createdAt;
     this.priority = p.priority;
@@ -145,8 +176,29 @@ export class StoredPlan {
     this.slot = new Int32Array(p.slot);
     this.valueKw = new Float64Array(p.valueKw);
     this.until = new Int32Array(p.until);
+    this.dates = new Array(this.times.length);
+    this.created = new Date(this.createdAt);
+    this.history = Object.freeze([
+      Object.freeze({ status: CommandStatus.PENDING, at: this.created }),
+    ]) as unknown as Command['history'];
+    if (!later) runSync(this.cursorSteps(p.assets));
+  }
+
+  /**
+   * The same copy made in steps (see chunks.ts): a checkpoint every ASSETS_PER_CHUNK assets,
+   * for a plan of 10,000 assets read in slices (`readPlanInChunks`).
+   */
+  static *build(p: SchedulePlan): Steps<StoredPlan> {
+    const plan = new StoredPlan(p, true);
+    yield* plan.cursorSteps(p.assets);
+    return plan;
+  }
+
+  private *cursorSteps(assets: readonly PlanAssetEntry[]): Steps<void> {
     let row = 0;
-    for (const a of p.assets) {
+    for (let i = 0; i < assets.length; i++) {
+      const a = assets[i] as PlanAssetEntry;
+      if (i % ASSETS_PER_CHUNK === ASSETS_PER_CHUNK - 1) yield;
       const c: PlanCursor = {
         plan: this,
         assetId: a.assetId,
@@ -162,11 +214,6 @@ export class StoredPlan {
       this.cursors.push(c);
       this.byAsset.set(a.assetId, c);
     }
-    this.dates = new Array(this.times.length);
-    this.created = new Date(this.createdAt);
-    this.history = Object.freeze([
-      Object.freeze({ status: CommandStatus.PENDING, at: this.created }),
-    ]) as unknown as Command['history'];
   }
 
   /** Rows not yet made into commands. */
@@ -309,22 +356,23 @@ export function readPlan(input: unknown, where = 'plan'): StoredPlan {
   }
 }
 
-/** Rows checked between two yields of `readPlanInChunks` (a few ms of work). */
-const ROWS_PER_CHUNK = 16_384;
-
 /**
- * `readPlan` in chunks: the rows are checked ROWS_PER_CHUNK at a time with the event loop
- * free in between (a plan of 10,000 assets x 96 slots would otherwise hold it for tens of
- * ms). The plan is copied before the first pause: changing the input meanwhile changes
- * nothing.
+ * `readPlan` in slices of a few ms (`runSliced`), the event loop served between them: a plan
+ * of 10,000 assets x 96 slots would otherwise hold it for tens of ms. The same StoredPlan, or
+ * the same TypeError as a rejection. The plan's arrays (and its list of assets) are copied
+ * before the first pause: changing them meanwhile changes nothing.
  */
-export async function readPlanInChunks(input: unknown, where = 'plan'): Promise<StoredPlan> {
-  const reader = planReader(input, where);
-  for (;;) {
-    const step = reader.next();
-    if (step.done) return step.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+export function readPlanInChunks(
+  input: unknown,
+  where = 'plan',
+  slicing: SliceOptions = {},
+): Promise<StoredPlan> {
+  return runSliced(planReader(input, where), slicing);
+}
+
+/** `readPlan` as a loop that yields at checkpoints (see chunks.ts). */
+export function readPlanSteps(input: unknown, where = 'plan'): Steps<StoredPlan> {
+  return planReader(input, where);
 }
 
 function* planReader(input: unknown, where: string): Generator<void, StoredPlan> {
@@ -356,10 +404,14 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
       fail(`.${k}`, `must be an array of numbers, got ${shownValue(v)}`);
     return v as ArrayLike<number>;
   };
-  const times = arr('times');
-  const slot = arr('slot');
-  const valueKw = arr('valueKw');
-  const until = arr('until');
+  // Copies first (plain arrays as they are, checked below): nothing read later can change.
+  const snap = (v: ArrayLike<number>): ArrayLike<number> =>
+    ArrayBuffer.isView(v) ? new Float64Array(v) : Array.prototype.slice.call(v);
+  const times = snap(arr('times'));
+  const slot = snap(arr('slot'));
+  const valueKw = snap(arr('valueKw'));
+  const until = snap(arr('until'));
+  const list = Array.isArray(p.assets) ? p.assets.slice() : null;
   const n = times.length;
   if (n < 1) fail('.times', 'must hold at least the end of the schedule');
   for (let i = 0; i < n; i++) {
@@ -367,11 +419,13 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
     if (typeof t !== 'number' || !Number.isFinite(t) || (i > 0 && t <= (times[i - 1] as number)))
       fail(`.times[${i}]`, `must be a time (epoch ms) after the one before, got ${shownValue(t)}`);
   }
-  if (!Array.isArray(p.assets)) fail('.assets', `must be an array, got ${shownValue(p.assets)}`);
+  if (list === null) fail('.assets', `must be an array, got ${shownValue(p.assets)}`);
   const seen = new Set<string>();
   const assets: PlanAssetEntry[] = [];
   let rows = 0;
-  (p.assets as unknown[]).forEach((a, i) => {
+  for (let i = 0; i < (list as unknown[]).length; i++) {
+    if (i % ASSETS_PER_CHUNK === ASSETS_PER_CHUNK - 1) yield;
+    const a = (list as unknown[])[i];
     const at = `.assets[${i}]`;
     if (a === null || typeof a !== 'object') fail(at, `must be an object, got ${shownValue(a)}`);
     const e = a as Record<string, unknown>;
@@ -395,7 +449,7 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
       count: e.count as number,
       endMs: (e.endMs as number | null | undefined) ?? null,
     });
-  });
+  }
   for (const [k, v] of [
     ['slot', slot],
     ['valueKw', valueKw],
@@ -411,15 +465,17 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
     ['until', until],
   ] as const) {
     if (ArrayBuffer.isView(v)) continue;
-    for (let r = 0; r < v.length; r++)
+    for (let r = 0; r < v.length; r++) {
       if (typeof v[r] !== 'number')
         fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v[r])}`);
+      if (r % (CHUNK * 4) === CHUNK * 4 - 1) yield;
+    }
   }
   // Checked on float copies: one kind of array in the loops below, whatever came in.
-  const T = new Float64Array(times);
-  const S = new Float64Array(slot);
-  const V = new Float64Array(valueKw);
-  const U = new Float64Array(until);
+  const T = ArrayBuffer.isView(times) ? (times as Float64Array) : new Float64Array(times);
+  const S = ArrayBuffer.isView(slot) ? (slot as Float64Array) : new Float64Array(slot);
+  const V = ArrayBuffer.isView(valueKw) ? (valueKw as Float64Array) : new Float64Array(valueKw);
+  const U = ArrayBuffer.isView(until) ? (until as Float64Array) : new Float64Array(until);
   let r = 0;
   for (const e of assets) {
     const ev = e.kind === 'ev';
@@ -431,7 +487,7 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
       if (s <= prev)
         fail(`.slot[${r}]`, `must come after the asset's row before (${prev}), got ${s}`);
       prev = s;
-      if (r % ROWS_PER_CHUNK === ROWS_PER_CHUNK - 1) yield;
+      if (r % CHUNK === CHUNK - 1) yield;
       const v = V[r] as number;
       if (!(Math.abs(v) <= MAX_POWER_KW) || (ev && v < 0))
         fail(
@@ -446,7 +502,7 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
         );
     }
   }
-  return new StoredPlan({
+  return yield* StoredPlan.build({
     scheduleId: p.scheduleId as string,
     createdAt: p.createdAt as number,
     priority: p.priority as number,
