@@ -98,12 +98,16 @@ export function* planOfConversionSteps(conversion: Conversion): Steps<SchedulePl
   }
   const m = conversion.made;
   const times = new Float64Array(ch.times);
-  yield;
-  const slot = new Int32Array(ch.slot);
-  yield;
-  const valueKw = new Float64Array(ch.valueKw);
-  yield;
-  const until = new Int32Array(ch.until);
+  // Copied in chunks: the first touch of fresh memory is what costs here.
+  const slot = new Int32Array(ch.count);
+  const valueKw = new Float64Array(ch.count);
+  const until = new Int32Array(ch.count);
+  for (let k = 0; k < ch.count; k++) {
+    slot[k] = ch.slot[k] as number;
+    valueKw[k] = ch.valueKw[k] as number;
+    until[k] = ch.until[k] as number;
+    if (k % CHUNK === CHUNK - 1) yield;
+  }
   return {
     scheduleId: conversion.scheduleId,
     createdAt: m.now,
@@ -164,18 +168,18 @@ export class StoredPlan {
 
   /**
    * A stored copy of `p`: its arrays copied, one cursor per asset (`later`: none yet, for
-   * `build`).
+   * `build`; `own`: `p`'s arrays are taken as they are, of the right types, used by nobody else).
    */
-  constructor(p: SchedulePlan, later = false) {
+  constructor(p: SchedulePlan, later = false, own = false) {
     this.scheduleId = p.scheduleId;
     this.createdAt = p.createdAt;
     this.priority = p.priority;
     this.maxRetries = p.maxRetries;
     this.timeoutSeconds = p.timeoutSeconds;
-    this.times = new Float64Array(p.times);
-    this.slot = new Int32Array(p.slot);
-    this.valueKw = new Float64Array(p.valueKw);
-    this.until = new Int32Array(p.until);
+    this.times = own ? (p.times as Float64Array) : new Float64Array(p.times);
+    this.slot = own ? (p.slot as Int32Array) : new Int32Array(p.slot);
+    this.valueKw = own ? (p.valueKw as Float64Array) : new Float64Array(p.valueKw);
+    this.until = own ? (p.until as Int32Array) : new Int32Array(p.until);
     this.dates = new Array(this.times.length);
     this.created = new Date(this.createdAt);
     this.history = Object.freeze([
@@ -188,8 +192,8 @@ export class StoredPlan {
    * The same copy made in steps (see chunks.ts): a checkpoint every ASSETS_PER_CHUNK assets,
    * for a plan of 10,000 assets read in slices (`readPlanInChunks`).
    */
-  static *build(p: SchedulePlan): Steps<StoredPlan> {
-    const plan = new StoredPlan(p, true);
+  static *build(p: SchedulePlan, own = false): Steps<StoredPlan> {
+    const plan = new StoredPlan(p, true, own);
     yield* plan.cursorSteps(p.assets);
     return plan;
   }
@@ -359,8 +363,9 @@ export function readPlan(input: unknown, where = 'plan'): StoredPlan {
 /**
  * `readPlan` in slices of a few ms (`runSliced`), the event loop served between them: a plan
  * of 10,000 assets x 96 slots would otherwise hold it for tens of ms. The same StoredPlan, or
- * the same TypeError as a rejection. The plan's arrays (and its list of assets) are copied
- * before the first pause: changing them meanwhile changes nothing.
+ * the same TypeError as a rejection. Each row is read once, over several turns, into the
+ * stored plan's own arrays: a plan changed while it is read may be read part old, part new
+ * (don't), and changing it afterwards changes nothing.
  */
 export function readPlanInChunks(
   input: unknown,
@@ -404,20 +409,22 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
       fail(`.${k}`, `must be an array of numbers, got ${shownValue(v)}`);
     return v as ArrayLike<number>;
   };
-  // Copies first (plain arrays as they are, checked below): nothing read later can change.
-  const snap = (v: ArrayLike<number>): ArrayLike<number> =>
-    ArrayBuffer.isView(v) ? new Float64Array(v) : Array.prototype.slice.call(v);
-  const times = snap(arr('times'));
-  const slot = snap(arr('slot'));
-  const valueKw = snap(arr('valueKw'));
-  const until = snap(arr('until'));
+  // `times` is short: copied now. The rows are read once each, in the loop below, straight
+  // into the stored plan's arrays (no copy of the input first: a first touch of fresh memory
+  // is costly, so each chunk of rows touches its own part).
+  const timesIn = arr('times');
+  const slotIn = arr('slot');
+  const valueIn = arr('valueKw');
+  const untilIn = arr('until');
   const list = Array.isArray(p.assets) ? p.assets.slice() : null;
-  const n = times.length;
+  const n = timesIn.length;
   if (n < 1) fail('.times', 'must hold at least the end of the schedule');
+  const times = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const t = times[i];
+    const t = timesIn[i];
     if (typeof t !== 'number' || !Number.isFinite(t) || (i > 0 && t <= (times[i - 1] as number)))
       fail(`.times[${i}]`, `must be a time (epoch ms) after the one before, got ${shownValue(t)}`);
+    times[i] = t as number;
   }
   if (list === null) fail('.assets', `must be an array, got ${shownValue(p.assets)}`);
   const seen = new Set<string>();
@@ -451,69 +458,63 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
     });
   }
   for (const [k, v] of [
-    ['slot', slot],
-    ['valueKw', valueKw],
-    ['until', until],
+    ['slot', slotIn],
+    ['valueKw', valueIn],
+    ['until', untilIn],
   ] as const) {
     if (v.length !== rows)
       fail(`.${k}`, `has ${v.length} entries, but the assets' counts add up to ${rows}`);
   }
   // Plain arrays (a plan that went through JSON) may hold anything: every entry a number.
-  for (const [k, v] of [
-    ['slot', slot],
-    ['valueKw', valueKw],
-    ['until', until],
-  ] as const) {
-    if (ArrayBuffer.isView(v)) continue;
-    for (let r = 0; r < v.length; r++) {
-      if (typeof v[r] !== 'number')
-        fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v[r])}`);
-      if (r % (CHUNK * 4) === CHUNK * 4 - 1) yield;
-    }
-  }
-  // Checked on float copies: one kind of array in the loops below, whatever came in.
-  const T = ArrayBuffer.isView(times) ? (times as Float64Array) : new Float64Array(times);
-  const S = ArrayBuffer.isView(slot) ? (slot as Float64Array) : new Float64Array(slot);
-  const V = ArrayBuffer.isView(valueKw) ? (valueKw as Float64Array) : new Float64Array(valueKw);
-  const U = ArrayBuffer.isView(until) ? (until as Float64Array) : new Float64Array(until);
+  const number = (k: string, v: unknown, r: number): number =>
+    typeof v === 'number' ? v : fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v)}`);
+  const S = new Int32Array(rows);
+  const V = new Float64Array(rows);
+  const U = new Int32Array(rows);
   let r = 0;
   for (const e of assets) {
     const ev = e.kind === 'ev';
     const end = r + e.count;
     for (let prev = -1; r < end; r++) {
-      const s = S[r] as number;
+      const s = number('slot', slotIn[r], r);
       if (!Number.isInteger(s) || s < 0 || s >= n)
         fail(`.slot[${r}]`, `must be an index into times (0 to ${n - 1}), got ${shownValue(s)}`);
       if (s <= prev)
         fail(`.slot[${r}]`, `must come after the asset's row before (${prev}), got ${s}`);
       prev = s;
       if (r % CHUNK === CHUNK - 1) yield;
-      const v = V[r] as number;
+      const v = number('valueKw', valueIn[r], r);
       if (!(Math.abs(v) <= MAX_POWER_KW) || (ev && v < 0))
         fail(
           `.valueKw[${r}]`,
           `must be a number (kW) within ${ev ? `0 and ${MAX_POWER_KW} for an EV` : `+-${MAX_POWER_KW}`}, got ${shownValue(v)}`,
         );
-      const u = U[r] as number;
+      const u = number('until', untilIn[r], r);
       if (!Number.isInteger(u) || (u !== -1 && (u <= s || u >= n)))
         fail(
           `.until[${r}]`,
           `must be -1 or an index into times after slot ${s}, got ${shownValue(u)}`,
         );
+      S[r] = s;
+      V[r] = v;
+      U[r] = u;
     }
   }
-  return yield* StoredPlan.build({
-    scheduleId: p.scheduleId as string,
-    createdAt: p.createdAt as number,
-    priority: p.priority as number,
-    maxRetries: p.maxRetries as number,
-    timeoutSeconds: p.timeoutSeconds as number,
-    times: T,
-    assets,
-    slot: S,
-    valueKw: V,
-    until: U,
-  });
+  return yield* StoredPlan.build(
+    {
+      scheduleId: p.scheduleId as string,
+      createdAt: p.createdAt as number,
+      priority: p.priority as number,
+      maxRetries: p.maxRetries as number,
+      timeoutSeconds: p.timeoutSeconds as number,
+      times,
+      assets,
+      slot: S,
+      valueKw: V,
+      until: U,
+    },
+    true,
+  );
 }
 
 function shownValue(v: unknown): string {
