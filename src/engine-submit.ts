@@ -219,18 +219,21 @@ export abstract class EngineSubmission extends EngineDispatch {
     now: number,
     budget = { skip: 0 },
   ): void {
-    for (const slot of [...(this.active.get(assetId) ?? [])]) {
-      const c = slot.cmd;
-      if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
-      if (c.scheduledAt.getTime() >= start) {
-        this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
-      } else if (c.validUntil === null || c.validUntil.getTime() > start) {
-        c.validUntil = new Date(start);
-        this.persistCommand(c.id);
+    const active = this.active.get(assetId);
+    if (active)
+      for (const slot of [...active]) {
+        const c = slot.cmd;
+        if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
+        if (c.scheduledAt.getTime() >= start) {
+          this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
+        } else if (c.validUntil === null || c.validUntil.getTime() > start) {
+          c.validUntil = new Date(start);
+          this.persistCommand(c.id);
+        }
       }
-    }
     this.book.supersede(assetId, scheduleId, start, now, budget);
     // A silence's fallback that already went out ends too: the new schedule is in force.
+    if (this.lastSetpoint.size === 0) return;
     for (const kind of ['rate', 'cap']) {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
       if (!c || !isSilenceFallback(c) || c.scheduleId === scheduleId) continue;
@@ -268,7 +271,9 @@ export abstract class EngineSubmission extends EngineDispatch {
   *stagePlan(input: unknown): Steps<StoredPlan> {
     if (input instanceof StoredPlan) return input;
     const plan = isConversion(input) ? yield* planOfConversionSteps(input) : input;
-    return yield* readPlanSteps(plan, 'plan');
+    const stored = yield* readPlanSteps(plan, 'plan');
+    yield* this.book.stage(stored);
+    return stored;
   }
 
   /**

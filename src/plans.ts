@@ -162,6 +162,8 @@ export class StoredPlan {
   seqBase = 0;
   /** Cursors with no row left (the plan is used up when all are). */
   closed = 0;
+  /** Made ahead by `PlanBook.stage`: one set per cursor (index), until the plan is added. */
+  staged: Set<PlanCursor>[] | undefined = undefined;
   private readonly dates: (Date | undefined)[];
   private readonly created: Date;
   private readonly history: Command['history'];
