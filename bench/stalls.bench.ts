@@ -201,7 +201,7 @@ async function flowSteps(text: string, assetMap: Record<string, string>): Promis
     for (let r = 0; r < RUNS; r++) {
       const site = new Site({ siteId: 'commit', onError: () => {} });
       if (replace) site.submitPlan(await readPlanInChunks(plan));
-      const stored = await readPlanInChunks(replace ? laterPlan : plan);
+      const stored = await runSliced(site.engine.stagePlan(replace ? laterPlan : plan));
       const m = await stallOf(() => site.engine.commitPlan(stored));
       stalls.push(m.stallMs);
       cpus.push(m.cpuMs);
