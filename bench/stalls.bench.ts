@@ -6,8 +6,11 @@
  * - A schedule of ASSETS x 96 slots (pandas split orient, as JSON text): its floor, the
  *   `JSON.parse` of the text (one piece, not split); the sync conversion
  *   (`site.receiveSchedule`); the same in slices (`convertScheduleAsync`,
- *   `site.receiveScheduleAsync`); and through a real Node-RED flow, qe-coordinator +
- *   qe-schedule -> qe-dispatcher, from the message until every command is PENDING.
+ *   `site.receiveScheduleAsync`); through a real Node-RED flow, qe-coordinator +
+ *   qe-schedule -> qe-dispatcher, from the message until the plan is registered, with
+ *   `persist` off and on; and that flow's steps one by one (parse, convert, the plan's
+ *   columns, the dispatcher's read, its registration into an empty site and as a
+ *   replacement), so that the longest turn of each shows where the time is.
  * - Other operations on a site holding that schedule's commands, each synchronous, so its
  *   time is its stall: `engine.getCommands()`, `site.toJSON()` (a whole save), the
  *   timeline's full snapshot of 2,000 x 96; and that snapshot as the admin endpoint now
@@ -17,8 +20,10 @@
  *   a new value every slot (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
  *   160,000 pending commands, both on a JournalStore in a temporary directory.
  *
- *   node --expose-gc --import tsx bench/stalls.bench.ts [assets]   (BENCH_RUNS;
+ *   node --expose-gc --import tsx bench/stalls.bench.ts [assets] [flow]   (BENCH_RUNS;
  *   STALLS_PART=journal runs the journal's part alone)
+ *
+ * `flow`: only the flow and its steps.
  *
  * Prints figures; passes or fails nothing.
  */
@@ -32,6 +37,8 @@ import { commandsAsync, convertScheduleAsync } from '../src/convert';
 import type { PersistChange } from '../src/engine';
 import { JournalStore } from '../src/journal';
 import { stringifySteps } from '../src/json-chunks';
+import { planOfConversionAsync, readPlanInChunks } from '../src/plans';
+import { parseScheduleAsync } from '../src/schedule';
 import { Site } from '../src/site';
 import { buildSnapshot, TimelineFeed } from '../src/timeline';
 import {
@@ -161,38 +168,97 @@ function report(name: string, stalls: number[], cpus: number[], times: number[])
   );
 }
 
-async function flowRun(text: string, assetMap: Record<string, string>): Promise<void> {
+/**
+ * The flow: qe-coordinator (`persist` off, or on: a journal in a temporary user directory) +
+ * qe-schedule -> qe-dispatcher, from the optimiser's text in msg.payload until the plan is
+ * registered (every command PENDING).
+ */
+async function flowRun(text: string, assetMap: Record<string, string>, persist: boolean) {
   const stalls: number[] = [];
   const cpus: number[] = [];
   const times: number[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    const flow = [
-      { id: 'f1', type: 'tab', label: 'bench' },
-      COORDINATOR,
-      {
-        id: 'sch',
-        type: 'qe-schedule',
-        z: 'f1',
-        coordinator: 'coord',
-        assetMap: JSON.stringify(assetMap),
-        ratedKw: '{}',
-        timeZone: 'UTC',
-        wires: [['disp']],
-      },
-      { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: 'coord', wires: [[]] },
-    ];
-    await loadFlow(loadNodes('qe-coordinator', 'qe-schedule', 'qe-dispatcher'), flow);
-    const site = (helper.getNode('coord') as unknown as { site: Site }).site;
-    const { stallMs, cpuMs, ms } = await stallOf(async () => {
-      helper.getNode('sch').receive({ payload: text } as never);
-      await until(() => site.engine.stats().pending > 0, 'commands pending', 300_000, 1);
-    });
-    stalls.push(stallMs);
-    cpus.push(cpuMs);
-    times.push(ms);
-    await helper.unload();
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-stalls-'));
+  helper.settings({ userDir });
+  try {
+    for (let r = 0; r < RUNS; r++) {
+      const flow = [
+        { id: 'f1', type: 'tab', label: 'bench' },
+        { ...COORDINATOR, id: `coord${r}`, persist },
+        {
+          id: 'sch',
+          type: 'qe-schedule',
+          z: 'f1',
+          coordinator: `coord${r}`,
+          assetMap: JSON.stringify(assetMap),
+          ratedKw: '{}',
+          timeZone: 'UTC',
+          wires: [['disp']],
+        },
+        { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: `coord${r}`, wires: [[]] },
+      ];
+      await loadFlow(loadNodes('qe-coordinator', 'qe-schedule', 'qe-dispatcher'), flow);
+      const site = (helper.getNode(`coord${r}`) as unknown as { site: Site }).site;
+      const { stallMs, cpuMs, ms } = await stallOf(async () => {
+        helper.getNode('sch').receive({ payload: text } as never);
+        await until(() => site.engine.stats().pending > 0, 'commands pending', 300_000, 1);
+        // With persist on: the journal writes this turn's records in the next ones.
+        if (persist) await sleep(300);
+      });
+      stalls.push(stallMs);
+      cpus.push(cpuMs);
+      times.push(ms);
+      await helper.unload();
+    }
+  } finally {
+    helper.settings({});
+    fs.rmSync(userDir, { recursive: true, force: true });
   }
-  report('through the flow: message -> every command PENDING', stalls, cpus, times);
+  report(
+    `through the flow, persist ${persist ? 'on' : 'off'}: message -> plan registered`,
+    stalls,
+    cpus,
+    times,
+  );
+}
+
+/**
+ * The flow's steps one by one, each measured alone (the longest gap while it runs, and the
+ * CPU within it): qe-schedule's parse and convert slices and the plan's columns, then
+ * qe-dispatcher's read (`engine.stagePlan` in slices) and its registration
+ * (`engine.commitPlan`, one step), into an empty site and as a replacement of the same size.
+ */
+async function flowSteps(text: string, assetMap: Record<string, string>): Promise<void> {
+  const base = { assetMap, now: Date.now(), scheduleId: 'steps' };
+  await measure('step: parse (parseScheduleAsync, slices)', () => parseScheduleAsync(text));
+  const parsed = await parseScheduleAsync(text);
+  await measure('step: convert (convertScheduleAsync of it, slices)', () =>
+    convertScheduleAsync(parsed, base),
+  );
+  const conversion = await convertScheduleAsync(parsed, base);
+  await measure('step: the plan (planOfConversionAsync, slices)', () =>
+    planOfConversionAsync(conversion),
+  );
+  const plan = await planOfConversionAsync(conversion);
+  await measure('step: dispatcher read (readPlanInChunks, slices)', () => readPlanInChunks(plan));
+  const later = await convertScheduleAsync(parsed, { ...base, scheduleId: 'later' });
+  const laterPlan = await planOfConversionAsync(later);
+  for (const replace of [false, true]) {
+    const name = replace ? 'replacing one as big' : 'into an empty site';
+    const stalls: number[] = [];
+    const cpus: number[] = [];
+    const times: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      const site = new Site({ siteId: 'commit', onError: () => {} });
+      if (replace) site.submitPlan(await readPlanInChunks(plan));
+      const stored = await runSliced(site.engine.stagePlan(replace ? laterPlan : plan));
+      const m = await stallOf(() => site.engine.commitPlan(stored));
+      stalls.push(m.stallMs);
+      cpus.push(m.cpuMs);
+      times.push(m.ms);
+      await site.stop();
+    }
+    report(`step: register (engine.commitPlan), ${name}`, stalls, cpus, times);
+  }
 }
 
 const nextTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -273,6 +339,17 @@ async function main(): Promise<void> {
   // What the machine itself adds: the probe with nothing else to do.
   await measure('nothing: the probe alone for 500 ms', () => sleep(500));
   await measure('floor: JSON.parse of the text', () => JSON.parse(text));
+  if (process.argv[3] === 'flow') {
+    await startServer();
+    try {
+      await flowRun(text, assetMap, false);
+      await flowRun(text, assetMap, true);
+    } finally {
+      await stopServer();
+    }
+    await flowSteps(text, assetMap);
+    return;
+  }
   let id = 0;
   await measure('site.receiveSchedule (sync)', () =>
     new Site({ siteId: 'b' }).receiveSchedule(text, { assetMap, scheduleId: `s${id++}` }),
@@ -287,10 +364,12 @@ async function main(): Promise<void> {
   );
   await startServer();
   try {
-    await flowRun(text, assetMap);
+    await flowRun(text, assetMap, false);
+    await flowRun(text, assetMap, true);
   } finally {
     await stopServer();
   }
+  await flowSteps(text, assetMap);
 
   console.log(`\na site holding those ${assets} x ${SLOTS} schedule's commands`);
   const site = new Site({ siteId: 'big', onError: () => {} });

@@ -66,6 +66,9 @@ export const DEFAULT_DEADBAND_KW = 0.001;
  */
 const KW_EPSILON = 1e-9;
 
+/** Rows of a change plan built in one set of arrays before the next (see `planSteps`). */
+const SEGMENT = 32_768;
+
 /** Candidate asset-map keys for a setpoint column, in order of preference. */
 export function mapKeysFor(col: SetpointColumn): string[] {
   if (col.kind === 'ev') {
@@ -173,13 +176,14 @@ export function* planSteps(
   const hasRatings = Object.keys(rated).length > 0;
   const assets = [...byAsset.values()];
 
-  // The changes, columnar: no object per command until someone asks for the commands.
-  const plan = {
-    asset: [] as number[],
-    slot: [] as number[],
-    valueKw: [] as number[],
-    until: [] as number[],
-  };
+  // The changes, columnar: no object per command until someone asks for the commands. Built
+  // in segments of about SEGMENT rows (cut between assets) joined at the end one column a
+  // step: four arrays growing past 100,000 rows would each be copied to fresh memory within
+  // the same step (tens of ms).
+  type Columns = { asset: number[]; slot: number[]; valueKw: number[]; until: number[] };
+  const segments: Columns[] = [];
+  let plan: Columns = { asset: [], slot: [], valueKw: [], until: [] };
+  let rowsBefore = 0;
   const planAssets: PlannedAsset[] = [];
   for (let ai = 0; ai < assets.length; ai++) {
     const a = assets[ai] as AssetColumns;
@@ -261,20 +265,31 @@ export function* planSteps(
       plan.until.push(-1);
     }
     work += n + 1;
+    if (plan.slot.length >= SEGMENT) {
+      segments.push(plan);
+      rowsBefore += plan.slot.length;
+      plan = { asset: [], slot: [], valueKw: [], until: [] };
+    }
     if (work >= CHUNK) {
       work = 0;
       yield;
     }
   }
   if (problems.length > 0) throw new ScheduleError(problems);
-
+  segments.push(plan);
+  const column = function* (k: keyof Columns): Steps<number[]> {
+    yield;
+    return segments.length === 1
+      ? (plan[k] as number[])
+      : ([] as number[]).concat(...segments.map((g) => g[k]));
+  };
   const changes: ChangePlan = {
-    count: plan.slot.length,
+    count: rowsBefore + plan.slot.length,
     assets: planAssets,
-    asset: plan.asset,
-    slot: plan.slot,
-    valueKw: plan.valueKw,
-    until: plan.until,
+    asset: yield* column('asset'),
+    slot: yield* column('slot'),
+    valueKw: yield* column('valueKw'),
+    until: yield* column('until'),
     times: [...times, endMs],
   };
   return { changes, unmapped };

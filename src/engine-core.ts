@@ -136,8 +136,10 @@ export abstract class EngineCore {
         this.changed(cmd);
       },
       trackCancelled: (cmd, now, reason) => {
-        const t = this.adopt(cmd);
-        t.unjournaled = true;
+        // Finished at once: never among the asset's unfinished ones (no set made for it).
+        const t: Tracked = { cmd, dueToken: 0, deadlineToken: 0, unjournaled: true };
+        this.tracked.set(cmd.id, t);
+        this.counts.PENDING++;
         this.finish(t, CommandStatus.CANCELLED, now, reason);
       },
       queue: (c) => {

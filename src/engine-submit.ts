@@ -5,6 +5,7 @@
  * the fallback commands when no schedule came for too long).
  */
 
+import { runSync, type Steps } from './chunks';
 import {
   type Command,
   type CommandInput,
@@ -19,7 +20,13 @@ import { EngineDispatch } from './engine-dispatch';
 import { sameContent } from './engine-rules';
 import type { Tracked } from './engine-slots';
 import { EventType } from './event-bus';
-import { isConversion, planOfConversion, readPlan, type SchedulePlan, StoredPlan } from './plans';
+import {
+  isConversion,
+  planOfConversionSteps,
+  readPlanSteps,
+  type SchedulePlan,
+  StoredPlan,
+} from './plans';
 import { parseSchedule } from './schedule';
 import { isSilenceFallback, silenceCommands, silenceDeadline } from './silence';
 
@@ -212,18 +219,21 @@ export abstract class EngineSubmission extends EngineDispatch {
     now: number,
     budget = { skip: 0 },
   ): void {
-    for (const slot of [...(this.active.get(assetId) ?? [])]) {
-      const c = slot.cmd;
-      if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
-      if (c.scheduledAt.getTime() >= start) {
-        this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
-      } else if (c.validUntil === null || c.validUntil.getTime() > start) {
-        c.validUntil = new Date(start);
-        this.persistCommand(c.id);
+    const active = this.active.get(assetId);
+    if (active)
+      for (const slot of [...active]) {
+        const c = slot.cmd;
+        if (c.scheduleId === null || c.scheduleId === scheduleId) continue;
+        if (c.scheduledAt.getTime() >= start) {
+          this.finish(slot, CommandStatus.CANCELLED, now, `superseded by schedule ${scheduleId}`);
+        } else if (c.validUntil === null || c.validUntil.getTime() > start) {
+          c.validUntil = new Date(start);
+          this.persistCommand(c.id);
+        }
       }
-    }
     this.book.supersede(assetId, scheduleId, start, now, budget);
     // A silence's fallback that already went out ends too: the new schedule is in force.
+    if (this.lastSetpoint.size === 0) return;
     for (const kind of ['rate', 'cap']) {
       const c = this.lastSetpoint.get(`${assetId}\u0000${kind}`);
       if (!c || !isSilenceFallback(c) || c.scheduleId === scheduleId) continue;
@@ -249,11 +259,29 @@ export abstract class EngineSubmission extends EngineDispatch {
    * is a re-delivery (`duplicate`, nothing changes); with other rows, a TypeError.
    */
   submitPlan(input: Conversion | SchedulePlan | StoredPlan): PlanSubmission {
-    // A StoredPlan (from `readPlanInChunks`, checked already) is taken as it is: use it once.
-    const plan =
-      input instanceof StoredPlan
-        ? input
-        : readPlan(isConversion(input) ? planOfConversion(input) : input, 'plan');
+    return this.commitPlan(runSync(this.stagePlan(input)));
+  }
+
+  /**
+   * The part of `submitPlan` that changes nothing, as a loop that yields at checkpoints (see
+   * chunks.ts; `Site.submitPlanAsync` runs it in slices): the plan made (from a Conversion),
+   * read and checked, copied into its StoredPlan. A StoredPlan is taken as it is. A bad plan
+   * throws its TypeError here.
+   */
+  *stagePlan(input: unknown): Steps<StoredPlan> {
+    if (input instanceof StoredPlan) return input;
+    const plan = isConversion(input) ? yield* planOfConversionSteps(input) : input;
+    const stored = yield* readPlanSteps(plan, 'plan');
+    yield* this.book.stage(stored);
+    return stored;
+  }
+
+  /**
+   * The part of `submitPlan` that registers a plan staged by `stagePlan` (use it once), in
+   * one go: re-delivery check, supersession, its cursors into the due heap, events. O(assets)
+   * plus the rows it supersedes.
+   */
+  commitPlan(plan: StoredPlan): PlanSubmission {
     const id = plan.scheduleId;
     if (this.book.isRedelivery(plan, this.tracked.values()))
       return { scheduleId: id, count: 0, duplicate: true };
@@ -262,8 +290,12 @@ export abstract class EngineSubmission extends EngineDispatch {
     const now = this.clock.now();
     this.noteScheduleId(id);
     let start = Number.POSITIVE_INFINITY;
-    for (const c of plan.cursors) if (c.next < c.end) start = Math.min(start, plan.timeOf(c.next));
-    const assets = plan.cursors.filter((c) => c.next < c.end).map((c) => c.assetId);
+    const assets: string[] = [];
+    for (const c of plan.cursors) {
+      if (c.next >= c.end) continue;
+      start = Math.min(start, plan.timeOf(c.next));
+      assets.push(c.assetId);
+    }
     this.supersedeAll(assets, id, start, now);
     this.book.add(plan);
     this.book.announce(plan);

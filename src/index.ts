@@ -226,6 +226,7 @@ export {
   type PlanAssetEntry,
   type PlanJSON,
   planOfConversion,
+  planOfConversionAsync,
   readPlanInChunks,
   type SchedulePlan,
   StoredPlan,

@@ -6,6 +6,7 @@
  * and restores them. The engine owns the commands: a row becomes one through `PlanHost`.
  */
 
+import { CHUNK, type Steps } from './chunks';
 import { type Command, CommandStatus, commandToJSON, transition } from './commands';
 import { type EventBus, EventType } from './event-bus';
 import { planJsonPieces } from './plan-json';
@@ -104,21 +105,37 @@ export class PlanBook {
         bus.publish(EventType.COMMAND_CREATED, commandToJSON(plan.command(c, r)));
   }
 
+  /**
+   * What `add` can make ahead without changing anything (`engine.stagePlan`, in slices): each
+   * cursor's set for `cursorsOf`, used by `add` when its asset has none yet.
+   */
+  *stage(plan: StoredPlan): Steps<void> {
+    const sets: Set<PlanCursor>[] = [];
+    for (let i = 0; i < plan.cursors.length; i++) {
+      sets.push(new Set([plan.cursors[i] as PlanCursor]));
+      if (i % CHUNK === CHUNK - 1) yield;
+    }
+    plan.staged = sets;
+  }
+
   /** Starts keeping `plan`: its cursors go into the due heap. */
   add(plan: StoredPlan): void {
     this.plans.set(plan.scheduleId, plan);
     plan.seqBase = this.host.reserveSeq(plan.slot.length);
-    for (const c of plan.cursors) {
+    const staged = plan.staged;
+    plan.staged = undefined;
+    for (let i = 0; i < plan.cursors.length; i++) {
+      const c = plan.cursors[i] as PlanCursor;
       if (c.next >= c.end) {
         plan.closed++;
         continue;
       }
-      let set = this.cursorsOf.get(c.assetId);
-      if (!set) {
-        set = new Set();
-        this.cursorsOf.set(c.assetId, set);
+      const set = this.cursorsOf.get(c.assetId);
+      if (set) set.add(c);
+      else {
+        const made = staged?.[i];
+        this.cursorsOf.set(c.assetId, made?.has(c) ? made : new Set([c]));
       }
-      set.add(c);
       this.planned += c.end - c.next;
       this.host.queue(c);
     }
@@ -234,12 +251,19 @@ export class PlanBook {
     const end = c.end;
     const bus = this.host.eventBus;
     const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
-    for (let r = from; r < end; r++) {
+    let r = from;
+    if (!emit && !out) {
+      // Rows that would be dropped at once and that nobody hears of: no command made.
+      const skipped = Math.min(budget.skip, end - r);
+      budget.skip -= skipped;
+      this.planned -= skipped;
+      r += skipped;
+    }
+    for (; r < end; r++) {
       const cmd = plan.command(c, r);
       this.planned--;
       if (budget.skip > 0) {
         budget.skip--;
-        if (!emit && !out) continue;
         transition(cmd, CommandStatus.CANCELLED, now, reason);
         cmd.lastError = reason;
         if (emit) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
@@ -266,8 +290,10 @@ export class PlanBook {
     now: number,
     budget: { skip: number },
   ): void {
+    const set = this.cursorsOf.get(assetId);
+    if (!set) return;
     const reason = `superseded by schedule ${scheduleId}`;
-    for (const c of [...(this.cursorsOf.get(assetId) ?? [])]) {
+    for (const c of [...set]) {
       if (c.plan.scheduleId === scheduleId) continue;
       this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget);
       if (c.next >= c.end) continue;

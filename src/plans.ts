@@ -7,6 +7,7 @@
  * the very command (`id`, times, settings) that `convertSchedule`'s `commands` would give.
  */
 
+import { CHUNK, runSliced, runSync, type SliceOptions, type Steps } from './chunks';
 import {
   type Command,
   CommandStatus,
@@ -15,6 +16,9 @@ import {
   MAX_TIMEOUT_SECONDS,
 } from './commands';
 import type { Conversion } from './convert';
+
+/** Assets handled between two checkpoints when a plan is made or read in steps. */
+const ASSETS_PER_CHUNK = CHUNK / 4;
 
 /** One asset of a plan: its rows are the next `count` rows of the columns, in time order. */
 export interface PlanAssetEntry {
@@ -60,36 +64,11 @@ export interface PlanJSON extends SchedulePlan {
   until: number[];
 }
 
-/**
- * The plan of a conversion (`convertSchedule`, `engine.receiveSchedule`), in typed arrays:
- * copies numbers, makes no command. Assets without any change are left out.
- */
-export function planOfConversion(conversion: Conversion): SchedulePlan {
-  const ch = conversion.changes;
-  const counts = new Array<number>(ch.assets.length).fill(0);
-  for (let k = 0; k < ch.count; k++) {
-    const a = ch.asset[k] as number;
-    counts[a] = (counts[a] as number) + 1;
-  }
-  const assets: PlanAssetEntry[] = [];
-  ch.assets.forEach((a, i) => {
-    const count = counts[i] as number;
-    if (count > 0) assets.push({ assetId: a.assetId, kind: a.kind, columns: a.columns, count });
-  });
-  const m = conversion.made;
-  return {
-    scheduleId: conversion.scheduleId,
-    createdAt: m.now,
-    priority: m.priority,
-    maxRetries: m.maxRetries,
-    timeoutSeconds: m.timeoutSeconds,
-    times: new Float64Array(ch.times),
-    assets,
-    slot: new Int32Array(ch.slot),
-    valueKw: new Float64Array(ch.valueKw),
-    until: new Int32Array(ch.until),
-  };
-}
+export {
+  planOfConversion,
+  planOfConversionAsync,
+  planOfConversionSteps,
+} from './plan-convert';
 
 /** Whether `x` is a Conversion (it has its change plan) rather than a SchedulePlan. */
 export function isConversion(x: unknown): x is Conversion {
@@ -131,22 +110,49 @@ export class StoredPlan {
   seqBase = 0;
   /** Cursors with no row left (the plan is used up when all are). */
   closed = 0;
+  /** Made ahead by `PlanBook.stage`: one set per cursor (index), until the plan is added. */
+  staged: Set<PlanCursor>[] | undefined = undefined;
   private readonly dates: (Date | undefined)[];
   private readonly created: Date;
   private readonly history: Command['history'];
 
-  constructor(p: SchedulePlan) {
+  /**
+   * A stored copy of `p`: its arrays copied, one cursor per asset (`later`: none yet, for
+   * `build`; `own`: `p`'s arrays are taken as they are, of the right types, used by nobody else).
+   */
+  constructor(p: SchedulePlan, later = false, own = false) {
     this.scheduleId = p.scheduleId;
     this.createdAt = p.createdAt;
     this.priority = p.priority;
     this.maxRetries = p.maxRetries;
     this.timeoutSeconds = p.timeoutSeconds;
-    this.times = new Float64Array(p.times);
-    this.slot = new Int32Array(p.slot);
-    this.valueKw = new Float64Array(p.valueKw);
-    this.until = new Int32Array(p.until);
+    this.times = own ? (p.times as Float64Array) : new Float64Array(p.times);
+    this.slot = own ? (p.slot as Int32Array) : new Int32Array(p.slot);
+    this.valueKw = own ? (p.valueKw as Float64Array) : new Float64Array(p.valueKw);
+    this.until = own ? (p.until as Int32Array) : new Int32Array(p.until);
+    this.dates = new Array(this.times.length);
+    this.created = new Date(this.createdAt);
+    this.history = Object.freeze([
+      Object.freeze({ status: CommandStatus.PENDING, at: this.created }),
+    ]) as unknown as Command['history'];
+    if (!later) runSync(this.cursorSteps(p.assets));
+  }
+
+  /**
+   * The same copy made in steps (see chunks.ts): a checkpoint every ASSETS_PER_CHUNK assets,
+   * for a plan of 10,000 assets read in slices (`readPlanInChunks`).
+   */
+  static *build(p: SchedulePlan, own = false): Steps<StoredPlan> {
+    const plan = new StoredPlan(p, true, own);
+    yield* plan.cursorSteps(p.assets);
+    return plan;
+  }
+
+  private *cursorSteps(assets: readonly PlanAssetEntry[]): Steps<void> {
     let row = 0;
-    for (const a of p.assets) {
+    for (let i = 0; i < assets.length; i++) {
+      const a = assets[i] as PlanAssetEntry;
+      if (i % ASSETS_PER_CHUNK === ASSETS_PER_CHUNK - 1) yield;
       const c: PlanCursor = {
         plan: this,
         assetId: a.assetId,
@@ -162,11 +168,6 @@ export class StoredPlan {
       this.cursors.push(c);
       this.byAsset.set(a.assetId, c);
     }
-    this.dates = new Array(this.times.length);
-    this.created = new Date(this.createdAt);
-    this.history = Object.freeze([
-      Object.freeze({ status: CommandStatus.PENDING, at: this.created }),
-    ]) as unknown as Command['history'];
   }
 
   /** Rows not yet made into commands. */
@@ -309,22 +310,24 @@ export function readPlan(input: unknown, where = 'plan'): StoredPlan {
   }
 }
 
-/** Rows checked between two yields of `readPlanInChunks` (a few ms of work). */
-const ROWS_PER_CHUNK = 16_384;
-
 /**
- * `readPlan` in chunks: the rows are checked ROWS_PER_CHUNK at a time with the event loop
- * free in between (a plan of 10,000 assets x 96 slots would otherwise hold it for tens of
- * ms). The plan is copied before the first pause: changing the input meanwhile changes
- * nothing.
+ * `readPlan` in slices of a few ms (`runSliced`), the event loop served between them: a plan
+ * of 10,000 assets x 96 slots would otherwise hold it for tens of ms. The same StoredPlan, or
+ * the same TypeError as a rejection. Each row is read once, over several turns, into the
+ * stored plan's own arrays: a plan changed while it is read may be read part old, part new
+ * (don't), and changing it afterwards changes nothing.
  */
-export async function readPlanInChunks(input: unknown, where = 'plan'): Promise<StoredPlan> {
-  const reader = planReader(input, where);
-  for (;;) {
-    const step = reader.next();
-    if (step.done) return step.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
+export function readPlanInChunks(
+  input: unknown,
+  where = 'plan',
+  slicing: SliceOptions = {},
+): Promise<StoredPlan> {
+  return runSliced(planReader(input, where), slicing);
+}
+
+/** `readPlan` as a loop that yields at checkpoints (see chunks.ts). */
+export function readPlanSteps(input: unknown, where = 'plan'): Steps<StoredPlan> {
+  return planReader(input, where);
 }
 
 function* planReader(input: unknown, where: string): Generator<void, StoredPlan> {
@@ -356,22 +359,30 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
       fail(`.${k}`, `must be an array of numbers, got ${shownValue(v)}`);
     return v as ArrayLike<number>;
   };
-  const times = arr('times');
-  const slot = arr('slot');
-  const valueKw = arr('valueKw');
-  const until = arr('until');
-  const n = times.length;
+  // `times` is short: copied now. The rows are read once each, in the loop below, straight
+  // into the stored plan's arrays (no copy of the input first: a first touch of fresh memory
+  // is costly, so each chunk of rows touches its own part).
+  const timesIn = arr('times');
+  const slotIn = arr('slot');
+  const valueIn = arr('valueKw');
+  const untilIn = arr('until');
+  const list = Array.isArray(p.assets) ? p.assets.slice() : null;
+  const n = timesIn.length;
   if (n < 1) fail('.times', 'must hold at least the end of the schedule');
+  const times = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const t = times[i];
+    const t = timesIn[i];
     if (typeof t !== 'number' || !Number.isFinite(t) || (i > 0 && t <= (times[i - 1] as number)))
       fail(`.times[${i}]`, `must be a time (epoch ms) after the one before, got ${shownValue(t)}`);
+    times[i] = t as number;
   }
-  if (!Array.isArray(p.assets)) fail('.assets', `must be an array, got ${shownValue(p.assets)}`);
+  if (list === null) fail('.assets', `must be an array, got ${shownValue(p.assets)}`);
   const seen = new Set<string>();
   const assets: PlanAssetEntry[] = [];
   let rows = 0;
-  (p.assets as unknown[]).forEach((a, i) => {
+  for (let i = 0; i < (list as unknown[]).length; i++) {
+    if (i % ASSETS_PER_CHUNK === ASSETS_PER_CHUNK - 1) yield;
+    const a = (list as unknown[])[i];
     const at = `.assets[${i}]`;
     if (a === null || typeof a !== 'object') fail(at, `must be an object, got ${shownValue(a)}`);
     const e = a as Record<string, unknown>;
@@ -395,69 +406,65 @@ function* planReader(input: unknown, where: string): Generator<void, StoredPlan>
       count: e.count as number,
       endMs: (e.endMs as number | null | undefined) ?? null,
     });
-  });
+  }
   for (const [k, v] of [
-    ['slot', slot],
-    ['valueKw', valueKw],
-    ['until', until],
+    ['slot', slotIn],
+    ['valueKw', valueIn],
+    ['until', untilIn],
   ] as const) {
     if (v.length !== rows)
       fail(`.${k}`, `has ${v.length} entries, but the assets' counts add up to ${rows}`);
   }
   // Plain arrays (a plan that went through JSON) may hold anything: every entry a number.
-  for (const [k, v] of [
-    ['slot', slot],
-    ['valueKw', valueKw],
-    ['until', until],
-  ] as const) {
-    if (ArrayBuffer.isView(v)) continue;
-    for (let r = 0; r < v.length; r++)
-      if (typeof v[r] !== 'number')
-        fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v[r])}`);
-  }
-  // Checked on float copies: one kind of array in the loops below, whatever came in.
-  const T = new Float64Array(times);
-  const S = new Float64Array(slot);
-  const V = new Float64Array(valueKw);
-  const U = new Float64Array(until);
+  const number = (k: string, v: unknown, r: number): number =>
+    typeof v === 'number' ? v : fail(`.${k}[${r}]`, `must be a number, got ${shownValue(v)}`);
+  const S = new Int32Array(rows);
+  const V = new Float64Array(rows);
+  const U = new Int32Array(rows);
   let r = 0;
   for (const e of assets) {
     const ev = e.kind === 'ev';
     const end = r + e.count;
     for (let prev = -1; r < end; r++) {
-      const s = S[r] as number;
+      const s = number('slot', slotIn[r], r);
       if (!Number.isInteger(s) || s < 0 || s >= n)
         fail(`.slot[${r}]`, `must be an index into times (0 to ${n - 1}), got ${shownValue(s)}`);
       if (s <= prev)
         fail(`.slot[${r}]`, `must come after the asset's row before (${prev}), got ${s}`);
       prev = s;
-      if (r % ROWS_PER_CHUNK === ROWS_PER_CHUNK - 1) yield;
-      const v = V[r] as number;
+      if (r % CHUNK === CHUNK - 1) yield;
+      const v = number('valueKw', valueIn[r], r);
       if (!(Math.abs(v) <= MAX_POWER_KW) || (ev && v < 0))
         fail(
           `.valueKw[${r}]`,
           `must be a number (kW) within ${ev ? `0 and ${MAX_POWER_KW} for an EV` : `+-${MAX_POWER_KW}`}, got ${shownValue(v)}`,
         );
-      const u = U[r] as number;
+      const u = number('until', untilIn[r], r);
       if (!Number.isInteger(u) || (u !== -1 && (u <= s || u >= n)))
         fail(
           `.until[${r}]`,
           `must be -1 or an index into times after slot ${s}, got ${shownValue(u)}`,
         );
+      S[r] = s;
+      V[r] = v;
+      U[r] = u;
     }
   }
-  return new StoredPlan({
-    scheduleId: p.scheduleId as string,
-    createdAt: p.createdAt as number,
-    priority: p.priority as number,
-    maxRetries: p.maxRetries as number,
-    timeoutSeconds: p.timeoutSeconds as number,
-    times: T,
-    assets,
-    slot: S,
-    valueKw: V,
-    until: U,
-  });
+  return yield* StoredPlan.build(
+    {
+      scheduleId: p.scheduleId as string,
+      createdAt: p.createdAt as number,
+      priority: p.priority as number,
+      maxRetries: p.maxRetries as number,
+      timeoutSeconds: p.timeoutSeconds as number,
+      times,
+      assets,
+      slot: S,
+      valueKw: V,
+      until: U,
+    },
+    true,
+  );
 }
 
 function shownValue(v: unknown): string {

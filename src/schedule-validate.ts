@@ -125,6 +125,13 @@ export function* buildSchedule(
   // allocation instead of one ArrayBuffer per column (10,000 of them for a large depot).
   const m = spIndex.length;
   const all = new Float64Array(m * n);
+  // Its memory touched a part at a time first: the loop below writes column-major, so its
+  // first row alone would touch every page of it (7.7 MB for 10,000 x 96: tens of ms of
+  // page faults in one step).
+  for (let i = 0; i < all.length; i += CHUNK * 16) {
+    all.fill(0, i, i + CHUNK * 16);
+    yield;
+  }
   const read = (raw: unknown, r: number, j: number): number => {
     const v = readValue(raw, table.emptyIsNull === true);
     if (typeof v === 'number') return v;

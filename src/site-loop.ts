@@ -1,13 +1,16 @@
 /**
  * A Site's dispatch loop (layer of Site, src/site.ts): attaching dispatchers, submitting on
- * their behalf, the timer set to the next due time or deadline (`arm`), the prepare step
+ * their behalf (plans also read in slices, `submitPlanAsync`, in order with the operations
+ * given to `inOrder`: src/in-order.ts), the timer set to the next due time or deadline (`arm`), the prepare step
  * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
  * (`runOnce`: each due command to its dispatcher's sink, or through the adapters).
  */
 
+import { runSliced, type SliceOptions } from './chunks';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
 import type { PlanSubmission } from './engine';
+import { InOrder } from './in-order';
 import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
@@ -20,6 +23,8 @@ import { SitePersist } from './site-persist';
 import { warm } from './warm';
 
 export abstract class SiteLoop extends SitePersist {
+  /** Plans read in slices and the operations ordered after them (`inOrder`). */
+  private readonly queue = new InOrder();
   /** Makes the scratch site that warms the handout's code (src/warm.ts). */
   protected abstract scratchSite(): (options: SiteOptions) => Site;
 
@@ -76,6 +81,43 @@ export abstract class SiteLoop extends SitePersist {
     this.preparedFor = null; // its rows may be due at the next boundary: prepare again
     this.arm(true);
     return done;
+  }
+
+  /**
+   * `submitPlan` with the reading in slices of a few ms (`engine.stagePlan`: the plan made
+   * from a Conversion, checked and copied), the event loop served between them, then the
+   * registration in one short step (`engine.commitPlan`: O(assets) plus the rows it
+   * supersedes). Until then nothing changes: the commands of the schedules before it stay in
+   * force, and a plan that fails its check changes nothing (the rejection is the TypeError
+   * that `submitPlan` throws). Plans and the operations given to `inOrder` take effect in the
+   * order they were asked for. Rejects, changing nothing, when the site was stopped or
+   * `signal` aborted before the registration.
+   */
+  submitPlanAsync(
+    plan: unknown,
+    options: { owner?: string; slicing?: SliceOptions; signal?: AbortSignal } = {},
+  ): Promise<PlanSubmission> {
+    return Promise.resolve(
+      this.queue.run(async () => {
+        const stored = await runSliced(this.engine.stagePlan(plan), options.slicing);
+        if (options.signal?.aborted)
+          throw new Error('plan: aborted before it was registered; nothing changed');
+        if (this.stopped)
+          throw new Error(`site ${this.siteId} stopped while the plan was read; nothing changed`);
+        return this.submitPlan(stored, options.owner);
+      }),
+    );
+  }
+
+  /**
+   * Runs `op` after every plan still being read by `submitPlanAsync` (and every operation
+   * given here before it) has taken effect, in the order asked for; at once, in this turn,
+   * when none is (its value or throw as they are; else a promise of them). A dispatcher
+   * passes its other messages (commands, cancel, reset) through it, so that they act on the
+   * plans sent before them.
+   */
+  inOrder<T>(op: () => T | Promise<T>): T | Promise<T> {
+    return this.queue.run(op);
   }
 
   /** Runs one round now: time out late attempts, hand out what is due. */

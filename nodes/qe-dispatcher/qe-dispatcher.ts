@@ -5,13 +5,7 @@
  * ones; the status shows what is pending and when the next is due.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import {
-  type Command,
-  commandToJSON,
-  type DueCommandSink,
-  readPlanInChunks,
-  summarizeCommand,
-} from '../..';
+import { type Command, commandToJSON, type DueCommandSink, summarizeCommand } from '../..';
 import {
   clockTime,
   closeWith,
@@ -84,40 +78,31 @@ export default function (RED: NodeAPI) {
     const off = engine.onCommandChange(status.refresh);
     status.update();
 
-    // A plan is checked in chunks (the event loop stays free): messages that come meanwhile
-    // wait for it, in order.
-    let pending: Promise<void> = Promise.resolve();
-    let waiting = 0;
-    let closed = false;
-    const submitPlan = async (plan: unknown, done: (err?: Error) => void): Promise<void> => {
-      try {
-        const stored = await readPlanInChunks(plan, 'plan');
-        if (!closed) site.submitPlan(stored, node.id);
-        done();
-      } catch (err) {
-        done(NodeInputError.from('qe-dispatcher', `msg.${(err as Error).message}`));
-      }
-    };
+    // A plan is read and checked in slices (the event loop stays free), then registered in
+    // one short step (site.submitPlanAsync); messages that come meanwhile wait for it, in
+    // order (site.inOrder: the core's queue, shared by the site's dispatchers).
+    const closing = new AbortController();
     node.on('input', (msg: DispatcherMsg, _send, done) => {
-      if (waiting > 0) {
-        waiting++;
-        pending = pending
-          .then(() => handle(msg, done))
-          .finally(() => {
-            waiting--;
-          });
+      const reset = msg.reset !== undefined && msg.reset !== false;
+      if (msg.plan !== undefined && !reset && msg.topic !== 'cancel') {
+        // A qe-schedule's plan: registered as columns, each command made as it falls due.
+        site.submitPlanAsync(msg.plan, { owner: node.id, signal: closing.signal }).then(
+          () => done(),
+          (err: Error) => {
+            // Closed while it was read: not registered, as the node is gone.
+            if (closing.signal.aborted) done();
+            else {
+              const m = err.message;
+              done(NodeInputError.from('qe-dispatcher', m.startsWith('plan') ? `msg.${m}` : m));
+            }
+          },
+        );
         return;
       }
-      const later = handle(msg, done);
-      if (later) {
-        waiting++;
-        pending = later.finally(() => {
-          waiting--;
-        });
-      }
+      void site.inOrder(() => handle(msg, done));
     });
 
-    const handle = (msg: DispatcherMsg, done: (err?: Error) => void): Promise<void> | undefined => {
+    const handle = (msg: DispatcherMsg, done: (err?: Error) => void): void => {
       try {
         if (msg.reset !== undefined && msg.reset !== false) {
           const cancelled = engine.cancelPending({}, 'reset');
@@ -141,10 +126,6 @@ export default function (RED: NodeAPI) {
           done();
           return;
         }
-        if (msg.plan !== undefined) {
-          // A qe-schedule's plan: registered as columns, each command made as it falls due.
-          return submitPlan(msg.plan, done);
-        }
         const p = msg.payload;
         if (p === null || typeof p !== 'object') {
           done(
@@ -160,13 +141,12 @@ export default function (RED: NodeAPI) {
       } catch (err) {
         done(err as Error);
       }
-      return undefined;
     };
 
     closeWith(
       node,
       () => {
-        closed = true;
+        closing.abort();
       },
       detach,
       off,

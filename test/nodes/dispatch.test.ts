@@ -189,6 +189,37 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
     should(site.engine.stats().pending + site.engine.stats().inFlight).equal(1200);
   });
 
+  it('qe-dispatcher: a plan, then a reset at once: the reset acts on the plan (messages in order)', async () => {
+    await helper.load(allNodes(), onTab(dispatchFlow()));
+    const schedOut = inbox('schedOut');
+    const caught = inbox('caught');
+    const site = siteOf();
+    const rows = Array.from({ length: 400 }, (_, i) => ({
+      timestamp: new Date(T0 + i * 900 * S).toISOString(),
+      ev_001_kw: 1 + (i % 7),
+      ev_002_kw: 2 + (i % 5),
+      ev_003_kw: 3 + (i % 3),
+    }));
+    helper.getNode('sched').receive({ payload: rows, scheduleId: 'big' } as never);
+    await schedOut.count(1);
+    await settle(10);
+    should(site.engine.stats().pending).equal(1200);
+    const plan = (schedOut.msgs[0] as { plan: Record<string, unknown> }).plan;
+    // A second plan, then a reset, sent together: the reset must find the plan registered.
+    // (That a message waits for a plan read over several turns is the core's: site.inOrder,
+    // test/unit/site-plan-async.test.ts; a plan this small is read in one slice.)
+    const disp = helper.getNode('disp');
+    disp.receive({ plan: { ...plan, scheduleId: 'big-2' } } as never);
+    disp.receive({ reset: true } as never);
+    await settle(10);
+    should(site.engine.hasPlan('big-2')).be.false();
+    should(site.engine.stats().pending).equal(0);
+    should(
+      site.engine.getCommands({ scheduleId: 'big-2', status: 'CANCELLED' as never }).length,
+    ).be.above(0);
+    should(caught.msgs).have.length(0);
+  });
+
   it('qe-schedule: a schedule that comes while a large one converts waits for it: in order, done for each', async () => {
     const assets = 2000;
     const columns = Array.from({ length: assets }, (_, a) => `ev_ev_${a}_kw`);

@@ -409,6 +409,38 @@ describe('convertSchedule', () => {
       ]);
     });
 
+    it('a plan of more rows than one segment (32,768) is whole: each row runs until the next of its asset', () => {
+      const assets = 400;
+      const rows = Array.from({ length: 96 }, (_, i) => {
+        const row: Record<string, unknown> = {
+          timestamp: new Date(Date.UTC(2025, 0, 1) + i * 900_000).toISOString(),
+        };
+        for (let a = 0; a < assets; a++) row[`ev_${a}_kw`] = (a + i) % 11;
+        return row;
+      });
+      const assetMap = Object.fromEntries(
+        Array.from({ length: assets }, (_, a) => [`ev_${a}`, `ev${a}`]),
+      );
+      const ch = convertSchedule(rows, {
+        assetMap,
+        now: 0,
+        horizonEnd: { fallbackKw: { '*': 0 } },
+      }).changes;
+      should(ch.count).be.above(32_768);
+      for (const col of [ch.asset, ch.slot, ch.valueKw, ch.until])
+        should(col.length).equal(ch.count);
+      let bad = 0;
+      for (let k = 0; k < ch.count; k++) {
+        const last = k + 1 === ch.count || ch.asset[k + 1] !== ch.asset[k];
+        if ((ch.until[k] as number) !== (last ? -1 : (ch.slot[k + 1] as number))) bad++;
+        if (!last && (ch.asset[k] as number) > (ch.asset[k + 1] as number)) bad++;
+        const want =
+          ch.slot[k] === 96 ? 0 : ((ch.asset[k] as number) + (ch.slot[k] as number)) % 11;
+        if (ch.valueKw[k] !== want) bad++;
+      }
+      should(bad).equal(0);
+    });
+
     it('a change equal to the deadband gives no command, despite float noise', () => {
       // 1.1 - 1 is 0.10000000000000009 in floating point
       should(convert(ev([1, 1.1]), { deadbandKw: 0.1 }).commands).have.length(1);

