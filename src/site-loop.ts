@@ -2,7 +2,8 @@
  * A Site's dispatch loop (layer of Site, src/site.ts): attaching dispatchers, submitting on
  * their behalf, the timer set to the next due time or deadline (`arm`), the prepare step
  * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
- * (`runOnce`: each due command to its dispatcher's sink, or through the adapters).
+ * (`runOnce`: each due command to its dispatcher's sink, or through the adapters, in slices
+ * of at least HANDOUT_SLICE_MIN commands or HANDOUT_SLICE_MS with event-loop turns between).
  */
 
 import type { Command, CommandInput } from './commands';
@@ -12,12 +13,17 @@ import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
   type DueCommandSink,
+  HANDOUT_SLICE_MIN,
+  HANDOUT_SLICE_MS,
   MAX_PREPARE_AHEAD_MS,
   PREPARE_MARGIN,
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
 import { warm } from './warm';
+
+/** A turn of the event loop: the sockets are read (answers, events) before what follows. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export abstract class SiteLoop extends SitePersist {
   /** Makes the scratch site that warms the handout's code (src/warm.ts). */
@@ -78,8 +84,29 @@ export abstract class SiteLoop extends SitePersist {
     return done;
   }
 
-  /** Runs one round now: time out late attempts, hand out what is due. */
+  /** The handout under way (`runOnce`), or null. */
+  private handout: Promise<void> | null = null;
+
+  /**
+   * Runs one round now: time out late attempts, hand out what is due. A large handout goes
+   * in slices (HANDOUT_SLICE_MIN commands, then until HANDOUT_SLICE_MS have passed), with a
+   * turn of the event loop between them; each command after a turn is checked again
+   * (`engine.stillDue`: cancelled, superseded or held meanwhile, it stays). A round asked for
+   * while one is under way runs when that one is done.
+   */
   async runOnce(): Promise<void> {
+    // Its error is that round's caller's to see.
+    while (this.handout) await this.handout.catch(() => {});
+    const round = this.handOut();
+    this.handout = round;
+    try {
+      await round;
+    } finally {
+      if (this.handout === round) this.handout = null;
+    }
+  }
+
+  private async handOut(): Promise<void> {
     const now = this.clock.now();
     this.engine.checkTimeouts(now);
     this.limiter?.tick();
@@ -87,8 +114,22 @@ export abstract class SiteLoop extends SitePersist {
     // Every rate setpoint of a steered asset leaves with at most what fits.
     this.limiter?.beforeDispatch(due);
     let waiting = false;
-    const first = this.sinks.values().next().value as DueCommandSink | undefined;
+    let first = this.sinks.values().next().value as DueCommandSink | undefined;
+    let sliceStart = now;
+    let inSlice = 0;
+    let resumed = false;
     for (const cmd of due) {
+      if (inSlice >= HANDOUT_SLICE_MIN && this.clock.now() - sliceStart >= HANDOUT_SLICE_MS) {
+        await nextTurn();
+        if (this.stopped || !this.running) return;
+        first = this.sinks.values().next().value as DueCommandSink | undefined;
+        sliceStart = this.clock.now();
+        inSlice = 0;
+        resumed = true;
+      }
+      // After a turn, what happened meanwhile counts (a cancel, a newer schedule, a hold).
+      if (resumed && !this.engine.stillDue(cmd)) continue;
+      inSlice++;
       // Its own dispatcher; else (a re-apply, a command restored without one) the one that
       // last delivered to the asset, whose wires reach its adapter; else the first.
       const entry = this.assets.get(cmd.assetId);
@@ -101,6 +142,7 @@ export abstract class SiteLoop extends SitePersist {
       if (!sink) {
         if (this.autoDispatch) {
           await this.engine.dispatchCommand(cmd);
+          resumed = true;
         } else {
           waiting = true;
         }
@@ -108,6 +150,7 @@ export abstract class SiteLoop extends SitePersist {
       }
       if (!this.adapterRegistry.has(cmd.assetId)) {
         await this.engine.dispatchCommand(cmd, null); // FAILS, saying no adapter serves it
+        resumed = true;
         sink.undeliverable(cmd, cmd.lastError ?? `no adapter serves asset ${cmd.assetId}`);
         continue;
       }
@@ -116,7 +159,8 @@ export abstract class SiteLoop extends SitePersist {
       sink.deliver(cmd);
     }
     // Due commands with nobody to take them: look again after the interval, not at once.
-    this.arm(false, waiting ? now + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
+    const at = this.clock.now();
+    this.arm(false, waiting ? at + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
   }
 
   /** Sets the timer to the next due time or deadline (at most dispatchIntervalSeconds away). */

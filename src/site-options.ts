@@ -22,6 +22,15 @@ export const DEFAULT_PREPARE_AHEAD_MS = 250;
 export const PREPARE_MARGIN = 3;
 export const MAX_PREPARE_AHEAD_MS = 5000;
 
+/**
+ * The handout at a boundary (`Site.runOnce`) hands out at least this many due commands in one
+ * turn of the event loop (issue 17's burst: 1,000 due in the same millisecond leave at once),
+ * then goes on while the turn has taken less than HANDOUT_SLICE_MS (clock ms); the rest
+ * follow in later turns (`setImmediate`), in order, with the sockets read in between.
+ */
+export const HANDOUT_SLICE_MIN = 1000;
+export const HANDOUT_SLICE_MS = 10;
+
 /** A save waits at least this many times as long as the last one took: at most ~1/5 of the time saving. */
 export const SAVE_PACING = 4;
 
