@@ -71,6 +71,8 @@ const BOOT_TIMEOUT_MS = 300_000;
 const TARGET_UPDATE_MS = 2000;
 const TARGET_RATIO = 1.5;
 const TARGET_KB = 50;
+/** How long the background CPU is measured, all connected and nothing sent, ms. */
+const IDLE_MS = 3000;
 /**
  * When our setpoint counts: `accepted` (SetChargingProfile answered, as the floor's) or
  * `confirmed` (the default of qe-ocpp: also read back with GetCompositeSchedule).
@@ -86,6 +88,8 @@ const skipped: Result = {
   connectCpuUs: Number.NaN,
   updateMs: [Number.NaN],
   updateCpuUs: [Number.NaN],
+  idleCpuPct: Number.NaN,
+  netCpuUs: [Number.NaN],
   updateStallMs: Number.NaN,
   boundaryStallMs: [Number.NaN],
   heapKb: Number.NaN,
@@ -130,6 +134,10 @@ interface Result {
   updateMs: number[];
   /** CPU time of the central process per setpoint, from the submit to the last answer. */
   updateCpuUs: number[];
+  /** CPU of the central process with every charger connected and nothing sent, % of a core. */
+  idleCpuPct: number;
+  /** CPU per setpoint above that background. */
+  netCpuUs: number[];
   updateStallMs: number;
   /** The longest stall of each boundary from its slot start to its last answer, ms. */
   boundaryStallMs: number[];
@@ -209,17 +217,27 @@ async function measure(
     const connectCpuUs = ((cpuMs() - cpu0) / N) * 1000;
     await sleep(500);
     const loaded = mem();
+    // The background with every charger connected and no setpoint (ours: the failsafe
+    // refreshes, both: heartbeats and pings), CPU ms per ms, to tell a setpoint's own cost.
+    const i0 = cpuMs();
+    const w0 = nowMs();
+    await sleep(IDLE_MS);
+    const idleCpu = (cpuMs() - i0) / (nowMs() - w0);
     const updateStall = stallMeter();
     const updateMs: number[] = [];
     const updateCpuUs: number[] = [];
     const boundaryStallMs: number[] = [];
     const stopProfile = await profileBoundaries(side);
+    const netCpuUs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const c0 = cpuMs();
+      const t0 = nowMs();
       const b = await boundary(r);
       updateMs.push(b.ms);
       boundaryStallMs.push(b.stallMs);
-      updateCpuUs.push(((cpuMs() - c0) / N) * 1000);
+      const used = cpuMs() - c0;
+      updateCpuUs.push((used / N) * 1000);
+      netCpuUs.push(((used - idleCpu * (nowMs() - t0)) / N) * 1000);
       await sleep(500);
     }
     await stopProfile();
@@ -231,6 +249,8 @@ async function measure(
       connectCpuUs,
       updateMs,
       updateCpuUs,
+      idleCpuPct: idleCpu * 100,
+      netCpuUs,
       updateStallMs: updateStall(),
       boundaryStallMs,
       heapKb: (loaded.heap - idle.heap) / N / 1024,
@@ -421,7 +441,7 @@ async function floor(ramp: string): Promise<Result> {
 
 /** One side's figures on one line, printed as soon as it is done. */
 function brief(r: Result): string {
-  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint, stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)} (from the slot start: ${fmt(r.boundaryStallMs, 'ms', 0)})`;
+  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint (${us(median(r.netCpuUs))} above the idle ${r.idleCpuPct.toFixed(1)} % of a core), stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)} (from the slot start: ${fmt(r.boundaryStallMs, 'ms', 0)})`;
 }
 
 const kb = (x: number) => `${x.toFixed(1)} KB`;
@@ -462,6 +482,12 @@ async function main(): Promise<void> {
       );
       line('CPU per charger, connecting', us(o.connectCpuUs), us(f.connectCpuUs), '');
       line('CPU per setpoint', us(median(o.updateCpuUs)), us(median(f.updateCpuUs)), '');
+      line(
+        '... above the idle CPU',
+        `${us(median(o.netCpuUs))} (idle ${o.idleCpuPct.toFixed(1)} %)`,
+        `${us(median(f.netCpuUs))} (idle ${f.idleCpuPct.toFixed(1)} %)`,
+        '',
+      );
       line('longest stall, connecting', ms(o.connectStallMs), ms(f.connectStallMs), '');
       line('longest stall, updates', ms(o.updateStallMs), ms(f.updateStallMs), '');
       line(

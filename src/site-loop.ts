@@ -3,7 +3,7 @@
  * their behalf, the timer set to the next due time or deadline (`arm`), the prepare step
  * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
  * (`runOnce`: each due command to its dispatcher's sink, or through the adapters, in slices
- * of at least HANDOUT_SLICE_MIN commands or HANDOUT_SLICE_MS with event-loop turns between).
+ * of about HANDOUT_SLICE_MS of work with event-loop turns between; site-options.ts).
  */
 
 import type { Command, CommandInput } from './commands';
@@ -13,6 +13,7 @@ import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
   type DueCommandSink,
+  HANDOUT_FIRST_MS,
   HANDOUT_SLICE_MIN,
   HANDOUT_SLICE_MS,
   MAX_PREPARE_AHEAD_MS,
@@ -86,13 +87,15 @@ export abstract class SiteLoop extends SitePersist {
 
   /** The handout under way (`runOnce`), or null. */
   private handout: Promise<void> | null = null;
+  /** What a command of the last slice measured cost, clock ms (0: not measured yet). */
+  private handoutCostMs = 0;
 
   /**
    * Runs one round now: time out late attempts, hand out what is due. A large handout goes
-   * in slices (HANDOUT_SLICE_MIN commands, then until HANDOUT_SLICE_MS have passed), with a
-   * turn of the event loop between them; each command after a turn is checked again
-   * (`engine.stillDue`: cancelled, superseded or held meanwhile, it stays). A round asked for
-   * while one is under way runs when that one is done.
+   * in slices of about HANDOUT_SLICE_MS of work (the first up to HANDOUT_SLICE_MIN commands),
+   * with a turn of the event loop between them; each command after a turn is checked again
+   * (`engine.stillDue`: cancelled or held meanwhile, it stays). A round asked for while one is
+   * under way runs when that one is done.
    */
   async runOnce(): Promise<void> {
     // Its error is that round's caller's to see.
@@ -106,6 +109,23 @@ export abstract class SiteLoop extends SitePersist {
     }
   }
 
+  /** How many commands the next slice takes (at least one). */
+  private sliceSize(first: boolean): number {
+    const cost = this.handoutCostMs;
+    if (first) {
+      return cost > 0
+        ? Math.max(1, Math.min(HANDOUT_SLICE_MIN, Math.floor(HANDOUT_FIRST_MS / cost)))
+        : HANDOUT_SLICE_MIN;
+    }
+    return cost > 0 ? Math.max(1, Math.floor(HANDOUT_SLICE_MS / cost)) : HANDOUT_SLICE_MIN;
+  }
+
+  /** A slice of `n` commands started at `start` and the next starts now: its cost each. */
+  private measureSlice(start: number, n: number): void {
+    // The clock counts whole ms: a slice that took less counts as 1 ms (an upper bound).
+    if (n > 0) this.handoutCostMs = Math.max(1, this.clock.now() - start) / n;
+  }
+
   private async handOut(): Promise<void> {
     const now = this.clock.now();
     this.engine.checkTimeouts(now);
@@ -117,14 +137,17 @@ export abstract class SiteLoop extends SitePersist {
     let first = this.sinks.values().next().value as DueCommandSink | undefined;
     let sliceStart = now;
     let inSlice = 0;
+    let size = this.sliceSize(true);
     let resumed = false;
     for (const cmd of due) {
-      if (inSlice >= HANDOUT_SLICE_MIN && this.clock.now() - sliceStart >= HANDOUT_SLICE_MS) {
+      if (inSlice >= size) {
         await nextTurn();
+        this.measureSlice(sliceStart, inSlice);
         if (this.stopped || !this.running) return;
         first = this.sinks.values().next().value as DueCommandSink | undefined;
         sliceStart = this.clock.now();
         inSlice = 0;
+        size = this.sliceSize(false);
         resumed = true;
       }
       // After a turn, what happened meanwhile counts (a cancel, a newer schedule, a hold).
@@ -157,6 +180,12 @@ export abstract class SiteLoop extends SitePersist {
       this.engine.markDispatched(cmd);
       if (entry) entry.dispatcher = this.sinkIds.get(sink) ?? null;
       sink.deliver(cmd);
+    }
+    // A large last slice: its cost once its commands went through (for the next handout).
+    if (inSlice >= 100) {
+      const start = sliceStart;
+      const n = inSlice;
+      setImmediate(() => this.measureSlice(start, n));
     }
     // Due commands with nobody to take them: look again after the interval, not at once.
     const at = this.clock.now();

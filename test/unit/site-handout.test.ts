@@ -1,13 +1,20 @@
 // The handout at a slot boundary in slices (issue 17, 10,000 chargers), with a manual clock:
-// at least HANDOUT_SLICE_MIN due commands leave in one turn of the event loop (the burst), then
-// the turn goes on until HANDOUT_SLICE_MS of clock time have passed; the rest follow a turn
-// later, in order, and what happened in between (a cancel, a hold, a stop) counts. The work a
-// command costs is played by a sink that moves the manual clock: no wall-clock time is read.
+// the first slice takes HANDOUT_SLICE_MIN due commands at once (the burst), the next ones
+// about HANDOUT_SLICE_MS of work each, sized from what the slice before cost per command (its
+// own work and its commands' delivery, until the next slice starts); the rest follow a turn
+// later each, in order, and what happened in between (a cancel, a hold, a stop) counts. The work
+// a command costs is played by a sink that moves the manual clock: no wall-clock time is read.
 import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus, CommandType } from '../../src/commands';
-import { type DueCommandSink, HANDOUT_SLICE_MIN, HANDOUT_SLICE_MS, Site } from '../../src/site';
+import {
+  type DueCommandSink,
+  HANDOUT_FIRST_MS,
+  HANDOUT_SLICE_MIN,
+  HANDOUT_SLICE_MS,
+  Site,
+} from '../../src/site';
 import { FakeTimers } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
@@ -61,12 +68,13 @@ function make(n: number, costMs: number, urgent = 0, shortSlot = -1) {
 }
 
 describe('Site handout in slices', () => {
-  it('the constants: a slice covers the 1,000-command burst, then ~10 ms of work', () => {
+  it('the constants: a first slice covers the 1,000-command burst, then ~10 ms of work a turn', () => {
     should(HANDOUT_SLICE_MIN).be.aboveOrEqual(1000);
     should(HANDOUT_SLICE_MS).equal(10);
+    should(HANDOUT_FIRST_MS).equal(50);
   });
 
-  it('1,000 due in the same ms leave in one turn even at 1 ms each; the rest a turn later each, in order, with what was queued in between run first', async () => {
+  it('1,000 due in the same ms leave in one turn; then ~10 ms of work a turn, sized from what they cost, in order, with what was queued in between run first', async () => {
     const { site, sink, commands } = make(2500, 1, 500);
     const answeredAfter: number[] = [];
     // The adapter's work on the first command (queued as Node-RED queues a delivery) runs
@@ -78,27 +86,53 @@ describe('Site handout in slices', () => {
     // The first slice ran at once: the burst, and no more (it took 1,000 ms of clock).
     should(sink.delivered).have.length(HANDOUT_SLICE_MIN);
     await turn();
-    should(sink.delivered).have.length(2 * HANDOUT_SLICE_MIN);
+    // 1 ms each: the next slice is 10 commands (10 ms); the answer ran before it.
+    should(sink.delivered).have.length(HANDOUT_SLICE_MIN + 10);
     should(answeredAfter).eql([HANDOUT_SLICE_MIN]);
+    await turn();
+    should(sink.delivered).have.length(HANDOUT_SLICE_MIN + 20);
     await round;
     should(sink.delivered).have.length(2500);
     // In the handout's order: the urgent ones first, then the rest as submitted.
     const order = [...commands.slice(2000), ...commands.slice(0, 2000)].map((c) => c.id);
     should(sink.delivered.map((c) => c.id)).eql(order);
     for (const c of sink.delivered) should(c.status).equal(CommandStatus.DISPATCHED);
+    // The next boundary: 1,000 at 1 ms each would hold the loop 1 s; the first slice is
+    // what fits in 50 ms.
+    const next = site.submit(
+      Array.from({ length: 200 }, (_, i) => ({
+        assetId: `a${i}`,
+        type: CommandType.SET_CHARGE_RATE,
+        valueKw: 2,
+        scheduledAt: AT + 60 * S,
+        validUntil: AT + 900 * S,
+      })),
+      'd',
+    );
+    const clock = (site as unknown as { clock: ManualClock }).clock;
+    clock.set(AT + 60 * S);
+    const again = site.runOnce();
+    should(sink.delivered).have.length(2500 + HANDOUT_FIRST_MS);
+    await again;
+    should(sink.delivered.slice(2500).map((c) => c.id)).eql(next.map((c) => c.id));
     await site.stop();
   });
 
-  it('a slice goes on past 1,000 while its turn has taken under 10 ms: cheap commands leave in one turn', async () => {
+  it('cheap commands: 1,000 at once, then the rest in slices as large as ~10 ms of them', async () => {
+    // Under a clock ms: counts as 1 ms for the 1,000, so the next slice may be 10,000.
     const cheap = make(2500, 0);
     const round = cheap.site.runOnce();
+    should(cheap.sink.delivered).have.length(1000);
+    await turn();
     should(cheap.sink.delivered).have.length(2500);
     await round;
     await cheap.site.stop();
-    // 1/128 ms each (exact in binary): 1,000 take 7.8 ms, so the slice goes on to 10 ms.
+    // 1/128 ms each (exact in binary): the next slice is 10 ms of them, 1,280.
     const quick = make(3000, 1 / 128);
     const r2 = quick.site.runOnce();
-    should(quick.sink.delivered).have.length(HANDOUT_SLICE_MS * 128);
+    should(quick.sink.delivered).have.length(1000);
+    await turn();
+    should(quick.sink.delivered).have.length(1000 + HANDOUT_SLICE_MS * 128);
     await r2;
     should(quick.sink.delivered).have.length(3000);
     await quick.site.stop();
