@@ -100,13 +100,17 @@ export abstract class SiteLoop extends SitePersist {
   async runOnce(): Promise<void> {
     // Its error is that round's caller's to see.
     while (this.handout) await this.handout.catch(() => {});
-    const round = this.handOut();
+    // Attempts through the adapters (autoDispatch) run side by side: a slow charger holds
+    // neither the handout nor the next round; this round resolves when they have answered.
+    const attempts: Promise<unknown>[] = [];
+    const round = this.handOut(attempts);
     this.handout = round;
     try {
       await round;
     } finally {
       if (this.handout === round) this.handout = null;
     }
+    await Promise.all(attempts);
   }
 
   /** How many commands the next slice takes (at least one). */
@@ -126,7 +130,7 @@ export abstract class SiteLoop extends SitePersist {
     if (n > 0) this.handoutCostMs = Math.max(1, this.clock.now() - start) / n;
   }
 
-  private async handOut(): Promise<void> {
+  private async handOut(attempts: Promise<unknown>[]): Promise<void> {
     const now = this.clock.now();
     this.engine.checkTimeouts(now);
     this.limiter?.tick();
@@ -164,8 +168,7 @@ export abstract class SiteLoop extends SitePersist {
       const sink = (owner !== undefined ? this.sinks.get(owner) : undefined) ?? first;
       if (!sink) {
         if (this.autoDispatch) {
-          await this.engine.dispatchCommand(cmd);
-          resumed = true;
+          attempts.push(this.engine.dispatchCommand(cmd));
         } else {
           waiting = true;
         }
