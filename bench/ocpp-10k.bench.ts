@@ -13,7 +13,11 @@
  *            SetChargingProfile is answered (median of BENCH_RUNS boundaries)
  *   memory   the central process's heap and rss above its idle baseline (after gc), per charger
  *   stall    the event loop's longest delay (perf_hooks monitorEventLoopDelay), while the
- *            fleet connects and boots, and over the boundaries
+ *            fleet connects and boots, over the boundaries (the registration of the commands
+ *            2 s before each included), and from each slot start to its last answer
+ *   CPU      of the central process per setpoint, also above its idle background (measured
+ *            3 s with every charger connected and nothing sent: ours' failsafe refreshes,
+ *            heartbeats, pings)
  *
  * beside the floor and the targets (update within 2 s of the slot start and 1.5x the floor;
  * under 50 KB per charger).
@@ -21,7 +25,8 @@
  *   node --expose-gc --import tsx bench/ocpp-10k.bench.ts [count] [ramp...]
  *     (default 10000 batch:100; e.g. `10000 burst rate:1000` for a site's reboot, all at once
  *     and paced; BENCH_RUNS boundaries, default 3; BENCH_SIM_PROCS simulator processes,
- *     default 2)
+ *     default 2; BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
+ *     `<prefix>-ours.cpuprofile` / `-floor`)
  *
  * File descriptors: one per charger on each side; the simulators are split over processes
  * (a process's limit is `ulimit -n`, 20,000 here) and the central process needs `count` plus

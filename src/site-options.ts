@@ -77,7 +77,8 @@ export interface SiteOptions {
   saveDelayMs?: number;
   /**
    * With no dispatcher sink attached, dispatch due commands straight through the adapters in
-   * the registry (`engine.dispatchCommand`). Default false: wait for a sink.
+   * the registry (`engine.dispatchCommand`), the attempts of one round side by side. Default
+   * false: wait for a sink.
    */
   autoDispatch?: boolean;
   /** Problems that have no caller to throw to: persistence, subscribers. Default console.error. */
