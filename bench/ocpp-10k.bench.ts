@@ -13,7 +13,11 @@
  *            SetChargingProfile is answered (median of BENCH_RUNS boundaries)
  *   memory   the central process's heap and rss above its idle baseline (after gc), per charger
  *   stall    the event loop's longest delay (perf_hooks monitorEventLoopDelay), while the
- *            fleet connects and boots, and over the boundaries
+ *            fleet connects and boots, over the boundaries (the registration of the commands
+ *            2 s before each included), and from each slot start to its last answer
+ *   CPU      of the central process per setpoint, also above its idle background (measured
+ *            3 s with every charger connected and nothing sent: ours' failsafe refreshes,
+ *            heartbeats, pings)
  *
  * beside the floor and the targets (update within 2 s of the slot start and 1.5x the floor;
  * under 50 KB per charger).
@@ -21,7 +25,8 @@
  *   node --expose-gc --import tsx bench/ocpp-10k.bench.ts [count] [ramp...]
  *     (default 10000 batch:100; e.g. `10000 burst rate:1000` for a site's reboot, all at once
  *     and paced; BENCH_RUNS boundaries, default 3; BENCH_SIM_PROCS simulator processes,
- *     default 2)
+ *     default 2; BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
+ *     `<prefix>-ours.cpuprofile` / `-floor`)
  *
  * File descriptors: one per charger on each side; the simulators are split over processes
  * (a process's limit is `ulimit -n`, 20,000 here) and the central process needs `count` plus
@@ -29,7 +34,9 @@
  * wait is bounded, the children are killed by pid at the end (also on error), and the whole
  * run has a deadline. Prints figures; passes or fails nothing.
  */
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RPCServer } from 'ocpp-rpc';
 import type { CentralSystem, ChargerEvent } from '../src/adapters/ocpp/central-system';
@@ -69,6 +76,8 @@ const BOOT_TIMEOUT_MS = 300_000;
 const TARGET_UPDATE_MS = 2000;
 const TARGET_RATIO = 1.5;
 const TARGET_KB = 50;
+/** How long the background CPU is measured, all connected and nothing sent, ms. */
+const IDLE_MS = 3000;
 /**
  * When our setpoint counts: `accepted` (SetChargingProfile answered, as the floor's) or
  * `confirmed` (the default of qe-ocpp: also read back with GetCompositeSchedule).
@@ -84,7 +93,10 @@ const skipped: Result = {
   connectCpuUs: Number.NaN,
   updateMs: [Number.NaN],
   updateCpuUs: [Number.NaN],
+  idleCpuPct: Number.NaN,
+  netCpuUs: [Number.NaN],
   updateStallMs: Number.NaN,
+  boundaryStallMs: [Number.NaN],
   heapKb: Number.NaN,
   rssKb: Number.NaN,
 };
@@ -127,18 +139,64 @@ interface Result {
   updateMs: number[];
   /** CPU time of the central process per setpoint, from the submit to the last answer. */
   updateCpuUs: number[];
+  /** CPU of the central process with every charger connected and nothing sent, % of a core. */
+  idleCpuPct: number;
+  /** CPU per setpoint above that background. */
+  netCpuUs: number[];
   updateStallMs: number;
+  /** The longest stall of each boundary from its slot start to its last answer, ms. */
+  boundaryStallMs: number[];
   heapKb: number;
   rssKb: number;
 }
 
+/**
+ * The event loop's longest delay from `at` (epoch ms, a slot start) until the returned
+ * function is called, ms: the boundary's own stall, without the registration before it. The
+ * meter starts 50 ms early: its first tick counts no delay, so a stall at once would be missed.
+ */
+function stallFrom(at: number): () => number {
+  let stop: (() => number) | null = null;
+  const t = setTimeout(
+    () => {
+      stop = stallMeter();
+    },
+    Math.max(0, at - 50 - Date.now()),
+  );
+  return () => {
+    clearTimeout(t);
+    return stop ? stop() : Number.NaN;
+  };
+}
+
+/**
+ * BENCH_PROFILE=<file prefix>: a CPU profile of the central process over the boundaries only
+ * (node:inspector), written to `<prefix>-<side>.cpuprofile`. Returns the function that stops
+ * and writes it.
+ */
+async function profileBoundaries(side: string): Promise<() => Promise<void>> {
+  const prefix = process.env.BENCH_PROFILE;
+  if (!prefix) return async () => {};
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(`${prefix}-${side}.cpuprofile`, JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 /** Connects the fleet; `connected()` is the central side's count. Then the boundaries. */
 async function measure(
+  side: string,
   url: string,
   ramp: string,
   connected: () => number,
   ready: () => Promise<void>,
-  boundary: (r: number) => Promise<number>,
+  boundary: (r: number) => Promise<{ ms: number; stallMs: number }>,
 ): Promise<Result> {
   await sleep(300);
   const idle = mem();
@@ -164,15 +222,30 @@ async function measure(
     const connectCpuUs = ((cpuMs() - cpu0) / N) * 1000;
     await sleep(500);
     const loaded = mem();
+    // The background with every charger connected and no setpoint (ours: the failsafe
+    // refreshes, both: heartbeats and pings), CPU ms per ms, to tell a setpoint's own cost.
+    const i0 = cpuMs();
+    const w0 = nowMs();
+    await sleep(IDLE_MS);
+    const idleCpu = (cpuMs() - i0) / (nowMs() - w0);
     const updateStall = stallMeter();
     const updateMs: number[] = [];
     const updateCpuUs: number[] = [];
+    const boundaryStallMs: number[] = [];
+    const stopProfile = await profileBoundaries(side);
+    const netCpuUs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const c0 = cpuMs();
-      updateMs.push(await boundary(r));
-      updateCpuUs.push(((cpuMs() - c0) / N) * 1000);
+      const t0 = nowMs();
+      const b = await boundary(r);
+      updateMs.push(b.ms);
+      boundaryStallMs.push(b.stallMs);
+      const used = cpuMs() - c0;
+      updateCpuUs.push((used / N) * 1000);
+      netCpuUs.push(((used - idleCpu * (nowMs() - t0)) / N) * 1000);
       await sleep(500);
     }
+    await stopProfile();
     return {
       connectMs: allConnectedAt - fleet.connectingAt,
       bootMs: fleet.bootedAt - fleet.connectingAt,
@@ -181,7 +254,10 @@ async function measure(
       connectCpuUs,
       updateMs,
       updateCpuUs,
+      idleCpuPct: idleCpu * 100,
+      netCpuUs,
       updateStallMs: updateStall(),
+      boundaryStallMs,
       heapKb: (loaded.heap - idle.heap) / N / 1024,
       rssKb: (loaded.rss - idle.rss) / N / 1024,
     };
@@ -252,6 +328,7 @@ async function ours(ramp: string): Promise<Result> {
   });
   try {
     return await measure(
+      'ours',
       `ws://127.0.0.1:${srv.port}/ocpp`,
       ramp,
       () => connected,
@@ -275,10 +352,11 @@ async function ours(ramp: string): Promise<Result> {
           scheduledAt: at,
           validUntil: at + 900_000,
         }));
+        const stall = stallFrom(at);
         helper.getNode('disp').receive({ payload: input } as never);
         await until(() => results - before === N, `${N} answers`, 60_000, 5);
         if (failures > 0) throw new Error(`${failures} setpoints failed`);
-        return lastAt - at;
+        return { ms: lastAt - at, stallMs: stall() };
       },
     );
   } finally {
@@ -316,13 +394,15 @@ async function floor(ramp: string): Promise<Result> {
   const engine = new DispatchEngine({});
   try {
     return await measure(
+      'floor',
       `ws://127.0.0.1:${port}/ocpp`,
       ramp,
       () => clients.size,
       async () => {},
       (r) => {
         const at = Date.now() + LEAD_MS;
-        return new Promise<number>((resolve, reject) => {
+        const stall = stallFrom(at);
+        return new Promise<{ ms: number; stallMs: number }>((resolve, reject) => {
           setTimeout(
             () => {
               let left = N;
@@ -344,7 +424,7 @@ async function floor(ramp: string): Promise<Result> {
                 (clients.get(id) as BareClient).call(call.method, call.params).then((res) => {
                   if ((res as { status?: string }).status !== 'Accepted')
                     reject(new Error(`not accepted: ${JSON.stringify(res)}`));
-                  if (--left === 0) resolve(nowMs() - at);
+                  if (--left === 0) resolve({ ms: nowMs() - at, stallMs: stall() });
                 }, reject);
               }
             },
@@ -366,7 +446,7 @@ async function floor(ramp: string): Promise<Result> {
 
 /** One side's figures on one line, printed as soon as it is done. */
 function brief(r: Result): string {
-  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint, stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)}`;
+  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint (${us(median(r.netCpuUs))} above the idle ${r.idleCpuPct.toFixed(1)} % of a core), stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)} (from the slot start: ${fmt(r.boundaryStallMs, 'ms', 0)})`;
 }
 
 const kb = (x: number) => `${x.toFixed(1)} KB`;
@@ -407,8 +487,20 @@ async function main(): Promise<void> {
       );
       line('CPU per charger, connecting', us(o.connectCpuUs), us(f.connectCpuUs), '');
       line('CPU per setpoint', us(median(o.updateCpuUs)), us(median(f.updateCpuUs)), '');
+      line(
+        '... above the idle CPU',
+        `${us(median(o.netCpuUs))} (idle ${o.idleCpuPct.toFixed(1)} %)`,
+        `${us(median(f.netCpuUs))} (idle ${f.idleCpuPct.toFixed(1)} %)`,
+        '',
+      );
       line('longest stall, connecting', ms(o.connectStallMs), ms(f.connectStallMs), '');
       line('longest stall, updates', ms(o.updateStallMs), ms(f.updateStallMs), '');
+      line(
+        'stall from the slot start',
+        fmt(o.boundaryStallMs, 'ms', 0),
+        ms(median(f.boundaryStallMs)),
+        'target < 50 ms',
+      );
       rows.push(
         `| ${ramp} | ${ms(o.connectMs)} / ${ms(f.connectMs)} | ${ms(o.bootMs)} / ${ms(f.bootMs)} | ${ms(median(o.updateMs))} / ${ms(median(f.updateMs))} (${ratio(o.updateMs, f.updateMs)}) | ${kb(o.heapKb + o.rssKb)} / ${kb(f.heapKb + f.rssKb)} | ${us(o.connectCpuUs)} / ${us(f.connectCpuUs)}; ${us(median(o.updateCpuUs))} / ${us(median(f.updateCpuUs))} | ${ms(o.connectStallMs)} / ${ms(f.connectStallMs)} | ${ms(o.updateStallMs)} / ${ms(f.updateStallMs)} |`,
       );

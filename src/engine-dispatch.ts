@@ -79,6 +79,21 @@ export abstract class EngineDispatch extends EngineCore {
   }
 
   /**
+   * Whether a command that `getPendingCommands` handed out may still leave at `now` (a
+   * handout in slices checks each command again after a turn of the event loop): it is still
+   * PENDING and not moved to a later attempt since. One whose slot ended meanwhile is cancelled
+   * (expired) and one whose asset is now held is set aside, as `getPendingCommands` does.
+   */
+  stillDue(command: Command, now?: TimeInput): boolean {
+    const slot = this.tracked.get(command.id);
+    if (!slot || slot.cmd !== command || command.status !== CommandStatus.PENDING) return false;
+    const t = this.now(now);
+    if (command.nextAttemptAt !== null && command.nextAttemptAt.getTime() > t) return false;
+    if (this.expireIfEnded(slot, t)) return false;
+    return !this.holdIfNeeded(slot);
+  }
+
+  /**
    * Prepares what will be due by `until` (epoch ms), ahead of its time, so that the handout
    * at the boundary (`getPendingCommands`) has only to check and hand out: the pending
    * commands due by then are selected (taken out of the due heap, in the order they will be

@@ -3,7 +3,8 @@
  * their behalf (plans also read in slices, `submitPlanAsync`, in order with the operations
  * given to `inOrder`: src/in-order.ts), the timer set to the next due time or deadline (`arm`), the prepare step
  * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
- * (`runOnce`: each due command to its dispatcher's sink, or through the adapters).
+ * (`runOnce`: each due command to its dispatcher's sink, or through the adapters, in slices
+ * of about HANDOUT_SLICE_MS of work with event-loop turns between; site-options.ts).
  */
 
 import { runSliced, type SliceOptions } from './chunks';
@@ -15,12 +16,18 @@ import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
   type DueCommandSink,
+  HANDOUT_FIRST_MS,
+  HANDOUT_SLICE_MIN,
+  HANDOUT_SLICE_MS,
   MAX_PREPARE_AHEAD_MS,
   PREPARE_MARGIN,
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
 import { warm } from './warm';
+
+/** A turn of the event loop: the sockets are read (answers, events) before what follows. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export abstract class SiteLoop extends SitePersist {
   /** Plans read in slices and the operations ordered after them (`inOrder`). */
@@ -120,8 +127,52 @@ export abstract class SiteLoop extends SitePersist {
     return this.queue.run(op);
   }
 
-  /** Runs one round now: time out late attempts, hand out what is due. */
+  /** The handout under way (`runOnce`), or null. */
+  private handout: Promise<void> | null = null;
+  /** What a command of the last slice measured cost, clock ms (0: not measured yet). */
+  private handoutCostMs = 0;
+
+  /**
+   * Runs one round now: time out late attempts, hand out what is due. A large handout goes
+   * in slices of about HANDOUT_SLICE_MS of work (the first up to HANDOUT_SLICE_MIN commands),
+   * with a turn of the event loop between them; each command after a turn is checked again
+   * (`engine.stillDue`: cancelled or held meanwhile, it stays). A round asked for while one is
+   * under way runs when that one is done.
+   */
   async runOnce(): Promise<void> {
+    // Its error is that round's caller's to see.
+    while (this.handout) await this.handout.catch(() => {});
+    // Attempts through the adapters (autoDispatch) run side by side: a slow charger holds
+    // neither the handout nor the next round; this round resolves when they have answered.
+    const attempts: Promise<unknown>[] = [];
+    const round = this.handOut(attempts);
+    this.handout = round;
+    try {
+      await round;
+    } finally {
+      if (this.handout === round) this.handout = null;
+    }
+    await Promise.all(attempts);
+  }
+
+  /** How many commands the next slice takes (at least one). */
+  private sliceSize(first: boolean): number {
+    const cost = this.handoutCostMs;
+    if (first) {
+      return cost > 0
+        ? Math.max(1, Math.min(HANDOUT_SLICE_MIN, Math.floor(HANDOUT_FIRST_MS / cost)))
+        : HANDOUT_SLICE_MIN;
+    }
+    return cost > 0 ? Math.max(1, Math.floor(HANDOUT_SLICE_MS / cost)) : HANDOUT_SLICE_MIN;
+  }
+
+  /** A slice of `n` commands started at `start` and the next starts now: its cost each. */
+  private measureSlice(start: number, n: number): void {
+    // The clock counts whole ms: a slice that took less counts as 1 ms (an upper bound).
+    if (n > 0) this.handoutCostMs = Math.max(1, this.clock.now() - start) / n;
+  }
+
+  private async handOut(attempts: Promise<unknown>[]): Promise<void> {
     const now = this.clock.now();
     this.engine.checkTimeouts(now);
     this.limiter?.tick();
@@ -129,8 +180,25 @@ export abstract class SiteLoop extends SitePersist {
     // Every rate setpoint of a steered asset leaves with at most what fits.
     this.limiter?.beforeDispatch(due);
     let waiting = false;
-    const first = this.sinks.values().next().value as DueCommandSink | undefined;
+    let first = this.sinks.values().next().value as DueCommandSink | undefined;
+    let sliceStart = now;
+    let inSlice = 0;
+    let size = this.sliceSize(true);
+    let resumed = false;
     for (const cmd of due) {
+      if (inSlice >= size) {
+        await nextTurn();
+        this.measureSlice(sliceStart, inSlice);
+        if (this.stopped || !this.running) return;
+        first = this.sinks.values().next().value as DueCommandSink | undefined;
+        sliceStart = this.clock.now();
+        inSlice = 0;
+        size = this.sliceSize(false);
+        resumed = true;
+      }
+      // After a turn, what happened meanwhile counts (a cancel, a newer schedule, a hold).
+      if (resumed && !this.engine.stillDue(cmd)) continue;
+      inSlice++;
       // Its own dispatcher; else (a re-apply, a command restored without one) the one that
       // last delivered to the asset, whose wires reach its adapter; else the first.
       const entry = this.assets.get(cmd.assetId);
@@ -142,7 +210,7 @@ export abstract class SiteLoop extends SitePersist {
       const sink = (owner !== undefined ? this.sinks.get(owner) : undefined) ?? first;
       if (!sink) {
         if (this.autoDispatch) {
-          await this.engine.dispatchCommand(cmd);
+          attempts.push(this.engine.dispatchCommand(cmd));
         } else {
           waiting = true;
         }
@@ -150,6 +218,7 @@ export abstract class SiteLoop extends SitePersist {
       }
       if (!this.adapterRegistry.has(cmd.assetId)) {
         await this.engine.dispatchCommand(cmd, null); // FAILS, saying no adapter serves it
+        resumed = true;
         sink.undeliverable(cmd, cmd.lastError ?? `no adapter serves asset ${cmd.assetId}`);
         continue;
       }
@@ -157,8 +226,15 @@ export abstract class SiteLoop extends SitePersist {
       if (entry) entry.dispatcher = this.sinkIds.get(sink) ?? null;
       sink.deliver(cmd);
     }
+    // A large last slice: its cost once its commands went through (for the next handout).
+    if (inSlice >= 100) {
+      const start = sliceStart;
+      const n = inSlice;
+      setImmediate(() => this.measureSlice(start, n));
+    }
     // Due commands with nobody to take them: look again after the interval, not at once.
-    this.arm(false, waiting ? now + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
+    const at = this.clock.now();
+    this.arm(false, waiting ? at + this.engine.config.dispatchIntervalSeconds * 1000 : undefined);
   }
 
   /** Sets the timer to the next due time or deadline (at most dispatchIntervalSeconds away). */

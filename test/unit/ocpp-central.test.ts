@@ -392,6 +392,31 @@ describe('OCPP central system (loopback, real sockets)', () => {
     });
   });
 
+  it('listens with a backlog of 4,096 queued connections (listenBacklog), not the 511 of Node; a bad one is refused by name', async () => {
+    const asked: unknown[] = [];
+    const listen = http.Server.prototype.listen;
+    http.Server.prototype.listen = function (this: http.Server, ...args: unknown[]) {
+      asked.push(args[0]);
+      return (listen as (...a: unknown[]) => http.Server).apply(this, args);
+    } as typeof listen;
+    try {
+      for (const options of [{}, { listenBacklog: 64 }]) {
+        const central = new CentralSystem({ port: 0, ...options });
+        peers.centrals.push(central);
+        await central.listen();
+      }
+    } finally {
+      http.Server.prototype.listen = listen;
+    }
+    should(asked.map((a) => (a as { backlog?: number }).backlog)).eql([4096, 64]);
+    should(asked[0]).have.properties({ port: 0, host: '127.0.0.1' });
+    for (const bad of [0, 1.5, -1])
+      should(() => new CentralSystem({ listenBacklog: bad })).throw(
+        TypeError,
+        /listenBacklog must be a whole number above 0/,
+      );
+  });
+
   it('refuses a setpoint above the rating before anything is sent', async () => {
     const { central, port } = await startCentral();
     const { site } = siteWith(central, [{ identity: 'CP1', assetId: 'ev1', ratedKw: 11 }]);

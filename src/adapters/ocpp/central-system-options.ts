@@ -47,6 +47,13 @@ export interface CentralSystemOptions {
    * their sockets, ms. Default 2,000.
    */
   closeTimeoutMs?: number;
+  /**
+   * On its own port: how many connections the kernel may queue before they are accepted (the
+   * listen backlog; the kernel caps it at `net.core.somaxconn`). Default 4,096 (Node's own
+   * default is 511): after a site's power cut thousands of chargers connect at once, and a
+   * connection beyond the queue is dropped and retried seconds later.
+   */
+  listenBacklog?: number;
   /** Authorize / id tags: accept all (default), or reject all. */
   authorize?: 'accept' | 'reject';
   clock?: Clock;
@@ -56,6 +63,9 @@ export interface CentralSystemOptions {
 export type ResolvedOptions = Required<Omit<CentralSystemOptions, 'tls' | 'chargers' | 'clock'>> & {
   tls?: CentralSystemOptions['tls'];
 };
+
+/** The listen backlog of the central system's own port (`listenBacklog`). */
+export const DEFAULT_LISTEN_BACKLOG = 4096;
 
 /** Checks the options (a TypeError naming the option) and fills in the defaults. */
 export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
@@ -85,6 +95,12 @@ export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
       );
     }
   }
+  const backlog = options.listenBacklog;
+  if (backlog !== undefined && !(Number.isInteger(backlog) && backlog > 0 && backlog < 2 ** 31)) {
+    throw new TypeError(
+      `central system: listenBacklog must be a whole number above 0, got ${JSON.stringify(backlog)}`,
+    );
+  }
   return {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 9220,
@@ -98,6 +114,7 @@ export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
     maxPayloadBytes: options.maxPayloadBytes ?? 65_536,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
     closeTimeoutMs: options.closeTimeoutMs ?? 2_000,
+    listenBacklog: backlog ?? DEFAULT_LISTEN_BACKLOG,
     authorize: options.authorize ?? 'accept',
     ...(options.tls ? { tls: options.tls } : {}),
   };

@@ -237,7 +237,8 @@ export class CentralSystem extends EventEmitter {
       };
       server.once('error', onError);
       server.once('listening', onListening);
-      server.listen(this.options.port, this.options.host);
+      const { port, host, listenBacklog: backlog } = this.options;
+      server.listen({ port, host, backlog });
     });
     server.on('error', (err) => this.fault(err));
     this.server = server;
