@@ -28,51 +28,16 @@ import {
 } from './journal-replay';
 import { parseJsonSteps } from './json-chunks';
 import type { RestoreProblem } from './restore';
-import { writeJson } from './store';
+import { writeJsonFile } from './store';
 
-/** Characters gathered before a write to the snapshot file. */
-const WRITE_CHARS = 1 << 20;
 /** A record line longer than this is parsed in slices. */
 const LONG_LINE = 1 << 16;
 /** Record lines decoded between two checkpoints. */
 const LINES = 256;
 
-/**
- * Writes `doc` as the JSON file `file`: in pieces (a large array 1,000 elements at a time,
- * a write per MB, each awaited) to a temporary file, fsynced, then renamed over `file`.
- * Returns the bytes written.
- */
-export async function writeSnapshot(file: string, doc: unknown): Promise<number> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w');
-  let bytes = 0;
-  try {
-    let buffered: string[] = [];
-    let size = 0;
-    const write = async () => {
-      const text = buffered.join('');
-      buffered = [];
-      size = 0;
-      bytes += Buffer.byteLength(text, 'utf8');
-      await fh.write(text, null, 'utf8');
-    };
-    await writeJson(doc, async (piece) => {
-      buffered.push(piece);
-      size += piece.length;
-      if (size >= WRITE_CHARS) await write();
-    });
-    if (size > 0) await write();
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  return bytes;
+/** Writes `doc` as the snapshot file `file`: `writeJsonFile` (store.ts), in pieces, atomic. */
+export function writeSnapshot(file: string, doc: unknown): Promise<number> {
+  return writeJsonFile(file, doc);
 }
 
 /**

@@ -38,9 +38,6 @@ export type { AssetKind } from './adapters/host';
 export {
   DEFAULT_PREPARE_AHEAD_MS,
   type DueCommandSink,
-  HANDOUT_FIRST_MS,
-  HANDOUT_SLICE_MIN,
-  HANDOUT_SLICE_MS,
   MAX_PREPARE_AHEAD_MS,
   PREPARE_MARGIN,
   SAVE_PACING,

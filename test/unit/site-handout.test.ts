@@ -8,13 +8,8 @@ import should from 'should';
 import type { Adapter } from '../../src/adapters/registry';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus, CommandType } from '../../src/commands';
-import {
-  type DueCommandSink,
-  HANDOUT_FIRST_MS,
-  HANDOUT_SLICE_MIN,
-  HANDOUT_SLICE_MS,
-  Site,
-} from '../../src/site';
+import { type DueCommandSink, Site } from '../../src/site';
+import { HANDOUT_FIRST_MS, HANDOUT_SLICE_MIN, HANDOUT_SLICE_MS } from '../../src/site-options';
 import { FakeTimers } from '../helpers/fake-timers';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
