@@ -240,13 +240,14 @@ async function siteRun(shape: 'plain' | 'limits', lead: 'on' | 'off'): Promise<R
       });
     }
   }
-  // The prepare step (Site.prepare, called by the loop): what it costs, when it ends.
+  // The prepare step (Site.prepareInSlices, called by the loop): what it costs (CPU from its
+  // start to its end, slices and what ran between them), when it ends.
   const prepareCpu: number[] = [];
   const prepareEndedBefore: number[] = [];
-  const prepare = site.prepare.bind(site);
-  site.prepare = (dueAt: number) => {
+  const prepare = site.prepareInSlices.bind(site);
+  site.prepareInSlices = async (dueAt: number) => {
     const c0 = process.cpuUsage();
-    const out = prepare(dueAt);
+    const out = await prepare(dueAt);
     const c = process.cpuUsage(c0);
     prepareCpu.push((c.user + c.system) / 1000);
     prepareEndedBefore.push(dueAt - nowMs());

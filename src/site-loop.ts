@@ -5,6 +5,7 @@
  * (`runOnce`: each due command to its dispatcher's sink, or through the adapters).
  */
 
+import { runSliced, type Steps } from './chunks';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
 import type { PlanSubmission } from './engine';
@@ -19,7 +20,25 @@ import {
 import { SitePersist } from './site-persist';
 import { warm } from './warm';
 
+/** Runs `steps` while `live()` holds; abandons them (null) at the first step where it does not. */
+function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | null> {
+  let r = steps.next();
+  while (!r.done) {
+    yield;
+    if (!live()) {
+      steps.return(undefined as T);
+      return null;
+    }
+    r = steps.next();
+  }
+  return r.value;
+}
+
 export abstract class SiteLoop extends SitePersist {
+  /** The due time of the sliced prepare step under way (`prepareInSlices`), or null. */
+  private preparing: number | null = null;
+  /** Bumped by every step started and every cancel: a step under way stops when it moved. */
+  private prepareToken = 0;
   /** Makes the scratch site that warms the handout's code (src/warm.ts). */
   protected abstract scratchSite(): (options: SiteOptions) => Site;
 
@@ -163,7 +182,7 @@ export abstract class SiteLoop extends SitePersist {
    */
   protected armPrepare(at: number, now: number): void {
     if (this.prepareAheadMs === 0 || at <= now) return;
-    if (this.preparedFor === at || this.prepareFor === at) return;
+    if (this.preparedFor === at || this.prepareFor === at || this.preparing === at) return;
     this.cancelPrepare();
     this.prepareFor = at;
     this.prepareTimer = this.timers.setTimeout(
@@ -172,11 +191,9 @@ export abstract class SiteLoop extends SitePersist {
         this.prepareFor = null;
         // The run moved (a submit, a cancel): its own prepare step is set.
         if (this.timerAt !== at) return;
-        try {
-          this.prepare(at);
-        } catch (err) {
-          this.onError(err instanceof Error ? err : new Error(String(err)));
-        }
+        this.prepareInSlices(at).catch((err) =>
+          this.onError(err instanceof Error ? err : new Error(String(err))),
+        );
       },
       Math.max(0, at - this.prepareLeadMs - now),
     );
@@ -192,6 +209,9 @@ export abstract class SiteLoop extends SitePersist {
     if (this.prepareTimer !== null) this.timers.clearTimeout(this.prepareTimer);
     this.prepareTimer = null;
     this.prepareFor = null;
+    // A sliced step under way stops at its next slice (the engine is consistent there).
+    this.prepareToken++;
+    this.preparing = null;
   }
 
   /**
@@ -203,7 +223,32 @@ export abstract class SiteLoop extends SitePersist {
    */
   prepare(at: number): Command[] {
     const started = this.clock.now();
-    const due = this.engine.prepareDue(at);
+    return this.finishPrepare(at, this.engine.prepareDue(at), started);
+  }
+
+  /**
+   * The prepare step as the loop runs it: the selection (`engine.prepareDueSteps`, where a
+   * large plan's rows become commands) in slices of a few ms with event-loop turns between
+   * (`runSliced`), then the rest of `prepare`. It stops, leaving the engine consistent, when
+   * the run at `at` moves or is cancelled or a newer step starts; a boundary reached before it
+   * ends hands out what is due as without it. Resolves to the commands prepared, or null when
+   * it stopped. Its time (clock, slices and what ran between them) paces the next one.
+   */
+  async prepareInSlices(at: number): Promise<Command[] | null> {
+    const token = ++this.prepareToken;
+    this.preparing = at;
+    const started = this.clock.now();
+    const live = () => this.prepareToken === token && this.timerAt === at && this.running;
+    try {
+      const due = await runSliced(whileLive(this.engine.prepareDueSteps(at), live));
+      if (due === null || !live()) return null;
+      return this.finishPrepare(at, due, started);
+    } finally {
+      if (this.prepareToken === token) this.preparing = null;
+    }
+  }
+
+  private finishPrepare(at: number, due: Command[], started: number): Command[] {
     this.limiter?.prepare(due, at);
     // Prunes the entries of what finished since the last run (not at the boundary).
     this.engine.nextWakeAt();
