@@ -6,6 +6,7 @@
  */
 
 import { runSliced, type Steps } from './chunks';
+import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
 import type { PlanSubmission } from './engine';
@@ -13,12 +14,29 @@ import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
   type DueCommandSink,
+  globalTimers,
   MAX_PREPARE_AHEAD_MS,
   PREPARE_MARGIN,
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
 import { warm } from './warm';
+
+/** How early the timer of a due time fires (ms): the rest is waited out (`waitUntil`). */
+export const BOUNDARY_EARLY_MS = 2;
+
+/**
+ * Waits, busy, until `clock` reads `at` or later, for at most `budgetMs` of monotonic time
+ * (performance.now); returns whether it got there. For the last ms or two before a boundary,
+ * where a timer is not precise enough.
+ */
+export function waitUntil(clock: Clock, at: number, budgetMs: number): boolean {
+  const end = performance.now() + budgetMs;
+  for (;;) {
+    if (clock.now() >= at) return true;
+    if (performance.now() >= end) return false;
+  }
+}
 
 /** Runs `steps` while `live()` holds; abandons them (null) at the first step where it does not. */
 function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | null> {
@@ -170,6 +188,17 @@ export abstract class SiteLoop extends SitePersist {
       // Due now: run as soon as the current event (a submit, an answer) is done.
       const handle = setImmediate(run);
       this.timer = { immediate: handle };
+    } else if (at === dueAt && at - now > BOUNDARY_EARLY_MS && this.realTime()) {
+      // A due time: the timer fires BOUNDARY_EARLY_MS early and the rest is waited out on
+      // the clock, so that the handout starts at the due time, not the ms or two after it
+      // that a timer's granularity adds; re-armed for what is left if the wait ran out.
+      this.timer = this.timers.setTimeout(
+        () => {
+          if (waitUntil(this.clock, at, BOUNDARY_EARLY_MS + 1)) run();
+          else this.timer = this.timers.setTimeout(run, Math.max(0, at - this.clock.now()));
+        },
+        at - now - BOUNDARY_EARLY_MS,
+      );
     } else {
       this.timer = this.timers.setTimeout(run, at - now);
     }
@@ -197,6 +226,11 @@ export abstract class SiteLoop extends SitePersist {
       },
       Math.max(0, at - this.prepareLeadMs - now),
     );
+  }
+
+  /** The system clock and Node's timers (not a test's manual ones): a boundary fires early. */
+  private realTime(): boolean {
+    return this.clock === systemClock && this.timers === globalTimers;
   }
 
   /** How long before a due time its prepare step starts (ms): see PREPARE_MARGIN. */

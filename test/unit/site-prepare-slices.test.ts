@@ -2,6 +2,8 @@
 // selection as steps (`prepareDueSteps`) with the engine consistent between any two of them,
 // and the Site's sliced step (`prepareInSlices`) stopping when the run it prepares moves.
 // Manual clock and fake timers; the steps are driven by hand, nothing depends on wall time.
+// Also the boundary's timer fired early and the rest waited out (`waitUntil`): with a clock
+// that moves when read, and one Site on the real clock that must never hand out early.
 import should from 'should';
 import { ManualClock } from '../../src/clock';
 import { type Command, CommandStatus, CommandType } from '../../src/commands';
@@ -9,7 +11,9 @@ import { convertSchedule } from '../../src/convert';
 import { DispatchEngine } from '../../src/engine';
 import { PREPARE_CHUNK } from '../../src/engine-dispatch';
 import { type DueCommandSink, Site } from '../../src/site';
+import { BOUNDARY_EARLY_MS, waitUntil } from '../../src/site-loop';
 import { FakeTimers } from '../helpers/fake-timers';
+import { until } from '../helpers/wait';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
@@ -219,5 +223,45 @@ describe('Site.prepareInSlices', () => {
     should(site.engine.getCommands({ status: CommandStatus.PENDING })).have.length(
       2 * PREPARE_CHUNK,
     );
+  });
+});
+
+describe('the boundary fired early and waited out', () => {
+  it('waitUntil returns once the clock reads the time, and false when it never does within the budget', () => {
+    let t = 1000;
+    let reads = 0;
+    const moving = {
+      now: () => {
+        reads++;
+        t += 0.25;
+        return t;
+      },
+    };
+    should(waitUntil(moving, 1003, 60_000)).be.true();
+    should(reads).equal(12);
+    should(t).be.aboveOrEqual(1003);
+    // A clock that does not move: gives up after the budget (0 here: at once), not before.
+    should(waitUntil(new ManualClock(1000), 1001, 0)).be.false();
+    should(waitUntil(new ManualClock(1001), 1001, 0)).be.true();
+  });
+
+  it('on the real clock, a due command is never handed out before its time', async () => {
+    const site = new Site({ siteId: 'real', prepareAheadMs: 0 });
+    const seen: { at: number; due: number }[] = [];
+    site.attachDispatcher('d', {
+      deliver: (cmd) => seen.push({ at: Date.now(), due: cmd.scheduledAt.getTime() }),
+      undeliverable: () => {},
+    });
+    for (const id of ['x', 'y', 'z'])
+      site.adapterRegistry.register(id, { protocol: 't', dispatch: () => {} });
+    const due = Date.now() + 5 * BOUNDARY_EARLY_MS + 20;
+    site.submit([rate('x', 1, due), rate('y', 1, due), rate('z', 1, due + 7)]);
+    site.start();
+    try {
+      await until(() => seen.length === 3, 'the three commands handed out', { ms: 5000 });
+    } finally {
+      await site.stop();
+    }
+    for (const s of seen) should(s.at).be.aboveOrEqual(s.due);
   });
 });
