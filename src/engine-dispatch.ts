@@ -19,6 +19,23 @@ import { silenceDeadline } from './silence';
 /** Heap entries `prepareDueSteps` takes out between two checkpoints. */
 export const PREPARE_CHUNK = 64;
 
+/** "attempt n of m", made once per pair (the handout's history reason, no string a command). */
+const attemptTexts: string[][] = [];
+function attemptText(n: number, of: number): string {
+  if (n > 16 || of > 16) return `attempt ${n} of ${of}`;
+  let row = attemptTexts[n];
+  if (row === undefined) {
+    row = [];
+    attemptTexts[n] = row;
+  }
+  let text = row[of];
+  if (text === undefined) {
+    text = `attempt ${n} of ${of}`;
+    row[of] = text;
+  }
+  return text;
+}
+
 const dueOrder = (a: HeapEntry, b: HeapEntry): number =>
   dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0;
 
@@ -263,12 +280,7 @@ export abstract class EngineDispatch extends EngineCore {
     cmd.holdReason = null;
     const deadline = now + cmd.timeoutSeconds * 1000;
     cmd.deadline = new Date(deadline);
-    this.move(
-      slot,
-      CommandStatus.DISPATCHED,
-      now,
-      `attempt ${cmd.attempts} of ${cmd.maxRetries + 1}`,
-    );
+    this.move(slot, CommandStatus.DISPATCHED, now, attemptText(cmd.attempts, cmd.maxRetries + 1));
     slot.dueToken = ++this.token;
     slot.deadlineToken = ++this.token;
     this.deadlines.push({
