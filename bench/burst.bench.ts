@@ -20,6 +20,15 @@
  * last command's dispatch (process.cpuUsage, all threads: GC and compiler included), median
  * over the boundaries: on a loaded machine it says more about the work than the wall clock.
  *
+ * Per boundary (BURST_DETAIL=0 to leave out), where its lateness went: how late the run
+ * started (the site's `runOnce` entered, or the floor's timer callback, minus the due time:
+ * timers and the OS), the run to the last command's dispatch (wall), the CPU as above (all
+ * threads: a CPU above the wall time is the compiler or GC threads at work, a wall time well
+ * above the CPU is the OS running something else), the GC pauses inside the window and in the
+ * second before it (PerformanceObserver 'gc': s scavenge, M mark-compact, i incremental
+ * marking, w weak callbacks), V8's young generation used 30 ms before and after the burst and
+ * its size (a scavenge comes when it is full), and the boundary's p99.
+ *
  *   npm run build && node --import tsx bench/burst.bench.ts [plain|limits|on|off|floor ...]
  *   (BENCH_RUNS default 3, BURST_IDLE_MS default 5000, BURST_SLOTS default 10,
  *   BURST_LEAD_MS default 250: prepareAheadMs when on)
@@ -29,6 +38,8 @@
 // The build (`npm run build`), as users run it: tsx's transform names every closure it makes
 // (a call per closure, `__name`), which the dispatch path would pay here and not in production.
 
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { type Command, CommandType, Site } from '../dist';
 import type { LimitsConfig } from '../src/limits/types';
 import { deadline, fmt, machine, median, nowMs, quantile, runBenchmark, runs, sleep } from './lib';
@@ -92,7 +103,15 @@ interface Boundary {
   cpu: number;
   gcIn: { count: number; ms: number; kinds: string };
   gcBefore: { count: number; ms: number };
+  /** The young generation (V8's new space), KB: used 30 ms before, used after, its size. */
+  young: { before: number; after: number; size: number };
   p99: number;
+}
+
+/** V8's new space now: used and size, KB. */
+function newSpace(): { used: number; size: number } {
+  const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  return { used: (s?.space_used_size ?? 0) / 1024, size: (s?.space_size ?? 0) / 1024 };
 }
 
 /** GC pauses (epoch ms start, duration, kind) seen by a PerformanceObserver. */
@@ -137,9 +156,15 @@ function recorder(at: number[]) {
   const cpu: number[] = at.map(() => Number.NaN);
   const started: number[] = at.map(() => Number.NaN);
   const ended: number[] = at.map(() => Number.NaN);
+  const youngBefore: number[] = at.map(() => Number.NaN);
+  const youngAfter: { used: number; size: number }[] = at.map(() => ({
+    used: Number.NaN,
+    size: Number.NaN,
+  }));
   const timers = at.map((t, k) =>
     setTimeout(
       () => {
+        youngBefore[k] = newSpace().used;
         from[k] = process.cpuUsage();
       },
       t - 30 - Date.now(),
@@ -166,6 +191,7 @@ function recorder(at: number[]) {
       const f = from[k];
       if (mine.length === ASSETS) {
         ended[k] = now;
+        youngAfter[k] = newSpace();
         if (f) {
           const d = process.cpuUsage(f);
           cpu[k] = (d.user + d.system) / 1000;
@@ -188,6 +214,11 @@ function recorder(at: number[]) {
           cpu: cpu[k] as number,
           gcIn: gcBetween(t - 30, ended[k] as number),
           gcBefore: gcBetween(t - 1000, t - 30),
+          young: {
+            before: youngBefore[k] as number,
+            after: (youngAfter[k] as { used: number }).used,
+            size: (youngAfter[k] as { size: number }).size,
+          },
           p99: perBoundaryP99[k] as number,
         })),
       };
@@ -336,11 +367,11 @@ function record(into: Figures, r: Result, label: string): void {
   if (DETAIL) {
     into.detail.push(...r.boundaries);
     console.log(
-      '      boundary: timer late | run to last dispatch | CPU | GC in window (n ms kinds) | GC in the 1 s before | p99 (ms)',
+      '      boundary: run started late | run to last dispatch | CPU | GC in window (n ms kinds) | GC in the 1 s before | young gen KB used before/after/size | p99 (ms)',
     );
     for (const [k, b] of r.boundaries.entries())
       console.log(
-        `      ${String(k + 1).padStart(2)}: ${b.timer.toFixed(1).padStart(5)} | ${b.handout.toFixed(1).padStart(5)} | ${b.cpu.toFixed(1).padStart(5)} | ${b.gcIn.count} ${b.gcIn.ms.toFixed(1)} ${b.gcIn.kinds || '-'} | ${b.gcBefore.count} ${b.gcBefore.ms.toFixed(1)} | ${b.p99.toFixed(1)}`,
+        `      ${String(k + 1).padStart(2)}: ${b.timer.toFixed(1).padStart(5)} | ${b.handout.toFixed(1).padStart(5)} | ${b.cpu.toFixed(1).padStart(5)} | ${b.gcIn.count} ${b.gcIn.ms.toFixed(1)} ${b.gcIn.kinds || '-'} | ${b.gcBefore.count} ${b.gcBefore.ms.toFixed(1)} | ${b.young.before.toFixed(0)}/${b.young.after.toFixed(0)}/${b.young.size.toFixed(0)} | ${b.p99.toFixed(1)}`,
       );
   }
 }
@@ -376,7 +407,7 @@ async function main(): Promise<void> {
     const d = f.detail;
     const gcIn = d.filter((b) => b.gcIn.count > 0);
     console.log(
-      `    per boundary, median (max): timer late ${median(d.map((b) => b.timer)).toFixed(1)} (${Math.max(...d.map((b) => b.timer)).toFixed(1)}) ms; run to last dispatch ${median(d.map((b) => b.handout)).toFixed(1)} (${Math.max(...d.map((b) => b.handout)).toFixed(1)}) ms; GC in the window at ${gcIn.length} of ${d.length}, ${gcIn.reduce((a, b) => a + b.gcIn.ms, 0).toFixed(1)} ms in all`,
+      `    per boundary, median (max): run started late ${median(d.map((b) => b.timer)).toFixed(1)} (${Math.max(...d.map((b) => b.timer)).toFixed(1)}) ms; run to last dispatch ${median(d.map((b) => b.handout)).toFixed(1)} (${Math.max(...d.map((b) => b.handout)).toFixed(1)}) ms; GC in the window at ${gcIn.length} of ${d.length}, ${gcIn.reduce((a, b) => a + b.gcIn.ms, 0).toFixed(1)} ms in all`,
     );
     console.log(
       `    every boundary's p99: median ${median(f.boundaryP99s).toFixed(1)} ms; under 10 ms at ${under} of ${f.boundaryP99s.length}`,
