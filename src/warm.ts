@@ -12,25 +12,8 @@ import { ManualClock } from './clock';
 import { type Command, CommandType } from './commands';
 import type { Site, SiteOptions, Timers } from './site';
 
-/** How many commands one round of a warm-up hands out. */
+/** How many commands one warm-up hands out. */
 export const WARM_COMMANDS = 256;
-
-/**
- * Rounds of a warm-up when the path is cold (the first of the process, or the last one
- * WARM_COLD_AFTER_MS ago or more): one round was not enough for V8 to optimise the handout
- * again before the boundary (the bench's first boundaries after a minute without one spent
- * two to three times the CPU of the later ones). Each round in its own event-loop turn.
- */
-export const WARM_COLD_ROUNDS = 4;
-export const WARM_COLD_AFTER_MS = 30_000;
-
-/** How many rounds a warm-up runs, given when the last one ran (monotonic ms, or null). */
-export function warmRounds(lastAt: number | null, now: number): number {
-  return lastAt === null || now - lastAt >= WARM_COLD_AFTER_MS ? WARM_COLD_ROUNDS : 1;
-}
-
-/** When the last warm-up ran (performance.now(): V8's time, not a site's clock). */
-let lastWarmAt: number | null = null;
 
 const noTimers: Timers = { setTimeout: () => null, clearTimeout: () => {} };
 
@@ -45,27 +28,11 @@ interface Scratch {
 let scratch: Scratch | null = null;
 
 /**
- * Warms the handout: one round (`warmRound`), or WARM_COLD_ROUNDS when it is cold (see
- * `warmRounds`), each after the last one's answers settled and a turn of the event loop.
- * The first round is synchronous up to its handout.
- */
-export async function warm(make: (options: SiteOptions) => Site): Promise<void> {
-  const now = performance.now();
-  const rounds = warmRounds(lastWarmAt, now);
-  lastWarmAt = now;
-  await warmRound(make);
-  for (let i = 1; i < rounds; i++) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    await warmRound(make);
-  }
-}
-
-/**
  * Hands out and answers WARM_COMMANDS commands on a scratch site (made once with `make`,
  * which is given the options it must use). Synchronous up to the handout; the answers settle
  * in the microtasks after it.
  */
-function warmRound(make: (options: SiteOptions) => Site): Promise<void> {
+export function warm(make: (options: SiteOptions) => Site): Promise<void> {
   if (!scratch) {
     const clock = new ManualClock(Date.UTC(2000, 0, 1));
     const site = make({

@@ -12,7 +12,6 @@ import { DispatchEngine } from '../../src/engine';
 import { PREPARE_CHUNK } from '../../src/engine-dispatch';
 import { type DueCommandSink, Site } from '../../src/site';
 import { BOUNDARY_EARLY_MS, waitUntil } from '../../src/site-loop';
-import { WARM_COLD_AFTER_MS, WARM_COLD_ROUNDS, warmRounds } from '../../src/warm';
 import { FakeTimers } from '../helpers/fake-timers';
 import { until } from '../helpers/wait';
 
@@ -264,14 +263,5 @@ describe('the boundary fired early and waited out', () => {
       await site.stop();
     }
     for (const s of seen) should(s.at).be.aboveOrEqual(s.due);
-  });
-});
-
-describe('warm-up rounds', () => {
-  it('runs WARM_COLD_ROUNDS when cold (never, or WARM_COLD_AFTER_MS since the last), else one', () => {
-    should(WARM_COLD_ROUNDS).be.above(1);
-    should(warmRounds(null, 5)).equal(WARM_COLD_ROUNDS);
-    should(warmRounds(1000, 1000 + WARM_COLD_AFTER_MS - 1)).equal(1);
-    should(warmRounds(1000, 1000 + WARM_COLD_AFTER_MS)).equal(WARM_COLD_ROUNDS);
   });
 });
