@@ -1,8 +1,10 @@
 /**
  * A Site's dispatch loop (layer of Site, src/site.ts): attaching dispatchers, submitting on
- * their behalf, the timer set to the next due time or deadline (`arm`), the prepare step
- * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
- * (`runOnce`: each due command to its dispatcher's sink, or through the adapters).
+ * their behalf, the timer set to the next due time or deadline (`arm`; a due time's fired
+ * BOUNDARY_EARLY_MS early and waited out), the prepare step ahead of it (`prepareInSlices`,
+ * the selection in slices; `prepare` in one piece; paced by PREPARE_MARGIN), and the handout
+ * at the boundary (`runOnce`: each due command to its dispatcher's sink, or through the
+ * adapters).
  */
 
 import { runSliced, type Steps } from './chunks';
@@ -249,7 +251,8 @@ export abstract class SiteLoop extends SitePersist {
   }
 
   /**
-   * The prepare step before the run at `at` (the loop calls it `prepareAheadMs` ahead): the
+   * The prepare step before the run at `at`, in one piece (the loop runs it in slices,
+   * `prepareInSlices`, `prepareAheadMs` ahead): the
    * commands due by then are selected in their handout order (`engine.prepareDue`) and, on a
    * site with limits, their rate setpoints allocated as of `at` (`limiter.prepare`). Nothing
    * leaves and nothing changes state: at `at` each is checked again, and the allocation is
