@@ -20,6 +20,15 @@
  * last command's dispatch (process.cpuUsage, all threads: GC and compiler included), median
  * over the boundaries: on a loaded machine it says more about the work than the wall clock.
  *
+ * Per boundary (BURST_DETAIL=0 to leave out), where its lateness went: how late the run
+ * started (the site's `runOnce` entered, or the floor's timer callback, minus the due time:
+ * timers and the OS), the run to the last command's dispatch (wall), the CPU as above (all
+ * threads: a CPU above the wall time is the compiler or GC threads at work, a wall time well
+ * above the CPU is the OS running something else), the GC pauses inside the window and in the
+ * second before it (PerformanceObserver 'gc': s scavenge, M mark-compact, i incremental
+ * marking, w weak callbacks), V8's young generation used 30 ms before and after the burst and
+ * its size (a scavenge comes when it is full), and the boundary's p99.
+ *
  *   npm run build && node --import tsx bench/burst.bench.ts [plain|limits|on|off|floor ...]
  *   (BENCH_RUNS default 3, BURST_IDLE_MS default 5000, BURST_SLOTS default 10,
  *   BURST_LEAD_MS default 250: prepareAheadMs when on)
@@ -29,6 +38,8 @@
 // The build (`npm run build`), as users run it: tsx's transform names every closure it makes
 // (a call per closure, `__name`), which the dispatch path would pay here and not in production.
 
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { type Command, CommandType, Site } from '../dist';
 import type { LimitsConfig } from '../src/limits/types';
 import { deadline, fmt, machine, median, nowMs, quantile, runBenchmark, runs, sleep } from './lib';
@@ -47,6 +58,8 @@ function pick<T extends string>(all: readonly T[]): T[] {
 const SHAPES = pick(['plain', 'limits'] as const);
 const LEADS = pick(['on', 'off'] as const);
 const WITH_FLOOR = args.length === 0 || args.includes('floor');
+/** Per boundary figures printed (BURST_DETAIL=0 for the summary only). */
+const DETAIL = process.env.BURST_DETAIL !== '0';
 const VARIANTS = SHAPES.flatMap((shape) => LEADS.map((lead) => ({ shape, lead })));
 
 deadline(60 + RUNS * (VARIANTS.length + 1) * (SLOTS * (IDLE_MS / 1000 + 1) + 20));
@@ -74,6 +87,56 @@ interface Result {
   /** Per prepare step: its CPU ms, and how long before its boundary it ended (ms). */
   prepareCpu: number[];
   prepareEndedBefore: number[];
+  /** Per boundary: where its lateness went (see `Boundary`). */
+  boundaries: Boundary[];
+}
+
+/**
+ * One boundary, taken apart: when the run's timer callback started (`timer`, ms after the
+ * due time), how long from there to the last command's dispatch (`handout`), the CPU time
+ * from 30 ms before the boundary to its last dispatch (`cpu`), the GC pauses inside that
+ * window (`gcIn`: count and ms, by kind) and in the second before it (`gcBefore`), and p99.
+ */
+interface Boundary {
+  timer: number;
+  handout: number;
+  cpu: number;
+  gcIn: { count: number; ms: number; kinds: string };
+  gcBefore: { count: number; ms: number };
+  /** The young generation (V8's new space), KB: used 30 ms before, used after, its size. */
+  young: { before: number; after: number; size: number };
+  p99: number;
+}
+
+/** V8's new space now: used and size, KB. */
+function newSpace(): { used: number; size: number } {
+  const s = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  return { used: (s?.space_used_size ?? 0) / 1024, size: (s?.space_size ?? 0) / 1024 };
+}
+
+/** GC pauses (epoch ms start, duration, kind) seen by a PerformanceObserver. */
+const gcLog: { at: number; ms: number; kind: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? 0;
+    gcLog.push({ at: performance.timeOrigin + e.startTime, ms: e.duration, kind });
+  }
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+/** perf_hooks' NODE_PERFORMANCE_GC_* kinds: scavenge, mark-compact, incremental, weak callbacks. */
+const GC_KIND: Record<number, string> = { 1: 's', 2: 'M', 4: 'i', 8: 'w' };
+
+function gcBetween(from: number, to: number): { count: number; ms: number; kinds: string } {
+  let count = 0;
+  let ms = 0;
+  let kinds = '';
+  for (const g of gcLog) {
+    if (g.at + g.ms < from || g.at > to) continue;
+    count++;
+    ms += g.ms;
+    kinds += GC_KIND[g.kind] ?? '?';
+  }
+  return { count, ms, kinds };
 }
 
 /** Boundaries: the first 2 s from now on a whole second, then one every IDLE_MS. */
@@ -83,17 +146,25 @@ function boundaries(): number[] {
 }
 
 /**
- * Records the lateness of each command at the adapter, per boundary, and the CPU time from
- * 30 ms before each boundary to its last command.
+ * Records the lateness of each command at the adapter, per boundary, the CPU time from 30 ms
+ * before each boundary to its last command, and when each boundary's run started (`ran`).
  */
 function recorder(at: number[]) {
   const lateness: number[] = [];
   const perBoundary: number[][] = at.map(() => []);
   const from: (NodeJS.CpuUsage | null)[] = at.map(() => null);
-  const cpu: number[] = [];
+  const cpu: number[] = at.map(() => Number.NaN);
+  const started: number[] = at.map(() => Number.NaN);
+  const ended: number[] = at.map(() => Number.NaN);
+  const youngBefore: number[] = at.map(() => Number.NaN);
+  const youngAfter: { used: number; size: number }[] = at.map(() => ({
+    used: Number.NaN,
+    size: Number.NaN,
+  }));
   const timers = at.map((t, k) =>
     setTimeout(
       () => {
+        youngBefore[k] = newSpace().used;
         from[k] = process.cpuUsage();
       },
       t - 30 - Date.now(),
@@ -101,26 +172,55 @@ function recorder(at: number[]) {
   );
   return {
     count: () => lateness.length,
+    /** The boundary's run (timer callback) started now: the first call at or after `at[k]`. */
+    ran(now: number) {
+      for (let k = 0; k < at.length; k++) {
+        if (Number.isNaN(started[k]) && now >= (at[k] as number) && perBoundary[k]?.length === 0) {
+          started[k] = now;
+          return;
+        }
+      }
+    },
     arrived(k: number, dueAt: number) {
-      const late = nowMs() - dueAt;
+      const now = nowMs();
+      const late = now - dueAt;
       lateness.push(late);
       const mine = perBoundary[k] as number[];
+      if (mine.length === 0 && Number.isNaN(started[k])) started[k] = now; // no run recorded
       mine.push(late);
       const f = from[k];
-      if (mine.length === ASSETS && f) {
-        const d = process.cpuUsage(f);
-        cpu.push((d.user + d.system) / 1000);
+      if (mine.length === ASSETS) {
+        ended[k] = now;
+        youngAfter[k] = newSpace();
+        if (f) {
+          const d = process.cpuUsage(f);
+          cpu[k] = (d.user + d.system) / 1000;
+        }
       }
     },
     result(): Result {
       for (const t of timers) clearTimeout(t);
       const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+      const perBoundaryP99 = perBoundary.map((xs) => quantile(sorted(xs), 0.99));
       return {
         lateness: sorted(lateness),
-        perBoundaryP99: perBoundary.map((xs) => quantile(sorted(xs), 0.99)),
-        cpu,
+        perBoundaryP99,
+        cpu: cpu.filter((x) => !Number.isNaN(x)),
         prepareCpu: [],
         prepareEndedBefore: [],
+        boundaries: at.map((t, k) => ({
+          timer: (started[k] as number) - t,
+          handout: (ended[k] as number) - (started[k] as number),
+          cpu: cpu[k] as number,
+          gcIn: gcBetween(t - 30, ended[k] as number),
+          gcBefore: gcBetween(t - 1000, t - 30),
+          young: {
+            before: youngBefore[k] as number,
+            after: (youngAfter[k] as { used: number }).used,
+            size: (youngAfter[k] as { size: number }).size,
+          },
+          p99: perBoundaryP99[k] as number,
+        })),
       };
     },
   };
@@ -171,17 +271,24 @@ async function siteRun(shape: 'plain' | 'limits', lead: 'on' | 'off'): Promise<R
       });
     }
   }
-  // The prepare step (Site.prepare, called by the loop): what it costs, when it ends.
+  // The prepare step (Site.prepareInSlices, called by the loop): what it costs (CPU from its
+  // start to its end, slices and what ran between them), when it ends.
   const prepareCpu: number[] = [];
   const prepareEndedBefore: number[] = [];
-  const prepare = site.prepare.bind(site);
-  site.prepare = (dueAt: number) => {
+  const prepare = site.prepareInSlices.bind(site);
+  site.prepareInSlices = async (dueAt: number) => {
     const c0 = process.cpuUsage();
-    const out = prepare(dueAt);
+    const out = await prepare(dueAt);
     const c = process.cpuUsage(c0);
     prepareCpu.push((c.user + c.system) / 1000);
     prepareEndedBefore.push(dueAt - nowMs());
     return out;
+  };
+  // The run at each boundary: when its timer callback started.
+  const runOnce = site.runOnce.bind(site);
+  site.runOnce = () => {
+    rec.ran(nowMs());
+    return runOnce();
   };
   site.submit(input);
   site.start();
@@ -213,6 +320,7 @@ async function floorRun(): Promise<Result> {
       scheduledAt: new Date(t),
     }));
     return setTimeout(() => {
+      rec.ran(nowMs());
       for (const c of cmds) adapter.dispatch(c, k);
     }, t - Date.now());
   });
@@ -227,8 +335,9 @@ async function floorRun(): Promise<Result> {
 type Figures = Record<
   'p50' | 'p99' | 'max' | 'worstBoundaryP99' | 'cpu' | 'boundaryP99s',
   number[]
->;
+> & { detail: Boundary[] };
 const empty = (): Figures => ({
+  detail: [],
   p50: [],
   p99: [],
   max: [],
@@ -255,6 +364,16 @@ function record(into: Figures, r: Result, label: string): void {
   console.log(
     `  ${label}: p50 ${p50.toFixed(2)} p99 ${p99.toFixed(2)} max ${max.toFixed(2)} ms; CPU at a boundary ${cpu.toFixed(1)} ms${prep}; p99 per boundary ${r.perBoundaryP99.map((x) => x.toFixed(1)).join(' ')}`,
   );
+  if (DETAIL) {
+    into.detail.push(...r.boundaries);
+    console.log(
+      '      boundary: run started late | run to last dispatch | CPU | GC in window (n ms kinds) | GC in the 1 s before | young gen KB used before/after/size | p99 (ms)',
+    );
+    for (const [k, b] of r.boundaries.entries())
+      console.log(
+        `      ${String(k + 1).padStart(2)}: ${b.timer.toFixed(1).padStart(5)} | ${b.handout.toFixed(1).padStart(5)} | ${b.cpu.toFixed(1).padStart(5)} | ${b.gcIn.count} ${b.gcIn.ms.toFixed(1)} ${b.gcIn.kinds || '-'} | ${b.gcBefore.count} ${b.gcBefore.ms.toFixed(1)} | ${b.young.before.toFixed(0)}/${b.young.after.toFixed(0)}/${b.young.size.toFixed(0)} | ${b.p99.toFixed(1)}`,
+      );
+  }
 }
 
 async function main(): Promise<void> {
@@ -285,6 +404,11 @@ async function main(): Promise<void> {
     console.log(`    worst boundary's p99  ${fmt(f.worstBoundaryP99, 'ms', 2)}`);
     console.log(`    CPU at a boundary  ${fmt(f.cpu, 'ms', 1)}`);
     const under = f.boundaryP99s.filter((x) => x < 10).length;
+    const d = f.detail;
+    const gcIn = d.filter((b) => b.gcIn.count > 0);
+    console.log(
+      `    per boundary, median (max): run started late ${median(d.map((b) => b.timer)).toFixed(1)} (${Math.max(...d.map((b) => b.timer)).toFixed(1)}) ms; run to last dispatch ${median(d.map((b) => b.handout)).toFixed(1)} (${Math.max(...d.map((b) => b.handout)).toFixed(1)}) ms; GC in the window at ${gcIn.length} of ${d.length}, ${gcIn.reduce((a, b) => a + b.gcIn.ms, 0).toFixed(1)} ms in all`,
+    );
     console.log(
       `    every boundary's p99: median ${median(f.boundaryP99s).toFixed(1)} ms; under 10 ms at ${under} of ${f.boundaryP99s.length}`,
     );

@@ -6,6 +6,7 @@
  */
 
 import type { Adapter, AdapterResult } from './adapters/registry';
+import { runSync, type Steps } from './chunks';
 import { type Command, CommandStatus, isFinal } from './commands';
 import type { ResponseOptions, TimeInput } from './engine-config';
 import { EngineCore } from './engine-core';
@@ -14,6 +15,29 @@ import { dueBefore, type HeapEntry, liveDue, readyOrder, type Tracked } from './
 import { EventType } from './event-bus';
 import type { PlanCursor } from './plans';
 import { silenceDeadline } from './silence';
+
+/** Heap entries `prepareDueSteps` takes out between two checkpoints. */
+export const PREPARE_CHUNK = 64;
+
+/** "attempt n of m", made once per pair (the handout's history reason, no string a command). */
+const attemptTexts: string[][] = [];
+function attemptText(n: number, of: number): string {
+  if (n > 16 || of > 16) return `attempt ${n} of ${of}`;
+  let row = attemptTexts[n];
+  if (row === undefined) {
+    row = [];
+    attemptTexts[n] = row;
+  }
+  let text = row[of];
+  if (text === undefined) {
+    text = `attempt ${n} of ${of}`;
+    row[of] = text;
+  }
+  return text;
+}
+
+const dueOrder = (a: HeapEntry, b: HeapEntry): number =>
+  dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0;
 
 export abstract class EngineDispatch extends EngineCore {
   /** See DispatchEngine.checkSilence (src/engine-submit.ts); called by the handout. */
@@ -105,27 +129,49 @@ export abstract class EngineDispatch extends EngineCore {
    * are made into their commands here (see `PlanBook.materialise`), not at the boundary.
    */
   prepareDue(until: TimeInput): Command[] {
+    return runSync(this.prepareDueSteps(until));
+  }
+
+  /**
+   * `prepareDue` as steps (src/chunks.ts), for `runSliced`: it yields every PREPARE_CHUNK
+   * heap entries (a planned row made into its command costs ~15 µs: a 10,000-asset boundary
+   * is ~150 ms of work). Between steps the engine is consistent: what was taken out of the
+   * heap is in the prepared list, in handout order, so a boundary, a submit or a cancel may
+   * run in between; a step that is abandoned (never resumed) leaves nothing behind.
+   */
+  *prepareDueSteps(until: TimeInput): Steps<Command[]> {
     const t = this.now(until);
-    const added: HeapEntry[] = [];
+    this.prepared = this.prepared.filter(liveDue);
+    let inOrder = true;
+    let n = 0;
     for (;;) {
       const top = this.due.peek();
       if (!top || top.at > t) break;
       this.due.pop();
-      if (!liveDue(top)) continue;
-      if (top.tracked === null) {
-        // A planned row due by then: made into its command now, which is queued at the
-        // same time and taken out of the heap by this loop.
-        const c = top.cursor as PlanCursor;
-        this.book.materialise(c, c.next);
-        continue;
+      if (liveDue(top)) {
+        if (top.tracked === null) {
+          // A planned row due by then: made into its command now, which is queued at the
+          // same time and taken out of the heap by this loop.
+          const c = top.cursor as PlanCursor;
+          this.book.materialise(c, c.next);
+        } else {
+          // Popped in due order; only an entry due before what an earlier step prepared (a
+          // command submitted since, due sooner) puts the list out of order.
+          const list = this.prepared;
+          const last = list[list.length - 1];
+          if (last !== undefined && dueBefore(top, last)) inOrder = false;
+          list.push(top);
+        }
       }
-      added.push(top);
+      if (++n % PREPARE_CHUNK === 0) {
+        if (!inOrder) this.prepared.sort(dueOrder);
+        inOrder = true;
+        yield;
+      }
     }
-    let list = this.prepared.filter(liveDue);
-    if (added.length > 0) {
-      list = list.length === 0 ? added : list.concat(added);
-      list.sort((a, b) => (dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0));
-    }
+    // Without what left or changed between the steps (a boundary, a cancel).
+    const list = this.prepared.filter(liveDue);
+    if (!inOrder) list.sort(dueOrder);
     this.prepared = list;
     return list.map((e) => (e.tracked as Tracked).cmd);
   }
@@ -249,12 +295,7 @@ export abstract class EngineDispatch extends EngineCore {
     cmd.holdReason = null;
     const deadline = now + cmd.timeoutSeconds * 1000;
     cmd.deadline = new Date(deadline);
-    this.move(
-      slot,
-      CommandStatus.DISPATCHED,
-      now,
-      `attempt ${cmd.attempts} of ${cmd.maxRetries + 1}`,
-    );
+    this.move(slot, CommandStatus.DISPATCHED, now, attemptText(cmd.attempts, cmd.maxRetries + 1));
     slot.dueToken = ++this.token;
     slot.deadlineToken = ++this.token;
     this.deadlines.push({

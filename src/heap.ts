@@ -15,13 +15,17 @@ export class Heap<T> {
   push(item: T): void {
     const a = this.items;
     a.push(item);
+    // Sifted up with a hole, not swaps: nothing allocated, in any tier of V8 (a
+    // destructuring swap makes an array when the code is not optimised, as after idle).
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(a[i] as T, a[p] as T)) break;
-      [a[i], a[p]] = [a[p] as T, a[i] as T];
+      const parent = a[p] as T;
+      if (!this.less(item, parent)) break;
+      a[i] = parent;
       i = p;
     }
+    a[i] = item;
   }
 
   pop(): T | undefined {
@@ -30,18 +34,20 @@ export class Heap<T> {
     const top = a[0];
     const last = a.pop() as T;
     if (a.length > 0) {
-      a[0] = last;
+      // Sifted down with a hole (see push).
+      const n = a.length;
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= n) break;
         const r = l + 1;
-        let m = i;
-        if (l < a.length && this.less(a[l] as T, a[m] as T)) m = l;
-        if (r < a.length && this.less(a[r] as T, a[m] as T)) m = r;
-        if (m === i) break;
-        [a[i], a[m]] = [a[m] as T, a[i] as T];
+        let m = l;
+        if (r < n && this.less(a[r] as T, a[l] as T)) m = r;
+        if (!this.less(a[m] as T, last)) break;
+        a[i] = a[m] as T;
         i = m;
       }
+      a[i] = last;
     }
     return top;
   }

@@ -1,13 +1,16 @@
 /**
  * A Site's dispatch loop (layer of Site, src/site.ts): attaching dispatchers, submitting on
  * their behalf (plans also read in slices, `submitPlanAsync`, in order with the operations
- * given to `inOrder`: src/in-order.ts), the timer set to the next due time or deadline (`arm`), the prepare step
- * ahead of it (`prepare`, paced by PREPARE_MARGIN), and the handout at the boundary
- * (`runOnce`: each due command to its dispatcher's sink, or through the adapters, in slices
- * of about HANDOUT_SLICE_MS of work with event-loop turns between; site-options.ts).
+ * given to `inOrder`: src/in-order.ts), the timer set to the next due time or deadline
+ * (`arm`; a due time's fired BOUNDARY_EARLY_MS early and waited out), the prepare step ahead
+ * of it (`prepareInSlices`, the selection in slices; `prepare` in one piece; paced by
+ * PREPARE_MARGIN), and the handout at the boundary (`runOnce`: each due command to its
+ * dispatcher's sink, or through the adapters, in slices of about HANDOUT_SLICE_MS of work
+ * with event-loop turns between; site-options.ts).
  */
 
-import { runSliced, type SliceOptions } from './chunks';
+import { runSliced, type SliceOptions, type Steps } from './chunks';
+import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
 import type { PlanSubmission } from './engine';
@@ -16,6 +19,7 @@ import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
   type DueCommandSink,
+  globalTimers,
   HANDOUT_FIRST_MS,
   HANDOUT_SLICE_MIN,
   HANDOUT_SLICE_MS,
@@ -26,12 +30,46 @@ import {
 import { SitePersist } from './site-persist';
 import { warm } from './warm';
 
+/** How early the timer of a due time fires (ms): the rest is waited out (`waitUntil`). */
+export const BOUNDARY_EARLY_MS = 2;
+
+/**
+ * Waits, busy, until `clock` reads `at` or later, for at most `budgetMs` of monotonic time
+ * (performance.now); returns whether it got there. For the last ms or two before a boundary,
+ * where a timer is not precise enough.
+ */
+export function waitUntil(clock: Clock, at: number, budgetMs: number): boolean {
+  const end = performance.now() + budgetMs;
+  for (;;) {
+    if (clock.now() >= at) return true;
+    if (performance.now() >= end) return false;
+  }
+}
+
+/** Runs `steps` while `live()` holds; abandons them (null) at the first step where it does not. */
+function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | null> {
+  let r = steps.next();
+  while (!r.done) {
+    yield;
+    if (!live()) {
+      steps.return(undefined as T);
+      return null;
+    }
+    r = steps.next();
+  }
+  return r.value;
+}
+
 /** A turn of the event loop: the sockets are read (answers, events) before what follows. */
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export abstract class SiteLoop extends SitePersist {
   /** Plans read in slices and the operations ordered after them (`inOrder`). */
   private readonly queue = new InOrder();
+  /** The due time of the sliced prepare step under way (`prepareInSlices`), or null. */
+  private preparing: number | null = null;
+  /** Bumped by every step started and every cancel: a step under way stops when it moved. */
+  private prepareToken = 0;
   /** Makes the scratch site that warms the handout's code (src/warm.ts). */
   protected abstract scratchSite(): (options: SiteOptions) => Site;
 
@@ -269,6 +307,17 @@ export abstract class SiteLoop extends SitePersist {
       // Due now: run as soon as the current event (a submit, an answer) is done.
       const handle = setImmediate(run);
       this.timer = { immediate: handle };
+    } else if (at === dueAt && at - now > BOUNDARY_EARLY_MS && this.realTime()) {
+      // A due time: the timer fires BOUNDARY_EARLY_MS early and the rest is waited out on
+      // the clock, so that the handout starts at the due time, not the ms or two after it
+      // that a timer's granularity adds; re-armed for what is left if the wait ran out.
+      this.timer = this.timers.setTimeout(
+        () => {
+          if (waitUntil(this.clock, at, BOUNDARY_EARLY_MS + 1)) run();
+          else this.timer = this.timers.setTimeout(run, Math.max(0, at - this.clock.now()));
+        },
+        at - now - BOUNDARY_EARLY_MS,
+      );
     } else {
       this.timer = this.timers.setTimeout(run, at - now);
     }
@@ -281,7 +330,7 @@ export abstract class SiteLoop extends SitePersist {
    */
   protected armPrepare(at: number, now: number): void {
     if (this.prepareAheadMs === 0 || at <= now) return;
-    if (this.preparedFor === at || this.prepareFor === at) return;
+    if (this.preparedFor === at || this.prepareFor === at || this.preparing === at) return;
     this.cancelPrepare();
     this.prepareFor = at;
     this.prepareTimer = this.timers.setTimeout(
@@ -290,14 +339,17 @@ export abstract class SiteLoop extends SitePersist {
         this.prepareFor = null;
         // The run moved (a submit, a cancel): its own prepare step is set.
         if (this.timerAt !== at) return;
-        try {
-          this.prepare(at);
-        } catch (err) {
-          this.onError(err instanceof Error ? err : new Error(String(err)));
-        }
+        this.prepareInSlices(at).catch((err) =>
+          this.onError(err instanceof Error ? err : new Error(String(err))),
+        );
       },
       Math.max(0, at - this.prepareLeadMs - now),
     );
+  }
+
+  /** The system clock and Node's timers (not a test's manual ones): a boundary fires early. */
+  private realTime(): boolean {
+    return this.clock === systemClock && this.timers === globalTimers;
   }
 
   /** How long before a due time its prepare step starts (ms): see PREPARE_MARGIN. */
@@ -310,10 +362,14 @@ export abstract class SiteLoop extends SitePersist {
     if (this.prepareTimer !== null) this.timers.clearTimeout(this.prepareTimer);
     this.prepareTimer = null;
     this.prepareFor = null;
+    // A sliced step under way stops at its next slice (the engine is consistent there).
+    this.prepareToken++;
+    this.preparing = null;
   }
 
   /**
-   * The prepare step before the run at `at` (the loop calls it `prepareAheadMs` ahead): the
+   * The prepare step before the run at `at`, in one piece (the loop runs it in slices,
+   * `prepareInSlices`, `prepareAheadMs` ahead): the
    * commands due by then are selected in their handout order (`engine.prepareDue`) and, on a
    * site with limits, their rate setpoints allocated as of `at` (`limiter.prepare`). Nothing
    * leaves and nothing changes state: at `at` each is checked again, and the allocation is
@@ -321,7 +377,32 @@ export abstract class SiteLoop extends SitePersist {
    */
   prepare(at: number): Command[] {
     const started = this.clock.now();
-    const due = this.engine.prepareDue(at);
+    return this.finishPrepare(at, this.engine.prepareDue(at), started);
+  }
+
+  /**
+   * The prepare step as the loop runs it: the selection (`engine.prepareDueSteps`, where a
+   * large plan's rows become commands) in slices of a few ms with event-loop turns between
+   * (`runSliced`), then the rest of `prepare`. It stops, leaving the engine consistent, when
+   * the run at `at` moves or is cancelled or a newer step starts; a boundary reached before it
+   * ends hands out what is due as without it. Resolves to the commands prepared, or null when
+   * it stopped. Its time (clock, slices and what ran between them) paces the next one.
+   */
+  async prepareInSlices(at: number): Promise<Command[] | null> {
+    const token = ++this.prepareToken;
+    this.preparing = at;
+    const started = this.clock.now();
+    const live = () => this.prepareToken === token && this.timerAt === at && this.running;
+    try {
+      const due = await runSliced(whileLive(this.engine.prepareDueSteps(at), live));
+      if (due === null || !live()) return null;
+      return this.finishPrepare(at, due, started);
+    } finally {
+      if (this.prepareToken === token) this.preparing = null;
+    }
+  }
+
+  private finishPrepare(at: number, due: Command[], started: number): Command[] {
     this.limiter?.prepare(due, at);
     // Prunes the entries of what finished since the last run (not at the boundary).
     this.engine.nextWakeAt();

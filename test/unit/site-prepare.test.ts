@@ -122,10 +122,12 @@ describe('Site: the prepare step before a boundary', () => {
     const sink = new Sink(clock);
     site.attachDispatcher('d', sink);
     const prepared: { at: number; for: number; ids: string[] }[] = [];
-    const prepare = site.prepare.bind(site);
-    site.prepare = (at: number) => {
-      const out = prepare(at);
-      prepared.push({ at: clock.now(), for: at, ids: out.map((c) => c.assetId) });
+    // The loop's prepare step (the selection in slices, then the rest): when it started.
+    const prepare = site.prepareInSlices.bind(site);
+    site.prepareInSlices = async (at: number) => {
+      const started = clock.now();
+      const out = await prepare(at);
+      if (out) prepared.push({ at: started, for: at, ids: out.map((c) => c.assetId) });
       return out;
     };
     site.start();
@@ -216,10 +218,10 @@ describe('Site: the prepare step before a boundary', () => {
     site.adapterRegistry.register('a', { protocol: 't', dispatch: () => {} });
     site.submit([rate('a', 1, T0 + 10 * S), rate('a', 2, T0 + 20 * S), rate('a', 3, T0 + 40 * S)]);
     // The step before the first boundary takes 400 ms of the clock (a slow allocation).
-    const slow = site.prepare.bind(site);
+    const slow = site.prepareInSlices.bind(site);
     let took = 400;
-    site.prepare = (at: number) => {
-      const out = slow(at);
+    site.prepareInSlices = async (at: number) => {
+      const out = await slow(at);
       clock.advance(took);
       return out;
     };
@@ -229,15 +231,15 @@ describe('Site: the prepare step before a boundary', () => {
     await timers.advanceTo(T0 + 15 * S);
     took = 0;
     // Measured from the clock inside the step: make the next step itself take 400 ms.
-    const inner = site.engine.prepareDue.bind(site.engine);
-    site.engine.prepareDue = (until) => {
+    const inner = site.engine.prepareDueSteps.bind(site.engine);
+    site.engine.prepareDueSteps = (until) => {
       clock.advance(400);
       return inner(until);
     };
     await timers.advanceTo(T0 + 20 * S);
     should(prepared.at(-1)?.for).equal(T0 + 20 * S);
     should(site.prepareLeadMs).equal(PREPARE_MARGIN * 400);
-    site.engine.prepareDue = inner;
+    site.engine.prepareDueSteps = inner;
     await timers.advanceTo(T0 + 40 * S - 1);
     // The next step started PREPARE_MARGIN x 400 ms ahead, not 300.
     should(prepared.at(-1)).containEql({
