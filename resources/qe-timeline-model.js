@@ -6,7 +6,13 @@
  */
 ((root, factory) => {
   if (typeof module === 'object' && module.exports) module.exports = factory();
-  else root.QeTimelineModel = factory();
+  else {
+    root.QeTimelineModel = factory();
+    // The tab (qe-timeline.js) ran first and waits for the model: start it now.
+    const start = root.QeTimelineOnModel;
+    root.QeTimelineOnModel = undefined;
+    if (typeof start === 'function') start();
+  }
 })(typeof self === 'undefined' ? this : self, () => {
   const STATUSES = [
     'pending',
