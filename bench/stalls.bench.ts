@@ -328,6 +328,18 @@ async function journalStalls(assets: number): Promise<void> {
   }
 }
 
+/** The flow with persist off and on, then its steps one by one. */
+async function flowParts(text: string, assetMap: Record<string, string>): Promise<void> {
+  await startServer();
+  try {
+    await flowRun(text, assetMap, false);
+    await flowRun(text, assetMap, true);
+  } finally {
+    await stopServer();
+  }
+  await flowSteps(text, assetMap);
+}
+
 async function main(): Promise<void> {
   const assets = Number(process.argv[2]) > 0 ? Number(process.argv[2]) : 10_000;
   console.log(`event-loop stalls: ${RUNS} runs each; ${machine()}`);
@@ -339,17 +351,7 @@ async function main(): Promise<void> {
   // What the machine itself adds: the probe with nothing else to do.
   await measure('nothing: the probe alone for 500 ms', () => sleep(500));
   await measure('floor: JSON.parse of the text', () => JSON.parse(text));
-  if (process.argv[3] === 'flow') {
-    await startServer();
-    try {
-      await flowRun(text, assetMap, false);
-      await flowRun(text, assetMap, true);
-    } finally {
-      await stopServer();
-    }
-    await flowSteps(text, assetMap);
-    return;
-  }
+  if (process.argv[3] === 'flow') return flowParts(text, assetMap);
   let id = 0;
   await measure('site.receiveSchedule (sync)', () =>
     new Site({ siteId: 'b' }).receiveSchedule(text, { assetMap, scheduleId: `s${id++}` }),
@@ -362,14 +364,7 @@ async function main(): Promise<void> {
   await measure('site.receiveScheduleAsync (in slices)', () =>
     new Site({ siteId: 'b' }).receiveScheduleAsync(text, { assetMap, scheduleId: `s${id++}` }),
   );
-  await startServer();
-  try {
-    await flowRun(text, assetMap, false);
-    await flowRun(text, assetMap, true);
-  } finally {
-    await stopServer();
-  }
-  await flowSteps(text, assetMap);
+  await flowParts(text, assetMap);
 
   console.log(`\na site holding those ${assets} x ${SLOTS} schedule's commands`);
   const site = new Site({ siteId: 'big', onError: () => {} });

@@ -16,12 +16,11 @@
  * Needs the build (`npm test` builds first).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import should from 'should';
 import { EventType } from '../../src';
-import { CHROMIUM_FLAGS, findChromium } from '../helpers/chromium';
+import { openEditor } from '../helpers/chromium';
 import { NodeRedProcess } from '../helpers/node-red-process';
 
 const WAIT_MS = 20000;
@@ -234,30 +233,16 @@ describe('editor: the rows, labels and checks that every node shares (Node-RED +
   let nodeRed: NodeRedProcess | null = null;
   let context: BrowserContext | null = null;
   let page: Page;
-  const errors: string[] = [];
+  let errors: string[] = [];
 
   before(async function () {
     this.timeout(120000);
-    const browser = await findChromium();
-    const { chromium } = require('playwright-core') as typeof import('playwright-core');
     nodeRed = new NodeRedProcess({ flows: [] });
     await nodeRed.start();
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-forms-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: browser.executablePath,
-      env: browser.env,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1600, height: 1000 },
-      timeout: WAIT_MS,
-    });
-    context.setDefaultTimeout(WAIT_MS);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-    await page.goto(nodeRed.base, { waitUntil: 'load' });
+    const opened = await openEditor(nodeRed.base, { name: 'forms', waitMs: WAIT_MS });
+    context = opened.context;
+    page = opened.page;
+    errors = opened.errors;
     await page.waitForFunction(
       () => Boolean((globalThis as unknown as { RED?: Red }).RED?.workspaces?.active?.()),
       undefined,

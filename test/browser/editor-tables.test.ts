@@ -16,13 +16,10 @@
  *
  * Needs the build (`npm test` builds first).
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import should from 'should';
 import { EventType, GENERIC_MAP } from '../../src';
-import { CHROMIUM_FLAGS, findChromium } from '../helpers/chromium';
+import { openEditor } from '../helpers/chromium';
 import { NodeRedProcess } from '../helpers/node-red-process';
 
 const WAIT_MS = 20000;
@@ -47,30 +44,16 @@ describe('editor: the shared tables and fields (Node-RED + headless Chromium)', 
   let red: NodeRedProcess | null = null;
   let context: BrowserContext | null = null;
   let page: Page;
-  const errors: string[] = [];
+  let errors: string[] = [];
 
   before(async function () {
     this.timeout(120000);
-    const browser = await findChromium();
-    const { chromium } = require('playwright-core') as typeof import('playwright-core');
     red = new NodeRedProcess({ flows: [] });
     await red.start();
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-tables-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: browser.executablePath,
-      env: browser.env,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1600, height: 1000 },
-      timeout: WAIT_MS,
-    });
-    context.setDefaultTimeout(WAIT_MS);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-    await page.goto(red.base, { waitUntil: 'load' });
+    const opened = await openEditor(red.base, { name: 'tables', waitMs: WAIT_MS });
+    context = opened.context;
+    page = opened.page;
+    errors = opened.errors;
     await page.waitForFunction(
       () =>
         Boolean(

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import should from 'should';
-import { CHROMIUM_FLAGS, findChromium } from '../helpers/chromium';
+import { openEditor } from '../helpers/chromium';
 import { NodeRedProcess } from '../helpers/node-red-process';
 
 const root = path.join(__dirname, '../..');
@@ -62,33 +62,19 @@ describe('editor: the site timeline tab (Node-RED + headless Chromium)', functio
   let red: NodeRedProcess | null = null;
   let context: BrowserContext | null = null;
   let page: Page;
-  const errors: string[] = [];
+  let errors: string[] = [];
   const coordId = (
     JSON.parse(fs.readFileSync(EXAMPLE, 'utf8')) as { id: string; type: string }[]
   ).find((n) => n.type === 'qe-coordinator')?.id as string;
 
   before(async function () {
     this.timeout(120000);
-    const browser = await findChromium();
-    const { chromium } = require('playwright-core') as typeof import('playwright-core');
     red = new NodeRedProcess({ flows: JSON.parse(fs.readFileSync(EXAMPLE, 'utf8')) });
     await red.start();
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'qe-timeline-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: browser.executablePath,
-      env: browser.env,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1600, height: 900 },
-      timeout: WAIT_MS,
-    });
-    context.setDefaultTimeout(WAIT_MS);
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
-    await page.goto(red.base, { waitUntil: 'load' });
+    const opened = await openEditor(red.base, { name: 'timeline', height: 900, waitMs: WAIT_MS });
+    context = opened.context;
+    page = opened.page;
+    errors = opened.errors;
     // The editor has loaded the package's node definitions (a busy machine: up to a minute).
     await page.waitForFunction(
       () =>

@@ -129,3 +129,42 @@ async function unpackSparticuz(): Promise<ChromiumBinary> {
   }
   return { executablePath, source, env };
 }
+
+/** A headless Chromium on a Node-RED editor, as the browser tests open it. */
+export interface EditorPage {
+  context: import('playwright-core').BrowserContext;
+  page: import('playwright-core').Page;
+  /** The page's console errors and uncaught exceptions, as they come. */
+  errors: string[];
+}
+
+/**
+ * Launches Chromium (`findChromium`) with a fresh profile named after `name`, sets
+ * `waitMs` as its default timeout, records the page's errors and opens `base` (the editor).
+ * The caller waits for what it needs of the editor, and closes `context`.
+ */
+export async function openEditor(
+  base: string,
+  options: { name: string; height?: number; waitMs: number },
+): Promise<EditorPage> {
+  const browser = await findChromium();
+  const { chromium } = require('playwright-core') as typeof import('playwright-core');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), `qe-${options.name}-chromium-`));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: browser.executablePath,
+    env: browser.env,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport: { width: 1600, height: options.height ?? 1000 },
+    timeout: options.waitMs,
+  });
+  context.setDefaultTimeout(options.waitMs);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+  await page.goto(base, { waitUntil: 'load' });
+  return { context, page, errors };
+}
