@@ -1,6 +1,6 @@
 /**
- * The journal's snapshots (journal.ts): writing a document as a snapshot file (in pieces, to
- * a temporary file, fsynced, renamed over), and compaction: the document a snapshot holds,
+ * The journal's snapshots (journal.ts; a snapshot file is written by store.ts `writeJsonFile`:
+ * in pieces, to a temporary file, fsynced, renamed over): compaction, the document a snapshot holds,
  * made from the journal's own files instead of the live site: the previous snapshot (or
  * the legacy state file, or nothing) with the closed segments after it replayed over it
  * (`applyEntriesSteps`, the same replay as a load), all of it in slices (src/chunks.ts), so
@@ -14,7 +14,7 @@
  * for 70–140 ms each on the loaded test machine; a worker's heap is its own.
  */
 
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { runSliced, runSync, type Steps } from './chunks';
@@ -28,17 +28,11 @@ import {
 } from './journal-replay';
 import { parseJsonSteps } from './json-chunks';
 import type { RestoreProblem } from './restore';
-import { writeJsonFile } from './store';
 
 /** A record line longer than this is parsed in slices. */
 const LONG_LINE = 1 << 16;
 /** Record lines decoded between two checkpoints. */
 const LINES = 256;
-
-/** Writes `doc` as the snapshot file `file`: `writeJsonFile` (store.ts), in pieces, atomic. */
-export function writeSnapshot(file: string, doc: unknown): Promise<number> {
-  return writeJsonFile(file, doc);
-}
 
 /**
  * The state that `base` (a snapshot or legacy state file; null: none) and `segments` (closed
@@ -83,7 +77,7 @@ function* decodeSegment(text: string, out: [string, ReplayValue][]): Steps<void>
 }
 
 /**
- * `compactedDocument` then `writeSnapshot(file, ...)`, in a worker thread; returns the bytes
+ * `compactedDocument` then `writeJsonFile(file, ...)` (store.ts), in a worker thread; returns the bytes
  * written. From the TypeScript sources (tests, benches) the worker loads them through tsx.
  */
 export function compactInWorker(

@@ -7,12 +7,13 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { compactedDocument, writeSnapshot } from './journal-snapshot';
+import { compactedDocument } from './journal-snapshot';
+import { writeJsonFile } from './store';
 
 const job = workerData as { base: string | null; segments: string[]; file: string };
 
 compactedDocument(job.base, job.segments, false)
-  .then(({ doc }) => writeSnapshot(job.file, doc))
+  .then(({ doc }) => writeJsonFile(job.file, doc))
   .then(
     (bytes) => parentPort?.postMessage({ bytes }),
     (err: Error) => parentPort?.postMessage({ error: err.message }),

@@ -52,9 +52,9 @@ import {
   snapshotFile,
   TEMPORARY,
 } from './journal-load';
-import { compactedDocument, compactInWorker, writeSnapshot } from './journal-snapshot';
+import { compactedDocument, compactInWorker } from './journal-snapshot';
 import type { RestoreProblem } from './restore';
-import type { StateStore } from './store';
+import { type StateStore, writeJsonFile } from './store';
 
 export interface JournalOptions {
   /** A FileStore state file loaded as the first snapshot when `dir` holds none (migration). */
@@ -387,7 +387,7 @@ export class JournalStore implements StateStore {
           this.stats.workerSnapshots++;
         } else {
           const { doc } = await compactedDocument(from, segments);
-          bytes = await writeSnapshot(this.snapshotFile(n), doc);
+          bytes = await writeJsonFile(this.snapshotFile(n), doc);
         }
         this.snapshotWritten(n, bytes);
       });
@@ -395,7 +395,7 @@ export class JournalStore implements StateStore {
   }
 
   private async snapshot(doc: unknown, n: number): Promise<void> {
-    this.snapshotWritten(n, await writeSnapshot(this.snapshotFile(n), doc));
+    this.snapshotWritten(n, await writeJsonFile(this.snapshotFile(n), doc));
   }
 
   /** Snapshot n is written: the files it covers are dropped. */
