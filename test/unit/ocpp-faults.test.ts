@@ -61,8 +61,11 @@ describe('OCPP faults (loopback, real sockets)', () => {
     fleet.start();
     site.start();
     await boot(charger(port, 'CP1', 'ocpp1.6'), 'ocpp1.6');
-    await until(() => errors.length === 1, 'the error reported');
-    should(errors).eql(['boom']);
+    // A re-apply is asked for on connect and on boot: one timer each when they are more than
+    // reapplyDelayMs apart (a loaded machine), else one: every one reported, none thrown.
+    await until(() => errors.length >= 1, 'the error reported');
+    should(errors.length).be.within(1, 2);
+    should(errors.every((e) => e === 'boom')).be.true();
     fleet.stop(true);
   });
 
