@@ -6,7 +6,15 @@
  * (config nodes and their users), device.ts (the OCPP and Modbus device nodes), timeline.ts.
  */
 import type { Node, NodeAPI, NodeDef, NodeStatus } from 'node-red';
-import type { ConvertOptions, NetProblem, Site, SiteLimiter } from '../..';
+import {
+  type Conversion,
+  type ConvertOptions,
+  commandToJSON,
+  type NetProblem,
+  planOfConversionAsync,
+  type Site,
+  type SiteLimiter,
+} from '../..';
 import { type ConfigNode, useConfigNode } from './config-node';
 import { NodeConfigError } from './errors';
 
@@ -147,6 +155,33 @@ export function scheduleOptions(
     timeZone: (typeof def.timeZone === 'string' ? def.timeZone.trim() : '') || 'UTC',
     ...(limitColumn === '' ? {} : { limitColumn }),
   };
+}
+
+/**
+ * Up to this many commands, a schedule's msg.payload carries them as JSON too (for debug
+ * nodes, functions and older flows); a bigger schedule travels only as msg.plan.
+ */
+export const PAYLOAD_COMMANDS_MAX = 1000;
+
+/**
+ * What a converted schedule adds to its message (qe-schedule, qe-fleet), for a qe-dispatcher:
+ * `plan` (its columns, copied in slices: `planOfConversionAsync`), `payload` (the commands'
+ * JSON while they are at most PAYLOAD_COMMANDS_MAX, else the summary), `schedule` (the
+ * summary), and `limits` when the node reads a limit column.
+ */
+export async function scheduleMessage(
+  conversion: Conversion,
+  options: Omit<ConvertOptions, 'now'>,
+): Promise<Record<string, unknown>> {
+  const count = conversion.changes.count;
+  const msg: Record<string, unknown> = {};
+  // Its columns copied in slices too (161,676 rows for 10,000 assets x 96 slots).
+  msg.plan = await planOfConversionAsync(conversion);
+  msg.payload =
+    count <= PAYLOAD_COMMANDS_MAX ? conversion.commands.map(commandToJSON) : conversion.summary;
+  msg.schedule = conversion.summary;
+  if (options.limitColumn !== undefined) msg.limits = conversion.limits;
+  return msg;
 }
 
 /** A number field of the edit dialog (strings in flows), or undefined when empty. */

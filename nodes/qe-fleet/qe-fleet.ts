@@ -22,6 +22,7 @@ import {
   problemStatus,
   refuseInput,
   type ScheduleFields,
+  scheduleMessage,
   scheduleOptions,
   setUp,
   type UserDef,
@@ -132,19 +133,19 @@ export default function (RED: NodeAPI) {
           this.log(`qe-fleet: ${settings.url}: ${err.message}`);
           status.update();
         },
-        onCommands: (commands: Command[], conversion: Conversion | null) => {
-          if (closed) return;
-          // The shape of qe-schedule's output, so that a dispatcher takes it as it is.
-          const msg: Record<string, unknown> = {
-            topic: conversion?.scheduleId ?? 'commands',
-            payload: commands.map(commandToJSON),
-          };
-          if (conversion) {
-            msg.schedule = conversion.summary;
-            if (options.limitColumn !== undefined) msg.limits = conversion.limits;
-            lastSchedule = conversion.scheduleId;
-          }
+        // A request the gateway began before a redeploy is finished, acked and sent on; those
+        // after it get no ack (the sender sends them again).
+        // A schedule: qe-schedule's output (msg.plan, registered by a qe-dispatcher as it is).
+        onSchedule: async (conversion: Conversion) => {
+          const msg = await scheduleMessage(conversion, options);
+          msg.topic = conversion.scheduleId;
+          lastSchedule = conversion.scheduleId;
           this.send([msg as NodeMessage, null]);
+          status.update();
+        },
+        // Hand-made commands: their JSON, as qe-schedule's msg.payload.
+        onCommands: (commands: Command[]) => {
+          this.send([{ topic: 'commands', payload: commands.map(commandToJSON) }, null]);
           status.update();
         },
       });

@@ -5,10 +5,11 @@
  * are few), for a qe-dispatcher; the status says how many, or that it was rejected.
  */
 import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { type Conversion, commandToJSON, planOfConversionAsync } from '../..';
+import type { Conversion } from '../..';
 import {
   parseJsonObject,
   type ScheduleFields,
+  scheduleMessage,
   scheduleOptions,
   setUp,
   type UserDef,
@@ -17,12 +18,6 @@ import {
 import { NodeConfigError, NodeInputError } from '../lib/errors';
 
 interface ScheduleDef extends UserDef, ScheduleFields {}
-
-/**
- * Up to this many commands, msg.payload carries them as JSON too (for debug nodes, functions
- * and older flows); a bigger schedule travels only as msg.plan, its columns of numbers.
- */
-const PAYLOAD_COMMANDS_MAX = 1000;
 
 interface ScheduleMsg extends NodeMessageInFlow {
   assetMap?: unknown;
@@ -92,12 +87,7 @@ export default function (RED: NodeAPI) {
       }
       // The dispatcher registers msg.plan; commands are made as they fall due.
       const count = conversion.changes.count;
-      // Its columns copied in slices too (161,676 rows for 10,000 assets x 96 slots).
-      msg.plan = await planOfConversionAsync(conversion);
-      msg.payload =
-        count <= PAYLOAD_COMMANDS_MAX ? conversion.commands.map(commandToJSON) : conversion.summary;
-      msg.schedule = conversion.summary;
-      if (options.limitColumn !== undefined) msg.limits = conversion.limits;
+      Object.assign(msg, await scheduleMessage(conversion, options));
       this.status({
         fill: 'green',
         shape: 'dot',

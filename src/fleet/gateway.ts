@@ -26,51 +26,11 @@ import {
   type Telemetry,
   telemetryTopic,
 } from './contract';
+import type { FleetGatewayOptions, FleetGatewayStats } from './gateway-options';
 import { assetStatusOf, EventBuffer } from './outbound';
 import { type Answer, FleetRequests, type RequestKind } from './requests';
 
-export interface FleetGatewayOptions {
-  /** The broker, e.g. `mqtt://broker:1883`, `mqtts://...`, `ws://...`. Or give `client`. */
-  url?: string;
-  /** A client made elsewhere (its will is then its maker's business). Not ended by stop(). */
-  client?: MqttClient;
-  /** MQTT.js options: protocolVersion 4 | 5, username, password, TLS (ca, cert, key), ... */
-  mqtt?: IClientOptions;
-  /** Topic prefix. Default `qe/v1`. */
-  prefix?: string;
-  /** Default the site's id. May not contain `/`, `+` or `#`. */
-  siteId?: string;
-  /** Published in the presence. Default the package's version. */
-  version?: string;
-  /** Conversion options of schedules (assetMap, ratedKw, ...). Default `{assetMap: {}}`. */
-  schedule?: Omit<ConvertOptions, 'now'>;
-  /** Where accepted commands go (a schedule's, with its conversion). Default `site.submit`. */
-  onCommands?: (commands: Command[], conversion: Conversion | null) => void;
-  /** The event types published on `events/<TYPE>`. Default all. */
-  eventTypes?: EventType[];
-  /** Events kept while the broker is away; the oldest are dropped beyond it. Default 1000. */
-  eventBufferLimit?: number;
-  /** QoS of events. Default 1. */
-  qosEvents?: 0 | 1;
-  /** A request larger than this is rejected unread. Default 32 MiB. */
-  maxPayloadBytes?: number;
-  /** Problems with no request to answer (broker errors, a failed publish). Default console.error. */
-  onError?: (error: Error) => void;
-}
-
-export interface FleetGatewayStats {
-  /** Requests received (schedule, commands, limits), whatever became of them. */
-  received: number;
-  /** Requests answered `accepted`. */
-  acked: number;
-  rejected: number;
-  duplicates: number;
-  eventsSent: number;
-  /** Events waiting in the buffer now. */
-  buffered: number;
-  /** Events dropped from the full buffer, in all. */
-  dropped: number;
-}
+export type { FleetGatewayOptions, FleetGatewayStats } from './gateway-options';
 
 interface Reply {
   kind: RequestKind;
@@ -235,6 +195,8 @@ export class FleetGateway {
     this.started = false;
     this.stopping = true;
     for (const off of this.offs.splice(0)) off();
+    // The request under way is answered first (a schedule being read is registered, acked).
+    await this.inbox;
     for (const t of this.endTimers.values()) clearTimeout(t);
     this.endTimers.clear();
     this.dirty.clear();
@@ -465,13 +427,27 @@ export class FleetGateway {
     };
     const up = props?.userProperties?.scheduleId;
     const userScheduleId = Array.isArray(up) ? up[0] : up;
+    // One request at a time, in the order they came (a schedule is read in slices).
+    this.inbox = this.inbox
+      .then(() => this.answer(reply, payload, userScheduleId))
+      .catch((err: Error) => this.report(err));
+  }
+
+  /** The last request taken in (`onMessage`); each is answered after the one before. */
+  private inbox: Promise<void> = Promise.resolve();
+
+  private async answer(reply: Reply, payload: Buffer, scheduleId?: string): Promise<void> {
+    // Stopping: what waits is not taken (no ack: the sender sends it again); the one under
+    // way is finished and acked before the client ends (`stop`).
+    if (this.stopping) return;
     // The ack goes out before the events the request caused (a schedule's COMMAND_CREATED,
-    // one per command): the optimiser waits for the ack, not for them.
+    // one per command): the optimiser waits for the ack, not for them. Events of other
+    // causes while a schedule is read wait with them, in order.
     const held: FleetEvent[] = [];
     this.held = held;
     let answer: Answer;
     try {
-      answer = this.requests.handle(kind, payload, userScheduleId);
+      answer = await this.requests.handle(reply.kind, payload, scheduleId);
     } finally {
       this.held = null;
     }

@@ -1,14 +1,17 @@
 /**
  * FleetRequests: what a site does with the requests of the fleet contract (`./contract`),
  * transport aside. A request's payload (bytes, as a broker delivers them) becomes an answer
- * (`accepted`, `duplicate` or `rejected` with what was wrong and where): a schedule is
- * converted with the site's engine and its commands handed on; hand-made commands are
- * validated all or none; caps are applied in order. Never throws: whatever the bytes, there
- * is an answer. The FleetGateway puts the answer on the wire as an Ack.
+ * (`accepted`, `duplicate` or `rejected` with what was wrong and where): a schedule is read
+ * and converted in slices of a few ms (`site.receiveScheduleAsync`) and registered as its
+ * plan (`site.submitPlanAsync`: commands are made as they fall due), or handed on; hand-made
+ * commands are validated all or none; caps are applied in order. Never rejects: whatever the
+ * bytes, there is an answer. The FleetGateway puts the answer on the wire as an Ack.
  */
 
+import { runSliced, type SliceOptions } from '../chunks';
 import { type Command, createCommand, InternCache } from '../commands';
 import type { Conversion, ConvertOptions } from '../convert';
+import { parseJsonSteps } from '../json-chunks';
 import { ScheduleError } from '../schedule';
 import type { Site } from '../site';
 import type { Ack } from './contract';
@@ -27,10 +30,22 @@ export interface Answer {
 export interface FleetRequestsOptions {
   /** Conversion options of schedules (assetMap, ratedKw, ...). Default `{assetMap: {}}`. */
   schedule?: Omit<ConvertOptions, 'now'>;
-  /** Where accepted commands go (a schedule's, with its conversion). Default `site.submit`. */
+  /**
+   * Where an accepted schedule goes, as its conversion (qe-fleet sends it on as msg.plan).
+   * Default: registered as its plan, `site.submitPlanAsync`. The request is acked when it
+   * settles; a throw or a rejection is a rejected ack.
+   */
+  onSchedule?: (conversion: Conversion) => void | Promise<void>;
+  /**
+   * Where accepted hand-made commands go. Default `site.submit`. Without `onSchedule`, a
+   * schedule's commands come here too, all made at once, with their conversion (the form
+   * before plans).
+   */
   onCommands?: (commands: Command[], conversion: Conversion | null) => void;
   /** A request larger than this is rejected unread. Default 32 MiB. */
   maxPayloadBytes?: number;
+  /** How a request is read, converted and registered: slices of `sliceMs` (default 8). */
+  slicing?: SliceOptions;
 }
 
 /** Request ids of commands and limits remembered, for QoS 1 redeliveries. */
@@ -91,18 +106,24 @@ export class FleetRequests {
 
   /**
    * The answer to a request of `kind`. `userScheduleId` (MQTT 5's user property `scheduleId`)
-   * lets a schedule come bare, CSV text included.
+   * lets a schedule come bare, CSV text included. The payload is parsed, and a schedule
+   * converted and registered, in slices with event-loop turns between them: the caller takes
+   * one request at a time (a request that follows a schedule acts on it).
    */
-  handle(kind: RequestKind, payload: Buffer, userScheduleId?: string): Answer {
+  async handle(kind: RequestKind, payload: Buffer, userScheduleId?: string): Promise<Answer> {
     try {
-      return this.handleUnsafe(kind, payload, userScheduleId);
+      return await this.handleUnsafe(kind, payload, userScheduleId);
     } catch (err) {
       // Nothing above should throw; if it does, the sender still gets an answer.
       return answer(null, 'rejected', undefined, ackError(err));
     }
   }
 
-  private handleUnsafe(kind: RequestKind, payload: Buffer, userScheduleId?: string): Answer {
+  private async handleUnsafe(
+    kind: RequestKind,
+    payload: Buffer,
+    userScheduleId?: string,
+  ): Promise<Answer> {
     if (payload.length > this.maxPayloadBytes) {
       return answer(null, 'rejected', undefined, {
         message: `the request is ${payload.length} bytes, more than the ${this.maxPayloadBytes} allowed (maxPayloadBytes)`,
@@ -111,7 +132,8 @@ export class FleetRequests {
     const text = payload.toString('utf8');
     let body: unknown;
     try {
-      body = JSON.parse(text);
+      // In pieces: a schedule of 10,000 assets is megabytes of JSON.
+      body = await runSliced(parseJsonSteps(text), this.options.slicing);
     } catch (err) {
       // A bare schedule (MQTT 5, id in a user property) may be CSV text.
       if (kind !== 'schedule' || userScheduleId === undefined) {
@@ -126,7 +148,7 @@ export class FleetRequests {
     return this.limits(body);
   }
 
-  private schedule(body: unknown, userScheduleId: string | undefined): Answer {
+  private async schedule(body: unknown, userScheduleId: string | undefined): Promise<Answer> {
     let scheduleId: unknown;
     let schedule: unknown;
     if (isObject(body) && 'scheduleId' in body && 'schedule' in body) {
@@ -154,26 +176,29 @@ export class FleetRequests {
     }
     let conversion: Conversion;
     try {
-      conversion = this.site.receiveSchedule(schedule, {
-        assetMap: {},
-        ...this.options.schedule,
-        scheduleId,
-      });
+      conversion = await this.site.receiveScheduleAsync(
+        schedule,
+        { assetMap: {}, ...this.options.schedule, scheduleId },
+        this.options.slicing,
+      );
     } catch (err) {
       return answer(scheduleId, 'rejected', undefined, ackError(err));
     }
     try {
-      this.hand(conversion.commands, conversion);
+      const { onSchedule, onCommands } = this.options;
+      if (onSchedule) await onSchedule(conversion);
+      else if (onCommands) onCommands(conversion.commands, conversion);
+      else await this.site.submitPlanAsync(conversion, { slicing: this.options.slicing ?? {} });
     } catch (err) {
       const e = ackError(err);
-      e.message = `schedule ${conversion.scheduleId} was converted but its commands were not taken: ${e.message}`;
+      e.message = `schedule ${conversion.scheduleId} was converted but not registered (nothing of it will be sent): ${e.message}`;
       return answer(scheduleId, 'rejected', undefined, e);
     }
     return answer(scheduleId, 'accepted', conversion.summary);
   }
 
-  private hand(commands: Command[], conversion: Conversion | null): void {
-    if (this.options.onCommands) this.options.onCommands(commands, conversion);
+  private hand(commands: Command[]): void {
+    if (this.options.onCommands) this.options.onCommands(commands, null);
     else this.site.submit(commands);
   }
 
@@ -226,7 +251,7 @@ export class FleetRequests {
     try {
       // Validated here, all or none, whoever takes them (the default, site.submit, again).
       commands = items.map((item, i) => createCommand(item, defaults, i));
-      this.hand(commands, null);
+      this.hand(commands);
     } catch (err) {
       return answer(requestId, 'rejected', undefined, ackError(err));
     }

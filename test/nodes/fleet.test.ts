@@ -220,8 +220,12 @@ describe('nodes: fleet gateway over MQTT (qe-fleet-broker, qe-fleet)', function 
       topic: string;
       payload: { assetId: string }[];
       schedule: Record<string, unknown>;
+      plan: { scheduleId: string; assets: { assetId: string; count: number }[] };
     };
     should(msg.topic).equal('plan-1');
+    // Its plan, which the dispatcher registered (the command reached the device above).
+    should(msg.plan.scheduleId).equal('plan-1');
+    should(msg.plan.assets).match([{ assetId: 'ev1', count: 1 }]);
     should(msg.payload.map((c) => c.assetId)).eql(['ev1']);
     should(msg.schedule).have.properties({ scheduleId: 'plan-1', commandCount: 1 });
     should(JSON.parse(JSON.stringify(msg.payload))).eql(msg.payload);

@@ -1,8 +1,11 @@
+import type { MqttClient } from 'mqtt';
 import should from 'should';
+import { EventType } from '../../src/event-bus';
 import type { Ack, AssetStatus, FleetEvent, Presence } from '../../src/fleet/contract';
 import { closeFleet, LIMITS, open, P, rig, schedule } from '../helpers/fleet-rig';
 import { mqttVersions } from '../helpers/mqtt-broker';
 import { MqttPeer } from '../helpers/mqtt-peer';
+import { until } from '../helpers/wait';
 
 // The gateway against a real broker (aedes on 127.0.0.1, port 0) and a real MQTT.js peer
 // playing the optimiser, with MQTT 3.1.1 and 5. A Site with a test adapter dispatches on its
@@ -288,6 +291,75 @@ describe('FleetGateway, either version', () => {
     await r.peer.next(`${P}/events/STATE_CHANGED`, (m) => m.text.includes('"to_state":"CHARGING"'));
     should(r.peer.all(`${P}/assets/ev1`)).have.length(1);
     should(r.peer.all(`${P}/events/STATE_CHANGED`)).have.length(2);
+  });
+
+  it('registers a schedule as its plan: a later slot stays a planned row, not a command', async () => {
+    const r = await rig(4);
+    await r.peer.publish(`${P}/schedule`, { scheduleId: 'p', schedule: schedule([7, 11, 9]) });
+    should(ack(await r.peer.next(`${P}/schedule/ack`)).status).equal('accepted');
+    await until(() => r.dispatched.length === 1, 'the first slot dispatched');
+    const doc = r.site.engine.toJSON();
+    // The first slot was due: made into its command. The two after it are still columns.
+    should(doc.commands.map((c) => c.valueKw)).eql([7]);
+    should(doc.plans?.map((p) => p.scheduleId)).eql(['p']);
+    should(r.site.engine.stats()).match({ total: 3, pending: 2 });
+  });
+
+  it('reads, converts and registers a schedule in slices: the event loop is served meanwhile', async () => {
+    const kw = Array.from({ length: 96 }, (_, i) => 1 + (i % 10));
+    const columns = Array.from({ length: 60 }, (_, a) => `ev_v${a}_kw`);
+    const assetMap = Object.fromEntries(columns.map((_, a) => [`v${a}`, `ev${a}`]));
+    // sliceMs 0: a turn at every checkpoint, so the test does not depend on the machine's speed.
+    const r = await rig(4, { slicing: { sliceMs: 0 }, schedule: { assetMap } });
+    const gw = r.gateway;
+    // Turns of the event loop from the request's arrival to the schedule's acceptance.
+    let turns = 0;
+    let counting = false;
+    const tick = () => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    const client = (gw as unknown as { client: MqttClient }).client;
+    client.on('message', (topic) => {
+      if (!topic.endsWith('/schedule') || counting) return;
+      counting = true;
+      setImmediate(tick);
+    });
+    let atAccept = -1;
+    r.site.eventBus.subscribe(EventType.SCHEDULE_RECEIVED, () => {
+      atAccept = turns;
+    });
+    const start = Date.now() + 60_000;
+    await r.peer.publish(`${P}/schedule`, {
+      scheduleId: 'big',
+      schedule: {
+        columns,
+        index: kw.map((_, i) => new Date(start + i * 900_000).toISOString()),
+        data: kw.map((k) => columns.map(() => k)),
+      },
+    });
+    const a = ack(await r.peer.next(`${P}/schedule/ack`, (m) => ack(m).requestId === 'big'));
+    counting = false;
+    should(a).match({ status: 'accepted', result: { commandCount: 60 * 96 } });
+    // A synchronous read would have let no turn run before the schedule was accepted.
+    should(atAccept).be.above(2);
+    should(r.site.engine.stats().pending).equal(60 * 96);
+  });
+
+  it('stop() during a schedule read finishes it: registered and acked before the client ends', async () => {
+    const r = await rig(4, { slicing: { sliceMs: 0 } });
+    let stopped: Promise<void> | null = null;
+    r.site.eventBus.subscribe(EventType.SCHEDULE_RECEIVED, () => {
+      // Converted and accepted; its plan is still to be registered (in slices).
+      stopped ??= r.gateway.stop();
+    });
+    await r.peer.publish(`${P}/schedule`, { scheduleId: 's', schedule: schedule([7, 11, 9]) });
+    const a = ack(await r.peer.next(`${P}/schedule/ack`));
+    should(a).match({ requestId: 's', status: 'accepted' });
+    should(stopped).not.be.null();
+    await stopped;
+    should(r.site.engine.stats().total).equal(3);
+    should(r.gateway.connected).be.false();
   });
 
   it('hands a schedule to onCommands with its conversion instead of submitting it', async () => {
