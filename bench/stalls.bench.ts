@@ -19,8 +19,8 @@
  * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots,
  *   a new value every slot (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
  *   160,000 pending commands, both on a JournalStore in a temporary directory; a restart
- *   on those files (a new site loading them): its first save and the records of what the
- *   restore changed.
+ *   on those files (a new site loading them, one turn: its CPU): its first save and the
+ *   records of what the restore changed.
  *
  *   node --expose-gc --import tsx bench/stalls.bench.ts [assets] [flow]   (BENCH_RUNS;
  *   STALLS_PART=journal runs the journal's part alone)
@@ -327,16 +327,20 @@ async function journalStalls(assets: number): Promise<void> {
       await site.stop();
     }
     // A restart on the worker's files: a new site loads them (in its constructor, before the
-    // probe), then its first save and the records of what the restore changed. At the time
-    // of the save, and 4 slots + an hour later (40,000 commands expire on restore).
+    // probe), then its first save and the records of what the restore changed. Now, and at
+    // the end of the 4th slot (its clock moved: 40,000 commands expire on restore).
     const restartDir = path.join(dir, 'snap-true');
-    for (const [later, offset] of [
+    for (const [later, at] of [
       ['', 0],
-      [', 4 slots later (40,000 expire)', 3_600_000 + 4 * 900_000],
+      [', 4 slots in (40,000 expire)', t0 + 4 * 900_000],
     ] as const) {
+      const offset = at === 0 ? 0 : at - Date.now();
       const restarts: Awaited<ReturnType<typeof stallOf>>[] = [];
+      const loads: number[] = [];
       let pending = 0;
       for (let r = 0; r < RUNS; r++) {
+        collect();
+        const loadStarted = mainCpuMs();
         const store = new JournalStore(restartDir);
         const site = new Site({
           siteId: 'snap',
@@ -344,6 +348,7 @@ async function journalStalls(assets: number): Promise<void> {
           clock: { now: () => Date.now() + offset },
           onError: () => {},
         });
+        loads.push(mainCpuMs() - loadStarted);
         pending = site.engine.stats().pending;
         restarts.push(
           await stallOf(async () => {
@@ -358,6 +363,9 @@ async function journalStalls(assets: number): Promise<void> {
         else if (r === 0) fs.cpSync(restartDir, `${restartDir}-kept`, { recursive: true });
       }
       reportMain(`a restart's first save, ${pending} pending${later}`, restarts);
+      console.log(
+        `  ${''.padEnd(52)} (the load before it, one turn: main thread's CPU ${fmt(loads)})`,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

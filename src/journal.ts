@@ -17,7 +17,7 @@
  * then builds the snapshot from its own files (the previous snapshot with the closed segments
  * replayed, in a worker thread or in slices: journal-snapshot.ts), writes it to a temporary
  * file, renames it over and drops the segments it covers. `save(doc)` writes a document the
- * caller built (the site, once after a restore, whose changes are not journaled).
+ * caller built (the site, after a load that left entries out: its files still hold them).
  *
  * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and `journal-<n>.log`
  * (records, one a line). Load (journal-load.ts) = the newest snapshot + the segments from its
