@@ -315,7 +315,8 @@ export class DispatchEngine extends EngineSubmission {
    * an object, another format or version) throws a TypeError.
    *
    * `onChange` gets, as `onPersist` gives them, the entries the restore itself changed
-   * (commands expired, timed out, trimmed or released from a hold; plans used up), then
+   * (commands expired, timed out, trimmed or released from a hold; plans whose cursors
+   * moved past commands made of their rows, or used up), then
    * `meta`: a journal that records them holds what the engine holds, without a whole save.
    */
   static restore(

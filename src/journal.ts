@@ -132,8 +132,8 @@ export class JournalStore implements StateStore {
   private pending = new Map<string, PersistChange>();
   /**
    * The changes being written (a former `pending`, taken whole when writing began, read
-   * through `batchAt`), and how many are left: a large burst is never deleted from one by
-   * one (a Map of 100,000s shrinks by rehashing what is left: tens of ms in one turn).
+   * through this iterator), and how many are left: a large burst is never deleted from one
+   * by one (a Map of 100,000s shrinks by rehashing what is left: tens of ms in one turn).
    */
   private batch: Iterator<[string, PersistChange]> | null = null;
   private batchLeft = 0;
