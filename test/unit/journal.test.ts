@@ -306,6 +306,13 @@ describe('JournalStore', () => {
         .sort(),
     ).eql(['a', 'c']);
     should(b.site.toJSON().owners).eql({});
+    // Its files still hold the bad record: the first save is the whole restored state.
+    const bStore = (b.site as unknown as { store: JournalStore }).store;
+    await b.site.save();
+    should(bStore.stats).match({ snapshots: 1, workerSnapshots: 0 });
+    const again = new JournalStore(dir);
+    should(comparable(again.load())).eql(comparable(b.site.toJSON()));
+    should(again.problems).eql([]);
     await b.site.stop();
   });
 
