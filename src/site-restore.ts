@@ -58,10 +58,10 @@ export function loadSite(
       // Entry by entry: a bad one is left out and reported, the others are restored.
       const problems: RestoreProblem[] = [];
       const report = (p: RestoreProblem) => problems.push(p);
-      const engine = DispatchEngine.restore(site.engine, deps, report, (c) => {
-        changed.delete(c.key); // in the order of their last change
-        changed.set(c.key, c);
-      });
+      // Once each: a record gives its entry's value when it is written.
+      const engine = DispatchEngine.restore(site.engine, deps, report, (c) =>
+        changed.set(c.key, c),
+      );
       out.engine = engine;
       out.savedLimits = site.limits;
       const { changes } = out;
