@@ -18,7 +18,9 @@
  *
  * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots,
  *   a new value every slot (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
- *   160,000 pending commands, both on a JournalStore in a temporary directory.
+ *   160,000 pending commands, both on a JournalStore in a temporary directory; a restart
+ *   on those files (a new site loading them, one turn: its CPU): its first save and the
+ *   records of what the restore changed.
  *
  *   node --expose-gc --import tsx bench/stalls.bench.ts [assets] [flow]   (BENCH_RUNS;
  *   STALLS_PART=journal runs the journal's part alone)
@@ -300,6 +302,7 @@ async function journalStalls(assets: number): Promise<void> {
           type: CommandType.SET_CHARGE_RATE,
           valueKw: (s % 22) + 1,
           scheduledAt: t0 + s * 900_000,
+          validUntil: t0 + (s + 1) * 900_000,
         });
     // Snapshots as the site takes them (`compact`): in a worker thread (the default), and
     // on the event loop in slices (`snapshotWorker: false`). The CPU column counts every
@@ -322,6 +325,47 @@ async function journalStalls(assets: number): Promise<void> {
       );
       console.log(`  (${(store.stats.snapshotBytes / 1e6 / RUNS).toFixed(1)} MB a snapshot)`);
       await site.stop();
+    }
+    // A restart on the worker's files: a new site loads them (in its constructor, before the
+    // probe), then its first save and the records of what the restore changed. Now, and at
+    // the end of the 4th slot (its clock moved: 40,000 commands expire on restore).
+    const restartDir = path.join(dir, 'snap-true');
+    for (const [later, at] of [
+      ['', 0],
+      [', 4 slots in (40,000 expire)', t0 + 4 * 900_000],
+    ] as const) {
+      const offset = at === 0 ? 0 : at - Date.now();
+      const restarts: Awaited<ReturnType<typeof stallOf>>[] = [];
+      const loads: number[] = [];
+      let pending = 0;
+      for (let r = 0; r < RUNS; r++) {
+        collect();
+        const loadStarted = mainCpuMs();
+        const store = new JournalStore(restartDir);
+        const site = new Site({
+          siteId: 'snap',
+          store,
+          clock: { now: () => Date.now() + offset },
+          onError: () => {},
+        });
+        loads.push(mainCpuMs() - loadStarted);
+        pending = site.engine.stats().pending;
+        restarts.push(
+          await stallOf(async () => {
+            await site.save();
+            while (store.backlog > 0) await nextTurn();
+          }),
+        );
+        await site.stop();
+        // The next run restarts from the same state: the expired commands' records undone.
+        if (offset > 0) fs.rmSync(restartDir, { recursive: true, force: true });
+        if (offset > 0) fs.cpSync(`${restartDir}-kept`, restartDir, { recursive: true });
+        else if (r === 0) fs.cpSync(restartDir, `${restartDir}-kept`, { recursive: true });
+      }
+      reportMain(`a restart's first save, ${pending} pending${later}`, restarts);
+      console.log(
+        `  ${''.padEnd(52)} (the load before it, one turn: main thread's CPU ${fmt(loads)})`,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

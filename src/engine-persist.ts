@@ -32,6 +32,8 @@ export interface PersistHost {
   enqueue(slot: Tracked, at: number): void;
   retryOrGiveUp(slot: Tracked, now: number, timedOut: boolean): void;
   trimFinished(): void;
+  /** Tells the persist listeners that a command changed (`c:<id>`). */
+  persistCommand(id: string): void;
 }
 
 export function engineToJSON(host: PersistHost): EngineJSON {
@@ -86,7 +88,10 @@ export function restoreInto(
       continue;
     }
     host.addActive(slot);
-    cmd.holdReason = null;
+    if (cmd.holdReason !== null) {
+      cmd.holdReason = null; // held again, if still, when its state machine is registered
+      host.persistCommand(cmd.id);
+    }
     if (cmd.status === CommandStatus.PENDING) {
       if (host.expireIfEnded(slot, now)) continue;
       host.enqueue(slot, cmd.nextAttemptAt?.getTime() ?? cmd.scheduledAt.getTime());

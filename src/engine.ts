@@ -313,14 +313,26 @@ export class DispatchEngine extends EngineSubmission {
    * is left out and reported to `onProblem` (which entry, why; default console.error), and
    * everything else is restored. Only a document that is not an engine's state at all (not
    * an object, another format or version) throws a TypeError.
+   *
+   * `onChange` gets, as `onPersist` gives them, the entries the restore itself changed
+   * (commands expired, timed out, trimmed or released from a hold; plans whose cursors
+   * moved past commands made of their rows, or used up), then
+   * `meta`: a journal that records them holds what the engine holds, without a whole save.
    */
   static restore(
     json: unknown,
     deps: EngineDeps = {},
     onProblem: (problem: RestoreProblem) => void = reportToConsole,
+    onChange?: (change: PersistChange) => void,
   ): DispatchEngine {
     const engine = new DispatchEngine(deps);
-    restoreInto(engine.persistHost(), json, onProblem);
+    const off = onChange ? engine.onPersist(onChange) : null;
+    try {
+      restoreInto(engine.persistHost(), json, onProblem);
+    } finally {
+      off?.();
+    }
+    onChange?.(engine.metaChange);
     return engine;
   }
 
@@ -344,6 +356,7 @@ export class DispatchEngine extends EngineSubmission {
       enqueue: (slot, at) => this.enqueue(slot, at),
       retryOrGiveUp: (slot, now, timedOut) => this.retryOrGiveUp(slot, now, timedOut),
       trimFinished: () => this.trimFinished(),
+      persistCommand: (id) => this.persistCommand(id),
     };
   }
 }

@@ -17,7 +17,7 @@
  * then builds the snapshot from its own files (the previous snapshot with the closed segments
  * replayed, in a worker thread or in slices: journal-snapshot.ts), writes it to a temporary
  * file, renames it over and drops the segments it covers. `save(doc)` writes a document the
- * caller built (the site, once after a restore, whose changes are not journaled).
+ * caller built (the site, after a load that left entries out: its files still hold them).
  *
  * Files in `dir`: `snapshot-<n>.json` (the state when segment n began) and `journal-<n>.log`
  * (records, one a line). Load (journal-load.ts) = the newest snapshot + the segments from its
@@ -128,7 +128,15 @@ export class JournalStore implements StateStore {
   /** What the last `load()` found and dealt with, to report: torn last records. */
   warnings: string[] = [];
   private readonly encoder = new RecordEncoder();
+  /** Changes not yet written, by key, in the order they first changed. */
   private pending = new Map<string, PersistChange>();
+  /**
+   * The changes being written (a former `pending`, taken whole when writing began, read
+   * through this iterator), and how many are left: a large burst is never deleted from one
+   * by one (a Map of 100,000s shrinks by rehashing what is left: tens of ms in one turn).
+   */
+  private batch: Iterator<[string, PersistChange]> | null = null;
+  private batchLeft = 0;
   private flushQueued = false;
   private fd: number | null = null;
   private segment = 0;
@@ -209,7 +217,7 @@ export class JournalStore implements StateStore {
 
   /** Changes waiting to be written (a large record being written counts as one). */
   get backlog(): number {
-    return this.pending.size + (this.big === null ? 0 : 1);
+    return this.pending.size + this.batchLeft + (this.big === null ? 0 : 1);
   }
 
   /** Writes every pending change now (a large record being written: its rest first). */
@@ -232,14 +240,29 @@ export class JournalStore implements StateStore {
   private write(budgetMs: number, all: boolean): void {
     const started = performance.now();
     const over = () => !all && performance.now() - started >= budgetMs;
+    let count = 0; // records this turn
     for (;;) {
       if (this.big !== null && !this.continueBig(over)) return;
-      if (this.pending.size === 0) return;
+      if (this.batch === null) {
+        if (this.pending.size === 0 || (count > 0 && over())) return;
+        this.batch = this.pending.entries();
+        this.batchLeft = this.pending.size;
+        this.pending = new Map();
+      }
       const lines: string[] = [];
-      for (const [key, change] of this.pending) {
-        if (!all && lines.length >= FLUSH_SLICE) break;
-        if (lines.length > 0 && lines.length % CLOCK_EVERY === 0 && over()) break;
-        this.pending.delete(key);
+      for (;;) {
+        if (!all && count >= FLUSH_SLICE) break;
+        if (count > 0 && count % CLOCK_EVERY === 0 && over()) break;
+        const next = this.batch.next();
+        if (next.done) {
+          this.batch = null;
+          break;
+        }
+        this.batchLeft--;
+        const [key, change] = next.value;
+        // Changed again since the batch was taken: written from `pending`, later.
+        if (this.pending.has(key)) continue;
+        count++;
         const pieces = change.json?.();
         if (pieces === undefined || pieces === null) {
           lines.push(this.encoder.encode(key, pieces === null ? undefined : change.value()));
@@ -254,7 +277,8 @@ export class JournalStore implements StateStore {
         break;
       }
       if (lines.length > 0) this.append(lines.join(''), lines.length);
-      if (this.big === null) return;
+      // Go on: a large record begun, or the batch ended with time and count left.
+      if (this.big === null && (this.batch !== null || (!all && count >= FLUSH_SLICE))) return;
     }
   }
 

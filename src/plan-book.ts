@@ -119,7 +119,7 @@ export class PlanBook {
   }
 
   /** Starts keeping `plan`: its cursors go into the due heap. */
-  add(plan: StoredPlan): void {
+  add(plan: StoredPlan, persist = true): void {
     this.plans.set(plan.scheduleId, plan);
     plan.seqBase = this.host.reserveSeq(plan.slot.length);
     const staged = plan.staged;
@@ -139,7 +139,7 @@ export class PlanBook {
       this.planned += c.end - c.next;
       this.host.queue(c);
     }
-    this.persist(plan);
+    if (persist) this.persist(plan);
   }
 
   private close(c: PlanCursor): void {
@@ -377,14 +377,24 @@ export class PlanBook {
         onProblem(problemAt('plans', String(i), (err as Error).message));
       }
     });
+    const moved = new Set<StoredPlan>();
     for (const cmd of commands) {
       const plan = cmd.scheduleId === null ? undefined : read.get(cmd.scheduleId);
       const c = plan?.byAsset.get(cmd.assetId);
       if (!plan || !c || !cmd.source || cmd.reapplyOf !== undefined) continue;
       const r = plan.rowOfSlot(c, cmd.source.slot, c.first);
-      if (r >= c.next) c.next = r + 1;
+      if (r >= c.next) {
+        c.next = r + 1;
+        moved.add(plan);
+      }
     }
-    for (const plan of read.values()) if (plan.rowsLeft() > 0) this.add(plan);
+    // For a restore's listener (DispatchEngine.restore): a plan whose cursors moved is
+    // recorded as it is now (rows of commands trimmed since are not made again after the next
+    // restart); one used up is removed; the others are as their records say.
+    for (const plan of read.values()) {
+      if (plan.rowsLeft() > 0) this.add(plan, moved.has(plan));
+      else this.persist(plan);
+    }
     return [...read.keys()];
   }
 }

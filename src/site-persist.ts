@@ -24,7 +24,7 @@ import {
   type SiteOptions,
   type Timers,
 } from './site-options';
-import { loadSite } from './site-restore';
+import { type LoadedSite, loadSite } from './site-restore';
 import type { StateStore } from './store';
 
 export abstract class SitePersist {
@@ -77,8 +77,8 @@ export abstract class SitePersist {
   protected lastSaveMs = 0;
   protected saving = false;
   /**
-   * A journaling store's next save is the whole document (`toJSON`): a restore changed what
-   * it restored without journaling it. Otherwise the journal compacts its own files.
+   * A journaling store's next save is the whole document (`toJSON`): a load failed (in
+   * part), its files hold what was not restored. Otherwise the journal compacts its own files.
    */
   protected wholeSaveDue = false;
   /** A change came while a save was running: schedule the next one when it ends. */
@@ -130,10 +130,12 @@ export abstract class SitePersist {
     };
     let engine: DispatchEngine | null = null;
     let savedLimits: unknown;
+    let restoreChanges: LoadedSite['changes'] | null = null;
     if (this.store) {
       const loaded = loadSite(this.store, deps, this.owners, this.planOwners, this.onError);
       engine = loaded.engine;
       savedLimits = loaded.savedLimits;
+      restoreChanges = loaded.changes;
       this.loadError = loaded.loadError;
       if (loaded.persistBlocked) this.persistBlocked = true;
     }
@@ -187,13 +189,19 @@ export abstract class SitePersist {
     const offPersist = this.journaling
       ? this.engine.onPersist((change) => this.journalChange(change))
       : () => {};
-    // A restore changed what it restored (expired, timed out): a snapshot records that.
-    // A load that failed (in part) leaves files the journal cannot compact from either.
+    // A restore changed what it restored (expired, timed out, trimmed): journaled as records
+    // (written over the next turns), so that the journal's files hold the restored state and
+    // its first snapshot is compacted from them like any other (no document built here).
+    // A load that failed (in part) leaves entries in the files that the restore left out:
+    // the first save is the whole document.
     if (this.loadError !== null) this.wholeSaveDue = true;
-    if (this.journaling && engine !== null) {
-      this.wholeSaveDue = true;
-      this.scheduleSave();
+    else if (this.journaling && engine !== null && restoreChanges !== null) {
+      for (const change of restoreChanges.engine) this.journalChange(change);
+      for (const id of restoreChanges.owners) this.journalOwner(id);
+      for (const id of restoreChanges.planOwners) this.journalPlanOwner(id);
+      if (this.limiter || savedLimits !== undefined) this.journalChange(this.limitsChange);
     }
+    if (this.journaling && engine !== null) this.scheduleSave();
     this.offBus = () => {
       offChanges();
       offStates();

@@ -6,7 +6,8 @@
  * can, else persistence is blocked so that it is never overwritten.
  */
 
-import { DispatchEngine, type EngineDeps } from './engine';
+import { isFinal } from './commands';
+import { DispatchEngine, type EngineDeps, type PersistChange } from './engine';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
 import type { SiteJSON } from './site-options';
 import { PartialRestoreError, type StateStore, StoreCorruptError } from './store';
@@ -19,6 +20,12 @@ export interface LoadedSite {
   loadError: Error | null;
   /** The saved state could not be read nor moved aside: never overwrite it. */
   persistBlocked: boolean;
+  /**
+   * What the restore changed of what it loaded, for a journal to record (its files then
+   * hold the restored state): the engine's entries (DispatchEngine.restore's `onChange`),
+   * once each, the owners of commands and plans it left out or that finished.
+   */
+  changes: { engine: PersistChange[]; owners: string[]; planOwners: string[] };
 }
 
 /** Loads the saved state; fills `owners` and `planOwners` (of the entries it restored). */
@@ -34,7 +41,9 @@ export function loadSite(
     savedLimits: undefined,
     loadError: null,
     persistBlocked: false,
+    changes: { engine: [], owners: [], planOwners: [] },
   };
+  const changed = new Map<string, PersistChange>();
   try {
     const doc = store.load();
     if (doc !== undefined) {
@@ -49,21 +58,35 @@ export function loadSite(
       // Entry by entry: a bad one is left out and reported, the others are restored.
       const problems: RestoreProblem[] = [];
       const report = (p: RestoreProblem) => problems.push(p);
-      const engine = DispatchEngine.restore(site.engine, deps, report);
+      // Once each: a record gives its entry's value when it is written.
+      const engine = DispatchEngine.restore(site.engine, deps, report, (c) =>
+        changed.set(c.key, c),
+      );
       out.engine = engine;
       out.savedLimits = site.limits;
+      const { changes } = out;
+      // A finished command is never handed out again: its owner is forgotten, as the site
+      // forgets it when a command finishes.
       for (const [id, owner] of restoreEntries(site.owners, 'owners', report)) {
+        const cmd = engine.getCommand(id);
         if (typeof owner !== 'string') {
           report(problemAt('owners', id, `must be a dispatcher id, got ${shown(owner)}`));
-        } else if (engine.getCommand(id)) {
+        } else if (cmd && !isFinal(cmd.status)) {
           owners.set(id, owner);
+          continue;
         }
+        changes.owners.push(id);
       }
       for (const [id, owner] of restoreEntries(site.planOwners, 'planOwners', report)) {
         if (typeof owner !== 'string')
           report(problemAt('planOwners', id, `must be a dispatcher id, got ${shown(owner)}`));
-        else if (engine.hasPlan(id)) planOwners.set(id, owner);
+        else if (engine.hasPlan(id)) {
+          planOwners.set(id, owner);
+          continue;
+        }
+        changes.planOwners.push(id);
       }
+      changes.engine = [...changed.values()];
       for (const p of store.problems ?? []) problems.push(p);
       for (const w of store.warnings ?? [])
         onError(new Error(`saved state in ${store.location}: ${w}`));

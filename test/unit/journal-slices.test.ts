@@ -60,12 +60,22 @@ function comparable(doc: unknown): unknown {
   return d;
 }
 
-/** A copy of the journal's files as they are now: what a kill -9 now would leave. */
+/**
+ * A copy of the journal's files as they are now: what a kill -9 now would leave. A worker
+ * thread may rename or drop a file while it is copied: then the copy is taken again.
+ */
 function killCopy(dir: string): string {
-  const copy = tmp();
-  for (const name of fs.readdirSync(dir))
-    fs.copyFileSync(path.join(dir, name), path.join(copy, name));
-  return copy;
+  for (;;) {
+    const copy = tmp();
+    try {
+      for (const name of fs.readdirSync(dir))
+        fs.copyFileSync(path.join(dir, name), path.join(copy, name));
+      return copy;
+    } catch (err) {
+      fs.rmSync(copy, { recursive: true, force: true });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 describe('JournalStore in slices', () => {
@@ -280,7 +290,7 @@ describe('JournalStore in slices', () => {
     await site.stop();
   });
 
-  it('compacts a journal holding large plan records, and the first save after a restore is the whole document', async () => {
+  it('compacts a journal holding large plan records, and compacts after a restore too', async () => {
     const dir = tmp();
     const store = new JournalStore(dir);
     const m = make(store);
@@ -300,7 +310,7 @@ describe('JournalStore in slices', () => {
     should(comparable(new JournalStore(dir).load())).eql(comparable(before));
     await site.stop();
 
-    // Restored: the restore's own changes are not journaled, so its first save is whole.
+    // Restored: the restore's own changes are journaled, so its first save compacts too.
     const counted = new JournalStore(dir);
     const calls: string[] = [];
     const save = counted.save.bind(counted);
@@ -316,8 +326,107 @@ describe('JournalStore in slices', () => {
     const r = make(counted);
     await r.site.save();
     await r.site.save();
-    should(calls).eql(['save', 'compact']);
+    should(calls).eql(['compact', 'compact']);
     await r.site.stop();
+  });
+
+  it('journals what a restore changed (expired, timed out, trimmed, owners): a kill at any turn restores the same, and the first snapshot is compacted from the files', async () => {
+    const dir = tmp();
+    const store = new JournalStore(dir, { sliceMs: 0 });
+    const m = make(store);
+    store.load();
+    const at = T0 + 20 * 60 * S; // the restart
+    const cmds = (prefix: string, n: number, validUntil: number) =>
+      Array.from({ length: n }, (_, k) => ({
+        id: `${prefix}${k}`,
+        assetId: `ev${k % ASSETS}`,
+        type: 'SET_CHARGE_RATE' as const,
+        valueKw: 1 + (k % 9),
+        scheduledAt: T0 + 5 * S + k,
+        validUntil,
+      }));
+    m.site.submit(cmds('x', 200, T0 + 10 * 60 * S), 'd1'); // expire at the restore
+    m.site.submit(cmds('k', 100, T0 + 24 * 3600 * S), 'd2'); // kept pending
+    m.site.submit(cmds('f', 20, T0 + 24 * 3600 * S), 'd3'); // in flight: retried
+    m.site.submit(cmds('g', 20, at + 1), 'd4'); // in flight: no time left to retry
+    for (let k = 0; k < 20; k++) {
+      m.site.engine.markDispatched(`f${k}`);
+      m.site.engine.markDispatched(`g${k}`);
+    }
+    // A plan of 8 assets, its first two slots' rows made into commands before the kill.
+    m.site.submitPlan(
+      m.site.receiveSchedule(schedule(T0, 1, 8), { scheduleId: 'day', assetMap: m.assetMap }),
+      'd5',
+    );
+    while (store.backlog > 0) await turn(); // its record: all its rows
+    m.clock.set(T0 + 16 * 60 * S);
+    m.site.engine.getPendingCommands();
+    should(m.site.engine.getCommand('day:ev3:1')?.status).equal('PENDING');
+    while (store.backlog > 0) await turn();
+    await m.site.stop();
+
+    // Restarted 20 minutes later: 200 expire, 20 time out, the finished beyond 50 trimmed.
+    // The restore runs in the constructor, at the clock's time.
+    const restarted = (d: string, sliceMs?: number) => {
+      const c = new ManualClock(at);
+      const site = new Site({
+        siteId: 'depot',
+        clock: c,
+        timers: new FakeTimers(c),
+        store: new JournalStore(d, sliceMs === undefined ? {} : { sliceMs }),
+        config: { maxFinishedCommands: 50, commandTimeoutSeconds: 30, maxRetries: 1 },
+        onError: () => {},
+      });
+      should(site.loadError).be.null();
+      return site;
+    };
+    const live = restarted(dir, 0);
+    const liveStore = (live as unknown as { store: JournalStore }).store;
+    const want = comparable(live.toJSON());
+    // k0..99, f0..19 (retried), the plan's second slot's commands and its rows left.
+    should(live.engine.stats().pending).equal(120 + 8 + 8 * 94);
+    should(live.engine.getCommand('day:ev3:1')?.status).equal('PENDING');
+    should(live.toJSON().planOwners).eql({ day: 'd5' });
+    should(live.engine.getCommand('x0')).be.undefined(); // expired, then trimmed
+    should(live.engine.getCommand('g0')?.status).equal('TIMED_OUT');
+    const owners: Record<string, string> = {};
+    for (let k = 0; k < 100; k++) owners[`k${k}`] = 'd2';
+    for (let k = 0; k < 20; k++) owners[`f${k}`] = 'd3';
+    should(live.toJSON().owners).eql(owners);
+    should(liveStore.backlog).be.above(64); // the restore's records, written over the turns
+    const restoredFrom = async (d: string) => {
+      const again = restarted(d);
+      const doc = comparable(again.toJSON());
+      await again.stop();
+      return doc;
+    };
+    let builtLive = 0;
+    const toJSON = live.toJSON.bind(live);
+    live.toJSON = () => {
+      builtLive++;
+      return toJSON();
+    };
+    let done = false;
+    const saving = live.save().then(() => {
+      done = true;
+    });
+    let turns = 0;
+    while (!done || liveStore.backlog > 0) {
+      // A kill now: the files restore to the same state (the restore's changes are made
+      // again the same way where their records are not written yet).
+      should(await restoredFrom(killCopy(dir))).eql(want);
+      turns++;
+      await turn();
+    }
+    await saving;
+    should(turns).be.above(3);
+    should(builtLive).equal(0); // the first snapshot came from the files
+    should(liveStore.stats.snapshots).equal(1);
+    // The journal's files now hold the restored state itself.
+    const files = new JournalStore(killCopy(dir));
+    should(comparable(files.load())).eql(want);
+    should(files.problems).eql([]);
+    await live.stop();
   });
 
   it('compacts over the legacy state file (migration): the snapshot holds it and the journal, the file is kept as .migrated', async () => {

@@ -182,6 +182,35 @@ describe('JournalStore', () => {
     await m.site.stop();
   });
 
+  it('writes an entry changed again while its burst is written once more if it was written, once if not, with its last value', async () => {
+    const dir = tmp();
+    const store = new JournalStore(dir, { sliceMs: 0 }); // 64 records a turn
+    const owner = (id: string, value: string) =>
+      store.journal({ key: `o:${id}`, value: () => value });
+    for (let i = 0; i < 200; i++) owner(`k${i}`, 'd1');
+    await new Promise((r) => setImmediate(r));
+    should(store.stats.records).equal(64);
+    owner('k10', 'd2'); // written already: written again, after the rest
+    owner('k150', 'd2'); // not yet: written once, with its new value
+    should(store.backlog).equal(136 + 2);
+    let turns = 1;
+    while (store.backlog > 0) {
+      await new Promise((r) => setImmediate(r));
+      turns++;
+      const copy = new JournalStore(dir);
+      copy.load();
+      should(copy.problems).eql([]);
+    }
+    should(turns).equal(5); // 64, 64, 64 (k150 skipped: changed again), the last 7, then k10 and k150
+    should(store.stats.records).equal(201);
+    const lines = fs.readFileSync(path.join(dir, fs.readdirSync(dir)[0] as string), 'utf8');
+    should(lines.split('\n').filter((l) => l.includes('"o:k150"'))).eql(['["s","o:k150","d2"]']);
+    const doc = new JournalStore(dir).load() as SiteJSON;
+    should(doc.owners).match({ k0: 'd1', k10: 'd2', k150: 'd2', k199: 'd1' });
+    should(Object.keys(doc.owners)).have.length(200);
+    await store.close();
+  });
+
   it('reports a write that fails instead of throwing from its timer, then writes commands in full', async () => {
     const dir = tmp();
     const errors: Error[] = [];
@@ -277,6 +306,13 @@ describe('JournalStore', () => {
         .sort(),
     ).eql(['a', 'c']);
     should(b.site.toJSON().owners).eql({});
+    // Its files still hold the bad record: the first save is the whole restored state.
+    const bStore = (b.site as unknown as { store: JournalStore }).store;
+    await b.site.save();
+    should(bStore.stats).match({ snapshots: 1, workerSnapshots: 0 });
+    const again = new JournalStore(dir);
+    should(comparable(again.load())).eql(comparable(b.site.toJSON()));
+    should(again.problems).eql([]);
     await b.site.stop();
   });
 
