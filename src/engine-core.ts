@@ -135,12 +135,16 @@ export abstract class EngineCore {
         this.enqueue(this.adopt(cmd), cmd.scheduledAt.getTime(), seq);
         this.changed(cmd);
       },
-      trackCancelled: (cmd, now, reason) => {
-        // Finished at once: never among the asset's unfinished ones (no set made for it).
-        const t: Tracked = { cmd, dueToken: 0, deadlineToken: 0, unjournaled: true };
-        this.tracked.set(cmd.id, t);
-        this.counts.PENDING++;
-        this.finish(t, CommandStatus.CANCELLED, now, reason);
+      trackCancelled: (cmd) => {
+        // What `finish` does to a new PENDING command, for one never queued, never among the
+        // asset's unfinished or held ones, not a setpoint in force, and not journaled (its
+        // row is in the plan's record): tracked, counted, the change and the event.
+        this.tracked.set(cmd.id, { cmd, dueToken: 0, deadlineToken: 0, unjournaled: true });
+        this.counts.CANCELLED++;
+        for (const l of this.changeListeners) l(cmd);
+        this.finished.push(cmd.id);
+        this.trimFinished();
+        this.emit(EVENT_FOR[CommandStatus.CANCELLED], cmd);
       },
       queue: (c) => {
         c.token = ++this.token;

@@ -296,8 +296,10 @@ export abstract class EngineSubmission extends EngineDispatch {
       start = Math.min(start, plan.timeOf(c.next));
       assets.push(c.assetId);
     }
-    this.supersedeAll(assets, id, start, now);
+    // Its cursors first: an asset's set of cursors then never empties while the old ones are
+    // cut (one set.delete, not a map delete and a new entry; the cut skips its own cursors).
     this.book.add(plan);
+    this.supersedeAll(assets, id, start, now);
     this.book.announce(plan);
     this.wake();
     return { scheduleId: id, count, duplicate: false };

@@ -7,7 +7,7 @@
  */
 
 import { CHUNK, type Steps } from './chunks';
-import { type Command, CommandStatus, commandToJSON, transition } from './commands';
+import { type Command, type CommandHistoryEntry, CommandStatus, commandToJSON } from './commands';
 import { type EventBus, EventType } from './event-bus';
 import { planJsonPieces } from './plan-json';
 import { type PlanCursor, type PlanJSON, readPlan, type StoredPlan } from './plans';
@@ -32,8 +32,11 @@ export interface PlanHost {
   has(id: string): boolean;
   /** A row made into a PENDING command: tracked, due at its time, with sequence `seq`. */
   track(cmd: Command, seq: number): void;
-  /** A row cancelled: tracked as a finished (CANCELLED) command. */
-  trackCancelled(cmd: Command, now: number, reason: string): void;
+  /**
+   * A row made into its CANCELLED command (status, history and lastError already set, see
+   * `cancelled`): tracked as a finished command, as `finish` would leave it.
+   */
+  trackCancelled(cmd: Command): void;
   /** Puts the cursor's next row into the due heap under a new token (`c.token`). */
   queue(c: PlanCursor): void;
   /** A new token: a cursor that takes it has no live entry in the due heap any more. */
@@ -259,19 +262,22 @@ export class PlanBook {
       this.planned -= skipped;
       r += skipped;
     }
+    // Every row cut here gets the same two history entries: made once, shared (frozen).
+    let history: readonly CommandHistoryEntry[] | undefined;
     for (; r < end; r++) {
       const cmd = plan.command(c, r);
       this.planned--;
+      history ??= cancelledHistory(cmd.history, now, reason);
       if (budget.skip > 0) {
         budget.skip--;
-        transition(cmd, CommandStatus.CANCELLED, now, reason);
-        cmd.lastError = reason;
+        cancelled(cmd, history, reason);
         if (emit) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
         out?.push(cmd);
         continue;
       }
       if (this.host.has(cmd.id)) continue;
-      this.host.trackCancelled(cmd, now, reason);
+      cancelled(cmd, history, reason);
+      this.host.trackCancelled(cmd);
       out?.push(cmd);
     }
     c.end = Math.min(c.end, from);
@@ -387,4 +393,25 @@ export class PlanBook {
     for (const plan of read.values()) if (plan.rowsLeft() > 0) this.add(plan);
     return [...read.keys()];
   }
+}
+
+/**
+ * The history of a planned row cancelled at `now`: its first entry (`base`, the plan's, the
+ * same for every row) and the CANCELLED one, as `transition` would make them; frozen, so that
+ * every row cut in one go shares it (a later write copies it, as for `base`).
+ */
+function cancelledHistory(
+  base: readonly CommandHistoryEntry[],
+  now: number,
+  reason: string,
+): readonly CommandHistoryEntry[] {
+  const entry: CommandHistoryEntry = { status: CommandStatus.CANCELLED, at: new Date(now), reason };
+  return Object.freeze([...base, Object.freeze(entry)]);
+}
+
+/** A PENDING row's command made CANCELLED with `history` (what `finish` leaves it as). */
+function cancelled(cmd: Command, history: readonly CommandHistoryEntry[], reason: string): void {
+  cmd.status = CommandStatus.CANCELLED;
+  cmd.history = history as CommandHistoryEntry[];
+  cmd.lastError = reason;
 }
