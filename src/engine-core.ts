@@ -220,7 +220,18 @@ export abstract class EngineCore {
     }
   }
 
+  /**
+   * Makes the rows cut by a commit with `cutsLater` (src/engine-submit.ts `commitPlan`) and
+   * not made yet into their CANCELLED commands, changes and events now, so that whatever
+   * comes next sees them and is heard of after them. Every query that can return finished
+   * commands, and every change of a command (`changed`), calls it first.
+   */
+  settleCuts(): void {
+    if (this.book.unsettled) this.book.settleSome(Number.POSITIVE_INFINITY);
+  }
+
   protected changed(cmd: Command): void {
+    if (this.book.unsettled) this.settleCuts(); // the cut rows' changes come first
     // Called for every change of every command: no copy of the set (a listener removed
     // while others run is simply not called again).
     for (const l of this.changeListeners) l(cmd);

@@ -30,6 +30,9 @@ import {
 import { parseSchedule } from './schedule';
 import { isSilenceFallback, silenceCommands, silenceDeadline } from './silence';
 
+/** Cut rows made into their commands per step of `settleCutsSteps` (~1 ms of work). */
+const CUT_ROWS_PER_STEP = 256;
+
 export abstract class EngineSubmission extends EngineDispatch {
   // ---------------------------------------------------------------- schedules and submission
 
@@ -86,6 +89,7 @@ export abstract class EngineSubmission extends EngineDispatch {
    * throws if one of its command ids is already registered.
    */
   acceptConversion(conversion: Conversion): Conversion {
+    this.settleCuts(); // its SCHEDULE_RECEIVED after the events of the schedule before
     // Its ids are `<scheduleId>:...`: taken if any command or plan of that id is registered
     // (checked without making the conversion's commands).
     const sid = conversion.scheduleId;
@@ -280,8 +284,17 @@ export abstract class EngineSubmission extends EngineDispatch {
    * The part of `submitPlan` that registers a plan staged by `stagePlan` (use it once), in
    * one go: re-delivery check, supersession, its cursors into the due heap, events. O(assets)
    * plus the rows it supersedes.
+   *
+   * With `cutsLater` (`Site.submitPlanAsync`), the supersession still takes effect at once
+   * (the older schedules' rows are cut, nothing of them can fall due or be handed out, the
+   * new plan is in force), but the superseded rows' CANCELLED commands, their change notices
+   * and COMMAND_CANCELLED events are made afterwards, by `settleCutsSteps` in slices or at
+   * the latest when something reads or changes a command (`settleCuts`): the only visible
+   * difference is that those events may arrive in the turns after this call. Queries,
+   * counts, `toJSON`, the journal and the order of events are as without it.
    */
-  commitPlan(plan: StoredPlan): PlanSubmission {
+  commitPlan(plan: StoredPlan, options: { cutsLater?: boolean } = {}): PlanSubmission {
+    this.settleCuts();
     const id = plan.scheduleId;
     if (this.book.isRedelivery(plan, this.tracked.values()))
       return { scheduleId: id, count: 0, duplicate: true };
@@ -299,10 +312,21 @@ export abstract class EngineSubmission extends EngineDispatch {
     // Its cursors first: an asset's set of cursors then never empties while the old ones are
     // cut (one set.delete, not a map delete and a new entry; the cut skips its own cursors).
     this.book.add(plan);
-    this.supersedeAll(assets, id, start, now);
+    if (options.cutsLater) this.book.cutLater(() => this.supersedeAll(assets, id, start, now));
+    else this.supersedeAll(assets, id, start, now);
+    // COMMAND_CREATED of its rows after the COMMAND_CANCELLED of those it cut, as always.
+    if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) this.settleCuts();
     this.book.announce(plan);
     this.wake();
     return { scheduleId: id, count, duplicate: false };
+  }
+
+  /**
+   * `settleCuts` in slices (rows cut by `commitPlan` with `cutsLater`, about CUT_ROWS_PER_STEP
+   * a step), until none is left or `stop()` says so (the rest is made when next needed).
+   */
+  *settleCutsSteps(stop?: () => boolean): Steps<void> {
+    while (!stop?.() && this.book.settleSome(CUT_ROWS_PER_STEP)) yield;
   }
 
   /** Whether the plan of schedule `scheduleId` still has rows not made into commands. */

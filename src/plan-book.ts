@@ -45,6 +45,17 @@ export interface PlanHost {
   reserveSeq(n: number): number;
 }
 
+/** Rows `from` to `end` of a cursor (as it was before the cut) cut by `cutLater`. */
+interface Cut {
+  readonly c: PlanCursor;
+  readonly from: number;
+  readonly end: number;
+  /** How many of its first rows are only heard of (the finished list would drop them). */
+  readonly skip: number;
+  readonly reason: string;
+  readonly now: number;
+}
+
 export class PlanBook {
   private readonly plans = new Map<string, StoredPlan>();
   /** Per asset, the cursors of the plans with rows left for it. */
@@ -52,6 +63,16 @@ export class PlanBook {
   private readonly listeners = new Set<(change: PersistChange) => void>();
   /** Rows planned and not yet made into commands. */
   planned = 0;
+  /**
+   * When set (`cutLater`), `supersede` cuts the cursors at once and queues the cut rows here:
+   * their CANCELLED commands, changes and events are made later, in order (`settleSome`).
+   */
+  private deferring = false;
+  private readonly cuts: Cut[] = [];
+  private cutHead = 0;
+  /** The next row of `cuts[cutHead]` to settle. */
+  private cutRow = 0;
+  private settling = false;
 
   constructor(
     private readonly host: PlanHost,
@@ -252,6 +273,18 @@ export class PlanBook {
   ): void {
     const plan = c.plan;
     const end = c.end;
+    if (this.deferring && !out) {
+      // The cursor is cut now; its rows become commands later, as the cursor was (`{...c}`:
+      // its end and endMs make the last row's validUntil).
+      const skip = Math.min(budget.skip, end - from);
+      budget.skip -= skip;
+      this.planned -= end - from;
+      if (end > from) this.cuts.push({ c: { ...c }, from, end, skip, reason, now });
+      c.end = Math.min(c.end, from);
+      if (c.next >= c.end) this.close(c);
+      else this.persist(plan);
+      return;
+    }
     const bus = this.host.eventBus;
     const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
     let r = from;
@@ -283,6 +316,76 @@ export class PlanBook {
     c.end = Math.min(c.end, from);
     if (c.next >= c.end) this.close(c);
     else this.persist(plan);
+  }
+
+  /**
+   * Runs `cut` (a supersession) with the cut rows queued, not made: the cursors are cut, the
+   * rows leave `planned` and the plans' records change now; each row's CANCELLED command, its
+   * change and its COMMAND_CANCELLED are made by `settleSome`, in the order `cut` would have
+   * made them.
+   */
+  cutLater(cut: () => void): void {
+    this.deferring = true;
+    try {
+      cut();
+    } finally {
+      this.deferring = false;
+    }
+  }
+
+  /** Whether rows cut by `cutLater` are still to be made into their commands. */
+  get unsettled(): boolean {
+    return this.cutHead < this.cuts.length;
+  }
+
+  /**
+   * Makes up to about `rows` of the queued cut rows into what `cancelRows` makes of them;
+   * returns whether some are left. A call made while it runs (from a listener) does nothing.
+   */
+  settleSome(rows: number): boolean {
+    if (this.settling) return this.unsettled;
+    this.settling = true;
+    try {
+      let budget = rows;
+      while (this.cutHead < this.cuts.length && budget > 0) {
+        const cut = this.cuts[this.cutHead] as Cut;
+        const from = Math.max(cut.from, this.cutRow);
+        const to = Math.min(cut.end, from + budget);
+        this.makeCut(cut, from, to);
+        budget -= to - from;
+        this.cutRow = to;
+        if (to >= cut.end) {
+          this.cuts[this.cutHead++] = undefined as unknown as Cut;
+          this.cutRow = 0;
+        }
+      }
+      if (this.cutHead >= this.cuts.length) {
+        this.cuts.length = 0;
+        this.cutHead = 0;
+      }
+      return this.unsettled;
+    } finally {
+      this.settling = false;
+    }
+  }
+
+  /** Rows `from` to `to` of a queued cut: the first `cut.skip` rows of it only heard of. */
+  private makeCut(cut: Cut, from: number, to: number): void {
+    const { c, skip, reason } = cut;
+    const plan = c.plan;
+    const bus = this.host.eventBus;
+    const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
+    const skipEnd = cut.from + skip;
+    let r = from;
+    if (!emit) r = Math.max(r, Math.min(skipEnd, to));
+    let history: readonly CommandHistoryEntry[] | undefined;
+    for (; r < to; r++) {
+      const cmd = plan.command(c, r);
+      history ??= cancelledHistory(cmd.history, cut.now, reason);
+      cancelled(cmd, history, reason);
+      if (r < skipEnd) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
+      else if (!this.host.has(cmd.id)) this.host.trackCancelled(cmd);
+    }
   }
 
   /**
