@@ -119,6 +119,7 @@ export abstract class EngineCore {
 
   /** A new PENDING command into the indexes (not the due heap). */
   protected adopt(cmd: Command): Tracked {
+    if (this.book.unsettled) this.settleCuts(); // tracked after the cut rows, as they were cut
     const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
     this.tracked.set(cmd.id, slot);
     this.counts.PENDING++;

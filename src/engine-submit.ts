@@ -182,6 +182,7 @@ export abstract class EngineSubmission extends EngineDispatch {
 
   /** Registers validated commands with new ids: supersession, indexes, COMMAND_CREATED. */
   protected register(prepared: Command[], now: number, supersede = true): Command[] {
+    this.settleCuts(); // its commands tracked and heard of after the rows cut before
     // Supersession: per schedule, from its first slot on, for its assets.
     const perSchedule = new Map<string, { start: number; assets: Set<string> }>();
     for (const c of prepared) {
