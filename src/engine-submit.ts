@@ -313,8 +313,11 @@ export abstract class EngineSubmission extends EngineDispatch {
     // Its cursors first: an asset's set of cursors then never empties while the old ones are
     // cut (one set.delete, not a map delete and a new entry; the cut skips its own cursors).
     this.book.add(plan);
-    if (options.cutsLater) this.book.cutLater(() => this.supersedeAll(assets, id, start, now));
-    else this.supersedeAll(assets, id, start, now);
+    if (!options.cutsLater) this.supersedeAll(assets, id, start, now);
+    else
+      this.book.cutLater(() => {
+        for (const a of assets) this.supersede(a, id, start, now); // the budget: cutLater's
+      });
     // COMMAND_CREATED of its rows after the COMMAND_CANCELLED of those it cut, as always.
     if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) this.settleCuts();
     this.book.announce(plan);

@@ -51,7 +51,7 @@ interface Cut {
   readonly from: number;
   readonly end: number;
   /** How many of its first rows are only heard of (the finished list would drop them). */
-  readonly skip: number;
+  skip: number;
   readonly reason: string;
   readonly now: number;
 }
@@ -275,11 +275,9 @@ export class PlanBook {
     const end = c.end;
     if (this.deferring && !out) {
       // The cursor is cut now; its rows become commands later, as the cursor was (`{...c}`:
-      // its end and endMs make the last row's validUntil).
-      const skip = Math.min(budget.skip, end - from);
-      budget.skip -= skip;
+      // its end and endMs make the last row's validUntil). `cutLater` shares out the skip.
       this.planned -= end - from;
-      if (end > from) this.cuts.push({ c: { ...c }, from, end, skip, reason, now });
+      if (end > from) this.cuts.push({ c: { ...c }, from, end, skip: 0, reason, now });
       c.end = Math.min(c.end, from);
       if (c.next >= c.end) this.close(c);
       else this.persist(plan);
@@ -325,11 +323,25 @@ export class PlanBook {
    * made them.
    */
   cutLater(cut: () => void): void {
+    const first = this.cuts.length;
     this.deferring = true;
     try {
       cut();
     } finally {
       this.deferring = false;
+      // One budget for the rows cut in this operation, as `budget(rowsFrom(...))` gives,
+      // counted from what was cut (no pass over the cursors before it).
+      let rows = 0;
+      for (let i = first; i < this.cuts.length; i++) {
+        const q = this.cuts[i] as Cut;
+        rows += q.end - q.from;
+      }
+      let { skip } = this.budget(rows);
+      for (let i = first; i < this.cuts.length && skip > 0; i++) {
+        const q = this.cuts[i] as Cut;
+        q.skip = Math.min(skip, q.end - q.from);
+        skip -= q.skip;
+      }
     }
   }
 
