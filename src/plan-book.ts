@@ -166,9 +166,9 @@ export class PlanBook {
     this.persist(plan);
   }
 
-  private close(c: PlanCursor): void {
+  /** `c` has no rows left: out of the book (`set`: its asset's set of cursors, if known). */
+  private close(c: PlanCursor, set = this.cursorsOf.get(c.assetId)): void {
     c.token = this.host.newToken();
-    const set = this.cursorsOf.get(c.assetId);
     if (!set?.delete(c)) return;
     if (set.size === 0) this.cursorsOf.delete(c.assetId);
     const plan = c.plan;
@@ -270,6 +270,7 @@ export class PlanBook {
     now: number,
     budget: { skip: number },
     out?: Command[],
+    set?: Set<PlanCursor>,
   ): void {
     const plan = c.plan;
     const end = c.end;
@@ -279,7 +280,7 @@ export class PlanBook {
       this.planned -= end - from;
       if (end > from) this.cuts.push({ c: { ...c }, from, end, skip: 0, reason, now });
       c.end = Math.min(c.end, from);
-      if (c.next >= c.end) this.close(c);
+      if (c.next >= c.end) this.close(c, set);
       else this.persist(plan);
       return;
     }
@@ -414,9 +415,11 @@ export class PlanBook {
     const set = this.cursorsOf.get(assetId);
     if (!set) return;
     const reason = `superseded by schedule ${scheduleId}`;
-    for (const c of [...set]) {
+    // Cutting later calls no listener of commands: the only cursor that can leave the set
+    // in the loop is the one it is at (closed), so no copy of it is needed.
+    for (const c of this.deferring ? set : [...set]) {
       if (c.plan.scheduleId === scheduleId) continue;
-      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget);
+      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget, undefined, set);
       if (c.next >= c.end) continue;
       const r = c.end - 1;
       const u = c.plan.until[r] as number;
