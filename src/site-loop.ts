@@ -164,6 +164,7 @@ export abstract class SiteLoop extends SitePersist {
           this.engine.commitPlan(stored, { cutsLater: true }),
           options.owner,
         );
+        await nextTurn(); // the registration's turn ends here, the cut rows' slices follow
         await runSliced(
           this.engine.settleCutsSteps(() => this.stopped),
           options.slicing,
