@@ -269,10 +269,7 @@ async function flowSteps(text: string, assetMap: Record<string, string>): Promis
     const site = new Site({ siteId: 'commit', onError: () => {} });
     site.submitPlan(await readPlanInChunks(plan));
     const stored = await runSliced(site.engine.stagePlan(laterPlan));
-    const m = await stallOf(async () => {
-      site.engine.commitPlan(stored, { cutsLater: true });
-      await runSliced(site.engine.settleCutsSteps());
-    });
+    const m = await stallOf(() => site.submitPlanAsync(stored));
     stalls.push(m.stallMs);
     cpus.push(m.cpuMs);
     times.push(m.ms);

@@ -47,7 +47,9 @@ export interface PlanHost {
 
 /** Rows `from` to `end` of a cursor (as it was before the cut) cut by `cutLater`. */
 interface Cut {
+  /** The cursor (cut since: `end` and `endMs` are as they were then). */
   readonly c: PlanCursor;
+  readonly endMs: number;
   readonly from: number;
   readonly end: number;
   /** How many of its first rows are only heard of (the finished list would drop them). */
@@ -73,6 +75,9 @@ export class PlanBook {
   /** The next row of `cuts[cutHead]` to settle. */
   private cutRow = 0;
   private settling = false;
+  /** `supersede`'s reason, made once per schedule id. */
+  private reasonOf = '';
+  private reason = '';
 
   constructor(
     private readonly host: PlanHost,
@@ -275,10 +280,10 @@ export class PlanBook {
     const plan = c.plan;
     const end = c.end;
     if (this.deferring && !out) {
-      // The cursor is cut now; its rows become commands later, as the cursor was (`{...c}`:
-      // its end and endMs make the last row's validUntil). `cutLater` shares out the skip.
+      // The cursor is cut now; its rows become commands later (`makeCut`, from the cursor as
+      // it was). `cutLater` shares out the skip.
       this.planned -= end - from;
-      if (end > from) this.cuts.push({ c: { ...c }, from, end, skip: 0, reason, now });
+      if (end > from) this.cuts.push({ c, from, end, endMs: c.endMs, skip: 0, reason, now });
       c.end = Math.min(c.end, from);
       if (c.next >= c.end) this.close(c, set);
       else this.persist(plan);
@@ -384,7 +389,9 @@ export class PlanBook {
 
   /** Rows `from` to `to` of a queued cut: the first `cut.skip` rows of it only heard of. */
   private makeCut(cut: Cut, from: number, to: number): void {
-    const { c, skip, reason } = cut;
+    const { skip, reason } = cut;
+    // The cursor as it was when cut: its end and endMs make the last row's validUntil.
+    const c: PlanCursor = { ...cut.c, end: cut.end, endMs: cut.endMs };
     const plan = c.plan;
     const bus = this.host.eventBus;
     const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
@@ -414,7 +421,11 @@ export class PlanBook {
   ): void {
     const set = this.cursorsOf.get(assetId);
     if (!set) return;
-    const reason = `superseded by schedule ${scheduleId}`;
+    if (this.reasonOf !== scheduleId) {
+      this.reasonOf = scheduleId;
+      this.reason = `superseded by schedule ${scheduleId}`;
+    }
+    const reason = this.reason;
     // Cutting later calls no listener of commands: the only cursor that can leave the set
     // in the loop is the one it is at (closed), so no copy of it is needed.
     for (const c of this.deferring ? set : [...set]) {
