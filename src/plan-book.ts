@@ -1,7 +1,8 @@
 /**
  * PlanBook: the engine's submitted plans (see src/plans.ts) and their rows not yet made into
  * commands. It decides when a row becomes a command (due, read, caught up to a time), cuts
- * plans short (supersession, cancellation), counts the planned rows (PENDING commands in every
+ * plans short (supersession, cancellation; with `cutLater` the cut rows' commands are made
+ * afterwards, in order, by `settleSome`), counts the planned rows (PENDING commands in every
  * figure of the engine), persists plans (`p:<scheduleId>` records, the `plans` of EngineJSON)
  * and restores them. The engine owns the commands: a row becomes one through `PlanHost`.
  */
