@@ -437,6 +437,7 @@ export abstract class EngineDispatch extends EngineCore {
     filter: { assetId?: string; includeInFlight?: boolean } = {},
     reason = 'cancelled',
   ): Command[] {
+    this.settleCuts(); // its cancellations after those of the rows cut before
     const out: Command[] = [];
     const now = this.clock.now();
     const assetIds =

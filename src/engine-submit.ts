@@ -372,6 +372,7 @@ export abstract class EngineSubmission extends EngineDispatch {
             timeoutSeconds: this.config.commandTimeoutSeconds,
           })
     ).filter((c) => !this.tracked.has(c.id));
+    this.settleCuts(); // what it cuts is heard of after the rows cut before
     if (fresh.length > 0)
       this.supersedeAll(
         fresh.map((c) => c.assetId),

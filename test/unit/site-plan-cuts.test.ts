@@ -226,17 +226,37 @@ describe('Site.submitPlanAsync replacing a plan: the cut rows made in slices', (
   });
 
   it('a change of another command in the middle comes after every cut row (events in order)', async () => {
-    const sync = rig(10_000, 'cancelled');
-    const sliced = rig(10_000, 'cancelled');
-    await replace(sync, sliced, (turn) => {
-      if (turn === 0) sliced.site.engine.cancel('day:ev1:0', 'by hand');
-    });
-    sync.site.engine.cancel('day:ev1:0', 'by hand');
-    should(seen(sliced).events).eql(seen(sync).events);
-    should(seen(sliced).changes).eql(seen(sync).changes);
-    should(seen(sliced).commands).eql(seen(sync).commands);
-    await sync.site.stop();
-    await sliced.site.stop();
+    const changes: Record<string, (s: Site) => unknown> = {
+      cancel: (s) => s.engine.cancel('day:ev1:0', 'by hand'),
+      // Planned rows only (none made yet): cancelled without a change of a tracked command.
+      cancelPending: (s) => s.engine.cancelPending({ assetId: 'ev5' }, 'reset'),
+      submit: (s) => s.engine.submit({ assetId: 'ev7', type: 'SET_CHARGE_RATE', valueKw: 2 }),
+    };
+    for (const [name, change] of Object.entries(changes)) {
+      for (const maxFinished of [10_000, 500]) {
+        const sync = rig(maxFinished, 'cancelled');
+        const sliced = rig(maxFinished, 'cancelled');
+        let before = -1;
+        await replace(sync, sliced, (turn) => {
+          if (turn !== 0) return;
+          before = sliced.events.length;
+          change(sliced.site);
+        });
+        change(sync.site);
+        should(before).be.below(sync.events.length);
+        const a = seen(sync);
+        const b = seen(sliced);
+        should(b.events).eql(a.events, name);
+        should(b.changes.map((c) => c.replace(/cmd-[^ ]+/, 'cmd'))).eql(
+          a.changes.map((c) => c.replace(/cmd-[^ ]+/, 'cmd')),
+          name,
+        );
+        should(b.stats).eql(a.stats, name);
+        should(b.commands.length).equal(a.commands.length, name);
+        await sync.site.stop();
+        await sliced.site.stop();
+      }
+    }
   });
 
   it('a stop or an abort while the slices run leaves the state the one-turn commit leaves', async () => {
