@@ -372,7 +372,6 @@ export class PlanBook {
         const to = Math.min(cut.end, from + budget);
         this.makeCut(cut, from, to);
         budget -= to - from;
-        this.cutRow = to;
         if (to >= cut.end) {
           this.cuts[this.cutHead++] = undefined as unknown as Cut;
           this.cutRow = 0;
@@ -401,12 +400,15 @@ export class PlanBook {
     if (!emit) r = Math.max(r, Math.min(skipEnd, to));
     let history: readonly CommandHistoryEntry[] | undefined;
     for (; r < to; r++) {
+      // Counted before its listeners run: one that throws never has a row made twice.
+      this.cutRow = r + 1;
       const cmd = plan.command(c, r);
       history ??= cancelledHistory(cmd.history, cut.now, reason);
       cancelled(cmd, history, reason);
       if (r < skipEnd) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
       else if (!this.host.has(cmd.id)) this.host.trackCancelled(cmd);
     }
+    this.cutRow = to;
   }
 
   /**
