@@ -22,6 +22,7 @@ import type { Tracked } from './engine-slots';
 import { EventType } from './event-bus';
 import {
   isConversion,
+  type PlanCursor,
   planOfConversionSteps,
   readPlanSteps,
   type SchedulePlan,
@@ -223,6 +224,7 @@ export abstract class EngineSubmission extends EngineDispatch {
     start: number,
     now: number,
     budget = { skip: 0 },
+    cursors?: Set<PlanCursor>,
   ): void {
     const active = this.active.get(assetId);
     if (active)
@@ -236,7 +238,7 @@ export abstract class EngineSubmission extends EngineDispatch {
           this.persistCommand(c.id);
         }
       }
-    this.book.supersede(assetId, scheduleId, start, now, budget);
+    this.book.supersede(assetId, scheduleId, start, now, budget, cursors);
     // A silence's fallback that already went out ends too: the new schedule is in force.
     if (this.lastSetpoint.size === 0) return;
     for (const kind of ['rate', 'cap']) {
@@ -312,11 +314,13 @@ export abstract class EngineSubmission extends EngineDispatch {
     }
     // Its cursors first: an asset's set of cursors then never empties while the old ones are
     // cut (one set.delete, not a map delete and a new entry; the cut skips its own cursors).
-    this.book.add(plan);
+    const sets = this.book.add(plan);
     if (!options.cutsLater) this.supersedeAll(assets, id, start, now);
     else
       this.book.cutLater(() => {
-        for (const a of assets) this.supersede(a, id, start, now); // the budget: cutLater's
+        // The budget is cutLater's; each asset's cursor set as `add` left it (no lookup).
+        for (let i = 0; i < assets.length; i++)
+          this.supersede(assets[i] as string, id, start, now, undefined, sets[i]);
       });
     // COMMAND_CREATED of its rows after the COMMAND_CANCELLED of those it cut, as always.
     if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) this.settleCuts();

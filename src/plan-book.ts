@@ -148,28 +148,35 @@ export class PlanBook {
     plan.staged = sets;
   }
 
-  /** Starts keeping `plan`: its cursors go into the due heap. */
-  add(plan: StoredPlan): void {
+  /**
+   * Starts keeping `plan`: its cursors go into the due heap. Returns, per cursor with rows
+   * left (in order), its asset's set of cursors, which `supersede` can be given.
+   */
+  add(plan: StoredPlan): Set<PlanCursor>[] {
     this.plans.set(plan.scheduleId, plan);
     plan.seqBase = this.host.reserveSeq(plan.slot.length);
     const staged = plan.staged;
     plan.staged = undefined;
+    const sets: Set<PlanCursor>[] = [];
     for (let i = 0; i < plan.cursors.length; i++) {
       const c = plan.cursors[i] as PlanCursor;
       if (c.next >= c.end) {
         plan.closed++;
         continue;
       }
-      const set = this.cursorsOf.get(c.assetId);
+      let set = this.cursorsOf.get(c.assetId);
       if (set) set.add(c);
       else {
         const made = staged?.[i];
-        this.cursorsOf.set(c.assetId, made?.has(c) ? made : new Set([c]));
+        set = made?.has(c) ? made : new Set([c]);
+        this.cursorsOf.set(c.assetId, set);
       }
+      sets.push(set);
       this.planned += c.end - c.next;
       this.host.queue(c);
     }
     this.persist(plan);
+    return sets;
   }
 
   /** `c` has no rows left: out of the book (`set`: its asset's set of cursors, if known). */
@@ -421,8 +428,8 @@ export class PlanBook {
     start: number,
     now: number,
     budget: { skip: number },
+    set = this.cursorsOf.get(assetId),
   ): void {
-    const set = this.cursorsOf.get(assetId);
     if (!set) return;
     if (this.reasonOf !== scheduleId) {
       this.reasonOf = scheduleId;
