@@ -8,8 +8,9 @@
  */
 
 import { CHUNK, type Steps } from './chunks';
-import { type Command, type CommandHistoryEntry, CommandStatus, commandToJSON } from './commands';
+import { type Command, type CommandHistoryEntry, commandToJSON } from './commands';
 import { type EventBus, EventType } from './event-bus';
+import { CutQueue, cancelled, cancelledHistory } from './plan-cuts';
 import { planJsonPieces } from './plan-json';
 import { type PlanCursor, type PlanJSON, readPlan, type StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, shown } from './restore';
@@ -46,19 +47,6 @@ export interface PlanHost {
   reserveSeq(n: number): number;
 }
 
-/** Rows `from` to `end` of a cursor (as it was before the cut) cut by `cutLater`. */
-interface Cut {
-  /** The cursor (cut since: `end` and `endMs` are as they were then). */
-  readonly c: PlanCursor;
-  readonly endMs: number;
-  readonly from: number;
-  readonly end: number;
-  /** How many of its first rows are only heard of (the finished list would drop them). */
-  skip: number;
-  readonly reason: string;
-  readonly now: number;
-}
-
 export class PlanBook {
   private readonly plans = new Map<string, StoredPlan>();
   /** Per asset, the cursors of the plans with rows left for it. */
@@ -67,15 +55,11 @@ export class PlanBook {
   /** Rows planned and not yet made into commands. */
   planned = 0;
   /**
-   * When set (`cutLater`), `supersede` cuts the cursors at once and queues the cut rows here:
-   * their CANCELLED commands, changes and events are made later, in order (`settleSome`).
+   * When set (`cutLater`), `supersede` cuts the cursors at once and queues the cut rows in
+   * `cuts`: their CANCELLED commands, changes and events are made later, in order.
    */
   private deferring = false;
-  private readonly cuts: Cut[] = [];
-  private cutHead = 0;
-  /** The next row of `cuts[cutHead]` to settle. */
-  private cutRow = 0;
-  private settling = false;
+  private readonly cuts: CutQueue;
   /** `supersede`'s reason, made once per schedule id. */
   private reasonOf = '';
   private reason = '';
@@ -83,7 +67,9 @@ export class PlanBook {
   constructor(
     private readonly host: PlanHost,
     private readonly maxFinished: () => number,
-  ) {}
+  ) {
+    this.cuts = new CutQueue(host);
+  }
 
   get(scheduleId: string): StoredPlan | undefined {
     return this.plans.get(scheduleId);
@@ -288,8 +274,8 @@ export class PlanBook {
     const plan = c.plan;
     const end = c.end;
     if (this.deferring && !out) {
-      // The cursor is cut now; its rows become commands later (`makeCut`, from the cursor as
-      // it was). `cutLater` shares out the skip.
+      // The cursor is cut now; its rows become commands later (src/plan-cuts.ts, from the
+      // cursor as it was). `cutLater` shares out the skip.
       this.planned -= end - from;
       if (end > from) this.cuts.push({ c, from, end, endMs: c.endMs, skip: 0, reason, now });
       c.end = Math.min(c.end, from);
@@ -345,77 +331,22 @@ export class PlanBook {
       this.deferring = false;
       // One budget for the rows cut in this operation, as `budget(rowsFrom(...))` gives,
       // counted from what was cut (no pass over the cursors before it).
-      let rows = 0;
-      for (let i = first; i < this.cuts.length; i++) {
-        const q = this.cuts[i] as Cut;
-        rows += q.end - q.from;
-      }
-      let { skip } = this.budget(rows);
-      for (let i = first; i < this.cuts.length && skip > 0; i++) {
-        const q = this.cuts[i] as Cut;
-        q.skip = Math.min(skip, q.end - q.from);
-        skip -= q.skip;
-      }
+      this.cuts.share(first, (rows) => this.budget(rows).skip);
     }
   }
 
   /** Whether rows cut by `cutLater` are still to be made into their commands. */
   get unsettled(): boolean {
-    return this.cutHead < this.cuts.length;
+    return this.cuts.unsettled;
   }
 
   /**
-   * Makes up to about `rows` of the queued cut rows into what `cancelRows` makes of them;
-   * returns whether some are left. A call made while it runs (from a listener) does nothing.
+   * Makes up to about `rows` of the rows cut by `cutLater` into what `cancelRows` makes of
+   * them; returns whether some are left. A call made while it runs (from a listener) does
+   * nothing.
    */
   settleSome(rows: number): boolean {
-    if (this.settling) return this.unsettled;
-    this.settling = true;
-    try {
-      let budget = rows;
-      while (this.cutHead < this.cuts.length && budget > 0) {
-        const cut = this.cuts[this.cutHead] as Cut;
-        const from = Math.max(cut.from, this.cutRow);
-        const to = Math.min(cut.end, from + budget);
-        this.makeCut(cut, from, to);
-        budget -= to - from;
-        if (to >= cut.end) {
-          this.cuts[this.cutHead++] = undefined as unknown as Cut;
-          this.cutRow = 0;
-        }
-      }
-      if (this.cutHead >= this.cuts.length) {
-        this.cuts.length = 0;
-        this.cutHead = 0;
-      }
-      return this.unsettled;
-    } finally {
-      this.settling = false;
-    }
-  }
-
-  /** Rows `from` to `to` of a queued cut: the first `cut.skip` rows of it only heard of. */
-  private makeCut(cut: Cut, from: number, to: number): void {
-    const { skip, reason } = cut;
-    // The cursor as it was when cut: its end and endMs make the last row's validUntil.
-    const c: PlanCursor = { ...cut.c, end: cut.end, endMs: cut.endMs };
-    const plan = c.plan;
-    const bus = this.host.eventBus;
-    const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
-    const skipEnd = cut.from + skip;
-    let r = from;
-    if (!emit) r = Math.max(r, Math.min(skipEnd, to));
-    let history: readonly CommandHistoryEntry[] | undefined;
-    for (; r < to; r++) {
-      // Counted before its listeners run: one that throws never has a row made twice.
-      this.cutRow = r + 1;
-      const cmd = plan.command(c, r);
-      history ??= cancelledHistory(cmd.history, cut.now, reason);
-      cancelled(cmd, history, reason);
-      if (r < skipEnd) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
-      else if (!this.host.has(cmd.id)) this.host.trackCancelled(cmd);
-    }
-    this.cutRow = to;
+    return this.cuts.settleSome(rows);
   }
 
   /**
@@ -532,25 +463,4 @@ export class PlanBook {
     for (const plan of read.values()) if (plan.rowsLeft() > 0) this.add(plan);
     return [...read.keys()];
   }
-}
-
-/**
- * The history of a planned row cancelled at `now`: its first entry (`base`, the plan's, the
- * same for every row) and the CANCELLED one, as `transition` would make them; frozen, so that
- * every row cut in one go shares it (a later write copies it, as for `base`).
- */
-function cancelledHistory(
-  base: readonly CommandHistoryEntry[],
-  now: number,
-  reason: string,
-): readonly CommandHistoryEntry[] {
-  const entry: CommandHistoryEntry = { status: CommandStatus.CANCELLED, at: new Date(now), reason };
-  return Object.freeze([...base, Object.freeze(entry)]);
-}
-
-/** A PENDING row's command made CANCELLED with `history` (what `finish` leaves it as). */
-function cancelled(cmd: Command, history: readonly CommandHistoryEntry[], reason: string): void {
-  cmd.status = CommandStatus.CANCELLED;
-  cmd.history = history as CommandHistoryEntry[];
-  cmd.lastError = reason;
 }
