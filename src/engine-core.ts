@@ -119,6 +119,7 @@ export abstract class EngineCore {
 
   /** A new PENDING command into the indexes (not the due heap). */
   protected adopt(cmd: Command): Tracked {
+    if (this.book.unsettled) this.settleCuts(); // tracked after the cut rows, as they were cut
     const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
     this.tracked.set(cmd.id, slot);
     this.counts.PENDING++;
@@ -135,12 +136,16 @@ export abstract class EngineCore {
         this.enqueue(this.adopt(cmd), cmd.scheduledAt.getTime(), seq);
         this.changed(cmd);
       },
-      trackCancelled: (cmd, now, reason) => {
-        // Finished at once: never among the asset's unfinished ones (no set made for it).
-        const t: Tracked = { cmd, dueToken: 0, deadlineToken: 0, unjournaled: true };
-        this.tracked.set(cmd.id, t);
-        this.counts.PENDING++;
-        this.finish(t, CommandStatus.CANCELLED, now, reason);
+      trackCancelled: (cmd) => {
+        // What `finish` does to a new PENDING command, for one never queued, never among the
+        // asset's unfinished or held ones, not a setpoint in force, and not journaled (its
+        // row is in the plan's record): tracked, counted, the change and the event.
+        this.tracked.set(cmd.id, { cmd, dueToken: 0, deadlineToken: 0, unjournaled: true });
+        this.counts.CANCELLED++;
+        for (const l of this.changeListeners) l(cmd);
+        this.finished.push(cmd.id);
+        this.trimFinished();
+        this.emit(EVENT_FOR[CommandStatus.CANCELLED], cmd);
       },
       queue: (c) => {
         c.token = ++this.token;
@@ -216,7 +221,18 @@ export abstract class EngineCore {
     }
   }
 
+  /**
+   * Makes the rows cut by a commit with `cutsLater` (src/engine-submit.ts `commitPlan`) and
+   * not made yet into their CANCELLED commands, changes and events now, so that whatever
+   * comes next sees them and is heard of after them. Every query that can return finished
+   * commands, and every change of a command (`changed`), calls it first.
+   */
+  settleCuts(): void {
+    if (this.book.unsettled) this.book.settleSome(Number.POSITIVE_INFINITY);
+  }
+
   protected changed(cmd: Command): void {
+    if (this.book.unsettled) this.settleCuts(); // the cut rows' changes come first
     // Called for every change of every command: no copy of the set (a listener removed
     // while others run is simply not called again).
     for (const l of this.changeListeners) l(cmd);

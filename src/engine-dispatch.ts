@@ -39,6 +39,9 @@ function attemptText(n: number, of: number): string {
 const dueOrder = (a: HeapEntry, b: HeapEntry): number =>
   dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0;
 
+/** Stale due-heap entries `nextWakeAt` pops one by one before it filters the heap instead. */
+const STALE_POPS = 256;
+
 export abstract class EngineDispatch extends EngineCore {
   /** See DispatchEngine.checkSilence (src/engine-submit.ts); called by the handout. */
   abstract checkSilence(now?: TimeInput): Command[];
@@ -182,7 +185,15 @@ export abstract class EngineDispatch extends EngineCore {
    */
   nextWakeAt(): number | null {
     let top = this.due.peek();
+    let popped = 0;
     while (top && !liveDue(top)) {
+      if (++popped > STALE_POPS) {
+        // Many stale entries on top (a replaced plan's cursors, cut at once): one pass over
+        // the heap drops them all, cheaper than popping each.
+        this.due.retain(liveDue);
+        top = this.due.peek();
+        break;
+      }
       this.due.pop();
       top = this.due.peek();
     }
@@ -426,6 +437,7 @@ export abstract class EngineDispatch extends EngineCore {
     filter: { assetId?: string; includeInFlight?: boolean } = {},
     reason = 'cancelled',
   ): Command[] {
+    this.settleCuts(); // its cancellations after those of the rows cut before
     const out: Command[] = [];
     const now = this.clock.now();
     const assetIds =

@@ -22,6 +22,7 @@ import type { Tracked } from './engine-slots';
 import { EventType } from './event-bus';
 import {
   isConversion,
+  type PlanCursor,
   planOfConversionSteps,
   readPlanSteps,
   type SchedulePlan,
@@ -29,6 +30,9 @@ import {
 } from './plans';
 import { parseSchedule } from './schedule';
 import { isSilenceFallback, silenceCommands, silenceDeadline } from './silence';
+
+/** Cut rows made into their commands per step of `settleCutsSteps` (~1 ms of work). */
+const CUT_ROWS_PER_STEP = 256;
 
 export abstract class EngineSubmission extends EngineDispatch {
   // ---------------------------------------------------------------- schedules and submission
@@ -86,6 +90,7 @@ export abstract class EngineSubmission extends EngineDispatch {
    * throws if one of its command ids is already registered.
    */
   acceptConversion(conversion: Conversion): Conversion {
+    this.settleCuts(); // its SCHEDULE_RECEIVED after the events of the schedule before
     // Its ids are `<scheduleId>:...`: taken if any command or plan of that id is registered
     // (checked without making the conversion's commands).
     const sid = conversion.scheduleId;
@@ -178,6 +183,7 @@ export abstract class EngineSubmission extends EngineDispatch {
 
   /** Registers validated commands with new ids: supersession, indexes, COMMAND_CREATED. */
   protected register(prepared: Command[], now: number, supersede = true): Command[] {
+    this.settleCuts(); // its commands tracked and heard of after the rows cut before
     // Supersession: per schedule, from its first slot on, for its assets.
     const perSchedule = new Map<string, { start: number; assets: Set<string> }>();
     for (const c of prepared) {
@@ -218,6 +224,7 @@ export abstract class EngineSubmission extends EngineDispatch {
     start: number,
     now: number,
     budget = { skip: 0 },
+    cursors?: Set<PlanCursor>,
   ): void {
     const active = this.active.get(assetId);
     if (active)
@@ -231,7 +238,7 @@ export abstract class EngineSubmission extends EngineDispatch {
           this.persistCommand(c.id);
         }
       }
-    this.book.supersede(assetId, scheduleId, start, now, budget);
+    this.book.supersede(assetId, scheduleId, start, now, budget, cursors);
     // A silence's fallback that already went out ends too: the new schedule is in force.
     if (this.lastSetpoint.size === 0) return;
     for (const kind of ['rate', 'cap']) {
@@ -280,8 +287,17 @@ export abstract class EngineSubmission extends EngineDispatch {
    * The part of `submitPlan` that registers a plan staged by `stagePlan` (use it once), in
    * one go: re-delivery check, supersession, its cursors into the due heap, events. O(assets)
    * plus the rows it supersedes.
+   *
+   * With `cutsLater` (`Site.submitPlanAsync`), the supersession still takes effect at once
+   * (the older schedules' rows are cut, nothing of them can fall due or be handed out, the
+   * new plan is in force), but the superseded rows' CANCELLED commands, their change notices
+   * and COMMAND_CANCELLED events are made afterwards, by `settleCutsSteps` in slices or at
+   * the latest when something reads or changes a command (`settleCuts`): the only visible
+   * difference is that those events may arrive in the turns after this call. Queries,
+   * counts, `toJSON`, the journal and the order of events are as without it.
    */
-  commitPlan(plan: StoredPlan): PlanSubmission {
+  commitPlan(plan: StoredPlan, options: { cutsLater?: boolean } = {}): PlanSubmission {
+    this.settleCuts();
     const id = plan.scheduleId;
     if (this.book.isRedelivery(plan, this.tracked.values()))
       return { scheduleId: id, count: 0, duplicate: true };
@@ -296,11 +312,29 @@ export abstract class EngineSubmission extends EngineDispatch {
       start = Math.min(start, plan.timeOf(c.next));
       assets.push(c.assetId);
     }
-    this.supersedeAll(assets, id, start, now);
-    this.book.add(plan);
+    // Its cursors first: an asset's set of cursors then never empties while the old ones are
+    // cut (one set.delete, not a map delete and a new entry; the cut skips its own cursors).
+    const sets = this.book.add(plan);
+    if (!options.cutsLater) this.supersedeAll(assets, id, start, now);
+    else
+      this.book.cutLater(() => {
+        // The budget is cutLater's; each asset's cursor set as `add` left it (no lookup).
+        for (let i = 0; i < assets.length; i++)
+          this.supersede(assets[i] as string, id, start, now, undefined, sets[i]);
+      });
+    // COMMAND_CREATED of its rows after the COMMAND_CANCELLED of those it cut, as always.
+    if (this.eventBus.hasSubscribers(EventType.COMMAND_CREATED)) this.settleCuts();
     this.book.announce(plan);
     this.wake();
     return { scheduleId: id, count, duplicate: false };
+  }
+
+  /**
+   * `settleCuts` in slices (rows cut by `commitPlan` with `cutsLater`, about CUT_ROWS_PER_STEP
+   * a step), until none is left or `stop()` says so (the rest is made when next needed).
+   */
+  *settleCutsSteps(stop?: () => boolean): Steps<void> {
+    while (!stop?.() && this.book.settleSome(CUT_ROWS_PER_STEP)) yield;
   }
 
   /** Whether the plan of schedule `scheduleId` still has rows not made into commands. */
@@ -342,6 +376,7 @@ export abstract class EngineSubmission extends EngineDispatch {
             timeoutSeconds: this.config.commandTimeoutSeconds,
           })
     ).filter((c) => !this.tracked.has(c.id));
+    this.settleCuts(); // what it cuts is heard of after the rows cut before
     if (fresh.length > 0)
       this.supersedeAll(
         fresh.map((c) => c.assetId),

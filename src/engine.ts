@@ -248,10 +248,12 @@ export class DispatchEngine extends EngineSubmission {
 
   /** The command of that id (a planned row is made into its command on the way). */
   getCommand(id: string): Command | undefined {
+    this.settleCuts();
     return this.trackedOrPlanned(id)?.cmd;
   }
 
   getCommands(filter: CommandFilter = {}): Command[] {
+    this.settleCuts();
     return commandsMatching(this.tracked, this.book, filter);
   }
 
@@ -274,6 +276,7 @@ export class DispatchEngine extends EngineSubmission {
    * SET_DISCHARGE_RATE or SET_POWER_LIMIT whose slot has begun and not ended, or undefined.
    */
   getCommandInForce(assetId: string, now?: TimeInput): Command | undefined {
+    this.settleCuts(); // the finished list as it is once every cut row is kept
     return commandInForce(this.tracked, assetId, this.now(now));
   }
 
@@ -283,6 +286,7 @@ export class DispatchEngine extends EngineSubmission {
   }
 
   stats(): EngineStats {
+    this.settleCuts();
     return statsOf(this.counts, this.heldCount, this.tracked.size, this.book.planned);
   }
 
@@ -299,6 +303,7 @@ export class DispatchEngine extends EngineSubmission {
 
   /** Everything needed to carry on after a restart, as JSON-safe data. */
   toJSON(): EngineJSON {
+    this.settleCuts();
     return engineToJSON(this.persistHost());
   }
 

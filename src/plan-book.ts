@@ -1,14 +1,16 @@
 /**
  * PlanBook: the engine's submitted plans (see src/plans.ts) and their rows not yet made into
  * commands. It decides when a row becomes a command (due, read, caught up to a time), cuts
- * plans short (supersession, cancellation), counts the planned rows (PENDING commands in every
+ * plans short (supersession, cancellation; with `cutLater` the cut rows' commands are made
+ * afterwards, in order, by `settleSome`), counts the planned rows (PENDING commands in every
  * figure of the engine), persists plans (`p:<scheduleId>` records, the `plans` of EngineJSON)
  * and restores them. The engine owns the commands: a row becomes one through `PlanHost`.
  */
 
 import { CHUNK, type Steps } from './chunks';
-import { type Command, CommandStatus, commandToJSON, transition } from './commands';
+import { type Command, type CommandHistoryEntry, commandToJSON } from './commands';
 import { type EventBus, EventType } from './event-bus';
+import { CutQueue, cancelled, cancelledHistory } from './plan-cuts';
 import { planJsonPieces } from './plan-json';
 import { type PlanCursor, type PlanJSON, readPlan, type StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, shown } from './restore';
@@ -32,8 +34,11 @@ export interface PlanHost {
   has(id: string): boolean;
   /** A row made into a PENDING command: tracked, due at its time, with sequence `seq`. */
   track(cmd: Command, seq: number): void;
-  /** A row cancelled: tracked as a finished (CANCELLED) command. */
-  trackCancelled(cmd: Command, now: number, reason: string): void;
+  /**
+   * A row made into its CANCELLED command (status, history and lastError already set, see
+   * `cancelled`): tracked as a finished command, as `finish` would leave it.
+   */
+  trackCancelled(cmd: Command): void;
   /** Puts the cursor's next row into the due heap under a new token (`c.token`). */
   queue(c: PlanCursor): void;
   /** A new token: a cursor that takes it has no live entry in the due heap any more. */
@@ -49,11 +54,22 @@ export class PlanBook {
   private readonly listeners = new Set<(change: PersistChange) => void>();
   /** Rows planned and not yet made into commands. */
   planned = 0;
+  /**
+   * When set (`cutLater`), `supersede` cuts the cursors at once and queues the cut rows in
+   * `cuts`: their CANCELLED commands, changes and events are made later, in order.
+   */
+  private deferring = false;
+  private readonly cuts: CutQueue;
+  /** `supersede`'s reason, made once per schedule id. */
+  private reasonOf = '';
+  private reason = '';
 
   constructor(
     private readonly host: PlanHost,
     private readonly maxFinished: () => number,
-  ) {}
+  ) {
+    this.cuts = new CutQueue(host);
+  }
 
   get(scheduleId: string): StoredPlan | undefined {
     return this.plans.get(scheduleId);
@@ -118,33 +134,41 @@ export class PlanBook {
     plan.staged = sets;
   }
 
-  /** Starts keeping `plan`: its cursors go into the due heap. */
-  add(plan: StoredPlan, persist = true): void {
+  /**
+   * Starts keeping `plan`: its cursors go into the due heap (and its record to the journal,
+   * unless `persist` is false: a restore). Returns, per cursor with rows left (in order), its
+   * asset's set of cursors, which `supersede` can be given.
+   */
+  add(plan: StoredPlan, persist = true): Set<PlanCursor>[] {
     this.plans.set(plan.scheduleId, plan);
     plan.seqBase = this.host.reserveSeq(plan.slot.length);
     const staged = plan.staged;
     plan.staged = undefined;
+    const sets: Set<PlanCursor>[] = [];
     for (let i = 0; i < plan.cursors.length; i++) {
       const c = plan.cursors[i] as PlanCursor;
       if (c.next >= c.end) {
         plan.closed++;
         continue;
       }
-      const set = this.cursorsOf.get(c.assetId);
+      let set = this.cursorsOf.get(c.assetId);
       if (set) set.add(c);
       else {
         const made = staged?.[i];
-        this.cursorsOf.set(c.assetId, made?.has(c) ? made : new Set([c]));
+        set = made?.has(c) ? made : new Set([c]);
+        this.cursorsOf.set(c.assetId, set);
       }
+      sets.push(set);
       this.planned += c.end - c.next;
       this.host.queue(c);
     }
     if (persist) this.persist(plan);
+    return sets;
   }
 
-  private close(c: PlanCursor): void {
+  /** `c` has no rows left: out of the book (`set`: its asset's set of cursors, if known). */
+  private close(c: PlanCursor, set = this.cursorsOf.get(c.assetId)): void {
     c.token = this.host.newToken();
-    const set = this.cursorsOf.get(c.assetId);
     if (!set?.delete(c)) return;
     if (set.size === 0) this.cursorsOf.delete(c.assetId);
     const plan = c.plan;
@@ -246,9 +270,20 @@ export class PlanBook {
     now: number,
     budget: { skip: number },
     out?: Command[],
+    set?: Set<PlanCursor>,
   ): void {
     const plan = c.plan;
     const end = c.end;
+    if (this.deferring && !out) {
+      // The cursor is cut now; its rows become commands later (src/plan-cuts.ts, from the
+      // cursor as it was). `cutLater` shares out the skip.
+      this.planned -= end - from;
+      if (end > from) this.cuts.push({ c, from, end, endMs: c.endMs, skip: 0, reason, now });
+      c.end = Math.min(c.end, from);
+      if (c.next >= c.end) this.close(c, set);
+      else this.persist(plan);
+      return;
+    }
     const bus = this.host.eventBus;
     const emit = bus.hasSubscribers(EventType.COMMAND_CANCELLED);
     let r = from;
@@ -259,24 +294,60 @@ export class PlanBook {
       this.planned -= skipped;
       r += skipped;
     }
+    // Every row cut here gets the same two history entries: made once, shared (frozen).
+    let history: readonly CommandHistoryEntry[] | undefined;
     for (; r < end; r++) {
       const cmd = plan.command(c, r);
       this.planned--;
+      history ??= cancelledHistory(cmd.history, now, reason);
       if (budget.skip > 0) {
         budget.skip--;
-        transition(cmd, CommandStatus.CANCELLED, now, reason);
-        cmd.lastError = reason;
+        cancelled(cmd, history, reason);
         if (emit) bus.publish(EventType.COMMAND_CANCELLED, commandToJSON(cmd));
         out?.push(cmd);
         continue;
       }
       if (this.host.has(cmd.id)) continue;
-      this.host.trackCancelled(cmd, now, reason);
+      cancelled(cmd, history, reason);
+      this.host.trackCancelled(cmd);
       out?.push(cmd);
     }
     c.end = Math.min(c.end, from);
     if (c.next >= c.end) this.close(c);
     else this.persist(plan);
+  }
+
+  /**
+   * Runs `cut` (a supersession) with the cut rows queued, not made: the cursors are cut, the
+   * rows leave `planned` and the plans' records change now; each row's CANCELLED command, its
+   * change and its COMMAND_CANCELLED are made by `settleSome`, in the order `cut` would have
+   * made them.
+   */
+  cutLater(cut: () => void): void {
+    const first = this.cuts.length;
+    this.deferring = true;
+    try {
+      cut();
+    } finally {
+      this.deferring = false;
+      // One budget for the rows cut in this operation, as `budget(rowsFrom(...))` gives,
+      // counted from what was cut (no pass over the cursors before it).
+      this.cuts.share(first, (rows) => this.budget(rows).skip);
+    }
+  }
+
+  /** Whether rows cut by `cutLater` are still to be made into their commands. */
+  get unsettled(): boolean {
+    return this.cuts.unsettled;
+  }
+
+  /**
+   * Makes up to about `rows` of the rows cut by `cutLater` into what `cancelRows` makes of
+   * them; returns whether some are left. A call made while it runs (from a listener) does
+   * nothing.
+   */
+  settleSome(rows: number): boolean {
+    return this.cuts.settleSome(rows);
   }
 
   /**
@@ -289,13 +360,19 @@ export class PlanBook {
     start: number,
     now: number,
     budget: { skip: number },
+    set = this.cursorsOf.get(assetId),
   ): void {
-    const set = this.cursorsOf.get(assetId);
     if (!set) return;
-    const reason = `superseded by schedule ${scheduleId}`;
-    for (const c of [...set]) {
+    if (this.reasonOf !== scheduleId) {
+      this.reasonOf = scheduleId;
+      this.reason = `superseded by schedule ${scheduleId}`;
+    }
+    const reason = this.reason;
+    // Cutting later calls no listener of commands: the only cursor that can leave the set
+    // in the loop is the one it is at (closed), so no copy of it is needed.
+    for (const c of this.deferring ? set : [...set]) {
       if (c.plan.scheduleId === scheduleId) continue;
-      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget);
+      this.cancelRows(c, c.plan.firstAtOrAfter(c, start), reason, now, budget, undefined, set);
       if (c.next >= c.end) continue;
       const r = c.end - 1;
       const u = c.plan.until[r] as number;

@@ -118,7 +118,11 @@ export abstract class SiteLoop extends SitePersist {
    * as they fall due) on behalf of dispatcher `owner`, and re-arms.
    */
   submitPlan(plan: Conversion | SchedulePlan | StoredPlan, owner?: string): PlanSubmission {
-    const done = this.engine.submitPlan(plan);
+    return this.registered(this.engine.submitPlan(plan), owner);
+  }
+
+  /** What `submitPlan` does once the engine registered the plan. */
+  private registered(done: PlanSubmission, owner: string | undefined): PlanSubmission {
     if (owner !== undefined && done.count > 0) {
       this.planOwners.set(done.scheduleId, owner);
       this.journalPlanOwner(done.scheduleId);
@@ -137,6 +141,13 @@ export abstract class SiteLoop extends SitePersist {
    * that `submitPlan` throws). Plans and the operations given to `inOrder` take effect in the
    * order they were asked for. Rejects, changing nothing, when the site was stopped or
    * `signal` aborted before the registration.
+   *
+   * The rows it supersedes are cut in the registration step, and their CANCELLED commands,
+   * change notices and COMMAND_CANCELLED events are made after it, in slices, before the
+   * promise resolves and before the next operation given to `inOrder` (`engine.commitPlan`
+   * with `cutsLater`): every query sees them from the registration on, but their events may
+   * arrive in the turns right after it. A stop ends the slices; the rest is made when next
+   * read.
    */
   submitPlanAsync(
     plan: unknown,
@@ -149,7 +160,16 @@ export abstract class SiteLoop extends SitePersist {
           throw new Error('plan: aborted before it was registered; nothing changed');
         if (this.stopped)
           throw new Error(`site ${this.siteId} stopped while the plan was read; nothing changed`);
-        return this.submitPlan(stored, options.owner);
+        const done = this.registered(
+          this.engine.commitPlan(stored, { cutsLater: true }),
+          options.owner,
+        );
+        await nextTurn(); // the registration's turn ends here, the cut rows' slices follow
+        await runSliced(
+          this.engine.settleCutsSteps(() => this.stopped),
+          options.slicing,
+        );
+        return done;
       }),
     );
   }

@@ -279,6 +279,7 @@ export abstract class SitePersist {
     const started = this.clock.now();
     this.saving = true;
     try {
+      this.engine.settleCuts(); // a snapshot after every record of the cut rows
       if (this.journaling && !this.wholeSaveDue && this.store.compact) await this.store.compact();
       else {
         await this.store.save(this.toJSON());
