@@ -193,6 +193,20 @@ export class EventBus {
     };
   }
 
+  /**
+   * Subscribes `handler` to each of `types` (in publish order, as '*' would, but only those:
+   * events that are made only when their type has a listener stay unmade). One unsubscribe
+   * for all.
+   */
+  subscribeTypes(types: Iterable<EventType>, handler: AnyHandler): Unsubscribe {
+    const offs = [...new Set(types)].map((t) =>
+      this.subscribe(t, handler as unknown as Handler<typeof t>),
+    );
+    return () => {
+      for (const off of offs) off();
+    };
+  }
+
   /** Whether anyone listens to `type` (directly or through '*'): publishers can skip work. */
   hasSubscribers(type: EventType): boolean {
     return (this.handlers.get(type)?.size ?? 0) > 0 || (this.handlers.get('*')?.size ?? 0) > 0;

@@ -54,9 +54,10 @@ export default function (RED: NodeAPI) {
     }));
     status.show('green', 'ring', 'qe-events.status.listening');
 
-    const off = found.site.eventBus.subscribe('*', (e) => {
+    // One subscription per selected type, not '*': the core makes some events only when
+    // someone listens to their type (a plan's COMMAND_CREATED, one per planned row).
+    const onEvent = (e: AnyBusEvent) => {
       const index = types.indexOf(e.type);
-      if (index < 0) return;
       if (filter.size > 0 && !assetsOf(e).some((a) => filter.has(a))) return;
       const msgs: (NodeMessage | null)[] = new Array(types.length).fill(null);
       // A copy: flows may change what they receive, other subscribers must not see that.
@@ -67,8 +68,8 @@ export default function (RED: NodeAPI) {
       this.send(msgs);
       count++;
       status.refresh();
-    });
-    closeWith(this, off);
+    };
+    closeWith(this, found.site.eventBus.subscribeTypes(types, onEvent));
   }
 
   RED.nodes.registerType('qe-events', QeEvents as never);

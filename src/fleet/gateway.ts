@@ -132,7 +132,15 @@ export class FleetGateway {
     if (this.started) return;
     this.started = true;
     this.stopping = false;
-    this.offs.push(this.site.eventBus.subscribe('*', (e) => this.onBusEvent(e)));
+    // The types published and those the asset status follows, each on its own: the core
+    // makes some events only when someone listens to their type (a plan's COMMAND_CREATED).
+    const onBusEvent = (e: AnyBusEvent) => this.onBusEvent(e);
+    const followed = new Set<EventType>([
+      ...(this.eventTypes as ReadonlySet<EventType>),
+      EventType.STATE_CHANGED,
+      ...(SETPOINT_ENDS as ReadonlySet<EventType>),
+    ]);
+    this.offs.push(this.site.eventBus.subscribeTypes(followed, onBusEvent));
     this.offs.push(this.site.onMeasured((assetId, m) => this.onMeasured(assetId, m.kw, m.at)));
     let client = this.options.client;
     if (!client) {

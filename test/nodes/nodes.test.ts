@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import should from 'should';
 import sinon from 'sinon';
+import { EventType } from '../../src/event-bus';
 import { JournalStore } from '../../src/journal';
 import {
   allNodes,
@@ -224,6 +225,27 @@ describe('nodes: asset state, events, coordinator', () => {
       should(o2.msgs.map((m) => (m.payload as { valueKw: number }).valueKw)).eql([2]);
       should(x0.msgs.map((m) => m.topic)).eql(['COMMAND_CREATED', 'COMMAND_CREATED']);
       should(x7.msgs.map((m) => (m.payload as { assetId: string }).assetId)).eql(['a1', 'a2']);
+    });
+
+    it('listens to the selected types only: events made only for a listener stay unmade', async () => {
+      await helper.load(
+        allNodes(),
+        onTab([
+          coordinator(),
+          {
+            id: 'ev',
+            type: 'qe-events',
+            coordinator: 'coord',
+            eventTypes: ['COMMAND_COMPLETED'],
+            outputs: 1,
+            wires: [[]],
+          },
+        ]),
+      );
+      const bus = siteOf().eventBus;
+      // A plan's COMMAND_CREATED (one per planned row) is made only when someone listens.
+      should(bus.hasSubscribers(EventType.COMMAND_CREATED)).be.false();
+      should(bus.hasSubscribers(EventType.COMMAND_COMPLETED)).be.true();
     });
 
     it('refuses an unknown event type at deploy', async () => {

@@ -80,6 +80,25 @@ describe('EventBus', () => {
     should(onlyState).eql(['STATE_CHANGED']);
   });
 
+  it('subscribeTypes: one handler on those types only, in publish order; one unsubscribe for all', () => {
+    const bus = new EventBus();
+    const seen: string[] = [];
+    const off = bus.subscribeTypes(
+      [EventType.STATE_CHANGED, EventType.COMMAND_CANCELLED, EventType.STATE_CHANGED],
+      (e: AnyBusEvent) => seen.push(e.type),
+    );
+    // Publishers that skip work without a listener see none for the other types.
+    should(bus.hasSubscribers(EventType.COMMAND_CREATED)).be.false();
+    should(bus.hasSubscribers(EventType.STATE_CHANGED)).be.true();
+    should(bus.subscriberCount()).equal(2);
+    bus.publish(EventType.STATE_CHANGED, change);
+    bus.publish(EventType.STATE_CHANGED, { ...change, to_state: 'CHARGING' });
+    should(seen).eql(['STATE_CHANGED', 'STATE_CHANGED']);
+    off();
+    should(bus.subscriberCount()).equal(0);
+    should(() => bus.subscribeTypes(['NOPE' as EventType], () => {})).throw(/unknown event type/);
+  });
+
   it('subscribe returns an unsubscribe function that is idempotent', () => {
     const bus = new EventBus();
     let n = 0;

@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import should from 'should';
-import { EventType } from '../../src/event-bus';
+import { EVENT_TYPES, EventType } from '../../src/event-bus';
 import type { Ack, AssetStatus, FleetEvent, Presence } from '../../src/fleet/contract';
 import { closeFleet, LIMITS, open, P, rig, schedule } from '../helpers/fleet-rig';
 import { mqttVersions } from '../helpers/mqtt-broker';
@@ -229,7 +229,8 @@ for (const v of mqttVersions()) {
       const off = await r.peer.next(`${P}/presence`);
       should(off.json).match({ status: 'offline' });
       should(off.packet.retain).be.false(); // live delivery; the broker keeps it retained
-      should(r.site.eventBus.subscriberCount()).equal(before - 1);
+      // One subscription per type it follows (every type by default), all removed.
+      should(r.site.eventBus.subscriberCount()).equal(before - EVENT_TYPES.length);
       should(r.gateway.connected).be.false();
       await r.gateway.stop(); // idempotent
     });
@@ -291,6 +292,15 @@ describe('FleetGateway, either version', () => {
     await r.peer.next(`${P}/events/STATE_CHANGED`, (m) => m.text.includes('"to_state":"CHARGING"'));
     should(r.peer.all(`${P}/assets/ev1`)).have.length(1);
     should(r.peer.all(`${P}/events/STATE_CHANGED`)).have.length(2);
+  });
+
+  it('listens to the event types it publishes and those the asset status follows, no more', async () => {
+    const r = await rig(4, { eventTypes: [EventType.COMMAND_COMPLETED] });
+    const bus = r.site.eventBus;
+    // A plan's COMMAND_CREATED (one per planned row) is made only when someone listens.
+    should(bus.hasSubscribers(EventType.COMMAND_CREATED)).be.false();
+    should(bus.hasSubscribers(EventType.STATE_CHANGED)).be.true();
+    should(bus.hasSubscribers(EventType.COMMAND_CANCELLED)).be.true();
   });
 
   it('registers a schedule as its plan: a later slot stays a planned row, not a command', async () => {
