@@ -49,6 +49,10 @@ function isThenable<T>(x: unknown): x is PromiseLike<T> {
   );
 }
 
+/** The last deadline handed out (`dispatchTracked`), shared by the next of the same ms. */
+let lastDeadlineMs = Number.NaN;
+let lastDeadline = new Date(0);
+
 /** What `runAttempt` chains an answer given at once to. */
 const resolved = Promise.resolve();
 
@@ -371,7 +375,13 @@ export abstract class EngineDispatch extends EngineCore {
     cmd.nextAttemptAt = null;
     cmd.holdReason = null;
     const deadline = now + cmd.timeoutSeconds * 1000;
-    cmd.deadline = new Date(deadline);
+    // The commands handed out in one ms share their deadline's Date, as a submission's share
+    // their times (`InternCache`: nothing changes a command's Date in place).
+    if (deadline !== lastDeadlineMs) {
+      lastDeadline = new Date(deadline);
+      lastDeadlineMs = deadline;
+    }
+    cmd.deadline = lastDeadline;
     this.move(slot, CommandStatus.DISPATCHED, now, attemptText(cmd.attempts, cmd.maxRetries + 1));
     slot.dueToken = ++this.token;
     slot.deadlineToken = ++this.token;
