@@ -79,7 +79,9 @@ export abstract class EngineDispatch extends EngineCore {
     // (PENDING) until dispatched, as heap entries stay in the heap.
     if (this.prepared.length > 0) {
       const keep: HeapEntry[] = [];
-      for (const e of this.prepared) {
+      const list = this.prepared;
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i] as HeapEntry;
         if (!liveDue(e)) continue;
         const slot = e.tracked as Tracked;
         if (e.at > t) {

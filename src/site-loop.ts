@@ -223,7 +223,10 @@ export abstract class SiteLoop extends SitePersist {
     let inSlice = 0;
     let size = this.sliceSize(true);
     let resumed = false;
-    for (const cmd of due) {
+    // Indexed, not for-of: code not optimised yet (a boundary after idle seconds) would make
+    // an iterator result a command.
+    for (let i = 0; i < due.length; i++) {
+      const cmd = due[i] as Command;
       if (inSlice >= size) {
         await nextTurn();
         this.measureSlice(sliceStart, inSlice);
