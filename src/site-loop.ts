@@ -28,7 +28,7 @@ import {
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
-import { warm } from './warm';
+import { makeRoom, warm } from './warm';
 
 /** How early the timer of a due time fires (ms): the rest is waited out (`waitUntil`). */
 export const BOUNDARY_EARLY_MS = 2;
@@ -414,10 +414,13 @@ export abstract class SiteLoop extends SitePersist {
     const warmed = this.preparedAt === at;
     this.preparedFor = at;
     this.preparedAt = at;
+    // Then the young generation emptied if the handout would not fit in what is left of it.
     if (due.length > 0 && !warmed)
-      warm(this.scratchSite()).catch((err) =>
-        this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
-      );
+      warm(this.scratchSite())
+        .then(() => makeRoom(due.length))
+        .catch((err) =>
+          this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
+        );
     this.lastPrepareMs = Math.max(0, this.clock.now() - started);
     return due;
   }
