@@ -257,7 +257,8 @@ export abstract class SiteLoop extends SitePersist {
         }
         continue;
       }
-      if (!this.adapterRegistry.has(cmd.assetId)) {
+      // The registry's table is `this.assets`: its entry says whether an adapter serves it.
+      if ((entry?.adapter ?? null) === null) {
         await this.engine.dispatchCommand(cmd, null); // FAILS, saying no adapter serves it
         resumed = true;
         sink.undeliverable(cmd, cmd.lastError ?? `no adapter serves asset ${cmd.assetId}`);
