@@ -84,8 +84,9 @@ export function warm(make: (options: SiteOptions) => Site): Promise<void> {
 
 /**
  * What a handout allocates in V8's young generation per command at the boundary, bytes,
- * rounded up (bench/burst.bench.ts: ~0.7-1.3 KB measured between 30 ms before the boundary
- * and the last command's dispatch; ~0.6 KB warm, its answers after).
+ * rounded up (bench/burst.bench.ts: 0.9-1.0 KB a command at the median, up to ~1.3 KB, from
+ * 30 ms before the boundary to the last command's dispatch, the bench's sink included;
+ * ~0.6 KB when the code is warm; the answers come after).
  */
 export const HANDOUT_BYTES = 1536;
 
