@@ -189,7 +189,7 @@ let lastDate = new Date(0);
  * A Date of `ms`, the one handed out last when it is of the same ms. Safe as the commands'
  * shared Dates are (`InternCache`): nothing changes a command's Date in place.
  */
-export function sharedDate(ms: number): Date {
+function sharedDate(ms: number): Date {
   if (ms !== lastDateMs) {
     lastDate = new Date(ms);
     lastDateMs = ms;
