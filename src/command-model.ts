@@ -168,10 +168,31 @@ export class InvalidCommandTransition extends Error {
 export function transition(cmd: Command, to: CommandStatus, at: number, reason?: string): void {
   if (!canTransition(cmd.status, to)) throw new InvalidCommandTransition(cmd.id, cmd.status, to);
   cmd.status = to;
-  const entry: CommandHistoryEntry = { status: to, at: new Date(at) };
-  if (reason !== undefined) entry.reason = reason;
-  // A converted schedule's commands share one frozen first-entry array: copy it on write.
-  if (Object.isFrozen(cmd.history)) cmd.history = [...cmd.history];
-  cmd.history.push(entry);
-  if (cmd.history.length > HISTORY_LIMIT) cmd.history.splice(0, cmd.history.length - HISTORY_LIMIT);
+  // The shape whole at once (no property added after); the Date shared with the last change
+  // at the same ms (a burst's commands move in the same ms): see `sharedDate`.
+  const date = sharedDate(at);
+  const entry: CommandHistoryEntry =
+    reason === undefined ? { status: to, at: date } : { status: to, at: date, reason };
+  let h = cmd.history;
+  // A converted schedule's commands share one frozen first-entry array: copied on write,
+  // the new entry in the copy (no array grown for one entry).
+  if (!Object.isFrozen(h)) h.push(entry);
+  else if (h.length === 1) h = cmd.history = [h[0] as CommandHistoryEntry, entry];
+  else h = cmd.history = [...h, entry];
+  if (h.length > HISTORY_LIMIT) h.splice(0, h.length - HISTORY_LIMIT);
+}
+
+let lastDateMs = Number.NaN;
+let lastDate = new Date(0);
+
+/**
+ * A Date of `ms`, the one handed out last when it is of the same ms. Safe as the commands'
+ * shared Dates are (`InternCache`): nothing changes a command's Date in place.
+ */
+function sharedDate(ms: number): Date {
+  if (ms !== lastDateMs) {
+    lastDate = new Date(ms);
+    lastDateMs = ms;
+  }
+  return lastDate;
 }

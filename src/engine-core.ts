@@ -47,6 +47,11 @@ export interface EngineDeps {
   clock?: Clock;
 }
 
+/** A change listener called with the command that `Set.forEach` was given as `this`. */
+function callWith(this: Command, listener: (cmd: Command) => void): void {
+  listener(this);
+}
+
 export abstract class EngineCore {
   readonly eventBus: EventBus;
   readonly adapterRegistry: AdapterRegistry;
@@ -234,8 +239,9 @@ export abstract class EngineCore {
   protected changed(cmd: Command): void {
     if (this.book.unsettled) this.settleCuts(); // the cut rows' changes come first
     // Called for every change of every command: no copy of the set (a listener removed
-    // while others run is simply not called again).
-    for (const l of this.changeListeners) l(cmd);
+    // while others run is simply not called again), no iterator (`forEach` with the command
+    // as its `this`: no closure either).
+    if (this.changeListeners.size > 0) this.changeListeners.forEach(callWith, cmd);
     this.persistCommand(cmd.id);
   }
 

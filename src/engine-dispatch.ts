@@ -36,6 +36,26 @@ function attemptText(n: number, of: number): string {
   return text;
 }
 
+/** The command is still on that attempt, awaiting its answer. */
+function onAttempt(cmd: Command, attempt: number): boolean {
+  return inFlight(cmd.status) && cmd.attempts === attempt;
+}
+
+function isThenable<T>(x: unknown): x is PromiseLike<T> {
+  return (
+    x !== null &&
+    (typeof x === 'object' || typeof x === 'function') &&
+    typeof (x as { then?: unknown }).then === 'function'
+  );
+}
+
+/** The last deadline handed out (`dispatchTracked`), shared by the next of the same ms. */
+let lastDeadlineMs = Number.NaN;
+let lastDeadline = new Date(0);
+
+/** What `runAttempt` chains an answer given at once to. */
+const resolved = Promise.resolve();
+
 const dueOrder = (a: HeapEntry, b: HeapEntry): number =>
   dueBefore(a, b) ? -1 : dueBefore(b, a) ? 1 : 0;
 
@@ -62,7 +82,9 @@ export abstract class EngineDispatch extends EngineCore {
     // (PENDING) until dispatched, as heap entries stay in the heap.
     if (this.prepared.length > 0) {
       const keep: HeapEntry[] = [];
-      for (const e of this.prepared) {
+      const list = this.prepared;
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i] as HeapEntry;
         if (!liveDue(e)) continue;
         const slot = e.tracked as Tracked;
         if (e.at > t) {
@@ -257,38 +279,99 @@ export abstract class EngineDispatch extends EngineCore {
    * when it says so (`AdapterError` with `final`), else retried. Resolves to the adapter's
    * answer, or undefined when it answers later through `handleResponse`. Hosts that marked a
    * command dispatched themselves (a Node-RED wire) call this where the command arrives.
+   *
+   * The burst's hot path (issue 17): no async frame. An answer given at once (not a promise)
+   * is applied one microtask later, as an `await` of it did (see `applyAnswer`); a promise is
+   * awaited (`awaitAnswer`); a thrown error is applied at once. Never throws: an error (an
+   * unknown command) is the promise's rejection.
    */
-  async runAttempt(
+  runAttempt(command: Command | string, adapter: Adapter): Promise<AdapterResult | undefined> {
+    try {
+      return this.attemptThrough(command, adapter);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private attemptThrough(
     command: Command | string,
     adapter: Adapter,
   ): Promise<AdapterResult | undefined> {
     const slot = this.trackedOf(command);
     const cmd = slot.cmd;
     const attempt = cmd.attempts;
-    const current = () => inFlight(cmd.status) && cmd.attempts === attempt;
     // Wherever it waited (a queue, a wire, a delay node), nothing leaves for a slot that ended.
     const now = this.clock.now();
-    if (current() && cmd.validUntil !== null && cmd.validUntil.getTime() <= now) {
+    if (onAttempt(cmd, attempt) && cmd.validUntil !== null && cmd.validUntil.getTime() <= now) {
       const error = `its slot ended at ${cmd.validUntil.toISOString()} before it reached the adapter`;
       this.finish(slot, CommandStatus.CANCELLED, now, `expired: ${error}`);
-      return { success: false, expired: true, error };
+      return Promise.resolve({ success: false, expired: true, error });
     }
+    let result: Promise<AdapterResult | undefined> | AdapterResult | undefined;
+    try {
+      result = adapter.dispatch(cmd);
+    } catch (err) {
+      return Promise.resolve(this.applyFailure(cmd, attempt, err));
+    }
+    if (isThenable(result)) return this.awaitAnswer(cmd, attempt, result);
+    // Applied by the reaction registered with it: reactions run in the order registered, so
+    // the n-th `applyAnswer` takes the n-th answer queued.
+    const q = this.answers;
+    q.push(cmd, attempt, result);
+    return resolved.then(this.applyAnswer);
+  }
+
+  /** Answers given at once, waiting for their microtask: command, attempt, answer, ... */
+  private readonly answers: unknown[] = [];
+  private answersHead = 0;
+
+  /** Applies the oldest queued answer (see `attemptThrough`) and resolves to it. */
+  private readonly applyAnswer = (): AdapterResult | undefined => {
+    const q = this.answers;
+    const i = this.answersHead;
+    const cmd = q[i] as Command;
+    const attempt = q[i + 1] as number;
+    const result = q[i + 2] as AdapterResult | undefined;
+    q[i] = undefined;
+    q[i + 2] = undefined;
+    if (i + 3 >= q.length) {
+      q.length = 0;
+      this.answersHead = 0;
+    } else {
+      this.answersHead = i + 3;
+    }
+    if (result && onAttempt(cmd, attempt))
+      this.handleResponse(cmd, result.success, result.error, responseOptions(result));
+    return result;
+  };
+
+  /** An adapter's answer that is a promise: awaited, then applied. */
+  private async awaitAnswer(
+    cmd: Command,
+    attempt: number,
+    answer: PromiseLike<AdapterResult | undefined>,
+  ): Promise<AdapterResult | undefined> {
     let result: AdapterResult | undefined;
     try {
-      result = await adapter.dispatch(cmd);
+      result = await answer;
     } catch (err) {
-      const failure: AdapterResult = { success: false, error: errorText(err) };
-      const e = err as { final?: unknown; timedOut?: unknown; expired?: unknown } | null;
-      if (e?.final === true) failure.final = true;
-      if (e?.timedOut === true) failure.timedOut = true;
-      if (e?.expired === true) failure.expired = true;
-      if (current()) this.handleResponse(cmd, false, failure.error, responseOptions(failure));
-      return failure;
+      return this.applyFailure(cmd, attempt, err);
     }
-    if (result && current()) {
+    if (result && onAttempt(cmd, attempt))
       this.handleResponse(cmd, result.success, result.error, responseOptions(result));
-    }
     return result;
+  }
+
+  /** An adapter's thrown error or rejection as the attempt's failure, applied. */
+  private applyFailure(cmd: Command, attempt: number, err: unknown): AdapterResult {
+    const failure: AdapterResult = { success: false, error: errorText(err) };
+    const e = err as { final?: unknown; timedOut?: unknown; expired?: unknown } | null;
+    if (e?.final === true) failure.final = true;
+    if (e?.timedOut === true) failure.timedOut = true;
+    if (e?.expired === true) failure.expired = true;
+    if (onAttempt(cmd, attempt))
+      this.handleResponse(cmd, false, failure.error, responseOptions(failure));
+    return failure;
   }
 
   /**
@@ -305,7 +388,13 @@ export abstract class EngineDispatch extends EngineCore {
     cmd.nextAttemptAt = null;
     cmd.holdReason = null;
     const deadline = now + cmd.timeoutSeconds * 1000;
-    cmd.deadline = new Date(deadline);
+    // The commands handed out in one ms share their deadline's Date, as a submission's share
+    // their times (`InternCache`: nothing changes a command's Date in place).
+    if (deadline !== lastDeadlineMs) {
+      lastDeadline = new Date(deadline);
+      lastDeadlineMs = deadline;
+    }
+    cmd.deadline = lastDeadline;
     this.move(slot, CommandStatus.DISPATCHED, now, attemptText(cmd.attempts, cmd.maxRetries + 1));
     slot.dueToken = ++this.token;
     slot.deadlineToken = ++this.token;

@@ -28,7 +28,7 @@ import {
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
-import { warm } from './warm';
+import { makeRoom, warm } from './warm';
 
 /** How early the timer of a due time fires (ms): the rest is waited out (`waitUntil`). */
 export const BOUNDARY_EARLY_MS = 2;
@@ -243,7 +243,10 @@ export abstract class SiteLoop extends SitePersist {
     let inSlice = 0;
     let size = this.sliceSize(true);
     let resumed = false;
-    for (const cmd of due) {
+    // Indexed, not for-of: code not optimised yet (a boundary after idle seconds) would make
+    // an iterator result a command.
+    for (let i = 0; i < due.length; i++) {
+      const cmd = due[i] as Command;
       if (inSlice >= size) {
         await nextTurn();
         this.measureSlice(sliceStart, inSlice);
@@ -274,7 +277,8 @@ export abstract class SiteLoop extends SitePersist {
         }
         continue;
       }
-      if (!this.adapterRegistry.has(cmd.assetId)) {
+      // The registry's table is `this.assets`: its entry says whether an adapter serves it.
+      if ((entry?.adapter ?? null) === null) {
         await this.engine.dispatchCommand(cmd, null); // FAILS, saying no adapter serves it
         resumed = true;
         sink.undeliverable(cmd, cmd.lastError ?? `no adapter serves asset ${cmd.assetId}`);
@@ -431,10 +435,13 @@ export abstract class SiteLoop extends SitePersist {
     const warmed = this.preparedAt === at;
     this.preparedFor = at;
     this.preparedAt = at;
+    // Then the young generation emptied if the handout would not fit in what is left of it.
     if (due.length > 0 && !warmed)
-      warm(this.scratchSite()).catch((err) =>
-        this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
-      );
+      warm(this.scratchSite())
+        .then(() => makeRoom(due.length))
+        .catch((err) =>
+          this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
+        );
     this.lastPrepareMs = Math.max(0, this.clock.now() - started);
     return due;
   }
