@@ -329,7 +329,9 @@ describe('DispatchEngine plans', () => {
       if (probing) setImmediate(probe);
     };
     setImmediate(probe);
-    const stored = await readPlanInChunks(plan);
+    // sliceMs 0: a turn at every checkpoint (with the default 8 ms a fast machine may read it
+    // all in one slice, and the test would depend on its speed).
+    const stored = await readPlanInChunks(plan, 'plan', { sliceMs: 0 });
     probing = false;
     should(ticks).be.above(1);
     should(stored.toJSON()).eql(readPlan(planOfConversion(conv)).toJSON());
