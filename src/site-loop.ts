@@ -437,7 +437,7 @@ export abstract class SiteLoop extends SitePersist {
     this.preparedAt = at;
     // Then the young generation emptied if the handout would not fit in what is left of it.
     if (due.length > 0 && !warmed)
-      warm(this.scratchSite())
+      warm(this.scratchSite(), this.limiter !== undefined && this.limiter !== null)
         .then(() => makeRoom(due.length))
         .catch((err) =>
           this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),

@@ -4,9 +4,11 @@
  * deoptimised or discarded, bytecode flushed), so the first commands of a burst ran the path
  * cold and paid for its recompilation at the boundary. Site's prepare step calls `warm` a few
  * hundred ms ahead: a scratch site of its own (own engine, bus, clock, adapter, nothing
- * persisted, nothing shared with the real one) hands out and answers a batch of commands
- * through the same code (Site.runOnce, the engine's selection, markDispatched, runAttempt,
- * handleResponse), so that V8 has compiled it again before the real commands are due.
+ * persisted, nothing shared with the real one; with limits when the real site has them)
+ * prepares, hands out and answers a batch of commands through the same code (Site.prepare,
+ * the limiter's allocation decided ahead and used, Site.runOnce, the engine's selection,
+ * markDispatched, runAttempt, handleResponse), so that V8 has compiled it again before the
+ * real commands are due.
  *
  * Then `makeRoom`: during idle seconds V8 also shrinks its young generation (to 1-4 MB), and a
  * handout that allocates more than is left of it before the next scavenge pays for that
@@ -32,14 +34,28 @@ interface Scratch {
   answered: number;
 }
 
-let scratch: Scratch | null = null;
+/** The scratch sites: without limits, and with (made at their first warm-up). */
+const scratches: { plain: Scratch | null; limits: Scratch | null } = { plain: null, limits: null };
+/** A warm-up under way: the scratch site's own prepare step does not start another. */
+let warming = false;
+
+/** One circuit and WARM_COMMANDS chargers on it, none ever limited (it only runs the code). */
+function scratchLimits(): SiteOptions['limits'] {
+  const assets = [];
+  for (let i = 0; i < WARM_COMMANDS; i++)
+    assets.push({ assetId: `w${i}`, kind: 'ev', circuit: 'w', ratingKw: 22, phases: 'L1L2L3' });
+  return { circuits: [{ id: 'w', importKw: 1_000_000 }], assets };
+}
 
 /**
- * Hands out and answers WARM_COMMANDS commands on a scratch site (made once with `make`,
- * which is given the options it must use). Synchronous up to the handout; the answers settle
- * in the microtasks after it.
+ * Prepares, hands out and answers WARM_COMMANDS commands on a scratch site (made once with
+ * `make`, which is given the options it must use; with limits when `withLimits`).
+ * Synchronous up to the handout; the answers settle in the microtasks after it.
  */
-export function warm(make: (options: SiteOptions) => Site): Promise<void> {
+export function warm(make: (options: SiteOptions) => Site, withLimits = false): Promise<void> {
+  if (warming) return Promise.resolve();
+  const key = withLimits ? 'limits' : 'plain';
+  let scratch = scratches[key];
   if (!scratch) {
     const clock = new ManualClock(Date.UTC(2000, 0, 1));
     const site = make({
@@ -49,11 +65,13 @@ export function warm(make: (options: SiteOptions) => Site): Promise<void> {
       prepareAheadMs: 0,
       config: { maxFinishedCommands: 0, commandTimeoutSeconds: 60, maxRetries: 0 },
       onError: () => {},
+      ...(withLimits ? { limits: scratchLimits() } : {}),
     });
     const adapter = {
       protocol: 'warm-up',
       dispatch: () => {
-        if (scratch) scratch.answered++;
+        const s = scratches[key];
+        if (s) s.answered++;
         return { success: true };
       },
     };
@@ -74,11 +92,22 @@ export function warm(make: (options: SiteOptions) => Site): Promise<void> {
       undeliverable: () => {},
     });
     scratch = { site, clock, inputs, answered: 0 };
+    scratches[key] = scratch;
   }
   const { site, clock, inputs } = scratch;
   const now = clock.advance(1000);
-  for (const x of inputs) x.scheduledAt = now;
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i] as Scratch['inputs'][number];
+    x.scheduledAt = now;
+    x.valueKw = 1 + ((now / 1000 + i) % 8); // a new value each time: the limiter has work
+  }
   site.submit(inputs);
+  warming = true;
+  try {
+    site.prepare(now); // as the real site's prepare step does, then its handout at `now`
+  } finally {
+    warming = false;
+  }
   return site.runOnce();
 }
 
@@ -112,7 +141,8 @@ export function makeRoom(commands: number): number {
   return bytes;
 }
 
-/** The scratch site, once a warm-up made it, and how many commands it answered (for tests). */
-export function warmScratch(): { site: Site; answered: number } | null {
+/** A scratch site, once a warm-up made it, and how many commands it answered (for tests). */
+export function warmScratch(withLimits = false): { site: Site; answered: number } | null {
+  const scratch = scratches[withLimits ? 'limits' : 'plain'];
   return scratch ? { site: scratch.site, answered: scratch.answered } : null;
 }

@@ -311,6 +311,38 @@ describe('Site: the prepare step before a boundary', () => {
       await site.stop();
     });
 
+    it('warms on a scratch site with limits, prepared as the real one: its allocation decided ahead and used', async () => {
+      const { site, timers } = make({ prepareAheadMs: 250, limits: limits() });
+      site.adapterRegistry.register('a', { protocol: 't', dispatch: () => {} });
+      site.submit(rate('a', 15, T0 + 10 * S));
+      await timers.advanceTo(T0 + 10 * S - 1);
+      await flush();
+      const scratch = warmScratch(true);
+      should(scratch?.site.limiter).be.ok();
+      should(scratch?.site).not.equal(site);
+      const before = scratch?.answered ?? 0;
+      should(before).be.aboveOrEqual(WARM_COMMANDS);
+      // Another warm-up: the scratch's batch allocated once, in its prepare step, and that
+      // allocation used at its handout (not decided again there).
+      const scratchSite = scratch?.site as Site;
+      const decisions = countDecisions(scratchSite);
+      const limiter = scratchSite.limiter as NonNullable<Site['limiter']>;
+      const prepare = limiter.prepare.bind(limiter);
+      let prepared = 0;
+      limiter.prepare = (...a: Parameters<typeof prepare>) => {
+        prepared++;
+        return prepare(...a);
+      };
+      site.prepare(T0 + 11 * S);
+      await flush();
+      should(prepared).equal(1);
+      should(decisions.n).equal(1);
+      should(scratch?.site.limiter?.hasPrepared).be.false();
+      should(warmScratch(true)?.answered).equal(before + WARM_COMMANDS);
+      should(scratch?.site.engine.stats()).match({ pending: 0, inFlight: 0 });
+      await site.stop();
+    });
+
     it('a cap set between the prepare step and the boundary is respected: allocated again', async () => {
       const { site, timers, sink } = make({ prepareAheadMs: 250, limits: limits() });
       for (const id of ['a', 'b'])
