@@ -28,7 +28,7 @@ import {
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
-import { makeRoom, warm } from './warm';
+import { makeRoom, warm, warmingNow } from './warm';
 
 /** How early the timer of a due time fires (ms): the rest is waited out (`waitUntil`). */
 export const BOUNDARY_EARLY_MS = 2;
@@ -435,9 +435,12 @@ export abstract class SiteLoop extends SitePersist {
     const warmed = this.preparedAt === at;
     this.preparedFor = at;
     this.preparedAt = at;
-    // Then the young generation emptied if the handout would not fit in what is left of it.
-    if (due.length > 0 && !warmed)
-      warm(this.scratchSite(), this.limiter !== undefined && this.limiter !== null)
+    // In a turn of its own (not on top of the allocation: one turn each), then the young
+    // generation emptied if the handout would not fit in what is left of it.
+    const withLimits = this.limiter !== undefined && this.limiter !== null;
+    if (due.length > 0 && !warmed && !warmingNow())
+      nextTurn()
+        .then(() => warm(this.scratchSite(), withLimits))
         .then(() => makeRoom(due.length))
         .catch((err) =>
           this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),

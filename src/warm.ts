@@ -39,6 +39,11 @@ const scratches: { plain: Scratch | null; limits: Scratch | null } = { plain: nu
 /** A warm-up under way: the scratch site's own prepare step does not start another. */
 let warming = false;
 
+/** Whether a warm-up is under way (its scratch site's own prepare step warms nothing). */
+export function warmingNow(): boolean {
+  return warming;
+}
+
 /** One circuit and WARM_COMMANDS chargers on it, none ever limited (it only runs the code). */
 function scratchLimits(): SiteOptions['limits'] {
   const assets = [];
