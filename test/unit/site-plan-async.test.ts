@@ -5,48 +5,18 @@
  * Turns are counted (setImmediate), never timed.
  */
 import should from 'should';
-import { ManualClock } from '../../src/clock';
 import { commandToJSON } from '../../src/commands';
-import { type Conversion, convertSchedule } from '../../src/convert';
-import type { PersistChange } from '../../src/engine';
 import { InOrder } from '../../src/in-order';
 import { planOfConversion, planOfConversionAsync } from '../../src/plans';
-import { Site } from '../../src/site';
-import type { StateStore } from '../../src/store';
-import { FakeTimers } from '../helpers/fake-timers';
-
-const T0 = Date.parse('2025-06-02T08:00:00Z');
-const M = 60_000;
-const SLOT = 15 * M;
+import { evConversion, journalingSite, SLOT, T0 } from '../helpers/plan-site';
 
 /** `assets` EVs x `slots` slots from `start`, values changing every 1 to 3 slots. */
-function conversion(id: string, assets: number, slots: number, start: number): Conversion {
-  const rows: Record<string, unknown>[] = [];
-  for (let s = 0; s < slots; s++) {
-    const row: Record<string, unknown> = { timestamp: new Date(start + s * SLOT).toISOString() };
-    for (let a = 0; a < assets; a++) row[`ev_${a}_kw`] = (a + Math.floor(s / (1 + (a % 3)))) % 7;
-    rows.push(row);
-  }
-  const assetMap: Record<string, string> = {};
-  for (let a = 0; a < assets; a++) assetMap[`ev_${a}`] = `ev${a}`;
-  return convertSchedule(rows, { assetMap, scheduleId: id, now: T0 - 10 * M });
-}
+const conversion = (id: string, assets: number, slots: number, start: number) =>
+  evConversion(id, assets, slots, start);
 
 /** A site journaling into a list (key and JSON of each entry as it comes), with its events. */
 function rig(maxFinishedCommands = 10_000, listen = true) {
-  const clock = new ManualClock(T0 - 10 * M);
-  const timers = new FakeTimers(clock);
-  const journal: string[] = [];
-  const store: StateStore = {
-    location: 'test',
-    load: () => undefined,
-    save: async () => {},
-    journal: (c: PersistChange) => {
-      journal.push(`${c.key} ${JSON.stringify(c.value()) ?? '-'}`);
-      return false;
-    },
-  };
-  const site = new Site({ siteId: 's', clock, timers, store, config: { maxFinishedCommands } });
+  const { site, clock, journal } = journalingSite(maxFinishedCommands);
   const events: string[] = [];
   if (listen)
     site.eventBus.subscribe('*', (e) => events.push(`${e.type} ${JSON.stringify(e.payload)}`));

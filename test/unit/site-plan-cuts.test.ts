@@ -10,32 +10,17 @@
 import should from 'should';
 import { ManualClock } from '../../src/clock';
 import { commandToJSON } from '../../src/commands';
-import { type Conversion, convertSchedule } from '../../src/convert';
-import type { PersistChange } from '../../src/engine';
 import { planOfConversion } from '../../src/plans';
 import { Site } from '../../src/site';
-import type { StateStore } from '../../src/store';
 import { FakeTimers } from '../helpers/fake-timers';
+import { evConversion, journalingSite, M, SLOT, T0 } from '../helpers/plan-site';
 
-const T0 = Date.parse('2025-06-02T08:00:00Z');
-const M = 60_000;
-const SLOT = 15 * M;
 const ASSETS = 120;
 const SLOTS = 24;
 
-/** `assets` EVs x `slots` slots from `start`, values changing every 1 to 3 slots. */
-function conversion(id: string, start: number, shift = 0): Conversion {
-  const rows: Record<string, unknown>[] = [];
-  for (let s = 0; s < SLOTS; s++) {
-    const row: Record<string, unknown> = { timestamp: new Date(start + s * SLOT).toISOString() };
-    for (let a = 0; a < ASSETS; a++)
-      row[`ev_${a}_kw`] = (a + shift + Math.floor(s / (1 + (a % 3)))) % 7;
-    rows.push(row);
-  }
-  const assetMap: Record<string, string> = {};
-  for (let a = 0; a < ASSETS; a++) assetMap[`ev_${a}`] = `ev${a}`;
-  return convertSchedule(rows, { assetMap, scheduleId: id, now: T0 - 10 * M });
-}
+/** ASSETS EVs x SLOTS slots from `start`, values changing every 1 to 3 slots. */
+const conversion = (id: string, start: number, shift = 0) =>
+  evConversion(id, ASSETS, SLOTS, start, shift);
 
 type Listen = 'all' | 'cancelled' | 'none';
 
@@ -44,19 +29,7 @@ type Listen = 'all' | 'cancelled' | 'none';
  * COMMAND_CANCELLED, none) and its change notices (id and status).
  */
 function rig(maxFinishedCommands: number, listen: Listen) {
-  const clock = new ManualClock(T0 - 10 * M);
-  const timers = new FakeTimers(clock);
-  const journal: string[] = [];
-  const store: StateStore = {
-    location: 'test',
-    load: () => undefined,
-    save: async () => {},
-    journal: (c: PersistChange) => {
-      journal.push(`${c.key} ${JSON.stringify(c.value()) ?? '-'}`);
-      return false;
-    },
-  };
-  const site = new Site({ siteId: 's', clock, timers, store, config: { maxFinishedCommands } });
+  const { site, clock, timers, journal } = journalingSite(maxFinishedCommands);
   const events: string[] = [];
   if (listen !== 'none')
     site.eventBus.subscribe(listen === 'all' ? '*' : ('COMMAND_CANCELLED' as never), (e) =>
