@@ -372,6 +372,27 @@ describe('FleetGateway, either version', () => {
     should(r.gateway.connected).be.false();
   });
 
+  it('stop() takes no request that waits behind the one under way: no ack, nothing registered', async () => {
+    const r = await rig(4, { slicing: { sliceMs: 0 } });
+    const client = (r.gateway as unknown as { client: MqttClient }).client;
+    let stopped: Promise<void> | null = null;
+    // The second request has reached the gateway (queued behind the first, or the first is
+    // done): stop now. Either way the first is acked and the second is not taken.
+    client.on('message', (_topic, payload) => {
+      if (payload.toString().includes('"second"')) stopped ??= r.gateway.stop();
+    });
+    await r.peer.publish(`${P}/schedule`, { scheduleId: 'first', schedule: schedule([7, 11]) });
+    await r.peer.publish(`${P}/schedule`, { scheduleId: 'second', schedule: schedule([5, 6]) });
+    await until(() => stopped !== null, 'the second request reached the gateway');
+    await stopped;
+    // The offline presence goes out after every ack the gateway gives.
+    await r.peer.next(`${P}/presence`, (m) => (m.json as Presence).status === 'offline');
+    const acks = r.peer.all(`${P}/schedule/ack`).map((m) => ack(m));
+    should(acks.map((a) => [a.requestId, a.status])).eql([['first', 'accepted']]);
+    should(r.site.engine.hasScheduleId('first')).be.true();
+    should(r.site.engine.hasScheduleId('second')).be.false();
+  });
+
   it('hands a schedule to onCommands with its conversion instead of submitting it', async () => {
     const handed: [number, string | undefined][] = [];
     const r = await rig(4, {
