@@ -34,12 +34,13 @@
  * wait is bounded, the children are killed by pid at the end (also on error), and the whole
  * run has a deadline. Prints figures; passes or fails nothing.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { RPCServer } from 'ocpp-rpc';
 import type { CentralSystem, ChargerEvent } from '../src/adapters/ocpp/central-system';
+import { SendPacer } from '../src/adapters/ocpp/send-pacer';
 import { commandToCall } from '../src/adapters/ocpp/translate';
 import { DispatchEngine } from '../src/engine';
 import type { Site } from '../src/site';
@@ -189,6 +190,72 @@ async function profileBoundaries(side: string): Promise<() => Promise<void>> {
   };
 }
 
+/** The slot starts of the boundaries (epoch ms), for BENCH_GAPS. */
+const slotStarts: number[] = [];
+
+/**
+ * BENCH_GAPS=<file prefix>: every gap over 15 ms between the ticks of a 1-ms interval over the
+ * boundaries (the event loop's long turns), as [start, end] in µs of the monotonic clock (the
+ * CPU profile's time base) with the main thread's CPU time and run-queue wait in it (µs, from
+ * /proc/thread-self/schedstat: a loaded machine's other processes' turns are the wait), and the
+ * garbage collections (start, duration µs, kind), written to `<prefix>-<side>.json` with the
+ * slot starts, to cut a BENCH_PROFILE profile at the long turns. Returns the function that
+ * stops and writes it.
+ */
+function gapProbe(side: string): () => void {
+  const prefix = process.env.BENCH_GAPS;
+  if (!prefix) return () => {};
+  const us = () => Number(process.hrtime.bigint() / 1000n);
+  const sched = (): [number, number] => {
+    const [cpu = 0, wait = 0] = readFileSync('/proc/thread-self/schedstat', 'utf8')
+      .split(' ')
+      .map(Number);
+    return [cpu / 1000, wait / 1000];
+  };
+  const perfOffsetUs = us() - performance.now() * 1000;
+  const gcs: [number, number, number][] = [];
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      gcs.push([
+        e.startTime * 1000 + perfOffsetUs,
+        e.duration * 1000,
+        (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0,
+      ]);
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const gaps: [number, number, number, number][] = [];
+  let last = us();
+  let [cpu0, wait0] = sched();
+  const t = setInterval(() => {
+    const now = us();
+    const [cpu, wait] = sched();
+    if (now - last > 15_000) gaps.push([last, now, cpu - cpu0, wait - wait0]);
+    last = now;
+    cpu0 = cpu;
+    wait0 = wait;
+  }, 1);
+  return () => {
+    clearInterval(t);
+    obs.disconnect();
+    const offsetUs = us() - Date.now() * 1000;
+    writeFileSync(
+      `${prefix}-${side}.json`,
+      JSON.stringify({ offsetUs, slotStarts, slices: sliceOf, gaps, gcs }),
+    );
+  };
+}
+
+/**
+ * BENCH_SEND_SLICE_MS=<ms>[,<ms>...]: the central system's `sendSliceMs` (send-pacer.ts) at
+ * boundary r is the r-th of the list, round and round (`inf`: no pacing), so that variants
+ * alternate within one run; unset, the node's default.
+ */
+const SEND_SLICES = (process.env.BENCH_SEND_SLICE_MS ?? '')
+  .split(',')
+  .filter((x) => x !== '')
+  .map((x) => (x === 'inf' ? Number.POSITIVE_INFINITY : Number(x)));
+const sliceOf: number[] = [];
+
 /** Connects the fleet; `connected()` is the central side's count. Then the boundaries. */
 async function measure(
   side: string,
@@ -233,6 +300,7 @@ async function measure(
     const updateCpuUs: number[] = [];
     const boundaryStallMs: number[] = [];
     const stopProfile = await profileBoundaries(side);
+    const stopGaps = gapProbe(side);
     const netCpuUs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const c0 = cpuMs();
@@ -246,6 +314,7 @@ async function measure(
       await sleep(500);
     }
     await stopProfile();
+    stopGaps();
     return {
       connectMs: allConnectedAt - fleet.connectingAt,
       bootMs: fleet.bootedAt - fleet.connectingAt,
@@ -344,6 +413,13 @@ async function ours(ramp: string): Promise<Result> {
       async (r) => {
         const before = results;
         const at = Date.now() + LEAD_MS;
+        slotStarts.push(at);
+        if (SEND_SLICES.length > 0) {
+          const ms = SEND_SLICES[r % SEND_SLICES.length] as number;
+          sliceOf.push(ms);
+          // The pacer is built from the option in the constructor: a new one for this boundary.
+          (srv.central as unknown as { pacer: unknown }).pacer = new SendPacer(ms);
+        }
         const input = chargers.map((c, i) => ({
           id: `r${r}-${i}`,
           assetId: c.assetId,
@@ -356,7 +432,12 @@ async function ours(ramp: string): Promise<Result> {
         helper.getNode('disp').receive({ payload: input } as never);
         await until(() => results - before === N, `${N} answers`, 60_000, 5);
         if (failures > 0) throw new Error(`${failures} setpoints failed`);
-        return { ms: lastAt - at, stallMs: stall() };
+        const b = { ms: lastAt - at, stallMs: stall() };
+        if (SEND_SLICES.length > 0)
+          console.log(
+            `  (boundary ${r}, sendSliceMs ${sliceOf[r]}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stallMs)})`,
+          );
+        return b;
       },
     );
   } finally {

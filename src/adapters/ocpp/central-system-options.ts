@@ -5,6 +5,7 @@
  */
 
 import type { Clock } from '../../clock';
+import { DEFAULT_SEND_SLICE_MS } from './send-pacer';
 import { OCPP_VERSIONS, type OcppVersion } from './translate';
 
 export type SecurityProfile = 'none' | 'basic' | 'tls-basic';
@@ -54,6 +55,13 @@ export interface CentralSystemOptions {
    * connection beyond the queue is dropped and retried seconds later.
    */
   listenBacklog?: number;
+  /**
+   * How long the calls sent to chargers in one turn of the event loop may take before the
+   * rest wait for the next turns, ms (send-pacer.ts): a slot start's setpoints to thousands of
+   * chargers go out in slices, with the answers read in between. Default 8; 0: one call a
+   * turn; Infinity: every call at once, as it comes.
+   */
+  sendSliceMs?: number;
   /** Authorize / id tags: accept all (default), or reject all. */
   authorize?: 'accept' | 'reject';
   clock?: Clock;
@@ -101,6 +109,12 @@ export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
       `central system: listenBacklog must be a whole number above 0, got ${JSON.stringify(backlog)}`,
     );
   }
+  const slice = options.sendSliceMs;
+  if (slice !== undefined && !(typeof slice === 'number' && slice >= 0)) {
+    throw new TypeError(
+      `central system: sendSliceMs must be a number of milliseconds, 0 or more, got ${JSON.stringify(slice)}`,
+    );
+  }
   return {
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 9220,
@@ -115,6 +129,7 @@ export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
     closeTimeoutMs: options.closeTimeoutMs ?? 2_000,
     listenBacklog: backlog ?? DEFAULT_LISTEN_BACKLOG,
+    sendSliceMs: slice ?? DEFAULT_SEND_SLICE_MS,
     authorize: options.authorize ?? 'accept',
     ...(options.tls ? { tls: options.tls } : {}),
   };

@@ -46,6 +46,7 @@ import {
   tooLong,
   type VersionHandlers,
 } from './csms-handlers';
+import { SendPacer } from './send-pacer';
 import {
   identityFromUrl,
   MAX_MESSAGE_ID_LENGTH,
@@ -100,11 +101,14 @@ export class CentralSystem extends EventEmitter {
     tell: (e) => this.tell(e),
   };
   private listenProblem: NetProblem | null = null;
+  /** The calls of a turn, in slices (send-pacer.ts). */
+  private readonly pacer: SendPacer;
 
   constructor(options: CentralSystemOptions = {}) {
     super();
     this.options = resolveOptions(options);
     this.clock = options.clock ?? systemClock;
+    this.pacer = new SendPacer(this.options.sendSliceMs);
     this.setChargers(options.chargers ?? []);
     this.rpc = new RPCServer({
       protocols: [...this.options.protocols],
@@ -376,10 +380,17 @@ export class CentralSystem extends EventEmitter {
     return [...this.sessions.keys()];
   }
 
+  /** Calls ready to go that wait for a later turn of the event loop (`sendSliceMs`). */
+  get waitingCalls(): number {
+    return this.pacer.waiting;
+  }
+
   /**
    * Sends a call to a charger and resolves to its answer. Calls to one charger go one at a
    * time, in order; a call whose `notAfter` (epoch ms) has passed when its turn comes is not
-   * sent and rejects with CallExpiredError. Rejects when the charger is not connected, times
+   * sent and rejects with CallExpiredError. The calls of all chargers leave about `sendSliceMs`
+   * of them a turn of the event loop, in the order they were ready (send-pacer.ts); the
+   * timeout starts when the call leaves. Rejects when the charger is not connected, times
    * out (ocpp-rpc TimeoutError), answers a CALLERROR (RPCError with `rpcErrorCode`), or when
    * what we send fails schema validation.
    */
@@ -391,7 +402,7 @@ export class CentralSystem extends EventEmitter {
   ): Promise<unknown> {
     const session = this.sessions.get(identity);
     if (!session) throw new Error(`charger ${identity} is not connected`);
-    const run = () => {
+    const send = () => {
       if (options.notAfter !== undefined && this.clock.now() >= options.notAfter)
         throw new CallExpiredError(identity, method, options.notAfter);
       const timer = this.callTimers.get(session.client);
@@ -406,6 +417,7 @@ export class CentralSystem extends EventEmitter {
         ...(options.timeoutMs !== undefined ? { callTimeoutMs: options.timeoutMs } : {}),
       });
     };
+    const run = () => this.pacer.run(send);
     const result = session.tail.then(run, run);
     session.tail = result.then(
       () => {},
