@@ -311,6 +311,10 @@ async function measure(
       const used = cpuMs() - c0;
       updateCpuUs.push((used / N) * 1000);
       netCpuUs.push(((used - idleCpu * (nowMs() - t0)) / N) * 1000);
+      if (side === 'ours' && SEND_SLICES.length > 0)
+        console.log(
+          `  (boundary ${r}, sendSliceMs ${sliceOf[r]}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stallMs)}, CPU per setpoint ${us(updateCpuUs[r] as number)}, above the idle ${us(netCpuUs[r] as number)})`,
+        );
       await sleep(500);
     }
     await stopProfile();
@@ -432,12 +436,7 @@ async function ours(ramp: string): Promise<Result> {
         helper.getNode('disp').receive({ payload: input } as never);
         await until(() => results - before === N, `${N} answers`, 60_000, 5);
         if (failures > 0) throw new Error(`${failures} setpoints failed`);
-        const b = { ms: lastAt - at, stallMs: stall() };
-        if (SEND_SLICES.length > 0)
-          console.log(
-            `  (boundary ${r}, sendSliceMs ${sliceOf[r]}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stallMs)})`,
-          );
-        return b;
+        return { ms: lastAt - at, stallMs: stall() };
       },
     );
   } finally {
