@@ -26,7 +26,9 @@
  *     (default 10000 batch:100; e.g. `10000 burst rate:1000` for a site's reboot, all at once
  *     and paced; BENCH_RUNS boundaries, default 3; BENCH_SIM_PROCS simulator processes,
  *     default 2; BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
- *     `<prefix>-ours.cpuprofile` / `-floor`)
+ *     `<prefix>-ours.cpuprofile` / `-floor`; BENCH_GAPS=<prefix> the event loop's long turns
+ *     over the boundaries with the main thread's CPU and the GCs in them, `<prefix>-<side>.json`;
+ *     BENCH_SEND_SLICE_MS=8,inf the central system's sendSliceMs per boundary, alternating)
  *
  * File descriptors: one per charger on each side; the simulators are split over processes
  * (a process's limit is `ulimit -n`, 20,000 here) and the central process needs `count` plus
@@ -34,10 +36,10 @@
  * wait is bounded, the children are killed by pid at the end (also on error), and the whole
  * run has a deadline. Prints figures; passes or fails nothing.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RPCServer } from 'ocpp-rpc';
 import type { CentralSystem, ChargerEvent } from '../src/adapters/ocpp/central-system';
 import { SendPacer } from '../src/adapters/ocpp/send-pacer';
@@ -63,6 +65,7 @@ import {
   stopServer,
   until,
 } from './lib';
+import { turnProbe } from './turn-probe';
 
 const args = process.argv.slice(2);
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 10_000);
@@ -193,56 +196,11 @@ async function profileBoundaries(side: string): Promise<() => Promise<void>> {
 /** The slot starts of the boundaries (epoch ms), for BENCH_GAPS. */
 const slotStarts: number[] = [];
 
-/**
- * BENCH_GAPS=<file prefix>: every gap over 15 ms between the ticks of a 1-ms interval over the
- * boundaries (the event loop's long turns), as [start, end] in µs of the monotonic clock (the
- * CPU profile's time base) with the main thread's CPU time and run-queue wait in it (µs, from
- * /proc/thread-self/schedstat: a loaded machine's other processes' turns are the wait), and the
- * garbage collections (start, duration µs, kind), written to `<prefix>-<side>.json` with the
- * slot starts, to cut a BENCH_PROFILE profile at the long turns. Returns the function that
- * stops and writes it.
- */
+/** BENCH_GAPS=<prefix>: the long turns over the boundaries (bench/turn-probe.ts). */
 function gapProbe(side: string): () => void {
   const prefix = process.env.BENCH_GAPS;
   if (!prefix) return () => {};
-  const us = () => Number(process.hrtime.bigint() / 1000n);
-  const sched = (): [number, number] => {
-    const [cpu = 0, wait = 0] = readFileSync('/proc/thread-self/schedstat', 'utf8')
-      .split(' ')
-      .map(Number);
-    return [cpu / 1000, wait / 1000];
-  };
-  const perfOffsetUs = us() - performance.now() * 1000;
-  const gcs: [number, number, number][] = [];
-  const obs = new PerformanceObserver((list) => {
-    for (const e of list.getEntries())
-      gcs.push([
-        e.startTime * 1000 + perfOffsetUs,
-        e.duration * 1000,
-        (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0,
-      ]);
-  });
-  obs.observe({ entryTypes: ['gc'] });
-  const gaps: [number, number, number, number][] = [];
-  let last = us();
-  let [cpu0, wait0] = sched();
-  const t = setInterval(() => {
-    const now = us();
-    const [cpu, wait] = sched();
-    if (now - last > 15_000) gaps.push([last, now, cpu - cpu0, wait - wait0]);
-    last = now;
-    cpu0 = cpu;
-    wait0 = wait;
-  }, 1);
-  return () => {
-    clearInterval(t);
-    obs.disconnect();
-    const offsetUs = us() - Date.now() * 1000;
-    writeFileSync(
-      `${prefix}-${side}.json`,
-      JSON.stringify({ offsetUs, slotStarts, slices: sliceOf, gaps, gcs }),
-    );
-  };
+  return turnProbe(`${prefix}-${side}.json`, () => ({ slotStarts, slices: sliceOf }));
 }
 
 /**
