@@ -3,7 +3,17 @@ import { CallExpiredError } from '../../src/adapters/ocpp/central-system';
 import { resolveOptions } from '../../src/adapters/ocpp/central-system-options';
 import { DEFAULT_SEND_SLICE_MS, SendPacer } from '../../src/adapters/ocpp/send-pacer';
 import { ManualClock } from '../../src/clock';
-import { boot, charger, closePeers, on, startCentral } from '../helpers/ocpp-peers';
+import { CommandStatus } from '../../src/commands';
+import {
+  boot,
+  charger,
+  closePeers,
+  limitOf,
+  on,
+  siteWith,
+  startCentral,
+  until,
+} from '../helpers/ocpp-peers';
 
 // The central system's calls in slices of a turn (send-pacer.ts): first the pacer alone, on a
 // fake time and turns run by hand; then through a real central system and real ocpp-rpc
@@ -167,5 +177,48 @@ describe('OCPP calls in slices of a turn (send-pacer.ts)', () => {
     // The charger is served as before.
     should(await central.call('CP2', 'TriggerMessage', params)).eql({ status: 'Accepted' });
     should(received).eql(['CP1', 'CP2']);
+  });
+
+  it('a site dispatching through the adapter with a slice of 0: every setpoint leaves, one call a turn, and completes', async () => {
+    const ids = ['CP1', 'CP2', 'CP3', 'CP4'];
+    const { central, port } = await startCentral({
+      sendSliceMs: 0,
+      chargers: ids.map((identity) => ({ identity })),
+    });
+    const { site } = siteWith(
+      central,
+      ids.map((identity, i) => ({ identity, assetId: `ev${i}`, ratedKw: 22, confirm: 'accepted' })),
+    );
+    const limits = new Map<string, string[]>();
+    const triggered = new Set<string>();
+    for (const id of ids) {
+      const cp = charger(port, id, 'ocpp1.6');
+      limits.set(id, []);
+      on(cp, 'SetChargingProfile', ({ params }) => {
+        limits.get(id)?.push(limitOf(params));
+        return { status: 'Accepted' };
+      });
+      on(cp, 'TriggerMessage', () => {
+        triggered.add(id);
+        return { status: 'Accepted' };
+      });
+      await boot(cp, 'ocpp1.6');
+    }
+    // The re-apply after each boot (its TriggerMessage) is over: only the setpoints below go.
+    await until(
+      () =>
+        triggered.size === ids.length &&
+        ids.every((_, i) => site.getStateMachine(`ev${i}`)?.currentState === 'AVAILABLE'),
+      'every charger re-applied and AVAILABLE',
+    );
+    const commands = site.submit(
+      ids.map((_, i) => ({ assetId: `ev${i}`, type: 'SET_CHARGE_RATE', valueKw: 3 + i })),
+    );
+    await until(
+      () => commands.every((c) => c.status === CommandStatus.COMPLETED),
+      'every setpoint COMPLETED',
+    );
+    for (const [i, id] of ids.entries()) should(limits.get(id)).eql([String((3 + i) * 1000)]);
+    should(central.waitingCalls).equal(0);
   });
 });
