@@ -8,7 +8,8 @@
  * reconnects while its old socket is still closing replaces it; the old one's close does not
  * remove the new one), answers what chargers send (boot, heartbeat, status, transactions,
  * meter values, authorisation), and lets callers send calls to a charger: ocpp-rpc sends one
- * call at a time per charger and queues the rest in order. The handlers are split per OCPP
+ * call at a time per charger and queues the rest in order, and across chargers the calls
+ * leave in slices of a turn of the event loop (send-pacer.ts). The handlers are split per OCPP
  * version: what both answer alike in csms-handlers.ts, the rest in central-system-16.ts and
  * central-system-201.ts; the options and their checks are in central-system-options.ts, who
  * may connect (path, versions, identities, passwords) in admission.ts.
