@@ -18,40 +18,94 @@ const PIECE = 1 << 16;
 /** Thrown by the scan on text it does not take apart; never leaves this module. */
 class GiveUp extends Error {}
 
+/**
+ * What the scan reads: a string's characters, or the bytes of UTF-8 text (a file read into
+ * a Buffer, never decoded whole: JSON's structure is ASCII, and a byte of a multi-byte
+ * character is never one of its marks).
+ */
+interface Source {
+  readonly length: number;
+  code(i: number): number;
+  text(a: number, b: number): string;
+}
+
+class StringSource implements Source {
+  readonly length: number;
+  constructor(private readonly s: string) {
+    this.length = s.length;
+  }
+  code(i: number): number {
+    return this.s.charCodeAt(i);
+  }
+  text(a: number, b: number): string {
+    return this.s.slice(a, b);
+  }
+}
+
+class BytesSource implements Source {
+  readonly length: number;
+  constructor(private readonly b: Buffer) {
+    this.length = b.length;
+  }
+  code(i: number): number {
+    return this.b[i] as number;
+  }
+  text(a: number, b: number): string {
+    return this.b.toString('utf8', a, b);
+  }
+}
+
 /** `JSON.parse(text)`, in pieces when the text is large. */
 export function* parseJsonSteps(text: string): Steps<unknown> {
   if (text.length <= PIECE) return JSON.parse(text);
+  return yield* parseSource(new StringSource(text), () => JSON.parse(text));
+}
+
+/**
+ * `JSON.parse` of the UTF-8 text in `bytes` (a file read whole), in pieces: the text is
+ * decoded a piece at a time, never as one string (decoding 70 MB at once holds the event
+ * loop for hundreds of ms). On text it does not take apart, the whole is decoded and goes
+ * to `JSON.parse`, for its own error.
+ */
+export function* parseJsonBytesSteps(bytes: Buffer): Steps<unknown> {
+  const whole = () => JSON.parse(bytes.toString('utf8'));
+  if (bytes.length <= PIECE) return whole();
+  // A byte-order mark is not JSON (JSON.parse of the decoded text refuses it too).
+  return yield* parseSource(new BytesSource(bytes), whole);
+}
+
+function* parseSource(t: Source, whole: () => unknown): Steps<unknown> {
   try {
-    const start = skipSpace(text, 0, text.length);
-    const end = trimEnd(text, start, text.length);
-    return yield* value(text, start, end);
+    const start = skipSpace(t, 0, t.length);
+    const end = trimEnd(t, start, t.length);
+    return yield* value(t, start, end);
   } catch (err) {
     if (!(err instanceof GiveUp) && !(err instanceof SyntaxError)) throw err;
   }
-  return JSON.parse(text);
+  return whole();
 }
 
 function isSpace(c: number): boolean {
   return c === 32 || c === 10 || c === 13 || c === 9;
 }
 
-function skipSpace(t: string, i: number, end: number): number {
-  while (i < end && isSpace(t.charCodeAt(i))) i++;
+function skipSpace(t: Source, i: number, end: number): number {
+  while (i < end && isSpace(t.code(i))) i++;
   return i;
 }
 
-function trimEnd(t: string, start: number, end: number): number {
-  while (end > start && isSpace(t.charCodeAt(end - 1))) end--;
+function trimEnd(t: Source, start: number, end: number): number {
+  while (end > start && isSpace(t.code(end - 1))) end--;
   return end;
 }
 
 /** The value in t[start, end) (no space around it). */
-function* value(t: string, start: number, end: number): Steps<unknown> {
-  if (end - start <= PIECE) return JSON.parse(t.slice(start, end));
-  const open = t.charCodeAt(start);
+function* value(t: Source, start: number, end: number): Steps<unknown> {
+  if (end - start <= PIECE) return JSON.parse(t.text(start, end));
+  const open = t.code(start);
   const isArray = open === 91; /* [ */
-  if (!isArray && open !== 123 /* { */) return JSON.parse(t.slice(start, end)); // a long string
-  if (t.charCodeAt(end - 1) !== (isArray ? 93 : 125)) throw new GiveUp();
+  if (!isArray && open !== 123 /* { */) return JSON.parse(t.text(start, end)); // a long string
+  if (t.code(end - 1) !== (isArray ? 93 : 125)) throw new GiveUp();
   const parts = yield* elements(t, start + 1, end - 1, !isArray);
   const out: unknown[] | Record<string, unknown> = isArray ? [] : {};
   // Consecutive small elements (object members: key and value) are parsed together, up to
@@ -74,14 +128,14 @@ function* value(t: string, start: number, end: number): Steps<unknown> {
       if (isArray) (out as unknown[]).push(v);
       else {
         const [ka, kb] = parts[k] as [number, number];
-        if (t.charCodeAt(ka) !== 34) throw new GiveUp();
-        define(out as Record<string, unknown>, JSON.parse(t.slice(ka, kb)) as string, v);
+        if (t.code(ka) !== 34) throw new GiveUp();
+        define(out as Record<string, unknown>, JSON.parse(t.text(ka, kb)) as string, v);
       }
     } else if (isArray) {
-      const group = JSON.parse(`[${t.slice(first, lastEnd)}]`) as unknown[];
+      const group = JSON.parse(`[${t.text(first, lastEnd)}]`) as unknown[];
       for (const v of group) (out as unknown[]).push(v);
     } else {
-      const group = JSON.parse(`{${t.slice(first, lastEnd)}}`) as Record<string, unknown>;
+      const group = JSON.parse(`{${t.text(first, lastEnd)}}`) as Record<string, unknown>;
       for (const key of Object.keys(group)) define(out as Record<string, unknown>, key, group[key]);
     }
     k = last + 1;
@@ -105,7 +159,7 @@ function define(obj: Record<string, unknown>, key: string, v: unknown): void {
  * an object, key and value ranges alternate. Throws GiveUp on a shape it does not expect.
  */
 function* elements(
-  t: string,
+  t: Source,
   start: number,
   end: number,
   isObject: boolean,
@@ -118,11 +172,11 @@ function* elements(
   let expectKey = isObject;
   let mark = i;
   while (i < end) {
-    const c = t.charCodeAt(i);
+    const c = t.code(i);
     if (c === 34 /* " */) {
       i++;
       while (i < end) {
-        const d = t.charCodeAt(i);
+        const d = t.code(i);
         if (d === 92 /* \ */) i += 2;
         else if (d === 34) break;
         else i++;
