@@ -139,7 +139,9 @@ describe('Site loading in slices', () => {
     const b = sliced.site.toJSON();
     should(b.engine.commands.length).be.above(40);
     should(b).eql(a);
-    should(sliced.site.engine.getCommand('in-flight')?.lastError).match(/no answer before the restart/);
+    should(sliced.site.engine.getCommand('in-flight')?.lastError).match(
+      /no answer before the restart/,
+    );
     // What each restore changed is journaled: both sets of files load to the same state.
     await once.site.stop();
     await sliced.site.stop();
