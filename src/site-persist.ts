@@ -311,6 +311,7 @@ export abstract class SitePersist {
     if (this.limiter && result.savedLimits !== undefined) {
       for (const p of this.limiter.restore(result.savedLimits)) this.onError(new Error(p));
     }
+    this.measurements.forgetSetpoints();
     this.afterLoad(result.engine !== null, result.changes, result.savedLimits !== undefined);
     for (const change of held.values()) this.journalChange(change);
     if (this.saveAfterLoad || (!this.journaling && held.size > 0)) this.scheduleSave();

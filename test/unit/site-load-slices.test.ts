@@ -73,12 +73,14 @@ async function savedState(dir: string): Promise<ManualClock> {
   const { site: a, timers } = site(dir, clock, { autoDispatch: true });
   for (let i = 0; i < 40; i++) a.serve(answers, [`ev${i}`], 'ev-charger', 'ocpp');
   a.serve({ protocol: 'test', dispatch: () => undefined }, ['slow'], 'ev-charger', 'ocpp');
+  a.serve(answers, ['steady'], 'ev-charger', 'ocpp');
   a.ensureStateMachine('ev0', 'ev-charger').trigger('fault');
   a.ensureStateMachine('ev1', 'ev-charger').trigger('disable');
   a.start();
   a.submitPlan(evConversion('plan', 40, 8, T0), 'd1');
   a.submit(
     [
+      { id: 'steady', assetId: 'steady', type: 'SET_CHARGE_RATE', valueKw: 5, scheduledAt: T0 },
       { id: 'in-flight', assetId: 'slow', type: 'SET_CHARGE_RATE', valueKw: 4, scheduledAt: T0 },
       {
         id: 'later',
@@ -172,6 +174,8 @@ describe('Site loading in slices', () => {
     const ev1 = s.ensureStateMachine('ev1', 'ev-charger');
     ev1.trigger('plug_in');
     should(s.reapply('ev2', 'reconnected')).eql([]);
+    // A measurement meanwhile finds no setpoint in force (the engine is empty)...
+    should(s.measured('steady', { kind: 'ev-limit', kw: 5 })).equal('unknown');
     should(() => s.submit({ assetId: 'ev3', type: 'SET_CHARGE_RATE', valueKw: 1 })).throw(
       /site depot is still loading its saved state: submit waits until site\.loaded/,
     );
@@ -183,6 +187,8 @@ describe('Site loading in slices', () => {
     should(s.loading).be.false();
     should(ev0.currentState).equal('FAULTED');
     should(ev1.currentState).equal('PREPARING');
+    // ... and the next one after it finds the restored one.
+    should(s.measured('steady', { kind: 'ev-limit', kw: 5 })).not.equal('unknown');
     // The re-apply asked for while loading was made after it, from the restored setpoint.
     const reapplied = s.engine
       .getCommands({ assetId: 'ev2' })
