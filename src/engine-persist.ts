@@ -122,5 +122,6 @@ export function* restoreSteps(
     }
   }
   host.trimFinished();
-  for (const id of host.book.restore(doc.plans, commands, onProblem)) host.scheduleIds.note(id);
+  for (const id of yield* host.book.restoreSteps(doc.plans, commands, onProblem))
+    host.scheduleIds.note(id);
 }

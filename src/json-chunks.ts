@@ -106,42 +106,7 @@ function* value(t: Source, start: number, end: number): Steps<unknown> {
   const isArray = open === 91; /* [ */
   if (!isArray && open !== 123 /* { */) return JSON.parse(t.text(start, end)); // a long string
   if (t.code(end - 1) !== (isArray ? 93 : 125)) throw new GiveUp();
-  const parts = yield* elements(t, start + 1, end - 1, !isArray);
-  const out: unknown[] | Record<string, unknown> = isArray ? [] : {};
-  // Consecutive small elements (object members: key and value) are parsed together, up to
-  // PIECE characters at a time; a large one is taken apart in turn.
-  const step = isArray ? 1 : 2;
-  let k = 0;
-  while (k < parts.length) {
-    const first = (parts[k] as [number, number])[0];
-    let last = k + step - 1;
-    while (
-      last + step < parts.length &&
-      (parts[last + step] as [number, number])[1] - first <= PIECE
-    )
-      last += step;
-    const lastEnd = (parts[last] as [number, number])[1];
-    if (last === k + step - 1 && lastEnd - first > PIECE) {
-      // One large element.
-      const [va, vb] = parts[last] as [number, number];
-      const v = yield* value(t, va, vb);
-      if (isArray) (out as unknown[]).push(v);
-      else {
-        const [ka, kb] = parts[k] as [number, number];
-        if (t.code(ka) !== 34) throw new GiveUp();
-        define(out as Record<string, unknown>, JSON.parse(t.text(ka, kb)) as string, v);
-      }
-    } else if (isArray) {
-      const group = JSON.parse(`[${t.text(first, lastEnd)}]`) as unknown[];
-      for (const v of group) (out as unknown[]).push(v);
-    } else {
-      const group = JSON.parse(`{${t.text(first, lastEnd)}}`) as Record<string, unknown>;
-      for (const key of Object.keys(group)) define(out as Record<string, unknown>, key, group[key]);
-    }
-    k = last + 1;
-    yield;
-  }
-  return out;
+  return yield* container(t, start + 1, end - 1, isArray);
 }
 
 /** Sets `key` as JSON.parse does: "__proto__" is an own property, not the prototype. */
@@ -155,60 +120,99 @@ function define(obj: Record<string, unknown>, key: string, v: unknown): void {
 }
 
 /**
- * The element ranges of an array's or object's inside t[start, end), space trimmed; for
- * an object, key and value ranges alternate. Throws GiveUp on a shape it does not expect.
+ * The array or object whose inside is t[start, end), scanned in order (following strings
+ * and nesting): consecutive small elements (an object's members: key and value) are parsed
+ * together by JSON.parse, about PIECE characters at a time, as the scan reaches them; a
+ * large one is taken apart in turn. Nothing is kept per element (an array of 600,000
+ * numbers makes no list of their places). Throws GiveUp on a shape it does not take apart
+ * (JSON.parse of the whole then gives the result or the error).
  */
-function* elements(
-  t: Source,
-  start: number,
-  end: number,
-  isObject: boolean,
-): Steps<[number, number][]> {
-  const out: [number, number][] = [];
+function* container(t: Source, start: number, end: number, isArray: boolean): Steps<unknown> {
+  const out: unknown[] | Record<string, unknown> = isArray ? [] : {};
   let i = skipSpace(t, start, end);
   if (i === end) return out;
-  let from = i;
+  /** The group of small elements not parsed yet: t[group, groupEnd); -1: none. */
+  let group = -1;
+  let groupEnd = -1;
+  const parseGroup = () => {
+    const text = t.text(group, groupEnd);
+    if (isArray) {
+      const values = JSON.parse(`[${text}]`) as unknown[];
+      for (let k = 0; k < values.length; k++) (out as unknown[]).push(values[k]);
+    } else {
+      const members = JSON.parse(`{${text}}`) as Record<string, unknown>;
+      for (const key of Object.keys(members))
+        define(out as Record<string, unknown>, key, members[key]);
+    }
+    group = -1;
+  };
+  let from = i; // where the element (an object's member: its key) begins
+  let colon = -1; // an object's member: where its ':' is
   let depth = 0;
-  let expectKey = isObject;
   let mark = i;
-  while (i < end) {
-    const c = t.code(i);
-    if (c === 34 /* " */) {
-      i++;
-      while (i < end) {
-        const d = t.code(i);
-        if (d === 92 /* \ */) i += 2;
-        else if (d === 34) break;
-        else i++;
+  for (;;) {
+    if (i < end) {
+      const c = t.code(i);
+      if (c === 34 /* " */) {
+        i++;
+        while (i < end) {
+          const d = t.code(i);
+          if (d === 92 /* \ */) i += 2;
+          else if (d === 34) break;
+          else i++;
+        }
+        if (i >= end) throw new GiveUp();
+        i++;
+        continue;
       }
-      if (i >= end) throw new GiveUp();
-      i++;
-      continue;
+      if (c === 91 || c === 123) depth++;
+      else if (c === 93 || c === 125) {
+        if (--depth < 0) throw new GiveUp();
+      } else if (depth === 0 && c === 58 /* : */) {
+        if (isArray || colon >= 0) throw new GiveUp();
+        colon = i;
+      }
+      if (depth > 0 || c !== 44 /* , */) {
+        i++;
+        if (i - mark >= CHUNK * 16) {
+          mark = i;
+          yield;
+        }
+        continue;
+      }
+    } else if (depth !== 0) throw new GiveUp();
+    // An element ends at i (a comma at depth 0, or the end).
+    const elemEnd = trimEnd(t, from, i);
+    if (elemEnd <= from) throw new GiveUp(); // empty: a stray or trailing comma
+    if (!isArray && colon < 0) throw new GiveUp();
+    const valueStart = isArray ? from : skipSpace(t, colon + 1, elemEnd);
+    if (valueStart >= elemEnd) throw new GiveUp();
+    const first = t.code(valueStart);
+    if (elemEnd - valueStart > PIECE && (first === 91 || first === 123)) {
+      // A large element: the small ones before it, then it, taken apart.
+      if (group >= 0) parseGroup();
+      const v = yield* value(t, valueStart, elemEnd);
+      if (isArray) (out as unknown[]).push(v);
+      else {
+        if (t.code(from) !== 34) throw new GiveUp();
+        const key = JSON.parse(t.text(from, trimEnd(t, from, colon))) as string;
+        define(out as Record<string, unknown>, key, v);
+      }
+    } else {
+      if (group < 0) group = from;
+      groupEnd = elemEnd;
+      if (groupEnd - group >= PIECE) {
+        parseGroup();
+        yield;
+      }
     }
-    if (c === 91 || c === 123) depth++;
-    else if (c === 93 || c === 125) {
-      if (--depth < 0) throw new GiveUp();
-    } else if (depth === 0 && (c === 44 /* , */ || (c === 58 /* : */ && expectKey))) {
-      if (isObject && (c === 58) !== expectKey) throw new GiveUp();
-      out.push([from, trimEnd(t, from, i)]);
-      if (isObject) expectKey = !expectKey;
-      i = skipSpace(t, i + 1, end);
-      from = i;
-      if (i === end) throw new GiveUp(); // a trailing comma or colon
-      continue;
-    } else if (depth === 0 && c === 58) {
-      throw new GiveUp();
-    }
-    i++;
-    if (i - mark >= CHUNK * 16) {
-      mark = i;
-      yield;
-    }
+    if (i >= end) break;
+    i = skipSpace(t, i + 1, end);
+    if (i === end) throw new GiveUp(); // a trailing comma
+    from = i;
+    colon = -1;
   }
-  if (depth !== 0) throw new GiveUp();
-  out.push([from, trimEnd(t, from, end)]);
-  if (isObject && (expectKey || out.length % 2 !== 0)) throw new GiveUp();
-  for (const [a, b] of out) if (a >= b) throw new GiveUp();
+  if (group >= 0) parseGroup();
   return out;
 }
 
