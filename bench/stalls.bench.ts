@@ -21,8 +21,10 @@
  * - The journal (src/journal.ts): writing the `p:` record of a plan of ASSETS x 96 slots,
  *   a new value every slot (from `journal()` until it is written), and a snapshot (`site.save`) of a site holding
  *   160,000 pending commands, both on a JournalStore in a temporary directory; a restart
- *   on those files (a new site loading them, one turn: its CPU): its first save and the
- *   records of what the restore changed.
+ *   on those files: loaded at once (a new site's constructor, one turn: its CPU), its first
+ *   save and the records of what the restore changed; loaded in slices (`Site.open`, as the
+ *   qe-coordinator loads), its longest turn. The same for the plan's journal (its rows
+ *   still planned: the site's clock is now).
  *
  *   node --expose-gc --import tsx bench/stalls.bench.ts [assets] [flow]   (BENCH_RUNS;
  *   STALLS_PART=journal runs the journal's part alone)
@@ -348,28 +350,33 @@ async function journalStalls(assets: number): Promise<void> {
       console.log(`  (${(store.stats.snapshotBytes / 1e6 / RUNS).toFixed(1)} MB a snapshot)`);
       await site.stop();
     }
-    // A restart on the worker's files: a new site loads them (in its constructor, before the
-    // probe), then its first save and the records of what the restore changed. Now, and at
-    // the end of the 4th slot (its clock moved: 40,000 commands expire on restore).
+    // A restart on the worker's files: a new site loads them at once (in its constructor,
+    // one turn: its CPU, before the probe), then its first save and the records of what the
+    // restore changed; and the same files loaded in slices (Site.open, the way the
+    // qe-coordinator loads: the probe runs meanwhile). Now, and at the end of the 4th slot
+    // (its clock moved: 40,000 commands expire on restore).
     const restartDir = path.join(dir, 'snap-true');
+    const keep = () => {
+      // The next run restarts from the same state: what the last one wrote undone.
+      fs.rmSync(restartDir, { recursive: true, force: true });
+      fs.cpSync(`${restartDir}-kept`, restartDir, { recursive: true });
+    };
+    fs.cpSync(restartDir, `${restartDir}-kept`, { recursive: true });
     for (const [later, at] of [
       ['', 0],
       [', 4 slots in (40,000 expire)', t0 + 4 * 900_000],
     ] as const) {
       const offset = at === 0 ? 0 : at - Date.now();
+      const clock = { now: () => Date.now() + offset };
       const restarts: Awaited<ReturnType<typeof stallOf>>[] = [];
+      const sliced: Awaited<ReturnType<typeof stallOf>>[] = [];
       const loads: number[] = [];
       let pending = 0;
       for (let r = 0; r < RUNS; r++) {
         collect();
         const loadStarted = mainCpuMs();
         const store = new JournalStore(restartDir);
-        const site = new Site({
-          siteId: 'snap',
-          store,
-          clock: { now: () => Date.now() + offset },
-          onError: () => {},
-        });
+        const site = new Site({ siteId: 'snap', store, clock, onError: () => {} });
         loads.push(mainCpuMs() - loadStarted);
         pending = site.engine.stats().pending;
         restarts.push(
@@ -379,16 +386,65 @@ async function journalStalls(assets: number): Promise<void> {
           }),
         );
         await site.stop();
-        // The next run restarts from the same state: the expired commands' records undone.
-        if (offset > 0) fs.rmSync(restartDir, { recursive: true, force: true });
-        if (offset > 0) fs.cpSync(`${restartDir}-kept`, restartDir, { recursive: true });
-        else if (r === 0) fs.cpSync(restartDir, `${restartDir}-kept`, { recursive: true });
+        keep();
+        let opened: Site | null = null;
+        sliced.push(
+          await stallOf(async () => {
+            opened = await Site.open({
+              siteId: 'snap',
+              store: new JournalStore(restartDir),
+              clock,
+              onError: () => {},
+            });
+          }),
+        );
+        const o = opened as Site | null;
+        if (o === null || o.engine.stats().pending !== pending) throw new Error('not the same');
+        await o.stop();
+        keep();
       }
       reportMain(`a restart's first save, ${pending} pending${later}`, restarts);
       console.log(
-        `  ${''.padEnd(52)} (the load before it, one turn: main thread's CPU ${fmt(loads)})`,
+        `  ${''.padEnd(52)} (the load before it, at once: one turn, main thread's CPU ${fmt(loads)})`,
       );
+      reportMain(`a restart's load in slices (Site.open), ${pending} pending${later}`, sliced);
     }
+    // A restart of a site holding the plan of ASSETS x 96 (its p: record, journaled above),
+    // at once (one turn) and in slices.
+    const planDir = path.join(dir, 'plan');
+    fs.cpSync(planDir, `${planDir}-kept`, { recursive: true });
+    const planLoads: number[] = [];
+    const planSliced: Awaited<ReturnType<typeof stallOf>>[] = [];
+    let planRows = 0;
+    for (let r = 0; r < RUNS; r++) {
+      collect();
+      const loadStarted = mainCpuMs();
+      const atOnce = new Site({
+        siteId: 'plan',
+        store: new JournalStore(planDir),
+        onError: () => {},
+      });
+      planLoads.push(mainCpuMs() - loadStarted);
+      planRows = atOnce.engine.stats().pending;
+      await atOnce.stop();
+      fs.rmSync(planDir, { recursive: true, force: true });
+      fs.cpSync(`${planDir}-kept`, planDir, { recursive: true });
+      planSliced.push(
+        await stallOf(async () => {
+          const o = await Site.open({
+            siteId: 'plan',
+            store: new JournalStore(planDir),
+            onError: () => {},
+          });
+          if (o.engine.stats().pending !== planRows) throw new Error('not the same');
+          await o.stop();
+        }),
+      );
+      fs.rmSync(planDir, { recursive: true, force: true });
+      fs.cpSync(`${planDir}-kept`, planDir, { recursive: true });
+    }
+    reportMain(`a restart's load in slices, a plan of ${planRows} rows`, planSliced);
+    console.log(`  ${''.padEnd(52)} (at once: one turn, main thread's CPU ${fmt(planLoads)})`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

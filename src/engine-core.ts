@@ -98,6 +98,8 @@ export abstract class EngineCore {
   protected readonly persistListeners = new Set<(change: PersistChange) => void>();
   protected readonly metaChange: PersistChange = { key: 'meta', value: () => this.metaJSON() };
   protected wakeQueued = false;
+  /** Set while a restore's step runs (`restoreSteps`): its changes publish no events. */
+  protected quiet = false;
   protected seq = 0;
   protected token = 0;
   protected idCounter = 0;
@@ -369,6 +371,7 @@ export abstract class EngineCore {
   }
 
   protected emit(type: CommandEventType, cmd: Command): void {
-    if (this.eventBus.hasSubscribers(type)) this.eventBus.publish(type, commandToJSON(cmd));
+    if (!this.quiet && this.eventBus.hasSubscribers(type))
+      this.eventBus.publish(type, commandToJSON(cmd));
   }
 }

@@ -6,12 +6,19 @@
  * documented on `DispatchEngine.restore`.
  */
 
+import { runSync, type Steps } from './chunks';
 import type { Clock } from './clock';
 import { type Command, CommandStatus, commandToJSON, isFinal } from './commands';
 import type { EngineJSON, EngineMetaJSON } from './engine-config';
 import type { Tracked } from './engine-slots';
 import type { PlanBook } from './plan-book';
-import { problemAt, type RestoreProblem, restoreCommands, restoreEntries, shown } from './restore';
+import {
+  problemAt,
+  type RestoreProblem,
+  restoreCommandsSteps,
+  restoreEntries,
+  shown,
+} from './restore';
 import type { ScheduleIds } from './schedule-ids';
 import { type LastSchedule, lastScheduleFromJSON } from './silence';
 
@@ -56,6 +63,18 @@ export function restoreInto(
   json: unknown,
   onProblem: (problem: RestoreProblem) => void,
 ): void {
+  runSync(restoreSteps(host, json, onProblem));
+}
+
+/** Commands restored between two checkpoints. */
+const COMMANDS_A_STEP = 512;
+
+/** `restoreInto` with a checkpoint every few hundred commands (chunks.ts). */
+export function* restoreSteps(
+  host: PersistHost,
+  json: unknown,
+  onProblem: (problem: RestoreProblem) => void,
+): Steps<void> {
   if (json === null || typeof json !== 'object')
     throw new TypeError('restore: expected an object from engine.toJSON()');
   const doc = json as Partial<EngineJSON>;
@@ -64,7 +83,7 @@ export function restoreInto(
       `restore: not a dispatch engine document of version 1 (format ${JSON.stringify(doc.format)}, version ${JSON.stringify(doc.version)})`,
     );
   }
-  const commands = restoreCommands(doc.commands, onProblem);
+  const commands = yield* restoreCommandsSteps(doc.commands, onProblem);
   for (const [id, s] of restoreEntries(doc.assetStates, 'assetStates', onProblem)) {
     if (typeof s === 'string' && s !== '') host.restoredStates.set(id, s);
     else onProblem(problemAt('assetStates', id, `must be a state name, got ${shown(s)}`));
@@ -76,7 +95,9 @@ export function restoreInto(
   // The silence goes on counting from the last schedule received before the restart.
   host.setLastSchedule(lastScheduleFromJSON(doc.lastSchedule, onProblem));
   const now = host.clock.now();
+  let n = 0;
   for (const cmd of commands) {
+    if (++n % COMMANDS_A_STEP === 0) yield;
     // Revisions follow the commands too, so that a lost revisions entry cannot reuse an id.
     if (cmd.scheduleId !== null) host.scheduleIds.note(cmd.scheduleId);
     const slot: Tracked = { cmd, dueToken: 0, deadlineToken: 0 };
@@ -101,5 +122,6 @@ export function restoreInto(
     }
   }
   host.trimFinished();
-  for (const id of host.book.restore(doc.plans, commands, onProblem)) host.scheduleIds.note(id);
+  for (const id of yield* host.book.restoreSteps(doc.plans, commands, onProblem))
+    host.scheduleIds.note(id);
 }

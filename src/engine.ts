@@ -18,6 +18,7 @@
  * are functions in engine-reapply.ts, engine-queries.ts and engine-persist.ts.
  */
 
+import { runSync, type Steps } from './chunks';
 import { type Command, CommandStatus } from './commands';
 import type {
   CommandFilter,
@@ -27,7 +28,7 @@ import type {
   TimeInput,
 } from './engine-config';
 import type { EngineDeps } from './engine-core';
-import { engineToJSON, type PersistHost, restoreInto } from './engine-persist';
+import { engineToJSON, type PersistHost, restoreSteps } from './engine-persist';
 import { commandInForce, commandsMatching, heldOf, inFlightOf, statsOf } from './engine-queries';
 import {
   type ReapplyHost,
@@ -331,14 +332,52 @@ export class DispatchEngine extends EngineSubmission {
     onChange?: (change: PersistChange) => void,
   ): DispatchEngine {
     const engine = new DispatchEngine(deps);
-    const off = onChange ? engine.onPersist(onChange) : null;
+    runSync(engine.restoreSteps(json, onProblem, onChange));
+    return engine;
+  }
+
+  /**
+   * `DispatchEngine.restore` into this engine, which holds no commands nor plans yet, in
+   * steps (src/chunks.ts; a Site that loads its saved state in slices while it serves).
+   * Nothing is published for what the restore itself changes (a new engine's restore has no
+   * subscribers either). A state machine registered before the restore ended takes its
+   * restored state, unless it has changed since it was made (a device spoke meanwhile).
+   * Throws, before changing anything, what `restore` throws, and an Error when the engine
+   * holds commands or plans already.
+   */
+  *restoreSteps(
+    json: unknown,
+    onProblem: (problem: RestoreProblem) => void = reportToConsole,
+    onChange?: (change: PersistChange) => void,
+  ): Steps<void> {
+    if (this.tracked.size > 0 || this.book.size > 0)
+      throw new Error('restore: the engine holds commands or plans already');
+    const off = onChange ? this.onPersist(onChange) : null;
     try {
-      restoreInto(engine.persistHost(), json, onProblem);
+      const steps = restoreSteps(this.persistHost(), json, onProblem);
+      for (;;) {
+        this.quiet = true;
+        let r: IteratorResult<void, void>;
+        try {
+          r = steps.next();
+        } finally {
+          this.quiet = false;
+        }
+        if (r.done) break;
+        yield;
+      }
     } finally {
       off?.();
     }
-    onChange?.(engine.metaChange);
-    return engine;
+    onChange?.(this.metaChange);
+    for (const [assetId, state] of [...this.restoredStates]) {
+      const machine = this.getStateMachine(assetId);
+      if (!machine) continue;
+      this.restoredStates.delete(assetId);
+      if (machine.history.length === 0 && machine.states.includes(state)) {
+        if (state !== machine.currentState) machine.forceState(state, 'restored from persistence');
+      } else this.persistMeta();
+    }
   }
 
   /** The engine as its persistence's host (src/engine-persist.ts). */

@@ -18,15 +18,19 @@ import {
   readFileSync,
   statSync,
 } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeRecord } from './journal-codec';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { DEFAULT_SLICE_MS, type SliceOptions, type Steps } from './chunks';
+import { type DecodedRecord, decodeRecord, readRecord } from './journal-codec';
 import {
-  applyEntries,
+  applyEntriesSteps,
   emptySiteDocument,
   type ReplayValue,
   replayEntry,
   type SiteDocument,
 } from './journal-replay';
+import { parseJsonBytesSteps } from './json-chunks';
 import type { RestoreProblem } from './restore';
 import { FileStore, StoreCorruptError } from './store';
 
@@ -55,8 +59,60 @@ export interface LoadedJournal {
   sinceSnapshot: number;
 }
 
-/** Loads the journal in `dir` (see the file's comment). Throws StoreCorruptError. */
+/** Reads a file whole: at once, or as asynchronous I/O. */
+type Read = (file: string) => Buffer | Promise<Buffer>;
+
+/**
+ * Loads the journal in `dir` (see the file's comment), at once. Throws StoreCorruptError.
+ * Reads the same as `loadJournalAsync`, in one turn.
+ */
 export function loadJournal(dir: string, legacyFile?: string): LoadedJournal {
+  const steps = loadSteps(dir, legacyFile);
+  let r = steps.next();
+  while (!r.done) {
+    // A file to read (readFileSync), or a checkpoint.
+    r = steps.next(r.value === undefined ? undefined : readFileSync(r.value));
+  }
+  return r.value;
+}
+
+/**
+ * `loadJournal` in slices of about `sliceMs` (src/chunks.ts), the event loop served between
+ * them: the files are read as asynchronous I/O and never decoded whole (a snapshot of
+ * 160,000 commands is 70 MB: decoding and parsing it at once holds the loop for seconds).
+ * The same result and the same errors.
+ */
+export async function loadJournalAsync(
+  dir: string,
+  legacyFile: string | undefined,
+  options: SliceOptions = {},
+): Promise<LoadedJournal> {
+  const sliceMs = options.sliceMs ?? DEFAULT_SLICE_MS;
+  const steps = loadSteps(dir, legacyFile);
+  let start = performance.now();
+  let r = steps.next();
+  while (!r.done) {
+    let input: Buffer | undefined;
+    if (r.value !== undefined) {
+      input = await readFile(r.value);
+      start = performance.now();
+    } else if (performance.now() - start >= sliceMs) {
+      await nextTurn();
+      start = performance.now();
+    }
+    r = steps.next(input);
+  }
+  return r.value;
+}
+
+/**
+ * The load as steps: yields a file name to be given its bytes (`next(buffer)`), or
+ * undefined at a checkpoint.
+ */
+function* loadSteps(
+  dir: string,
+  legacyFile: string | undefined,
+): Generator<string | undefined, LoadedJournal, Buffer | undefined> {
   const out: LoadedJournal = {
     doc: undefined,
     problems: [],
@@ -75,10 +131,11 @@ export function loadJournal(dir: string, legacyFile?: string): LoadedJournal {
   for (const n of snapshots) {
     const file = snapshotFile(dir, n);
     try {
-      base = JSON.parse(readFileSync(file, 'utf8'));
+      const bytes = (yield file) as Buffer;
+      base = yield* checkpoints(parseJsonBytesSteps(bytes));
       from = n;
       out.baseSnapshot = n;
-      out.lastSnapshotBytes = fileSize(file);
+      out.lastSnapshotBytes = bytes.length;
       break;
     } catch (err) {
       // An older snapshot with its segments (kept until a newer one is whole) is the base.
@@ -104,47 +161,80 @@ export function loadJournal(dir: string, legacyFile?: string): LoadedJournal {
   const segments = numbered(names, SEGMENT).filter((n) => n >= from);
   const entries: [string, ReplayValue][] = [];
   let replayed = 0;
-  for (const n of segments) replayed += readSegment(segmentFile(dir, n), entries, out);
+  for (const n of segments) {
+    const file = segmentFile(dir, n);
+    const bytes = (yield file) as Buffer;
+    replayed += yield* checkpoints(segmentSteps(file, bytes, entries, out));
+    out.sinceSnapshot += bytes.length;
+  }
   out.nextSegment = (segments.at(-1) ?? from) + 1;
-  for (const n of segments) out.sinceSnapshot += fileSize(segmentFile(dir, n));
   if (base === undefined && replayed === 0) return out;
   const doc = (base ?? emptySiteDocument()) as SiteDocument;
-  for (const p of applyEntries(doc, entries)) out.problems.push(p);
+  for (const p of yield* checkpoints(applyEntriesSteps(doc, entries))) out.problems.push(p);
   out.doc = doc;
   return out;
 }
 
-/** Reads a segment's records into `entries`; returns how many. Cuts a torn last line off. */
-function readSegment(
+/** `steps`' checkpoints as the load's (which are also given files' bytes). */
+function* checkpoints<T>(steps: Steps<T>): Generator<undefined, T, unknown> {
+  let r = steps.next();
+  while (!r.done) {
+    yield undefined;
+    r = steps.next();
+  }
+  return r.value;
+}
+
+/** Record lines decoded between two checkpoints. */
+const LINES = 256;
+/** A record line longer than this (bytes) is parsed in pieces. */
+const LONG_LINE = 1 << 16;
+
+/**
+ * Reads a segment's records (its bytes) into `entries`; returns how many. Cuts a torn last
+ * line off the file. Offsets are in bytes.
+ */
+function* segmentSteps(
   file: string,
+  bytes: Buffer,
   entries: [string, ReplayValue][],
   out: { problems: RestoreProblem[]; warnings: string[] },
-): number {
+): Steps<number> {
   const name = path.basename(file);
-  const text = readFileSync(file, 'utf8');
   let count = 0;
   let offset = 0;
   let line = 0;
-  while (offset < text.length) {
+  while (offset < bytes.length) {
     line++;
-    const nl = text.indexOf('\n', offset);
+    if (line % LINES === 0) yield;
+    const nl = bytes.indexOf(10, offset);
     if (nl < 0) {
       // Torn: the process died in the middle of writing it. Never applied; cut off so that
       // nothing is appended after half a line.
       out.warnings.push(
-        `${name} line ${line} (offset ${offset}): a torn last record of ${text.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
+        `${name} line ${line} (offset ${offset}): a torn last record of ${bytes.length - offset} bytes (the process stopped while writing it), ignored and cut off`,
       );
       const fd = openSync(file, 'r+');
       try {
-        ftruncateSync(fd, Buffer.byteLength(text.slice(0, offset), 'utf8'));
+        ftruncateSync(fd, offset);
       } finally {
         closeSync(fd);
       }
       break;
     }
-    const raw = text.slice(offset, nl);
     try {
-      entries.push(replayEntry(decodeRecord(raw)));
+      let record: DecodedRecord;
+      if (nl - offset > LONG_LINE) {
+        // A large record (a plan's rows): parsed in pieces, never decoded whole.
+        let parsed: unknown;
+        try {
+          parsed = yield* parseJsonBytesSteps(bytes.subarray(offset, nl));
+        } catch (err) {
+          throw new TypeError(`not valid JSON (${(err as Error).message})`);
+        }
+        record = readRecord(parsed);
+      } else record = decodeRecord(bytes.toString('utf8', offset, nl));
+      entries.push(replayEntry(record));
       count++;
     } catch (err) {
       out.problems.push({

@@ -39,12 +39,14 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_SLICE_MS } from './chunks';
+import { DEFAULT_SLICE_MS, type SliceOptions } from './chunks';
 import type { PersistChange } from './engine';
 import { RecordEncoder } from './journal-codec';
 import {
   copyJournal,
+  type LoadedJournal,
   loadJournal,
+  loadJournalAsync,
   numbered,
   SEGMENT,
   SNAPSHOT,
@@ -169,7 +171,15 @@ export class JournalStore implements StateStore {
 
   /** The snapshot with the segments replayed over it; undefined when there is nothing. */
   load(): unknown {
-    const loaded = loadJournal(this.dir, this.options.legacyFile);
+    return this.loaded(loadJournal(this.dir, this.options.legacyFile));
+  }
+
+  /** `load` in slices (journal-load.ts `loadJournalAsync`): the same, the event loop served. */
+  async loadAsync(slicing: SliceOptions = {}): Promise<unknown> {
+    return this.loaded(await loadJournalAsync(this.dir, this.options.legacyFile, slicing));
+  }
+
+  private loaded(loaded: LoadedJournal): unknown {
     this.problems = loaded.problems;
     this.warnings = loaded.warnings;
     this.baseSnapshot = loaded.baseSnapshot;

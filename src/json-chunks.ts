@@ -18,76 +18,95 @@ const PIECE = 1 << 16;
 /** Thrown by the scan on text it does not take apart; never leaves this module. */
 class GiveUp extends Error {}
 
+/**
+ * What the scan reads: a string's characters, or the bytes of UTF-8 text (a file read into
+ * a Buffer, never decoded whole: JSON's structure is ASCII, and a byte of a multi-byte
+ * character is never one of its marks).
+ */
+interface Source {
+  readonly length: number;
+  code(i: number): number;
+  text(a: number, b: number): string;
+}
+
+class StringSource implements Source {
+  readonly length: number;
+  constructor(private readonly s: string) {
+    this.length = s.length;
+  }
+  code(i: number): number {
+    return this.s.charCodeAt(i);
+  }
+  text(a: number, b: number): string {
+    return this.s.slice(a, b);
+  }
+}
+
+class BytesSource implements Source {
+  readonly length: number;
+  constructor(private readonly b: Buffer) {
+    this.length = b.length;
+  }
+  code(i: number): number {
+    return this.b[i] as number;
+  }
+  text(a: number, b: number): string {
+    return this.b.toString('utf8', a, b);
+  }
+}
+
 /** `JSON.parse(text)`, in pieces when the text is large. */
 export function* parseJsonSteps(text: string): Steps<unknown> {
   if (text.length <= PIECE) return JSON.parse(text);
+  return yield* parseSource(new StringSource(text), () => JSON.parse(text));
+}
+
+/**
+ * `JSON.parse` of the UTF-8 text in `bytes` (a file read whole), in pieces: the text is
+ * decoded a piece at a time, never as one string (decoding 70 MB at once holds the event
+ * loop for hundreds of ms). On text it does not take apart, the whole is decoded and goes
+ * to `JSON.parse`, for its own error.
+ */
+export function* parseJsonBytesSteps(bytes: Buffer): Steps<unknown> {
+  const whole = () => JSON.parse(bytes.toString('utf8'));
+  if (bytes.length <= PIECE) return whole();
+  // A byte-order mark is not JSON (JSON.parse of the decoded text refuses it too).
+  return yield* parseSource(new BytesSource(bytes), whole);
+}
+
+function* parseSource(t: Source, whole: () => unknown): Steps<unknown> {
   try {
-    const start = skipSpace(text, 0, text.length);
-    const end = trimEnd(text, start, text.length);
-    return yield* value(text, start, end);
+    const start = skipSpace(t, 0, t.length);
+    const end = trimEnd(t, start, t.length);
+    return yield* value(t, start, end);
   } catch (err) {
     if (!(err instanceof GiveUp) && !(err instanceof SyntaxError)) throw err;
   }
-  return JSON.parse(text);
+  return whole();
 }
 
 function isSpace(c: number): boolean {
   return c === 32 || c === 10 || c === 13 || c === 9;
 }
 
-function skipSpace(t: string, i: number, end: number): number {
-  while (i < end && isSpace(t.charCodeAt(i))) i++;
+function skipSpace(t: Source, i: number, end: number): number {
+  while (i < end && isSpace(t.code(i))) i++;
   return i;
 }
 
-function trimEnd(t: string, start: number, end: number): number {
-  while (end > start && isSpace(t.charCodeAt(end - 1))) end--;
+function trimEnd(t: Source, start: number, end: number): number {
+  while (end > start && isSpace(t.code(end - 1))) end--;
   return end;
 }
 
 /** The value in t[start, end) (no space around it). */
-function* value(t: string, start: number, end: number): Steps<unknown> {
-  if (end - start <= PIECE) return JSON.parse(t.slice(start, end));
-  const open = t.charCodeAt(start);
+function* value(t: Source, start: number, end: number): Steps<unknown> {
+  if (end - start <= PIECE) return JSON.parse(t.text(start, end));
+  const open = t.code(start);
   const isArray = open === 91; /* [ */
-  if (!isArray && open !== 123 /* { */) return JSON.parse(t.slice(start, end)); // a long string
-  if (t.charCodeAt(end - 1) !== (isArray ? 93 : 125)) throw new GiveUp();
-  const parts = yield* elements(t, start + 1, end - 1, !isArray);
-  const out: unknown[] | Record<string, unknown> = isArray ? [] : {};
-  // Consecutive small elements (object members: key and value) are parsed together, up to
-  // PIECE characters at a time; a large one is taken apart in turn.
-  const step = isArray ? 1 : 2;
-  let k = 0;
-  while (k < parts.length) {
-    const first = (parts[k] as [number, number])[0];
-    let last = k + step - 1;
-    while (
-      last + step < parts.length &&
-      (parts[last + step] as [number, number])[1] - first <= PIECE
-    )
-      last += step;
-    const lastEnd = (parts[last] as [number, number])[1];
-    if (last === k + step - 1 && lastEnd - first > PIECE) {
-      // One large element.
-      const [va, vb] = parts[last] as [number, number];
-      const v = yield* value(t, va, vb);
-      if (isArray) (out as unknown[]).push(v);
-      else {
-        const [ka, kb] = parts[k] as [number, number];
-        if (t.charCodeAt(ka) !== 34) throw new GiveUp();
-        define(out as Record<string, unknown>, JSON.parse(t.slice(ka, kb)) as string, v);
-      }
-    } else if (isArray) {
-      const group = JSON.parse(`[${t.slice(first, lastEnd)}]`) as unknown[];
-      for (const v of group) (out as unknown[]).push(v);
-    } else {
-      const group = JSON.parse(`{${t.slice(first, lastEnd)}}`) as Record<string, unknown>;
-      for (const key of Object.keys(group)) define(out as Record<string, unknown>, key, group[key]);
-    }
-    k = last + 1;
-    yield;
-  }
-  return out;
+  if (!isArray && open !== 123 /* { */) return JSON.parse(t.text(start, end)); // a long string
+  if (t.code(end - 1) !== (isArray ? 93 : 125)) throw new GiveUp();
+  return yield* container(t, start + 1, end - 1, isArray);
 }
 
 /** Sets `key` as JSON.parse does: "__proto__" is an own property, not the prototype. */
@@ -101,60 +120,99 @@ function define(obj: Record<string, unknown>, key: string, v: unknown): void {
 }
 
 /**
- * The element ranges of an array's or object's inside t[start, end), space trimmed; for
- * an object, key and value ranges alternate. Throws GiveUp on a shape it does not expect.
+ * The array or object whose inside is t[start, end), scanned in order (following strings
+ * and nesting): consecutive small elements (an object's members: key and value) are parsed
+ * together by JSON.parse, about PIECE characters at a time, as the scan reaches them; a
+ * large one is taken apart in turn. Nothing is kept per element (an array of 600,000
+ * numbers makes no list of their places). Throws GiveUp on a shape it does not take apart
+ * (JSON.parse of the whole then gives the result or the error).
  */
-function* elements(
-  t: string,
-  start: number,
-  end: number,
-  isObject: boolean,
-): Steps<[number, number][]> {
-  const out: [number, number][] = [];
+function* container(t: Source, start: number, end: number, isArray: boolean): Steps<unknown> {
+  const out: unknown[] | Record<string, unknown> = isArray ? [] : {};
   let i = skipSpace(t, start, end);
   if (i === end) return out;
-  let from = i;
+  /** The group of small elements not parsed yet: t[group, groupEnd); -1: none. */
+  let group = -1;
+  let groupEnd = -1;
+  const parseGroup = () => {
+    const text = t.text(group, groupEnd);
+    if (isArray) {
+      const values = JSON.parse(`[${text}]`) as unknown[];
+      for (let k = 0; k < values.length; k++) (out as unknown[]).push(values[k]);
+    } else {
+      const members = JSON.parse(`{${text}}`) as Record<string, unknown>;
+      for (const key of Object.keys(members))
+        define(out as Record<string, unknown>, key, members[key]);
+    }
+    group = -1;
+  };
+  let from = i; // where the element (an object's member: its key) begins
+  let colon = -1; // an object's member: where its ':' is
   let depth = 0;
-  let expectKey = isObject;
   let mark = i;
-  while (i < end) {
-    const c = t.charCodeAt(i);
-    if (c === 34 /* " */) {
-      i++;
-      while (i < end) {
-        const d = t.charCodeAt(i);
-        if (d === 92 /* \ */) i += 2;
-        else if (d === 34) break;
-        else i++;
+  for (;;) {
+    if (i < end) {
+      const c = t.code(i);
+      if (c === 34 /* " */) {
+        i++;
+        while (i < end) {
+          const d = t.code(i);
+          if (d === 92 /* \ */) i += 2;
+          else if (d === 34) break;
+          else i++;
+        }
+        if (i >= end) throw new GiveUp();
+        i++;
+        continue;
       }
-      if (i >= end) throw new GiveUp();
-      i++;
-      continue;
+      if (c === 91 || c === 123) depth++;
+      else if (c === 93 || c === 125) {
+        if (--depth < 0) throw new GiveUp();
+      } else if (depth === 0 && c === 58 /* : */) {
+        if (isArray || colon >= 0) throw new GiveUp();
+        colon = i;
+      }
+      if (depth > 0 || c !== 44 /* , */) {
+        i++;
+        if (i - mark >= CHUNK * 16) {
+          mark = i;
+          yield;
+        }
+        continue;
+      }
+    } else if (depth !== 0) throw new GiveUp();
+    // An element ends at i (a comma at depth 0, or the end).
+    const elemEnd = trimEnd(t, from, i);
+    if (elemEnd <= from) throw new GiveUp(); // empty: a stray or trailing comma
+    if (!isArray && colon < 0) throw new GiveUp();
+    const valueStart = isArray ? from : skipSpace(t, colon + 1, elemEnd);
+    if (valueStart >= elemEnd) throw new GiveUp();
+    const first = t.code(valueStart);
+    if (elemEnd - valueStart > PIECE && (first === 91 || first === 123)) {
+      // A large element: the small ones before it, then it, taken apart.
+      if (group >= 0) parseGroup();
+      const v = yield* value(t, valueStart, elemEnd);
+      if (isArray) (out as unknown[]).push(v);
+      else {
+        if (t.code(from) !== 34) throw new GiveUp();
+        const key = JSON.parse(t.text(from, trimEnd(t, from, colon))) as string;
+        define(out as Record<string, unknown>, key, v);
+      }
+    } else {
+      if (group < 0) group = from;
+      groupEnd = elemEnd;
+      if (groupEnd - group >= PIECE) {
+        parseGroup();
+        yield;
+      }
     }
-    if (c === 91 || c === 123) depth++;
-    else if (c === 93 || c === 125) {
-      if (--depth < 0) throw new GiveUp();
-    } else if (depth === 0 && (c === 44 /* , */ || (c === 58 /* : */ && expectKey))) {
-      if (isObject && (c === 58) !== expectKey) throw new GiveUp();
-      out.push([from, trimEnd(t, from, i)]);
-      if (isObject) expectKey = !expectKey;
-      i = skipSpace(t, i + 1, end);
-      from = i;
-      if (i === end) throw new GiveUp(); // a trailing comma or colon
-      continue;
-    } else if (depth === 0 && c === 58) {
-      throw new GiveUp();
-    }
-    i++;
-    if (i - mark >= CHUNK * 16) {
-      mark = i;
-      yield;
-    }
+    if (i >= end) break;
+    i = skipSpace(t, i + 1, end);
+    if (i === end) throw new GiveUp(); // a trailing comma
+    from = i;
+    colon = -1;
   }
-  if (depth !== 0) throw new GiveUp();
-  out.push([from, trimEnd(t, from, end)]);
-  if (isObject && (expectKey || out.length % 2 !== 0)) throw new GiveUp();
-  for (const [a, b] of out) if (a >= b) throw new GiveUp();
+  if (group >= 0) parseGroup();
   return out;
 }
 

@@ -7,12 +7,12 @@
  * and restores them. The engine owns the commands: a row becomes one through `PlanHost`.
  */
 
-import { CHUNK, type Steps } from './chunks';
+import { CHUNK, runSync, type Steps } from './chunks';
 import { type Command, type CommandHistoryEntry, commandToJSON } from './commands';
 import { type EventBus, EventType } from './event-bus';
 import { CutQueue, cancelled, cancelledHistory } from './plan-cuts';
 import { planJsonPieces } from './plan-json';
-import { type PlanCursor, type PlanJSON, readPlan, type StoredPlan } from './plans';
+import { type PlanCursor, type PlanJSON, readPlanSteps, type StoredPlan } from './plans';
 import { problemAt, type RestoreProblem, shown } from './restore';
 
 /** A record for persistence (`onPersist`): `value()` is the JSON to keep, undefined: delete. */
@@ -438,24 +438,36 @@ export class PlanBook {
     commands: readonly Command[],
     onProblem: (problem: RestoreProblem) => void,
   ): string[] {
+    return runSync(this.restoreSteps(list, commands, onProblem));
+  }
+
+  /** `restore` with checkpoints (src/chunks.ts): a plan's rows are read in chunks. */
+  *restoreSteps(
+    list: unknown,
+    commands: readonly Command[],
+    onProblem: (problem: RestoreProblem) => void,
+  ): Steps<string[]> {
     if (list === undefined) return [];
     if (!Array.isArray(list)) {
       onProblem(problemAt('plans', '', `must be an array, got ${shown(list)}`));
       return [];
     }
     const read = new Map<string, StoredPlan>();
-    list.forEach((entry, i) => {
+    for (let i = 0; i < list.length; i++) {
       try {
-        const plan = readPlan(entry, `plans[${i}]`);
+        const plan = yield* readPlanSteps(list[i], `plans[${i}]`);
         if (read.has(plan.scheduleId) || this.plans.has(plan.scheduleId))
           throw new TypeError(`plans[${i}]: schedule ${plan.scheduleId} appears twice`);
         read.set(plan.scheduleId, plan);
       } catch (err) {
         onProblem(problemAt('plans', String(i), (err as Error).message));
       }
-    });
+      yield;
+    }
     const moved = new Set<StoredPlan>();
+    let n = 0;
     for (const cmd of commands) {
+      if (++n % CHUNK === 0) yield;
       const plan = cmd.scheduleId === null ? undefined : read.get(cmd.scheduleId);
       const c = plan?.byAsset.get(cmd.assetId);
       if (!plan || !c || !cmd.source || cmd.reapplyOf !== undefined) continue;

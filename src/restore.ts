@@ -4,6 +4,7 @@
  * is left out and reported (which entry, why); it never costs the others.
  */
 
+import { runSync, type Steps } from './chunks';
 import { type Command, type CommandJSON, commandFromJSON, InternCache } from './commands';
 
 /** An entry of a saved state that could not be restored, and was left out. */
@@ -49,6 +50,17 @@ export function restoreEntries(
 
 /** The saved commands that can be restored; each one that cannot is reported. */
 export function restoreCommands(list: unknown, onProblem: (p: RestoreProblem) => void): Command[] {
+  return runSync(restoreCommandsSteps(list, onProblem));
+}
+
+/** Saved commands read between two checkpoints. */
+const COMMANDS_A_STEP = 512;
+
+/** `restoreCommands` with a checkpoint every few hundred commands (chunks.ts). */
+export function* restoreCommandsSteps(
+  list: unknown,
+  onProblem: (p: RestoreProblem) => void,
+): Steps<Command[]> {
   const out: Command[] = [];
   if (list === undefined || list === null) return out;
   if (!Array.isArray(list)) {
@@ -57,7 +69,9 @@ export function restoreCommands(list: unknown, onProblem: (p: RestoreProblem) =>
   }
   const shared = new InternCache();
   const ids = new Set<string>();
-  list.forEach((json: unknown, i) => {
+  for (let i = 0; i < list.length; i++) {
+    if (i % COMMANDS_A_STEP === COMMANDS_A_STEP - 1) yield;
+    const json: unknown = list[i];
     const raw = (json as { id?: unknown } | null)?.id;
     const problem = (reason: string): RestoreProblem =>
       typeof raw === 'string'
@@ -72,14 +86,14 @@ export function restoreCommands(list: unknown, onProblem: (p: RestoreProblem) =>
           (err instanceof Error ? err.message : String(err)).replace(/^command \[\d+\]: /, ''),
         ),
       );
-      return;
+      continue;
     }
     if (ids.has(cmd.id)) {
       onProblem(problem(`id ${cmd.id} appears twice: the first one is kept`));
-      return;
+      continue;
     }
     ids.add(cmd.id);
     out.push(cmd);
-  });
+  }
   return out;
 }

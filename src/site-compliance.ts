@@ -86,6 +86,15 @@ export class SiteCompliance {
   }
 
   /**
+   * Forgets the setpoints in force it keeps: each asset's next measurement reads its setpoint
+   * from the engine again (a site that loaded its saved state in slices: measurements
+   * during the load saw an empty engine).
+   */
+  forgetSetpoints(): void {
+    this.completed.clear();
+  }
+
+  /**
    * `engine.getCommandInForce` from the asset's short list (filled by COMPLETED commands; on
    * the asset's first measurement from the engine, once).
    */

@@ -14,7 +14,6 @@ import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
 import type { PlanSubmission } from './engine';
-import { InOrder } from './in-order';
 import type { SchedulePlan, StoredPlan } from './plans';
 import type { Site } from './site';
 import {
@@ -64,8 +63,6 @@ function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | null> {
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export abstract class SiteLoop extends SitePersist {
-  /** Plans read in slices and the operations ordered after them (`inOrder`). */
-  private readonly queue = new InOrder();
   /** The due time of the sliced prepare step under way (`prepareInSlices`), or null. */
   private preparing: number | null = null;
   /** Bumped by every step started and every cancel: a step under way stops when it moved. */
@@ -101,6 +98,7 @@ export abstract class SiteLoop extends SitePersist {
     commands: Command | CommandInput | readonly (Command | CommandInput)[],
     owner?: string,
   ): Command[] {
+    this.notWhileLoading('submit');
     const added = this.engine.submit(commands);
     if (owner !== undefined) {
       for (const c of added) {
@@ -118,6 +116,7 @@ export abstract class SiteLoop extends SitePersist {
    * as they fall due) on behalf of dispatcher `owner`, and re-arms.
    */
   submitPlan(plan: Conversion | SchedulePlan | StoredPlan, owner?: string): PlanSubmission {
+    this.notWhileLoading('submitPlan');
     return this.registered(this.engine.submitPlan(plan), owner);
   }
 
@@ -301,7 +300,7 @@ export abstract class SiteLoop extends SitePersist {
 
   /** Sets the timer to the next due time or deadline (at most dispatchIntervalSeconds away). */
   protected arm(force = false, notBefore?: number): void {
-    if (!this.running || this.stopped) return;
+    if (!this.running || this.stopped || this.loadingNow) return;
     const now = this.clock.now();
     const interval = this.engine.config.dispatchIntervalSeconds * 1000;
     let at = this.engine.nextWakeAt();

@@ -4,6 +4,7 @@
  * constants. Re-exported by src/site.ts, the entry point.
  */
 
+import type { SliceOptions } from './chunks';
 import type { Clock } from './clock';
 import type { Command } from './commands';
 import type { ComplianceOptions } from './compliance';
@@ -97,6 +98,19 @@ export interface SiteOptions {
    * the last prepare step took long (PREPARE_MARGIN times as long as it took, up to 5 s).
    */
   prepareAheadMs?: number;
+  /**
+   * How the saved state (`store`) is loaded. `'at-once'` (the default): in the constructor,
+   * in one turn of the event loop (seconds for 160,000 pending commands). `'in-slices'`:
+   * after it, in slices of a few ms (the files read as asynchronous I/O, parsed in pieces,
+   * the engine restored in steps), the event loop served between them; until `site.loaded`
+   * settles the engine is empty, the loop waits, operations given to `inOrder` and the async
+   * forms (`submitPlanAsync`, `receiveScheduleAsync`) wait, re-applies asked for are made
+   * after it, and the synchronous `submit`, `submitPlan`, `receiveSchedule`, `measure` and
+   * `setCap` throw. `Site.open` makes a site that loads in slices and waits for it.
+   */
+  load?: 'at-once' | 'in-slices';
+  /** The slices of a load `'in-slices'` (default 8 ms). */
+  loadSlicing?: SliceOptions;
 }
 
 export interface SiteJSON {

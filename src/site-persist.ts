@@ -8,11 +8,13 @@
 
 import { AdapterRegistry } from './adapters/registry';
 import { AssetTable } from './assets';
+import type { SliceOptions } from './chunks';
 import { type Clock, systemClock } from './clock';
 import { CommandStatus, isFinal } from './commands';
 import { ComplianceMonitor } from './compliance';
 import { DispatchEngine, type PersistChange } from './engine';
 import { EventBus, EventType } from './event-bus';
+import { InOrder } from './in-order';
 import { SiteCompliance } from './site-compliance';
 import { SiteLimiter } from './site-limits';
 import {
@@ -24,7 +26,7 @@ import {
   type SiteOptions,
   type Timers,
 } from './site-options';
-import { type LoadedSite, loadSite } from './site-restore';
+import { type LoadedSite, loadSite, loadSiteInSlices } from './site-restore';
 import type { StateStore } from './store';
 
 export abstract class SitePersist {
@@ -52,7 +54,23 @@ export abstract class SitePersist {
   /** Set when the saved state could not be read nor moved aside: then never overwrite it. */
   protected persistBlocked = false;
   /** The store journals changes (StateStore.journal): no whole saves after each burst. */
-  protected readonly journaling: boolean;
+  protected journaling: boolean;
+  /**
+   * The saved state is being loaded in slices (`load: 'in-slices'`): the engine is empty,
+   * the loop waits, changes to journal and saves wait for the load (`loaded`).
+   */
+  protected loadingNow = false;
+  /**
+   * Plans read in slices and the operations ordered after them (src/site-loop.ts
+   * `inOrder`); a load in slices is the first of them.
+   */
+  protected readonly queue = new InOrder();
+  /** Entries to journal that came while loading, by key: journaled once it is done. */
+  private heldChanges: Map<string, PersistChange> | null = null;
+  /** A save was asked for while loading. */
+  private saveAfterLoad = false;
+  /** Re-applies asked for while loading (src/site.ts `reapply`): made once it is done. */
+  protected reapplyAfterLoad: (() => void)[] = [];
   protected readonly sinks = new Map<string, DueCommandSink>();
   protected readonly sinkIds = new WeakMap<DueCommandSink, string>();
   protected readonly owners = new Map<string, string>();
@@ -86,11 +104,13 @@ export abstract class SitePersist {
   protected running = false;
   protected stopped = false;
   protected readonly offBus: () => void;
+  private lastLoadError: Error | null = null;
   /**
-   * The error met while loading the saved state, if any: the site started empty, or, for a
-   * PartialRestoreError, without the entries it lists (and restored all the others).
+   * Settles once the saved state is loaded (or there is none, or it could not be): at once
+   * for a site that loads in its constructor (the default), after the slices of one that
+   * loads `'in-slices'`. Never rejects: a failure is `loadError`, and reported.
    */
-  readonly loadError: Error | null = null;
+  readonly loaded: Promise<void>;
 
   constructor(options: SiteOptions) {
     if (typeof options.siteId !== 'string' || options.siteId.trim() === '') {
@@ -128,15 +148,21 @@ export abstract class SitePersist {
       clock: this.clock,
       config: options.config ?? {},
     };
+    const inSlices = options.load === 'in-slices';
+    if (options.load !== undefined && options.load !== 'at-once' && !inSlices) {
+      throw new TypeError(
+        `site: load must be 'at-once' or 'in-slices', got ${JSON.stringify(options.load)}`,
+      );
+    }
     let engine: DispatchEngine | null = null;
     let savedLimits: unknown;
     let restoreChanges: LoadedSite['changes'] | null = null;
-    if (this.store) {
+    if (this.store && !inSlices) {
       const loaded = loadSite(this.store, deps, this.owners, this.planOwners, this.onError);
       engine = loaded.engine;
       savedLimits = loaded.savedLimits;
       restoreChanges = loaded.changes;
-      this.loadError = loaded.loadError;
+      this.lastLoadError = loaded.loadError;
       if (loaded.persistBlocked) this.persistBlocked = true;
     }
     this.engine = engine ?? new DispatchEngine(deps);
@@ -162,6 +188,9 @@ export abstract class SitePersist {
     // Persistence needs to know that something changed, not the events' JSON: the cheap hooks.
     // A finished command is never handed out again: forget its owner at once (no scans).
     const offChanges = this.engine.onCommandChange((cmd) => {
+      // While loading in slices, the only changes are the restore's own (as at once, before
+      // this hook was added).
+      if (this.loadingNow) return;
       this.limiter?.touch();
       if (isFinal(cmd.status)) {
         if (this.owners.delete(cmd.id)) this.journalOwner(cmd.id);
@@ -189,25 +218,109 @@ export abstract class SitePersist {
     const offPersist = this.journaling
       ? this.engine.onPersist((change) => this.journalChange(change))
       : () => {};
-    // A restore changed what it restored (expired, timed out, trimmed): journaled as records
-    // (written over the next turns), so that the journal's files hold the restored state and
-    // its first snapshot is compacted from them like any other (no document built here).
-    // A load that failed (in part) leaves entries in the files that the restore left out:
-    // the first save is the whole document.
-    if (this.loadError !== null) this.wholeSaveDue = true;
-    else if (this.journaling && engine !== null && restoreChanges !== null) {
-      for (const change of restoreChanges.engine) this.journalChange(change);
-      for (const id of restoreChanges.owners) this.journalOwner(id);
-      for (const id of restoreChanges.planOwners) this.journalPlanOwner(id);
-      if (this.limiter || savedLimits !== undefined) this.journalChange(this.limitsChange);
+    if (inSlices && this.store) {
+      this.loadingNow = true;
+      this.heldChanges = new Map();
+      this.loaded = this.loadInSlices(this.store, options.loadSlicing);
+      // Operations given to `inOrder` (and plans registered in slices) wait for the load.
+      void this.queue.run(() => this.loaded);
+    } else {
+      this.loaded = Promise.resolve();
+      this.afterLoad(engine !== null, restoreChanges, savedLimits !== undefined);
     }
-    if (this.journaling && engine !== null) this.scheduleSave();
     this.offBus = () => {
       offChanges();
       offStates();
       offWake();
       offPersist();
     };
+  }
+
+  /**
+   * The error met while loading the saved state, if any: the site started empty, or, for a
+   * PartialRestoreError, without the entries it lists (and restored all the others). Null
+   * until a load in slices has ended (`loaded`).
+   */
+  get loadError(): Error | null {
+    return this.lastLoadError;
+  }
+
+  /** Throws when the saved state is still being loaded: `what` cannot be done before. */
+  protected notWhileLoading(what: string): void {
+    if (!this.loadingNow) return;
+    throw new Error(
+      `site ${this.siteId} is still loading its saved state: ${what} waits until site.loaded has settled (inOrder and the async forms wait by themselves)`,
+    );
+  }
+
+  /** The saved state is still being loaded (`load: 'in-slices'`, until `loaded` settles). */
+  get loading(): boolean {
+    return this.loadingNow;
+  }
+
+  /**
+   * What follows a load: a restore changed what it restored (expired, timed out, trimmed),
+   * journaled as records (written over the next turns), so that the journal's files hold
+   * the restored state and its first snapshot is compacted from them like any other (no
+   * document built here). A load that failed (in part) leaves entries in the files that the
+   * restore left out: the first save is the whole document.
+   */
+  private afterLoad(
+    restored: boolean,
+    restoreChanges: LoadedSite['changes'] | null,
+    hadLimits: boolean,
+  ): void {
+    if (this.lastLoadError !== null) this.wholeSaveDue = true;
+    else if (this.journaling && restored && restoreChanges !== null) {
+      for (const change of restoreChanges.engine) this.journalChange(change);
+      for (const id of restoreChanges.owners) this.journalOwner(id);
+      for (const id of restoreChanges.planOwners) this.journalPlanOwner(id);
+      if (this.limiter || hadLimits) this.journalChange(this.limitsChange);
+    }
+    if (this.journaling && restored) this.scheduleSave();
+  }
+
+  /**
+   * The load of `load: 'in-slices'` (src/site-restore.ts `loadSiteInSlices`), then what
+   * waited for it: the changes to journal, the limits, the re-applies, the loop, a save. A
+   * site stopped meanwhile stops loading and never saves (its state is not all there).
+   */
+  private async loadInSlices(store: StateStore, slicing: SliceOptions | undefined): Promise<void> {
+    const result = await loadSiteInSlices(
+      store,
+      this.engine,
+      this.owners,
+      this.planOwners,
+      this.onError,
+      () => this.stopped,
+      slicing,
+    );
+    this.loadingNow = false;
+    const held = this.heldChanges ?? new Map<string, PersistChange>();
+    this.heldChanges = null;
+    if (result === null) {
+      this.persistBlocked = true;
+      this.journaling = false;
+      return;
+    }
+    this.lastLoadError = result.loadError;
+    if (result.persistBlocked) {
+      this.persistBlocked = true;
+      this.journaling = false;
+    }
+    if (this.limiter && result.savedLimits !== undefined) {
+      for (const p of this.limiter.restore(result.savedLimits)) this.onError(new Error(p));
+    }
+    this.measurements.forgetSetpoints();
+    this.afterLoad(result.engine !== null, result.changes, result.savedLimits !== undefined);
+    for (const change of held.values()) this.journalChange(change);
+    if (this.saveAfterLoad || (!this.journaling && held.size > 0)) this.scheduleSave();
+    this.saveAfterLoad = false;
+    const reapplies = this.reapplyAfterLoad;
+    this.reapplyAfterLoad = [];
+    for (const r of reapplies) r();
+    this.preparedFor = null;
+    this.arm(true);
   }
 
   // ------------------------------------------------------------ persistence
@@ -234,6 +347,10 @@ export abstract class SitePersist {
 
   /** Hands a change to a journaling store; a snapshot when the journal asks for one. */
   protected journalChange(change: PersistChange): void {
+    if (this.heldChanges !== null) {
+      this.heldChanges.set(change.key, change);
+      return;
+    }
     if (!this.journaling || this.stopped || !this.store?.journal) return;
     if (this.store.journal(change)) this.scheduleSave();
   }
@@ -254,6 +371,10 @@ export abstract class SitePersist {
   }
 
   protected scheduleSave(): void {
+    if (this.loadingNow) {
+      this.saveAfterLoad = true;
+      return;
+    }
     if (!this.store || this.persistBlocked || this.saveTimer !== null || this.stopped) return;
     if (this.saving) {
       // Paced once this save has ended and its duration is known.
@@ -275,6 +396,7 @@ export abstract class SitePersist {
    * the whole document. Errors are reported and rethrown.
    */
   async save(): Promise<void> {
+    if (this.loadingNow) await this.loaded;
     if (!this.store || this.persistBlocked) return;
     const started = this.clock.now();
     this.saving = true;
@@ -312,6 +434,8 @@ export abstract class SitePersist {
     const wasStopped = this.stopped;
     this.stopped = true;
     this.running = false;
+    // A load under way stops at its next slice; nothing is saved over the state it read.
+    if (this.loadingNow) await this.loaded;
     if (!wasStopped) {
       this.offBus();
       if (this.journaling) {

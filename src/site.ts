@@ -47,6 +47,16 @@ export {
 } from './site-options';
 
 export class Site extends SiteLoop implements AdapterHost {
+  /**
+   * A Site that loads its saved state in slices (`load: 'in-slices'`: the event loop served
+   * meanwhile), once it is loaded; `loadError` says what went wrong, if anything.
+   */
+  static async open(options: SiteOptions): Promise<Site> {
+    const site = new Site({ ...options, load: 'in-slices' });
+    await site.loaded;
+    return site;
+  }
+
   protected scratchSite(): (options: SiteOptions) => Site {
     return (options) => new Site(options);
   }
@@ -116,6 +126,11 @@ export class Site extends SiteLoop implements AdapterHost {
   }
 
   reapply(assetId: string, reason: string, options?: { appliedSince?: number }): Command[] {
+    if (this.loadingNow) {
+      // Made once the saved state is there (the setpoints in force are in it).
+      this.reapplyAfterLoad.push(() => this.engine.reapply(assetId, reason, options));
+      return [];
+    }
     return this.engine.reapply(assetId, reason, options);
   }
 
@@ -218,6 +233,7 @@ export class Site extends SiteLoop implements AdapterHost {
    * without limits.
    */
   measure(reading: unknown): Command[] {
+    this.notWhileLoading('a meter reading');
     const made = this.needLimiter().measure(reading);
     this.preparedFor = null;
     this.arm(true);
@@ -229,6 +245,7 @@ export class Site extends SiteLoop implements AdapterHost {
    * the site's schedule limits (replacing the previous schedule's) when the site has limits.
    */
   receiveSchedule(schedule: unknown, options: Omit<ConvertOptions, 'now'>): Conversion {
+    this.notWhileLoading('receiveSchedule');
     const conversion = this.engine.receiveSchedule(schedule, options);
     if (this.limiter) this.limiter.setScheduleLimits(conversion.scheduleId, conversion.limits);
     this.preparedFor = null;
@@ -248,6 +265,7 @@ export class Site extends SiteLoop implements AdapterHost {
     options: Omit<ConvertOptions, 'now'>,
     slicing: SliceOptions = {},
   ): Promise<Conversion> {
+    if (this.loadingNow) await this.loaded; // the schedule ids in use are in the saved state
     const engine = this.engine;
     const parsed = await parseScheduleAsync(schedule, options, slicing);
     const base = options.scheduleId ?? parsed.scheduleId ?? undefined;
@@ -273,6 +291,7 @@ export class Site extends SiteLoop implements AdapterHost {
 
   /** Sets or clears a dynamic cap (`DynamicCap`), then re-allocates. Throws a CapError. */
   setCap(cap: unknown): Command[] {
+    this.notWhileLoading('a cap');
     const made = this.needLimiter().setCap(cap);
     this.preparedFor = null;
     if (this.journaling) this.journalChange(this.limitsChange);

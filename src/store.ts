@@ -5,16 +5,23 @@
  */
 
 import { copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { runSliced, type SliceOptions } from './chunks';
 import type { PersistChange } from './engine';
-import { jsonPieces } from './json-chunks';
+import { jsonPieces, parseJsonBytesSteps } from './json-chunks';
 import { formatRestoreProblem, type RestoreProblem } from './restore';
 
 /** Where a site keeps its state between restarts. */
 export interface StateStore {
   /** The saved document, or undefined when there is none. Throws StoreCorruptError. */
   load(): unknown;
+  /**
+   * Optional: `load` in slices of about `sliceMs` (asynchronous reads, the text parsed in
+   * pieces), the event loop served between them: the same document, the same errors (as
+   * rejections). A Site that loads in slices (`load: 'in-slices'`) uses it when there is one.
+   */
+  loadAsync?(slicing?: SliceOptions): Promise<unknown>;
   save(doc: unknown): Promise<void>;
   /** Human-readable location, for messages. */
   readonly location: string;
@@ -100,6 +107,25 @@ export class FileStore implements StateStore {
 
   constructor(readonly file: string) {
     this.location = file;
+  }
+
+  async loadAsync(slicing: SliceOptions = {}): Promise<unknown> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StoreCorruptError(
+        `cannot read state file ${this.file}: ${(err as Error).message}`,
+        this.file,
+        null,
+      );
+    }
+    try {
+      return await runSliced(parseJsonBytesSteps(bytes), slicing);
+    } catch (err) {
+      throw this.setAside(`state file ${this.file} is not valid JSON (${(err as Error).message})`);
+    }
   }
 
   load(): unknown {

@@ -73,6 +73,15 @@ function flowsPhase(RED: NodeAPI): { started: boolean } {
   return phase;
 }
 
+/**
+ * Runs `fn` now when the flows have started, else once they have (so that an error it
+ * reports reaches the Catch nodes); never after the node has closed.
+ */
+export function whenFlowsStarted(RED: NodeAPI, node: Node, fn: () => void): void {
+  if (flowsPhase(RED).started) fn();
+  else afterFlowsStart(RED, node, fn);
+}
+
 /** Runs `fn` once the flows have started; the listener goes when the node closes. */
 export function afterFlowsStart(RED: NodeAPI, node: Node, fn: () => void): void {
   RED.events.once('flows:started', fn);

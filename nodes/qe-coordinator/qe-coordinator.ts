@@ -1,7 +1,8 @@
 /**
  * qe-coordinator: the config node of one site. It makes the Site (engine, registry, limits,
- * event bus; src/site.ts) from its properties, persists it (FileStore) when asked, serves its
- * timeline to the editor, and is the coordinator every other node of the site points at.
+ * event bus; src/site.ts) from its properties, persists it (a journal) when asked, loading
+ * its saved state in slices, serves its timeline to the editor, and is the coordinator every
+ * other node of the site points at.
  */
 import path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
@@ -14,7 +15,7 @@ import {
   Site,
 } from '../..';
 import { type CoordinatorNode, numberField, parseJsonObject } from '../lib/common';
-import { afterFlowsStart, ownUsers } from '../lib/config-node';
+import { ownUsers, whenFlowsStarted } from '../lib/config-node';
 import { serveTimeline } from '../lib/timeline';
 
 interface CoordinatorDef extends NodeDef {
@@ -116,7 +117,10 @@ export default function (RED: NodeAPI) {
       });
     let site: Site;
     try {
-      site = new Site({ siteId, config, store, onError: report, limits });
+      // The saved state is loaded in slices after the flows start (seconds for 160,000
+      // pending commands, which must not hold Node-RED's event loop): until then the site
+      // holds nothing, its loop waits, and so do the schedules, commands and readings sent to it.
+      site = new Site({ siteId, config, store, onError: report, limits, load: 'in-slices' });
     } catch (err) {
       // A LimitsConfigError names the field (circuits[1].importKw ...): users refuse input with it.
       const e = err as Error;
@@ -127,16 +131,18 @@ export default function (RED: NodeAPI) {
       return;
     }
     this.site = site;
-    const { loadError } = site;
-    if (loadError) {
+    let closed = false;
+    site.loaded.then(() => {
+      const { loadError } = site;
       // Reported once the flows have started, so that it reaches the users' Catch nodes.
-      afterFlowsStart(RED, this, () => report(loadError));
-    }
+      if (loadError && !closed) whenFlowsStarted(RED, this, () => report(loadError));
+    });
     site.start();
     // The editor's timeline tab: costs nothing until an editor asks for it.
     const stopTimeline = serveTimeline(RED, this.id, site);
 
     this.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
       stopTimeline();
       site.stop().then(
         () => done(),

@@ -52,7 +52,11 @@ export default function (RED: NodeAPI) {
       );
     });
 
+    // In order with the site's other operations, and after its saved state is loaded.
     this.on('input', (msg: NodeMessageInFlow, _send, done) => {
+      void site.inOrder(() => handle(msg, done));
+    });
+    const handle = (msg: NodeMessageInFlow, done: (err?: Error) => void): void => {
       const p = msg.payload as unknown;
       const caps = Array.isArray(p) ? p : [p];
       try {
@@ -77,7 +81,7 @@ export default function (RED: NodeAPI) {
       } catch (err) {
         done(err as Error);
       }
-    });
+    };
     closeWith(this, off);
   }
 

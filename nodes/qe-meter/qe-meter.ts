@@ -77,7 +77,15 @@ export default function (RED: NodeAPI) {
       );
     };
 
+    // In order with the site's other operations, and after its saved state is loaded.
     this.on('input', (msg: MeterMsg, send, done) => {
+      void site.inOrder(() => handle(msg, send, done));
+    });
+    const handle = (
+      msg: MeterMsg,
+      send: (msg: NodeMessageInFlow) => void,
+      done: (err?: Error) => void,
+    ): void => {
       const p = msg.payload as unknown;
       const items = Array.isArray(p) ? p : [p];
       const limited: SetpointLimited[] = [];
@@ -113,7 +121,7 @@ export default function (RED: NodeAPI) {
         offLimited();
         show(limiter.meters.stale(site.clock.now()));
       }
-    });
+    };
     closeWith(this, off);
   }
 

@@ -426,6 +426,10 @@ describe('nodes: asset state, events, coordinator', () => {
       await helper.load(allNodes(), flow());
       out = inbox('out');
       const site = siteOf();
+      // Loaded in slices after the flows start: until then the site holds nothing.
+      should(site.loading).be.true();
+      should(site.engine.getCommand('later-1')).be.undefined();
+      await site.loaded;
       should(site.engine.getCommand('now-1')?.status).equal('COMPLETED');
       should(site.engine.getCommand('later-1')?.status).equal('PENDING');
       should(site.getStateMachine('a2')?.currentState).equal('FAULTED');

@@ -11,6 +11,7 @@ import { FLUSH_SLICE, JournalStore } from '../../src/journal';
 import { Site, type SiteJSON } from '../../src/site';
 import { FileStore, PartialRestoreError } from '../../src/store';
 import { FakeTimers, flush } from '../helpers/fake-timers';
+import { evConversion } from '../helpers/plan-site';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const S = 1000;
@@ -270,6 +271,60 @@ describe('JournalStore', () => {
     should(b.site.loadError).be.null(); // cut off by the load before: nothing torn any more
     should(b.site.engine.getCommand('a')?.status).equal(CommandStatus.PENDING); // retried
     await b.site.stop();
+  });
+
+  it('loadAsync reads what load reads: a long record, non-ASCII ids, a bad record in the middle (its byte offset), a torn last one cut off', async () => {
+    const dir = tmp();
+    const store = new JournalStore(dir);
+    const m = make(store);
+    store.load();
+    // A command whose id and asset are not ASCII, and one record longer than 64 KB.
+    m.site.adapterRegistry.register('évé-1', adapter);
+    m.site.submit({
+      id: 'ça',
+      assetId: 'évé-1',
+      type: 'SET_CHARGE_RATE',
+      valueKw: 3,
+      scheduledAt: T0 + H,
+    });
+    const many = [];
+    for (let i = 0; i < 900; i++)
+      many.push({
+        id: `n${i}`,
+        assetId: 'ev1',
+        type: 'SET_CHARGE_RATE',
+        valueKw: i % 7,
+        scheduledAt: T0 + H + i * 60_000,
+      });
+    m.site.submit(many as never);
+    m.site.submitPlan(evConversion('big', 300, 96, T0 + 2 * H));
+    await flush();
+    m.site.engine.markDispatched('ça');
+    await m.site.stop();
+    const seg = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.log')) as string);
+    const lines = fs.readFileSync(seg, 'utf8').split('\n');
+    should(lines.some((l) => l.length > 1 << 16)).be.true(); // the plan's record
+    const bad = lines.findIndex((l) => l.includes('"n5"'));
+    lines[bad] = `${lines[bad]?.slice(0, 12)}\u0000é garbage`;
+    fs.writeFileSync(seg, `${lines.join('\n')}["d","ça","COMPLETED",1,nu`);
+    const copy = `${dir}-async`;
+    fs.cpSync(dir, copy, { recursive: true });
+    const atOnce = new JournalStore(dir);
+    const inSlices = new JournalStore(copy);
+    const a = atOnce.load();
+    const b = await inSlices.loadAsync({ sliceMs: 0 });
+    should(b).eql(a);
+    should(inSlices.problems).eql(atOnce.problems);
+    should(inSlices.problems).have.length(1);
+    should(inSlices.problems[0]?.entry).match(/ \(offset \d+\)$/);
+    should(inSlices.warnings).eql(atOnce.warnings);
+    should(inSlices.warnings[0]).match(/a torn last record of \d+ bytes/);
+    should(fs.readFileSync(path.join(copy, path.basename(seg)))).eql(fs.readFileSync(seg));
+    const doc = b as SiteJSON;
+    should(doc.engine.commands.find((c) => c.id === 'ça')?.status).equal('DISPATCHED');
+    should(doc.engine.commands).have.length(900);
+    should(JSON.stringify(doc.engine.plans)).match(/"big"/);
+    fs.rmSync(copy, { recursive: true, force: true });
   });
 
   it('reports a corrupt record in the middle with its line and offset, and keeps the others', async () => {

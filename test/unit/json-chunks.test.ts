@@ -1,10 +1,11 @@
 /**
- * parseJsonSteps (src/json-chunks.ts): JSON.parse in pieces gives what JSON.parse gives, and
- * on a bad text JSON.parse's own error, on large random values and on mutations of them.
+ * parseJsonSteps and parseJsonBytesSteps (src/json-chunks.ts): JSON.parse in pieces, of a
+ * string or of UTF-8 bytes, gives what JSON.parse gives, and on a bad text JSON.parse's own
+ * error, on large random values and on mutations of them.
  */
 import should from 'should';
 import { runSync } from '../../src/chunks';
-import { parseJsonSteps, stringifySteps } from '../../src/json-chunks';
+import { parseJsonBytesSteps, parseJsonSteps, stringifySteps } from '../../src/json-chunks';
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -83,6 +84,9 @@ describe('parseJsonSteps: JSON.parse in pieces', () => {
         } else errors++;
         res = outcome(() => runSync(parseJsonSteps(t)));
         should(res).eql(native);
+        // From the text's UTF-8 bytes (a file read whole), never decoded whole: the same.
+        const fromBytes = outcome(() => runSync(parseJsonBytesSteps(Buffer.from(t, 'utf8'))));
+        should(fromBytes).eql(native, `bytes: seed ${seed}, text of ${t.length}`);
       }
     }
     // Large texts were taken apart, and the mutations gave errors.
