@@ -117,7 +117,7 @@ export class FileStore implements StateStore {
       return this.unreadable(err);
     }
     try {
-      return runSync(parseJsonBytesSteps(bytes));
+      return runSync(parseJsonBytesSteps(bytes, { float64: true }));
     } catch (err) {
       throw this.notJson(err);
     }
@@ -132,7 +132,7 @@ export class FileStore implements StateStore {
       return this.unreadable(err);
     }
     try {
-      return await runSliced(parseJsonBytesSteps(bytes), slicing);
+      return await runSliced(parseJsonBytesSteps(bytes, { float64: true }), slicing);
     } catch (err) {
       throw this.notJson(err);
     }
