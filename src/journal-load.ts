@@ -132,7 +132,7 @@ function* loadSteps(
     const file = snapshotFile(dir, n);
     try {
       const bytes = (yield file) as Buffer;
-      base = yield* checkpoints(parseJsonBytesSteps(bytes));
+      base = yield* checkpoints(parseJsonBytesSteps(bytes, { float64: true }));
       from = n;
       out.baseSnapshot = n;
       out.lastSnapshotBytes = bytes.length;
@@ -228,7 +228,7 @@ function* segmentSteps(
         // A large record (a plan's rows): parsed in pieces, never decoded whole.
         let parsed: unknown;
         try {
-          parsed = yield* parseJsonBytesSteps(bytes.subarray(offset, nl));
+          parsed = yield* parseJsonBytesSteps(bytes.subarray(offset, nl), { float64: true });
         } catch (err) {
           throw new TypeError(`not valid JSON (${(err as Error).message})`);
         }

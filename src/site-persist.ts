@@ -286,15 +286,21 @@ export abstract class SitePersist {
    * site stopped meanwhile stops loading and never saves (its state is not all there).
    */
   private async loadInSlices(store: StateStore, slicing: SliceOptions | undefined): Promise<void> {
-    const result = await loadSiteInSlices(
-      store,
-      this.engine,
-      this.owners,
-      this.planOwners,
-      this.onError,
-      () => this.stopped,
-      slicing,
-    );
+    let result: LoadedSite | null = null;
+    try {
+      result = await loadSiteInSlices(
+        store,
+        this.engine,
+        this.owners,
+        this.planOwners,
+        this.onError,
+        () => this.stopped,
+        slicing,
+      );
+    } catch (err) {
+      // Not expected (the load reports its failures as loadError): nothing is written.
+      this.onError(new Error(`cannot load the saved state: ${(err as Error).message}`));
+    }
     this.loadingNow = false;
     const held = this.heldChanges ?? new Map<string, PersistChange>();
     this.heldChanges = null;
@@ -308,19 +314,35 @@ export abstract class SitePersist {
       this.persistBlocked = true;
       this.journaling = false;
     }
-    if (this.limiter && result.savedLimits !== undefined) {
-      for (const p of this.limiter.restore(result.savedLimits)) this.onError(new Error(p));
+    // What waited for the load; one part that throws is reported, the others still run.
+    const then = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        this.onError(
+          new Error(`after loading the saved state, ${what}: ${(err as Error).message}`),
+        );
+      }
+    };
+    const { savedLimits } = result;
+    if (this.limiter && savedLimits !== undefined) {
+      then('the limits', () => {
+        for (const p of this.limiter?.restore(savedLimits) ?? []) this.onError(new Error(p));
+      });
     }
     this.measurements.forgetSetpoints();
-    this.afterLoad(result.engine !== null, result.changes, result.savedLimits !== undefined);
-    for (const change of held.values()) this.journalChange(change);
-    if (this.saveAfterLoad || (!this.journaling && held.size > 0)) this.scheduleSave();
+    const loaded = result;
+    then('journaling', () => {
+      this.afterLoad(loaded.engine !== null, loaded.changes, savedLimits !== undefined);
+      for (const change of held.values()) this.journalChange(change);
+      if (this.saveAfterLoad || (!this.journaling && held.size > 0)) this.scheduleSave();
+    });
     this.saveAfterLoad = false;
     const reapplies = this.reapplyAfterLoad;
     this.reapplyAfterLoad = [];
-    for (const r of reapplies) r();
+    for (const r of reapplies) then('a re-apply', r);
     this.preparedFor = null;
-    this.arm(true);
+    then('the loop', () => this.arm(true));
   }
 
   // ------------------------------------------------------------ persistence

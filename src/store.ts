@@ -7,7 +7,7 @@
 import { copyFileSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { runSliced, type SliceOptions } from './chunks';
+import { runSliced, runSync, type SliceOptions } from './chunks';
 import type { PersistChange } from './engine';
 import { jsonPieces, parseJsonBytesSteps } from './json-chunks';
 import { formatRestoreProblem, type RestoreProblem } from './restore';
@@ -109,42 +109,48 @@ export class FileStore implements StateStore {
     this.location = file;
   }
 
+  load(): unknown {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(this.file);
+    } catch (err) {
+      return this.unreadable(err);
+    }
+    try {
+      return runSync(parseJsonBytesSteps(bytes, { float64: true }));
+    } catch (err) {
+      throw this.notJson(err);
+    }
+  }
+
+  /** `load` in slices: the file read as asynchronous I/O, parsed in pieces from its bytes. */
   async loadAsync(slicing: SliceOptions = {}): Promise<unknown> {
     let bytes: Buffer;
     try {
       bytes = await readFile(this.file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new StoreCorruptError(
-        `cannot read state file ${this.file}: ${(err as Error).message}`,
-        this.file,
-        null,
-      );
+      return this.unreadable(err);
     }
     try {
-      return await runSliced(parseJsonBytesSteps(bytes), slicing);
+      return await runSliced(parseJsonBytesSteps(bytes, { float64: true }), slicing);
     } catch (err) {
-      throw this.setAside(`state file ${this.file} is not valid JSON (${(err as Error).message})`);
+      throw this.notJson(err);
     }
   }
 
-  load(): unknown {
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new StoreCorruptError(
-        `cannot read state file ${this.file}: ${(err as Error).message}`,
-        this.file,
-        null,
-      );
-    }
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw this.setAside(`state file ${this.file} is not valid JSON (${(err as Error).message})`);
-    }
+  /** No file: no state (undefined); one that cannot be read: a StoreCorruptError, thrown. */
+  private unreadable(err: unknown): undefined {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StoreCorruptError(
+      `cannot read state file ${this.file}: ${(err as Error).message}`,
+      this.file,
+      null,
+    );
+  }
+
+  /** A file that is not JSON: moved aside (`setAside`), and the error that says so. */
+  private notJson(err: unknown): StoreCorruptError {
+    return this.setAside(`state file ${this.file} is not valid JSON (${(err as Error).message})`);
   }
 
   /** Moves an unusable file out of the way (never overwrites it) and describes it. */

@@ -132,11 +132,13 @@ export default function (RED: NodeAPI) {
     }
     this.site = site;
     let closed = false;
-    site.loaded.then(() => {
-      const { loadError } = site;
-      // Reported once the flows have started, so that it reaches the users' Catch nodes.
-      if (loadError && !closed) whenFlowsStarted(RED, this, () => report(loadError));
-    });
+    site.loaded
+      .then(() => {
+        const { loadError } = site;
+        // Reported once the flows have started, so that it reaches the users' Catch nodes.
+        if (loadError && !closed) whenFlowsStarted(RED, this, () => report(loadError));
+      })
+      .catch((err: Error) => report(err));
     site.start();
     // The editor's timeline tab: costs nothing until an editor asks for it.
     const stopTimeline = serveTimeline(RED, this.id, site);

@@ -7,6 +7,25 @@ import should from 'should';
 import { runSync } from '../../src/chunks';
 import { parseJsonBytesSteps, parseJsonSteps, stringifySteps } from '../../src/json-chunks';
 
+/** `v` with every Float64Array in it read back as an Array. */
+function plain(v: unknown): unknown {
+  if (v instanceof Float64Array) return Array.from(v);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) {
+      Object.defineProperty(out, k, {
+        value: plain((v as Record<string, unknown>)[k]),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  }
+  return v;
+}
+
 function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -87,11 +106,34 @@ describe('parseJsonSteps: JSON.parse in pieces', () => {
         // From the text's UTF-8 bytes (a file read whole), never decoded whole: the same.
         const fromBytes = outcome(() => runSync(parseJsonBytesSteps(Buffer.from(t, 'utf8'))));
         should(fromBytes).eql(native, `bytes: seed ${seed}, text of ${t.length}`);
+        // With float64: the same, once its Float64Arrays are read back as arrays.
+        const f64 = outcome(() =>
+          plain(runSync(parseJsonBytesSteps(Buffer.from(t, 'utf8'), { float64: true }))),
+        );
+        should(f64).eql(native, `float64: seed ${seed}, text of ${t.length}`);
       }
     }
     // Large texts were taken apart, and the mutations gave errors.
     should(pieces).be.above(8);
     should(errors).be.above(10);
+  });
+
+  it('float64: a large array of numbers only is a Float64Array of them; any other array stays an Array', () => {
+    const numbers = Array.from({ length: 30_000 }, (_, i) => (i % 11 === 0 ? -0 : i * 1.25 - 7));
+    const mixed = numbers.map((v, i) => (i === 20_000 ? null : v));
+    const doc = { plan: { valueKw: numbers, mixed, small: [1, 2, 3] }, rows: [{ a: numbers }] };
+    const got = runSync(
+      parseJsonBytesSteps(Buffer.from(JSON.stringify(doc)), { float64: true }),
+    ) as { plan: Record<string, unknown>; rows: { a: unknown }[] };
+    should(got.plan.valueKw).be.instanceOf(Float64Array);
+    should(Array.from(got.plan.valueKw as Float64Array)).eql(JSON.parse(JSON.stringify(numbers)));
+    should(Array.isArray(got.plan.mixed)).be.true();
+    should(got.plan.mixed).eql(JSON.parse(JSON.stringify(mixed)));
+    should(Array.isArray(got.plan.small)).be.true();
+    should(got.rows[0]?.a).be.instanceOf(Float64Array);
+    // Without the option: arrays, as JSON.parse gives them.
+    const asIs = runSync(parseJsonBytesSteps(Buffer.from(JSON.stringify(doc))));
+    should(asIs).eql(JSON.parse(JSON.stringify(doc)));
   });
 
   it('stringifySteps gives the text JSON.stringify gives, in pieces', () => {
