@@ -1,12 +1,13 @@
 /**
  * The engine's persistence (src/engine.ts `toJSON`, `DispatchEngine.restore`): the document
  * of everything needed to carry on after a restart, and rebuilding a new engine's indexes
- * from it, entry by entry (a bad entry is reported and left out, never costs the others).
+ * from it, entry by entry, in steps (a bad entry is reported and left out, never costs the
+ * others).
  * The engine's internals come through the narrow `PersistHost`; the restore rules are
  * documented on `DispatchEngine.restore`.
  */
 
-import { runSync, type Steps } from './chunks';
+import type { Steps } from './chunks';
 import type { Clock } from './clock';
 import { type Command, CommandStatus, commandToJSON, isFinal } from './commands';
 import type { EngineJSON, EngineMetaJSON } from './engine-config';
@@ -57,19 +58,13 @@ export function engineToJSON(host: PersistHost): EngineJSON {
   };
 }
 
-/** Restores `json` into a new engine's (empty) indexes; throws a TypeError for a non-document. */
-export function restoreInto(
-  host: PersistHost,
-  json: unknown,
-  onProblem: (problem: RestoreProblem) => void,
-): void {
-  runSync(restoreSteps(host, json, onProblem));
-}
-
 /** Commands restored between two checkpoints. */
 const COMMANDS_A_STEP = 512;
 
-/** `restoreInto` with a checkpoint every few hundred commands (chunks.ts). */
+/**
+ * Restores `json` into an engine's (empty) indexes, with a checkpoint every few hundred
+ * commands (chunks.ts); throws a TypeError for a non-document, before changing anything.
+ */
 export function* restoreSteps(
   host: PersistHost,
   json: unknown,

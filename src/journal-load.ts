@@ -1,7 +1,8 @@
 /**
  * Loading a journal's directory (journal.ts): its file names, and `loadJournal`: the newest
  * snapshot that can be read (or the legacy state file, migration), with the segments from
- * its number on replayed over it in order (`applyEntries`). A torn last line (a kill
+ * its number on replayed over it in order (`applyEntriesSteps`); at once, or in slices
+ * (`loadJournalAsync`: the files read as asynchronous I/O, parsed from their bytes in pieces). A torn last line (a kill
  * mid-write) is dropped, reported (`warnings`) and cut off the file; a bad line in the
  * middle is reported (`problems`) with its file, line and offset, and the lines around it
  * are kept.

@@ -1,9 +1,10 @@
 /**
  * `JSON.parse` and `JSON.stringify` of large texts in pieces. Parse: for the sliced parse of
  * a schedule (the JSON of a schedule of 10,000 assets is 4 MB; `JSON.parse` of it holds the
- * event loop for tens of ms). A container whose text is large is split into its elements by
- * a scan that follows strings and nesting; each small element is parsed by `JSON.parse`. The
- * scan yields at checkpoints (see chunks.ts). On anything it does not accept, it gives up and
+ * event loop for tens of ms) and of a saved state (read from its file's bytes, never decoded
+ * whole: `parseJsonBytesSteps`). A container whose text is large is split into its elements
+ * by a scan that follows strings and nesting; groups of small elements are parsed by
+ * `JSON.parse` as the scan reaches them. The scan yields at checkpoints (see chunks.ts). On anything it does not accept, it gives up and
  * the whole text goes to `JSON.parse`, so a bad text fails with `JSON.parse`'s own error, and
  * a good one gives what `JSON.parse` gives. Stringify: the same text as `JSON.stringify`,
  * large arrays 1,000 elements at a time, in pieces (`jsonPieces`) that the sliced form
