@@ -91,8 +91,8 @@ function scratchLimits(): SiteOptions['limits'] {
  * "insufficient type feedback" at a real site's first boundary): the system clock (a
  * ManualClock is another kind of object), two sinks and two adapters (a real one is then one
  * more, not the one the code was specialised for), commands with and without an owner and the
- * end of their slot, and a command due later waiting in the due heap, as a real site's next
- * slots do (cancelled after the round).
+ * end of their slot, a command due later waiting in the due heap, as a real site's next slots
+ * do (cancelled after the round), and a run with nothing due.
  */
 export function warm(make: (options: SiteOptions) => Site, withLimits = false): Promise<void> {
   if (warming) return Promise.resolve();
@@ -184,8 +184,11 @@ export function warm(make: (options: SiteOptions) => Site, withLimits = false): 
   } finally {
     warming = false;
   }
+  // Then a run with nothing due, as a real site's runs between boundaries (timeouts, the
+  // limiter's paced work): the handout's code has seen an empty selection too.
   return site.runOnce().then(() => {
     if (next) site.engine.cancel(next);
+    return site.runOnce();
   });
 }
 
