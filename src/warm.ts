@@ -65,6 +65,9 @@ const heating: { plain: Promise<void> | null; limits: Promise<void> | null } = {
   plain: null,
   limits: null,
 };
+/** A turn of the event loop. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** A warm-up under way: the scratch site's own prepare step does not start another. */
 let warming = false;
 
@@ -83,8 +86,9 @@ function scratchLimits(): SiteOptions['limits'] {
 
 /**
  * Prepares, hands out and answers WARM_COMMANDS commands on a scratch site (made once with
- * `make`, which is given the options it must use; with limits when `withLimits`).
- * Synchronous up to the handout; the answers settle in the microtasks after it.
+ * `make`, which is given the options it must use; with limits when `withLimits`). The
+ * prepare step now, the handout in the next turn; the answers settle in the microtasks after
+ * it.
  *
  * What the handout meets is made like what it meets on a real site, so that the code V8
  * optimises here is not thrown away there (`--trace-deopt`: "wrong map", "wrong call target",
@@ -184,12 +188,16 @@ export function warm(make: (options: SiteOptions) => Site, withLimits = false): 
   } finally {
     warming = false;
   }
-  // Then a run with nothing due, as a real site's runs between boundaries (timeouts, the
-  // limiter's paced work): the handout's code has seen an empty selection too.
-  return site.runOnce().then(() => {
-    if (next) site.engine.cancel(next);
-    return site.runOnce();
-  });
+  // The handout in a turn of its own, as on a real site (the prepare step ahead of it; with
+  // limits each is up to a few tens of ms while the code is cold). Then a run with nothing
+  // due, as a real site's runs between boundaries (timeouts, the limiter's paced work): the
+  // handout's code has seen an empty selection too.
+  return nextTurn()
+    .then(() => site.runOnce())
+    .then(() => {
+      if (next) site.engine.cancel(next);
+      return site.runOnce();
+    });
 }
 
 /** Whether the scratch site (with limits or without) has handed out WARM_HOT_COMMANDS. */
@@ -197,9 +205,6 @@ export function warmedUp(withLimits = false): boolean {
   const scratch = scratches[withLimits ? 'limits' : 'plain'];
   return scratch !== null && scratch.answered >= WARM_HOT_COMMANDS;
 }
-
-/** A turn of the event loop. */
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Warm-up rounds (`warm`), one a turn, until the scratch site has handed out
