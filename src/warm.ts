@@ -182,6 +182,7 @@ export function warm(make: (options: SiteOptions) => Site, withLimits = false): 
     valueKw: 1,
     scheduledAt: now + 3_600_000,
   });
+  site.limiter?.forgetPublished(); // its LIMITS_CHANGED published at its handout, as a real one
   warming = true;
   try {
     site.prepare(now); // as the real site's prepare step does, then its handout at `now`

@@ -8,6 +8,7 @@
 import should from 'should';
 import { ManualClock } from '../../src/clock';
 import { CommandType } from '../../src/commands';
+import { EventType } from '../../src/event-bus';
 import { Site, type SiteOptions } from '../../src/site';
 import { globalTimers } from '../../src/site-options';
 import * as warmModule from '../../src/warm';
@@ -76,6 +77,24 @@ describe('heatUp (the first warm-up of a process)', () => {
     await w.heatUp(make, true, clock, dueAt + 60_000);
     should(w.warmScratch(true)?.answered).equal(w.WARM_HOT_COMMANDS);
     should(w.warmScratch(true)?.site.limiter).be.ok();
+  });
+
+  it('the scratch with limits publishes LIMITS_CHANGED at every round (forgetPublished), as a real site at its first allocation', async () => {
+    const w = freshWarm();
+    await w.warm(make, true);
+    const scratch = w.warmScratch(true)?.site as Site;
+    let published = 0;
+    scratch.eventBus.subscribe(EventType.LIMITS_CHANGED, () => published++);
+    await w.warm(make, true);
+    await w.warm(make, true);
+    should(published).equal(2);
+    // The limiter itself: unchanged limits are not published again, unless forgotten.
+    const limiter = scratch.limiter as NonNullable<Site['limiter']>;
+    limiter.publishLimits();
+    should(published).equal(2);
+    limiter.forgetPublished();
+    limiter.publishLimits();
+    should(published).equal(3);
   });
 
   it('a Site starts it when it has a due time ahead on the system clock, not on a test’s manual timers', async () => {
