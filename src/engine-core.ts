@@ -34,7 +34,7 @@ import {
   type Tracked,
 } from './engine-slots';
 import { EventBus } from './event-bus';
-import { Heap } from './heap';
+import { Heap, objectArray } from './heap';
 import { type PersistChange, PlanBook, type PlanHost } from './plan-book';
 import { ScheduleIds } from './schedule-ids';
 import { type LastSchedule, lastScheduleToJSON } from './silence';
@@ -67,7 +67,7 @@ export abstract class EngineCore {
    * Entries taken out of `due` ahead of their time by `prepareDue`, in `dueBefore` order:
    * handed out from here at their time. Stale ones (token or status changed) are skipped.
    */
-  protected prepared: HeapEntry[] = [];
+  protected prepared: HeapEntry[] = objectArray();
   protected readonly deadlines = new Heap<HeapEntry>(
     (a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq),
   );

@@ -13,6 +13,7 @@ import { EngineCore } from './engine-core';
 import { errorText, inFlight, REFUSED, responseOptions } from './engine-rules';
 import { dueBefore, type HeapEntry, liveDue, readyOrder, type Tracked } from './engine-slots';
 import { EventType } from './event-bus';
+import { objectArray } from './heap';
 import type { PlanCursor } from './plans';
 import { silenceDeadline } from './silence';
 
@@ -322,7 +323,7 @@ export abstract class EngineDispatch extends EngineCore {
   }
 
   /** Answers given at once, waiting for their microtask: command, attempt, answer, ... */
-  private readonly answers: unknown[] = [];
+  private readonly answers: unknown[] = objectArray();
   private answersHead = 0;
 
   /** Applies the oldest queued answer (see `attemptThrough`) and resolves to it. */

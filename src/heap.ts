@@ -1,6 +1,18 @@
+/**
+ * An empty array whose elements are already of the kind that holds objects (V8's
+ * PACKED_ELEMENTS; `[]` is not until its first object is stored). Code optimised on another
+ * instance's array (the warm-up's scratch site, src/warm.ts) then meets the same kind at this
+ * one's first push, not a deoptimisation in the middle of a site's first burst ("wrong map").
+ */
+export function objectArray<T>(): T[] {
+  const a: unknown[] = [null];
+  a.pop();
+  return a as T[];
+}
+
 /** A binary min-heap ordered by a comparison function. */
 export class Heap<T> {
-  private readonly items: T[] = [];
+  private readonly items: T[] = objectArray();
 
   constructor(private readonly less: (a: T, b: T) => boolean) {}
 

@@ -366,6 +366,16 @@ export class SiteLimiter {
     });
   }
 
+  /**
+   * The next `publishLimits` publishes even when nothing changed: for the warm-up's scratch
+   * site (src/warm.ts), whose limits never change, so that the publishing code has run there
+   * as it does at a real site's first allocation (else it deoptimised the allocation's use
+   * at a real site's first boundary, for want of type feedback).
+   */
+  forgetPublished(): void {
+    this.lastPublished = '';
+  }
+
   /** Publishes LIMITS_CHANGED when the limits in force or the stale meters changed. */
   publishLimits(now = this.clock.now()): void {
     const payload: LimitsChanged = {

@@ -27,7 +27,7 @@ import {
   type SiteOptions,
 } from './site-options';
 import { SitePersist } from './site-persist';
-import { makeRoom, warm, warmingNow } from './warm';
+import { heatingUp, heatUp, makeRoom, warm, warmedUp, warmingNow } from './warm';
 
 /** How early the timer of a due time fires (ms): the rest is waited out (`waitUntil`). */
 export const BOUNDARY_EARLY_MS = 2;
@@ -353,6 +353,7 @@ export abstract class SiteLoop extends SitePersist {
    */
   protected armPrepare(at: number, now: number): void {
     if (this.prepareAheadMs === 0 || at <= now) return;
+    this.heatUp(at);
     if (this.preparedFor === at || this.prepareFor === at || this.preparing === at) return;
     this.cancelPrepare();
     this.prepareFor = at;
@@ -367,6 +368,19 @@ export abstract class SiteLoop extends SitePersist {
         );
       },
       Math.max(0, at - this.prepareLeadMs - now),
+    );
+  }
+
+  /**
+   * A process's first due time ahead: the scratch site heated up until V8 has optimised the
+   * handout (src/warm.ts `heatUp`: rounds of a turn each, from now to shortly before `at`).
+   * On the system clock and Node's timers only (a test's manual timers drive every turn).
+   */
+  private heatUp(at: number): void {
+    const withLimits = this.limiter !== undefined && this.limiter !== null;
+    if (!this.realTime() || warmedUp(withLimits) || heatingUp(withLimits)) return;
+    heatUp(this.scratchSite(), withLimits, this.clock, at).catch((err) =>
+      this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
     );
   }
 
@@ -437,9 +451,10 @@ export abstract class SiteLoop extends SitePersist {
     // In a turn of its own (not on top of the allocation: one turn each), then the young
     // generation emptied if the handout would not fit in what is left of it.
     const withLimits = this.limiter !== undefined && this.limiter !== null;
+    // A heat-up under way (the process's first boundaries) is that warm-up.
     if (due.length > 0 && !warmed && !warmingNow())
       nextTurn()
-        .then(() => warm(this.scratchSite(), withLimits))
+        .then(() => heatingUp(withLimits) ?? warm(this.scratchSite(), withLimits))
         .then(() => makeRoom(due.length))
         .catch((err) =>
           this.onError(new Error(`warming the dispatch path failed: ${(err as Error).message}`)),
