@@ -381,8 +381,19 @@ describe('FleetGateway, either version', () => {
     client.on('message', (_topic, payload) => {
       if (payload.toString().includes('"second"')) stopped ??= r.gateway.stop();
     });
+    // The second is sent once the first is under way (converted, its plan being registered
+    // in slices): sent together, both could arrive in one read, before the first is taken,
+    // and then the stop would rightly take neither.
+    let second: Promise<void> | null = null;
+    r.site.eventBus.subscribe(EventType.SCHEDULE_RECEIVED, () => {
+      second ??= r.peer.publish(`${P}/schedule`, {
+        scheduleId: 'second',
+        schedule: schedule([5, 6]),
+      });
+    });
     await r.peer.publish(`${P}/schedule`, { scheduleId: 'first', schedule: schedule([7, 11]) });
-    await r.peer.publish(`${P}/schedule`, { scheduleId: 'second', schedule: schedule([5, 6]) });
+    await until(() => second !== null, 'the first request is under way');
+    await second;
     await until(() => stopped !== null, 'the second request reached the gateway');
     await stopped;
     // The offline presence goes out after every ack the gateway gives.
