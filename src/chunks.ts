@@ -48,3 +48,17 @@ export async function runSliced<T>(steps: Steps<T>, options: SliceOptions = {}):
   }
   return r.value;
 }
+
+/** Runs `steps` while `live()` holds; abandons them (null) at the first step where it does not. */
+export function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | null> {
+  let r = steps.next();
+  while (!r.done) {
+    yield;
+    if (!live()) {
+      steps.return(undefined as T);
+      return null;
+    }
+    r = steps.next();
+  }
+  return r.value;
+}

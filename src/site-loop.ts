@@ -9,7 +9,7 @@
  * with event-loop turns between; site-options.ts).
  */
 
-import { runSliced, type SliceOptions, type Steps } from './chunks';
+import { runSliced, type SliceOptions, type Steps, whileLive } from './chunks';
 import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
@@ -43,20 +43,6 @@ export function waitUntil(clock: Clock, at: number, budgetMs: number): boolean {
     if (clock.now() >= at) return true;
     if (performance.now() >= end) return false;
   }
-}
-
-/** Runs `steps` while `live()` holds; abandons them (null) at the first step where it does not. */
-function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | null> {
-  let r = steps.next();
-  while (!r.done) {
-    yield;
-    if (!live()) {
-      steps.return(undefined as T);
-      return null;
-    }
-    r = steps.next();
-  }
-  return r.value;
 }
 
 /** A turn of the event loop: the sockets are read (answers, events) before what follows. */

@@ -9,7 +9,7 @@
  * overwritten.
  */
 
-import { DEFAULT_SLICE_MS, runSync, type SliceOptions, type Steps } from './chunks';
+import { runSliced, runSync, type SliceOptions, type Steps, whileLive } from './chunks';
 import { isFinal } from './commands';
 import { DispatchEngine, type EngineDeps, type PersistChange } from './engine';
 import { problemAt, type RestoreProblem, restoreEntries, shown } from './restore';
@@ -39,6 +39,8 @@ interface Load {
   planOwners: Map<string, string>;
   onError: (error: Error) => void;
   out: LoadedSite;
+  /** The engine's restore has taken its first step: the engine may hold part of it. */
+  began: boolean;
 }
 
 const loaded = (): LoadedSite => ({
@@ -60,7 +62,7 @@ export function loadSite(
   planOwners: Map<string, string>,
   onError: (error: Error) => void,
 ): LoadedSite {
-  const load: Load = { store, owners, planOwners, onError, out: loaded() };
+  const load: Load = { store, owners, planOwners, onError, out: loaded(), began: false };
   try {
     const doc = store.load();
     if (doc !== undefined) {
@@ -90,30 +92,18 @@ export async function loadSiteInSlices(
   stopped: () => boolean,
   slicing: SliceOptions = {},
 ): Promise<LoadedSite | null> {
-  const load: Load = { store, owners, planOwners, onError, out: loaded() };
-  const sliceMs = slicing.sliceMs ?? DEFAULT_SLICE_MS;
-  let began = false;
+  const load: Load = { store, owners, planOwners, onError, out: loaded(), began: false };
   try {
     const doc = store.loadAsync ? await store.loadAsync(slicing) : store.load();
     if (stopped()) return null;
     if (doc !== undefined) {
-      const steps = restoreSteps(load, engine, doc);
-      let start = performance.now();
-      while (!steps.next().done) {
-        began = true;
-        if (performance.now() - start >= sliceMs) {
-          await new Promise((resolve) => setImmediate(resolve));
-          if (stopped()) {
-            steps.return(undefined);
-            return null;
-          }
-          start = performance.now();
-        }
-      }
+      const live = () => !stopped();
+      if ((await runSliced(whileLive(restoreSteps(load, engine, doc), live), slicing)) === null)
+        return null;
     }
   } catch (err) {
     failed(load, err);
-    if (began) {
+    if (load.began) {
       // Thrown after the engine took part of it (not a document's shape: a fault of ours):
       // that part is kept, and nothing is written over the saved state.
       load.out.persistBlocked = true;
@@ -141,7 +131,14 @@ function* restoreSteps(load: Load, engine: DispatchEngine, doc: unknown): Steps<
   const report = (p: RestoreProblem) => problems.push(p);
   // Once each: a record gives its entry's value when it is written.
   const changed = new Map<string, PersistChange>();
-  yield* engine.restoreSteps(site.engine, report, (c) => changed.set(c.key, c));
+  const engineSteps = engine.restoreSteps(site.engine, report, (c) => changed.set(c.key, c));
+  // Its first step checks the document and throws before changing anything.
+  let step = engineSteps.next();
+  load.began = true;
+  while (!step.done) {
+    yield;
+    step = engineSteps.next();
+  }
   out.engine = engine;
   out.savedLimits = site.limits;
   const { changes } = out;
