@@ -10,6 +10,7 @@
 
 import { AdapterRegistry } from './adapters/registry';
 import type { AssetTable } from './assets';
+import { BigMap } from './big-map';
 import { type Clock, systemClock, toMillis } from './clock';
 import {
   type Command,
@@ -58,7 +59,7 @@ export abstract class EngineCore {
   readonly config: EngineConfig;
   readonly clock: Clock;
 
-  protected readonly tracked = new Map<string, Tracked>();
+  protected readonly tracked = new BigMap<string, Tracked>();
   /** Unfinished commands per asset. */
   protected readonly active = new Map<string, Set<Tracked>>();
   protected readonly held = new Map<string, Set<Tracked>>();

@@ -11,6 +11,7 @@
  * trimmed past what it wrote), it writes the command in full again.
  */
 
+import { BigMap } from './big-map';
 import {
   type CommandJSON,
   type CommandSource,
@@ -131,47 +132,9 @@ interface Written {
   last: string;
 }
 
-/**
- * A Map in SHARDS parts by a hash of the key: one Map of 100,000s of commands rehashes all
- * of them in one call when it grows past a power of two (~35 ms at 131,072 on the test
- * machine, inside one turn of records); a part rehashes 1/SHARDS of them.
- */
-const SHARDS = 64;
-class ShardedMap<V> {
-  private readonly parts = Array.from({ length: SHARDS }, () => new Map<string, V>());
-
-  private part(key: string): Map<string, V> {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    return this.parts[(h >>> 0) % SHARDS] as Map<string, V>;
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const p of this.parts) n += p.size;
-    return n;
-  }
-
-  get(key: string): V | undefined {
-    return this.part(key).get(key);
-  }
-
-  set(key: string, value: V): void {
-    this.part(key).set(key, value);
-  }
-
-  delete(key: string): void {
-    this.part(key).delete(key);
-  }
-
-  clear(): void {
-    for (const p of this.parts) p.clear();
-  }
-}
-
 /** Turns changes into record lines; keeps per command what it wrote of the history. */
 export class RecordEncoder {
-  private readonly written = new ShardedMap<Written>();
+  private readonly written = new BigMap<string, Written>();
 
   /** Bytes of bookkeeping it holds, roughly: commands it tracks. */
   get tracked(): number {

@@ -4,6 +4,7 @@
  * plan's rows still planned, `meta`, `o:<id>`, `po:<scheduleId>`, `limits`); a key it does not know is reported and left out, never fatal. Pure: no I/O.
  */
 
+import { BigMap } from './big-map';
 import { CHUNK, runSync, type Steps } from './chunks';
 import type { CommandJSON } from './commands';
 import { applyDelta, type CommandDelta, type DecodedRecord } from './journal-codec';
@@ -84,7 +85,7 @@ export function* applyEntriesSteps(
   const problems: RestoreProblem[] = [];
   const engine = doc.engine;
   if (!Array.isArray(engine?.commands)) throw new TypeError('not a site state document');
-  const commands = new Map<string, CommandJSON>();
+  const commands = new BigMap<string, CommandJSON>();
   let n = 0;
   for (const c of engine.commands) {
     commands.set(c.id, c);
@@ -141,7 +142,13 @@ export function* applyEntriesSteps(
       problems.push({ entry: `journal ${key}`, reason: 'an entry of a kind not known; left out' });
     }
   }
-  engine.commands = [...commands.values()];
+  // In steps too: one spread of 160,000 held a turn for ~45 ms.
+  const list: CommandJSON[] = [];
+  for (const c of commands.values()) {
+    list.push(c);
+    if (++n % CHUNK === 0) yield;
+  }
+  engine.commands = list;
   if (plansTouched) {
     if (plans.size > 0) engine.plans = [...plans.values()];
     else delete engine.plans;

@@ -39,6 +39,7 @@ import {
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
+import { BigMap } from './big-map';
 import { DEFAULT_SLICE_MS, type SliceOptions } from './chunks';
 import type { PersistChange } from './engine';
 import { RecordEncoder } from './journal-codec';
@@ -131,7 +132,7 @@ export class JournalStore implements StateStore {
   warnings: string[] = [];
   private readonly encoder = new RecordEncoder();
   /** Changes not yet written, by key, in the order they first changed. */
-  private pending = new Map<string, PersistChange>();
+  private pending = new BigMap<string, PersistChange>();
   /**
    * The changes being written (a former `pending`, taken whole when writing began, read
    * through this iterator), and how many are left: a large burst is never deleted from one
@@ -257,7 +258,7 @@ export class JournalStore implements StateStore {
         if (this.pending.size === 0 || (count > 0 && over())) return;
         this.batch = this.pending.entries();
         this.batchLeft = this.pending.size;
-        this.pending = new Map();
+        this.pending = new BigMap();
       }
       const lines: string[] = [];
       for (;;) {

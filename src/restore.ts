@@ -4,6 +4,7 @@
  * is left out and reported (which entry, why); it never costs the others.
  */
 
+import { BigSet } from './big-map';
 import { runSync, type Steps } from './chunks';
 import { type Command, type CommandJSON, commandFromJSON, InternCache } from './commands';
 
@@ -68,7 +69,7 @@ export function* restoreCommandsSteps(
     return out;
   }
   const shared = new InternCache();
-  const ids = new Set<string>();
+  const ids = new BigSet<string>();
   for (let i = 0; i < list.length; i++) {
     if (i % COMMANDS_A_STEP === COMMANDS_A_STEP - 1) yield;
     const json: unknown = list[i];

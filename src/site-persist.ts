@@ -8,6 +8,7 @@
 
 import { AdapterRegistry } from './adapters/registry';
 import { AssetTable } from './assets';
+import { BigMap } from './big-map';
 import type { SliceOptions } from './chunks';
 import { type Clock, systemClock } from './clock';
 import { CommandStatus, isFinal } from './commands';
@@ -220,7 +221,7 @@ export abstract class SitePersist {
       : () => {};
     if (inSlices && this.store) {
       this.loadingNow = true;
-      this.heldChanges = new Map();
+      this.heldChanges = new BigMap();
       this.loaded = this.loadInSlices(this.store, options.loadSlicing);
       // Operations given to `inOrder` (and plans registered in slices) wait for the load.
       void this.queue.run(() => this.loaded);
@@ -302,7 +303,7 @@ export abstract class SitePersist {
       this.onError(new Error(`cannot load the saved state: ${(err as Error).message}`));
     }
     this.loadingNow = false;
-    const held = this.heldChanges ?? new Map<string, PersistChange>();
+    const held = this.heldChanges ?? new BigMap<string, PersistChange>();
     this.heldChanges = null;
     if (result === null) {
       this.persistBlocked = true;

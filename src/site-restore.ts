@@ -9,6 +9,7 @@
  * overwritten.
  */
 
+import { BigMap } from './big-map';
 import { runSliced, runSync, type SliceOptions, type Steps, whileLive } from './chunks';
 import { isFinal } from './commands';
 import { DispatchEngine, type EngineDeps, type PersistChange } from './engine';
@@ -130,7 +131,7 @@ function* restoreSteps(load: Load, engine: DispatchEngine, doc: unknown): Steps<
   const problems: RestoreProblem[] = [];
   const report = (p: RestoreProblem) => problems.push(p);
   // Once each: a record gives its entry's value when it is written.
-  const changed = new Map<string, PersistChange>();
+  const changed = new BigMap<string, PersistChange>();
   const engineSteps = engine.restoreSteps(site.engine, report, (c) => changed.set(c.key, c));
   // Its first step checks the document and throws before changing anything.
   let step = engineSteps.next();
