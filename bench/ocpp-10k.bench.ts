@@ -17,7 +17,8 @@
  *            2 s before each included), and from each slot start to its last answer
  *   CPU      of the central process per setpoint, also above its idle background (measured
  *            3 s with every charger connected and nothing sent: ours' failsafe refreshes,
- *            heartbeats, pings)
+ *            heartbeats, pings); and of the simulator processes (/proc), which share the
+ *            machine's 2 cores with it
  *
  * beside the floor and the targets (update within 2 s of the slot start and 1.5x the floor;
  * under 50 KB per charger).
@@ -26,7 +27,8 @@
  *     (default 10000 batch:100; e.g. `10000 burst rate:1000` for a site's reboot, all at once
  *     and paced; BENCH_RUNS boundaries, default 3; BENCH_SIM_PROCS simulator processes,
  *     default 2; BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
- *     `<prefix>-ours.cpuprofile` / `-floor`; BENCH_GAPS=<prefix> the event loop's long turns
+ *     `<prefix>-ours.cpuprofile` / `-floor` (BENCH_PROFILE_IDLE=<prefix>: of the idle 3 s,
+ *     `<prefix>-idle-<side>.cpuprofile`); BENCH_GAPS=<prefix> the event loop's long turns
  *     over the boundaries with the main thread's CPU and the GCs in them, `<prefix>-<side>.json`;
  *     BENCH_SEND_SLICE_MS=8,inf the central system's sendSliceMs per boundary, alternating)
  *
@@ -36,7 +38,7 @@
  * wait is bounded, the children are killed by pid at the end (also on error), and the whole
  * run has a deadline. Prints figures; passes or fails nothing.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -122,6 +124,23 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+/** CPU time (user + system) of other processes, ms, from /proc (clock ticks of 10 ms). */
+function procsCpuMs(pids: (number | undefined)[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    if (pid === undefined) continue;
+    try {
+      // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10;
+}
+
 /** The event loop's longest delay from now until the returned function is called, ms. */
 function stallMeter(): () => number {
   const h = monitorEventLoopDelay({ resolution: 10 });
@@ -147,6 +166,8 @@ interface Result {
   idleCpuPct: number;
   /** CPU per setpoint above that background. */
   netCpuUs: number[];
+  /** CPU time of the simulator processes per setpoint (all of them, per boundary). */
+  simCpuUs: number[];
   updateStallMs: number;
   /** The longest stall of each boundary from its slot start to its last answer, ms. */
   boundaryStallMs: number[];
@@ -178,8 +199,10 @@ function stallFrom(at: number): () => number {
  * (node:inspector), written to `<prefix>-<side>.cpuprofile`. Returns the function that stops
  * and writes it.
  */
-async function profileBoundaries(side: string): Promise<() => Promise<void>> {
-  const prefix = process.env.BENCH_PROFILE;
+async function profileBoundaries(
+  side: string,
+  prefix = process.env.BENCH_PROFILE,
+): Promise<() => Promise<void>> {
   if (!prefix) return async () => {};
   const session = new Session();
   session.connect();
@@ -251,7 +274,9 @@ async function measure(
     // refreshes, both: heartbeats and pings), CPU ms per ms, to tell a setpoint's own cost.
     const i0 = cpuMs();
     const w0 = nowMs();
+    const stopIdleProfile = await profileBoundaries(`idle-${side}`, process.env.BENCH_PROFILE_IDLE);
     await sleep(IDLE_MS);
+    await stopIdleProfile();
     const idleCpu = (cpuMs() - i0) / (nowMs() - w0);
     const updateStall = stallMeter();
     const updateMs: number[] = [];
@@ -260,19 +285,22 @@ async function measure(
     const stopProfile = await profileBoundaries(side);
     const stopGaps = gapProbe(side);
     const netCpuUs: number[] = [];
+    const simPids = fleet.procs.map((p) => p.pid);
+    const simCpuUs: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const c0 = cpuMs();
+      const s0 = procsCpuMs(simPids);
       const t0 = nowMs();
       const b = await boundary(r);
+      simCpuUs.push(((procsCpuMs(simPids) - s0) / N) * 1000);
       updateMs.push(b.ms);
       boundaryStallMs.push(b.stallMs);
       const used = cpuMs() - c0;
       updateCpuUs.push((used / N) * 1000);
       netCpuUs.push(((used - idleCpu * (nowMs() - t0)) / N) * 1000);
-      if (side === 'ours' && SEND_SLICES.length > 0)
-        console.log(
-          `  (boundary ${r}, sendSliceMs ${sliceOf[r]}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stallMs)}, CPU per setpoint ${us(updateCpuUs[r] as number)}, above the idle ${us(netCpuUs[r] as number)})`,
-        );
+      console.log(
+        `  (${side} boundary ${r}${side === 'ours' && SEND_SLICES.length > 0 ? `, sendSliceMs ${sliceOf[r]}` : ''}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stallMs)}, CPU per setpoint ${us(updateCpuUs[r] as number)}, above the idle ${us(netCpuUs[r] as number)}, the simulators ${us(simCpuUs[r] as number)})`,
+      );
       await sleep(500);
     }
     await stopProfile();
@@ -287,6 +315,7 @@ async function measure(
       updateCpuUs,
       idleCpuPct: idleCpu * 100,
       netCpuUs,
+      simCpuUs,
       updateStallMs: updateStall(),
       boundaryStallMs,
       heapKb: (loaded.heap - idle.heap) / N / 1024,
@@ -484,7 +513,7 @@ async function floor(ramp: string): Promise<Result> {
 
 /** One side's figures on one line, printed as soon as it is done. */
 function brief(r: Result): string {
-  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint (${us(median(r.netCpuUs))} above the idle ${r.idleCpuPct.toFixed(1)} % of a core), stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)} (from the slot start: ${fmt(r.boundaryStallMs, 'ms', 0)})`;
+  return `connect ${ms(r.connectMs)}, boot ${ms(r.bootMs)}, retried ${r.retries}, update ${fmt(r.updateMs, 'ms', 0)}, heap ${kb(r.heapKb)} rss ${kb(r.rssKb)} per charger, CPU ${us(r.connectCpuUs)} per charger connecting, ${us(median(r.updateCpuUs))} per setpoint (${us(median(r.netCpuUs))} above the idle ${r.idleCpuPct.toFixed(1)} % of a core; the simulators ${us(median(r.simCpuUs))}), stalls ${ms(r.connectStallMs)} / ${ms(r.updateStallMs)} (from the slot start: ${fmt(r.boundaryStallMs, 'ms', 0)})`;
 }
 
 const kb = (x: number) => `${x.toFixed(1)} KB`;
@@ -531,6 +560,7 @@ async function main(): Promise<void> {
         `${us(median(f.netCpuUs))} (idle ${f.idleCpuPct.toFixed(1)} %)`,
         '',
       );
+      line("the simulators' CPU per setpoint", us(median(o.simCpuUs)), us(median(f.simCpuUs)), '');
       line('longest stall, connecting', ms(o.connectStallMs), ms(f.connectStallMs), '');
       line('longest stall, updates', ms(o.updateStallMs), ms(f.updateStallMs), '');
       line(
