@@ -101,6 +101,7 @@ const skipped: Result = {
   updateCpuUs: [Number.NaN],
   idleCpuPct: Number.NaN,
   netCpuUs: [Number.NaN],
+  simCpuUs: [Number.NaN],
   updateStallMs: Number.NaN,
   boundaryStallMs: [Number.NaN],
   heapKb: Number.NaN,
