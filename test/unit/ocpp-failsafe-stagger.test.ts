@@ -1,7 +1,7 @@
 import should from 'should';
 import { LearnedCapabilities } from '../../src/adapters/ocpp/capabilities';
 import type { CentralSystem } from '../../src/adapters/ocpp/central-system';
-import { refreshStagger, StationFailsafe } from '../../src/adapters/ocpp/failsafe';
+import { BUSY_CALLS, refreshStagger, StationFailsafe } from '../../src/adapters/ocpp/failsafe';
 import { Site } from '../../src/site';
 
 // The failsafe refreshes of a fleet spread over the interval (issue 17): the first refresh
@@ -66,6 +66,84 @@ describe('OCPP failsafe: refreshes of a fleet spread over the interval (unit)', 
       should(timers[3]?.ms).equal(0);
       timers[3]?.fn();
       should(timers[4]?.ms).equal(first);
+    } finally {
+      globalThis.setTimeout = real;
+      fs.stop();
+    }
+  });
+
+  it('a refresh that falls due while the central system is busy waits, at most half an interval, then goes', async () => {
+    const site = new Site({ siteId: 't', autoDispatch: true });
+    const chargers = new Map([
+      ['CP1', [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22, failsafeKw: 4 }]],
+    ]);
+    const busy = { waitingCalls: 0, callsInFlight: 0 };
+    const calls: string[] = [];
+    const central = {
+      protocolOf: () => 'ocpp1.6',
+      isConnected: () => true,
+      get waitingCalls() {
+        return busy.waitingCalls;
+      },
+      get callsInFlight() {
+        return busy.callsInFlight;
+      },
+      call: async (_id: string, method: string) => {
+        calls.push(method);
+        return { status: 'Accepted' };
+      },
+    } as unknown as CentralSystem;
+    const fs = new StationFailsafe({
+      host: site,
+      central,
+      byIdentity: chargers,
+      learned: new LearnedCapabilities(site, chargers, () => {}),
+      afterS: 60, // an interval of 20 s: waits of 1 s, 10 s in all at most
+      tell: () => {},
+      onError: (e) => {
+        throw e;
+      },
+    });
+    const timers: { fn: () => void; ms: number }[] = [];
+    const real = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms: number) => {
+      timers.push({ fn, ms });
+      return { unref() {}, ref() {}, hasRef: () => false } as unknown as NodeJS.Timeout;
+    }) as typeof setTimeout;
+    const fire = async () => {
+      (timers.at(-1) as { fn: () => void }).fn();
+      await Promise.resolve();
+    };
+    try {
+      fs.start();
+      fs.sendNow('CP1'); // a fresh send never waits
+      should(calls).have.length(1);
+      // Calls wait for a turn (a slot start's setpoints): the refresh waits 1 s, ten times.
+      busy.waitingCalls = 500;
+      for (let k = 0; k < 10; k++) {
+        await fire();
+        should(calls).have.length(1);
+        should(timers.at(-1)?.ms).equal(1000);
+      }
+      // Half an interval waited: it goes although the central system is still busy.
+      await fire();
+      should(calls).have.length(2);
+      should(timers.at(-1)?.ms).equal(20_000);
+      // Answers awaited for BUSY_CALLS calls: busy too; one less: not busy.
+      busy.waitingCalls = 0;
+      busy.callsInFlight = BUSY_CALLS;
+      await fire();
+      should(calls).have.length(2);
+      should(timers.at(-1)?.ms).equal(1000);
+      busy.callsInFlight = BUSY_CALLS - 1;
+      await fire();
+      should(calls).have.length(3);
+      should(timers.at(-1)?.ms).equal(20_000);
+      // The wait starts again from 0 for the next refresh.
+      busy.callsInFlight = BUSY_CALLS;
+      await fire();
+      should(calls).have.length(3);
+      should(timers.at(-1)?.ms).equal(1000);
     } finally {
       globalThis.setTimeout = real;
       fs.stop();

@@ -179,6 +179,52 @@ describe('OCPP calls in slices of a turn (send-pacer.ts)', () => {
     should(received).eql(['CP1', 'CP2']);
   });
 
+  it('callsInFlight counts the calls sent until each is answered, times out or loses its charger; a waiting call is not in flight', async () => {
+    const { central, port } = await startCentral({ sendSliceMs: 0 });
+    const release: (() => void)[] = [];
+    let answer = true;
+    const cps = [];
+    for (const id of ['CP1', 'CP2']) {
+      const cp = charger(port, id, 'ocpp1.6');
+      // Answers when the test says so; with `answer` false, never (the call times out).
+      on(cp, 'TriggerMessage', () =>
+        answer
+          ? new Promise((resolve) => release.push(() => resolve({ status: 'Accepted' })))
+          : new Promise(() => {}),
+      );
+      await boot(cp, 'ocpp1.6');
+      cps.push(cp);
+    }
+    await nextTurn();
+    should(central.callsInFlight).equal(0);
+    const params = { requestedMessage: 'StatusNotification', connectorId: 1 };
+    const a = central.call('CP1', 'TriggerMessage', params);
+    const b = central.call('CP2', 'TriggerMessage', params);
+    await microtasks();
+    // One call a turn: CP1's left, CP2's waits for the next turn.
+    should(central.callsInFlight).equal(1);
+    should(central.waitingCalls).equal(1);
+    await nextTurn();
+    should(central.callsInFlight).equal(2);
+    await until(() => release.length === 2, 'both calls received');
+    (release[0] as () => void)();
+    should(await a).eql({ status: 'Accepted' });
+    should(central.callsInFlight).equal(1);
+    (release[1] as () => void)();
+    await b;
+    should(central.callsInFlight).equal(0);
+    answer = false;
+    const timedOut = central.call('CP2', 'TriggerMessage', params, { timeoutMs: 50 });
+    await should(timedOut).be.rejected();
+    should(central.callsInFlight).equal(0);
+    // A charger that goes while its call has no answer: the call fails, not in flight.
+    const lost = central.call('CP1', 'TriggerMessage', params);
+    await until(() => central.callsInFlight === 1, 'the call sent');
+    await (cps[0] as (typeof cps)[number]).close({ force: true });
+    await should(lost).be.rejected();
+    should(central.callsInFlight).equal(0);
+  });
+
   it('a site dispatching through the adapter with a slice of 0: every setpoint leaves, one call a turn, and completes', async () => {
     const ids = ['CP1', 'CP2', 'CP3', 'CP4'];
     const { central, port } = await startCentral({

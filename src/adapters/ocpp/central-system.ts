@@ -91,6 +91,8 @@ export class CentralSystem extends EventEmitter {
   private server: http.Server | https.Server | null = null;
   private detachers: (() => void)[] = [];
   private txCounter = 0;
+  /** Calls sent and not settled yet (answered, refused, timed out or failed). */
+  private inFlight = 0;
   private closed = false;
   /** What the call handlers of every session use. */
   private readonly host: HandlerHost = {
@@ -386,6 +388,11 @@ export class CentralSystem extends EventEmitter {
     return this.pacer.waiting;
   }
 
+  /** Calls sent that have no answer yet (nor a timeout or failure). */
+  get callsInFlight(): number {
+    return this.inFlight;
+  }
+
   /**
    * Sends a call to a charger and resolves to its answer. Calls to one charger go one at a
    * time, in order; a call whose `notAfter` (epoch ms) has passed when its turn comes is not
@@ -403,9 +410,7 @@ export class CentralSystem extends EventEmitter {
   ): Promise<unknown> {
     const session = this.sessions.get(identity);
     if (!session) throw new Error(`charger ${identity} is not connected`);
-    const send = () => {
-      if (options.notAfter !== undefined && this.clock.now() >= options.notAfter)
-        throw new CallExpiredError(identity, method, options.notAfter);
+    const issue = (): Promise<unknown> => {
       const timer = this.callTimers.get(session.client);
       const ms = options.timeoutMs ?? this.options.callTimeoutMs;
       if (timer && CallTimer.handles(ms)) {
@@ -417,6 +422,19 @@ export class CentralSystem extends EventEmitter {
       return session.client.call(method, params, {
         ...(options.timeoutMs !== undefined ? { callTimeoutMs: options.timeoutMs } : {}),
       });
+    };
+    const send = () => {
+      if (options.notAfter !== undefined && this.clock.now() >= options.notAfter)
+        throw new CallExpiredError(identity, method, options.notAfter);
+      this.inFlight++;
+      let sent: Promise<unknown>;
+      try {
+        sent = issue();
+      } catch (err) {
+        this.inFlight--;
+        throw err;
+      }
+      return sent.finally(() => this.inFlight--);
     };
     const run = () => this.pacer.run(send);
     const result = session.tail.then(run, run);

@@ -12,7 +12,11 @@
  * network is gone, nobody moves it and the charger steps down to its failsafe share on its
  * own. It is sent with the re-apply after a boot or a connect (first, before the setpoints,
  * see chargers.ts), when the share changes (`refresh`) and by
- * SET_POWER_LIMIT commands (same id and stack level: it replaces, never stacks). A refused
+ * SET_POWER_LIMIT commands (same id and stack level: it replaces, never stacks). A refresh
+ * has slack and yields to other calls: when it falls due while the central system is busy
+ * (calls wait for a turn, or BUSY_CALLS or more have no answer yet: a slot start's setpoints
+ * to thousands of chargers), it waits a little longer, at most half an interval in all, so the
+ * step is still half of `failsafeAfterS` ahead when it goes. A refused
  * refresh is reported and retried at the next one; a charger that does not implement it is
  * remembered (capability `maxProfile`), reported once, and left alone until it boots again.
  */
@@ -40,6 +44,11 @@ export interface FailsafeEvent {
 
 /** Default seconds without the gateway before a charger steps down to its failsafe share. */
 export const DEFAULT_FAILSAFE_AFTER_S = 60;
+/** Calls waiting or without an answer from which the central system is busy for a refresh. */
+export const BUSY_CALLS = 64;
+/** How long a refresh waits when the central system is busy, ms: a quarter interval at most. */
+export const yieldMs = (intervalMs: number): number => Math.min(1000, intervalMs / 4);
+
 /** The shortest refresh interval, s: `failsafeAfterS` is at least 3 times this. */
 export const MIN_REFRESH_S = 0.5;
 const MAX_AFTER_S = 86_400;
@@ -76,6 +85,8 @@ interface Station {
   pending?: Cap & { id: string };
   /** The refresh waiting for its answer: no other is queued behind it. */
   inFlight?: object;
+  /** How long the refresh now due has waited for a central system less busy, ms. */
+  yieldedMs?: number;
   status?: FailsafeEvent['status'];
   message?: string;
 }
@@ -240,6 +251,7 @@ export class StationFailsafe {
       s.timer = undefined;
       s.status = undefined;
       s.inFlight = undefined;
+      s.yieldedMs = 0;
     }
   }
 
@@ -307,16 +319,21 @@ export class StationFailsafe {
       return;
     }
     const afterS = this.afterS(identity);
-    // The next refresh, whatever becomes of this one (a failure is retried then); never later
-    // than a third of afterS.
     const intervalMs = (afterS * 1000) / 3;
+    const s = this.station(identity);
+    if (periodic && this.yields(s, intervalMs)) {
+      this.schedule(identity, yieldMs(intervalMs), true);
+      return;
+    }
+    s.yieldedMs = 0;
+    // The next refresh, whatever becomes of this one (a failure is retried then); never later
+    // than a third of afterS after this one.
     this.schedule(
       identity,
       periodic ? intervalMs : intervalMs * (1 - refreshStagger(identity)),
       true,
     );
     // A charger that does not answer: one refresh waits in its queue, not one per interval.
-    const s = this.station(identity);
     if (s.inFlight) return;
     const token = {};
     s.inFlight = token;
@@ -325,6 +342,20 @@ export class StationFailsafe {
     } finally {
       if (s.inFlight === token) s.inFlight = undefined;
     }
+  }
+
+  /**
+   * Whether the refresh now due waits for a central system less busy: yes while it is busy
+   * and the refresh has waited less than half an interval in all (it then goes regardless).
+   */
+  private yields(s: Station, intervalMs: number): boolean {
+    const central = this.d.central;
+    const busy = central.waitingCalls > 0 || central.callsInFlight >= BUSY_CALLS;
+    const waited = s.yieldedMs ?? 0;
+    const more = yieldMs(intervalMs);
+    if (!busy || waited + more > intervalMs / 2) return false;
+    s.yieldedMs = waited + more;
+    return true;
   }
 
   private async sendProfile(identity: string, afterS: number): Promise<void> {
