@@ -43,18 +43,24 @@ class Segments<K, V> {
   }
 
   protected put(key: K, value: V): void {
-    const held = this.find(key);
-    if (held) {
-      held.set(key, value);
-      return;
+    const segs = this.segs;
+    const n = segs.length - 1;
+    for (let i = 0; i < n; i++) {
+      const s = segs[i] as Map<K, V>;
+      if (s.has(key)) {
+        s.set(key, value);
+        return;
+      }
     }
-    let last = this.segs[this.segs.length - 1] as Map<K, V>;
-    if (last.size >= this.segmentSize) {
+    // The last segment: one `set` whether the key is new or there (its size tells which).
+    let last = segs[n] as Map<K, V>;
+    if (last.size >= this.segmentSize && !last.has(key)) {
       last = new Map();
-      this.segs.push(last);
+      segs.push(last);
     }
+    const before = last.size;
     last.set(key, value);
-    this.count++;
+    this.count += last.size - before;
   }
 
   delete(key: K): boolean {

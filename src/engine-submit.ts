@@ -5,6 +5,7 @@
  * the fallback commands when no schedule came for too long).
  */
 
+import { BigSet } from './big-map';
 import { runSync, type Steps } from './chunks';
 import {
   type Command,
@@ -30,6 +31,16 @@ import {
 } from './plans';
 import { parseSchedule } from './schedule';
 import { isSilenceFallback, silenceCommands, silenceDeadline } from './silence';
+
+/** Commands made by `prepareSteps`, for `commitPrepared`. */
+export interface PreparedCommands {
+  commands: Command[];
+  /** Whether the input was an array (errors name the element's index). */
+  indexed: boolean;
+}
+
+/** Commands checked and made between two checkpoints of `prepareSteps`. */
+const PREPARE_A_STEP = 256;
 
 /** Cut rows made into their commands per step of `settleCutsSteps` (~1 ms of work). */
 const CUT_ROWS_PER_STEP = 256;
@@ -150,10 +161,24 @@ export abstract class EngineSubmission extends EngineDispatch {
    * now on: a big converted schedule is cheaper as a plan (`submitPlan`).
    */
   submit(input: Command | CommandInput | readonly (Command | CommandInput)[]): Command[] {
-    const list = Array.isArray(input) ? input : [input];
+    return this.commitPrepared(runSync(this.prepareSteps(input)));
+  }
+
+  /**
+   * The first part of `submit`, in steps (chunks.ts; a site runs them in slices,
+   * `site.submitAsync`): every element checked and made into its Command, ids unique within
+   * the input; a bad element throws, naming its index. Registers nothing and reads nothing
+   * of the engine but its defaults (new ids), so it may run over several turns; then
+   * `commitPrepared`.
+   */
+  *prepareSteps(
+    input: Command | CommandInput | readonly (Command | CommandInput)[],
+  ): Steps<PreparedCommands> {
+    const indexed = Array.isArray(input);
+    const list: readonly (Command | CommandInput)[] = indexed ? input : [input as Command];
     const now = this.clock.now();
-    const prepared: Command[] = [];
-    const seen = new Set<string>();
+    const commands: Command[] = [];
+    const seen = new BigSet<string>();
     const defaults = {
       now,
       maxRetries: this.config.maxRetries,
@@ -161,24 +186,44 @@ export abstract class EngineSubmission extends EngineDispatch {
       newId: () => this.newCommandId(now),
       shared: new InternCache(),
     };
-    list.forEach((item, i) => {
-      const cmd = createCommand(item, defaults, Array.isArray(input) ? i : undefined);
+    for (let i = 0; i < list.length; i++) {
+      if (i % PREPARE_A_STEP === PREPARE_A_STEP - 1) yield;
+      const cmd = createCommand(
+        list[i] as Command | CommandInput,
+        defaults,
+        indexed ? i : undefined,
+      );
       if (seen.has(cmd.id)) {
         throw new TypeError(`command [${i}]: id ${cmd.id} appears twice in the input`);
       }
       seen.add(cmd.id);
+      commands.push(cmd);
+    }
+    return { commands, indexed };
+  }
+
+  /**
+   * Registers what `prepareSteps` made, in one step: a command whose id is already registered
+   * with the same content is a re-delivery and is skipped, with other content an error
+   * (checked for all before any is registered: nothing changes); then `submit`'s
+   * registration. Returns the registered commands, in input order.
+   */
+  commitPrepared({ commands, indexed }: PreparedCommands): Command[] {
+    const fresh: Command[] = [];
+    for (let i = 0; i < commands.length; i++) {
+      const cmd = commands[i] as Command;
       const existing = this.tracked.get(cmd.id);
-      if (existing) {
-        if (!sameContent(existing.cmd, cmd)) {
-          throw new TypeError(
-            `command ${Array.isArray(input) ? `[${i}] ` : ''}id ${cmd.id} is already registered with other content (asset, type, value or time); give it a new id`,
-          );
-        }
-        return;
+      if (!existing) {
+        fresh.push(cmd);
+        continue;
       }
-      prepared.push(cmd);
-    });
-    return this.register(prepared, now);
+      if (!sameContent(existing.cmd, cmd)) {
+        throw new TypeError(
+          `command ${indexed ? `[${i}] ` : ''}id ${cmd.id} is already registered with other content (asset, type, value or time); give it a new id`,
+        );
+      }
+    }
+    return this.register(fresh, this.clock.now());
   }
 
   /** Registers validated commands with new ids: supersession, indexes, COMMAND_CREATED. */

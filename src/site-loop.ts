@@ -9,7 +9,7 @@
  * with event-loop turns between; site-options.ts).
  */
 
-import { runSliced, type SliceOptions, type Steps, whileLive } from './chunks';
+import { runSliced, type SliceOptions, whileLive } from './chunks';
 import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
@@ -85,7 +85,37 @@ export abstract class SiteLoop extends SitePersist {
     owner?: string,
   ): Command[] {
     this.notWhileLoading('submit');
-    const added = this.engine.submit(commands);
+    return this.submitted(this.engine.submit(commands), owner);
+  }
+
+  /**
+   * `submit` with the checking and making of the commands in slices of a few ms
+   * (`engine.prepareSteps`), the event loop served between them, then their registration in
+   * one step (`engine.commitPrepared`), in order with the plans of `submitPlanAsync` and the
+   * operations given to `inOrder`. Until then nothing changes; a bad element rejects with the
+   * TypeError `submit` throws, changing nothing. Rejects, changing nothing, when the site was
+   * stopped or `signal` aborted before the registration. Resolves to the registered commands.
+   */
+  submitAsync(
+    commands: Command | CommandInput | readonly (Command | CommandInput)[],
+    options: { owner?: string; slicing?: SliceOptions; signal?: AbortSignal } = {},
+  ): Promise<Command[]> {
+    return Promise.resolve(
+      this.queue.run(async () => {
+        const prepared = await runSliced(this.engine.prepareSteps(commands), options.slicing);
+        if (options.signal?.aborted)
+          throw new Error('commands: aborted before they were registered; nothing changed');
+        if (this.stopped)
+          throw new Error(
+            `site ${this.siteId} stopped while the commands were read; nothing changed`,
+          );
+        return this.submitted(this.engine.commitPrepared(prepared), options.owner);
+      }),
+    );
+  }
+
+  /** What `submit` does once the engine registered the commands. */
+  private submitted(added: Command[], owner: string | undefined): Command[] {
     if (owner !== undefined) {
       for (const c of added) {
         this.owners.set(c.id, owner);

@@ -78,12 +78,26 @@ export default function (RED: NodeAPI) {
     const off = engine.onCommandChange(status.refresh);
     status.update();
 
-    // A plan is read and checked in slices (the event loop stays free), then registered in
-    // one short step (site.submitPlanAsync); messages that come meanwhile wait for it, in
-    // order (site.inOrder: the core's queue, shared by the site's dispatchers).
+    // A plan, or an array of commands, is read and checked in slices (the event loop stays
+    // free), then registered in one step (site.submitPlanAsync, site.submitAsync); messages
+    // that come meanwhile wait for it, in order (site.inOrder: the core's queue, shared by
+    // the site's dispatchers).
     const closing = new AbortController();
     node.on('input', (msg: DispatcherMsg, _send, done) => {
       const reset = msg.reset !== undefined && msg.reset !== false;
+      if (
+        Array.isArray(msg.payload) &&
+        msg.plan === undefined &&
+        !reset &&
+        msg.topic !== 'cancel'
+      ) {
+        site.submitAsync(msg.payload as never, { owner: node.id, signal: closing.signal }).then(
+          () => done(),
+          // Closed while they were read: not registered, as the node is gone.
+          (err: Error) => (closing.signal.aborted ? done() : done(err)),
+        );
+        return;
+      }
       if (msg.plan !== undefined && !reset && msg.topic !== 'cancel') {
         // A qe-schedule's plan: registered as columns, each command made as it falls due.
         site.submitPlanAsync(msg.plan, { owner: node.id, signal: closing.signal }).then(

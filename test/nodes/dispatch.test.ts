@@ -220,6 +220,35 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
     should(caught.msgs).have.length(0);
   });
 
+  it('qe-dispatcher: arrays of 3,000 commands, then a reset at once: the reset finds both registered (messages in order)', async () => {
+    await helper.load(allNodes(), onTab(dispatchFlow()));
+    const caught = inbox('caught');
+    const site = siteOf();
+    const payload = Array.from({ length: 3000 }, (_, i) => ({
+      id: `big-${i}`,
+      assetId: `ast_ev_00${1 + (i % 3)}`,
+      type: 'SET_CHARGE_RATE',
+      valueKw: 1 + (i % 7),
+      scheduledAt: new Date(T0 + Math.floor(i / 3) * 900 * S).toISOString(),
+    }));
+    const disp = helper.getNode('disp');
+    disp.receive({ payload } as never);
+    // Message delivery and the slices' turns are real (setImmediate); timers are fake.
+    for (let k = 0; k < 5000 && site.engine.stats().pending < 3000; k++)
+      await new Promise((resolve) => setImmediate(resolve));
+    should(site.engine.stats().pending).equal(3000);
+    // (That they are made over several turns, then registered in one, is the core's:
+    // test/unit/site-submit-async.test.ts; how many turns here is the machine's.)
+    should(site.engine.getCommands({ assetId: 'ast_ev_002' })).have.length(1000);
+    disp.receive({ payload: payload.map((c) => ({ ...c, id: `again-${c.id}` })) } as never);
+    disp.receive({ reset: true } as never);
+    await settle(10);
+    // The reset came after the second array: it found both registered, and cancelled all.
+    should(site.engine.stats().pending).equal(0);
+    should(site.engine.getCommands({ status: 'CANCELLED' as never })).have.length(6000);
+    should(caught.msgs).have.length(0);
+  });
+
   it('qe-schedule: a schedule that comes while a large one converts waits for it: in order, done for each', async () => {
     const assets = 2000;
     const columns = Array.from({ length: assets }, (_, a) => `ev_ev_${a}_kw`);
@@ -510,13 +539,14 @@ describe('nodes: schedule -> dispatcher -> custom adapter', () => {
     helper.getNode('adapter').receive({ payload: { commandId: 'x', success: 'yes' } } as never);
     helper.getNode('adapter').receive({ payload: 17 } as never);
     await caught.count(8);
-    // In order per node; qe-schedule converts in slices, so its errors may come after the others.
+    // In order per node; qe-schedule converts in slices and qe-dispatcher makes an array's
+    // commands in slices, so their errors may come after the adapter's.
     const from = (id: string) =>
       caught.msgs
         .map((m) => (m as { error: { message: string; source: { id: string } } }).error)
-        .filter((e) => (e.source.id === 'sched') === (id === 'sched'))
+        .filter((e) => e.source.id === id)
         .map((e) => e.message);
-    const messages = [...from('sched'), ...from('others')];
+    const messages = [...from('sched'), ...from('disp'), ...from('adapter')];
     should(messages[0]).match(
       /row 1 \(2025-06-02T01:00:00Z\), column ev_ev_001_kw: -4 kW is negative/,
     );
