@@ -311,6 +311,15 @@ export class StationFailsafe {
   private async send(identity: string, periodic = false): Promise<void> {
     const version = this.d.central.protocolOf(identity);
     if (!this.running || !version) return;
+    const afterS = this.afterS(identity);
+    const intervalMs = (afterS * 1000) / 3;
+    const s = this.station(identity);
+    // First, as it is cheap: hundreds of refreshes may come due in one turn of a busy slot.
+    if (periodic && this.yields(s, intervalMs)) {
+      this.schedule(identity, yieldMs(intervalMs), true);
+      return;
+    }
+    s.yieldedMs = 0;
     const why = this.why(identity);
     // No share known: nothing to say (the chain is not in use for it), as before.
     if (why !== null && this.shareKw(identity) === undefined) return;
@@ -318,14 +327,6 @@ export class StationFailsafe {
       this.report(identity, 'unknown', `charger ${identity}: no failsafe profile sent: ${why}`);
       return;
     }
-    const afterS = this.afterS(identity);
-    const intervalMs = (afterS * 1000) / 3;
-    const s = this.station(identity);
-    if (periodic && this.yields(s, intervalMs)) {
-      this.schedule(identity, yieldMs(intervalMs), true);
-      return;
-    }
-    s.yieldedMs = 0;
     // The next refresh, whatever becomes of this one (a failure is retried then); never later
     // than a third of afterS after this one.
     this.schedule(
