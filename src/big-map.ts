@@ -9,7 +9,9 @@
  * is full), so the largest rehash is that of a segment. Everything else is a Map's:
  * insertion order (setting an existing key keeps its place; iteration is segment after
  * segment), `size`, `get`/`has`/`set`/`delete`, the iterators. A lookup asks each segment in
- * turn (newest first): at 160,000 entries, five of them.
+ * turn (newest first): at 160,000 entries, five of them. One difference: a delete while an
+ * iterator is under way may merge segments and make it skip or repeat entries (the package
+ * never changes one of these while iterating it).
  */
 
 /** Entries per segment by default: its last growth rehashes ~16,384 (~3.5 ms there). */
