@@ -9,7 +9,7 @@
  * with event-loop turns between; site-options.ts).
  */
 
-import { runSliced, type SliceOptions, whileLive } from './chunks';
+import { runSliced, type SliceOptions, type Steps, whileLive } from './chunks';
 import { type Clock, systemClock } from './clock';
 import type { Command, CommandInput } from './commands';
 import type { Conversion } from './convert';
@@ -102,16 +102,32 @@ export abstract class SiteLoop extends SitePersist {
   ): Promise<Command[]> {
     return Promise.resolve(
       this.queue.run(async () => {
-        const prepared = await runSliced(this.engine.prepareSteps(commands), options.slicing);
-        if (options.signal?.aborted)
-          throw new Error('commands: aborted before they were registered; nothing changed');
-        if (this.stopped)
-          throw new Error(
-            `site ${this.siteId} stopped while the commands were read; nothing changed`,
-          );
+        const prepared = await this.readToRegister(
+          this.engine.prepareSteps(commands),
+          options,
+          'commands',
+        );
         return this.submitted(this.engine.commitPrepared(prepared), options.owner);
       }),
     );
+  }
+
+  /**
+   * The reading of `submitAsync` and `submitPlanAsync`: `steps` in slices, then a rejection,
+   * nothing registered, when `signal` aborted or the site stopped meanwhile.
+   */
+  private async readToRegister<T>(
+    steps: Steps<T>,
+    options: { slicing?: SliceOptions; signal?: AbortSignal },
+    what: 'plan' | 'commands',
+  ): Promise<T> {
+    const read = await runSliced(steps, options.slicing);
+    const [it, was] = what === 'plan' ? ['it', 'was'] : ['they', 'were'];
+    if (options.signal?.aborted)
+      throw new Error(`${what}: aborted before ${it} ${was} registered; nothing changed`);
+    if (this.stopped)
+      throw new Error(`site ${this.siteId} stopped while the ${what} ${was} read; nothing changed`);
+    return read;
   }
 
   /** What `submit` does once the engine registered the commands. */
@@ -170,11 +186,7 @@ export abstract class SiteLoop extends SitePersist {
   ): Promise<PlanSubmission> {
     return Promise.resolve(
       this.queue.run(async () => {
-        const stored = await runSliced(this.engine.stagePlan(plan), options.slicing);
-        if (options.signal?.aborted)
-          throw new Error('plan: aborted before it was registered; nothing changed');
-        if (this.stopped)
-          throw new Error(`site ${this.siteId} stopped while the plan was read; nothing changed`);
+        const stored = await this.readToRegister(this.engine.stagePlan(plan), options, 'plan');
         const done = this.registered(
           this.engine.commitPlan(stored, { cutsLater: true }),
           options.owner,

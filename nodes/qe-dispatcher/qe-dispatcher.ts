@@ -85,12 +85,8 @@ export default function (RED: NodeAPI) {
     const closing = new AbortController();
     node.on('input', (msg: DispatcherMsg, _send, done) => {
       const reset = msg.reset !== undefined && msg.reset !== false;
-      if (
-        Array.isArray(msg.payload) &&
-        msg.plan === undefined &&
-        !reset &&
-        msg.topic !== 'cancel'
-      ) {
+      const registers = !reset && msg.topic !== 'cancel';
+      if (registers && msg.plan === undefined && Array.isArray(msg.payload)) {
         site.submitAsync(msg.payload as never, { owner: node.id, signal: closing.signal }).then(
           () => done(),
           // Closed while they were read: not registered, as the node is gone.
@@ -98,7 +94,7 @@ export default function (RED: NodeAPI) {
         );
         return;
       }
-      if (msg.plan !== undefined && !reset && msg.topic !== 'cancel') {
+      if (registers && msg.plan !== undefined) {
         // A qe-schedule's plan: registered as columns, each command made as it falls due.
         site.submitPlanAsync(msg.plan, { owner: node.id, signal: closing.signal }).then(
           () => done(),

@@ -1,8 +1,6 @@
 import should from 'should';
-import { LearnedCapabilities } from '../../src/adapters/ocpp/capabilities';
-import type { CentralSystem } from '../../src/adapters/ocpp/central-system';
-import { BUSY_CALLS, refreshStagger, StationFailsafe } from '../../src/adapters/ocpp/failsafe';
-import { Site } from '../../src/site';
+import { BUSY_CALLS, refreshStagger } from '../../src/adapters/ocpp/failsafe';
+import { captureTimeouts, failsafeOnCP1 } from '../helpers/failsafe-unit';
 
 // The failsafe refreshes of a fleet spread over the interval (issue 17): the first refresh
 // after a fresh send comes earlier by a fraction fixed per identity, the next ones a whole
@@ -23,33 +21,9 @@ describe('OCPP failsafe: refreshes of a fleet spread over the interval (unit)', 
   });
 
   it('first refresh after a send: the interval less its stagger; then whole intervals', async () => {
-    const site = new Site({ siteId: 't', autoDispatch: true });
-    const chargers = new Map([
-      ['CP1', [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22, failsafeKw: 4 }]],
-    ]);
-    const central = {
-      protocolOf: () => 'ocpp1.6',
-      isConnected: () => true,
-      call: async () => ({ status: 'Accepted' }),
-    } as unknown as CentralSystem;
-    const fs = new StationFailsafe({
-      host: site,
-      central,
-      byIdentity: chargers,
-      learned: new LearnedCapabilities(site, chargers, () => {}),
-      afterS: 30,
-      tell: () => {},
-      onError: (e) => {
-        throw e;
-      },
-    });
+    const fs = failsafeOnCP1({ call: async () => ({ status: 'Accepted' }) }, 30);
     // The timers it sets, not run: each is fired by hand below.
-    const timers: { fn: () => void; ms: number }[] = [];
-    const real = globalThis.setTimeout;
-    globalThis.setTimeout = ((fn: () => void, ms: number) => {
-      timers.push({ fn, ms });
-      return { unref() {}, ref() {}, hasRef: () => false } as unknown as NodeJS.Timeout;
-    }) as typeof setTimeout;
+    const { timers, restore } = captureTimeouts();
     try {
       fs.start();
       fs.sendNow('CP1');
@@ -67,49 +41,30 @@ describe('OCPP failsafe: refreshes of a fleet spread over the interval (unit)', 
       timers[3]?.fn();
       should(timers[4]?.ms).equal(first);
     } finally {
-      globalThis.setTimeout = real;
+      restore();
       fs.stop();
     }
   });
 
   it('a refresh that falls due while the central system is busy waits, at most half an interval, then goes', async () => {
-    const site = new Site({ siteId: 't', autoDispatch: true });
-    const chargers = new Map([
-      ['CP1', [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22, failsafeKw: 4 }]],
-    ]);
     const busy = { waitingCalls: 0, callsInFlight: 0 };
     const calls: string[] = [];
-    const central = {
-      protocolOf: () => 'ocpp1.6',
-      isConnected: () => true,
-      get waitingCalls() {
-        return busy.waitingCalls;
+    const fs = failsafeOnCP1(
+      {
+        get waitingCalls() {
+          return busy.waitingCalls;
+        },
+        get callsInFlight() {
+          return busy.callsInFlight;
+        },
+        call: async (_id: string, method: string) => {
+          calls.push(method);
+          return { status: 'Accepted' };
+        },
       },
-      get callsInFlight() {
-        return busy.callsInFlight;
-      },
-      call: async (_id: string, method: string) => {
-        calls.push(method);
-        return { status: 'Accepted' };
-      },
-    } as unknown as CentralSystem;
-    const fs = new StationFailsafe({
-      host: site,
-      central,
-      byIdentity: chargers,
-      learned: new LearnedCapabilities(site, chargers, () => {}),
-      afterS: 60, // an interval of 20 s: waits of 1 s, 10 s in all at most
-      tell: () => {},
-      onError: (e) => {
-        throw e;
-      },
-    });
-    const timers: { fn: () => void; ms: number }[] = [];
-    const real = globalThis.setTimeout;
-    globalThis.setTimeout = ((fn: () => void, ms: number) => {
-      timers.push({ fn, ms });
-      return { unref() {}, ref() {}, hasRef: () => false } as unknown as NodeJS.Timeout;
-    }) as typeof setTimeout;
+      60, // an interval of 20 s: waits of 1 s, 10 s in all at most
+    );
+    const { timers, restore } = captureTimeouts();
     const fire = async () => {
       (timers.at(-1) as { fn: () => void }).fn();
       await Promise.resolve();
@@ -145,7 +100,7 @@ describe('OCPP failsafe: refreshes of a fleet spread over the interval (unit)', 
       should(calls).have.length(3);
       should(timers.at(-1)?.ms).equal(1000);
     } finally {
-      globalThis.setTimeout = real;
+      restore();
       fs.stop();
     }
   });

@@ -1,18 +1,16 @@
 import should from 'should';
-import { LearnedCapabilities } from '../../src/adapters/ocpp/capabilities';
-import type { CentralSystem } from '../../src/adapters/ocpp/central-system';
 import {
   type CapabilityEvent,
   type FailsafeEvent,
   OcppChargers,
   type OcppChargersOptions,
 } from '../../src/adapters/ocpp/chargers';
-import { StationFailsafe } from '../../src/adapters/ocpp/failsafe';
 import type { ChargerConfig, OcppVersion } from '../../src/adapters/ocpp/translate';
 import { type Command, CommandStatus } from '../../src/commands';
 import { ChargePointSimulator, type ChargePointSimulatorOptions } from '../../src/sim/charge-point';
 import type { SimChargingProfile } from '../../src/sim/charging-profiles';
 import { Site } from '../../src/site';
+import { failsafeOnCP1 } from '../helpers/failsafe-unit';
 import { closePeers, peers, startCentral, until } from '../helpers/ocpp-peers';
 
 // The OCPP part of the failsafe chain (issue 14) on loopback sockets: a real central system and
@@ -289,34 +287,20 @@ describe('OCPP failsafe chain (loopback, real sockets)', () => {
   }
 
   it('unit: a charger that does not answer has one refresh waiting, not one per interval; an accepted cap is kept, a refused one not', async () => {
-    const site = new Site({ siteId: 't', autoDispatch: true });
-    const chargers = new Map([
-      ['CP1', [{ identity: 'CP1', assetId: 'ev1', ratedKw: 22, failsafeKw: 4 }]],
-    ]);
     const sent: unknown[] = [];
     let answer: (v: unknown) => void = () => {};
     // A stand-in for the central system: a charger that holds every call until told.
-    const central = {
-      protocolOf: () => 'ocpp1.6',
-      isConnected: () => true,
-      call: (_id: string, _method: string, params: unknown) => {
-        sent.push(params);
-        return new Promise((r) => {
-          answer = r;
-        });
+    const fs = failsafeOnCP1(
+      {
+        call: (_id: string, _method: string, params: unknown) => {
+          sent.push(params);
+          return new Promise((r) => {
+            answer = r;
+          });
+        },
       },
-    } as unknown as CentralSystem;
-    const fs = new StationFailsafe({
-      host: site,
-      central,
-      byIdentity: chargers,
-      learned: new LearnedCapabilities(site, chargers, () => {}),
-      afterS: 30,
-      tell: () => {},
-      onError: (e) => {
-        throw e;
-      },
-    });
+      30,
+    );
     fs.start();
     try {
       for (let i = 0; i < 5; i++) fs.sendNow('CP1');
