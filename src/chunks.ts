@@ -62,3 +62,16 @@ export function* whileLive<T>(steps: Steps<T>, live: () => boolean): Steps<T | n
   }
   return r.value;
 }
+
+/** Calls `fn` on each of `items`, with a checkpoint every `every` of them. */
+export function* eachInSteps<T>(
+  items: Iterable<T>,
+  fn: (item: T) => void,
+  every = 512,
+): Steps<void> {
+  let n = 0;
+  for (const item of items) {
+    if (++n % every === 0) yield;
+    fn(item);
+  }
+}

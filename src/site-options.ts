@@ -125,3 +125,26 @@ export interface SiteJSON {
   /** The dynamic caps in force (a site with limits). */
   limits?: LimiterJSON;
 }
+
+/**
+ * The options a Site checks before it makes anything: `prepareAheadMs` (returned, with its
+ * default) and `load`. Throws a TypeError that names the option and the value given.
+ */
+export function checkedSiteOptions(options: SiteOptions): { lead: number; inSlices: boolean } {
+  if (typeof options.siteId !== 'string' || options.siteId.trim() === '') {
+    throw new TypeError('site: siteId must be a non-empty string');
+  }
+  const lead = options.prepareAheadMs ?? DEFAULT_PREPARE_AHEAD_MS;
+  if (typeof lead !== 'number' || !Number.isFinite(lead) || lead < 0 || lead > 60_000) {
+    throw new TypeError(
+      `site: prepareAheadMs must be a number of ms from 0 (off) to 60000, got ${JSON.stringify(lead)}`,
+    );
+  }
+  const inSlices = options.load === 'in-slices';
+  if (options.load !== undefined && options.load !== 'at-once' && !inSlices) {
+    throw new TypeError(
+      `site: load must be 'at-once' or 'in-slices', got ${JSON.stringify(options.load)}`,
+    );
+  }
+  return { lead, inSlices };
+}

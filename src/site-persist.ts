@@ -9,7 +9,14 @@
 import { AdapterRegistry } from './adapters/registry';
 import { AssetTable } from './assets';
 import { BigMap } from './big-map';
-import type { SliceOptions } from './chunks';
+import {
+  eachInSteps,
+  runSliced,
+  runSync,
+  type SliceOptions,
+  type Steps,
+  whileLive,
+} from './chunks';
 import { type Clock, systemClock } from './clock';
 import { CommandStatus, isFinal } from './commands';
 import { ComplianceMonitor } from './compliance';
@@ -19,7 +26,7 @@ import { InOrder } from './in-order';
 import { SiteCompliance } from './site-compliance';
 import { SiteLimiter } from './site-limits';
 import {
-  DEFAULT_PREPARE_AHEAD_MS,
+  checkedSiteOptions,
   type DueCommandSink,
   globalTimers,
   SAVE_PACING,
@@ -114,21 +121,13 @@ export abstract class SitePersist {
   readonly loaded: Promise<void>;
 
   constructor(options: SiteOptions) {
-    if (typeof options.siteId !== 'string' || options.siteId.trim() === '') {
-      throw new TypeError('site: siteId must be a non-empty string');
-    }
+    const { lead, inSlices } = checkedSiteOptions(options);
     this.siteId = options.siteId;
     this.clock = options.clock ?? systemClock;
     this.timers = options.timers ?? globalTimers;
     this.store = options.store ?? null;
     this.saveDelayMs = options.saveDelayMs ?? 200;
     this.autoDispatch = options.autoDispatch ?? false;
-    const lead = options.prepareAheadMs ?? DEFAULT_PREPARE_AHEAD_MS;
-    if (typeof lead !== 'number' || !Number.isFinite(lead) || lead < 0 || lead > 60_000) {
-      throw new TypeError(
-        `site: prepareAheadMs must be a number of ms from 0 (off) to 60000, got ${JSON.stringify(lead)}`,
-      );
-    }
     this.prepareAheadMs = lead;
     this.onError = options.onError ?? ((e) => console.error(`site ${this.siteId}:`, e.message));
     this.eventBus = new EventBus({
@@ -149,12 +148,6 @@ export abstract class SitePersist {
       clock: this.clock,
       config: options.config ?? {},
     };
-    const inSlices = options.load === 'in-slices';
-    if (options.load !== undefined && options.load !== 'at-once' && !inSlices) {
-      throw new TypeError(
-        `site: load must be 'at-once' or 'in-slices', got ${JSON.stringify(options.load)}`,
-      );
-    }
     let engine: DispatchEngine | null = null;
     let savedLimits: unknown;
     let restoreChanges: LoadedSite['changes'] | null = null;
@@ -227,7 +220,9 @@ export abstract class SitePersist {
       void this.queue.run(() => this.loaded);
     } else {
       this.loaded = Promise.resolve();
-      this.afterLoad(engine !== null, restoreChanges, savedLimits !== undefined);
+      runSync(
+        this.afterLoadSteps(engine !== null, restoreChanges, savedLimits !== undefined, null),
+      );
     }
     this.offBus = () => {
       offChanges();
@@ -263,22 +258,27 @@ export abstract class SitePersist {
    * What follows a load: a restore changed what it restored (expired, timed out, trimmed),
    * journaled as records (written over the next turns), so that the journal's files hold
    * the restored state and its first snapshot is compacted from them like any other (no
-   * document built here). A load that failed (in part) leaves entries in the files that the
-   * restore left out: the first save is the whole document.
+   * document built here); then `held`, the changes held while a load in slices ran. A load
+   * that failed (in part) leaves entries in the files that the restore left out: the first
+   * save is the whole document. In steps: a restore 4 slots late expires 40,000 commands,
+   * whose records handed to the journal in one turn held the loop ~70 ms (issue 17).
    */
-  private afterLoad(
+  private *afterLoadSteps(
     restored: boolean,
     restoreChanges: LoadedSite['changes'] | null,
     hadLimits: boolean,
-  ): void {
+    held: Map<string, PersistChange> | null,
+  ): Steps<void> {
+    const journal = (change: PersistChange) => this.journalNow(change);
     if (this.lastLoadError !== null) this.wholeSaveDue = true;
     else if (this.journaling && restored && restoreChanges !== null) {
-      for (const change of restoreChanges.engine) this.journalChange(change);
-      for (const id of restoreChanges.owners) this.journalOwner(id);
-      for (const id of restoreChanges.planOwners) this.journalPlanOwner(id);
-      if (this.limiter || hadLimits) this.journalChange(this.limitsChange);
+      yield* eachInSteps(restoreChanges.engine, journal);
+      yield* eachInSteps(restoreChanges.owners, (id) => journal(this.ownerChange(id)));
+      for (const id of restoreChanges.planOwners) journal(this.planOwnerChange(id));
+      if (this.limiter || hadLimits) journal(this.limitsChange);
     }
     if (this.journaling && restored) this.scheduleSave();
+    if (held !== null) yield* eachInSteps(held.values(), journal);
   }
 
   /**
@@ -302,10 +302,9 @@ export abstract class SitePersist {
       // Not expected (the load reports its failures as loadError): nothing is written.
       this.onError(new Error(`cannot load the saved state: ${(err as Error).message}`));
     }
-    this.loadingNow = false;
-    const held = this.heldChanges ?? new BigMap<string, PersistChange>();
-    this.heldChanges = null;
     if (result === null) {
+      this.loadingNow = false;
+      this.heldChanges = null;
       this.persistBlocked = true;
       this.journaling = false;
       return;
@@ -332,11 +331,29 @@ export abstract class SitePersist {
       });
     }
     this.measurements.forgetSetpoints();
-    const loaded = result;
+    // The records of the load, in slices while the site still counts as loading (nothing
+    // else runs; what changes meanwhile is held, and journaled after them).
+    const held = this.heldChanges ?? new BigMap<string, PersistChange>();
+    this.heldChanges = new BigMap();
+    const { engine, changes } = result;
+    await runSliced(
+      whileLive(
+        this.afterLoadSteps(engine !== null, changes, savedLimits !== undefined, held),
+        () => !this.stopped,
+      ),
+      slicing,
+    ).catch((err) =>
+      this.onError(
+        new Error(`after loading the saved state, journaling: ${(err as Error).message}`),
+      ),
+    );
+    this.loadingNow = false;
+    const late = this.heldChanges;
+    this.heldChanges = null;
     then('journaling', () => {
-      this.afterLoad(loaded.engine !== null, loaded.changes, savedLimits !== undefined);
-      for (const change of held.values()) this.journalChange(change);
-      if (this.saveAfterLoad || (!this.journaling && held.size > 0)) this.scheduleSave();
+      for (const change of late.values()) this.journalChange(change);
+      if (this.saveAfterLoad || (!this.journaling && held.size + late.size > 0))
+        this.scheduleSave();
     });
     this.saveAfterLoad = false;
     const reapplies = this.reapplyAfterLoad;
@@ -368,29 +385,43 @@ export abstract class SitePersist {
     value: () => this.limiter?.toJSON(),
   };
 
-  /** Hands a change to a journaling store; a snapshot when the journal asks for one. */
+  /**
+   * Hands a change to a journaling store (held while a load in slices runs); a snapshot when
+   * the journal asks for one.
+   */
   protected journalChange(change: PersistChange): void {
     if (this.heldChanges !== null) {
       this.heldChanges.set(change.key, change);
       return;
     }
+    this.journalNow(change);
+  }
+
+  /** `journalChange`, never held. */
+  private journalNow(change: PersistChange): void {
     if (!this.journaling || this.stopped || !this.store?.journal) return;
     if (this.store.journal(change)) this.scheduleSave();
   }
 
   /** The `o:<commandId>` entry: the command's owner (undefined once it has none). */
   protected journalOwner(id: string): void {
-    if (!this.journaling) return;
-    this.journalChange({
+    if (this.journaling) this.journalChange(this.ownerChange(id));
+  }
+
+  private ownerChange(id: string): PersistChange {
+    return {
       key: `o:${id}`,
       value: () => (this.engine.getCommand(id) ? this.owners.get(id) : undefined),
-    });
+    };
   }
 
   /** The `po:<scheduleId>` entry: the dispatcher of a plan (undefined once it has none). */
   protected journalPlanOwner(scheduleId: string): void {
-    if (!this.journaling) return;
-    this.journalChange({ key: `po:${scheduleId}`, value: () => this.planOwners.get(scheduleId) });
+    if (this.journaling) this.journalChange(this.planOwnerChange(scheduleId));
+  }
+
+  private planOwnerChange(scheduleId: string): PersistChange {
+    return { key: `po:${scheduleId}`, value: () => this.planOwners.get(scheduleId) };
   }
 
   protected scheduleSave(): void {

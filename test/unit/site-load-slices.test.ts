@@ -220,6 +220,65 @@ describe('Site loading in slices', () => {
     should(fs.readdirSync(dir).sort()).eql(Object.keys(before).sort());
   });
 
+  it('the records of what the restore changed go out over several turns before it ends', async () => {
+    // 3,000 commands whose slot ends before the restart: the restore expires them all, and
+    // their records are handed to the journal in steps (one turn held ~70 ms at 40,000).
+    const dir = tmp();
+    const clock = new ManualClock(T0 - 10 * M);
+    const a = site(dir, clock).site;
+    const cmds = [];
+    for (let i = 0; i < 3000; i++) {
+      const scheduledAt = T0 + (i % 4) * SLOT;
+      cmds.push({
+        id: `x${i}`,
+        assetId: `b${i % 50}`,
+        type: 'SET_CHARGE_RATE',
+        valueKw: 1 + (i % 7),
+        scheduledAt,
+        validUntil: scheduledAt + SLOT,
+      });
+    }
+    a.submit(cmds as never, 'd1');
+    await a.stop();
+    clock.set(T0 + 5 * SLOT);
+    const store = new JournalStore(dir);
+    const errors: Error[] = [];
+    const s = new Site({
+      siteId: 'depot',
+      clock,
+      timers: new FakeTimers(clock),
+      store,
+      load: 'in-slices',
+      loadSlicing: { sliceMs: 0 },
+      onError: (e) => errors.push(e),
+    });
+    // The journal's records count, at each turn while the site still loads.
+    const seen = new Set<number>();
+    let done = false;
+    const tick = () => {
+      if (done) return;
+      if (s.loading) seen.add(store.stats.records);
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    await s.loaded;
+    done = true;
+    should(s.engine.stats().pending).equal(0);
+    const written = [...seen].filter((n) => n > 0);
+    // Records written at several turns while it still loads (before: none until it ended,
+    // then all of them handed over in one turn).
+    should(written.length).be.above(2);
+    await s.stop();
+    // What the journal holds is the restored state: a load at once of its files reads the
+    // 3,000 as expired, owners forgotten.
+    const again = site(dir, clock).site;
+    const json = again.toJSON();
+    should(json.engine.commands.filter((c) => c.status === 'CANCELLED')).have.length(3000);
+    should(json.owners).eql({});
+    await again.stop();
+    should(errors).eql([]);
+  });
+
   it('a state that cannot be read: the same error as at once, the file set aside', async () => {
     const dir = tmp();
     const file = path.join(dir, 'state.json');
