@@ -5,6 +5,7 @@
  * again. Every child is killed by its pid at exit (and by `killChildren`); waits are bounded.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import path from 'node:path';
 
 const children = new Set<ChildProcess>();
@@ -49,6 +50,10 @@ function startProc(url: string, first: number, count: number, ramp: string, boot
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
   );
   children.add(child);
+  // BENCH_SIM_NICE=<n>: the simulators' scheduling priority (nice, 1-19): chargers are
+  // other machines in the field; niced, they leave the cores to the central process first.
+  const nice = Number(process.env.BENCH_SIM_NICE);
+  if (child.pid !== undefined && Number.isInteger(nice) && nice > 0) setPriority(child.pid, nice);
   let connectingAt = Number.POSITIVE_INFINITY;
   let retries = 0;
   const booted = new Promise<number>((resolve, reject) => {

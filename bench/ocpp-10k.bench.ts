@@ -26,7 +26,8 @@
  *   node --expose-gc --import tsx bench/ocpp-10k.bench.ts [count] [ramp...]
  *     (default 10000 batch:100; e.g. `10000 burst rate:1000` for a site's reboot, all at once
  *     and paced; BENCH_RUNS boundaries, default 3; BENCH_SIM_PROCS simulator processes,
- *     default 2; BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
+ *     default 2; BENCH_SIM_NICE=<n> their nice level (they yield the cores to the central
+ *     process, as remote chargers would); BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
  *     `<prefix>-ours.cpuprofile` / `-floor` (BENCH_PROFILE_IDLE=<prefix>: of the idle 3 s,
  *     `<prefix>-idle-<side>.cpuprofile`); BENCH_GAPS=<prefix> the event loop's long turns
  *     over the boundaries with the main thread's CPU and the GCs in them, `<prefix>-<side>.json`;
@@ -41,7 +42,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RPCServer } from 'ocpp-rpc';
 import type { CentralSystem, ChargerEvent } from '../src/adapters/ocpp/central-system';
 import { SendPacer } from '../src/adapters/ocpp/send-pacer';
@@ -67,7 +67,7 @@ import {
   stopServer,
   until,
 } from './lib';
-import { turnProbe } from './turn-probe';
+import { type Stall, stallFrom, stallMeter, turnProbe } from './turn-probe';
 
 const args = process.argv.slice(2);
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 10_000);
@@ -104,6 +104,8 @@ const skipped: Result = {
   simCpuUs: [Number.NaN],
   updateStallMs: Number.NaN,
   boundaryStallMs: [Number.NaN],
+  boundaryStallCpuMs: [Number.NaN],
+  boundaryStallWaitMs: [Number.NaN],
   heapKb: Number.NaN,
   rssKb: Number.NaN,
 };
@@ -142,16 +144,6 @@ function procsCpuMs(pids: (number | undefined)[]): number {
   return ticks * 10;
 }
 
-/** The event loop's longest delay from now until the returned function is called, ms. */
-function stallMeter(): () => number {
-  const h = monitorEventLoopDelay({ resolution: 10 });
-  h.enable();
-  return () => {
-    h.disable();
-    return h.max / 1e6;
-  };
-}
-
 interface Result {
   connectMs: number;
   bootMs: number;
@@ -172,27 +164,11 @@ interface Result {
   updateStallMs: number;
   /** The longest stall of each boundary from its slot start to its last answer, ms. */
   boundaryStallMs: number[];
+  /** In each boundary's longest gap: the main thread's CPU, and its wait for a core, ms. */
+  boundaryStallCpuMs: number[];
+  boundaryStallWaitMs: number[];
   heapKb: number;
   rssKb: number;
-}
-
-/**
- * The event loop's longest delay from `at` (epoch ms, a slot start) until the returned
- * function is called, ms: the boundary's own stall, without the registration before it. The
- * meter starts 50 ms early: its first tick counts no delay, so a stall at once would be missed.
- */
-function stallFrom(at: number): () => number {
-  let stop: (() => number) | null = null;
-  const t = setTimeout(
-    () => {
-      stop = stallMeter();
-    },
-    Math.max(0, at - 50 - Date.now()),
-  );
-  return () => {
-    clearTimeout(t);
-    return stop ? stop() : Number.NaN;
-  };
 }
 
 /**
@@ -245,7 +221,7 @@ async function measure(
   ramp: string,
   connected: () => number,
   ready: () => Promise<void>,
-  boundary: (r: number) => Promise<{ ms: number; stallMs: number }>,
+  boundary: (r: number) => Promise<{ ms: number; stall: Stall }>,
 ): Promise<Result> {
   await sleep(300);
   const idle = mem();
@@ -283,6 +259,8 @@ async function measure(
     const updateMs: number[] = [];
     const updateCpuUs: number[] = [];
     const boundaryStallMs: number[] = [];
+    const boundaryStallCpuMs: number[] = [];
+    const boundaryStallWaitMs: number[] = [];
     const stopProfile = await profileBoundaries(side);
     const stopGaps = gapProbe(side);
     const netCpuUs: number[] = [];
@@ -295,12 +273,14 @@ async function measure(
       const b = await boundary(r);
       simCpuUs.push(((procsCpuMs(simPids) - s0) / N) * 1000);
       updateMs.push(b.ms);
-      boundaryStallMs.push(b.stallMs);
+      boundaryStallMs.push(b.stall.stallMs);
+      boundaryStallCpuMs.push(b.stall.cpuMs);
+      boundaryStallWaitMs.push(b.stall.waitMs);
       const used = cpuMs() - c0;
       updateCpuUs.push((used / N) * 1000);
       netCpuUs.push(((used - idleCpu * (nowMs() - t0)) / N) * 1000);
       console.log(
-        `  (${side} boundary ${r}${side === 'ours' && SEND_SLICES.length > 0 ? `, sendSliceMs ${sliceOf[r]}` : ''}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stallMs)}, CPU per setpoint ${us(updateCpuUs[r] as number)}, above the idle ${us(netCpuUs[r] as number)}, the simulators ${us(simCpuUs[r] as number)})`,
+        `  (${side} boundary ${r}${side === 'ours' && SEND_SLICES.length > 0 ? `, sendSliceMs ${sliceOf[r]}` : ''}: update ${ms(b.ms)}, stall from the slot start ${ms(b.stall.stallMs)} (the main thread ran ${ms(b.stall.cpuMs)} of it, waited for a core ${ms(b.stall.waitMs)}), CPU per setpoint ${us(updateCpuUs[r] as number)}, above the idle ${us(netCpuUs[r] as number)}, the simulators ${us(simCpuUs[r] as number)})`,
       );
       await sleep(500);
     }
@@ -319,6 +299,8 @@ async function measure(
       simCpuUs,
       updateStallMs: updateStall(),
       boundaryStallMs,
+      boundaryStallCpuMs,
+      boundaryStallWaitMs,
       heapKb: (loaded.heap - idle.heap) / N / 1024,
       rssKb: (loaded.rss - idle.rss) / N / 1024,
     };
@@ -424,7 +406,7 @@ async function ours(ramp: string): Promise<Result> {
         helper.getNode('disp').receive({ payload: input } as never);
         await until(() => results - before === N, `${N} answers`, 60_000, 5);
         if (failures > 0) throw new Error(`${failures} setpoints failed`);
-        return { ms: lastAt - at, stallMs: stall() };
+        return { ms: lastAt - at, stall: stall() };
       },
     );
   } finally {
@@ -470,7 +452,7 @@ async function floor(ramp: string): Promise<Result> {
       (r) => {
         const at = Date.now() + LEAD_MS;
         const stall = stallFrom(at);
-        return new Promise<{ ms: number; stallMs: number }>((resolve, reject) => {
+        return new Promise<{ ms: number; stall: Stall }>((resolve, reject) => {
           setTimeout(
             () => {
               let left = N;
@@ -492,7 +474,7 @@ async function floor(ramp: string): Promise<Result> {
                 (clients.get(id) as BareClient).call(call.method, call.params).then((res) => {
                   if ((res as { status?: string }).status !== 'Accepted')
                     reject(new Error(`not accepted: ${JSON.stringify(res)}`));
-                  if (--left === 0) resolve({ ms: nowMs() - at, stallMs: stall() });
+                  if (--left === 0) resolve({ ms: nowMs() - at, stall: stall() });
                 }, reject);
               }
             },
@@ -569,6 +551,12 @@ async function main(): Promise<void> {
         fmt(o.boundaryStallMs, 'ms', 0),
         ms(median(f.boundaryStallMs)),
         'target < 50 ms',
+      );
+      line(
+        "... the main thread's CPU in it / its wait for a core",
+        `${fmt(o.boundaryStallCpuMs, 'ms', 0)} / ${ms(median(o.boundaryStallWaitMs))}`,
+        `${ms(median(f.boundaryStallCpuMs))} / ${ms(median(f.boundaryStallWaitMs))}`,
+        '',
       );
       rows.push(
         `| ${ramp} | ${ms(o.connectMs)} / ${ms(f.connectMs)} | ${ms(o.bootMs)} / ${ms(f.bootMs)} | ${ms(median(o.updateMs))} / ${ms(median(f.updateMs))} (${ratio(o.updateMs, f.updateMs)}) | ${kb(o.heapKb + o.rssKb)} / ${kb(f.heapKb + f.rssKb)} | ${us(o.connectCpuUs)} / ${us(f.connectCpuUs)}; ${us(median(o.updateCpuUs))} / ${us(median(f.updateCpuUs))} | ${ms(o.connectStallMs)} / ${ms(f.connectStallMs)} | ${ms(o.updateStallMs)} / ${ms(f.updateStallMs)} |`,
