@@ -21,8 +21,10 @@
  * Then `makeRoom`: during idle seconds V8 also shrinks its young generation (to 1-4 MB), and a
  * handout that allocates more than is left of it before the next scavenge pays for that
  * scavenge at the boundary, in the middle of its commands (several ms, all they allocated
- * being alive then). When the handout will not fit, the scavenge is brought forward to the
- * prepare step by allocating what is left, as garbage.
+ * being alive then); so does one that crosses the 80 % at which V8 posts a scavenge as a task
+ * (run at the loop's next turn, between the handout's slices). When the handout will not fit
+ * before either, the scavenge is brought forward to the prepare step by allocating what is
+ * left, as garbage.
  */
 import { getHeapSpaceStatistics } from 'node:v8';
 import type { Adapter } from './adapters/registry';
@@ -252,21 +254,30 @@ export function heatingUp(withLimits = false): Promise<void> | null {
  */
 export const HANDOUT_BYTES = 1536;
 
+/**
+ * The share of the young generation past which V8 posts a scavenge as a task (its
+ * `--scavenge-task-trigger`, 80 %), run at the event loop's next turn: a handout that crosses
+ * it has that scavenge in the middle of its slices, even though it would fit in what is left.
+ */
+export const SCAVENGE_TASK_TRIGGER = 0.8;
+
 /** The last piece `makeRoom` allocated: kept, so that no compiler drops the allocation. */
 let piece: unknown = null;
 
 /**
  * Makes room in V8's young generation for a handout of `commands` (see the opening comment):
- * when less is left of it before the next scavenge than the handout will allocate
- * (`HANDOUT_BYTES` a command), what is left is allocated now, in pieces of 1 KB that nothing
- * keeps, so that the scavenge comes now and the handout starts with the room emptied.
- * Returns the bytes allocated (0: there was room). At most what the handout would allocate.
+ * when less is left of it before its next scavenge, or before SCAVENGE_TASK_TRIGGER of it is
+ * used, than the handout will allocate (`HANDOUT_BYTES` a command), what is left is allocated
+ * now, in pieces of 1 KB that nothing keeps, so that the scavenge comes now and the handout
+ * starts with the room emptied. Returns the bytes allocated (0: there was room).
  */
 export function makeRoom(commands: number): number {
   const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
   if (!young) return 0;
   const left = young.space_available_size;
-  if (commands <= 0 || left >= commands * HANDOUT_BYTES) return 0;
+  const capacity = young.space_used_size + left;
+  const beforeTask = left - (1 - SCAVENGE_TASK_TRIGGER) * capacity;
+  if (commands <= 0 || beforeTask >= commands * HANDOUT_BYTES) return 0;
   // A little past what is left, so that the scavenge comes within the loop.
   const bytes = left + 4096;
   for (let n = 0; n < bytes; n += 1024) piece = new Array(126); // 16 + 126 x 8 bytes
