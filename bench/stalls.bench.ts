@@ -87,53 +87,64 @@ const cpuMs = (): number => {
  * a worker thread's and the GC helpers' time are not the event loop's.
  */
 const mainSchedstat = `/proc/self/task/${process.pid}/schedstat`;
-const mainCpuMs = (): number => {
+const mainSched = (): [number, number] => {
   try {
-    return Number(fs.readFileSync(mainSchedstat, 'utf8').split(' ')[0]) / 1e6;
+    const [cpu, wait] = fs.readFileSync(mainSchedstat, 'utf8').split(' ');
+    return [Number(cpu) / 1e6, Number(wait) / 1e6];
   } catch {
-    return Number.NaN;
+    return [Number.NaN, Number.NaN];
   }
 };
+const mainCpuMs = (): number => mainSched()[0];
 
 /**
  * The longest gap between ticks of a 1-ms interval while `op` runs (ms, wall clock), the
  * most CPU time the process used within one gap (ms: what the loop was held for, without
  * the time the OS gave other processes on a loaded machine), and op's time.
  */
-async function stallOf(
-  op: () => unknown,
-): Promise<{ stallMs: number; cpuMs: number; mainMs: number; ms: number }> {
+async function stallOf(op: () => unknown): Promise<{
+  stallMs: number;
+  cpuMs: number;
+  mainMs: number;
+  longest: { mainMs: number; waitMs: number };
+  ms: number;
+}> {
   collect();
   let stallMs = 0;
   let stallCpu = 0;
   let stallMain = 0; // the main thread's CPU within a gap (the journal's part)
+  // Within the longest gap: the main thread's CPU and its wait for a core.
+  let longest = { mainMs: 0, waitMs: 0 };
   let last = performance.now();
   let lastCpu = cpuMs();
-  let lastMain = mainCpuMs();
+  let [lastMain, lastWait] = mainSched();
   const probe = setInterval(() => {
     const now = performance.now();
     const cpu = cpuMs();
-    const main = mainCpuMs();
+    const [main, wait] = mainSched();
+    if (now - last > stallMs) longest = { mainMs: main - lastMain, waitMs: wait - lastWait };
     stallMs = Math.max(stallMs, now - last);
     stallCpu = Math.max(stallCpu, cpu - lastCpu);
     stallMain = Math.max(stallMain, main - lastMain);
     last = now;
     lastCpu = cpu;
     lastMain = main;
+    lastWait = wait;
   }, 1);
   await sleep(20);
   stallMs = 0;
   stallCpu = 0;
   stallMain = 0;
+  longest = { mainMs: 0, waitMs: 0 };
   last = performance.now();
   lastCpu = cpuMs();
-  lastMain = mainCpuMs();
+  [lastMain, lastWait] = mainSched();
   const t = performance.now();
   await op();
   const ms = performance.now() - t;
   await sleep(5); // the probe's tick after the last piece of work
   clearInterval(probe);
-  return { stallMs, cpuMs: stallCpu, mainMs: stallMain, ms };
+  return { stallMs, cpuMs: stallCpu, mainMs: stallMain, longest, ms };
 }
 
 /** `measure` with the main thread's CPU within a gap too (the journal's figures). */
@@ -151,7 +162,7 @@ function reportMain(name: string, runs: Awaited<ReturnType<typeof stallOf>>[]): 
     runs.map((r) => r.ms),
   );
   console.log(
-    `  ${''.padEnd(52)} main thread's CPU within a gap ${fmt(runs.map((r) => r.mainMs))}`,
+    `  ${''.padEnd(52)} main thread's CPU within a gap ${fmt(runs.map((r) => r.mainMs))}; in the longest gap it ran ${fmt(runs.map((r) => r.longest.mainMs))}, waited for a core ${fmt(runs.map((r) => r.longest.waitMs))}`,
   );
 }
 
