@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { RPCClient } from 'ocpp-rpc';
 import should from 'should';
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
@@ -394,10 +395,10 @@ describe('OCPP central system (loopback, real sockets)', () => {
 
   it('listens with a backlog of 4,096 queued connections (listenBacklog), not the 511 of Node; a bad one is refused by name', async () => {
     const asked: unknown[] = [];
-    const listen = http.Server.prototype.listen;
-    http.Server.prototype.listen = function (this: http.Server, ...args: unknown[]) {
+    const listen = net.Server.prototype.listen;
+    net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
       asked.push(args[0]);
-      return (listen as (...a: unknown[]) => http.Server).apply(this, args);
+      return (listen as (...a: unknown[]) => net.Server).apply(this, args);
     } as typeof listen;
     try {
       for (const options of [{}, { listenBacklog: 64 }]) {
@@ -406,7 +407,7 @@ describe('OCPP central system (loopback, real sockets)', () => {
         await central.listen();
       }
     } finally {
-      http.Server.prototype.listen = listen;
+      net.Server.prototype.listen = listen;
     }
     should(asked.map((a) => (a as { backlog?: number }).backlog)).eql([4096, 64]);
     should(asked[0]).have.properties({ port: 0, host: '127.0.0.1' });

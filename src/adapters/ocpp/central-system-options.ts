@@ -5,6 +5,7 @@
  */
 
 import type { Clock } from '../../clock';
+import { DEFAULT_ACCEPT_SLICE_MS } from './accept-pacer';
 import { DEFAULT_SEND_SLICE_MS } from './send-pacer';
 import { OCPP_VERSIONS, type OcppVersion } from './translate';
 
@@ -55,6 +56,14 @@ export interface CentralSystemOptions {
    * connection beyond the queue is dropped and retried seconds later.
    */
   listenBacklog?: number;
+  /**
+   * On its own port: how long a turn of the event loop may take while new connections wait,
+   * ms (accept-pacer.ts). Connections are accepted without being read and let in a few a
+   * turn, fewer while turns take longer than this: a reboot storm of thousands of chargers
+   * is taken in over many short turns, not in one that holds the event loop for seconds.
+   * Default 20; Infinity: every connection let in as it comes.
+   */
+  acceptSliceMs?: number;
   /**
    * How long the calls sent to chargers in one turn of the event loop may take before the
    * rest wait for the next turns, ms (send-pacer.ts): a slot start's setpoints to thousands of
@@ -109,11 +118,13 @@ export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
       `central system: listenBacklog must be a whole number above 0, got ${JSON.stringify(backlog)}`,
     );
   }
-  const slice = options.sendSliceMs;
-  if (slice !== undefined && !(typeof slice === 'number' && slice >= 0)) {
-    throw new TypeError(
-      `central system: sendSliceMs must be a number of milliseconds, 0 or more, got ${JSON.stringify(slice)}`,
-    );
+  for (const key of ['sendSliceMs', 'acceptSliceMs'] as const) {
+    const v = options[key];
+    if (v !== undefined && !(typeof v === 'number' && v >= 0)) {
+      throw new TypeError(
+        `central system: ${key} must be a number of milliseconds, 0 or more, got ${JSON.stringify(v)}`,
+      );
+    }
   }
   return {
     host: options.host ?? '127.0.0.1',
@@ -129,7 +140,8 @@ export function resolveOptions(options: CentralSystemOptions): ResolvedOptions {
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
     closeTimeoutMs: options.closeTimeoutMs ?? 2_000,
     listenBacklog: backlog ?? DEFAULT_LISTEN_BACKLOG,
-    sendSliceMs: slice ?? DEFAULT_SEND_SLICE_MS,
+    sendSliceMs: options.sendSliceMs ?? DEFAULT_SEND_SLICE_MS,
+    acceptSliceMs: options.acceptSliceMs ?? DEFAULT_ACCEPT_SLICE_MS,
     authorize: options.authorize ?? 'accept',
     ...(options.tls ? { tls: options.tls } : {}),
   };

@@ -23,11 +23,12 @@
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import type https from 'node:https';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
 import { type NetProblem, netProblem } from '../../net-errors';
+import type { AcceptPacer } from './accept-pacer';
 import { type Handshake, refusalOf } from './admission';
 import { CallTimer } from './call-timer';
 import { handlers16 } from './central-system-16';
@@ -88,7 +89,7 @@ export class CentralSystem extends EventEmitter {
   private readonly clients = new Set<RpcClient>();
   /** Each connection's call timeout (call-timer.ts), where ocpp-rpc lets us time its calls. */
   private readonly callTimers = new WeakMap<RpcClient, CallTimer>();
-  private server: http.Server | https.Server | null = null;
+  private server: Server | null = null;
   private detachers: (() => void)[] = [];
   private txCounter = 0;
   /** Calls sent and not settled yet (answered, refused, timed out or failed). */
@@ -106,6 +107,8 @@ export class CentralSystem extends EventEmitter {
   private listenProblem: NetProblem | null = null;
   /** The calls of a turn, in slices (send-pacer.ts). */
   private readonly pacer: SendPacer;
+  /** On its own port: the connections setting up, a window at a time (accept-pacer.ts). */
+  private admissions: AcceptPacer | null = null;
 
   constructor(options: CentralSystemOptions = {}) {
     super();
@@ -206,6 +209,14 @@ export class CentralSystem extends EventEmitter {
     this.known = known;
   }
 
+  /**
+   * Connections open on the central system's port, from their accept until they close:
+   * chargers, ones still setting up and, on its own port, ones waiting to be let in.
+   */
+  get connectionsOpen(): number {
+    return this.sockets.size;
+  }
+
   /** Why the last `listen()` failed, short ("port 9220 in use"); null once it listens. */
   get problem(): NetProblem | null {
     return this.listenProblem;
@@ -217,13 +228,15 @@ export class CentralSystem extends EventEmitter {
    */
   async listen(): Promise<number> {
     if (this.server) throw new Error('central system: already listening');
-    const { tls, security, handshakeTimeoutMs } = this.options;
-    const server = ownServer(
+    const { tls, security, handshakeTimeoutMs, acceptSliceMs } = this.options;
+    const { server, accepts } = ownServer(
       security === 'tls-basic' ? tls : undefined,
       handshakeTimeoutMs,
+      acceptSliceMs,
       this.sockets,
       (req, socket, head) => this.upgrade(req, socket, head),
     );
+    this.admissions = accepts;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
@@ -329,8 +342,15 @@ export class CentralSystem extends EventEmitter {
     // answers it with a FormatViolation), a good one ends a run of bad ones.
     const timer = CallTimer.for(client);
     if (timer) this.callTimers.set(client, timer);
+    let first = true;
     client.on('call', (e: { outbound?: boolean; payload?: unknown[] }) => {
       if (e?.outbound) return timer?.sent(String(e.payload?.[1]));
+      if (first) {
+        // Its first message (a boot, or a status after a reconnect): through its setup.
+        first = false;
+        const socket = client.handshake?.request?.socket;
+        if (socket) this.admissions?.settled(socket);
+      }
       const id = String(e?.payload?.[1] ?? '');
       if (id.length > MAX_MESSAGE_ID_LENGTH) bad(tooLong(id));
       else session.badInARow = 0;
@@ -473,7 +493,6 @@ export class CentralSystem extends EventEmitter {
     // only stops its WebSocket server.
     await within(this.rpc.close({ force: true }), ms);
     this.sockets.destroyAll();
-    server?.closeAllConnections?.();
     await serverClosed;
     this.sessions.clear();
   }

@@ -77,7 +77,11 @@ export interface Transaction {
 export interface RpcClient extends EventEmitter {
   identity: string;
   protocol: string;
-  handshake: { remoteAddress?: string };
+  handshake: {
+    remoteAddress?: string;
+    /** The upgrade request; its socket is the connection's (TLS or raw). */
+    request?: { socket?: { remoteAddress?: string; remotePort?: number } };
+  };
   handle(method: string | CallHandler, handler?: CallHandler): void;
   call(method: string, params?: unknown, options?: Record<string, unknown>): Promise<unknown>;
   close(options?: Record<string, unknown>): Promise<unknown>;

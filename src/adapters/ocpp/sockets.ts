@@ -4,12 +4,15 @@
  * on a malformed percent-encoding, outside any handler), a plain HTTP refusal written on
  * the raw socket, the deadline a connection has to send its handshake, the set of sockets
  * that close() ends when chargers do not finish the closing handshake in time, and the
- * HTTP(S) server of its own port that counts them.
+ * listener and HTTP(S) server of its own port that count them (new connections let in a few
+ * a turn, accept-pacer.ts).
  */
 
 import http from 'node:http';
 import https from 'node:https';
+import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { AcceptPacer, SETUP_HOLD_MS } from './accept-pacer';
 
 /** OCPP-J: a message's unique id is at most 36 characters. */
 export const MAX_MESSAGE_ID_LENGTH = 36;
@@ -58,6 +61,11 @@ export class SocketSet {
   private readonly open = new Set<Duplex>();
   private readonly deadlines = new Map<Duplex, NodeJS.Timeout>();
 
+  /** Sockets open now. */
+  get size(): number {
+    return this.open.size;
+  }
+
   add(socket: Duplex): void {
     if (this.open.has(socket)) return;
     this.open.add(socket);
@@ -91,12 +99,40 @@ export class SocketSet {
 }
 
 /**
- * The central system's own HTTP(S) server (with `tls`: https): a plain request gets 426
- * (connect with a WebSocket); every connection counts in `sockets` (close() ends them), and
- * one that has not sent a complete upgrade request within `handshakeMs` is cut; upgrade
- * requests go to `onUpgrade`.
+ * The central system's own port: a listener that accepts connections paused and lets them in
+ * a few a turn (`acceptSliceMs`, accept-pacer.ts) to an HTTP(S) server (with `tls`: https)
+ * that never listens itself. A plain request gets 426 (connect with a WebSocket); every
+ * connection counts in `sockets` from its accept (close() ends them, waiting ones too), and
+ * one that has not sent a complete upgrade request within `handshakeMs` of being let in is
+ * cut; upgrade requests go to `onUpgrade`. Returns the listener and its pacer (the central
+ * system says when a connection is through its setup).
  */
 export function ownServer(
+  tls: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer } | undefined,
+  handshakeMs: number,
+  acceptSliceMs: number,
+  sockets: SocketSet,
+  onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void,
+): { server: net.Server; accepts: AcceptPacer } {
+  const server = httpServer(tls, handshakeMs, sockets, onUpgrade);
+  const accepts = new AcceptPacer(acceptSliceMs, SETUP_HOLD_MS, (socket) => {
+    server.emit('connection', socket);
+    socket.resume();
+  });
+  const listener = net.createServer({
+    pauseOnConnect: true,
+    allowHalfOpen: !tls,
+    noDelay: true,
+  });
+  listener.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    accepts.add(socket);
+  });
+  return { server: listener, accepts };
+}
+
+/** The HTTP(S) server that the connections of `ownServer` are let in to. */
+function httpServer(
   tls: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer } | undefined,
   handshakeMs: number,
   sockets: SocketSet,
