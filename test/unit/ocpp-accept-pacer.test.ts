@@ -12,6 +12,7 @@ import { closePeers, startCentral, until } from '../helpers/ocpp-peers';
 /** A socket as the pacer sees it: endpoints, destroyed, 'close'. */
 class FakeSocket extends EventEmitter {
   destroyed = false;
+  bytesRead = 0;
   constructor(
     readonly name: string,
     readonly remotePort: number,
@@ -100,18 +101,32 @@ describe('new connections a window at a time (accept-pacer.ts)', () => {
     should(pacer.window).equal(2); // never below two
   });
 
-  it('a connection that says nothing frees its slot after the hold time, without growing the window', () => {
+  it('a connection that says nothing frees its slot after the hold time, and the window grows by it', () => {
     const { pacer, letIn, turn, sockets, add } = rig(20, 2000);
-    const crowd = sockets(12);
+    const crowd = sockets(40);
     add(crowd);
     turn();
     should(letIn.length).equal(8);
-    for (let i = 0; i < 5; i++) turn(10);
+    for (let i = 0; i < 199; i++) turn(10); // 1,991 ms of short turns, the eight silent
     should(letIn.length).equal(8);
-    turn(1960); // 2,001 ms after they were let in (a turn that long also halves the window)
-    should(pacer.window).equal(4);
-    should(letIn.length).equal(12);
-    should(pacer.settingUp).equal(4);
+    turn(10); // 2,001 ms: their time is up; idle, they cost nothing
+    should(letIn.length).equal(16);
+    turn(10);
+    should(pacer.window).equal(16); // grown by the eight idle ones, as by eight gone through
+    should(letIn.length).equal(24);
+  });
+
+  it('one whose time runs out mid-handshake frees its slot without growing the window', () => {
+    const { pacer, letIn, turn, sockets, add } = rig(20, 2000);
+    const crowd = sockets(40);
+    add(crowd);
+    turn();
+    for (const s of crowd.slice(0, 8)) s.bytesRead = 300; // a request read, no first message
+    for (let i = 0; i < 200; i++) turn(10);
+    should(letIn.length).equal(16);
+    turn(10);
+    should(pacer.window).equal(8);
+    should(letIn.length).equal(16);
   });
 
   it('skips a connection that closed while it waited; one that closes while setting up frees its slot', () => {

@@ -9,11 +9,18 @@
  * nothing is read), they wait in order, and a turn of the event loop (`setImmediate`) lets
  * some in: at most `window` are setting up at a time, from being let in until the central
  * system says they are through (`settled`: the charger's first message, its BootNotification
- * or, after a reconnect, a StatusNotification), they close, or `holdMs` has passed. The window halves when the last turn of the event loop took
- * longer than `budgetMs` (their handshakes and boots, and whatever else the process did) and
- * grows by a quarter when it was full and the turn took less. While the window is full the
- * pacer looks again every millisecond (a timer, so the loop does not spin). A socket that
- * closed while it waited is skipped. Budget Infinity: every connection let in as it comes.
+ * or, after a reconnect, a StatusNotification), they close, or `holdMs` has passed.
+ *
+ * The window halves after a turn of the event loop longer than `budgetMs` (their handshakes
+ * and boots, and whatever else the process did), and grows as connections go through, as
+ * TCP's congestion window does: by one for each until the first turn too long, then by one
+ * for each window's worth. It grows on what the process has shown it can do, never on turns
+ * that were short only because the work of the connections let in had not arrived yet. A
+ * connection whose time ran out without a byte read (idle: it cost nothing) counts as gone
+ * through, so that a crowd of idle connections cannot hold the door for long; one that ran
+ * out mid-handshake does not. While the window is full the pacer looks again every
+ * millisecond (a timer: the loop does not spin). A socket that closed while it waited is
+ * skipped. Budget Infinity: every connection let in as it comes.
  */
 
 import type { Socket } from 'node:net';
@@ -96,7 +103,7 @@ export class AcceptPacer {
     if (raw) this.release(raw);
   }
 
-  /** Frees `socket`'s slot; one that went through (not one that ran out of time) grows the window. */
+  /** Frees `socket`'s slot; one that went through (or sat idle) grows the window. */
   private release(socket: Socket, through = true): void {
     if (!this.setup.delete(socket)) return;
     if (through) this.freed++;
@@ -143,7 +150,7 @@ export class AcceptPacer {
     this.freed = 0;
     for (const [socket, since] of this.setup) {
       if (t - since < this.holdMs) break;
-      this.release(socket, false);
+      this.release(socket, socket.bytesRead === 0);
     }
     while (this.setup.size < this.size && this.head < this.queue.length) {
       const socket = this.queue[this.head] as Socket;
