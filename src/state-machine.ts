@@ -75,11 +75,14 @@ export class StateMachine {
   updatedAt: number;
 
   constructor(options: StateMachineOptions) {
-    validateDefinition(options);
+    if (typeof options.assetId !== 'string' || options.assetId === '') {
+      throw new TypeError('state machine: assetId must be a non-empty string');
+    }
+    const def = checkedDefinition(options);
     this.assetId = options.assetId;
-    this.states = [...options.states];
-    this.initial = options.initial;
-    this.transitions = options.transitions.map((t) => ({ ...t }));
+    this.states = def.states;
+    this.initial = def.initial;
+    this.transitions = def.transitions;
     this.bus = options.eventBus;
     this.clock = options.clock ?? systemClock;
     this.historyLimit = options.historyLimit ?? 100;
@@ -215,10 +218,52 @@ export class StateMachine {
   }
 }
 
-function validateDefinition(d: StateMachineOptions): void {
-  if (typeof d.assetId !== 'string' || d.assetId === '') {
-    throw new TypeError('state machine: assetId must be a non-empty string');
+/**
+ * Definitions checked once and shared by every machine made from them (10,000 chargers: one
+ * check and one copy, not 10,000), by their transitions list. Only a definition frozen all
+ * the way down is shared; one that can still change is checked and copied for each machine.
+ */
+const sharedDefinitions = new WeakMap<readonly Transition[], StateMachineDefinition>();
+
+function frozenDefinition(d: StateMachineDefinition): boolean {
+  return (
+    Object.isFrozen(d.states) &&
+    Object.isFrozen(d.transitions) &&
+    d.transitions.every(
+      (t) => Object.isFrozen(t) && (typeof t.from === 'string' || Object.isFrozen(t.from)),
+    )
+  );
+}
+
+/** The definition checked: shared when frozen, else a copy the caller cannot change. */
+function checkedDefinition(d: StateMachineOptions): StateMachineDefinition {
+  const hit = Array.isArray(d.transitions) ? sharedDefinitions.get(d.transitions) : undefined;
+  if (hit && hit.states === d.states && hit.initial === d.initial) return hit;
+  validateDefinition(d);
+  if (frozenDefinition(d)) {
+    const def = { states: d.states, initial: d.initial, transitions: d.transitions };
+    sharedDefinitions.set(d.transitions, def);
+    return def;
   }
+  return {
+    states: [...d.states],
+    initial: d.initial,
+    transitions: d.transitions.map((t) => ({ ...t })),
+  };
+}
+
+/** Freezes a definition all the way down (its machines then share it). */
+function frozen(d: StateMachineDefinition): StateMachineDefinition {
+  for (const t of d.transitions) {
+    if (typeof t.from !== 'string') Object.freeze(t.from);
+    Object.freeze(t);
+  }
+  Object.freeze(d.transitions);
+  Object.freeze(d.states);
+  return Object.freeze(d);
+}
+
+function validateDefinition(d: StateMachineOptions): void {
   if (!Array.isArray(d.states) || d.states.length === 0) {
     throw new TypeError(`state machine ${d.assetId}: states must be a non-empty list`);
   }
@@ -272,7 +317,7 @@ export const HOLD_STATES: ReadonlySet<string> = new Set(['FAULTED', 'UNAVAILABLE
 
 const E = EvChargerState;
 /** OCPP-aligned EV charger (connector) states and triggers. */
-export const EV_CHARGER_DEFINITION: StateMachineDefinition = {
+export const EV_CHARGER_DEFINITION: StateMachineDefinition = frozen({
   states: Object.values(EvChargerState),
   initial: E.AVAILABLE,
   transitions: [
@@ -295,11 +340,11 @@ export const EV_CHARGER_DEFINITION: StateMachineDefinition = {
     },
     { from: E.UNAVAILABLE, trigger: 'enable', to: E.AVAILABLE },
   ],
-};
+});
 
 const B = BatteryState;
 /** Battery states and triggers; charge and discharge switch directly, as in the seed. */
-export const BATTERY_DEFINITION: StateMachineDefinition = {
+export const BATTERY_DEFINITION: StateMachineDefinition = frozen({
   states: Object.values(BatteryState),
   initial: B.IDLE,
   transitions: [
@@ -311,7 +356,7 @@ export const BATTERY_DEFINITION: StateMachineDefinition = {
     { from: [B.IDLE, B.FAULTED], trigger: 'disable', to: B.UNAVAILABLE },
     { from: B.UNAVAILABLE, trigger: 'enable', to: B.IDLE },
   ],
-};
+});
 
 export interface PresetOptions {
   assetId: string;

@@ -5,6 +5,7 @@ import {
   BatteryState,
   createBatteryStateMachine,
   createEvChargerStateMachine,
+  EV_CHARGER_DEFINITION,
   EvChargerState,
   InvalidTransition,
   StateMachine,
@@ -238,6 +239,28 @@ describe('StateMachine', () => {
       should(
         () => new StateMachine({ ...base, transitions: [{ from: 'A', trigger: '', to: 'B' }] }),
       ).throw(/trigger must be a non-empty string/);
+    });
+
+    it('machines of a frozen definition share it; one that can change is copied for each', () => {
+      const a = createEvChargerStateMachine({ assetId: 'ev1' });
+      const b = createEvChargerStateMachine({ assetId: 'ev2' });
+      should(a.states).equal(b.states); // one list for 10,000 chargers, not 10,000 copies
+      should(Object.isFrozen(EV_CHARGER_DEFINITION.transitions)).be.true();
+      const transitions = [{ from: 'A', trigger: 'go', to: 'B' }];
+      const def = { states: ['A', 'B'], initial: 'A', transitions };
+      const m = new StateMachine({ ...def, assetId: 'x' });
+      const n = new StateMachine({ ...def, assetId: 'y' });
+      should(m.states).not.equal(n.states);
+      transitions[0] = { from: 'A', trigger: 'go', to: 'A' }; // changed after: not in m
+      should(m.trigger('go')).equal('B');
+      // A frozen definition shared: checked once, and a bad one is still refused.
+      const bad = Object.freeze({
+        states: Object.freeze(['A']),
+        initial: 'A',
+        transitions: Object.freeze([Object.freeze({ from: 'A', trigger: 'go', to: 'Z' })]),
+      });
+      should(() => new StateMachine({ ...bad, assetId: 'z' })).throw(/unknown target state "Z"/);
+      should(() => new StateMachine({ ...bad, assetId: 'z' })).throw(/unknown target state "Z"/);
     });
   });
 });
