@@ -27,6 +27,7 @@ const ALL: { name: string; flags: string[] }[] = [
   { name: 'timeline', flags: [] },
   { name: 'fleet', flags: [] },
   { name: 'stalls', flags: ['--expose-gc'] },
+  { name: 'deploy', flags: ['--expose-gc'] },
   { name: 'journal', flags: [] },
 ];
 
