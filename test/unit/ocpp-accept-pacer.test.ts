@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
+import { RPCClient } from 'ocpp-rpc';
 import should from 'should';
 import { AcceptPacer, SETUP_HOLD_MS } from '../../src/adapters/ocpp/accept-pacer';
 import type { ChargerEvent } from '../../src/adapters/ocpp/central-system';
-import { closePeers, startCentral, until } from '../helpers/ocpp-peers';
+import { boot, closePeers, peers, startCentral, until } from '../helpers/ocpp-peers';
+import { selfSignedCertificate } from '../helpers/tls';
 
 // New connections on the central system's own port, a window at a time (accept-pacer.ts):
 // first the pacer alone, on fake time with fake sockets and turns run by hand; then a crowd of
@@ -286,5 +288,32 @@ describe('a crowd of chargers at once (loopback, real sockets)', () => {
       again.listen(port, '127.0.0.1', () => resolve());
     });
     await new Promise((r) => again.close(r));
+  });
+
+  it('a TLS charger (tls-basic) frees its place with its first message too, known by its endpoints', async () => {
+    const pem = selfSignedCertificate();
+    const chargers = Array.from({ length: 12 }, (_, i) => ({
+      identity: `CP${i}`,
+      password: 'secret-secret-16',
+    }));
+    const { central, port } = await startCentral({ security: 'tls-basic', tls: pem, chargers });
+    const cps = chargers.map((c) => {
+      const cp = new RPCClient({
+        endpoint: `wss://127.0.0.1:${port}/ocpp`,
+        identity: c.identity,
+        protocols: ['ocpp1.6'],
+        password: c.password,
+        reconnect: false,
+        wsOpts: { ca: pem.cert },
+      } as never);
+      peers.clients.push(cp);
+      return cp;
+    });
+    await Promise.all(cps.map((cp) => boot(cp, 'ocpp1.6')));
+    // Every one went through: none holds a place until its 2 s run out (the central system
+    // names a TLS connection by the TLS socket, the pacer holds the raw one under it).
+    const pacer = (central as unknown as { admissions: AcceptPacer }).admissions;
+    should(pacer.settingUp).equal(0);
+    should(pacer.window).be.above(8); // grown by those that went through
   });
 });
