@@ -29,7 +29,8 @@
  *     default 2; BENCH_SIM_NICE=<n> their nice level (they yield the cores to the central
  *     process, as remote chargers would); BENCH_PROFILE=<prefix> writes a CPU profile of the boundaries alone,
  *     `<prefix>-ours.cpuprofile` / `-floor` (BENCH_PROFILE_IDLE=<prefix>: of the idle 3 s,
- *     `<prefix>-idle-<side>.cpuprofile`); BENCH_GAPS=<prefix> the event loop's long turns
+ *     `<prefix>-idle-<side>.cpuprofile`); BENCH_MODE=path serves ours on a path of Node-RED's
+ *     own HTTP server instead of its own port; BENCH_GAPS=<prefix> the event loop's long turns
  *     over the boundaries with the main thread's CPU and the GCs in them, `<prefix>-<side>.json`;
  *     BENCH_SEND_SLICE_MS=8,inf the central system's sendSliceMs per boundary, alternating)
  *
@@ -208,6 +209,9 @@ function gapProbe(side: string): () => void {
  * boundary r is the r-th of the list, round and round (`inf`: no pacing), so that variants
  * alternate within one run; unset, the node's default.
  */
+/** BENCH_MODE=path: ours serves the chargers on a path of Node-RED's HTTP server. */
+const MODE = process.env.BENCH_MODE === 'path' ? 'path' : 'port';
+
 const SEND_SLICES = (process.env.BENCH_SEND_SLICE_MS ?? '')
   .split(',')
   .filter((x) => x !== '')
@@ -327,7 +331,7 @@ async function ours(ramp: string): Promise<Result> {
     {
       id: 'srv',
       type: 'qe-ocpp-server',
-      mode: 'port',
+      mode: MODE,
       host: '127.0.0.1',
       port: 0,
       path: '/ocpp',
@@ -354,7 +358,9 @@ async function ours(ramp: string): Promise<Result> {
     central: CentralSystem;
   };
   await srv.ready;
-  if (srv.port === null) throw new Error('the OCPP server did not start');
+  if (MODE === 'port' && srv.port === null) throw new Error('the OCPP server did not start');
+  // On a path of Node-RED's own HTTP server (the test helper's) or on the node's own port.
+  const base = MODE === 'path' ? helper.url().replace(/^http/, 'ws') : `ws://127.0.0.1:${srv.port}`;
   const site = (helper.getNode('coord') as unknown as { site: Site }).site;
   let connected = 0;
   srv.central.on('charger', (e: ChargerEvent) => {
@@ -372,7 +378,7 @@ async function ours(ramp: string): Promise<Result> {
   try {
     return await measure(
       'ours',
-      `ws://127.0.0.1:${srv.port}/ocpp`,
+      `${base}/ocpp`,
       ramp,
       () => connected,
       // Every charger AVAILABLE: the re-apply after the boot has asked its status.

@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
+import http from 'node:http';
 import net, { type Socket } from 'node:net';
 import { RPCClient } from 'ocpp-rpc';
 import should from 'should';
 import { AcceptPacer, SETUP_HOLD_MS } from '../../src/adapters/ocpp/accept-pacer';
-import type { ChargerEvent } from '../../src/adapters/ocpp/central-system';
+import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
 import { boot, closePeers, peers, startCentral, until } from '../helpers/ocpp-peers';
 import { selfSignedCertificate } from '../helpers/tls';
 
@@ -37,7 +38,6 @@ function rig(budgetMs = 20, holdMs = SETUP_HOLD_MS) {
   const pacer = new AcceptPacer(
     budgetMs,
     holdMs,
-    (s) => letIn.push((s as unknown as FakeSocket).name),
     () => clock.t,
     (fn) => asked.push({ how: 'turn', fn }),
     (fn) => asked.push({ how: 'timer', fn }),
@@ -53,12 +53,21 @@ function rig(budgetMs = 20, holdMs = SETUP_HOLD_MS) {
   const sockets = (n: number, from = 0) =>
     Array.from({ length: n }, (_, i) => new FakeSocket(`s${from + i}`, 40000 + from + i));
   const add = (list: FakeSocket[]) => {
-    for (const s of list) pacer.add(s as unknown as Socket);
+    for (const s of list) pacer.add(s as unknown as Socket, () => letIn.push(s.name));
   };
   return { pacer, clock, asked, letIn, turn, sockets, add };
 }
 
-afterEach(closePeers);
+/** HTTP servers a central system was attached to, closed after each test. */
+const servers: http.Server[] = [];
+
+afterEach(async () => {
+  await closePeers();
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
 
 describe('new connections a window at a time (accept-pacer.ts)', () => {
   it('lets in 8 at first; the rest wait, in order, until earlier ones go through', () => {
@@ -202,9 +211,16 @@ function bootFrame(): Buffer {
  * their upgrade requests in one go, as a crowd does after a power cut, and a boot once
  * upgraded. Resolves to the turn of the event loop in which each upgrade was answered.
  */
-async function crowd(acceptSliceMs: number, n: number): Promise<number[]> {
+async function crowd(
+  acceptSliceMs: number,
+  n: number,
+  mode: 'port' | 'path' = 'port',
+): Promise<number[]> {
   const chargers = Array.from({ length: n }, (_, i) => ({ identity: `CP${i}` }));
-  const { central, port } = await startCentral({ chargers, acceptSliceMs });
+  const { central, port, accepted } =
+    mode === 'port'
+      ? await onItsPort(chargers, acceptSliceMs)
+      : await onAPath(chargers, acceptSliceMs);
   let turnNo = 0;
   let ticking = true;
   const tick = () => {
@@ -231,7 +247,7 @@ async function crowd(acceptSliceMs: number, n: number): Promise<number[]> {
       ),
     );
     // Every connection accepted (and, without pacing, reading) before the requests come.
-    await until(() => central.connectionsOpen === n, `${n} connections accepted`);
+    await until(() => accepted() === n, `${n} connections accepted`);
     const answers = sockets.map(
       (s) =>
         new Promise<string>((resolve) =>
@@ -253,6 +269,29 @@ async function crowd(acceptSliceMs: number, n: number): Promise<number[]> {
   return upgradedIn;
 }
 
+/** A central system on its own port; `accepted`: the connections it holds. */
+async function onItsPort(chargers: { identity: string }[], acceptSliceMs: number) {
+  const { central, port } = await startCentral({ chargers, acceptSliceMs });
+  return { central, port, accepted: () => central.connectionsOpen };
+}
+
+/** A central system on a path of another HTTP server (as on Node-RED's own port). */
+async function onAPath(chargers: { identity: string }[], acceptSliceMs: number) {
+  const server = http.createServer();
+  let open = 0;
+  server.on('connection', (s) => {
+    open++;
+    s.once('close', () => open--);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const central = new CentralSystem({ path: '/ocpp', chargers, acceptSliceMs, callTimeoutMs: 500 });
+  peers.centrals.push(central);
+  central.attach(server);
+  servers.push(server);
+  const port = (server.address() as net.AddressInfo).port;
+  return { central, port, accepted: () => open };
+}
+
 /** How many upgrades each turn that had any answered, in turn order. */
 function perTurn(turns: number[]): number[] {
   const m = new Map<number, number>();
@@ -267,6 +306,14 @@ describe('a crowd of chargers at once (loopback, real sockets)', () => {
 
   it('with it, eight in the first turn, then as many as went through, and every charger boots', async () => {
     const counts = perTurn(await crowd(20, 40));
+    should(counts[0]).equal(8);
+    should(Math.max(...counts)).be.belowOrEqual(16);
+    should(counts.reduce((a, b) => a + b, 0)).equal(40);
+  });
+
+  it("on another server's path (Node-RED's own port): the same crowd, the same bound", async () => {
+    should(perTurn(await crowd(Number.POSITIVE_INFINITY, 40, 'path'))).eql([40]);
+    const counts = perTurn(await crowd(20, 40, 'path'));
     should(counts[0]).equal(8);
     should(Math.max(...counts)).be.belowOrEqual(16);
     should(counts.reduce((a, b) => a + b, 0)).equal(40);

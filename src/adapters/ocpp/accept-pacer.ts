@@ -1,13 +1,15 @@
 /**
- * AcceptPacer: how many new connections on the central system's own port may be setting up
- * at once. After a site's power cut thousands of chargers connect at once. libuv reads every
+ * AcceptPacer: how many new connections to the central system may be setting up at once.
+ * After a site's power cut thousands of chargers connect at once. libuv reads every
  * ready socket in one poll phase (up to 48 rounds of 1,024 events) before a timer or an
  * immediate runs, so when the upgrade requests and boots of thousands of open connections
  * arrive together, their WebSocket handshakes and boots run back to back: 10,000 chargers at
  * once held the event loop for 5 s (bench/ocpp-10k.bench.ts `10000 burst`,
- * docs/PERFORMANCE.md). Here the listener accepts connections paused (`pauseOnConnect`:
- * nothing is read), they wait in order, and a turn of the event loop (`setImmediate`) lets
- * some in: at most `window` are setting up at a time, from being let in until the central
+ * docs/PERFORMANCE.md). Here a connection waits, in order, before anything is done for it:
+ * on the central system's own port it is accepted paused (`pauseOnConnect`: nothing is
+ * read); on a path of another server (Node-RED's) its upgrade request has been read and its
+ * WebSocket handshake waits (the server leaves the socket unread after 'upgrade'). A turn of
+ * the event loop (`setImmediate`) lets some in: at most `window` are setting up at a time, from being let in until the central
  * system says they are through (`settled`: the charger's first message, its BootNotification
  * or, after a reconnect, a StatusNotification), they close, or `holdMs` has passed.
  *
@@ -44,9 +46,15 @@ function endpointOf(socket: { remoteAddress?: string; remotePort?: number }): st
   return `${socket.remoteAddress}|${socket.remotePort}`;
 }
 
+/** A connection waiting: its socket, and how it is let in. */
+interface Waiting {
+  socket: Socket;
+  enter: () => void;
+}
+
 export class AcceptPacer {
   /** Connections waiting, oldest first, from `head` on. */
-  private queue: (Socket | undefined)[] = [];
+  private queue: (Waiting | undefined)[] = [];
   private head = 0;
   /** Connections setting up, in the order they were let in, with when (`now`). */
   private readonly setup = new Map<Socket, number>();
@@ -64,7 +72,6 @@ export class AcceptPacer {
   constructor(
     private readonly budgetMs: number,
     private readonly holdMs: number,
-    private readonly letIn: (socket: Socket) => void,
     private readonly now: () => number = () => performance.now(),
     private readonly defer: (fn: () => void) => void = (fn) => setImmediate(fn),
     private readonly wait: (fn: () => void) => void = (fn) => setTimeout(fn, 1),
@@ -85,13 +92,16 @@ export class AcceptPacer {
     return this.size;
   }
 
-  /** A connection just accepted (paused): it waits for a turn with room in the window. */
-  add(socket: Socket): void {
+  /**
+   * A connection that nothing has been done for yet (accepted paused, or an upgrade request
+   * not yet handled): `enter` lets it in in a turn with room in the window.
+   */
+  add(socket: Socket, enter: () => void): void {
     if (this.budgetMs === Number.POSITIVE_INFINITY) {
-      this.enter(socket);
+      this.enter({ socket, enter });
       return;
     }
-    this.queue.push(socket);
+    this.queue.push({ socket, enter });
     this.schedule();
   }
 
@@ -111,11 +121,11 @@ export class AcceptPacer {
     if (this.byEndpoint.get(key) === socket) this.byEndpoint.delete(key);
   }
 
-  private enter(socket: Socket): void {
+  private enter(w: Waiting): void {
     try {
-      this.letIn(socket);
+      w.enter();
     } catch {
-      socket.destroy();
+      w.socket.destroy();
     }
   }
 
@@ -153,13 +163,14 @@ export class AcceptPacer {
       this.release(socket, socket.bytesRead === 0);
     }
     while (this.setup.size < this.size && this.head < this.queue.length) {
-      const socket = this.queue[this.head] as Socket;
+      const w = this.queue[this.head] as Waiting;
       this.queue[this.head++] = undefined;
+      const socket = w.socket;
       if (socket.destroyed) continue;
       this.setup.set(socket, t);
       this.byEndpoint.set(endpointOf(socket), socket);
       socket.once('close', () => this.release(socket));
-      this.enter(socket);
+      this.enter(w);
     }
     if (this.head === this.queue.length) {
       // Nothing waits: the next crowd starts from this window, doubling again.

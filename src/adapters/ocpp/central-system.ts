@@ -28,7 +28,7 @@ import type { Duplex } from 'node:stream';
 import { RPCServer } from 'ocpp-rpc';
 import { type Clock, systemClock } from '../../clock';
 import { type NetProblem, netProblem } from '../../net-errors';
-import type { AcceptPacer } from './accept-pacer';
+import { AcceptPacer, SETUP_HOLD_MS } from './accept-pacer';
 import { type Handshake, refusalOf } from './admission';
 import { CallTimer } from './call-timer';
 import { handlers16 } from './central-system-16';
@@ -107,14 +107,15 @@ export class CentralSystem extends EventEmitter {
   private listenProblem: NetProblem | null = null;
   /** The calls of a turn, in slices (send-pacer.ts). */
   private readonly pacer: SendPacer;
-  /** On its own port: the connections setting up, a window at a time (accept-pacer.ts). */
-  private admissions: AcceptPacer | null = null;
+  /** New connections, a window at a time setting up (accept-pacer.ts). */
+  private readonly admissions: AcceptPacer;
 
   constructor(options: CentralSystemOptions = {}) {
     super();
     this.options = resolveOptions(options);
     this.clock = options.clock ?? systemClock;
     this.pacer = new SendPacer(this.options.sendSliceMs);
+    this.admissions = new AcceptPacer(this.options.acceptSliceMs, SETUP_HOLD_MS);
     this.setChargers(options.chargers ?? []);
     this.rpc = new RPCServer({
       protocols: [...this.options.protocols],
@@ -228,15 +229,14 @@ export class CentralSystem extends EventEmitter {
    */
   async listen(): Promise<number> {
     if (this.server) throw new Error('central system: already listening');
-    const { tls, security, handshakeTimeoutMs, acceptSliceMs } = this.options;
-    const { server, accepts } = ownServer(
+    const { tls, security, handshakeTimeoutMs } = this.options;
+    const server = ownServer(
       security === 'tls-basic' ? tls : undefined,
       handshakeTimeoutMs,
-      acceptSliceMs,
+      this.admissions,
       this.sockets,
       (req, socket, head) => this.upgrade(req, socket, head),
     );
-    this.admissions = accepts;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         server.off('listening', onListening);
@@ -274,7 +274,10 @@ export class CentralSystem extends EventEmitter {
   attach(server: http.Server | https.Server): () => void {
     const prefix = this.options.path === '/' ? '/' : `${this.options.path}/`;
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      if ((req.url ?? '').startsWith(prefix)) this.upgrade(req, socket, head);
+      if (!(req.url ?? '').startsWith(prefix)) return;
+      // The request is read; its handshake waits for room (the socket is left unread).
+      this.sockets.add(socket);
+      this.admissions.add(socket as Socket, () => this.upgrade(req, socket, head));
     };
     server.on('upgrade', onUpgrade);
     const detach = () => {
@@ -349,7 +352,7 @@ export class CentralSystem extends EventEmitter {
         // Its first message (a boot, or a status after a reconnect): through its setup.
         first = false;
         const socket = client.handshake?.request?.socket;
-        if (socket) this.admissions?.settled(socket);
+        if (socket) this.admissions.settled(socket);
       }
       const id = String(e?.payload?.[1] ?? '');
       if (id.length > MAX_MESSAGE_ID_LENGTH) bad(tooLong(id));

@@ -12,7 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AcceptPacer, SETUP_HOLD_MS } from './accept-pacer';
+import type { AcceptPacer } from './accept-pacer';
 
 /** OCPP-J: a message's unique id is at most 36 characters. */
 export const MAX_MESSAGE_ID_LENGTH = 36;
@@ -100,25 +100,20 @@ export class SocketSet {
 
 /**
  * The central system's own port: a listener that accepts connections paused and lets them in
- * a few a turn (`acceptSliceMs`, accept-pacer.ts) to an HTTP(S) server (with `tls`: https)
+ * a few a turn (`accepts`, accept-pacer.ts) to an HTTP(S) server (with `tls`: https)
  * that never listens itself. A plain request gets 426 (connect with a WebSocket); every
  * connection counts in `sockets` from its accept (close() ends them, waiting ones too), and
  * one that has not sent a complete upgrade request within `handshakeMs` of being let in is
- * cut; upgrade requests go to `onUpgrade`. Returns the listener and its pacer (the central
- * system says when a connection is through its setup).
+ * cut; upgrade requests go to `onUpgrade`. Returns the listener.
  */
 export function ownServer(
   tls: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer } | undefined,
   handshakeMs: number,
-  acceptSliceMs: number,
+  accepts: AcceptPacer,
   sockets: SocketSet,
   onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void,
-): { server: net.Server; accepts: AcceptPacer } {
+): net.Server {
   const server = httpServer(tls, handshakeMs, sockets, onUpgrade);
-  const accepts = new AcceptPacer(acceptSliceMs, SETUP_HOLD_MS, (socket) => {
-    server.emit('connection', socket);
-    socket.resume();
-  });
   const listener = net.createServer({
     pauseOnConnect: true,
     allowHalfOpen: !tls,
@@ -126,9 +121,12 @@ export function ownServer(
   });
   listener.on('connection', (socket: Socket) => {
     sockets.add(socket);
-    accepts.add(socket);
+    accepts.add(socket, () => {
+      server.emit('connection', socket);
+      socket.resume();
+    });
   });
-  return { server: listener, accepts };
+  return listener;
 }
 
 /** The HTTP(S) server that the connections of `ownServer` are let in to. */
