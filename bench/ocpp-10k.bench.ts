@@ -204,14 +204,14 @@ function gapProbe(side: string): () => void {
   return turnProbe(`${prefix}-${side}.json`, () => ({ slotStarts, slices: sliceOf }));
 }
 
+/** BENCH_MODE=path: ours serves the chargers on a path of Node-RED's HTTP server. */
+const MODE = process.env.BENCH_MODE === 'path' ? 'path' : 'port';
+
 /**
  * BENCH_SEND_SLICE_MS=<ms>[,<ms>...]: the central system's `sendSliceMs` (send-pacer.ts) at
  * boundary r is the r-th of the list, round and round (`inf`: no pacing), so that variants
  * alternate within one run; unset, the node's default.
  */
-/** BENCH_MODE=path: ours serves the chargers on a path of Node-RED's HTTP server. */
-const MODE = process.env.BENCH_MODE === 'path' ? 'path' : 'port';
-
 const SEND_SLICES = (process.env.BENCH_SEND_SLICE_MS ?? '')
   .split(',')
   .filter((x) => x !== '')

@@ -9,9 +9,10 @@
  * on the central system's own port it is accepted paused (`pauseOnConnect`: nothing is
  * read); on a path of another server (Node-RED's) its upgrade request has been read and its
  * WebSocket handshake waits (the server leaves the socket unread after 'upgrade'). A turn of
- * the event loop (`setImmediate`) lets some in: at most `window` are setting up at a time, from being let in until the central
- * system says they are through (`settled`: the charger's first message, its BootNotification
- * or, after a reconnect, a StatusNotification), they close, or `holdMs` has passed.
+ * the event loop (`setImmediate`) lets some in: at most `window` are setting up at a time,
+ * from being let in until the central system says they are through (`settled`: the
+ * charger's first message, its BootNotification or, after a reconnect, a
+ * StatusNotification), they close, or `holdMs` has passed.
  *
  * The window halves after a turn of the event loop longer than `budgetMs` (their handshakes
  * and boots, and whatever else the process did), and grows as connections go through, as

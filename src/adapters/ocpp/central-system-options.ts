@@ -57,11 +57,12 @@ export interface CentralSystemOptions {
    */
   listenBacklog?: number;
   /**
-   * On its own port: how long a turn of the event loop may take while new connections wait,
-   * ms (accept-pacer.ts). Connections are accepted without being read and let in a few a
-   * turn, fewer while turns take longer than this: a reboot storm of thousands of chargers
-   * is taken in over many short turns, not in one that holds the event loop for seconds.
-   * Default 20; Infinity: every connection let in as it comes.
+   * How long a turn of the event loop may take while new connections wait, ms
+   * (accept-pacer.ts). They are let in a few a turn, fewer while turns take longer than this
+   * (on its own port accepted without being read; on a path of another server their
+   * WebSocket handshakes wait): a reboot storm of thousands of chargers is taken in over many
+   * short turns, not in one that holds the event loop for seconds. Default 20; Infinity:
+   * every connection let in as it comes.
    */
   acceptSliceMs?: number;
   /**
