@@ -17,6 +17,7 @@ import {
   loadFlow,
   loadNodes,
   machine,
+  ocppServer,
   runs,
   sleep,
   startServer,
@@ -42,16 +43,7 @@ function flow(ours: boolean): object[] {
   return [
     { id: 'f1', type: 'tab', label: 'bench' },
     COORDINATOR,
-    {
-      id: 'srv',
-      type: 'qe-ocpp-server',
-      mode: 'port',
-      host: '127.0.0.1',
-      port: 0,
-      path: '/ocpp',
-      protocols: 'ocpp1.6',
-      security: 'none',
-    },
+    ocppServer(),
     ours
       ? {
           id: 'ocpp',

@@ -108,6 +108,24 @@ export function loadNodes(...types: string[]): NodeInitializer[] {
   return types.map((t) => require(`../nodes/${t}/${t}.js`).default as NodeInitializer);
 }
 
+/**
+ * The benchmarks' OCPP central system (qe-ocpp-server, id `srv`): its own port on 127.0.0.1
+ * (0: a free one), `/ocpp`, OCPP 1.6, no security; `extra` overrides or adds.
+ */
+export function ocppServer(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: 'srv',
+    type: 'qe-ocpp-server',
+    mode: 'port',
+    host: '127.0.0.1',
+    port: 0,
+    path: '/ocpp',
+    protocols: 'ocpp1.6',
+    security: 'none',
+    ...extra,
+  };
+}
+
 export const COORDINATOR = {
   id: 'coord',
   type: 'qe-coordinator',

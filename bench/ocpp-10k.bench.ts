@@ -60,6 +60,7 @@ import {
   machine,
   median,
   nowMs,
+  ocppServer,
   ratio,
   runBenchmark,
   runs,
@@ -328,17 +329,7 @@ async function ours(ramp: string): Promise<Result> {
   const flow = [
     { id: 'f1', type: 'tab', label: 'bench' },
     COORDINATOR,
-    {
-      id: 'srv',
-      type: 'qe-ocpp-server',
-      mode: MODE,
-      host: '127.0.0.1',
-      port: 0,
-      path: '/ocpp',
-      protocols: 'ocpp1.6',
-      security: 'none',
-      callTimeoutSeconds: 60,
-    },
+    ocppServer({ mode: MODE, callTimeoutSeconds: 60 }),
     { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: 'coord', wires: [['ocpp']] },
     {
       id: 'ocpp',

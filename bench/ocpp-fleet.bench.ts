@@ -31,6 +31,7 @@ import {
   machine,
   median,
   nowMs,
+  ocppServer,
   ratio,
   runBenchmark,
   runs,
@@ -178,17 +179,7 @@ async function ours(n: number): Promise<SizeResult> {
   const flow = [
     { id: 'f1', type: 'tab', label: 'bench' },
     COORDINATOR,
-    {
-      id: 'srv',
-      type: 'qe-ocpp-server',
-      mode: 'port',
-      host: '127.0.0.1',
-      port: 0,
-      path: '/ocpp',
-      protocols: 'ocpp1.6',
-      security: 'none',
-      callTimeoutSeconds: 30,
-    },
+    ocppServer({ callTimeoutSeconds: 30 }),
     { id: 'disp', type: 'qe-dispatcher', z: 'f1', coordinator: 'coord', wires: [['ocpp']] },
     {
       id: 'ocpp',

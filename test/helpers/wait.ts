@@ -45,6 +45,28 @@ export async function until(
 }
 
 /**
+ * Counts the turns of the event loop (a chain of `setImmediate`) from now until `stop()`: for
+ * a test that some work let the loop turn, or that notes in which turn something happened.
+ */
+export function countTurns(): { readonly turns: number; stop(): void } {
+  let turns = 0;
+  let on = true;
+  const tick = () => {
+    turns++;
+    if (on) setImmediate(tick);
+  };
+  setImmediate(tick);
+  return {
+    get turns() {
+      return turns;
+    },
+    stop() {
+      on = false;
+    },
+  };
+}
+
+/**
  * An `until` with other defaults, for a file whose waits are all longer (or quicker):
  * `const until = untilWith({ ms: 20_000 })`. A number given to it is still `rounds`.
  */

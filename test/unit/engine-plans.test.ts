@@ -9,6 +9,7 @@ import { planOfConversion, readPlan, readPlanInChunks, type SchedulePlan } from 
 import { type DueCommandSink, Site } from '../../src/site';
 import { MemoryStore } from '../../src/store';
 import { FakeTimers } from '../helpers/fake-timers';
+import { countTurns } from '../helpers/wait';
 
 const T0 = Date.parse('2025-06-02T08:00:00Z');
 const M = 60_000;
@@ -322,18 +323,12 @@ describe('DispatchEngine plans', () => {
     const plan = planOfConversion(conv);
     should(plan.slot.length).be.above(40_000);
     // Other work (here: a chain of setImmediate) runs while the plan is read.
-    let ticks = 0;
-    let probing = true;
-    const probe = () => {
-      ticks++;
-      if (probing) setImmediate(probe);
-    };
-    setImmediate(probe);
+    const turns = countTurns();
     // sliceMs 0: a turn at every checkpoint (with the default 8 ms a fast machine may read it
     // all in one slice, and the test would depend on its speed).
     const stored = await readPlanInChunks(plan, 'plan', { sliceMs: 0 });
-    probing = false;
-    should(ticks).be.above(1);
+    turns.stop();
+    should(turns.turns).be.above(1);
     should(stored.toJSON()).eql(readPlan(planOfConversion(conv)).toJSON());
     // The stored plan has its own arrays: changing the input afterwards changes nothing.
     (plan.valueKw as Float64Array)[0] = 99;

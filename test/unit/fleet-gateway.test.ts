@@ -5,7 +5,7 @@ import type { Ack, AssetStatus, FleetEvent, Presence } from '../../src/fleet/con
 import { closeFleet, LIMITS, open, P, rig, schedule } from '../helpers/fleet-rig';
 import { mqttVersions } from '../helpers/mqtt-broker';
 import { MqttPeer } from '../helpers/mqtt-peer';
-import { until } from '../helpers/wait';
+import { countTurns, until } from '../helpers/wait';
 
 // The gateway against a real broker (aedes on 127.0.0.1, port 0) and a real MQTT.js peer
 // playing the optimiser, with MQTT 3.1.1 and 5. A Site with a test adapter dispatches on its
@@ -323,21 +323,15 @@ describe('FleetGateway, either version', () => {
     const r = await rig(4, { slicing: { sliceMs: 0 }, schedule: { assetMap } });
     const gw = r.gateway;
     // Turns of the event loop from the request's arrival to the schedule's acceptance.
-    let turns = 0;
-    let counting = false;
-    const tick = () => {
-      turns++;
-      if (counting) setImmediate(tick);
-    };
+    const counting: { turns?: ReturnType<typeof countTurns> } = {};
     const client = (gw as unknown as { client: MqttClient }).client;
     client.on('message', (topic) => {
-      if (!topic.endsWith('/schedule') || counting) return;
-      counting = true;
-      setImmediate(tick);
+      if (!topic.endsWith('/schedule') || counting.turns) return;
+      counting.turns = countTurns();
     });
     let atAccept = -1;
     r.site.eventBus.subscribe(EventType.SCHEDULE_RECEIVED, () => {
-      atAccept = turns;
+      atAccept = counting.turns?.turns ?? 0;
     });
     const start = Date.now() + 60_000;
     await r.peer.publish(`${P}/schedule`, {
@@ -349,7 +343,7 @@ describe('FleetGateway, either version', () => {
       },
     });
     const a = ack(await r.peer.next(`${P}/schedule/ack`, (m) => ack(m).requestId === 'big'));
-    counting = false;
+    counting.turns?.stop();
     should(a).match({ status: 'accepted', result: { commandCount: 60 * 96 } });
     // A synchronous read would have let no turn run before the schedule was accepted.
     should(atAccept).be.above(2);

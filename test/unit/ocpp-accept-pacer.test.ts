@@ -7,6 +7,7 @@ import { AcceptPacer, SETUP_HOLD_MS } from '../../src/adapters/ocpp/accept-pacer
 import { CentralSystem, type ChargerEvent } from '../../src/adapters/ocpp/central-system';
 import { boot, closePeers, peers, startCentral, until } from '../helpers/ocpp-peers';
 import { selfSignedCertificate } from '../helpers/tls';
+import { countTurns } from '../helpers/wait';
 
 // New connections on the central system's own port, a window at a time (accept-pacer.ts):
 // first the pacer alone, on fake time with fake sockets and turns run by hand; then a crowd of
@@ -221,17 +222,11 @@ async function crowd(
     mode === 'port'
       ? await onItsPort(chargers, acceptSliceMs)
       : await onAPath(chargers, acceptSliceMs);
-  let turnNo = 0;
-  let ticking = true;
-  const tick = () => {
-    turnNo++;
-    if (ticking) setImmediate(tick);
-  };
-  setImmediate(tick);
+  const turn = countTurns();
   const upgradedIn: number[] = [];
   const booted = new Set<string>();
   central.on('charger', (e: ChargerEvent) => {
-    if (e.type === 'connected') upgradedIn.push(turnNo);
+    if (e.type === 'connected') upgradedIn.push(turn.turns);
     if (e.type === 'boot') booted.add(e.identity);
   });
   const sockets: net.Socket[] = [];
@@ -263,7 +258,7 @@ async function crowd(
     should(new Set(await Promise.all(answers))).eql(new Set(['HTTP/1.1 101 Switching Protocols']));
     await until(() => booted.size === n, `${n} chargers booted`);
   } finally {
-    ticking = false;
+    turn.stop();
     for (const s of sockets) s.destroy();
   }
   return upgradedIn;

@@ -9,6 +9,7 @@ import { commandToJSON } from '../../src/commands';
 import { InOrder } from '../../src/in-order';
 import { planOfConversion, planOfConversionAsync } from '../../src/plans';
 import { evConversion, journalingSite, SLOT, T0 } from '../helpers/plan-site';
+import { countTurns } from '../helpers/wait';
 
 /** `assets` EVs x `slots` slots from `start`, values changing every 1 to 3 slots. */
 const conversion = (id: string, assets: number, slots: number, start: number) =>
@@ -168,16 +169,10 @@ describe('InOrder', () => {
 describe('planOfConversionAsync', () => {
   it('gives what planOfConversion gives, over several turns', async () => {
     const conv = conversion('day', 300, 96, T0);
-    let turns = 0;
-    let on = true;
-    const probe = () => {
-      turns++;
-      if (on) setImmediate(probe);
-    };
-    setImmediate(probe);
+    const turns = countTurns();
     const plan = await planOfConversionAsync(conv, { sliceMs: 0 });
-    on = false;
-    should(turns).be.above(1);
+    turns.stop();
+    should(turns.turns).be.above(1);
     should(plan).eql(planOfConversion(conv));
   });
 });
